@@ -1,0 +1,3 @@
+//! The compiled index.
+
+pub mod strset;

@@ -1,0 +1,229 @@
+//! `IntelStore`: everything the loaders understood, deduplicated, before compilation.
+//!
+//! Loaders push sources, events and metas, then values; the store canonicalises each
+//! value, deduplicates it per [`Kind`] and records a link (indicator, meta). Records a
+//! loader cannot use are kept as [`Skipped`] with their location (the first
+//! [`MAX_SKIPPED_KEPT`] in full, all of them counted by reason). Metas excluded by
+//! policy (`to_ids` false, deleted, revoked) are counted and dropped unless the store
+//! was opened to explain (`intel lookup`), where they are kept for the explanation.
+//!
+//! Cost per indicator: its canonical bytes plus about 10 bytes in its kind's
+//! [`StrSet`] and 8 bytes for its link; metas are interned, so the entries of one list
+//! file share one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::index::strset::StrSet;
+
+use super::canon::{self, Canonical};
+use super::model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};
+
+/// How many skipped records are kept with their location; the rest are only counted.
+pub const MAX_SKIPPED_KEPT: usize = 10_000;
+
+/// What a store keeps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreOptions {
+    /// Keep MISP attributes whose `to_ids` is false as matchable.
+    pub include_non_ids: bool,
+    /// Keep excluded metas (with their reason) instead of dropping them: for
+    /// `intel lookup`, which explains misses.
+    pub keep_excluded: bool,
+}
+
+/// An indicator id: its kind in the top 4 bits, its index in the kind's set below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IndicatorId(pub u32);
+
+impl IndicatorId {
+    const SHIFT: u32 = 27;
+    pub fn new(kind: Kind, local: u32) -> IndicatorId {
+        IndicatorId(((kind as u32) << Self::SHIFT) | local)
+    }
+    pub fn kind(self) -> Kind {
+        Kind::from_u8((self.0 >> Self::SHIFT) as u8)
+    }
+    pub fn local(self) -> u32 {
+        self.0 & ((1 << Self::SHIFT) - 1)
+    }
+}
+
+/// Small strings (MISP types, categories, tags) stored once.
+#[derive(Clone, Debug, Default)]
+pub struct Interner {
+    strings: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        self.strings.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+    pub fn get(&self, id: u32) -> &str {
+        self.strings.get(id as usize).map_or("", |s| s)
+    }
+    pub fn memory_bytes(&self) -> usize {
+        self.strings.iter().map(|s| s.len() * 2 + 48).sum()
+    }
+}
+
+#[derive(Default)]
+pub struct IntelStore {
+    pub options: StoreOptions,
+    pub sources: Vec<Source>,
+    pub events: Vec<EventInfo>,
+    pub strings: Interner,
+    pub tagsets: Vec<Box<[u32]>>,
+    tagset_ids: HashMap<Box<[u32]>, u32>,
+    pub metas: Vec<Meta>,
+    meta_ids: HashMap<Meta, u32>,
+    /// Per meta: the policy exclusion that applies to it (kept only in explain mode).
+    pub meta_exclusion: Vec<Option<Exclusion>>,
+    /// One set per kind, indexed by `Kind as usize`.
+    pub sets: Vec<StrSet>,
+    /// (indicator, meta) pairs in insertion order.
+    pub links: Vec<(IndicatorId, u32)>,
+    pub skipped: Vec<Skipped>,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    pub excluded_by_reason: BTreeMap<String, u64>,
+    /// Records read per source (accepted or not).
+    pub records_by_source: Vec<u64>,
+}
+
+impl IntelStore {
+    pub fn new(options: StoreOptions) -> IntelStore {
+        let mut s = IntelStore {
+            options,
+            sets: (0..Kind::ALL.len()).map(|_| StrSet::new()).collect(),
+            ..IntelStore::default()
+        };
+        // Tag set 0 is the empty set.
+        s.intern_tags::<&str>(&[]);
+        s
+    }
+
+    pub fn add_source(&mut self, source: Source) -> u32 {
+        self.sources.push(source);
+        self.records_by_source.push(0);
+        (self.sources.len() - 1) as u32
+    }
+
+    pub fn add_event(&mut self, event: EventInfo) -> u32 {
+        self.events.push(event);
+        (self.events.len() - 1) as u32
+    }
+
+    pub fn intern(&mut self, s: &str) -> u32 {
+        self.strings.intern(s)
+    }
+
+    pub fn intern_tags<S: AsRef<str>>(&mut self, tags: &[S]) -> u32 {
+        let mut ids: Vec<u32> = tags.iter().map(|t| self.strings.intern(t.as_ref())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let ids: Box<[u32]> = ids.into();
+        if let Some(&id) = self.tagset_ids.get(&ids) {
+            return id;
+        }
+        let id = self.tagsets.len() as u32;
+        self.tagsets.push(ids.clone());
+        self.tagset_ids.insert(ids, id);
+        id
+    }
+
+    pub fn tags(&self, tagset: u32) -> impl Iterator<Item = &str> + '_ {
+        self.tagsets
+            .get(tagset as usize)
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .map(|&id| self.strings.get(id))
+    }
+
+    /// Interns `meta`. Returns `None` when policy excludes it (counted by reason), unless
+    /// the store keeps excluded metas.
+    pub fn meta_id(&mut self, meta: Meta) -> Option<u32> {
+        let exclusion = meta.exclusion(self.options.include_non_ids);
+        if let Some(ex) = &exclusion {
+            *self.excluded_by_reason.entry(ex.to_string()).or_default() += 1;
+            if !self.options.keep_excluded {
+                return None;
+            }
+        }
+        if let Some(&id) = self.meta_ids.get(&meta) {
+            return Some(id);
+        }
+        let id = self.metas.len() as u32;
+        self.metas.push(meta.clone());
+        self.meta_exclusion.push(exclusion);
+        self.meta_ids.insert(meta, id);
+        Some(id)
+    }
+
+    /// Adds one canonical value under a meta id.
+    pub fn add_canonical(&mut self, c: &Canonical, meta: u32) -> IndicatorId {
+        let (local, _) = self.sets[c.kind as usize].insert(c.value.as_bytes());
+        let id = IndicatorId::new(c.kind, local);
+        self.links.push((id, meta));
+        id
+    }
+
+    /// Canonicalises `value` as `kind` and adds it, or records why not.
+    pub fn add_typed(
+        &mut self,
+        kind: Kind,
+        value: &str,
+        meta: u32,
+        location: impl FnOnce() -> String,
+    ) -> Option<IndicatorId> {
+        match canon::canonical(kind, value) {
+            Ok(c) => Some(self.add_canonical(&c, meta)),
+            Err(reason) => {
+                self.skip(location(), reason);
+                None
+            }
+        }
+    }
+
+    /// Records a record that could not be used.
+    pub fn skip(&mut self, location: String, reason: impl Into<String>) {
+        let reason = reason.into();
+        *self.skipped_by_reason.entry(reason.clone()).or_default() += 1;
+        if self.skipped.len() < MAX_SKIPPED_KEPT {
+            tracing::debug!(%location, %reason, "Skipped intel record.");
+            self.skipped.push(Skipped { location, reason });
+        }
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped_by_reason.values().sum()
+    }
+
+    /// The canonical text of an indicator.
+    pub fn value(&self, id: IndicatorId) -> &str {
+        self.sets[id.kind() as usize].get_str(id.local())
+    }
+
+    /// Number of distinct indicators.
+    pub fn len(&self) -> usize {
+        self.sets.iter().map(|s| s.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The TLP that applies to a meta: its own, else its event's.
+    pub fn tlp_of(&self, meta: &Meta) -> Option<Tlp> {
+        meta.tlp.or_else(|| {
+            meta.event
+                .and_then(|e| self.events.get(e as usize))
+                .and_then(|e| e.tlp)
+        })
+    }
+}

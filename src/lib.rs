@@ -1,0 +1,10 @@
+//! tripline: a threat-intelligence correlation engine.
+//!
+//! The crate is laid out in the order data flows (see `ARCHITECTURE.md`):
+//! [`intel`] loaders fill an [`intel::IntelStore`], which [`index`] compiles into an
+//! immutable [`index::Index`]; [`source`] reads lines, [`matcher`] scans each line
+//! once against the index, and [`sink`] writes alerts (ECS JSON lines) and summaries.
+//! [`hunt`] wires these together for batch correlation.
+
+pub mod intel;
+pub mod index;
