@@ -5,8 +5,12 @@
 //! all is an [`IntelError`].
 
 pub mod canon;
+pub mod list;
+pub mod misp;
 pub mod model;
+pub mod stix;
 pub mod store;
+pub mod warninglist;
 
 pub use model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};
 pub use store::{IndicatorId, IntelStore, StoreOptions};
