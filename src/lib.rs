@@ -8,3 +8,9 @@
 
 pub mod intel;
 pub mod index;
+pub mod decode;
+pub mod source;
+pub mod matcher;
+pub mod sink;
+pub mod hunt;
+pub mod cli;

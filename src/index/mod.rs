@@ -1,3 +1,539 @@
-//! The compiled index.
+//! The compiled, immutable `Index` that the matcher looks indicators up in.
+//!
+//! [`Index::build`] consumes an [`IntelStore`], applies warninglists to indicators
+//! (never to log lines), and adds the lookup structures each kind needs:
+//!
+//! | kind | structure | cost per lookup |
+//! |---|---|---|
+//! | IPv4/IPv6 address or CIDR | [`ip::PrefixTable`] (one hash map per prefix length) | one probe per distinct prefix length |
+//! | domain | [`strset::StrSet`] probed with each label suffix of a host | one probe per label |
+//! | host name, URL, hash, e-mail | [`strset::StrSet`] | one probe |
+//! | file name, other literals | one Aho-Corasick automaton over the line | linear in the line |
+//!
+//! None of these costs grows with the number of indicators. A TLD set rejects host
+//! tokens whose last label no indicator has (file names such as `logo.png`), and a set
+//! of URL hosts rejects URL candidates before their path is copied.
+//!
+//! Memory: the store's string sets (value bytes + ~10 bytes each), 8 bytes of links per
+//! (indicator, source) pair, ~10 bytes per IP entry, interned metas, sources and events.
+//! [`Index::memory_bytes`] adds these up and `tripline intel` prints them.
 
+pub mod ip;
 pub mod strset;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+use crate::intel::canon;
+use crate::intel::store::Interner;
+use crate::intel::warninglist::Warninglists;
+use crate::intel::{EventInfo, Exclusion, IndicatorId, IntelStore, Kind, Meta, Source, Tlp};
+
+use ip::PrefixTable;
+use strset::StrSet;
+
+/// What happens to an indicator that is on a warninglist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WarninglistMode {
+    /// Not matched; reported at load.
+    #[default]
+    Drop,
+    /// Matched, with a `warninglisted` mark on the enrichment.
+    Flag,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    pub warninglist_mode: WarninglistMode,
+}
+
+/// Links from an indicator of one kind to its metas, in compressed-row form.
+#[derive(Clone, Debug, Default)]
+struct Links {
+    /// `starts[i]..starts[i + 1]` indexes `metas` for indicator `i`.
+    starts: Vec<u32>,
+    metas: Vec<u32>,
+}
+
+impl Links {
+    fn of(&self, local: u32) -> &[u32] {
+        let i = local as usize;
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => &self.metas[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
+/// A warninglist hit found at build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WarninglistHit {
+    pub indicator: IndicatorId,
+    pub list: usize,
+}
+
+/// Figures about a build, for `tripline intel` and logs.
+#[derive(Clone, Debug, Default)]
+pub struct BuildStats {
+    pub build_secs: f64,
+    pub memory_bytes: usize,
+    /// Indicators matchable, by kind.
+    pub active_by_kind: BTreeMap<Kind, u64>,
+    /// Indicators dropped or flagged by warninglists, by list name.
+    pub warninglisted_by_list: BTreeMap<String, u64>,
+    pub literal_automaton: Option<String>,
+}
+
+pub struct Index {
+    sets: Vec<StrSet>,
+    links: Vec<Links>,
+    pub sources: Vec<Source>,
+    pub events: Vec<EventInfo>,
+    strings: Interner,
+    tagsets: Vec<Box<[u32]>>,
+    metas: Vec<Meta>,
+    meta_exclusion: Vec<Option<Exclusion>>,
+    /// Warninglist hits (sorted by indicator) and the lists' names.
+    warn_hits: Vec<WarninglistHit>,
+    warn_names: Vec<String>,
+    mode: WarninglistMode,
+    pub(crate) v4: PrefixTable<u32>,
+    pub(crate) v6: PrefixTable<u128>,
+    /// Last labels of every domain, host name, e-mail domain and URL host.
+    pub(crate) tlds: StrSet,
+    /// Hosts of URL indicators.
+    pub(crate) url_hosts: StrSet,
+    pub(crate) literals: Option<AhoCorasick>,
+    /// Pattern id → indicator, for the literal automaton.
+    pub(crate) literal_ids: Vec<IndicatorId>,
+    /// Does any meta carry a validity window (STIX `valid_from`/`valid_until`)?
+    pub has_validity: bool,
+    pub stats: BuildStats,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    pub excluded_by_reason: BTreeMap<String, u64>,
+    pub skipped: Vec<crate::intel::Skipped>,
+    pub records_by_source: Vec<u64>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("indicators", &self.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Automaton kinds by size: a DFA searches fastest and is small for a few thousand
+/// patterns; beyond that its memory grows too fast (961 MB for 100k patterns), and
+/// the contiguous NFA is the better trade.
+const LITERAL_DFA_MAX_PATTERNS: usize = 5_000;
+
+impl Index {
+    /// Compiles `store`, applying `warninglists`.
+    pub fn build(store: IntelStore, warninglists: &Warninglists, opts: BuildOptions) -> Index {
+        let t0 = Instant::now();
+        let IntelStore {
+            sources,
+            events,
+            strings,
+            tagsets,
+            metas,
+            meta_exclusion,
+            mut sets,
+            links: raw_links,
+            skipped,
+            skipped_by_reason,
+            excluded_by_reason,
+            records_by_source,
+            ..
+        } = store;
+
+        // Counting sort of links by indicator, per kind.
+        let mut links: Vec<Links> = sets
+            .iter()
+            .map(|s| Links {
+                starts: vec![0; s.len() + 1],
+                metas: Vec::new(),
+            })
+            .collect();
+        for (id, _) in &raw_links {
+            links[id.kind() as usize].starts[id.local() as usize + 1] += 1;
+        }
+        for l in &mut links {
+            for i in 1..l.starts.len() {
+                l.starts[i] += l.starts[i - 1];
+            }
+            l.metas = vec![0; *l.starts.last().unwrap_or(&0) as usize];
+        }
+        let mut fill: Vec<Vec<u32>> = links.iter().map(|l| l.starts.clone()).collect();
+        for (id, meta) in raw_links {
+            let k = id.kind() as usize;
+            let slot = &mut fill[k][id.local() as usize];
+            links[k].metas[*slot as usize] = meta;
+            *slot += 1;
+        }
+        drop(fill);
+        // A value listed twice by one source keeps one link.
+        for l in &mut links {
+            let mut out = Vec::with_capacity(l.metas.len());
+            let mut starts = Vec::with_capacity(l.starts.len());
+            starts.push(0u32);
+            for w in l.starts.windows(2) {
+                let seg = &mut l.metas[w[0] as usize..w[1] as usize];
+                seg.sort_unstable();
+                let before = out.len();
+                for &m in seg.iter() {
+                    if out.len() == before || out.last() != Some(&m) {
+                        out.push(m);
+                    }
+                }
+                starts.push(out.len() as u32);
+            }
+            l.metas = out;
+            l.starts = starts;
+        }
+
+        let mut index = Index {
+            sets: Vec::new(),
+            links,
+            sources,
+            events,
+            strings,
+            tagsets,
+            metas,
+            meta_exclusion,
+            warn_hits: Vec::new(),
+            warn_names: warninglists.lists().iter().map(|l| l.name.clone()).collect(),
+            mode: opts.warninglist_mode,
+            v4: PrefixTable::new(),
+            v6: PrefixTable::new(),
+            tlds: StrSet::new(),
+            url_hosts: StrSet::new(),
+            literals: None,
+            literal_ids: Vec::new(),
+            has_validity: false,
+            stats: BuildStats::default(),
+            skipped_by_reason,
+            excluded_by_reason,
+            skipped,
+            records_by_source,
+        };
+
+        // Warninglists, per indicator, with the MISP type of its first meta.
+        for kind in Kind::ALL {
+            let k = kind as usize;
+            for (local, value) in sets[k].iter() {
+                let Some(&first) = index.links[k].of(local).first() else {
+                    continue;
+                };
+                let misp_type = index
+                    .metas
+                    .get(first as usize)
+                    .map_or("", |m| index.strings.get(m.misp_type));
+                let value = std::str::from_utf8(value).unwrap_or("");
+                if let Some(list) = warninglists.check(kind, misp_type, value) {
+                    index.warn_hits.push(WarninglistHit {
+                        indicator: IndicatorId::new(kind, local),
+                        list,
+                    });
+                }
+            }
+        }
+        for hit in &index.warn_hits {
+            let name = index.warn_names.get(hit.list).cloned().unwrap_or_default();
+            *index.stats.warninglisted_by_list.entry(name).or_default() += 1;
+        }
+        if index.mode == WarninglistMode::Drop {
+            // Emptied links make an indicator unmatchable without touching the sets.
+            for hit in &index.warn_hits {
+                let l = &mut index.links[hit.indicator.kind() as usize];
+                let i = hit.indicator.local() as usize;
+                let (a, b) = (l.starts[i], l.starts[i + 1]);
+                if a != b {
+                    l.metas.drain(a as usize..b as usize);
+                    for s in &mut l.starts[i + 1..] {
+                        *s -= b - a;
+                    }
+                }
+            }
+        }
+
+        // Lookup structures for the live indicators.
+        let mut literal_patterns: Vec<Vec<u8>> = Vec::new();
+        let mut case_insensitive = false;
+        for kind in Kind::ALL {
+            let k = kind as usize;
+            let mut active = 0u64;
+            for (local, value) in sets[k].iter() {
+                if index.links[k].of(local).is_empty() {
+                    continue;
+                }
+                active += 1;
+                let id = IndicatorId::new(kind, local).0;
+                let text = std::str::from_utf8(value).unwrap_or("");
+                match kind {
+                    Kind::Ipv4 | Kind::Ipv6 => add_ip(&mut index, text, id),
+                    Kind::Domain | Kind::Hostname => add_tld(&mut index.tlds, text),
+                    Kind::Email => add_tld(&mut index.tlds, text),
+                    Kind::Url => {
+                        let host = canon::url_host(text);
+                        add_tld(&mut index.tlds, host);
+                        index.url_hosts.insert(host.as_bytes());
+                    }
+                    Kind::Filename | Kind::Literal => {
+                        case_insensitive |= kind == Kind::Filename;
+                        literal_patterns.push(value.to_vec());
+                        index.literal_ids.push(IndicatorId(id));
+                    }
+                    _ => {}
+                }
+            }
+            if active > 0 {
+                index.stats.active_by_kind.insert(kind, active);
+            }
+        }
+        if !literal_patterns.is_empty() {
+            let kind = if literal_patterns.len() <= LITERAL_DFA_MAX_PATTERNS {
+                AhoCorasickKind::DFA
+            } else {
+                AhoCorasickKind::ContiguousNFA
+            };
+            match AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(case_insensitive)
+                .kind(Some(kind))
+                .build(&literal_patterns)
+            {
+                Ok(ac) => {
+                    index.stats.literal_automaton = Some(format!(
+                        "{:?}, {} patterns, {} bytes",
+                        ac.kind(),
+                        literal_patterns.len(),
+                        ac.memory_usage()
+                    ));
+                    index.literals = Some(ac);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Could not build the literal automaton; literals are not matched.");
+                    index.literal_ids.clear();
+                }
+            }
+        }
+        index.has_validity = index
+            .metas
+            .iter()
+            .any(|m| m.valid_from.is_some() || m.valid_until.is_some());
+
+        for s in &mut sets {
+            s.shrink();
+        }
+        index.sets = sets;
+        index.v4.shrink();
+        index.v6.shrink();
+        index.tlds.shrink();
+        index.url_hosts.shrink();
+        index.stats.memory_bytes = index.memory_bytes();
+        index.stats.build_secs = t0.elapsed().as_secs_f64();
+        tracing::info!(
+            indicators = index.len(),
+            memory_bytes = index.stats.memory_bytes,
+            build_secs = index.stats.build_secs,
+            "Built index."
+        );
+        index
+    }
+
+    /// Number of matchable indicators.
+    pub fn len(&self) -> usize {
+        self.stats.active_by_kind.values().sum::<u64>() as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heap bytes held by the index: values, links, lookup tables, metas, automaton.
+    pub fn memory_bytes(&self) -> usize {
+        let sets: usize = self.sets.iter().map(|s| s.memory_bytes()).sum();
+        let links: usize = self
+            .links
+            .iter()
+            .map(|l| (l.starts.capacity() + l.metas.capacity()) * 4)
+            .sum();
+        let metas = self.metas.capacity() * std::mem::size_of::<Meta>()
+            + self
+                .metas
+                .iter()
+                .map(|m| m.attr_uuid.as_ref().map_or(0, |u| u.len()))
+                .sum::<usize>();
+        let events: usize = self
+            .events
+            .iter()
+            .map(|e| {
+                std::mem::size_of::<EventInfo>()
+                    + e.info.as_ref().map_or(0, |s| s.len())
+                    + e.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+            })
+            .sum();
+        sets + links
+            + metas
+            + events
+            + self.v4.memory_bytes()
+            + self.v6.memory_bytes()
+            + self.tlds.memory_bytes()
+            + self.url_hosts.memory_bytes()
+            + self.strings.memory_bytes()
+            + self.literals.as_ref().map_or(0, |a| a.memory_usage())
+            + self.literal_ids.capacity() * 4
+            + self.warn_hits.capacity() * std::mem::size_of::<WarninglistHit>()
+    }
+
+    /// The string set of a kind.
+    #[inline]
+    pub(crate) fn set(&self, kind: Kind) -> &StrSet {
+        &self.sets[kind as usize]
+    }
+
+    /// The canonical text of an indicator.
+    pub fn value(&self, id: IndicatorId) -> &str {
+        self.sets[id.kind() as usize].get_str(id.local())
+    }
+
+    /// The metas of an indicator (empty when it is not matchable).
+    #[inline]
+    pub fn metas_of(&self, id: IndicatorId) -> &[u32] {
+        self.links[id.kind() as usize].of(id.local())
+    }
+
+    pub fn meta(&self, meta: u32) -> &Meta {
+        &self.metas[meta as usize]
+    }
+
+    pub fn meta_exclusion(&self, meta: u32) -> Option<&Exclusion> {
+        self.meta_exclusion.get(meta as usize).and_then(|e| e.as_ref())
+    }
+
+    pub fn string(&self, id: u32) -> &str {
+        self.strings.get(id)
+    }
+
+    pub fn tags(&self, tagset: u32) -> impl Iterator<Item = &str> + '_ {
+        self.tagsets
+            .get(tagset as usize)
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .map(|&id| self.strings.get(id))
+    }
+
+    /// The TLP that applies to a meta: its own, else its event's.
+    pub fn tlp_of(&self, meta: &Meta) -> Option<Tlp> {
+        meta.tlp.or_else(|| {
+            meta.event
+                .and_then(|e| self.events.get(e as usize))
+                .and_then(|e| e.tlp)
+        })
+    }
+
+    /// The warninglist an indicator is on, if any (the first one that listed it).
+    pub fn warninglist_of(&self, id: IndicatorId) -> Option<&str> {
+        let i = self
+            .warn_hits
+            .binary_search_by(|h| h.indicator.cmp(&id))
+            .ok()?;
+        self.warn_names.get(self.warn_hits[i].list).map(|s| s.as_str())
+    }
+
+    pub fn warninglist_mode(&self) -> WarninglistMode {
+        self.mode
+    }
+
+    pub fn warninglist_hits(&self) -> &[WarninglistHit] {
+        &self.warn_hits
+    }
+
+    pub fn warninglist_name(&self, list: usize) -> &str {
+        self.warn_names.get(list).map_or("", |s| s.as_str())
+    }
+
+    /// Looks a canonical value of `kind` up exactly (no subdomain or prefix semantics).
+    pub fn find_exact(&self, kind: Kind, canonical: &str) -> Option<IndicatorId> {
+        self.sets[kind as usize]
+            .find(canonical.as_bytes())
+            .map(|l| IndicatorId::new(kind, l))
+    }
+
+    /// Every indicator, matchable or not (for reports).
+    pub fn all_ids(&self, kind: Kind) -> impl Iterator<Item = IndicatorId> + '_ {
+        (0..self.sets[kind as usize].len() as u32).map(move |l| IndicatorId::new(kind, l))
+    }
+
+    /// Domain indicators that are the parent of at least `min_children` other domain
+    /// indicators: shared services (dynamic DNS, hosting) whose subdomain semantics would
+    /// flag every customer. Sorted by child count, largest first.
+    pub fn broad_parents(&self, min_children: usize) -> Vec<(IndicatorId, usize)> {
+        let set = self.set(Kind::Domain);
+        let mut children: hashbrown::HashMap<u32, usize> = hashbrown::HashMap::new();
+        for (_, value) in set.iter() {
+            let mut rest = value;
+            while let Some(p) = memchr::memchr(b'.', rest) {
+                rest = &rest[p + 1..];
+                if memchr::memchr(b'.', rest).is_none() {
+                    break;
+                }
+                if let Some(parent) = set.find(rest) {
+                    *children.entry(parent).or_default() += 1;
+                }
+            }
+        }
+        let mut out: Vec<(IndicatorId, usize)> = children
+            .into_iter()
+            .filter(|&(_, n)| n >= min_children)
+            .map(|(l, n)| (IndicatorId::new(Kind::Domain, l), n))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+}
+
+fn add_ip(index: &mut Index, text: &str, id: u32) {
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().ok()),
+        None => (text, None),
+    };
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => index.v4.insert(ip::v4_bits(a), len.unwrap_or(32), id),
+        Ok(IpAddr::V6(a)) => index.v6.insert(ip::v6_bits(a), len.unwrap_or(128), id),
+        Err(_) => {}
+    }
+}
+
+fn add_tld(tlds: &mut StrSet, host: &str) {
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if let Some(tld) = host.rsplit('.').next() {
+        tlds.insert(tld.as_bytes());
+    }
+}
+
+/// Converts an address to the table key family, unmapping IPv4-mapped IPv6.
+pub fn ip_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(a),
+        },
+        a => a,
+    }
+}
+
+/// Convenience for tests and `intel lookup`: v4 and v6 bits.
+pub fn v4(a: Ipv4Addr) -> u32 {
+    ip::v4_bits(a)
+}
+
+pub fn v6(a: Ipv6Addr) -> u128 {
+    ip::v6_bits(a)
+}

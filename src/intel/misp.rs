@@ -1,1 +1,1365 @@
-//! (in progress)
+//! MISP JSON loader: events, event lists, `events/restSearch` and
+//! `attributes/restSearch` responses, and MISP-format feed directories
+//! (`manifest.json` + `<uuid>.json`).
+//!
+//! Owns the mapping from MISP attribute types to [`Kind`]s, the splitting of composite
+//! attributes (`domain|ip`, `filename|sha256`, `ip-dst|port`, `regkey|value`), and the
+//! provenance kept per attribute ([`Meta`]) and per event ([`EventInfo`]).
+//!
+//! Invariants: only a file that cannot be read or parsed as JSON at all, or JSON that
+//! is not MISP, is an [`IntelError`]; every attribute read is counted in
+//! `records_by_source` and is either added, excluded by policy (counted by
+//! [`IntelStore::meta_id`]) or skipped with its location and reason. Scalars are
+//! accepted as strings or numbers, as MISP versions and exports disagree.
+//!
+//! Cost: one pass over the parsed JSON; the file is held in memory once as bytes and
+//! once as a `serde_json::Value`.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::model::{EventInfo, Kind, Meta, Source, Tlp};
+use super::store::IntelStore;
+use super::IntelError;
+
+/// Skip reason for manifest entries whose event file is not in the feed directory.
+pub const MISSING_EVENT_FILE: &str = "feed manifest lists an event whose file is missing";
+
+/// Loads one MISP JSON file (any shape [`load_misp_value`] accepts) under `source`.
+pub fn load_misp_file(store: &mut IntelStore, path: &Path, source: u32) -> Result<(), IntelError> {
+    let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| IntelError::json(path, &e))?;
+    load_misp_value(store, &value, source, &path.display().to_string())
+}
+
+/// Loads parsed MISP JSON: `{"Event":{..}}` or a bare event, a list of events (wrapped
+/// or bare), `{"response":[..events..]}`, or `{"response":{"Attribute":[..]}}`.
+/// `path_for_locations` prefixes every skip location and names the file in errors.
+pub fn load_misp_value(
+    store: &mut IntelStore,
+    value: &Value,
+    source: u32,
+    path_for_locations: &str,
+) -> Result<(), IntelError> {
+    let shape = shape_of(value).map_err(|message| IntelError::Format {
+        path: PathBuf::from(path_for_locations),
+        message,
+    })?;
+    let mut loader = Loader {
+        store,
+        source,
+        path: path_for_locations,
+    };
+    match shape {
+        Shape::Event(ev) => loader.event(ev, 0),
+        Shape::Events(list) => {
+            for (i, item) in list.iter().enumerate() {
+                match event_object(item) {
+                    Some(ev) => loader.event(ev, i),
+                    None => loader.store.skip(
+                        format!("{path_for_locations}: [{i}]"),
+                        "list element is not a MISP event",
+                    ),
+                }
+            }
+        }
+        Shape::Attributes(list) => loader.attribute_response(list),
+    }
+    Ok(())
+}
+
+/// Loads a MISP-format feed directory as one source named `source_name` (default: the
+/// directory name). Every event listed in `manifest.json` whose `<uuid>.json` exists is
+/// loaded; missing ones are skipped under one reason ([`MISSING_EVENT_FILE`]) and
+/// logged once; `<uuid>.json` files not in the manifest are loaded too. An event file
+/// that cannot be read or is not a MISP event is skipped (the rest of the feed loads);
+/// an unreadable or malformed manifest is an error.
+pub fn load_misp_feed_dir(
+    store: &mut IntelStore,
+    dir: &Path,
+    source_name: Option<&str>,
+) -> Result<(), IntelError> {
+    let manifest_path = dir.join("manifest.json");
+    let bytes = std::fs::read(&manifest_path).map_err(|e| IntelError::io(&manifest_path, e))?;
+    let manifest: Value =
+        serde_json::from_slice(&bytes).map_err(|e| IntelError::json(&manifest_path, &e))?;
+    let Some(entries) = manifest.as_object() else {
+        return Err(IntelError::Format {
+            path: manifest_path,
+            message: "manifest.json is not a JSON object keyed by event UUID".into(),
+        });
+    };
+    let provider = entries
+        .values()
+        .find_map(|e| e.pointer("/Orgc/name").and_then(Value::as_str))
+        .map(str::to_string);
+    let name = match source_name {
+        Some(n) => n.to_string(),
+        None => dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+    };
+    let source = store.add_source(Source {
+        name,
+        format: "misp-feed",
+        location: dir.display().to_string(),
+        provider,
+    });
+
+    let mut listed = HashSet::new();
+    let mut missing = 0u64;
+    for uuid in entries.keys() {
+        let location = || format!("{}: entry {uuid:?}", manifest_path.display());
+        if !looks_like_uuid(uuid) {
+            store.skip(location(), "feed manifest key is not a UUID");
+            continue;
+        }
+        listed.insert(uuid.to_ascii_lowercase());
+        let path = dir.join(format!("{uuid}.json"));
+        if path.is_file() {
+            load_feed_event(store, &path, source);
+        } else {
+            missing += 1;
+            store.skip(location(), MISSING_EVENT_FILE);
+        }
+    }
+    if missing > 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            missing,
+            listed = entries.len(),
+            "Feed manifest lists events whose files are missing; skipped them."
+        );
+    }
+
+    let mut extra: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| IntelError::io(dir, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| {
+                    looks_like_uuid(s) && !listed.contains(&s.to_ascii_lowercase())
+                })
+        })
+        .collect();
+    extra.sort();
+    for path in extra {
+        load_feed_event(store, &path, source);
+    }
+    Ok(())
+}
+
+/// Loads one event file of a feed; a file that fails is skipped, not fatal.
+fn load_feed_event(store: &mut IntelStore, path: &Path, source: u32) {
+    if let Err(e) = load_misp_file(store, path, source) {
+        let reason = match e {
+            IntelError::Io { .. } => "feed event file cannot be read",
+            IntelError::Json { .. } => "feed event file is not valid JSON",
+            IntelError::Format { .. } => "feed event file is not a MISP event",
+        };
+        tracing::warn!(error = %e, "Skipped feed event file.");
+        store.skip(e.to_string(), reason);
+    }
+}
+
+/// `8-4-4-4-12` hex digits: guards the manifest keys that become file names.
+fn looks_like_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// The top-level shapes MISP produces.
+enum Shape<'a> {
+    Event(&'a Map<String, Value>),
+    Events(&'a [Value]),
+    Attributes(&'a [Value]),
+}
+
+fn shape_of(value: &Value) -> Result<Shape<'_>, String> {
+    match value {
+        Value::Object(o) => {
+            if let Some(inner) = o.get("response") {
+                return match inner {
+                    Value::Array(list) => Ok(Shape::Events(list)),
+                    Value::Object(r) => match attribute_list(r) {
+                        Some(list) => Ok(Shape::Attributes(list)),
+                        None => shape_of(inner),
+                    },
+                    _ => {
+                        Err("\"response\" is neither a list of events nor an attribute list".into())
+                    }
+                };
+            }
+            match o.get("Event") {
+                Some(Value::Object(ev)) => return Ok(Shape::Event(ev)),
+                Some(Value::Array(list)) => return Ok(Shape::Events(list)),
+                _ => {}
+            }
+            if let Some(list) = attribute_list(o) {
+                return Ok(Shape::Attributes(list));
+            }
+            if is_bare_event(o) {
+                return Ok(Shape::Event(o));
+            }
+            let keys: Vec<&str> = o.keys().take(8).map(String::as_str).collect();
+            Err(format!(
+                "not MISP: expected an event, an event list or a restSearch response; \
+                 found an object with keys {keys:?}"
+            ))
+        }
+        Value::Array(list) => {
+            if !list.is_empty() && list.iter().all(|v| event_object(v).is_none()) {
+                let keys: Vec<&str> = list[0]
+                    .as_object()
+                    .map(|o| o.keys().take(8).map(String::as_str).collect())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "not MISP: a list of {} elements none of which is a MISP event \
+                     (first element keys {keys:?})",
+                    list.len()
+                ));
+            }
+            Ok(Shape::Events(list))
+        }
+        other => Err(format!(
+            "not MISP: expected a JSON object or list, found {}",
+            json_kind(other)
+        )),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `{"Attribute":[..]}` with nothing event-like beside it: an attribute search result.
+fn attribute_list(o: &Map<String, Value>) -> Option<&[Value]> {
+    const EVENT_KEYS: [&str; 7] = [
+        "info",
+        "uuid",
+        "Object",
+        "date",
+        "Orgc",
+        "Org",
+        "threat_level_id",
+    ];
+    let list = o.get("Attribute")?.as_array()?;
+    if EVENT_KEYS.iter().any(|k| o.contains_key(*k)) {
+        return None;
+    }
+    Some(list)
+}
+
+fn is_bare_event(o: &Map<String, Value>) -> bool {
+    o.contains_key("Attribute")
+        || o.contains_key("Object")
+        || o.contains_key("info")
+        || (o.contains_key("uuid") && !(o.contains_key("type") && o.contains_key("value")))
+}
+
+/// The event object of a list element: `{"Event":{..}}` or a bare event.
+fn event_object(v: &Value) -> Option<&Map<String, Value>> {
+    let o = v.as_object()?;
+    match o.get("Event") {
+        Some(Value::Object(ev)) => Some(ev),
+        _ if is_bare_event(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// Where an attribute sits, formatted only when a record is skipped.
+#[derive(Clone, Copy)]
+struct Loc<'a> {
+    path: &'a str,
+    /// The event's UUID, or `#<index>` in its file when it has none.
+    event: Option<&'a str>,
+    object: Option<usize>,
+    attribute: usize,
+    attr_uuid: Option<&'a str>,
+}
+
+impl Loc<'_> {
+    fn format(&self, part: Option<u8>) -> String {
+        use std::fmt::Write;
+        let mut s = format!("{}: ", self.path);
+        if let Some(event) = self.event {
+            let _ = write!(s, "Event[{event}] ");
+        }
+        if let Some(o) = self.object {
+            let _ = write!(s, "Object[{o}] ");
+        }
+        let _ = write!(s, "Attribute[{}]", self.attribute);
+        if let Some(u) = self.attr_uuid {
+            let _ = write!(s, " (uuid {u})");
+        }
+        if let Some(p) = part {
+            let _ = write!(s, " part {p}");
+        }
+        s
+    }
+}
+
+struct Loader<'s, 'p> {
+    store: &'s mut IntelStore,
+    source: u32,
+    path: &'p str,
+}
+
+impl Loader<'_, '_> {
+    /// Adds one event and all its attributes, objects' attributes included.
+    fn event(&mut self, ev: &Map<String, Value>, index: usize) {
+        let info = self.event_info(ev);
+        let label = info.uuid.clone().unwrap_or_else(|| format!("#{index}"));
+        if let Some(org) = &info.org {
+            self.fill_provider(org);
+        }
+        let event = self.store.add_event(info);
+        let base = Loc {
+            path: self.path,
+            event: Some(&label),
+            object: None,
+            attribute: 0,
+            attr_uuid: None,
+        };
+        for (i, attr) in array(ev, "Attribute").iter().enumerate() {
+            self.attribute(
+                attr,
+                Some(event),
+                Loc {
+                    attribute: i,
+                    ..base
+                },
+                false,
+            );
+        }
+        for (oi, obj) in array(ev, "Object").iter().enumerate() {
+            let deleted = obj.get("deleted").and_then(flag).unwrap_or(false);
+            for (ai, attr) in obj
+                .get("Attribute")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let loc = Loc {
+                    object: Some(oi),
+                    attribute: ai,
+                    ..base
+                };
+                self.attribute(attr, Some(event), loc, deleted);
+            }
+        }
+    }
+
+    fn event_info(&self, ev: &Map<String, Value>) -> EventInfo {
+        let mut tags: Vec<String> = Vec::new();
+        let mut push = |t: &str| {
+            if !t.is_empty() && !tags.iter().any(|x| x == t) {
+                tags.push(t.to_string());
+            }
+        };
+        for t in tag_names(ev) {
+            push(t);
+        }
+        for galaxy in array(ev, "Galaxy") {
+            for cluster in galaxy
+                .get("GalaxyCluster")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(t) = cluster.get("tag_name").and_then(Value::as_str) {
+                    push(t);
+                }
+            }
+        }
+        let tlp = tags.iter().filter_map(|t| Tlp::from_tag(t)).max();
+        EventInfo {
+            uuid: text(ev, "uuid").map(str::to_string),
+            info: text(ev, "info").map(str::to_string),
+            threat_level: ev.get("threat_level_id").and_then(small_u8),
+            tags,
+            tlp,
+            distribution: ev.get("distribution").and_then(small_u8),
+            org: org_name(ev),
+            date: text(ev, "date").map(str::to_string),
+            reference: None,
+        }
+    }
+
+    /// Records the first event organisation as the source's provider, when unknown.
+    fn fill_provider(&mut self, org: &str) {
+        if let Some(src) = self.store.sources.get_mut(self.source as usize) {
+            if src.provider.is_none() {
+                src.provider = Some(org.to_string());
+            }
+        }
+    }
+
+    /// An `attributes/restSearch` result: attributes carrying an `Event` sub-object,
+    /// grouped so that each event is added once.
+    fn attribute_response(&mut self, list: &[Value]) {
+        let mut events: HashMap<String, u32> = HashMap::new();
+        for (i, attr) in list.iter().enumerate() {
+            let ev = attr.get("Event").and_then(Value::as_object);
+            let key = ev
+                .and_then(|e| text(e, "uuid").or_else(|| text(e, "id")))
+                .map(str::to_string)
+                .or_else(|| {
+                    attr.get("event_id")
+                        .and_then(scalar_text)
+                        .map(|id| format!("id:{id}"))
+                });
+            let event = match (key, ev) {
+                (Some(key), ev) => Some(match events.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let info = ev.map(|e| self.event_info(e)).unwrap_or_default();
+                        if let Some(org) = &info.org {
+                            self.fill_provider(org);
+                        }
+                        let id = self.store.add_event(info);
+                        events.insert(key, id);
+                        id
+                    }
+                }),
+                (None, _) => None,
+            };
+            let loc = Loc {
+                path: self.path,
+                event: None,
+                object: None,
+                attribute: i,
+                attr_uuid: None,
+            };
+            self.attribute(attr, event, loc, false);
+        }
+    }
+
+    /// One attribute: type mapped, composite split, meta built, values added.
+    fn attribute<'a>(
+        &mut self,
+        attr: &'a Value,
+        event: Option<u32>,
+        mut loc: Loc<'a>,
+        parent_deleted: bool,
+    ) {
+        if let Some(n) = self.store.records_by_source.get_mut(self.source as usize) {
+            *n += 1;
+        }
+        let Some(a) = attr.as_object() else {
+            self.store
+                .skip(loc.format(None), "attribute is not a JSON object");
+            return;
+        };
+        loc.attr_uuid = text(a, "uuid");
+        let Some(ty) = text(a, "type") else {
+            self.store.skip(loc.format(None), "attribute without type");
+            return;
+        };
+        let value: Cow<'_, str> = match a.get("value") {
+            Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+            Some(Value::Number(n)) => Cow::Owned(n.to_string()),
+            None | Some(Value::Null) => {
+                self.store.skip(loc.format(None), "attribute without value");
+                return;
+            }
+            Some(_) => {
+                self.store
+                    .skip(loc.format(None), "attribute value is not a string");
+                return;
+            }
+        };
+        if value.trim().is_empty() {
+            self.store
+                .skip(loc.format(None), "attribute value is empty");
+            return;
+        }
+        let plan = match plan(ty, &value) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.store.skip(loc.format(None), reason);
+                return;
+            }
+        };
+
+        let tag_list: Vec<&str> = tag_names(a).collect();
+        let base = Meta {
+            source: self.source,
+            event,
+            attr_uuid: loc.attr_uuid.map(Into::into),
+            misp_type: 0,
+            category: text(a, "category").map(|c| self.store.intern(c)),
+            tags: self.store.intern_tags(&tag_list),
+            to_ids: a.get("to_ids").and_then(flag).unwrap_or(true),
+            deleted: parent_deleted || a.get("deleted").and_then(flag).unwrap_or(false),
+            revoked: false,
+            tlp: tag_list.iter().filter_map(|t| Tlp::from_tag(t)).max(),
+            distribution: a.get("distribution").and_then(small_u8),
+            first_seen: a.get("first_seen").and_then(timestamp),
+            last_seen: a.get("last_seen").and_then(timestamp),
+            valid_from: None,
+            valid_until: None,
+            port: plan.port,
+            composite_part: None,
+        };
+        for part in &plan.parts {
+            let meta = Meta {
+                misp_type: self.store.intern(part.misp_type),
+                composite_part: part.index,
+                ..base.clone()
+            };
+            let Some(meta) = self.store.meta_id(meta) else {
+                // Excluded by policy (to_ids false, deleted): the store counted it. All
+                // parts share the exclusion, so the attribute is counted once.
+                return;
+            };
+            self.store
+                .add_typed(part.kind, part.value, meta, || loc.format(part.index));
+        }
+    }
+}
+
+/// One value to add from an attribute (two for `domain|ip`, `filename|sha256`).
+#[derive(Debug, PartialEq)]
+struct Part<'a> {
+    kind: Kind,
+    misp_type: &'a str,
+    value: &'a str,
+    /// The part index for composite attributes.
+    index: Option<u8>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Plan<'a> {
+    parts: Vec<Part<'a>>,
+    port: Option<u16>,
+}
+
+/// Splits an attribute into the values tripline matches. Composite types split both
+/// type and value on the first `|`: a `port` part becomes [`Meta::port`], the `value`
+/// of `regkey|value` is dropped, and a part of an unmatched type is left out as long
+/// as the other part is matched.
+fn plan<'a>(ty: &'a str, value: &'a str) -> Result<Plan<'a>, String> {
+    let Some((t0, t1)) = ty.split_once('|') else {
+        let kind = kind_of(ty).ok_or_else(|| format!("type not matched: {ty}"))?;
+        return Ok(Plan {
+            parts: vec![Part {
+                kind,
+                misp_type: ty,
+                value,
+                index: None,
+            }],
+            port: None,
+        });
+    };
+    let (v0, v1) = value
+        .split_once('|')
+        .ok_or_else(|| format!("composite {ty} value without '|'"))?;
+    let mut plan = Plan {
+        parts: Vec::with_capacity(2),
+        port: None,
+    };
+    for (i, (t, v)) in [(t0, v0), (t1, v1)].into_iter().enumerate() {
+        match t {
+            "port" => plan.port = v.trim().parse().ok(),
+            "value" => {}
+            _ => {
+                if let Some(kind) = kind_of(t) {
+                    plan.parts.push(Part {
+                        kind,
+                        misp_type: t,
+                        value: v,
+                        index: Some(i as u8),
+                    });
+                }
+            }
+        }
+    }
+    if plan.parts.is_empty() {
+        return Err(format!("type not matched: {ty}"));
+    }
+    Ok(plan)
+}
+
+/// The kind a (non-composite) MISP attribute type is matched as, if any.
+fn kind_of(ty: &str) -> Option<Kind> {
+    Some(match ty {
+        "ip-src" | "ip-dst" | "ip" => Kind::Ipv4,
+        "domain" => Kind::Domain,
+        "hostname" => Kind::Hostname,
+        "url" => Kind::Url,
+        "email"
+        | "email-src"
+        | "email-dst"
+        | "target-email"
+        | "whois-registrant-email"
+        | "email-reply-to" => Kind::Email,
+        "md5" | "x509-fingerprint-md5" | "ja3-fingerprint-md5" => Kind::Md5,
+        "sha1" | "x509-fingerprint-sha1" => Kind::Sha1,
+        "sha224" => Kind::Sha224,
+        "sha256" | "x509-fingerprint-sha256" => Kind::Sha256,
+        "sha384" => Kind::Sha384,
+        "sha512" => Kind::Sha512,
+        "filename" => Kind::Filename,
+        "user-agent" | "mutex" | "regkey" | "named pipe" | "windows-service-name" | "cookie" => {
+            Kind::Literal
+        }
+        _ => return None,
+    })
+}
+
+fn array<'a>(o: &'a Map<String, Value>, key: &str) -> &'a [Value] {
+    o.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// A non-empty string field.
+fn text<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    o.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// `Tag[].name` of an event or attribute.
+fn tag_names(o: &Map<String, Value>) -> impl Iterator<Item = &str> + '_ {
+    array(o, "Tag")
+        .iter()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .filter(|t| !t.is_empty())
+}
+
+fn org_name(ev: &Map<String, Value>) -> Option<String> {
+    ["Orgc", "Org"]
+        .iter()
+        .find_map(|k| {
+            ev.get(*k)
+                .and_then(|o| o.get("name"))
+                .and_then(Value::as_str)
+        })
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}
+
+/// A string or number as text (ids).
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `true`/`false`, `1`/`0`, `"1"`/`"0"`, `"true"`/`"false"`.
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" => Some(true),
+            "0" | "false" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A small integer given as a number or a string (`distribution`, `threat_level_id`).
+fn small_u8(v: &Value) -> Option<u8> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u8::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `first_seen` / `last_seen`: ISO 8601 text, or epoch seconds (milli- and
+/// microseconds, as MISP stores them, are scaled down). `None` when absent or unreadable.
+fn timestamp(v: &Value) -> Option<i64> {
+    let epoch = |n: i64| match n.abs() {
+        a if a >= 100_000_000_000_000 => n / 1_000_000,
+        a if a >= 100_000_000_000 => n / 1_000,
+        _ => n,
+    };
+    match v {
+        Value::Number(n) => n.as_i64().map(epoch),
+        Value::String(s) => {
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                return s.parse().ok().map(epoch);
+            }
+            parse_iso8601(s)
+        }
+        _ => None,
+    }
+}
+
+fn parse_iso8601(s: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Some(t.timestamp());
+        }
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::store::StoreOptions;
+    use serde_json::json;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/intel");
+
+    fn new_store(options: StoreOptions) -> (IntelStore, u32) {
+        let mut store = IntelStore::new(options);
+        let source = store.add_source(Source {
+            name: "test".into(),
+            format: "misp",
+            location: "test.json".into(),
+            provider: None,
+        });
+        (store, source)
+    }
+
+    fn load(value: Value) -> IntelStore {
+        let (mut store, source) = new_store(StoreOptions::default());
+        load_misp_value(&mut store, &value, source, "test.json").expect("test JSON is MISP");
+        store
+    }
+
+    fn load_fixture(rel: &str) -> IntelStore {
+        let (mut store, source) = new_store(StoreOptions::default());
+        load_misp_file(&mut store, &Path::new(FIXTURES).join(rel), source).expect("fixture loads");
+        store
+    }
+
+    /// Every (kind, value) added, in insertion order.
+    fn added(store: &IntelStore) -> Vec<(Kind, String)> {
+        store
+            .links
+            .iter()
+            .map(|&(id, _)| (id.kind(), store.value(id).to_string()))
+            .collect()
+    }
+
+    /// The metas linked to one value.
+    fn metas<'s>(store: &'s IntelStore, kind: Kind, value: &str) -> Vec<&'s Meta> {
+        store
+            .links
+            .iter()
+            .filter(|(id, _)| id.kind() == kind && store.value(*id) == value)
+            .map(|&(_, m)| &store.metas[m as usize])
+            .collect()
+    }
+
+    fn skipped(store: &IntelStore, reason: &str) -> u64 {
+        store.skipped_by_reason.get(reason).copied().unwrap_or(0)
+    }
+
+    fn attr(ty: &str, value: &str) -> Value {
+        json!({"type": ty, "value": value, "to_ids": true, "category": "Network activity"})
+    }
+
+    #[test]
+    fn composite_types_split_into_parts() {
+        let store = load(
+            json!({"Event": {"uuid": "e1", "info": "composites", "Attribute": [
+                attr("domain|ip", "evil.example|198.51.100.7"),
+                attr("ip-dst|port", "203.0.113.9|8443"),
+                attr("hostname|port", "c2.evil.example|443"),
+                attr("filename|sha256", "dropper.exe|275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"),
+                attr("filename|md5", "a.dll|44d88612fea8a8f36de82e1278abb02f"),
+                attr("regkey|value", "HKCU\\Software\\Run|%TEMP%\\x.exe"),
+                attr("filename|imphash", "only-name.exe|f34d5f2d4577ed6d9ceec516c1f5a744"),
+            ]}}),
+        );
+        assert_eq!(
+            added(&store),
+            vec![
+                (Kind::Domain, "evil.example".into()),
+                (Kind::Ipv4, "198.51.100.7".into()),
+                (Kind::Ipv4, "203.0.113.9".into()),
+                (Kind::Hostname, "c2.evil.example".into()),
+                (Kind::Filename, "dropper.exe".into()),
+                (
+                    Kind::Sha256,
+                    "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f".into()
+                ),
+                (Kind::Filename, "a.dll".into()),
+                (Kind::Md5, "44d88612fea8a8f36de82e1278abb02f".into()),
+                (Kind::Literal, "HKCU\\Software\\Run".into()),
+                (Kind::Filename, "only-name.exe".into()),
+            ]
+        );
+        let ip = metas(&store, Kind::Ipv4, "198.51.100.7")[0];
+        assert_eq!(ip.composite_part, Some(1));
+        assert_eq!(store.strings.get(ip.misp_type), "ip");
+        let domain = metas(&store, Kind::Domain, "evil.example")[0];
+        assert_eq!(domain.composite_part, Some(0));
+        assert_eq!(store.strings.get(domain.misp_type), "domain");
+        let port = metas(&store, Kind::Ipv4, "203.0.113.9")[0];
+        assert_eq!((port.port, port.composite_part), (Some(8443), Some(0)));
+        assert_eq!(
+            metas(&store, Kind::Hostname, "c2.evil.example")[0].port,
+            Some(443)
+        );
+        let key = metas(&store, Kind::Literal, "HKCU\\Software\\Run")[0];
+        assert_eq!(store.strings.get(key.misp_type), "regkey");
+        assert_eq!(store.skipped_total(), 0);
+    }
+
+    #[test]
+    fn composite_value_without_separator_is_skipped() {
+        let store = load(json!({"uuid": "e1", "Attribute": [attr("domain|ip", "evil.example")]}));
+        assert!(store.is_empty());
+        assert_eq!(skipped(&store, "composite domain|ip value without '|'"), 1);
+    }
+
+    #[test]
+    fn type_mapping_table() {
+        let cases: &[(&str, &str, Option<(Kind, &str)>)] = &[
+            ("ip-src", "198.51.100.1", Some((Kind::Ipv4, "198.51.100.1"))),
+            ("ip-dst", "2001:DB8::1", Some((Kind::Ipv6, "2001:db8::1"))),
+            ("ip-dst", "10.1.2.3/8", Some((Kind::Ipv4, "10.0.0.0/8"))),
+            (
+                "domain",
+                "Evil.Example.",
+                Some((Kind::Domain, "evil.example")),
+            ),
+            (
+                "hostname",
+                "www.evil.example",
+                Some((Kind::Hostname, "www.evil.example")),
+            ),
+            (
+                "url",
+                "hxxp://evil.example/gate.php",
+                Some((Kind::Url, "evil.example/gate.php")),
+            ),
+            (
+                "email-src",
+                "Bad@Evil.Example",
+                Some((Kind::Email, "bad@evil.example")),
+            ),
+            (
+                "whois-registrant-email",
+                "r@evil.example",
+                Some((Kind::Email, "r@evil.example")),
+            ),
+            (
+                "sha1",
+                "3395856CE81F2B7382DEE72602F798B642F14140",
+                Some((Kind::Sha1, "3395856ce81f2b7382dee72602f798b642f14140")),
+            ),
+            (
+                "x509-fingerprint-sha256",
+                "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+                Some((
+                    Kind::Sha256,
+                    "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+                )),
+            ),
+            (
+                "ja3-fingerprint-md5",
+                "e7d705a3286e19ea42f587b344ee6865",
+                Some((Kind::Md5, "e7d705a3286e19ea42f587b344ee6865")),
+            ),
+            (
+                "filename",
+                "Invoice.PDF.exe",
+                Some((Kind::Filename, "invoice.pdf.exe")),
+            ),
+            (
+                "user-agent",
+                "Mozilla/4.0 (HarborLoader)",
+                Some((Kind::Literal, "Mozilla/4.0 (HarborLoader)")),
+            ),
+            (
+                "mutex",
+                "Global\\HarborMtx",
+                Some((Kind::Literal, "Global\\HarborMtx")),
+            ),
+            (
+                "named pipe",
+                "\\\\.\\pipe\\harbor",
+                Some((Kind::Literal, "\\\\.\\pipe\\harbor")),
+            ),
+            ("link", "https://blog.example/post", None),
+            ("uri", "/gate.php", None),
+            ("comment", "seen in March", None),
+            ("AS", "AS64496", None),
+            ("vulnerability", "CVE-2024-0001", None),
+        ];
+        for (ty, value, want) in cases {
+            let store = load(json!([{"Event": {"uuid": "e", "Attribute": [attr(ty, value)]}}]));
+            let got = added(&store).into_iter().next();
+            assert_eq!(got, want.map(|(k, v)| (k, v.to_string())), "{ty} {value:?}");
+            if want.is_none() {
+                assert_eq!(
+                    skipped(&store, &format!("type not matched: {ty}")),
+                    1,
+                    "{ty}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scalars_as_numbers_or_strings() {
+        let store = load(json!({"Event": {
+        "uuid": "e1", "info": "numbers", "threat_level_id": 2, "distribution": "3",
+        "Attribute": [
+            {"type": "domain", "value": "a.example", "to_ids": 1, "distribution": 5,
+             "first_seen": "2023-02-08T00:00:00+00:00", "last_seen": 1700000000},
+            {"type": "domain", "value": "b.example", "to_ids": "1", "deleted": "0",
+             "first_seen": "2023-02-08T00:00:00.000000+0000", "last_seen": "1700000000000000"},
+            {"type": "domain", "value": "c.example", "to_ids": "0"},
+            {"type": "domain", "value": "d.example", "to_ids": 0},
+            {"type": "AS", "value": 64496, "to_ids": false},
+        ]}}));
+        assert_eq!(store.events[0].threat_level, Some(2));
+        assert_eq!(store.events[0].distribution, Some(3));
+        let a = metas(&store, Kind::Domain, "a.example")[0];
+        assert_eq!((a.to_ids, a.distribution), (true, Some(5)));
+        assert_eq!(
+            (a.first_seen, a.last_seen),
+            (Some(1_675_814_400), Some(1_700_000_000))
+        );
+        let b = metas(&store, Kind::Domain, "b.example")[0];
+        assert_eq!(
+            (b.first_seen, b.last_seen),
+            (Some(1_675_814_400), Some(1_700_000_000))
+        );
+        assert!(metas(&store, Kind::Domain, "c.example").is_empty());
+        assert_eq!(store.excluded_by_reason.get("to_ids is false"), Some(&2));
+        assert_eq!(skipped(&store, "type not matched: AS"), 1);
+        assert_eq!(store.records_by_source[0], 5);
+    }
+
+    #[test]
+    fn excluded_attributes_are_counted_not_added() {
+        let mut deleted = attr("domain|ip", "gone.example|198.51.100.9");
+        deleted["deleted"] = json!(true);
+        let mut not_ids = attr("domain", "context.example");
+        not_ids["to_ids"] = json!(false);
+        let event =
+            json!({"uuid": "e1", "Attribute": [deleted, not_ids, attr("domain", "kept.example")]});
+        let store = load(event.clone());
+        assert_eq!(
+            added(&store),
+            vec![(Kind::Domain, "kept.example".to_string())]
+        );
+        assert_eq!(
+            store.excluded_by_reason.get("deleted"),
+            Some(&1),
+            "composite counted once"
+        );
+        assert_eq!(store.excluded_by_reason.get("to_ids is false"), Some(&1));
+
+        let (mut explain, source) = new_store(StoreOptions {
+            include_non_ids: false,
+            keep_excluded: true,
+        });
+        load_misp_value(&mut explain, &event, source, "t").expect("loads");
+        assert_eq!(explain.len(), 4);
+        let gone = metas(&explain, Kind::Ipv4, "198.51.100.9")[0];
+        assert!(gone.deleted);
+    }
+
+    #[test]
+    fn objects_attributes_are_loaded_and_deleted_objects_excluded() {
+        let store = load(json!({"Event": {"uuid": "e1", "Object": [
+            {"name": "ip-port", "Attribute": [attr("ip-dst", "198.51.100.20"), attr("port", "995")]},
+            {"name": "domain-ip", "deleted": true, "Attribute": [attr("domain", "dead.example")]},
+            {"name": "file", "Attribute": [attr("sha1", "not-a-hash")]},
+        ]}}));
+        assert_eq!(
+            added(&store),
+            vec![(Kind::Ipv4, "198.51.100.20".to_string())]
+        );
+        assert_eq!(skipped(&store, "type not matched: port"), 1);
+        assert_eq!(store.excluded_by_reason.get("deleted"), Some(&1));
+        assert_eq!(
+            store
+                .skipped
+                .last()
+                .map(|s| (s.location.as_str(), s.reason.as_str())),
+            Some((
+                "test.json: Event[e1] Object[2] Attribute[0]",
+                "hash is not hexadecimal"
+            ))
+        );
+    }
+
+    #[test]
+    fn event_provenance_and_attribute_tags() {
+        let store = load(json!({"Event": {
+            "uuid": "5b646415-0000-4000-8000-000000000001", "info": "Ursnif wave", "date": "2018-08-01",
+            "threat_level_id": "1", "distribution": "1",
+            "Org": {"name": "Local"}, "Orgc": {"name": "Creator CERT"},
+            "Tag": [{"name": "tlp:amber"}, {"name": "misp-galaxy:banker=\"Gozi\""}],
+            "Galaxy": [{"GalaxyCluster": [{"tag_name": "misp-galaxy:banker=\"Gozi\""},
+                                          {"tag_name": "misp-galaxy:threat-actor=\"TA505\""}]}],
+            "Attribute": [{"type": "url", "value": "http://evil.example/a", "to_ids": true,
+                           "uuid": "a-1", "category": "Network activity",
+                           "Tag": [{"name": "tlp:red"}, {"name": "kill-chain:Delivery"}]}]
+        }}));
+        let ev = &store.events[0];
+        assert_eq!(
+            ev.uuid.as_deref(),
+            Some("5b646415-0000-4000-8000-000000000001")
+        );
+        assert_eq!(ev.info.as_deref(), Some("Ursnif wave"));
+        assert_eq!(ev.org.as_deref(), Some("Creator CERT"));
+        assert_eq!(ev.tlp, Some(Tlp::Amber));
+        assert_eq!((ev.threat_level, ev.distribution), (Some(1), Some(1)));
+        assert_eq!(ev.date.as_deref(), Some("2018-08-01"));
+        assert_eq!(
+            ev.tags,
+            vec![
+                "tlp:amber",
+                "misp-galaxy:banker=\"Gozi\"",
+                "misp-galaxy:threat-actor=\"TA505\""
+            ]
+        );
+        assert_eq!(store.sources[0].provider.as_deref(), Some("Creator CERT"));
+        let m = metas(&store, Kind::Url, "evil.example/a")[0];
+        assert_eq!(m.tlp, Some(Tlp::Red));
+        assert_eq!(m.attr_uuid.as_deref(), Some("a-1"));
+        assert_eq!(m.event, Some(0));
+        assert_eq!(
+            m.category.map(|c| store.strings.get(c)),
+            Some("Network activity")
+        );
+        let mut tags: Vec<&str> = store.tags(m.tags).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, vec!["kill-chain:Delivery", "tlp:red"]);
+    }
+
+    #[test]
+    fn events_list_and_event_rest_search_shapes() {
+        let bare =
+            json!({"uuid": "e2", "info": "bare", "Attribute": [attr("domain", "two.example")]});
+        let wrapped =
+            json!({"Event": {"uuid": "e1", "Attribute": [attr("domain", "one.example")]}});
+        for value in [json!([wrapped, bare]), json!({"response": [wrapped, bare]})] {
+            let store = load(value);
+            assert_eq!(store.events.len(), 2);
+            assert_eq!(store.len(), 2);
+            assert_eq!(metas(&store, Kind::Domain, "two.example")[0].event, Some(1));
+        }
+        let store = load(json!([wrapped, {"SharingGroup": {}}]));
+        assert_eq!(skipped(&store, "list element is not a MISP event"), 1);
+    }
+
+    #[test]
+    fn attribute_rest_search_groups_by_event() {
+        let ev_a = json!({"uuid": "ev-a", "info": "Campaign A", "orgc_id": "2", "Orgc": {"name": "CERT-A"}});
+        let ev_b = json!({"uuid": "ev-b", "info": "Campaign B"});
+        let mut list = Vec::new();
+        for (i, ev) in [&ev_a, &ev_b, &ev_a].into_iter().enumerate() {
+            let mut a = attr("ip-dst", &format!("198.51.100.{i}"));
+            a["Event"] = ev.clone();
+            a["uuid"] = json!(format!("attr-{i}"));
+            list.push(a);
+        }
+        let mut orphan = attr("ip-dst", "999.1.1.1");
+        orphan["uuid"] = json!("attr-bad");
+        list.push(orphan);
+        let store = load(json!({"response": {"Attribute": list}}));
+        assert_eq!(store.events.len(), 2, "events added once");
+        assert_eq!(store.events[0].info.as_deref(), Some("Campaign A"));
+        assert_eq!(store.events[0].org.as_deref(), Some("CERT-A"));
+        let event_of = |v: &str| metas(&store, Kind::Ipv4, v)[0].event;
+        assert_eq!(event_of("198.51.100.0"), Some(0));
+        assert_eq!(event_of("198.51.100.1"), Some(1));
+        assert_eq!(event_of("198.51.100.2"), Some(0));
+        assert_eq!(
+            store.skipped[0].location,
+            "test.json: Attribute[3] (uuid attr-bad)"
+        );
+        assert_eq!(store.skipped[0].reason, "invalid IP address or CIDR");
+    }
+
+    #[test]
+    fn record_problems_are_skipped_with_location() {
+        let store = load(json!({"Event": {"uuid": "e9", "Attribute": [
+            {"type": "domain", "uuid": "u0"},
+            {"value": "x.example", "uuid": "u1"},
+            {"type": "domain", "value": ["x"], "uuid": "u2"},
+            "not an object",
+            {"type": "domain", "value": "  ", "uuid": "u4"},
+            {"type": "domain", "value": "localhost", "uuid": "u5"},
+        ]}}));
+        let got: Vec<(&str, &str)> = store
+            .skipped
+            .iter()
+            .map(|s| (s.location.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "test.json: Event[e9] Attribute[0] (uuid u0)",
+                    "attribute without value"
+                ),
+                (
+                    "test.json: Event[e9] Attribute[1] (uuid u1)",
+                    "attribute without type"
+                ),
+                (
+                    "test.json: Event[e9] Attribute[2] (uuid u2)",
+                    "attribute value is not a string"
+                ),
+                (
+                    "test.json: Event[e9] Attribute[3]",
+                    "attribute is not a JSON object"
+                ),
+                (
+                    "test.json: Event[e9] Attribute[4] (uuid u4)",
+                    "attribute value is empty"
+                ),
+                (
+                    "test.json: Event[e9] Attribute[5] (uuid u5)",
+                    "domain has a single label"
+                ),
+            ]
+        );
+        assert_eq!(store.records_by_source[0], 6);
+    }
+
+    #[test]
+    fn non_misp_json_is_a_format_error() {
+        let (mut store, source) = new_store(StoreOptions::default());
+        let path = Path::new(FIXTURES).join("bad/sharing_groups.json");
+        let err = load_misp_file(&mut store, &path, source).expect_err("not MISP");
+        let IntelError::Format { message, .. } = &err else {
+            panic!("want Format, got {err:?}");
+        };
+        assert!(
+            message.contains("none of which is a MISP event"),
+            "{message}"
+        );
+        assert!(message.contains("SharingGroup"), "{message}");
+        for value in [
+            json!({"type": "bundle", "objects": []}),
+            json!("text"),
+            json!({"response": 3}),
+        ] {
+            let err = load_misp_value(&mut store, &value, source, "x.json").expect_err("not MISP");
+            assert!(matches!(err, IntelError::Format { .. }), "{value}: {err:?}");
+        }
+        assert!(store.events.is_empty());
+    }
+
+    #[test]
+    fn bad_json_reports_line_and_column() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("broken.json");
+        std::fs::write(
+            &path,
+            "{\"Event\": {\n  \"info\": \"x\",\n  \"Attribute\": [,]\n}}",
+        )
+        .expect("write");
+        let (mut store, source) = new_store(StoreOptions::default());
+        match load_misp_file(&mut store, &path, source) {
+            Err(IntelError::Json { line, column, .. }) => assert_eq!((line, column), (3, 17)),
+            other => panic!("want Json error, got {other:?}"),
+        }
+        let missing = dir.path().join("absent.json");
+        assert!(matches!(
+            load_misp_file(&mut store, &missing, source),
+            Err(IntelError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn xorist_event_fixture() {
+        let store = load_fixture("misp/pymisp-tests/57c4445b-c548-4654-af0b-4be3950d210f.json");
+        assert_eq!(store.records_by_source[0], 9);
+        let ev = &store.events[0];
+        assert_eq!(ev.info.as_deref(), Some("Ransomware - Xorist"));
+        assert_eq!(
+            (ev.tlp, ev.org.as_deref(), ev.threat_level),
+            (Some(Tlp::Clear), Some("CIRCL"), Some(3))
+        );
+        assert_eq!(ev.date.as_deref(), Some("2016-08-29"));
+        assert_eq!(
+            added(&store),
+            vec![
+                (Kind::Filename, "3z4wng9603it23y.exe".into()),
+                (Kind::Md5, "0749bae92ca336a02c83d126e04ec628".into()),
+                (
+                    Kind::Sha1,
+                    "77b0c41b7d340b8a3d903f21347bbf06aa766b5b".into()
+                ),
+                (
+                    Kind::Sha256,
+                    "b3c4ae251f8094fa15b510051835c657eaef2a6cea46075d3aec964b14a99f68".into()
+                ),
+                (
+                    Kind::Literal,
+                    "Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Run".into()
+                ),
+            ]
+        );
+        assert_eq!(skipped(&store, "type not matched: link"), 2);
+        assert_eq!(skipped(&store, "type not matched: comment"), 1);
+        assert_eq!(skipped(&store, "type not matched: text"), 1);
+        let sha = metas(
+            &store,
+            Kind::Sha256,
+            "b3c4ae251f8094fa15b510051835c657eaef2a6cea46075d3aec964b14a99f68",
+        )[0];
+        assert_eq!(
+            sha.attr_uuid.as_deref(),
+            Some("57c4448b-3fa4-4d65-9ccc-4afa950d210f")
+        );
+        assert_eq!(
+            sha.category.map(|c| store.strings.get(c)),
+            Some("Payload delivery")
+        );
+        assert_eq!(
+            store.events[sha.event.unwrap_or(u32::MAX) as usize]
+                .info
+                .as_deref(),
+            Some("Ransomware - Xorist")
+        );
+        let key = metas(
+            &store,
+            Kind::Literal,
+            "Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Run",
+        )[0];
+        assert_eq!(
+            (key.composite_part, store.strings.get(key.misp_type)),
+            (Some(0), "regkey")
+        );
+    }
+
+    #[test]
+    fn qakbot_event_fixture_with_objects() {
+        let store = load_fixture("misp/pymisp-tests/to_delete3.json");
+        // 48 attributes + 24 ip-port objects of 2 attributes each.
+        assert_eq!(store.records_by_source[0], 96);
+        assert_eq!(skipped(&store, "type not matched: port"), 24);
+        // Object ip-dst values are loaded, with the object's location on their metas.
+        let m = metas(&store, Kind::Ipv4, "64.183.173.170");
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m[0].attr_uuid.as_deref(),
+            Some("5a0acc3f-9d2c-4cb7-86b7-4f26950d210f")
+        );
+        // File names written as paths are refused by canonicalisation, with a location.
+        assert!(store.skipped.iter().any(|s| s.reason == "file name contains a path separator"
+            && s.location.starts_with(&format!("{FIXTURES}/misp/pymisp-tests/to_delete3.json: Event[5a0ac036-6fbc-4855-83af-422b950d210f] Attribute["))));
+    }
+
+    #[test]
+    fn api_shape_fixtures() {
+        let store = load_fixture("misp/pymisp-tests/existing_event.json");
+        let ev = &store.events[0];
+        assert_eq!(
+            ev.info.as_deref(),
+            Some("OSINT - Sednit update: How Fancy Bear Spent the Year")
+        );
+        assert_eq!((ev.distribution, ev.tlp), (Some(3), Some(Tlp::Clear)));
+        assert!(ev
+            .tags
+            .iter()
+            .any(|t| t == "misp-galaxy:threat-actor=\"Sofacy\""));
+        assert_eq!(store.records_by_source[0], 122);
+
+        let store = load_fixture("misp/pymisp-tests/attribute_del.json");
+        assert!(store.is_empty());
+        assert_eq!(store.excluded_by_reason.get("deleted"), Some(&1));
+
+        let store = load_fixture("misp/pymisp-tests/sighting_1.json");
+        assert_eq!(store.events[0].org.as_deref(), Some("Synovus Financial"));
+        assert_eq!(store.records_by_source[0], 5);
+    }
+
+    #[test]
+    fn infoblox_feed_dir_with_missing_events() {
+        let mut store = IntelStore::new(StoreOptions::default());
+        load_misp_feed_dir(
+            &mut store,
+            &Path::new(FIXTURES).join("misp/infoblox-feed"),
+            None,
+        )
+        .expect("feed loads");
+        let src = &store.sources[0];
+        assert_eq!(
+            (src.name.as_str(), src.format, src.provider.as_deref()),
+            ("infoblox-feed", "misp-feed", Some("Infoblox"))
+        );
+        // The manifest lists 46 events; 6 event files are present.
+        assert_eq!(store.events.len(), 6);
+        assert_eq!(skipped(&store, MISSING_EVENT_FILE), 40);
+        let m = metas(&store, Kind::Domain, "claudfront.net");
+        assert_eq!(m.len(), 1);
+        let ev = &store.events[m[0].event.unwrap_or(u32::MAX) as usize];
+        assert_eq!(ev.info.as_deref(), Some("c2_beacon_20230414_iocs"));
+        assert_eq!(ev.tlp, Some(Tlp::Clear));
+        assert_eq!(m[0].first_seen, Some(1_675_814_400));
+    }
+
+    #[test]
+    fn feed_dir_loads_unlisted_files_and_skips_bad_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listed = "11111111-1111-4111-8111-111111111111";
+        let unlisted = "22222222-2222-4222-8222-222222222222";
+        let broken = "33333333-3333-4333-8333-333333333333";
+        let missing = "44444444-4444-4444-8444-444444444444";
+        let manifest = json!({listed: {"info": "a", "Orgc": {"name": "Feed Org"}}, broken: {}, missing: {}, "../escape": {}});
+        let write = |name: &str, v: &str| std::fs::write(dir.path().join(name), v).expect("write");
+        write("manifest.json", &manifest.to_string());
+        write(
+            &format!("{listed}.json"),
+            &json!({"Event": {"uuid": listed, "Attribute": [attr("domain", "listed.example")]}})
+                .to_string(),
+        );
+        write(&format!("{unlisted}.json"), &json!({"Event": {"uuid": unlisted, "Attribute": [attr("domain", "unlisted.example")]}}).to_string());
+        write(&format!("{broken}.json"), "{\"Event\": ");
+        write("hashes.csv", "not an event");
+        let mut store = IntelStore::new(StoreOptions::default());
+        load_misp_feed_dir(&mut store, dir.path(), Some("my feed")).expect("feed loads");
+        assert_eq!(store.sources[0].name, "my feed");
+        assert_eq!(store.len(), 2);
+        assert_eq!(metas(&store, Kind::Domain, "unlisted.example").len(), 1);
+        assert_eq!(skipped(&store, MISSING_EVENT_FILE), 1);
+        assert_eq!(skipped(&store, "feed event file is not valid JSON"), 1);
+        assert_eq!(skipped(&store, "feed manifest key is not a UUID"), 1);
+
+        let empty = tempfile::tempdir().expect("temp dir");
+        assert!(matches!(
+            load_misp_feed_dir(&mut store, empty.path(), None),
+            Err(IntelError::Io { .. })
+        ));
+    }
+}

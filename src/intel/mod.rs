@@ -6,6 +6,7 @@
 
 pub mod canon;
 pub mod list;
+pub mod load;
 pub mod misp;
 pub mod model;
 pub mod stix;

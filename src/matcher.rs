@@ -1,0 +1,523 @@
+//! The hot path: scan one line once, extract candidate tokens, look them up.
+//!
+//! One pass over the bytes splits the line into *words* (runs of `[A-Za-z0-9._-]`)
+//! and records, per word, which byte classes it holds. From that alone a word is
+//! classified without a second look: a dotted quad is an IPv4 candidate, a word with a
+//! dot and a letter is a host candidate, a hex word of digest length is a hash
+//! candidate. Colons trigger an IPv6 candidate over the surrounding hex run. Host
+//! candidates are then looked up as a host name, as a domain (each label suffix), as
+//! the domain of an e-mail address when an `@` precedes them, and as a URL when a path
+//! follows them. Literal types (file names, user agents, mutexes…) are found by one
+//! Aho-Corasick automaton over the line. Cost per line is linear in its length and
+//! does not depend on the number of indicators.
+//!
+//! Token rules (each pinned by a test below):
+//! - An IP token is whole: `1.2.3.4` is not found in `11.2.3.4`, `1.2.3.45` or
+//!   `1.2.3.4.5`; it is in `1.2.3.4:443`, `src=1.2.3.4,`, `from 1.2.3.4.` and
+//!   `::ffff:1.2.3.4`. A dotted quad glued to a letter (`v1.2.3.4`) or to a `/` after a
+//!   product name (`Chrome/4.0.222.12`) is a version, not an address.
+//! - Domains match on label boundaries, host names exactly, both case-insensitively.
+//! - URLs match whole: followed by the end of the token, a query string or a fragment.
+//! - Hashes match whole hex tokens of their length, any case.
+//! - File names match whole path components, case-insensitively; other literals match
+//!   as case-sensitive substrings.
+//!
+//! Invariant: no allocation per line unless something matched (the scratch buffers
+//! live in the [`Matcher`] and are reused).
+
+use std::net::Ipv6Addr;
+
+use crate::index::{ip, Index};
+use crate::intel::{IndicatorId, Kind};
+
+/// One indicator found in a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub id: IndicatorId,
+    /// The observable as it appeared in the line (the whole host for a domain match,
+    /// the address for a CIDR match).
+    pub atomic: String,
+}
+
+// Byte classes, OR-ed over a word.
+const DIGIT: u8 = 1;
+const HEXA: u8 = 2; // a-f A-F
+const ALPHA: u8 = 4; // g-z G-Z
+const DOT: u8 = 8;
+const DASH: u8 = 16; // '-' or '_'
+const UPPER: u8 = 32;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_digit() {
+            DIGIT
+        } else if matches!(c, b'a'..=b'f') {
+            HEXA
+        } else if matches!(c, b'A'..=b'F') {
+            HEXA | UPPER
+        } else if c.is_ascii_lowercase() {
+            ALPHA
+        } else if c.is_ascii_uppercase() {
+            ALPHA | UPPER
+        } else if c == b'.' {
+            DOT
+        } else if c == b'-' || c == b'_' {
+            DASH
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Bytes that end a URL in free text.
+#[inline]
+fn ends_url(b: u8) -> bool {
+    b <= b' ' || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'`' | b'|' | b'\\' | b'^' | b'{' | b'}' | 0x7f)
+}
+
+/// Bytes that can be part of a file name around a literal match.
+#[inline]
+fn is_filename_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'$')
+}
+
+/// A reusable matcher over one index. Cheap to create; keep one per thread.
+pub struct Matcher<'i> {
+    index: &'i Index,
+    buf: Vec<u8>,
+    want_v4: bool,
+    want_v6: bool,
+    want_hosts: bool,
+    want_hash: bool,
+    want_email: bool,
+    want_url: bool,
+    want_hostname: bool,
+    want_domain: bool,
+}
+
+impl<'i> Matcher<'i> {
+    pub fn new(index: &'i Index) -> Matcher<'i> {
+        let nonempty = |k: Kind| index.stats.active_by_kind.contains_key(&k);
+        let want_hash = Kind::ALL.iter().any(|k| k.is_hash() && nonempty(*k));
+        Matcher {
+            index,
+            buf: Vec::with_capacity(256),
+            want_v4: !index.v4.is_empty(),
+            want_v6: !index.v6.is_empty() || !index.v4.is_empty(),
+            want_hosts: !index.tlds.is_empty(),
+            want_hash,
+            want_email: nonempty(Kind::Email),
+            want_url: nonempty(Kind::Url),
+            want_hostname: nonempty(Kind::Hostname),
+            want_domain: nonempty(Kind::Domain),
+        }
+    }
+
+    pub fn index(&self) -> &'i Index {
+        self.index
+    }
+
+    /// Finds every indicator in `line`, appending to `hits`. An indicator already in
+    /// `hits` is not added again: give each line an empty vector.
+    pub fn find(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        self.scan(line, hits);
+        if self.index.literals.is_some() {
+            self.literals(line, hits);
+        }
+    }
+
+    /// Like [`Matcher::find`], and for a JSON line holding a backslash escape also
+    /// matches its decoded string values, so `http:\/\/host\/x` still matches.
+    pub fn find_with_json(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        self.find(line, hits);
+        let first = line.iter().position(|b| !b.is_ascii_whitespace());
+        if first.map(|i| line[i]) == Some(b'{') && memchr::memchr(b'\\', line).is_some() {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
+                let mut strings = Vec::new();
+                collect_escaped_strings(&v, &mut strings);
+                for s in strings {
+                    self.find(s.as_bytes(), hits);
+                }
+            }
+        }
+    }
+
+    fn scan(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        let n = line.len();
+        let mut i = 0;
+        let mut v6_done = 0usize;
+        while i < n {
+            let c = CLASS[line[i] as usize];
+            if c == 0 {
+                if line[i] == b':' && self.want_v6 && i >= v6_done {
+                    v6_done = self.v6_at(line, i, hits);
+                }
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut flags = c;
+            i += 1;
+            while i < n {
+                let c = CLASS[line[i] as usize];
+                if c == 0 {
+                    break;
+                }
+                flags |= c;
+                i += 1;
+            }
+            self.word(line, start, i, flags, hits);
+        }
+    }
+
+    #[inline]
+    fn word(&mut self, line: &[u8], start: usize, end: usize, flags: u8, hits: &mut Vec<Hit>) {
+        let len = end - start;
+        if flags & DOT != 0 {
+            if flags & (HEXA | ALPHA) == 0 {
+                if self.want_v4 || self.want_url {
+                    self.v4_word(line, start, end, hits);
+                }
+            } else if self.want_hosts {
+                self.host_word(line, start, end, hits);
+            }
+        }
+        if self.want_hash && len >= 32 && flags & (HEXA | DIGIT) != 0 {
+            if flags & (ALPHA | DOT | DASH) == 0 {
+                self.hash(&line[start..end], flags & UPPER != 0, hits);
+            } else if flags & (DOT | DASH) != 0 {
+                // Hex sub-tokens of a word such as `d41d8…27e.exe` or `md5-…`.
+                for part in line[start..end].split(|&b| CLASS[b as usize] & (DOT | DASH) != 0) {
+                    if Kind::hash_for_len(part.len()).is_some()
+                        && part.iter().all(|&b| CLASS[b as usize] & (HEXA | DIGIT) != 0)
+                    {
+                        self.hash(part, true, hits);
+                    }
+                }
+            }
+        }
+    }
+
+    fn hash(&mut self, word: &[u8], upper: bool, hits: &mut Vec<Hit>) {
+        let Some(kind) = Kind::hash_for_len(word.len()) else {
+            return;
+        };
+        let key: &[u8] = if upper {
+            self.buf.clear();
+            self.buf.extend(word.iter().map(|b| b.to_ascii_lowercase()));
+            &self.buf
+        } else {
+            word
+        };
+        if let Some(local) = self.index.set(kind).find(key) {
+            push(self.index, hits, IndicatorId::new(kind, local), word);
+        }
+    }
+
+    fn v4_word(&mut self, line: &[u8], start: usize, mut end: usize, hits: &mut Vec<Hit>) {
+        // `from 1.2.3.4.` at the end of a sentence.
+        while end > start && line[end - 1] == b'.' {
+            end -= 1;
+        }
+        let word = &line[start..end];
+        let Some(addr) = ip::parse_v4(word) else {
+            return;
+        };
+        if is_version_context(line, start) {
+            return;
+        }
+        if self.want_v4 {
+            self.index.v4.covering(addr, |_, id| {
+                push(self.index, hits, IndicatorId(id), word);
+            });
+        }
+        if self.want_url && end < line.len() && matches!(line[end], b'/' | b':' | b'?') {
+            self.url(line, start, end, hits);
+        }
+    }
+
+    /// Tries an IPv6 address over the hex/colon run around the colon at `at`. Returns
+    /// the end of the run, so that later colons in it are not tried again.
+    fn v6_at(&mut self, line: &[u8], at: usize, hits: &mut Vec<Hit>) -> usize {
+        let is_run = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
+        let mut s = at;
+        while s > 0 && is_run(line[s - 1]) && at - s < 45 {
+            s -= 1;
+        }
+        let mut e = at + 1;
+        while e < line.len() && is_run(line[e]) && e - s < 46 {
+            e += 1;
+        }
+        let run_end = e;
+        // Leading dots belong to something else; a trailing dot ends a sentence.
+        while s < at && line[s] == b'.' {
+            s += 1;
+        }
+        while e > at + 1 && line[e - 1] == b'.' {
+            e -= 1;
+        }
+        if s > 0 && line[s - 1].is_ascii_alphanumeric() {
+            return run_end;
+        }
+        if e < line.len() && (line[e].is_ascii_alphanumeric() || line[e] == b'_') {
+            return run_end;
+        }
+        let run = &line[s..e];
+        if run.iter().filter(|&&b| b == b':').count() < 2 || run.len() < 3 {
+            return run_end;
+        }
+        let Some(addr) = std::str::from_utf8(run)
+            .ok()
+            .and_then(|t| t.parse::<Ipv6Addr>().ok())
+        else {
+            return run_end;
+        };
+        if let Some(v4) = addr.to_ipv4_mapped() {
+            if !run.contains(&b'.') {
+                // `::ffff:102:304`: the dotted form is found by the word scan.
+                self.index.v4.covering(ip::v4_bits(v4), |_, id| {
+                    push(self.index, hits, IndicatorId(id), run);
+                });
+            }
+        } else {
+            self.index.v6.covering(ip::v6_bits(addr), |_, id| {
+                push(self.index, hits, IndicatorId(id), run);
+            });
+        }
+        run_end
+    }
+
+    fn host_word(&mut self, line: &[u8], mut start: usize, mut end: usize, hits: &mut Vec<Hit>) {
+        while start < end && CLASS[line[start] as usize] & (DOT | DASH) != 0 {
+            start += 1;
+        }
+        while end > start && CLASS[line[end - 1] as usize] & (DOT | DASH) != 0 {
+            end -= 1;
+        }
+        let host = &line[start..end];
+        let Some(dot) = memchr::memrchr(b'.', host) else {
+            return;
+        };
+        // Reject hosts whose last label no indicator has.
+        self.buf.clear();
+        self.buf.extend(host.iter().map(|b| b.to_ascii_lowercase()));
+        if self.index.tlds.find(&self.buf[dot + 1..]).is_none() {
+            return;
+        }
+        let index = self.index;
+        if self.want_hostname {
+            if let Some(l) = index.set(Kind::Hostname).find(&self.buf) {
+                push(index, hits, IndicatorId::new(Kind::Hostname, l), host);
+            }
+        }
+        if self.want_domain {
+            let set = index.set(Kind::Domain);
+            let mut p = 0;
+            while p < dot {
+                if let Some(l) = set.find(&self.buf[p..]) {
+                    push(index, hits, IndicatorId::new(Kind::Domain, l), host);
+                }
+                match memchr::memchr(b'.', &self.buf[p..dot]) {
+                    Some(q) => p += q + 1,
+                    None => break,
+                }
+            }
+        }
+        if self.want_email && start > 1 && line[start - 1] == b'@' {
+            let mut s = start - 1;
+            while s > 0 && crate::intel::canon::is_email_local_byte(line[s - 1]) {
+                s -= 1;
+            }
+            if s < start - 1 {
+                let local = &line[s..start - 1];
+                let mut key = Vec::with_capacity(local.len() + 1 + self.buf.len());
+                key.extend(local.iter().map(|b| b.to_ascii_lowercase()));
+                key.push(b'@');
+                key.extend_from_slice(&self.buf);
+                if let Some(l) = index.set(Kind::Email).find(&key) {
+                    push(index, hits, IndicatorId::new(Kind::Email, l), &line[s..end]);
+                }
+            }
+        }
+        if self.want_url && end < line.len() && matches!(line[end], b'/' | b':' | b'?') {
+            self.url(line, start, end, hits);
+        }
+    }
+
+    /// Looks up the URL whose host is `line[start..end]` (already known to be followed
+    /// by `/`, `:` or `?`). The host is lower-cased; the path is compared as written.
+    fn url(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
+        let index = self.index;
+        self.buf.clear();
+        self.buf
+            .extend(line[start..end].iter().map(|b| b.to_ascii_lowercase()));
+        if index.url_hosts.find(&self.buf).is_none() {
+            return;
+        }
+        let mut e = end;
+        // `:port`
+        if line[e] == b':' {
+            let mut p = e + 1;
+            while p < line.len() && line[p].is_ascii_digit() {
+                p += 1;
+            }
+            if p == e + 1 || p >= line.len() || !matches!(line[p], b'/' | b'?') {
+                return;
+            }
+            self.buf.extend_from_slice(&line[e..p]);
+            e = p;
+        }
+        let host_len = self.buf.len();
+        if line[e] == b'?' {
+            self.buf.push(b'/');
+        }
+        let mut t = e;
+        while t < line.len() && !ends_url(line[t]) {
+            t += 1;
+        }
+        // A JSON-escaped slash (`\/`) stops here; the decoded pass handles it.
+        let tail = &line[e..t];
+        self.buf.extend_from_slice(tail);
+        let set = index.set(Kind::Url);
+        // Candidates: the whole URL (less trailing punctuation), and the URL cut at the
+        // query string, at each `&` parameter boundary and at the fragment.
+        let full_len = self.buf.len();
+        let mut cuts: [usize; 8] = [0; 8];
+        let mut ncut = 0;
+        let mut trimmed = full_len;
+        while trimmed > host_len + 1 && matches!(self.buf[trimmed - 1], b'.' | b',' | b';' | b')' | b']') {
+            trimmed -= 1;
+        }
+        cuts[ncut] = trimmed;
+        ncut += 1;
+        if trimmed != full_len {
+            cuts[ncut] = full_len;
+            ncut += 1;
+        }
+        for (k, &b) in self.buf[host_len..full_len].iter().enumerate() {
+            if (b == b'?' || b == b'#' || b == b'&') && ncut < cuts.len() {
+                cuts[ncut] = host_len + k;
+                ncut += 1;
+            }
+        }
+        let mut found: Option<u32> = None;
+        for &cut in &cuts[..ncut] {
+            let mut key = &self.buf[..cut];
+            let slash_only;
+            if key.len() == host_len {
+                // `http://evil.com` followed by the end: the URL `evil.com/`.
+                slash_only = [key, b"/"].concat();
+                key = &slash_only;
+                if let Some(l) = set.find(key) {
+                    found = Some(l);
+                    break;
+                }
+                continue;
+            }
+            if let Some(l) = set.find(key) {
+                found = Some(l);
+                break;
+            }
+        }
+        if let Some(l) = found {
+            let mut a = start;
+            // Show the scheme in the atomic when the line has one.
+            if a >= 3 && &line[a - 3..a] == b"://" {
+                let mut s = a - 3;
+                while s > 0 && line[s - 1].is_ascii_alphanumeric() {
+                    s -= 1;
+                }
+                a = s;
+            }
+            push(index, hits, IndicatorId::new(Kind::Url, l), &line[a..t]);
+        }
+    }
+
+    fn literals(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        let index = self.index;
+        let Some(ac) = index.literals.as_ref() else {
+            return;
+        };
+        for m in ac.find_overlapping_iter(line) {
+            let Some(&id) = index.literal_ids.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            let (s, e) = (m.start(), m.end());
+            let text = &line[s..e];
+            match id.kind() {
+                Kind::Filename => {
+                    let before_ok = s == 0 || !is_filename_byte(line[s - 1]);
+                    let after_ok = e == line.len() || !is_filename_byte(line[e]);
+                    if before_ok && after_ok {
+                        push(index, hits, id, text);
+                    }
+                }
+                _ => {
+                    if text == index.value(id).as_bytes() {
+                        push(index, hits, id, text);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Is the word starting at `start` a version (`Chrome/4.0.222.12`) rather than an
+/// address? True when it is glued to a `/` that follows a product name: a word with a
+/// letter that is not itself part of a path or URL.
+fn is_version_context(line: &[u8], start: usize) -> bool {
+    if start == 0 || line[start - 1] != b'/' {
+        return false;
+    }
+    let slash = start - 1;
+    let mut k = slash;
+    let mut letter = false;
+    while k > 0 {
+        let b = line[k - 1];
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+            letter |= b.is_ascii_alphabetic();
+            k -= 1;
+        } else {
+            break;
+        }
+    }
+    if k == slash || !letter {
+        return false;
+    }
+    // `host/1.2.3.4` inside a URL or path: the word before is preceded by `/` or `:`.
+    !(k > 0 && matches!(line[k - 1], b'/' | b':' | b'='))
+}
+
+#[inline]
+fn push(index: &Index, hits: &mut Vec<Hit>, id: IndicatorId, atomic: &[u8]) {
+    if index.metas_of(id).is_empty() {
+        return;
+    }
+    if hits.iter().any(|h| h.id == id) {
+        return;
+    }
+    hits.push(Hit {
+        id,
+        atomic: String::from_utf8_lossy(atomic).into_owned(),
+    });
+}
+
+/// String values of a JSON document that hold characters JSON escapes (`/`, `\`, `"`,
+/// control or non-ASCII characters).
+fn collect_escaped_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if s.bytes().any(|b| matches!(b, b'/' | b'\\' | b'"') || b < 0x20 || b >= 0x80) {
+                out.push(s.clone());
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_escaped_strings(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_escaped_strings(x, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,177 @@
+//! Alerts as JSON lines with Elastic Common Schema fields.
+//!
+//! One alert per log line that matched: `event.kind: "event"` with
+//! `event.category: ["threat"]` (the log event, enriched; `alert` is kept for
+//! confirmed correlations), the line's place (`log.file.path`, `log.offset`,
+//! `tripline.line_number`), the line itself in `message` (cut at
+//! [`MESSAGE_MAX_BYTES`]), and `threat.enrichments`: one entry per indicator with
+//! `matched.*`, `indicator.*` and a `tripline` block listing every source that holds
+//! the indicator.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::index::{Index, WarninglistMode};
+use crate::intel::model::ecs_type_for;
+use crate::intel::Tlp;
+use crate::matcher::Hit;
+
+/// `message` is cut at this many bytes (on a character boundary).
+pub const MESSAGE_MAX_BYTES: usize = 8 * 1024;
+
+/// Where a matched line was.
+pub struct LinePlace<'a> {
+    pub path: &'a str,
+    pub offset: u64,
+    pub line_number: u64,
+}
+
+/// Cuts `line` to [`MESSAGE_MAX_BYTES`] and makes it text (invalid UTF-8 replaced).
+pub fn message(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(MESSAGE_MAX_BYTES)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if line.len() > MESSAGE_MAX_BYTES {
+        // A multi-byte character cut in two shows as U+FFFD at the end; drop it.
+        while s.ends_with('\u{FFFD}') && !line.ends_with("\u{FFFD}".as_bytes()) {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// One enrichment per hit, in hit order; `metas` are the ones valid at the event time.
+pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32]) -> Value {
+    let id = hit.id;
+    let kind = id.kind();
+    let first = metas.first().map(|&m| index.meta(m));
+    let misp_type = first.map_or("", |m| index.string(m.misp_type));
+    let tlp: Option<Tlp> = metas
+        .iter()
+        .filter_map(|&m| index.tlp_of(index.meta(m)))
+        .max();
+    let provider = first
+        .and_then(|m| index.sources.get(m.source as usize))
+        .map(|s| s.provider.clone().unwrap_or_else(|| s.name.clone()));
+    let sources: Vec<Value> = metas.iter().map(|&m| source_entry(index, m)).collect();
+
+    let mut indicator = Map::new();
+    indicator.insert("type".into(), json!(ecs_type_for(kind, misp_type)));
+    indicator.insert("name".into(), json!(index.value(id)));
+    if let Some(p) = provider {
+        indicator.insert("provider".into(), json!(p));
+    }
+    if let Some(t) = tlp {
+        indicator.insert("marking".into(), json!({ "tlp": t.as_str() }));
+    }
+    let mut tripline = Map::new();
+    tripline.insert("kind".into(), json!(kind.name()));
+    if index.warninglist_mode() == WarninglistMode::Flag {
+        if let Some(list) = index.warninglist_of(id) {
+            tripline.insert("warninglisted".into(), json!(list));
+        }
+    }
+    tripline.insert("sources".into(), Value::Array(sources));
+    json!({
+        "matched": {
+            "atomic": hit.atomic,
+            "type": "indicator_match_rule",
+        },
+        "indicator": Value::Object(indicator),
+        "tripline": Value::Object(tripline),
+    })
+}
+
+fn source_entry(index: &Index, meta_id: u32) -> Value {
+    let meta = index.meta(meta_id);
+    let mut o = Map::new();
+    if let Some(src) = index.sources.get(meta.source as usize) {
+        o.insert("name".into(), json!(src.name));
+        o.insert("format".into(), json!(src.format));
+        if let Some(p) = &src.provider {
+            o.insert("provider".into(), json!(p));
+        }
+    }
+    let event = meta.event.and_then(|e| index.events.get(e as usize));
+    let mut tags: Vec<&str> = Vec::new();
+    if let Some(ev) = event {
+        let mut e = Map::new();
+        if let Some(u) = &ev.uuid {
+            e.insert("uuid".into(), json!(u));
+        }
+        if let Some(i) = &ev.info {
+            e.insert("info".into(), json!(i));
+        }
+        if let Some(t) = ev.threat_level {
+            e.insert("threat_level".into(), json!(t));
+        }
+        if let Some(o) = &ev.org {
+            e.insert("org".into(), json!(o));
+        }
+        if let Some(r) = &ev.reference {
+            o.insert("reference".into(), json!(r));
+        }
+        o.insert("event".into(), Value::Object(e));
+        tags.extend(ev.tags.iter().map(|t| t.as_str()));
+    }
+    let mut a = Map::new();
+    if let Some(u) = &meta.attr_uuid {
+        a.insert("uuid".into(), json!(u));
+    }
+    a.insert("type".into(), json!(index.string(meta.misp_type)));
+    if let Some(c) = meta.category {
+        a.insert("category".into(), json!(index.string(c)));
+    }
+    a.insert("to_ids".into(), json!(meta.to_ids));
+    if let Some(p) = meta.port {
+        a.insert("port".into(), json!(p));
+    }
+    if let Some(d) = meta.distribution {
+        a.insert("distribution".into(), json!(d));
+    }
+    o.insert("attribute".into(), Value::Object(a));
+    tags.extend(index.tags(meta.tags));
+    tags.sort_unstable();
+    tags.dedup();
+    if !tags.is_empty() {
+        o.insert("tags".into(), json!(tags));
+    }
+    if let Some(t) = index.tlp_of(meta) {
+        o.insert("tlp".into(), json!(t.as_str()));
+    }
+    o.insert("first_seen".into(), time_json(meta.first_seen));
+    o.insert("last_seen".into(), time_json(meta.last_seen));
+    o.retain(|_, v| !v.is_null());
+    Value::Object(o)
+}
+
+fn time_json(t: Option<i64>) -> Value {
+    t.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+        .map_or(Value::Null, |d| json!(d.to_rfc3339_opts(SecondsFormat::Secs, true)))
+}
+
+/// The whole alert for one matched line.
+pub fn alert(place: &LinePlace<'_>, line: &[u8], time: DateTime<Utc>, enrichments: Vec<Value>) -> Value {
+    json!({
+        "@timestamp": time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        "event": { "kind": "event", "category": ["threat"], "type": ["indicator"] },
+        "log": { "file": { "path": place.path }, "offset": place.offset },
+        "tripline": { "line_number": place.line_number },
+        "message": message(line),
+        "threat": { "enrichments": enrichments },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_is_cut_on_a_char_boundary() {
+        let mut line = vec![b'a'; MESSAGE_MAX_BYTES - 1];
+        line.extend_from_slice("é and more".as_bytes());
+        let m = message(&line);
+        assert_eq!(m.len(), MESSAGE_MAX_BYTES - 1);
+        assert!(m.bytes().all(|b| b == b'a'));
+        assert_eq!(message(b"x\xffy"), "x\u{FFFD}y");
+    }
+}

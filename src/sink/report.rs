@@ -1,0 +1,196 @@
+//! Reports for `tripline intel` and `tripline intel lookup`, as text for people and
+//! JSON for machines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+
+use crate::index::Index;
+use crate::intel::canon::Canonical;
+use crate::intel::warninglist::Warninglists;
+use crate::intel::{Exclusion, Kind};
+use crate::matcher::Hit;
+
+/// A domain indicator with at least this many subdomain indicators is reported as a
+/// broad parent.
+pub const BROAD_PARENT_MIN_CHILDREN: usize = 3;
+/// How many examples of each kind of problem the text report lists.
+const EXAMPLES: usize = 10;
+
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+    pub matches: bool,
+}
+
+pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: f64) -> Report {
+    let mut t = String::new();
+    let n = index.len();
+    let _ = writeln!(t, "Intel: {n} matchable indicators from {} source(s), loaded and built in {secs:.2} s", index.sources.len());
+
+    // Per source: records read and indicators held.
+    let mut per_source: BTreeMap<u32, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for kind in Kind::ALL {
+        for id in index.all_ids(kind) {
+            let mut seen = Vec::new();
+            for &m in index.metas_of(id) {
+                let s = index.meta(m).source;
+                if !seen.contains(&s) {
+                    seen.push(s);
+                    *per_source.entry(s).or_default().entry(kind.name()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let _ = writeln!(t, "\nSources:");
+    let mut sources_json = Vec::new();
+    for (i, s) in index.sources.iter().enumerate() {
+        let counts = per_source.get(&(i as u32)).cloned().unwrap_or_default();
+        let total: u64 = counts.values().sum();
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let records = index.records_by_source.get(i).copied().unwrap_or(0);
+        let _ = writeln!(t, "  {} ({}, {}): {total} indicators{}{}", s.name, s.format, s.location,
+            if parts.is_empty() { String::new() } else { format!(" [{}]", parts.join(", ")) },
+            if records > 0 { format!(", {records} records read") } else { String::new() });
+        sources_json.push(json!({"name": s.name, "format": s.format, "location": s.location, "provider": s.provider, "indicators": total, "by_type": counts, "records": records}));
+    }
+
+    let _ = writeln!(t, "\nMatchable indicators by type:");
+    for (k, v) in &index.stats.active_by_kind {
+        let _ = writeln!(t, "  {:<10} {v}", k.name());
+    }
+    if !index.excluded_by_reason.is_empty() {
+        let _ = writeln!(t, "\nNot matched by policy:");
+        for (r, v) in &index.excluded_by_reason {
+            let _ = writeln!(t, "  {r}: {v}");
+        }
+    }
+    let skipped_total: u64 = index.skipped_by_reason.values().sum();
+    if skipped_total > 0 {
+        let _ = writeln!(t, "\nSkipped records: {skipped_total}");
+        for (r, v) in &index.skipped_by_reason {
+            let _ = writeln!(t, "  {r}: {v}");
+        }
+        let _ = writeln!(t, "  first locations:");
+        for s in index.skipped.iter().take(EXAMPLES) {
+            let _ = writeln!(t, "    {}: {}", s.location, s.reason);
+        }
+    }
+    let hits = index.warninglist_hits();
+    let _ = writeln!(t, "\nWarninglists: {} loaded; {} indicators on them ({})", w.lists().len(), hits.len(),
+        match index.warninglist_mode() { crate::index::WarninglistMode::Drop => "not matched", crate::index::WarninglistMode::Flag => "matched with a mark" });
+    for (list, v) in &index.stats.warninglisted_by_list {
+        let _ = writeln!(t, "  {list}: {v}");
+    }
+    let mut warn_json = Vec::new();
+    for h in hits.iter().take(EXAMPLES) {
+        let _ = writeln!(t, "    {} ({}) on {}", index.value(h.indicator), h.indicator.kind(), index.warninglist_name(h.list));
+    }
+    for h in hits {
+        warn_json.push(json!({"indicator": index.value(h.indicator), "type": h.indicator.kind().name(), "list": index.warninglist_name(h.list)}));
+    }
+
+    let broad = index.broad_parents(BROAD_PARENT_MIN_CHILDREN);
+    let shared: Vec<&crate::index::WarninglistHit> = hits
+        .iter()
+        .filter(|h| index.warninglist_name(h.list).to_ascii_lowercase().contains("shared parent"))
+        .collect();
+    let _ = writeln!(t, "\nBroad parents (domain indicators that match every subdomain):");
+    let _ = writeln!(t, "  {} on the shared-parents warninglist (dynamic DNS, hosting)", shared.len());
+    for h in shared.iter().take(EXAMPLES) {
+        let _ = writeln!(t, "    {}", index.value(h.indicator));
+    }
+    let _ = writeln!(t, "  {} with {BROAD_PARENT_MIN_CHILDREN} or more subdomain indicators in the intel", broad.len());
+    for (id, c) in broad.iter().take(EXAMPLES) {
+        let live = if index.metas_of(*id).is_empty() { " (warninglisted)" } else { "" };
+        let _ = writeln!(t, "    {} ({c} subdomains){live}", index.value(*id));
+    }
+
+    let mem = index.stats.memory_bytes;
+    let per = if n > 0 { mem as f64 / n as f64 } else { 0.0 };
+    let _ = writeln!(t, "\nIndex: {:.1} MiB ({per:.0} bytes per indicator), built in {:.3} s", mem as f64 / (1 << 20) as f64, index.stats.build_secs);
+    if let Some(a) = &index.stats.literal_automaton {
+        let _ = writeln!(t, "  literal automaton: {a}");
+    }
+    for p in problems {
+        let _ = writeln!(t, "\nerror: {p}");
+    }
+    let json = json!({
+        "indicators": n,
+        "by_type": index.stats.active_by_kind.iter().map(|(k, v)| (k.name().to_string(), *v)).collect::<BTreeMap<_, _>>(),
+        "sources": sources_json,
+        "excluded_by_reason": index.excluded_by_reason,
+        "skipped_by_reason": index.skipped_by_reason,
+        "skipped": index.skipped.iter().map(|s| json!({"location": s.location, "reason": s.reason})).collect::<Vec<_>>(),
+        "warninglists": w.lists().iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
+        "warninglisted": warn_json,
+        "broad_parents": broad.iter().map(|(id, c)| json!({"domain": index.value(*id), "subdomain_indicators": c})).collect::<Vec<_>>(),
+        "index": {"memory_bytes": mem, "bytes_per_indicator": per, "build_secs": index.stats.build_secs, "literal_automaton": index.stats.literal_automaton},
+        "errors": problems,
+    });
+    Report { text: t, json, matches: n > 0 }
+}
+
+/// Explains `value`: the matches found by matching it as a log line, with each
+/// source's standing (matched, or why not), or why nothing matches.
+pub fn lookup_report(index: &Index, w: &Warninglists, value: &str, detected: Option<&Canonical>, hits: &[Hit]) -> Report {
+    let now = chrono::Utc::now().timestamp();
+    let mut t = String::new();
+    let mut entries = Vec::new();
+    let mut matches = false;
+    for hit in hits {
+        let id = hit.id;
+        let warn = index.warninglist_of(id);
+        let _ = writeln!(t, "{} matches indicator {} ({}){}", hit.atomic, index.value(id), id.kind(),
+            warn.map(|l| format!(", warninglisted by {l:?}: not matched")).unwrap_or_default());
+        let mut sources = Vec::new();
+        for &m in index.metas_of(id) {
+            let meta = index.meta(m);
+            let src = index.sources.get(meta.source as usize).map_or("?", |s| s.name.as_str());
+            let event = meta.event.and_then(|e| index.events.get(e as usize));
+            let mut why: Option<Exclusion> = index.meta_exclusion(m).cloned();
+            if why.is_none() && meta.valid_until.is_some_and(|u| u <= now) {
+                why = Some(Exclusion::Expired);
+            }
+            if why.is_none() {
+                if let Some(l) = warn {
+                    why = Some(Exclusion::Warninglisted(l.to_string()));
+                }
+            }
+            matches |= why.is_none();
+            let _ = writeln!(t, "  source {src}{}{}: {}",
+                event.and_then(|e| e.info.as_ref()).map(|i| format!(", event {i:?}")).unwrap_or_default(),
+                meta.attr_uuid.as_ref().map(|u| format!(", attribute {u}")).unwrap_or_default(),
+                why.as_ref().map_or("matched".to_string(), |w| format!("not matched: {w}")));
+            sources.push(json!({
+                "source": src,
+                "event": event.and_then(|e| e.uuid.clone()),
+                "event_info": event.and_then(|e| e.info.clone()),
+                "attribute": meta.attr_uuid.as_deref(),
+                "type": index.string(meta.misp_type),
+                "matched": why.is_none(),
+                "reason": why.map(|w| w.to_string()),
+            }));
+        }
+        entries.push(json!({"atomic": hit.atomic, "indicator": index.value(id), "type": id.kind().name(), "warninglisted": warn, "sources": sources}));
+    }
+    let mut would_be_warninglisted = Vec::new();
+    if hits.is_empty() {
+        let _ = writeln!(t, "{value}: not in the intel");
+        if let Some(c) = detected {
+            let _ = writeln!(t, "  understood as {} {}", c.kind, c.value);
+            for l in w.check_all(c.kind, c.kind.default_misp_type(), &c.value) {
+                let name = w.lists().get(l).map_or("?", |x| x.name.as_str());
+                would_be_warninglisted.push(name.to_string());
+                let _ = writeln!(t, "  on warninglist {name:?}: it would not be matched even if it were in the intel");
+            }
+        } else {
+            let _ = writeln!(t, "  no indicator type recognised in it");
+        }
+    }
+    let json = json!({"value": value, "matches": matches, "hits": entries,
+        "detected": detected.map(|c| json!({"type": c.kind.name(), "value": c.value})),
+        "warninglists": would_be_warninglisted});
+    Report { text: t, json, matches }
+}

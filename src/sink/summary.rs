@@ -1,0 +1,42 @@
+//! The hunt summary a person reads at the end of `tripline hunt` (on stderr).
+
+use std::fmt::Write;
+
+use crate::hunt::HuntStats;
+use crate::index::Index;
+
+/// How many indicators the summary lists by hit count.
+pub const TOP_INDICATORS: usize = 10;
+
+pub fn hunt_summary(index: &Index, s: &HuntStats) -> String {
+    let mut o = String::new();
+    let mb = s.bytes as f64 / 1e6;
+    let rate = if s.secs > 0.0 { mb / s.secs } else { 0.0 };
+    let lps = if s.secs > 0.0 { s.lines as f64 / s.secs } else { 0.0 };
+    let _ = writeln!(o, "tripline hunt: {} input(s), {} lines, {:.1} MB in {:.2} s ({:.1} MB/s, {:.0} lines/s)", s.inputs, s.lines, mb, s.secs, rate, lps);
+    let _ = writeln!(o, "  indicators loaded: {}", index.len());
+    let _ = writeln!(o, "  matching lines: {} ({} enrichments)", s.matched_lines, s.enrichments);
+    if s.oversized_lines > 0 {
+        let _ = writeln!(o, "  lines skipped as oversized: {}", s.oversized_lines);
+    }
+    if !s.by_type.is_empty() {
+        let parts: Vec<String> = s.by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(o, "  matches by indicator type: {}", parts.join(", "));
+    }
+    if !s.by_source.is_empty() {
+        let parts: Vec<String> = s.by_source.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(o, "  matches by intel source: {}", parts.join(", "));
+    }
+    if !s.by_indicator.is_empty() {
+        let mut top: Vec<_> = s.by_indicator.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let _ = writeln!(o, "  top indicators:");
+        for (id, n) in top.into_iter().take(TOP_INDICATORS) {
+            let _ = writeln!(o, "    {n:>8}  {} ({})", index.value(*id), id.kind());
+        }
+    }
+    for e in &s.errors {
+        let _ = writeln!(o, "  error: {e}");
+    }
+    o
+}

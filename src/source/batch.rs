@@ -1,0 +1,238 @@
+//! Batch input: files, directories (recursively), `.gz` archives and stdin, read as
+//! chunks of whole lines.
+//!
+//! A [`ChunkReader`] turns one input into a sequence of [`Piece`]s: chunks of about
+//! [`CHUNK_BYTES`] that end on a line boundary, so that chunks can be matched in
+//! parallel and put back in order. Gzip is detected by its magic bytes, not the file
+//! name, and multi-member archives are read whole. A line longer than the limit is not
+//! buffered whole: the reader skips to its end and reports it as
+//! [`Piece::Oversized`], so memory stays bounded by the chunk size plus the limit. A read
+//! error (a truncated archive) ends the input with [`Piece::Error`] after the lines read
+//! before the damage, the last partial line included.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+/// Target size of one chunk.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// One input to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    Path(PathBuf),
+}
+
+impl Input {
+    pub fn display(&self) -> String {
+        match self {
+            Input::Stdin => "-".to_string(),
+            Input::Path(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Expands command-line operands: `-` is stdin, a directory is every regular file
+/// below it in name order. Operands that cannot be read are returned as errors with
+/// their path; the others are still searched.
+pub fn expand(operands: &[PathBuf]) -> (Vec<Input>, Vec<(PathBuf, io::Error)>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for op in operands {
+        if op.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        match std::fs::metadata(op) {
+            Ok(m) if m.is_dir() => walk(op, &mut inputs, &mut errors),
+            Ok(_) => inputs.push(Input::Path(op.clone())),
+            Err(e) => errors.push((op.clone(), e)),
+        }
+    }
+    (inputs, errors)
+}
+
+fn walk(dir: &Path, inputs: &mut Vec<Input>, errors: &mut Vec<(PathBuf, io::Error)>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push((dir.to_path_buf(), e));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => walk(&p, inputs, errors),
+            Ok(m) if m.is_file() => inputs.push(Input::Path(p)),
+            Ok(_) => {}
+            Err(e) => errors.push((p, e)),
+        }
+    }
+}
+
+/// What a reader yields.
+#[derive(Debug)]
+pub enum Piece {
+    /// Whole lines (the last one may lack its newline at the end of input), starting
+    /// at byte `offset` of the (decompressed) input.
+    Lines { offset: u64, data: Vec<u8> },
+    /// One line longer than the limit, skipped: where it started and its length.
+    Oversized { offset: u64, len: u64 },
+    /// The input could not be read (further); what came before was yielded.
+    Error(String),
+}
+
+/// Reads one input as pieces.
+pub struct ChunkReader {
+    reader: Box<dyn Read + Send>,
+    carry: Vec<u8>,
+    /// Offset of `carry[0]` in the input.
+    offset: u64,
+    max_line: usize,
+    /// Inside an oversized line: where it started and how much was skipped.
+    skipping: Option<(u64, u64)>,
+    done: bool,
+    pending_error: Option<String>,
+    pub compressed: bool,
+}
+
+impl ChunkReader {
+    /// Opens `input`; gzip is detected by its magic bytes.
+    pub fn open(input: &Input, max_line: usize) -> io::Result<ChunkReader> {
+        let mut raw: Box<dyn Read + Send> = match input {
+            Input::Stdin => Box::new(io::stdin()),
+            Input::Path(p) => Box::new(File::open(p)?),
+        };
+        let mut magic = [0u8; 2];
+        let mut got = 0;
+        while got < 2 {
+            match raw.read(&mut magic[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let head = io::Cursor::new(magic[..got].to_vec());
+        let chained = head.chain(raw);
+        let compressed = got == 2 && magic == [0x1f, 0x8b];
+        let reader: Box<dyn Read + Send> = if compressed {
+            Box::new(MultiGzDecoder::new(chained))
+        } else {
+            Box::new(chained)
+        };
+        Ok(ChunkReader {
+            reader,
+            carry: Vec::with_capacity(CHUNK_BYTES * 2),
+            offset: 0,
+            max_line: max_line.max(1),
+            skipping: None,
+            done: false,
+            pending_error: None,
+            compressed,
+        })
+    }
+
+    /// The next piece, or `None` at the end of the input.
+    fn next_piece(&mut self) -> Option<Piece> {
+        loop {
+            if self.done {
+                if self.carry.is_empty() {
+                    return None;
+                }
+                let data = std::mem::take(&mut self.carry);
+                let offset = self.offset;
+                self.offset += data.len() as u64;
+                return Some(Piece::Lines { offset, data });
+            }
+            // Fill up to one chunk beyond the carry.
+            let start = self.carry.len();
+            self.carry.resize(start + CHUNK_BYTES, 0);
+            let n = loop {
+                match self.reader.read(&mut self.carry[start..]) {
+                    Ok(n) => break Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    // Lines before the damage are still yielded (the done branch
+                    // above); the error comes last.
+                    self.carry.truncate(start);
+                    self.done = true;
+                    self.pending_error = Some(e.to_string());
+                    if let Some(p) = self.finish_skip() {
+                        return Some(p);
+                    }
+                    continue;
+                }
+            };
+            self.carry.truncate(start + n);
+            if n == 0 {
+                self.done = true;
+                if let Some(p) = self.finish_skip() {
+                    return Some(p);
+                }
+                continue;
+            }
+            if let Some((skip_start, skipped)) = self.skipping {
+                // Drop bytes up to the end of the oversized line.
+                match memchr::memchr(b'\n', &self.carry) {
+                    Some(nl) => {
+                        let len = skipped + nl as u64 + 1;
+                        self.carry.drain(..nl + 1);
+                        self.offset = skip_start + len;
+                        self.skipping = None;
+                        return Some(Piece::Oversized {
+                            offset: skip_start,
+                            len,
+                        });
+                    }
+                    None => {
+                        self.skipping = Some((skip_start, skipped + self.carry.len() as u64));
+                        self.carry.clear();
+                        continue;
+                    }
+                }
+            }
+            match memchr::memrchr(b'\n', &self.carry) {
+                Some(nl) => {
+                    let rest = self.carry.split_off(nl + 1);
+                    let data = std::mem::replace(&mut self.carry, rest);
+                    let offset = self.offset;
+                    self.offset += data.len() as u64;
+                    return Some(Piece::Lines { offset, data });
+                }
+                None if self.carry.len() > self.max_line => {
+                    self.skipping = Some((self.offset, self.carry.len() as u64));
+                    self.carry.clear();
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn finish_skip(&mut self) -> Option<Piece> {
+        let (offset, len) = self.skipping.take()?;
+        self.offset = offset + len;
+        Some(Piece::Oversized { offset, len })
+    }
+}
+
+/// Iterates the pieces of an input, then its read error if one ended it.
+impl Iterator for ChunkReader {
+    type Item = Piece;
+    fn next(&mut self) -> Option<Piece> {
+        if let Some(p) = self.next_piece() {
+            return Some(p);
+        }
+        self.pending_error.take().map(Piece::Error)
+    }
+}
