@@ -21,7 +21,7 @@ use crate::index::Index;
 use crate::intel::IndicatorId;
 use crate::matcher::{Hit, Matcher};
 use crate::sink::alert::{self, LinePlace};
-use crate::source::batch::{ChunkReader, Input, Piece};
+use crate::source::batch::{self, ChunkReader, Input, Piece};
 
 #[derive(Clone, Debug)]
 pub struct HuntOptions {
@@ -288,12 +288,13 @@ pub fn hunt<W: Write>(
         write_error: None,
     };
     let threads = opts.threads.max(1);
+    let (recycle_tx, recycle_rx) = batch::buffer_pool(threads * 4);
     if threads == 1 {
         let mut matcher = Matcher::new(index);
         let mut seq = 0;
         for (i, input) in inputs.iter().enumerate() {
-            for piece in pieces(input, opts.max_line_bytes) {
-                let outcome = run_piece(&mut matcher, piece, opts.max_line_bytes, now);
+            for piece in pieces(input, opts.max_line_bytes, recycle_rx.clone()) {
+                let outcome = run_piece(&mut matcher, piece, opts.max_line_bytes, now, &recycle_tx);
                 c.accept(seq, i, outcome);
                 seq += 1;
             }
@@ -314,7 +315,7 @@ pub fn hunt<W: Write>(
             s.spawn(move || {
                 let mut seq = 0;
                 for (i, input) in inputs.iter().enumerate() {
-                    for piece in pieces(input, max_line) {
+                    for piece in pieces(input, max_line, recycle_rx.clone()) {
                         if job_tx.send(Job { seq, input: i, piece: Some(piece) }).is_err() {
                             return;
                         }
@@ -329,11 +330,12 @@ pub fn hunt<W: Write>(
                     for _ in 0..threads {
                         let rx = workers_rx.clone();
                         let tx = workers_tx.clone();
+                        let recycle = recycle_tx.clone();
                         ps.spawn(move |_| {
                             let mut matcher = Matcher::new(index);
                             for job in rx.iter() {
                                 let outcome = match job.piece {
-                                    Some(p) => run_piece(&mut matcher, p, max_line, now),
+                                    Some(p) => run_piece(&mut matcher, p, max_line, now, &recycle),
                                     None => Outcome::Start,
                                 };
                                 let done = Done { seq: job.seq, input: job.input, outcome };
@@ -370,17 +372,31 @@ pub fn hunt<W: Write>(
 
 /// The pieces of one input, led by a start marker; an input that cannot be opened
 /// yields its error.
-fn pieces(input: &Input, max_line: usize) -> Box<dyn Iterator<Item = Piece> + Send + '_> {
-    match ChunkReader::open(input, max_line) {
+fn pieces(
+    input: &Input,
+    max_line: usize,
+    recycled: crossbeam_channel::Receiver<Vec<u8>>,
+) -> Box<dyn Iterator<Item = Piece> + Send + '_> {
+    match ChunkReader::open(input, max_line, Some(recycled)) {
         Ok(r) => Box::new(std::iter::once(Piece::Lines { offset: 0, data: Vec::new() }).chain(r)),
         Err(e) => Box::new(std::iter::once(Piece::Error(format!("cannot open: {e}")))),
     }
 }
 
-fn run_piece(matcher: &mut Matcher<'_>, piece: Piece, max_line: usize, now: DateTime<Utc>) -> Outcome {
+fn run_piece(
+    matcher: &mut Matcher<'_>,
+    piece: Piece,
+    max_line: usize,
+    now: DateTime<Utc>,
+    recycle: &crossbeam_channel::Sender<Vec<u8>>,
+) -> Outcome {
     match piece {
         Piece::Lines { data, .. } if data.is_empty() => Outcome::Start,
-        Piece::Lines { offset, data } => match_chunk(matcher, &data, offset, max_line, now),
+        Piece::Lines { offset, data } => {
+            let outcome = match_chunk(matcher, &data, offset, max_line, now);
+            let _ = recycle.try_send(data);
+            outcome
+        }
         Piece::Oversized { len, .. } => Outcome::Oversized { len },
         Piece::Error(e) => Outcome::Error(e),
     }

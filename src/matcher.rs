@@ -236,7 +236,7 @@ impl<'i> Matcher<'i> {
                 push(self.index, hits, IndicatorId(id), word);
             });
         }
-        if self.want_url && end < line.len() && matches!(line[end], b'/' | b':' | b'?') {
+        if self.want_url && url_follows(line, start, end) {
             self.url(line, start, end, hits);
         }
     }
@@ -303,12 +303,20 @@ impl<'i> Matcher<'i> {
         let Some(dot) = memchr::memrchr(b'.', host) else {
             return;
         };
-        // Reject hosts whose last label no indicator has.
-        self.buf.clear();
-        self.buf.extend(host.iter().map(|b| b.to_ascii_lowercase()));
-        if self.index.tlds.find(&self.buf[dot + 1..]).is_none() {
+        // Reject hosts whose last label no indicator has, before copying the host.
+        let tld = &host[dot + 1..];
+        if tld.len() > 63 {
             return;
         }
+        let mut tld_buf = [0u8; 63];
+        for (d, s) in tld_buf.iter_mut().zip(tld) {
+            *d = s.to_ascii_lowercase();
+        }
+        if self.index.tlds.find(&tld_buf[..tld.len()]).is_none() {
+            return;
+        }
+        self.buf.clear();
+        self.buf.extend(host.iter().map(|b| b.to_ascii_lowercase()));
         let index = self.index;
         if self.want_hostname {
             if let Some(l) = index.set(Kind::Hostname).find(&self.buf) {
@@ -344,13 +352,13 @@ impl<'i> Matcher<'i> {
                 }
             }
         }
-        if self.want_url && end < line.len() && matches!(line[end], b'/' | b':' | b'?') {
+        if self.want_url && url_follows(line, start, end) {
             self.url(line, start, end, hits);
         }
     }
 
-    /// Looks up the URL whose host is `line[start..end]` (already known to be followed
-    /// by `/`, `:` or `?`). The host is lower-cased; the path is compared as written.
+    /// Looks up the URL whose host is `line[start..end]` (see [`url_follows`]). The host
+    /// is lower-cased; the path is compared as written.
     fn url(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
         let index = self.index;
         self.buf.clear();
@@ -361,7 +369,7 @@ impl<'i> Matcher<'i> {
         }
         let mut e = end;
         // `:port`
-        if line[e] == b':' {
+        if e < line.len() && line[e] == b':' {
             let mut p = e + 1;
             while p < line.len() && line[p].is_ascii_digit() {
                 p += 1;
@@ -373,7 +381,7 @@ impl<'i> Matcher<'i> {
             e = p;
         }
         let host_len = self.buf.len();
-        if line[e] == b'?' {
+        if e < line.len() && line[e] == b'?' {
             self.buf.push(b'/');
         }
         let mut t = e;
@@ -465,6 +473,14 @@ impl<'i> Matcher<'i> {
             }
         }
     }
+}
+
+/// Can a URL start at the host `line[start..end]`: a path, port or query follows it,
+/// or a scheme (`://`) precedes it?
+#[inline]
+fn url_follows(line: &[u8], start: usize, end: usize) -> bool {
+    (end < line.len() && matches!(line[end], b'/' | b':' | b'?'))
+        || (start >= 3 && &line[start - 3..start] == b"://")
 }
 
 /// Is the word starting at `start` a version (`Chrome/4.0.222.12`) rather than an

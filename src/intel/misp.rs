@@ -228,37 +228,20 @@ fn shape_of(value: &Value) -> Result<Shape<'_>, String> {
             }
             Ok(Shape::Events(list))
         }
-        other => Err(format!(
-            "not MISP: expected a JSON object or list, found {}",
-            json_kind(other)
-        )),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        _ => Err("not MISP: expected a JSON object or list".into()),
     }
 }
 
 /// `{"Attribute":[..]}` with nothing event-like beside it: an attribute search result.
 fn attribute_list(o: &Map<String, Value>) -> Option<&[Value]> {
-    const EVENT_KEYS: [&str; 7] = [
-        "info",
-        "uuid",
-        "Object",
-        "date",
-        "Orgc",
-        "Org",
-        "threat_level_id",
-    ];
     let list = o.get("Attribute")?.as_array()?;
-    if EVENT_KEYS.iter().any(|k| o.contains_key(*k)) {
+    let event_like = |k: &String| {
+        matches!(
+            k.as_str(),
+            "info" | "uuid" | "Object" | "date" | "Orgc" | "Org" | "threat_level_id"
+        )
+    };
+    if o.keys().any(event_like) {
         return None;
     }
     Some(list)
@@ -348,13 +331,7 @@ impl Loader<'_, '_> {
         }
         for (oi, obj) in array(ev, "Object").iter().enumerate() {
             let deleted = obj.get("deleted").and_then(flag).unwrap_or(false);
-            for (ai, attr) in obj
-                .get("Attribute")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
+            for (ai, attr) in array_of(obj, "Attribute").iter().enumerate() {
                 let loc = Loc {
                     object: Some(oi),
                     attribute: ai,
@@ -376,12 +353,7 @@ impl Loader<'_, '_> {
             push(t);
         }
         for galaxy in array(ev, "Galaxy") {
-            for cluster in galaxy
-                .get("GalaxyCluster")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for cluster in array_of(galaxy, "GalaxyCluster") {
                 if let Some(t) = cluster.get("tag_name").and_then(Value::as_str) {
                     push(t);
                 }
@@ -467,28 +439,13 @@ impl Loader<'_, '_> {
             return;
         };
         loc.attr_uuid = text(a, "uuid");
-        let Some(ty) = text(a, "type") else {
-            self.store.skip(loc.format(None), "attribute without type");
-            return;
-        };
-        let value: Cow<'_, str> = match a.get("value") {
-            Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
-            Some(Value::Number(n)) => Cow::Owned(n.to_string()),
-            None | Some(Value::Null) => {
-                self.store.skip(loc.format(None), "attribute without value");
-                return;
-            }
-            Some(_) => {
-                self.store
-                    .skip(loc.format(None), "attribute value is not a string");
+        let (ty, value) = match type_and_value(a) {
+            Ok(tv) => tv,
+            Err(reason) => {
+                self.store.skip(loc.format(None), reason);
                 return;
             }
         };
-        if value.trim().is_empty() {
-            self.store
-                .skip(loc.format(None), "attribute value is empty");
-            return;
-        }
         let plan = match plan(ty, &value) {
             Ok(p) => p,
             Err(reason) => {
@@ -532,6 +489,21 @@ impl Loader<'_, '_> {
                 .add_typed(part.kind, part.value, meta, || loc.format(part.index));
         }
     }
+}
+
+/// The type and the value (a string, or a number as text) of an attribute.
+fn type_and_value(a: &Map<String, Value>) -> Result<(&str, Cow<'_, str>), &'static str> {
+    let ty = text(a, "type").ok_or("attribute without type")?;
+    let value = match a.get("value") {
+        Some(Value::String(s)) => Cow::Borrowed(s.as_str()),
+        Some(Value::Number(n)) => Cow::Owned(n.to_string()),
+        None | Some(Value::Null) => return Err("attribute without value"),
+        Some(_) => return Err("attribute value is not a string"),
+    };
+    if value.trim().is_empty() {
+        return Err("attribute value is empty");
+    }
+    Ok((ty, value))
 }
 
 /// One value to add from an attribute (two for `domain|ip`, `filename|sha256`).
@@ -624,9 +596,16 @@ fn kind_of(ty: &str) -> Option<Kind> {
 }
 
 fn array<'a>(o: &'a Map<String, Value>, key: &str) -> &'a [Value] {
-    o.get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+    o.get(key).map_or(&[], array_of_value)
+}
+
+/// `array` of a value that may not be an object.
+fn array_of<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key).map_or(&[], array_of_value)
+}
+
+fn array_of_value(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
 }
 
 /// A non-empty string field.
@@ -689,7 +668,7 @@ fn small_u8(v: &Value) -> Option<u8> {
 /// `first_seen` / `last_seen`: ISO 8601 text, or epoch seconds (milli- and
 /// microseconds, as MISP stores them, are scaled down). `None` when absent or unreadable.
 fn timestamp(v: &Value) -> Option<i64> {
-    let epoch = |n: i64| match n.abs() {
+    let epoch = |n: i64| match n.unsigned_abs() {
         a if a >= 100_000_000_000_000 => n / 1_000_000,
         a if a >= 100_000_000_000 => n / 1_000,
         _ => n,
@@ -735,6 +714,7 @@ mod tests {
     use serde_json::json;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/intel");
+    const XORIST_SHA256: &str = "b3c4ae251f8094fa15b510051835c657eaef2a6cea46075d3aec964b14a99f68";
 
     fn new_store(options: StoreOptions) -> (IntelStore, u32) {
         let mut store = IntelStore::new(options);
@@ -755,31 +735,32 @@ mod tests {
 
     fn load_fixture(rel: &str) -> IntelStore {
         let (mut store, source) = new_store(StoreOptions::default());
-        load_misp_file(&mut store, &Path::new(FIXTURES).join(rel), source).expect("fixture loads");
+        let path = Path::new(FIXTURES).join(rel);
+        load_misp_file(&mut store, &path, source).expect("fixture loads");
         store
     }
 
-    /// Every (kind, value) added, in insertion order.
-    fn added(store: &IntelStore) -> Vec<(Kind, String)> {
-        store
-            .links
-            .iter()
-            .map(|&(id, _)| (id.kind(), store.value(id).to_string()))
+    /// Every value added, as `kind value`, in insertion order.
+    fn added(store: &IntelStore) -> Vec<String> {
+        let links = store.links.iter();
+        links
+            .map(|&(id, _)| format!("{} {}", id.kind(), store.value(id)))
             .collect()
     }
 
     /// The metas linked to one value.
     fn metas<'s>(store: &'s IntelStore, kind: Kind, value: &str) -> Vec<&'s Meta> {
-        store
-            .links
-            .iter()
-            .filter(|(id, _)| id.kind() == kind && store.value(*id) == value)
-            .map(|&(_, m)| &store.metas[m as usize])
-            .collect()
+        let links = store.links.iter();
+        let links = links.filter(|(id, _)| id.kind() == kind && store.value(*id) == value);
+        links.map(|&(_, m)| &store.metas[m as usize]).collect()
     }
 
     fn skipped(store: &IntelStore, reason: &str) -> u64 {
         store.skipped_by_reason.get(reason).copied().unwrap_or(0)
+    }
+
+    fn excluded(store: &IntelStore, reason: &str) -> u64 {
+        store.excluded_by_reason.get(reason).copied().unwrap_or(0)
     }
 
     fn attr(ty: &str, value: &str) -> Value {
@@ -788,128 +769,75 @@ mod tests {
 
     #[test]
     fn composite_types_split_into_parts() {
-        let store = load(
-            json!({"Event": {"uuid": "e1", "info": "composites", "Attribute": [
-                attr("domain|ip", "evil.example|198.51.100.7"),
-                attr("ip-dst|port", "203.0.113.9|8443"),
-                attr("hostname|port", "c2.evil.example|443"),
-                attr("filename|sha256", "dropper.exe|275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"),
-                attr("filename|md5", "a.dll|44d88612fea8a8f36de82e1278abb02f"),
-                attr("regkey|value", "HKCU\\Software\\Run|%TEMP%\\x.exe"),
-                attr("filename|imphash", "only-name.exe|f34d5f2d4577ed6d9ceec516c1f5a744"),
-            ]}}),
+        let store = load(json!({"Event": {"uuid": "e1", "Attribute": [
+            attr("domain|ip", "evil.example|198.51.100.7"),
+            attr("ip-dst|port", "203.0.113.9|8443"),
+            attr("hostname|port", "c2.evil.example|443"),
+            attr("filename|sha256", &format!("dropper.exe|{XORIST_SHA256}")),
+            attr("filename|md5", "a.dll|44d88612fea8a8f36de82e1278abb02f"),
+            attr("regkey|value", "HKCU\\Software\\Run|%TEMP%\\x.exe"),
+            attr("filename|imphash", "only-name.exe|f34d5f2d4577ed6d9ceec516c1f5a744"),
+            attr("domain|ip", "no-separator.example"),
+        ]}}));
+        let want = [
+            "domain evil.example",
+            "ipv4 198.51.100.7",
+            "ipv4 203.0.113.9",
+            "hostname c2.evil.example",
+            "filename dropper.exe",
+            &format!("sha256 {XORIST_SHA256}"),
+            "filename a.dll",
+            "md5 44d88612fea8a8f36de82e1278abb02f",
+            "literal HKCU\\Software\\Run",
+            "filename only-name.exe",
+        ];
+        assert_eq!(added(&store), want);
+        let part = |kind, v| {
+            let m = metas(&store, kind, v)[0];
+            (store.strings.get(m.misp_type), m.composite_part, m.port)
+        };
+        assert_eq!(
+            part(Kind::Domain, "evil.example"),
+            ("domain", Some(0), None)
+        );
+        assert_eq!(part(Kind::Ipv4, "198.51.100.7"), ("ip", Some(1), None));
+        assert_eq!(
+            part(Kind::Ipv4, "203.0.113.9"),
+            ("ip-dst", Some(0), Some(8443))
         );
         assert_eq!(
-            added(&store),
-            vec![
-                (Kind::Domain, "evil.example".into()),
-                (Kind::Ipv4, "198.51.100.7".into()),
-                (Kind::Ipv4, "203.0.113.9".into()),
-                (Kind::Hostname, "c2.evil.example".into()),
-                (Kind::Filename, "dropper.exe".into()),
-                (
-                    Kind::Sha256,
-                    "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f".into()
-                ),
-                (Kind::Filename, "a.dll".into()),
-                (Kind::Md5, "44d88612fea8a8f36de82e1278abb02f".into()),
-                (Kind::Literal, "HKCU\\Software\\Run".into()),
-                (Kind::Filename, "only-name.exe".into()),
-            ]
+            part(Kind::Hostname, "c2.evil.example"),
+            ("hostname", Some(0), Some(443))
         );
-        let ip = metas(&store, Kind::Ipv4, "198.51.100.7")[0];
-        assert_eq!(ip.composite_part, Some(1));
-        assert_eq!(store.strings.get(ip.misp_type), "ip");
-        let domain = metas(&store, Kind::Domain, "evil.example")[0];
-        assert_eq!(domain.composite_part, Some(0));
-        assert_eq!(store.strings.get(domain.misp_type), "domain");
-        let port = metas(&store, Kind::Ipv4, "203.0.113.9")[0];
-        assert_eq!((port.port, port.composite_part), (Some(8443), Some(0)));
+        assert_eq!(part(Kind::Sha256, XORIST_SHA256), ("sha256", Some(1), None));
         assert_eq!(
-            metas(&store, Kind::Hostname, "c2.evil.example")[0].port,
-            Some(443)
+            part(Kind::Literal, "HKCU\\Software\\Run"),
+            ("regkey", Some(0), None)
         );
-        let key = metas(&store, Kind::Literal, "HKCU\\Software\\Run")[0];
-        assert_eq!(store.strings.get(key.misp_type), "regkey");
-        assert_eq!(store.skipped_total(), 0);
-    }
-
-    #[test]
-    fn composite_value_without_separator_is_skipped() {
-        let store = load(json!({"uuid": "e1", "Attribute": [attr("domain|ip", "evil.example")]}));
-        assert!(store.is_empty());
         assert_eq!(skipped(&store, "composite domain|ip value without '|'"), 1);
+        assert_eq!(store.skipped_total(), 1);
     }
 
     #[test]
     fn type_mapping_table() {
-        let cases: &[(&str, &str, Option<(Kind, &str)>)] = &[
-            ("ip-src", "198.51.100.1", Some((Kind::Ipv4, "198.51.100.1"))),
-            ("ip-dst", "2001:DB8::1", Some((Kind::Ipv6, "2001:db8::1"))),
-            ("ip-dst", "10.1.2.3/8", Some((Kind::Ipv4, "10.0.0.0/8"))),
-            (
-                "domain",
-                "Evil.Example.",
-                Some((Kind::Domain, "evil.example")),
-            ),
-            (
-                "hostname",
-                "www.evil.example",
-                Some((Kind::Hostname, "www.evil.example")),
-            ),
-            (
-                "url",
-                "hxxp://evil.example/gate.php",
-                Some((Kind::Url, "evil.example/gate.php")),
-            ),
-            (
-                "email-src",
-                "Bad@Evil.Example",
-                Some((Kind::Email, "bad@evil.example")),
-            ),
-            (
-                "whois-registrant-email",
-                "r@evil.example",
-                Some((Kind::Email, "r@evil.example")),
-            ),
-            (
-                "sha1",
-                "3395856CE81F2B7382DEE72602F798B642F14140",
-                Some((Kind::Sha1, "3395856ce81f2b7382dee72602f798b642f14140")),
-            ),
-            (
-                "x509-fingerprint-sha256",
-                "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
-                Some((
-                    Kind::Sha256,
-                    "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
-                )),
-            ),
-            (
-                "ja3-fingerprint-md5",
-                "e7d705a3286e19ea42f587b344ee6865",
-                Some((Kind::Md5, "e7d705a3286e19ea42f587b344ee6865")),
-            ),
-            (
-                "filename",
-                "Invoice.PDF.exe",
-                Some((Kind::Filename, "invoice.pdf.exe")),
-            ),
-            (
-                "user-agent",
-                "Mozilla/4.0 (HarborLoader)",
-                Some((Kind::Literal, "Mozilla/4.0 (HarborLoader)")),
-            ),
-            (
-                "mutex",
-                "Global\\HarborMtx",
-                Some((Kind::Literal, "Global\\HarborMtx")),
-            ),
-            (
-                "named pipe",
-                "\\\\.\\pipe\\harbor",
-                Some((Kind::Literal, "\\\\.\\pipe\\harbor")),
-            ),
+        let sha256 = XORIST_SHA256;
+        #[rustfmt::skip]
+        let cases = [
+            ("ip-src", "198.51.100.1", Some("ipv4 198.51.100.1")),
+            ("ip-dst", "2001:DB8::1", Some("ipv6 2001:db8::1")),
+            ("ip-dst", "10.1.2.3/8", Some("ipv4 10.0.0.0/8")),
+            ("domain", "Evil.Example.", Some("domain evil.example")),
+            ("hostname", "www.evil.example", Some("hostname www.evil.example")),
+            ("url", "hxxp://evil.example/gate.php", Some("url evil.example/gate.php")),
+            ("email-src", "Bad@Evil.Example", Some("email bad@evil.example")),
+            ("whois-registrant-email", "r@evil.example", Some("email r@evil.example")),
+            ("sha1", "3395856CE81F2B7382DEE72602F798B642F14140", Some("sha1 3395856ce81f2b7382dee72602f798b642f14140")),
+            ("x509-fingerprint-sha256", sha256, Some(&*format!("sha256 {sha256}"))),
+            ("ja3-fingerprint-md5", "e7d705a3286e19ea42f587b344ee6865", Some("md5 e7d705a3286e19ea42f587b344ee6865")),
+            ("filename", "Invoice.PDF.exe", Some("filename invoice.pdf.exe")),
+            ("user-agent", "Mozilla/4.0 (Harbor)", Some("literal Mozilla/4.0 (Harbor)")),
+            ("mutex", "Global\\HarborMtx", Some("literal Global\\HarborMtx")),
+            ("named pipe", "\\\\.\\pipe\\harbor", Some("literal \\\\.\\pipe\\harbor")),
             ("link", "https://blog.example/post", None),
             ("uri", "/gate.php", None),
             ("comment", "seen in March", None),
@@ -918,22 +846,20 @@ mod tests {
         ];
         for (ty, value, want) in cases {
             let store = load(json!([{"Event": {"uuid": "e", "Attribute": [attr(ty, value)]}}]));
-            let got = added(&store).into_iter().next();
-            assert_eq!(got, want.map(|(k, v)| (k, v.to_string())), "{ty} {value:?}");
-            if want.is_none() {
-                assert_eq!(
-                    skipped(&store, &format!("type not matched: {ty}")),
-                    1,
-                    "{ty}"
-                );
-            }
+            assert_eq!(
+                added(&store).first().map(String::as_str),
+                want,
+                "{ty} {value:?}"
+            );
+            let not_matched = skipped(&store, &format!("type not matched: {ty}"));
+            assert_eq!(not_matched, u64::from(want.is_none()), "{ty}");
         }
     }
 
     #[test]
     fn scalars_as_numbers_or_strings() {
         let store = load(json!({"Event": {
-        "uuid": "e1", "info": "numbers", "threat_level_id": 2, "distribution": "3",
+        "uuid": "e1", "threat_level_id": 2, "distribution": "3",
         "Attribute": [
             {"type": "domain", "value": "a.example", "to_ids": 1, "distribution": 5,
              "first_seen": "2023-02-08T00:00:00+00:00", "last_seen": 1700000000},
@@ -942,9 +868,12 @@ mod tests {
             {"type": "domain", "value": "c.example", "to_ids": "0"},
             {"type": "domain", "value": "d.example", "to_ids": 0},
             {"type": "AS", "value": 64496, "to_ids": false},
+            {"type": "domain", "value": "e.example", "first_seen": i64::MIN, "last_seen": "junk"},
         ]}}));
-        assert_eq!(store.events[0].threat_level, Some(2));
-        assert_eq!(store.events[0].distribution, Some(3));
+        assert_eq!(
+            (store.events[0].threat_level, store.events[0].distribution),
+            (Some(2), Some(3))
+        );
         let a = metas(&store, Kind::Domain, "a.example")[0];
         assert_eq!((a.to_ids, a.distribution), (true, Some(5)));
         assert_eq!(
@@ -956,10 +885,18 @@ mod tests {
             (b.first_seen, b.last_seen),
             (Some(1_675_814_400), Some(1_700_000_000))
         );
-        assert!(metas(&store, Kind::Domain, "c.example").is_empty());
-        assert_eq!(store.excluded_by_reason.get("to_ids is false"), Some(&2));
+        let e = metas(&store, Kind::Domain, "e.example")[0];
+        assert_eq!(
+            (e.to_ids, e.first_seen, e.last_seen),
+            (true, Some(i64::MIN / 1_000_000), None)
+        );
+        assert_eq!(
+            added(&store),
+            ["domain a.example", "domain b.example", "domain e.example"]
+        );
+        assert_eq!(excluded(&store, "to_ids is false"), 2);
         assert_eq!(skipped(&store, "type not matched: AS"), 1);
-        assert_eq!(store.records_by_source[0], 5);
+        assert_eq!(store.records_by_source[0], 6);
     }
 
     #[test]
@@ -968,28 +905,25 @@ mod tests {
         deleted["deleted"] = json!(true);
         let mut not_ids = attr("domain", "context.example");
         not_ids["to_ids"] = json!(false);
-        let event =
-            json!({"uuid": "e1", "Attribute": [deleted, not_ids, attr("domain", "kept.example")]});
+        let kept = attr("domain", "kept.example");
+        let event = json!({"uuid": "e1", "Attribute": [deleted, not_ids, kept]});
         let store = load(event.clone());
+        assert_eq!(added(&store), ["domain kept.example"]);
         assert_eq!(
-            added(&store),
-            vec![(Kind::Domain, "kept.example".to_string())]
+            excluded(&store, "deleted"),
+            1,
+            "a composite is counted once"
         );
-        assert_eq!(
-            store.excluded_by_reason.get("deleted"),
-            Some(&1),
-            "composite counted once"
-        );
-        assert_eq!(store.excluded_by_reason.get("to_ids is false"), Some(&1));
+        assert_eq!(excluded(&store, "to_ids is false"), 1);
 
-        let (mut explain, source) = new_store(StoreOptions {
+        let options = StoreOptions {
             include_non_ids: false,
             keep_excluded: true,
-        });
+        };
+        let (mut explain, source) = new_store(options);
         load_misp_value(&mut explain, &event, source, "t").expect("loads");
         assert_eq!(explain.len(), 4);
-        let gone = metas(&explain, Kind::Ipv4, "198.51.100.9")[0];
-        assert!(gone.deleted);
+        assert!(metas(&explain, Kind::Ipv4, "198.51.100.9")[0].deleted);
     }
 
     #[test]
@@ -999,29 +933,25 @@ mod tests {
             {"name": "domain-ip", "deleted": true, "Attribute": [attr("domain", "dead.example")]},
             {"name": "file", "Attribute": [attr("sha1", "not-a-hash")]},
         ]}}));
-        assert_eq!(
-            added(&store),
-            vec![(Kind::Ipv4, "198.51.100.20".to_string())]
-        );
+        assert_eq!(added(&store), ["ipv4 198.51.100.20"]);
         assert_eq!(skipped(&store, "type not matched: port"), 1);
-        assert_eq!(store.excluded_by_reason.get("deleted"), Some(&1));
-        assert_eq!(
-            store
-                .skipped
-                .last()
-                .map(|s| (s.location.as_str(), s.reason.as_str())),
-            Some((
-                "test.json: Event[e1] Object[2] Attribute[0]",
-                "hash is not hexadecimal"
-            ))
+        assert_eq!(excluded(&store, "deleted"), 1);
+        let last = store
+            .skipped
+            .last()
+            .map(|s| (s.location.as_str(), s.reason.as_str()));
+        let want = (
+            "test.json: Event[e1] Object[2] Attribute[0]",
+            "hash is not hexadecimal",
         );
+        assert_eq!(last, Some(want));
     }
 
     #[test]
     fn event_provenance_and_attribute_tags() {
         let store = load(json!({"Event": {
-            "uuid": "5b646415-0000-4000-8000-000000000001", "info": "Ursnif wave", "date": "2018-08-01",
-            "threat_level_id": "1", "distribution": "1",
+            "uuid": "5b646415-0000-4000-8000-000000000001", "info": "Ursnif wave",
+            "date": "2018-08-01", "threat_level_id": "1", "distribution": "1",
             "Org": {"name": "Local"}, "Orgc": {"name": "Creator CERT"},
             "Tag": [{"name": "tlp:amber"}, {"name": "misp-galaxy:banker=\"Gozi\""}],
             "Galaxy": [{"GalaxyCluster": [{"tag_name": "misp-galaxy:banker=\"Gozi\""},
@@ -1035,35 +965,38 @@ mod tests {
             ev.uuid.as_deref(),
             Some("5b646415-0000-4000-8000-000000000001")
         );
-        assert_eq!(ev.info.as_deref(), Some("Ursnif wave"));
-        assert_eq!(ev.org.as_deref(), Some("Creator CERT"));
-        assert_eq!(ev.tlp, Some(Tlp::Amber));
-        assert_eq!((ev.threat_level, ev.distribution), (Some(1), Some(1)));
-        assert_eq!(ev.date.as_deref(), Some("2018-08-01"));
         assert_eq!(
-            ev.tags,
-            vec![
-                "tlp:amber",
-                "misp-galaxy:banker=\"Gozi\"",
-                "misp-galaxy:threat-actor=\"TA505\""
-            ]
+            (ev.info.as_deref(), ev.date.as_deref()),
+            (Some("Ursnif wave"), Some("2018-08-01"))
         );
+        assert_eq!(
+            (ev.org.as_deref(), ev.tlp),
+            (Some("Creator CERT"), Some(Tlp::Amber))
+        );
+        assert_eq!((ev.threat_level, ev.distribution), (Some(1), Some(1)));
+        let want = [
+            "tlp:amber",
+            "misp-galaxy:banker=\"Gozi\"",
+            "misp-galaxy:threat-actor=\"TA505\"",
+        ];
+        assert_eq!(ev.tags, want);
         assert_eq!(store.sources[0].provider.as_deref(), Some("Creator CERT"));
         let m = metas(&store, Kind::Url, "evil.example/a")[0];
-        assert_eq!(m.tlp, Some(Tlp::Red));
-        assert_eq!(m.attr_uuid.as_deref(), Some("a-1"));
-        assert_eq!(m.event, Some(0));
+        assert_eq!(
+            (m.tlp, m.attr_uuid.as_deref(), m.event),
+            (Some(Tlp::Red), Some("a-1"), Some(0))
+        );
         assert_eq!(
             m.category.map(|c| store.strings.get(c)),
             Some("Network activity")
         );
         let mut tags: Vec<&str> = store.tags(m.tags).collect();
         tags.sort_unstable();
-        assert_eq!(tags, vec!["kill-chain:Delivery", "tlp:red"]);
+        assert_eq!(tags, ["kill-chain:Delivery", "tlp:red"]);
     }
 
     #[test]
-    fn events_list_and_event_rest_search_shapes() {
+    fn event_lists_and_event_rest_search() {
         let bare =
             json!({"uuid": "e2", "info": "bare", "Attribute": [attr("domain", "two.example")]});
         let wrapped =
@@ -1071,7 +1004,7 @@ mod tests {
         for value in [json!([wrapped, bare]), json!({"response": [wrapped, bare]})] {
             let store = load(value);
             assert_eq!(store.events.len(), 2);
-            assert_eq!(store.len(), 2);
+            assert_eq!(added(&store), ["domain one.example", "domain two.example"]);
             assert_eq!(metas(&store, Kind::Domain, "two.example")[0].event, Some(1));
         }
         let store = load(json!([wrapped, {"SharingGroup": {}}]));
@@ -1086,16 +1019,18 @@ mod tests {
         for (i, ev) in [&ev_a, &ev_b, &ev_a].into_iter().enumerate() {
             let mut a = attr("ip-dst", &format!("198.51.100.{i}"));
             a["Event"] = ev.clone();
-            a["uuid"] = json!(format!("attr-{i}"));
             list.push(a);
         }
         let mut orphan = attr("ip-dst", "999.1.1.1");
         orphan["uuid"] = json!("attr-bad");
         list.push(orphan);
         let store = load(json!({"response": {"Attribute": list}}));
-        assert_eq!(store.events.len(), 2, "events added once");
-        assert_eq!(store.events[0].info.as_deref(), Some("Campaign A"));
-        assert_eq!(store.events[0].org.as_deref(), Some("CERT-A"));
+        assert_eq!(store.events.len(), 2, "each event added once");
+        let ev = &store.events[0];
+        assert_eq!(
+            (ev.info.as_deref(), ev.org.as_deref()),
+            (Some("Campaign A"), Some("CERT-A"))
+        );
         let event_of = |v: &str| metas(&store, Kind::Ipv4, v)[0].event;
         assert_eq!(event_of("198.51.100.0"), Some(0));
         assert_eq!(event_of("198.51.100.1"), Some(1));
@@ -1117,38 +1052,20 @@ mod tests {
             {"type": "domain", "value": "  ", "uuid": "u4"},
             {"type": "domain", "value": "localhost", "uuid": "u5"},
         ]}}));
-        let got: Vec<(&str, &str)> = store
+        let got: Vec<String> = store
             .skipped
             .iter()
-            .map(|s| (s.location.as_str(), s.reason.as_str()))
+            .map(|s| format!("{} => {}", s.location, s.reason))
             .collect();
         assert_eq!(
             got,
-            vec![
-                (
-                    "test.json: Event[e9] Attribute[0] (uuid u0)",
-                    "attribute without value"
-                ),
-                (
-                    "test.json: Event[e9] Attribute[1] (uuid u1)",
-                    "attribute without type"
-                ),
-                (
-                    "test.json: Event[e9] Attribute[2] (uuid u2)",
-                    "attribute value is not a string"
-                ),
-                (
-                    "test.json: Event[e9] Attribute[3]",
-                    "attribute is not a JSON object"
-                ),
-                (
-                    "test.json: Event[e9] Attribute[4] (uuid u4)",
-                    "attribute value is empty"
-                ),
-                (
-                    "test.json: Event[e9] Attribute[5] (uuid u5)",
-                    "domain has a single label"
-                ),
+            [
+                "test.json: Event[e9] Attribute[0] (uuid u0) => attribute without value",
+                "test.json: Event[e9] Attribute[1] (uuid u1) => attribute without type",
+                "test.json: Event[e9] Attribute[2] (uuid u2) => attribute value is not a string",
+                "test.json: Event[e9] Attribute[3] => attribute is not a JSON object",
+                "test.json: Event[e9] Attribute[4] (uuid u4) => attribute value is empty",
+                "test.json: Event[e9] Attribute[5] (uuid u5) => domain has a single label",
             ]
         );
         assert_eq!(store.records_by_source[0], 6);
@@ -1192,11 +1109,8 @@ mod tests {
             Err(IntelError::Json { line, column, .. }) => assert_eq!((line, column), (3, 17)),
             other => panic!("want Json error, got {other:?}"),
         }
-        let missing = dir.path().join("absent.json");
-        assert!(matches!(
-            load_misp_file(&mut store, &missing, source),
-            Err(IntelError::Io { .. })
-        ));
+        let missing = load_misp_file(&mut store, &dir.path().join("absent.json"), source);
+        assert!(matches!(missing, Err(IntelError::Io { .. })));
     }
 
     #[test]
@@ -1210,33 +1124,18 @@ mod tests {
             (Some(Tlp::Clear), Some("CIRCL"), Some(3))
         );
         assert_eq!(ev.date.as_deref(), Some("2016-08-29"));
-        assert_eq!(
-            added(&store),
-            vec![
-                (Kind::Filename, "3z4wng9603it23y.exe".into()),
-                (Kind::Md5, "0749bae92ca336a02c83d126e04ec628".into()),
-                (
-                    Kind::Sha1,
-                    "77b0c41b7d340b8a3d903f21347bbf06aa766b5b".into()
-                ),
-                (
-                    Kind::Sha256,
-                    "b3c4ae251f8094fa15b510051835c657eaef2a6cea46075d3aec964b14a99f68".into()
-                ),
-                (
-                    Kind::Literal,
-                    "Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Run".into()
-                ),
-            ]
-        );
+        let want = [
+            "filename 3z4wng9603it23y.exe",
+            "md5 0749bae92ca336a02c83d126e04ec628",
+            "sha1 77b0c41b7d340b8a3d903f21347bbf06aa766b5b",
+            &format!("sha256 {XORIST_SHA256}"),
+            "literal Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Run",
+        ];
+        assert_eq!(added(&store), want);
         assert_eq!(skipped(&store, "type not matched: link"), 2);
         assert_eq!(skipped(&store, "type not matched: comment"), 1);
         assert_eq!(skipped(&store, "type not matched: text"), 1);
-        let sha = metas(
-            &store,
-            Kind::Sha256,
-            "b3c4ae251f8094fa15b510051835c657eaef2a6cea46075d3aec964b14a99f68",
-        )[0];
+        let sha = metas(&store, Kind::Sha256, XORIST_SHA256)[0];
         assert_eq!(
             sha.attr_uuid.as_deref(),
             Some("57c4448b-3fa4-4d65-9ccc-4afa950d210f")
@@ -1245,21 +1144,10 @@ mod tests {
             sha.category.map(|c| store.strings.get(c)),
             Some("Payload delivery")
         );
-        assert_eq!(
-            store.events[sha.event.unwrap_or(u32::MAX) as usize]
-                .info
-                .as_deref(),
-            Some("Ransomware - Xorist")
-        );
-        let key = metas(
-            &store,
-            Kind::Literal,
-            "Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Run",
-        )[0];
-        assert_eq!(
-            (key.composite_part, store.strings.get(key.misp_type)),
-            (Some(0), "regkey")
-        );
+        let info = sha
+            .event
+            .and_then(|e| store.events[e as usize].info.as_deref());
+        assert_eq!(info, Some("Ransomware - Xorist"));
     }
 
     #[test]
@@ -1268,7 +1156,6 @@ mod tests {
         // 48 attributes + 24 ip-port objects of 2 attributes each.
         assert_eq!(store.records_by_source[0], 96);
         assert_eq!(skipped(&store, "type not matched: port"), 24);
-        // Object ip-dst values are loaded, with the object's location on their metas.
         let m = metas(&store, Kind::Ipv4, "64.183.173.170");
         assert_eq!(m.len(), 1);
         assert_eq!(
@@ -1276,18 +1163,22 @@ mod tests {
             Some("5a0acc3f-9d2c-4cb7-86b7-4f26950d210f")
         );
         // File names written as paths are refused by canonicalisation, with a location.
-        assert!(store.skipped.iter().any(|s| s.reason == "file name contains a path separator"
-            && s.location.starts_with(&format!("{FIXTURES}/misp/pymisp-tests/to_delete3.json: Event[5a0ac036-6fbc-4855-83af-422b950d210f] Attribute["))));
+        let prefix = format!(
+            "{FIXTURES}/misp/pymisp-tests/to_delete3.json: \
+             Event[5a0ac036-6fbc-4855-83af-422b950d210f] Attribute["
+        );
+        let paths = store.skipped.iter().filter(|s| {
+            s.reason == "file name contains a path separator" && s.location.starts_with(&prefix)
+        });
+        assert_eq!(paths.count(), 4);
     }
 
     #[test]
     fn api_shape_fixtures() {
         let store = load_fixture("misp/pymisp-tests/existing_event.json");
         let ev = &store.events[0];
-        assert_eq!(
-            ev.info.as_deref(),
-            Some("OSINT - Sednit update: How Fancy Bear Spent the Year")
-        );
+        let info = "OSINT - Sednit update: How Fancy Bear Spent the Year";
+        assert_eq!(ev.info.as_deref(), Some(info));
         assert_eq!((ev.distribution, ev.tlp), (Some(3), Some(Tlp::Clear)));
         assert!(ev
             .tags
@@ -1297,7 +1188,7 @@ mod tests {
 
         let store = load_fixture("misp/pymisp-tests/attribute_del.json");
         assert!(store.is_empty());
-        assert_eq!(store.excluded_by_reason.get("deleted"), Some(&1));
+        assert_eq!(excluded(&store, "deleted"), 1);
 
         let store = load_fixture("misp/pymisp-tests/sighting_1.json");
         assert_eq!(store.events[0].org.as_deref(), Some("Synovus Financial"));
@@ -1307,25 +1198,48 @@ mod tests {
     #[test]
     fn infoblox_feed_dir_with_missing_events() {
         let mut store = IntelStore::new(StoreOptions::default());
-        load_misp_feed_dir(
-            &mut store,
-            &Path::new(FIXTURES).join("misp/infoblox-feed"),
-            None,
-        )
-        .expect("feed loads");
+        let dir = Path::new(FIXTURES).join("misp/infoblox-feed");
+        load_misp_feed_dir(&mut store, &dir, None).expect("feed loads");
         let src = &store.sources[0];
+        let want = ("infoblox-feed", "misp-feed", Some("Infoblox"));
         assert_eq!(
             (src.name.as_str(), src.format, src.provider.as_deref()),
-            ("infoblox-feed", "misp-feed", Some("Infoblox"))
+            want
         );
-        // The manifest lists 46 events; 6 event files are present.
+        // The manifest lists 46 events; 6 event files are present, with 243 attributes.
         assert_eq!(store.events.len(), 6);
         assert_eq!(skipped(&store, MISSING_EVENT_FILE), 40);
+        assert_eq!(store.records_by_source[0], 243);
+        // One real record problem: a filename|sha256 attribute whose value has no '|'.
+        let others: Vec<_> = store
+            .skipped
+            .iter()
+            .filter(|s| s.reason != MISSING_EVENT_FILE)
+            .collect();
+        assert_eq!(others.len(), 1, "{others:#?}");
+        assert!(others[0].location.ends_with(
+            "68f58844-4aa6-4e1c-8ee5-cfb58eb6665e.json: Event[68f58844-4aa6-4e1c-8ee5-cfb58eb6665e] \
+             Attribute[28] (uuid e1763fb6-c003-48bf-b51e-a255340b4160)"
+        ));
+        assert_eq!(
+            others[0].reason,
+            "composite filename|sha256 value without '|'"
+        );
+        // One indicator held by three events: the overlap shows as three metas.
         let m = metas(&store, Kind::Domain, "claudfront.net");
-        assert_eq!(m.len(), 1);
-        let ev = &store.events[m[0].event.unwrap_or(u32::MAX) as usize];
-        assert_eq!(ev.info.as_deref(), Some("c2_beacon_20230414_iocs"));
-        assert_eq!(ev.tlp, Some(Tlp::Clear));
+        let mut infos: Vec<&str> = m
+            .iter()
+            .filter_map(|m| store.events[m.event? as usize].info.as_deref())
+            .collect();
+        infos.sort_unstable();
+        let want = [
+            "c2_beacon_20230414_iocs",
+            "decoy_dog_cta_20230420_iocs",
+            "decoy_dog_cta_20230714_iocs",
+        ];
+        assert_eq!(infos, want);
+        assert!(m.iter().all(|m| m.to_ids && m.tlp.is_none()));
+        assert_eq!(store.tlp_of(m[0]), Some(Tlp::Clear));
         assert_eq!(m[0].first_seen, Some(1_675_814_400));
     }
 
@@ -1336,30 +1250,36 @@ mod tests {
         let unlisted = "22222222-2222-4222-8222-222222222222";
         let broken = "33333333-3333-4333-8333-333333333333";
         let missing = "44444444-4444-4444-8444-444444444444";
-        let manifest = json!({listed: {"info": "a", "Orgc": {"name": "Feed Org"}}, broken: {}, missing: {}, "../escape": {}});
+        let manifest =
+            json!({listed: {"Orgc": {"name": "Feed Org"}}, broken: {}, missing: {}, "../x": {}});
         let write = |name: &str, v: &str| std::fs::write(dir.path().join(name), v).expect("write");
+        let event =
+            |uuid, value| json!({"Event": {"uuid": uuid, "Attribute": [attr("domain", value)]}});
         write("manifest.json", &manifest.to_string());
         write(
             &format!("{listed}.json"),
-            &json!({"Event": {"uuid": listed, "Attribute": [attr("domain", "listed.example")]}})
-                .to_string(),
+            &event(listed, "listed.example").to_string(),
         );
-        write(&format!("{unlisted}.json"), &json!({"Event": {"uuid": unlisted, "Attribute": [attr("domain", "unlisted.example")]}}).to_string());
+        write(
+            &format!("{unlisted}.json"),
+            &event(unlisted, "unlisted.example").to_string(),
+        );
         write(&format!("{broken}.json"), "{\"Event\": ");
         write("hashes.csv", "not an event");
         let mut store = IntelStore::new(StoreOptions::default());
         load_misp_feed_dir(&mut store, dir.path(), Some("my feed")).expect("feed loads");
         assert_eq!(store.sources[0].name, "my feed");
-        assert_eq!(store.len(), 2);
-        assert_eq!(metas(&store, Kind::Domain, "unlisted.example").len(), 1);
+        assert_eq!(store.sources[0].provider.as_deref(), Some("Feed Org"));
+        assert_eq!(
+            added(&store),
+            ["domain listed.example", "domain unlisted.example"]
+        );
         assert_eq!(skipped(&store, MISSING_EVENT_FILE), 1);
         assert_eq!(skipped(&store, "feed event file is not valid JSON"), 1);
         assert_eq!(skipped(&store, "feed manifest key is not a UUID"), 1);
 
         let empty = tempfile::tempdir().expect("temp dir");
-        assert!(matches!(
-            load_misp_feed_dir(&mut store, empty.path(), None),
-            Err(IntelError::Io { .. })
-        ));
+        let err = load_misp_feed_dir(&mut store, empty.path(), None);
+        assert!(matches!(err, Err(IntelError::Io { .. })));
     }
 }

@@ -66,25 +66,36 @@ pub fn load_stix_value(
         Value::Array(list) => {
             if !list.is_empty() && !list.iter().any(is_stix_object) {
                 return Err(format_error(
-                    "not STIX: a list with no STIX object (objects need \"type\" and \"id\")".into(),
+                    "not STIX: a list with no STIX object (objects need \"type\" and \"id\")"
+                        .into(),
                 ));
             }
             (None, list)
         }
-        _ => return Err(format_error("not STIX: expected a bundle, a list or an object".into())),
+        _ => {
+            return Err(format_error(
+                "not STIX: expected a bundle, a list or an object".into(),
+            ))
+        }
     };
 
     let context = BundleContext::new(objects);
-    let event = store.add_event(context.event_info(bundle_id, location));
+    // The bundle's event is added with its first indicator: a bundle of identities or
+    // reports alone adds nothing.
+    let mut event = None;
     for (i, object) in objects.iter().enumerate() {
-        if object.get("type").and_then(Value::as_str) == Some("indicator") {
-            if let Some(o) = object.as_object() {
-                load_indicator(store, &context, o, source, event, || {
-                    let id = o.get("id").and_then(Value::as_str).unwrap_or("no id");
-                    format!("{location}: objects[{i}] ({id})")
-                });
-            }
+        let Some(o) = object.as_object() else {
+            continue;
+        };
+        if str_of(o, "type") != Some("indicator") {
+            continue;
         }
+        let event =
+            *event.get_or_insert_with(|| store.add_event(context.event_info(bundle_id, location)));
+        load_indicator(store, &context, o, source, event, || {
+            let id = str_of(o, "id").unwrap_or("no id");
+            format!("{location}: objects[{i}] ({id})")
+        });
     }
     Ok(())
 }
@@ -152,7 +163,10 @@ impl<'a> BundleContext<'a> {
             .map(|n| n.to_string());
         EventInfo {
             uuid: bundle_id.map(|id| id.strip_prefix("bundle--").unwrap_or(id).to_string()),
-            info: report.and_then(|r| str_of(r, "name")).map(str::to_string).or(file_name),
+            info: report
+                .and_then(|r| str_of(r, "name"))
+                .map(str::to_string)
+                .or(file_name),
             threat_level: None,
             tags: report
                 .map(|r| strings(r, "labels").map(str::to_string).collect())
@@ -173,7 +187,11 @@ impl<'a> BundleContext<'a> {
 /// extension (`tlp_2_0`), else its `TLP:` name.
 fn marking_tlp(o: &Map<String, Value>) -> Option<Tlp> {
     if str_of(o, "definition_type").is_some_and(|t| t.eq_ignore_ascii_case("tlp")) {
-        if let Some(level) = o.get("definition").and_then(|d| d.get("tlp")).and_then(Value::as_str) {
+        if let Some(level) = o
+            .get("definition")
+            .and_then(|d| d.get("tlp"))
+            .and_then(Value::as_str)
+        {
             return Tlp::from_tag(&format!("tlp:{level}"));
         }
     }
@@ -195,9 +213,15 @@ fn marking_tlp(o: &Map<String, Value>) -> Option<Tlp> {
 fn standard_tlp(id: &str) -> Option<Tlp> {
     let uuid = id.strip_prefix("marking-definition--")?;
     Some(match uuid {
-        "613f2e26-407d-48c7-9eca-b8e91df99dc9" | "94868c89-83c2-464b-929b-a1a8aa3c8487" => Tlp::Clear,
-        "34098fce-860f-48ae-8e50-ebd3cc5e41da" | "bab4a63c-aed9-4cf5-a766-dfca5abac2bb" => Tlp::Green,
-        "f88d31f6-486f-44da-b317-01333bde0b82" | "55d920b0-5e8b-4f79-9ee9-91f868d9b421" => Tlp::Amber,
+        "613f2e26-407d-48c7-9eca-b8e91df99dc9" | "94868c89-83c2-464b-929b-a1a8aa3c8487" => {
+            Tlp::Clear
+        }
+        "34098fce-860f-48ae-8e50-ebd3cc5e41da" | "bab4a63c-aed9-4cf5-a766-dfca5abac2bb" => {
+            Tlp::Green
+        }
+        "f88d31f6-486f-44da-b317-01333bde0b82" | "55d920b0-5e8b-4f79-9ee9-91f868d9b421" => {
+            Tlp::Amber
+        }
         "939a9414-2ddd-4d32-a0cd-375ea402b003" | "826578e1-40ad-459f-bc73-ede076f81f37" => {
             Tlp::AmberStrict
         }
@@ -219,7 +243,10 @@ fn load_indicator(
     }
     let pattern_type = str_of(o, "pattern_type").unwrap_or("stix");
     if !pattern_type.eq_ignore_ascii_case("stix") {
-        store.skip(location(), format!("unsupported pattern_type: {pattern_type}"));
+        store.skip(
+            location(),
+            format!("unsupported pattern_type: {pattern_type}"),
+        );
         return;
     }
     let Some(pattern) = str_of(o, "pattern") else {
@@ -237,7 +264,12 @@ fn load_indicator(
 
     let tlp = context.tlp(o);
     let mut tags: Vec<String> = strings(o, "labels").map(str::to_string).collect();
-    for phase in o.get("kill_chain_phases").and_then(Value::as_array).into_iter().flatten() {
+    for phase in o
+        .get("kill_chain_phases")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(name) = phase.get("phase_name").and_then(Value::as_str) {
             tags.push(format!("kill-chain:{name}"));
         }
@@ -286,7 +318,9 @@ fn strings<'a>(o: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = &'a
 }
 
 fn rfc3339(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.timestamp())
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// One `type:property = 'value'` comparison tripline can match.
@@ -354,7 +388,9 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
                 out.push(Token::Str(quoted(&mut chars)?));
             }
             c if c.is_ascii_alphanumeric() || c == '_' => {
-                let word = take_while(&mut chars, |c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let word = take_while(&mut chars, |c| {
+                    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+                });
                 if chars.peek() == Some(&':') {
                     chars.next();
                     out.push(Token::Path(word, property_path(&mut chars)?));
@@ -543,4 +579,304 @@ fn supported_path(ty: &str, property: &[String]) -> Option<(Kind, &'static str)>
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::model::Source;
+    use crate::intel::store::StoreOptions;
+    use serde_json::json;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/intel/stix");
+
+    fn new_store(options: StoreOptions) -> (IntelStore, u32) {
+        let mut store = IntelStore::new(options);
+        let source = store.add_source(Source {
+            name: "stix".into(),
+            format: "stix",
+            location: "bundle.json".into(),
+            provider: None,
+        });
+        (store, source)
+    }
+
+    fn load(value: Value) -> IntelStore {
+        let (mut store, source) = new_store(StoreOptions::default());
+        load_stix_value(&mut store, &value, source, "dir/bundle.json").expect("STIX loads");
+        store
+    }
+
+    fn load_fixture(name: &str, options: StoreOptions) -> IntelStore {
+        let (mut store, source) = new_store(options);
+        let path = Path::new(FIXTURES).join(name);
+        load_stix_file(&mut store, &path, source).expect("fixture loads");
+        store
+    }
+
+    /// Every value added, as `kind value`, in insertion order.
+    fn added(store: &IntelStore) -> Vec<String> {
+        let links = store.links.iter();
+        links
+            .map(|&(id, _)| format!("{} {}", id.kind(), store.value(id)))
+            .collect()
+    }
+
+    fn meta<'s>(store: &'s IntelStore, kind: Kind, value: &str) -> &'s Meta {
+        let mut links = store.links.iter();
+        let link = links.find(|(id, _)| id.kind() == kind && store.value(*id) == value);
+        let &(_, m) = link.unwrap_or_else(|| panic!("{kind} {value} not loaded"));
+        &store.metas[m as usize]
+    }
+
+    fn skipped(store: &IntelStore, reason: &str) -> u64 {
+        store.skipped_by_reason.get(reason).copied().unwrap_or(0)
+    }
+
+    fn indicator(pattern: &str) -> Value {
+        json!({"type": "indicator", "id": "indicator--1", "pattern": pattern, "pattern_type": "stix"})
+    }
+
+    /// A parsed pattern as `path=value` items.
+    fn parsed(pattern: &str) -> Result<Vec<String>, &'static str> {
+        let comparisons = parse_pattern(pattern)?;
+        Ok(comparisons
+            .iter()
+            .map(|c| format!("{} {}={}", c.kind, c.path, c.value))
+            .collect())
+    }
+
+    #[test]
+    fn pattern_table_supported() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &[&str])] = &[
+            ("[ipv4-addr:value = '198.51.100.1']", &["ipv4 ipv4-addr:value=198.51.100.1"]),
+            ("[ipv6-addr:value='2001:db8::/32']", &["ipv6 ipv6-addr:value=2001:db8::/32"]),
+            ("[domain-name:value = 'a.example' OR url:value = 'http://a.example/x']",
+             &["domain domain-name:value=a.example", "url url:value=http://a.example/x"]),
+            ("[email-addr:value = 'x@a.example'] OR [file:name = 'a.exe'] or [file:hashes.MD5 = 'm']",
+             &["email email-addr:value=x@a.example", "filename file:name=a.exe", "md5 file:hashes.MD5=m"]),
+            ("[file:hashes.'SHA-256' = 'a' OR file:hashes.SHA256 = 'b' OR file:hashes.'SHA-1' = 'c' \
+              OR file:hashes.SHA1 = 'd' OR file:hashes.'SHA-512' = 'e']",
+             &["sha256 file:hashes.SHA-256=a", "sha256 file:hashes.SHA-256=b", "sha1 file:hashes.SHA-1=c",
+               "sha1 file:hashes.SHA-1=d", "sha512 file:hashes.SHA-512=e"]),
+            ("([file:name = 'a'] OR ([file:name = 'b' OR (file:name = 'c')]))",
+             &["filename file:name=a", "filename file:name=b", "filename file:name=c"]),
+            (r"[file:name = 'O\'Brien \\ invoice.exe']", &[r"filename file:name=O'Brien \ invoice.exe"]),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(
+                parsed(pattern),
+                Ok(want.iter().map(|w| w.to_string()).collect()),
+                "{pattern}"
+            );
+        }
+    }
+
+    #[test]
+    fn pattern_table_unsupported() {
+        let cases = [
+            "[ipv4-addr:value = '1.2.3.4' AND domain-name:value = 'a.example']",
+            "[domain-name:value MATCHES '^evil']",
+            "[domain-name:value LIKE '%.evil.example']",
+            "[domain-name:value != 'a.example']",
+            "[process:name = 'evil.exe']",
+            "[file:hashes.SSDEEP = '3:abc:def']",
+            "[file:extensions.'windows-pebinary-ext'.sections[*].entropy = '7']",
+            "[file:name = 'a'] FOLLOWEDBY [file:name = 'b']",
+            "[file:name = 'a'] WITHIN 300 SECONDS",
+            "[file:name = 'a'] START t'2016-06-01T00:00:00Z' STOP t'2016-07-01T00:00:00Z'",
+            "[network-traffic:dst_port = 443]",
+            "[file:name = 'unterminated]",
+            r"[file:name = 'bad \n escape']",
+            "[file:name = 'a'",
+            "file:name = 'a'",
+            "",
+            "[]",
+        ];
+        for pattern in cases {
+            assert!(
+                parse_pattern(pattern).is_err(),
+                "{pattern:?} should be unsupported"
+            );
+        }
+        let deep = format!("{}[file:name = 'a']{}", "(".repeat(100), ")".repeat(100));
+        assert_eq!(parse_pattern(&deep), Err("parentheses nested too deep"));
+    }
+
+    #[test]
+    fn harbor_bundle_fixture() {
+        let store = load_fixture("harbor-campaign.json", StoreOptions::default());
+        // 8 indicators read: one revoked (excluded), two skipped, five loaded.
+        assert_eq!(store.records_by_source[0], 8);
+        assert_eq!(store.excluded_by_reason.get("revoked"), Some(&1));
+        assert_eq!(skipped(&store, UNSUPPORTED_PATTERN), 1);
+        assert_eq!(skipped(&store, "unsupported pattern_type: sigma"), 1);
+        assert_eq!(store.skipped_total(), 2);
+        let unsupported =
+            "harbor-campaign.json: objects[12] (indicator--f7a8b9c0-d1e2-4f3a-8b4c-5d6e7f8a9b0c)";
+        assert!(store
+            .skipped
+            .iter()
+            .any(|s| s.location.ends_with(unsupported)));
+        let want = [
+            "ipv4 198.51.100.23",
+            "ipv4 203.0.113.0/24",
+            "domain update-check.example.net",
+            "url cdn.update-check.example.net/dl/stage2.bin",
+            "sha256 275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f",
+            "md5 44d88612fea8a8f36de82e1278abb02f",
+            "sha1 3395856ce81f2b7382dee72602f798b642f14140",
+            "email billing@invoice-portal.example.com",
+            "filename harbor dues 'march' 2024.pdf.exe",
+            "ipv6 2001:db8:dead:beef::7",
+            "sha512 cc805d5fab1fd71a4ab352a9c533e65fb2d5b885518f4e565e68847223b8e6b8\
+             5cb48f3afad842726d99239c9e36505c64b0dc9a061d9e507d833277ada336ab",
+        ];
+        assert_eq!(added(&store), want);
+
+        assert_eq!(store.events.len(), 1);
+        let ev = &store.events[0];
+        assert_eq!(
+            ev.uuid.as_deref(),
+            Some("5d0092c5-5f74-4287-9642-33f4c354e56d")
+        );
+        let info = Some("Operation Quiet Harbor: loader infrastructure");
+        assert_eq!(
+            (ev.info.as_deref(), ev.org.as_deref()),
+            (info, Some("Example Regional CERT"))
+        );
+        assert_eq!(
+            (ev.tlp, ev.date.as_deref()),
+            (Some(Tlp::Green), Some("2024-03-04"))
+        );
+        assert_eq!(ev.tags, ["campaign:quiet-harbor"]);
+
+        let c2 = meta(&store, Kind::Ipv4, "198.51.100.23");
+        let id = Some("indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f");
+        assert_eq!(
+            (c2.attr_uuid.as_deref(), store.strings.get(c2.misp_type)),
+            (id, "ipv4-addr:value")
+        );
+        assert_eq!(
+            (c2.to_ids, c2.event, c2.tlp),
+            (true, Some(0), Some(Tlp::Green))
+        );
+        assert_eq!((c2.valid_from, c2.valid_until), (Some(1_709_283_600), None));
+        let mut tags: Vec<&str> = store.tags(c2.tags).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, ["c2", "kill-chain:command-and-control", "tlp:green"]);
+        // Two markings: the most restrictive wins (TLP 2.0 amber+strict, defined in the bundle).
+        let domain = meta(&store, Kind::Domain, "update-check.example.net");
+        assert_eq!(domain.tlp, Some(Tlp::AmberStrict));
+        // The standard TLP 1.0 red marking, not defined in the bundle, is known by its id.
+        let payload = meta(&store, Kind::Md5, "44d88612fea8a8f36de82e1278abb02f");
+        assert_eq!(
+            (payload.tlp, store.strings.get(payload.misp_type)),
+            (Some(Tlp::Red), "file:hashes.MD5")
+        );
+        // valid_until is recorded; whether it has passed is judged at match time.
+        let v6 = meta(&store, Kind::Ipv6, "2001:db8:dead:beef::7");
+        assert_eq!(v6.valid_until, Some(1_717_200_000));
+        assert!(!v6.valid_at(1_717_200_000) && v6.valid_at(1_717_199_999));
+    }
+
+    #[test]
+    fn revoked_is_kept_in_explain_mode() {
+        let options = StoreOptions {
+            include_non_ids: false,
+            keep_excluded: true,
+        };
+        let store = load_fixture("harbor-campaign.json", options);
+        assert!(meta(&store, Kind::Domain, "old-harbor.example.org").revoked);
+    }
+
+    #[test]
+    fn stix20_bundle_fixture() {
+        let store = load_fixture("stix20-bundle.json", StoreOptions::default());
+        let url = "login.example-bank.test/secure/verify.php";
+        assert_eq!(added(&store), [format!("url {url}")]);
+        assert_eq!(meta(&store, Kind::Url, url).tlp, Some(Tlp::Clear));
+        assert_eq!(skipped(&store, UNSUPPORTED_PATTERN), 1);
+        assert_eq!(store.events[0].info.as_deref(), Some("stix20-bundle.json"));
+    }
+
+    #[test]
+    fn list_and_single_indicator_shapes() {
+        let mut marked = indicator("[domain-name:value = 'list.example']");
+        marked["object_marking_refs"] = json!(["marking-definition--custom"]);
+        let store = load(json!([
+            {"type": "marking-definition", "id": "marking-definition--custom",
+             "definition_type": "tlp", "definition": {"tlp": "amber"}},
+            marked,
+        ]));
+        assert_eq!(
+            meta(&store, Kind::Domain, "list.example").tlp,
+            Some(Tlp::Amber)
+        );
+        let ev = &store.events[0];
+        assert_eq!(
+            (ev.uuid.as_deref(), ev.info.as_deref()),
+            (None, Some("bundle.json"))
+        );
+
+        let mut single = indicator("[ipv4-addr:value = '198.51.100.77']");
+        single.as_object_mut().map(|o| o.remove("pattern_type"));
+        single["valid_until"] = json!("2020-01-01T00:00:00.5Z");
+        let store = load(single);
+        assert_eq!(
+            meta(&store, Kind::Ipv4, "198.51.100.77").valid_until,
+            Some(1_577_836_800)
+        );
+
+        let store = load(json!({"type": "bundle", "id": "bundle--b0", "objects": [
+            {"type": "identity", "id": "identity--1", "name": "Nobody"}]}));
+        assert!(store.events.is_empty() && store.is_empty());
+    }
+
+    #[test]
+    fn record_problems_are_counted_not_fatal() {
+        let mut no_pattern = indicator("");
+        no_pattern.as_object_mut().map(|o| o.remove("pattern"));
+        let mut yara = indicator("rule x { condition: true }");
+        yara["pattern_type"] = json!("yara");
+        let mixed =
+            indicator("[ipv4-addr:value = 'not-an-ip' OR domain-name:value = 'ok.example']");
+        let objects = json!([no_pattern, yara, mixed]);
+        let store = load(json!({"type": "bundle", "id": "bundle--b1", "objects": objects}));
+        assert_eq!(added(&store), ["domain ok.example"]);
+        assert_eq!(skipped(&store, "indicator without pattern"), 1);
+        assert_eq!(skipped(&store, "unsupported pattern_type: yara"), 1);
+        let want = "dir/bundle.json: objects[2] (indicator--1) comparison 0 (ipv4-addr:value)";
+        assert_eq!(
+            store.skipped.last().map(|s| s.location.as_str()),
+            Some(want)
+        );
+        assert_eq!(store.events[0].uuid.as_deref(), Some("b1"));
+    }
+
+    #[test]
+    fn non_stix_json_is_a_format_error() {
+        let (mut store, source) = new_store(StoreOptions::default());
+        for value in [
+            json!({"Event": {"info": "misp"}}),
+            json!({"type": "malware", "id": "malware--1"}),
+            json!([{"SharingGroup": {}}]),
+            json!({"type": "bundle", "objects": {}}),
+            json!(42),
+        ] {
+            let err = load_stix_value(&mut store, &value, source, "x.json").expect_err("not STIX");
+            assert!(matches!(err, IntelError::Format { .. }), "{value}: {err:?}");
+        }
+        let misp = Path::new(FIXTURES).join("../bad/sharing_groups.json");
+        let err = load_stix_file(&mut store, &misp, source);
+        assert!(matches!(err, Err(IntelError::Format { .. })), "{err:?}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broken = dir.path().join("broken.json");
+        std::fs::write(&broken, "{\"type\": \"bundle\",\n \"objects\": [}").expect("write");
+        match load_stix_file(&mut store, &broken, source) {
+            Err(IntelError::Json { line, column, .. }) => assert_eq!((line, column), (2, 14)),
+            other => panic!("want Json error, got {other:?}"),
+        }
+    }
 }

@@ -98,12 +98,25 @@ pub struct ChunkReader {
     skipping: Option<(u64, u64)>,
     done: bool,
     pending_error: Option<String>,
+    /// Buffers handed back by consumers, reused so that reading does not allocate and
+    /// fault in fresh memory for every chunk.
+    recycled: Option<crossbeam_channel::Receiver<Vec<u8>>>,
     pub compressed: bool,
+}
+
+/// A pool of chunk buffers: consumers send buffers back through the sender after
+/// use; readers opened with the receiver reuse them.
+pub fn buffer_pool(capacity: usize) -> (crossbeam_channel::Sender<Vec<u8>>, crossbeam_channel::Receiver<Vec<u8>>) {
+    crossbeam_channel::bounded(capacity)
 }
 
 impl ChunkReader {
     /// Opens `input`; gzip is detected by its magic bytes.
-    pub fn open(input: &Input, max_line: usize) -> io::Result<ChunkReader> {
+    pub fn open(
+        input: &Input,
+        max_line: usize,
+        recycled: Option<crossbeam_channel::Receiver<Vec<u8>>>,
+    ) -> io::Result<ChunkReader> {
         let mut raw: Box<dyn Read + Send> = match input {
             Input::Stdin => Box::new(io::stdin()),
             Input::Path(p) => Box::new(File::open(p)?),
@@ -134,6 +147,7 @@ impl ChunkReader {
             skipping: None,
             done: false,
             pending_error: None,
+            recycled,
             compressed,
         })
     }
@@ -204,7 +218,14 @@ impl ChunkReader {
             }
             match memchr::memrchr(b'\n', &self.carry) {
                 Some(nl) => {
-                    let rest = self.carry.split_off(nl + 1);
+                    let mut rest = self
+                        .recycled
+                        .as_ref()
+                        .and_then(|r| r.try_recv().ok())
+                        .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES * 2));
+                    rest.clear();
+                    rest.extend_from_slice(&self.carry[nl + 1..]);
+                    self.carry.truncate(nl + 1);
                     let data = std::mem::replace(&mut self.carry, rest);
                     let offset = self.offset;
                     self.offset += data.len() as u64;
