@@ -32,7 +32,7 @@ RECORD=1
 RG=rg
 TRIPLINE=""
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 say() { echo "compare.sh: $*" >&2; }
 
@@ -134,15 +134,19 @@ LOG="$WORK/log-$LOG_MB.log"
 mkdir -p "$WORK"
 
 workload_ok() {
-    python3 - "$WORK" "$LOG_MB" "$SEED" "${SIZE_LIST[@]}" <<'EOF'
+    local version
+    version=$(sed -n 's/^VERSION = \([0-9]*\)$/\1/p' "$ROOT/benches/gen_workload.py")
+    python3 - "$WORK" "${version:-0}" "$LOG_MB" "$SEED" "${SIZE_LIST[@]}" <<'EOF'
 import json, os, sys
-work, mb, seed, sizes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(s) for s in sys.argv[4:]]
+work, version, mb, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sizes = [int(s) for s in sys.argv[5:]]
 plant_from = min(10000, min(sizes))
 for n in sizes:
     try:
         with open(os.path.join(work, f"workload-{n}.json")) as f:
             m = json.load(f)
-        ok = (m["seed"] == seed and m["log_mb"] == mb and m["plant_from"] == plant_from
+        ok = (m["version"] == version and m["seed"] == seed and m["log_mb"] == mb and m["plant_from"] == plant_from
+              and os.path.exists(os.path.join(work, f"planted-{mb}.tsv"))
               and os.path.getsize(os.path.join(work, m["log_file"])) == m["log_bytes"]
               and os.path.exists(os.path.join(work, m["iocs_file"])))
     except (OSError, KeyError, ValueError):
@@ -238,6 +242,7 @@ bench() {
     LAST_MBS=$mbs
 }
 
+LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 # Warm the page cache so every tool reads the log from memory.
 cat "$LOG" >/dev/null
 
@@ -280,9 +285,9 @@ for N in "${SIZE_LIST[@]}"; do
         if matchy build -o "$DB" "$IOCS" >"$TMP/build.log" 2>&1; then
             b1=$(date +%s%N)
             NOTES+="- N=$N: \`matchy build\` took $(awk -v a="$b0" -v b="$b1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }') s (not in the matchy rows, which time \`matchy match\` on the built database)"$'\n'
-            bench "matchy match" 1 matchy matchy match -j 1 "$DB" "$LOG"
+            bench "matchy match" 1 matchy matchy match -j 1 --stats "$DB" "$LOG"
             if [[ $NPROC -gt 1 ]]; then
-                bench "matchy match" "$NPROC" matchy matchy match -j "$NPROC" "$DB" "$LOG"
+                bench "matchy match" "$NPROC" matchy matchy match -j "$NPROC" --stats "$DB" "$LOG"
             fi
         else
             NOTES+="- N=$N: \`matchy build\` failed: $(head -c 300 "$TMP/build.log" | tr '\n' ' ')"$'\n'
@@ -301,7 +306,7 @@ if [[ $TRIPLINE_OK == 1 ]]; then
 fi
 if [[ $MATCHY_OK == 1 ]]; then
     COMMANDS+="matchy build -o matchy-N.mxy iocs-N.txt"$'\n'
-    COMMANDS+="matchy match -j T matchy-N.mxy $LOGF    # T = 1$([[ $NPROC -gt 1 ]] && echo ", $NPROC"); count: 'Lines with matches' on stderr"$'\n'
+    COMMANDS+="matchy match -j T --stats matchy-N.mxy $LOGF    # T = 1$([[ $NPROC -gt 1 ]] && echo ", $NPROC"); count: 'Lines with matches' on stderr"$'\n'
 fi
 
 LOG_MIB=$(awk -v b="$LOG_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
@@ -310,7 +315,7 @@ REPORT=$(
     cat <<EOF
 # tripline vs rg / grep$([[ $MATCHY_OK == 1 ]] && echo " / matchy") — $(date +%F)
 
-Machine: $NPROC CPUs ($CPU_MODEL), ${MEM_GB} GiB RAM, host \`$HOST\`, $(uname -sr).
+Machine: $NPROC CPUs ($CPU_MODEL), ${MEM_GB} GiB RAM, host \`$HOST\`, $(uname -sr); load average before the runs: $LOADAVG.
 Workload: seed $SEED, log \`$(basename "$LOG")\` $LOG_MIB MiB ($LOG_BYTES bytes, $LOG_LINES lines), lists of $SIZES indicators, made by \`benches/gen_workload.py\`; page cache warm.
 Timing: median wall time of $REPS runs; MB/s = log MiB / wall; peak RSS from GNU time \`%M\` (largest of the runs); timeout ${PEER_TIMEOUT} s a run.
 Versions: $RG_VERSION; $GREP_VERSION (charmap $(locale charmap 2>/dev/null || echo '?'))${TRIPLINE_VERSION:+; $TRIPLINE_VERSION}${MATCHY_VERSION:+; $MATCHY_VERSION}.

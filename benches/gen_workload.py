@@ -12,6 +12,8 @@ Writes, under --out:
                      firewall key=value and Suricata EVE-like JSON lines.
   workload-<N>.json  what was planted in the log, and the counts a correct
                      matcher and a plain substring tool should report for iocs-<N>.
+  planted-<MB>.tsv   every planted line and near miss: line number (1-based),
+                     class (plant/near), type or near-miss kind, form, value.
 
 Invariants the counts rest on:
 
@@ -46,7 +48,7 @@ import re
 import sys
 import time
 
-VERSION = 1
+VERSION = 2
 
 # Share of each indicator type in a list, roughly what a MISP community shares.
 # Types with too few values in --iocs-dir are capped; domains take up the rest.
@@ -874,11 +876,11 @@ def main():
                 clock.tick()
                 x = r()
                 if x < P_PLANT:
-                    line, t, form, _v = planter.plant()
-                    special.append((line, "plant", t, form))
+                    line, t, form, v = planter.plant()
+                    special.append((line, "plant", t, form, v, n_lines + len(buf) + 1))
                 elif x < P_PLANT + P_NEAR:
-                    line, kind, _v = planter.near_miss()
-                    special.append((line, "near", kind, None))
+                    line, kind, v = planter.near_miss()
+                    special.append((line, "near", kind, "-", v, n_lines + len(buf) + 1))
                 else:
                     line = fns[bis(cum, r())]()
                 buf.append(line)
@@ -890,6 +892,10 @@ def main():
             written += len(data)
             n_lines += len(buf)
 
+    with open(os.path.join(args.out, f"planted-{args.log_mb}.tsv"), "w", encoding="ascii", newline="\n") as f:
+        f.write("line\tclass\ttype\tform\tvalue\n")
+        for line, cls, t, form, v, no in special:
+            f.write(f"{no}\t{cls}\t{t}\t{form}\t{v}\n")
     planted = [s for s in special if s[1] == "plant"]
     near = [s for s in special if s[1] == "near"]
 

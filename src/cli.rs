@@ -22,7 +22,11 @@ use crate::sink::summary;
 use crate::source::batch;
 
 #[derive(Parser, Debug)]
-#[command(name = "tripline", version, about = "Correlate logs with shared threat intel and give sightings back.")]
+#[command(
+    name = "tripline",
+    version,
+    about = "Correlate logs with shared threat intel and give sightings back."
+)]
 pub struct Cli {
     /// More logging on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -121,9 +125,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Loads intel and warninglists and builds the index.
-fn build_index(args: &IntelArgs, keep_excluded: bool) -> Result<(Index, Warninglists, Vec<String>)> {
+fn build_index(
+    args: &IntelArgs,
+    keep_excluded: bool,
+) -> Result<(Index, Warninglists, Vec<String>)> {
     if args.intel.is_empty() {
-        bail!("no intel given: pass --intel PATH (a file or directory; e.g. --intel fixtures/intel)");
+        bail!(
+            "no intel given: pass --intel PATH (a file or directory; e.g. --intel fixtures/intel)"
+        );
     }
     let opts = LoadOptions {
         store: StoreOptions {
@@ -146,7 +155,13 @@ fn build_index(args: &IntelArgs, keep_excluded: bool) -> Result<(Index, Warningl
     } else {
         args.warninglist_mode
     };
-    let index = Index::build(store, &warninglists, BuildOptions { warninglist_mode: mode });
+    let index = Index::build(
+        store,
+        &warninglists,
+        BuildOptions {
+            warninglist_mode: mode,
+        },
+    );
     Ok((index, warninglists, problems))
 }
 
@@ -173,11 +188,21 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(path) => {
             let f = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            hunt::hunt(&index, &inputs, &opts, std::io::BufWriter::with_capacity(1 << 16, f))
+            hunt::hunt(
+                &index,
+                &inputs,
+                &opts,
+                std::io::BufWriter::with_capacity(1 << 16, f),
+            )
         }
         None => {
             let stdout = std::io::stdout().lock();
-            hunt::hunt(&index, &inputs, &opts, std::io::BufWriter::with_capacity(1 << 16, stdout))
+            hunt::hunt(
+                &index,
+                &inputs,
+                &opts,
+                std::io::BufWriter::with_capacity(1 << 16, stdout),
+            )
         }
     }
     .context("writing alerts")?;
@@ -206,7 +231,12 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
 fn run_intel(args: &IntelArgs, json: bool) -> Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let (index, warninglists, problems) = build_index(args, false)?;
-    let report = crate::sink::report::intel_report(&index, &warninglists, &problems, t0.elapsed().as_secs_f64());
+    let report = crate::sink::report::intel_report(
+        &index,
+        &warninglists,
+        &problems,
+        t0.elapsed().as_secs_f64(),
+    );
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &report.json)?;
@@ -214,7 +244,11 @@ fn run_intel(args: &IntelArgs, json: bool) -> Result<ExitCode> {
     } else {
         write!(out, "{}", report.text)?;
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<ExitCode> {
@@ -224,7 +258,8 @@ fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<ExitCode> {
     let mut hits = Vec::new();
     matcher.find_with_json(refanged.as_bytes(), &mut hits);
     let detected = canon::detect(&refanged).ok();
-    let report = crate::sink::report::lookup_report(&index, &warninglists, value, detected.as_ref(), &hits);
+    let report =
+        crate::sink::report::lookup_report(&index, &warninglists, value, detected.as_ref(), &hits);
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &report.json)?;
@@ -232,7 +267,11 @@ fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<ExitCode> {
     } else {
         write!(out, "{}", report.text)?;
     }
-    Ok(if report.matches { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.matches {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Kinds in display order.

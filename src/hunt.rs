@@ -133,7 +133,9 @@ fn match_chunk(
                         .metas_of(hit.id)
                         .iter()
                         .copied()
-                        .filter(|&m| !index.has_validity || index.meta(m).valid_at(time.timestamp()))
+                        .filter(|&m| {
+                            !index.has_validity || index.meta(m).valid_at(time.timestamp())
+                        })
                         .collect();
                     if !metas.is_empty() {
                         kept.push((hit, metas));
@@ -189,7 +191,11 @@ impl<'a, W: Write> Collector<'a, W> {
         match outcome {
             Outcome::Start => self.stats.inputs += 1,
             Outcome::Error(e) => {
-                let path = self.inputs.get(input).map(|i| i.display()).unwrap_or_default();
+                let path = self
+                    .inputs
+                    .get(input)
+                    .map(|i| i.display())
+                    .unwrap_or_default();
                 tracing::error!(path = %path, error = %e, "Cannot read input.");
                 self.stats.errors.push(format!("{path}: {e}"));
             }
@@ -205,7 +211,11 @@ impl<'a, W: Write> Collector<'a, W> {
                 oversized,
                 matches,
             } => {
-                let path = self.inputs.get(input).map(|i| i.display()).unwrap_or_default();
+                let path = self
+                    .inputs
+                    .get(input)
+                    .map(|i| i.display())
+                    .unwrap_or_default();
                 for m in matches {
                     self.write_match(&path, self.line_base[input], m);
                 }
@@ -316,7 +326,14 @@ pub fn hunt<W: Write>(
                 let mut seq = 0;
                 for (i, input) in inputs.iter().enumerate() {
                     for piece in pieces(input, max_line, recycle_rx.clone()) {
-                        if job_tx.send(Job { seq, input: i, piece: Some(piece) }).is_err() {
+                        if job_tx
+                            .send(Job {
+                                seq,
+                                input: i,
+                                piece: Some(piece),
+                            })
+                            .is_err()
+                        {
                             return;
                         }
                         seq += 1;
@@ -338,7 +355,11 @@ pub fn hunt<W: Write>(
                                     Some(p) => run_piece(&mut matcher, p, max_line, now, &recycle),
                                     None => Outcome::Start,
                                 };
-                                let done = Done { seq: job.seq, input: job.input, outcome };
+                                let done = Done {
+                                    seq: job.seq,
+                                    input: job.input,
+                                    outcome,
+                                };
                                 if tx.send(done).is_err() {
                                     return;
                                 }
@@ -378,7 +399,13 @@ fn pieces(
     recycled: crossbeam_channel::Receiver<Vec<u8>>,
 ) -> Box<dyn Iterator<Item = Piece> + Send + '_> {
     match ChunkReader::open(input, max_line, Some(recycled)) {
-        Ok(r) => Box::new(std::iter::once(Piece::Lines { offset: 0, data: Vec::new() }).chain(r)),
+        Ok(r) => Box::new(
+            std::iter::once(Piece::Lines {
+                offset: 0,
+                data: Vec::new(),
+            })
+            .chain(r),
+        ),
         Err(e) => Box::new(std::iter::once(Piece::Error(format!("cannot open: {e}")))),
     }
 }
@@ -410,7 +437,10 @@ fn progress_bar(inputs: &[Input]) -> indicatif::ProgressBar {
             Input::Stdin => None,
         })
         .sum();
-    let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     let style = indicatif::ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {bytes}/{total_bytes} ({binary_bytes_per_sec}) {msg}",
     );

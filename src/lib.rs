@@ -6,11 +6,11 @@
 //! once against the index, and [`sink`] writes alerts (ECS JSON lines) and summaries.
 //! [`hunt`] wires these together for batch correlation.
 
-pub mod intel;
-pub mod index;
+pub mod cli;
 pub mod decode;
-pub mod source;
+pub mod hunt;
+pub mod index;
+pub mod intel;
 pub mod matcher;
 pub mod sink;
-pub mod hunt;
-pub mod cli;
+pub mod source;

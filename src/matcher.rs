@@ -77,7 +77,11 @@ static CLASS: [u8; 256] = {
 /// Bytes that end a URL in free text.
 #[inline]
 fn ends_url(b: u8) -> bool {
-    b <= b' ' || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'`' | b'|' | b'\\' | b'^' | b'{' | b'}' | 0x7f)
+    b <= b' '
+        || matches!(
+            b,
+            b'"' | b'\'' | b'<' | b'>' | b'`' | b'|' | b'\\' | b'^' | b'{' | b'}' | 0x7f
+        )
 }
 
 /// Bytes that can be part of a file name around a literal match.
@@ -194,7 +198,9 @@ impl<'i> Matcher<'i> {
                 // Hex sub-tokens of a word such as `d41d8…27e.exe` or `md5-…`.
                 for part in line[start..end].split(|&b| CLASS[b as usize] & (DOT | DASH) != 0) {
                     if Kind::hash_for_len(part.len()).is_some()
-                        && part.iter().all(|&b| CLASS[b as usize] & (HEXA | DIGIT) != 0)
+                        && part
+                            .iter()
+                            .all(|&b| CLASS[b as usize] & (HEXA | DIGIT) != 0)
                     {
                         self.hash(part, true, hits);
                     }
@@ -398,7 +404,9 @@ impl<'i> Matcher<'i> {
         let mut cuts: [usize; 8] = [0; 8];
         let mut ncut = 0;
         let mut trimmed = full_len;
-        while trimmed > host_len + 1 && matches!(self.buf[trimmed - 1], b'.' | b',' | b';' | b')' | b']') {
+        while trimmed > host_len + 1
+            && matches!(self.buf[trimmed - 1], b'.' | b',' | b';' | b')' | b']')
+        {
             trimmed -= 1;
         }
         cuts[ncut] = trimmed;
@@ -527,10 +535,11 @@ fn push(index: &Index, hits: &mut Vec<Hit>, id: IndicatorId, atomic: &[u8]) {
 /// control or non-ASCII characters).
 fn collect_escaped_strings(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
-        serde_json::Value::String(s) => {
-            if s.bytes().any(|b| matches!(b, b'/' | b'\\' | b'"') || b < 0x20 || b >= 0x80) {
-                out.push(s.clone());
-            }
+        serde_json::Value::String(s)
+            if s.bytes()
+                .any(|b| matches!(b, b'/' | b'\\' | b'"') || !(0x20..0x80).contains(&b)) =>
+        {
+            out.push(s.clone());
         }
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_escaped_strings(x, out)),
         serde_json::Value::Object(o) => o.values().for_each(|x| collect_escaped_strings(x, out)),

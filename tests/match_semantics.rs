@@ -40,7 +40,13 @@ fn index_of(indicators: &[Ind]) -> Index {
             .unwrap();
         store.add_canonical(&c, meta);
     }
-    Index::build(store, &Warninglists::new(), BuildOptions { warninglist_mode: WarninglistMode::Drop })
+    Index::build(
+        store,
+        &Warninglists::new(),
+        BuildOptions {
+            warninglist_mode: WarninglistMode::Drop,
+        },
+    )
 }
 
 fn found(index: &Index, line: &str) -> BTreeSet<String> {
@@ -59,10 +65,16 @@ fn run_table(name: &str, indicators: &[Ind], cases: &[(&str, &[&str])]) {
         let got = found(&index, line);
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         if got != want {
-            failures.push(format!("  line {line:?}\n    want {want:?}\n    got  {got:?}"));
+            failures.push(format!(
+                "  line {line:?}\n    want {want:?}\n    got  {got:?}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "table {name}:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "table {name}:\n{}",
+        failures.join("\n")
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lines.log");
@@ -77,9 +89,16 @@ fn run_table(name: &str, indicators: &[Ind], cases: &[(&str, &[&str])]) {
     let mut outputs = Vec::new();
     for threads in [1, 2] {
         let mut out = Vec::new();
-        let opts = HuntOptions { threads, ..HuntOptions::default() };
+        let opts = HuntOptions {
+            threads,
+            ..HuntOptions::default()
+        };
         let stats = hunt(&index, &[Input::Path(path.clone())], &opts, &mut out).unwrap();
-        assert_eq!(stats.matched_lines, expected.len() as u64, "table {name}, {threads} thread(s)");
+        assert_eq!(
+            stats.matched_lines,
+            expected.len() as u64,
+            "table {name}, {threads} thread(s)"
+        );
         let lines: Vec<u64> = String::from_utf8(out.clone())
             .unwrap()
             .lines()
@@ -103,7 +122,11 @@ fn run_table(name: &str, indicators: &[Ind], cases: &[(&str, &[&str])]) {
             })
             .collect()
     };
-    assert_eq!(strip(&outputs[0]), strip(&outputs[1]), "table {name}: 1 vs 2 threads");
+    assert_eq!(
+        strip(&outputs[0]),
+        strip(&outputs[1]),
+        "table {name}: 1 vs 2 threads"
+    );
 }
 
 #[test]
@@ -138,9 +161,17 @@ fn ipv4_tokens_are_whole() {
 fn cidr_covers_addresses_and_versions_are_not_addresses() {
     run_table(
         "cidr",
-        &[(None, "4.0.0.0/8"), (None, "10.0.0.0/8"), (None, "10.1.0.0/16"), (None, "10.1.2.3")],
         &[
-            ("from 10.1.2.3 to x", &["10.0.0.0/8", "10.1.0.0/16", "10.1.2.3"]),
+            (None, "4.0.0.0/8"),
+            (None, "10.0.0.0/8"),
+            (None, "10.1.0.0/16"),
+            (None, "10.1.2.3"),
+        ],
+        &[
+            (
+                "from 10.1.2.3 to x",
+                &["10.0.0.0/8", "10.1.0.0/16", "10.1.2.3"],
+            ),
             ("from 10.2.2.3 to x", &["10.0.0.0/8"]),
             ("from 11.1.2.3 to x", &[]),
             ("Mozilla/5.0 Chrome/4.0.222.12 Safari/537.36", &[]),
@@ -159,7 +190,10 @@ fn ipv6_any_written_form() {
         &[
             ("from 2001:db8::1 port 22", &["2001:db8::1"]),
             ("from 2001:DB8:0:0:0:0:0:1 port 22", &["2001:db8::1"]),
-            ("from 2001:0db8:0000:0000:0000:0000:0000:0001", &["2001:db8::1"]),
+            (
+                "from 2001:0db8:0000:0000:0000:0000:0000:0001",
+                &["2001:db8::1"],
+            ),
             ("to [2001:db8::1]:443", &["2001:db8::1"]),
             ("to 2001:db8::11 x", &[]),
             ("to 2001:db8:ffff:1::5 x", &["2001:db8:ffff::/48"]),
@@ -174,7 +208,10 @@ fn ipv6_any_written_form() {
 fn domains_match_on_label_boundaries() {
     run_table(
         "domain",
-        &[(Some(Kind::Domain), "evil.com"), (Some(Kind::Hostname), "exact.host.net")],
+        &[
+            (Some(Kind::Domain), "evil.com"),
+            (Some(Kind::Hostname), "exact.host.net"),
+        ],
         &[
             ("query evil.com A", &["evil.com"]),
             ("query EVIL.com A", &["evil.com"]),
@@ -205,23 +242,50 @@ fn urls_match_whole() {
             (None, "http://root-only.example.org"),
         ],
         &[
-            ("GET http://evil.com/gate.php HTTP/1.1", &["evil.com/gate.php"]),
+            (
+                "GET http://evil.com/gate.php HTTP/1.1",
+                &["evil.com/gate.php"],
+            ),
             ("GET HTTP://EVIL.COM/gate.php", &["evil.com/gate.php"]),
             ("GET http://evil.com/gate.php?id=1", &["evil.com/gate.php"]),
             ("GET http://evil.com/gate.php#frag", &["evil.com/gate.php"]),
             ("GET http://evil.com/gate.php2", &[]),
             ("GET http://evil.com/gate.php/x", &[]),
             ("GET http://evil.com/Gate.php", &[]),
-            ("fetch https://bad.org/dl/payload.bin done", &["bad.org/dl/payload.bin"]),
-            ("fetch bad.org/dl/payload.bin done", &["bad.org/dl/payload.bin"]),
-            ("\"http://bad.org/dl/payload.bin\"", &["bad.org/dl/payload.bin"]),
-            ("see (http://bad.org/dl/payload.bin).", &["bad.org/dl/payload.bin"]),
-            ("https://c2.example.net:8443/api?id=7&x=1", &["c2.example.net:8443/api?id=7"]),
+            (
+                "fetch https://bad.org/dl/payload.bin done",
+                &["bad.org/dl/payload.bin"],
+            ),
+            (
+                "fetch bad.org/dl/payload.bin done",
+                &["bad.org/dl/payload.bin"],
+            ),
+            (
+                "\"http://bad.org/dl/payload.bin\"",
+                &["bad.org/dl/payload.bin"],
+            ),
+            (
+                "see (http://bad.org/dl/payload.bin).",
+                &["bad.org/dl/payload.bin"],
+            ),
+            (
+                "https://c2.example.net:8443/api?id=7&x=1",
+                &["c2.example.net:8443/api?id=7"],
+            ),
             ("https://c2.example.net:8443/api?id=8", &[]),
             ("https://c2.example.net/api?id=7", &[]),
-            ("go http://root-only.example.org now", &["root-only.example.org/"]),
-            ("go http://root-only.example.org/ now", &["root-only.example.org/"]),
-            (r#"{"url":"http:\/\/bad.org\/dl\/payload.bin"}"#, &["bad.org/dl/payload.bin"]),
+            (
+                "go http://root-only.example.org now",
+                &["root-only.example.org/"],
+            ),
+            (
+                "go http://root-only.example.org/ now",
+                &["root-only.example.org/"],
+            ),
+            (
+                r#"{"url":"http:\/\/bad.org\/dl\/payload.bin"}"#,
+                &["bad.org/dl/payload.bin"],
+            ),
         ],
     );
 }
@@ -288,7 +352,9 @@ fn binary_garbage_and_invalid_utf8_do_not_break_matching() {
     for _ in 0..2000 {
         let mut buf = Vec::new();
         for _ in 0..200 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let alphabet = b"0123456789abcdef.:-_@/?#[]\\\"' xZ\xff";
             buf.push(alphabet[(state >> 33) as usize % alphabet.len()]);
         }

@@ -56,10 +56,13 @@ fn nanos(b: Option<&[u8]>) -> u32 {
 
 fn month(name: &[u8]) -> Option<u32> {
     const M: [&[u8]; 12] = [
-        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
     ];
     let lower = name.to_ascii_lowercase();
-    M.iter().position(|m| *m == lower.as_slice()).map(|i| i as u32 + 1)
+    M.iter()
+        .position(|m| *m == lower.as_slice())
+        .map(|i| i as u32 + 1)
 }
 
 /// Zone offset in seconds from `Z`, `+hh:mm` or `+hhmm`.
@@ -72,13 +75,27 @@ fn zone(b: Option<&[u8]>) -> Option<i32> {
         return Some(0);
     }
     let sign = if b[0] == b'-' { -1 } else { 1 };
-    let digits: Vec<u8> = b[1..].iter().copied().filter(|c| c.is_ascii_digit()).collect();
+    let digits: Vec<u8> = b[1..]
+        .iter()
+        .copied()
+        .filter(|c| c.is_ascii_digit())
+        .collect();
     let h = num(&digits[..2])? as i32;
     let m = num(&digits[2..])? as i32;
     Some(sign * (h * 3600 + m * 60))
 }
 
-fn from_parts(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ns: u32, off: i32) -> Option<DateTime<Utc>> {
+#[allow(clippy::too_many_arguments)]
+fn from_parts(
+    y: i32,
+    mo: u32,
+    d: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    ns: u32,
+    off: i32,
+) -> Option<DateTime<Utc>> {
     let naive: NaiveDateTime = NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_nano_opt(h, mi, s, ns)?;
     let utc = naive - chrono::Duration::seconds(off as i64);
     Some(Utc.from_utc_datetime(&utc))
@@ -108,7 +125,13 @@ pub fn event_time(line: &[u8], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     }
     if let Some(c) = p.iso.captures(head) {
         let y = num(&c[1])? as i32;
-        let (mo, d, h, mi, s) = (num(&c[2])?, num(&c[3])?, num(&c[4])?, num(&c[5])?, num(&c[6])?);
+        let (mo, d, h, mi, s) = (
+            num(&c[2])?,
+            num(&c[3])?,
+            num(&c[4])?,
+            num(&c[5])?,
+            num(&c[6])?,
+        );
         let ns = nanos(c.get(7).map(|m| m.as_bytes()));
         let off = zone(c.get(8).map(|m| m.as_bytes()))?;
         return from_parts(y, mo, d, h, mi, s, ns, off);
@@ -132,18 +155,40 @@ mod tests {
     fn formats() {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
         let cases: &[(&str, Option<&str>)] = &[
-            ("1521911720.865716\tCqKst53\t10.47.1.100", Some("2018-03-24T17:15:20.865716Z")),
-            (r#"{"ts":1521911720.5,"uid":"x"}"#, Some("2018-03-24T17:15:20.500Z")),
-            ("2024-03-01T10:00:00Z host app: x", Some("2024-03-01T10:00:00Z")),
-            (r#"{"timestamp":"2024-03-01T10:00:00.123456+0100","src_ip":"1.2.3.4"}"#, Some("2024-03-01T09:00:00.123456Z")),
-            ("<34>1 2018-03-24T08:59:37-07:00 PC-helen app - - msg", Some("2018-03-24T15:59:37Z")),
-            (r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1""#, Some("2015-05-17T10:05:03Z")),
-            ("Nov 24 08:59:37 host sshd[1]: x", Some("2026-11-24T08:59:37Z")),
+            (
+                "1521911720.865716\tCqKst53\t10.47.1.100",
+                Some("2018-03-24T17:15:20.865716Z"),
+            ),
+            (
+                r#"{"ts":1521911720.5,"uid":"x"}"#,
+                Some("2018-03-24T17:15:20.500Z"),
+            ),
+            (
+                "2024-03-01T10:00:00Z host app: x",
+                Some("2024-03-01T10:00:00Z"),
+            ),
+            (
+                r#"{"timestamp":"2024-03-01T10:00:00.123456+0100","src_ip":"1.2.3.4"}"#,
+                Some("2024-03-01T09:00:00.123456Z"),
+            ),
+            (
+                "<34>1 2018-03-24T08:59:37-07:00 PC-helen app - - msg",
+                Some("2018-03-24T15:59:37Z"),
+            ),
+            (
+                r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1""#,
+                Some("2015-05-17T10:05:03Z"),
+            ),
+            (
+                "Nov 24 08:59:37 host sshd[1]: x",
+                Some("2026-11-24T08:59:37Z"),
+            ),
             ("<13>Dec 31 23:59:59 host x", Some("2025-12-31T23:59:59Z")),
             ("no time here 1.2.3.4", None),
         ];
         for (line, want) in cases {
-            let got = event_time(line.as_bytes(), now).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+            let got = event_time(line.as_bytes(), now)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
             assert_eq!(got.as_deref(), *want, "{line}");
         }
     }

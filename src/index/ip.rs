@@ -171,13 +171,19 @@ mod tests {
         t.insert(v4_bits("10.1.2.3".parse().unwrap()), 32, 3);
         t.insert(v4_bits("11.0.0.0".parse().unwrap()), 8, 4);
         let mut got = vec![];
-        t.covering(v4_bits("10.1.2.3".parse().unwrap()), |l, p| got.push((l, p)));
+        t.covering(v4_bits("10.1.2.3".parse().unwrap()), |l, p| {
+            got.push((l, p))
+        });
         assert_eq!(got, vec![(32, 3), (16, 2), (8, 1)]);
         got.clear();
-        t.covering(v4_bits("10.2.0.1".parse().unwrap()), |l, p| got.push((l, p)));
+        t.covering(v4_bits("10.2.0.1".parse().unwrap()), |l, p| {
+            got.push((l, p))
+        });
         assert_eq!(got, vec![(8, 1)]);
         got.clear();
-        t.covering(v4_bits("12.0.0.1".parse().unwrap()), |l, p| got.push((l, p)));
+        t.covering(v4_bits("12.0.0.1".parse().unwrap()), |l, p| {
+            got.push((l, p))
+        });
         assert!(got.is_empty());
     }
 
@@ -186,7 +192,9 @@ mod tests {
         let mut t = PrefixTable::<u128>::new();
         t.insert(v6_bits("2001:db8::".parse().unwrap()), 32, 7);
         let mut got = vec![];
-        t.covering(v6_bits("2001:DB8:0:0:0:0:0:1".parse().unwrap()), |l, p| got.push((l, p)));
+        t.covering(v6_bits("2001:DB8:0:0:0:0:0:1".parse().unwrap()), |l, p| {
+            got.push((l, p))
+        });
         assert_eq!(got, vec![(32, 7)]);
     }
 

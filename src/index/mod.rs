@@ -207,7 +207,11 @@ impl Index {
             metas,
             meta_exclusion,
             warn_hits: Vec::new(),
-            warn_names: warninglists.lists().iter().map(|l| l.name.clone()).collect(),
+            warn_names: warninglists
+                .lists()
+                .iter()
+                .map(|l| l.name.clone())
+                .collect(),
             mode: opts.warninglist_mode,
             v4: PrefixTable::new(),
             v6: PrefixTable::new(),
@@ -414,7 +418,9 @@ impl Index {
     }
 
     pub fn meta_exclusion(&self, meta: u32) -> Option<&Exclusion> {
-        self.meta_exclusion.get(meta as usize).and_then(|e| e.as_ref())
+        self.meta_exclusion
+            .get(meta as usize)
+            .and_then(|e| e.as_ref())
     }
 
     pub fn string(&self, id: u32) -> &str {
@@ -444,7 +450,9 @@ impl Index {
             .warn_hits
             .binary_search_by(|h| h.indicator.cmp(&id))
             .ok()?;
-        self.warn_names.get(self.warn_hits[i].list).map(|s| s.as_str())
+        self.warn_names
+            .get(self.warn_hits[i].list)
+            .map(|s| s.as_str())
     }
 
     pub fn warninglist_mode(&self) -> WarninglistMode {

@@ -22,7 +22,7 @@ pub struct Hasher;
 impl Hasher {
     #[inline]
     pub fn hash(self, bytes: &[u8]) -> u64 {
-        foldhash::fast::FixedState::with_seed(0x7269_706c_696e_65).hash_one(bytes)
+        foldhash::fast::FixedState::with_seed(0x0072_6970_6c69_6e65).hash_one(bytes)
     }
 }
 
@@ -80,9 +80,7 @@ impl StrSet {
 
     #[inline]
     pub fn find_hashed(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        self.table
-            .find(hash, |&id| self.get(id) == key)
-            .copied()
+        self.table.find(hash, |&id| self.get(id) == key).copied()
     }
 
     /// Inserts `key`; returns its id and whether it was new.
@@ -107,9 +105,7 @@ impl StrSet {
 
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
-        self.arena.capacity()
-            + self.ends.capacity() * 4
-            + self.table.capacity() * (4 + 1)
+        self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * (4 + 1)
     }
 
     /// Releases spare capacity after a build.

@@ -185,7 +185,13 @@ pub fn canonical_hash(kind: Kind, s: &str) -> Result<String, &'static str> {
 pub fn canonical_url(s: &str) -> Result<String, &'static str> {
     let s = s.trim();
     let rest = match s.find("://") {
-        Some(i) if s[..i].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+') => &s[i + 3..],
+        Some(i)
+            if s[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
+        {
+            &s[i + 3..]
+        }
         Some(_) => return Err("malformed URL scheme"),
         None => s,
     };
@@ -273,8 +279,10 @@ pub fn canonical(kind: Kind, value: &str) -> Result<Canonical, &'static str> {
             if v.is_empty() {
                 return Err("empty file name");
             }
-            if v.contains(['/', '\\']) {
-                return Err("file name contains a path separator");
+            // A path (`%APPDATA%\\x\\evil.exe`) stands for its last component.
+            let v = v.rsplit(['/', '\\']).next().unwrap_or(v).trim();
+            if v.is_empty() {
+                return Err("file name is a directory path");
             }
             (kind, v.to_lowercase())
         }
@@ -323,6 +331,25 @@ pub fn detect(raw: &str) -> Result<Canonical, &'static str> {
                 port: Some(port),
             });
         }
+    }
+    if let Some((addr, len)) = s.split_once('/') {
+        // `10.0.0.0/33`, `1.2.3.4/8x`: a CIDR that failed, not a URL with a short path.
+        let addr_like = !addr.is_empty()
+            && (addr.bytes().all(|b| b.is_ascii_digit() || b == b'.') || addr.contains(':'))
+            && !addr.contains("::/");
+        if addr_like
+            && !len.is_empty()
+            && len.len() <= 3
+            && len.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err("invalid CIDR");
+        }
+        if addr.bytes().all(|b| b.is_ascii_digit() || b == b'.') && canonical_ip(addr).is_none() {
+            return Err("invalid IP address");
+        }
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err("invalid IP address");
     }
     if s.contains('@') && !s.contains('/') {
         return canonical(Kind::Email, s);
@@ -379,22 +406,35 @@ mod tests {
     #[test]
     fn detect_table() {
         use Kind::*;
-        let cases: &[(&str, Option<(Kind, &str, Option<u16>)>)] = &[
+        type Case<'a> = (&'a str, Option<(Kind, &'a str, Option<u16>)>);
+        let cases: &[Case] = &[
             ("1.2.3.4", Some((Ipv4, "1.2.3.4", None))),
             ("1.2.3.4:443", Some((Ipv4, "1.2.3.4", Some(443)))),
             ("10.1.2.3/8", Some((Ipv4, "10.0.0.0/8", None))),
             ("1.2.3.4/32", Some((Ipv4, "1.2.3.4", None))),
             ("2001:DB8:0:0::1", Some((Ipv6, "2001:db8::1", None))),
-            ("[2001:db8::1]:8443", Some((Ipv6, "2001:db8::1", Some(8443)))),
+            (
+                "[2001:db8::1]:8443",
+                Some((Ipv6, "2001:db8::1", Some(8443))),
+            ),
             ("::ffff:1.2.3.4", Some((Ipv4, "1.2.3.4", None))),
             ("2001:db8::/32", Some((Ipv6, "2001:db8::/32", None))),
             ("EVIL.com.", Some((Domain, "evil.com", None))),
             ("evil[.]com", Some((Domain, "evil.com", None))),
-            ("bücher.example", Some((Domain, "xn--bcher-kva.example", None))),
-            ("hxxp://Evil.COM/Gate.php", Some((Url, "evil.com/Gate.php", None))),
+            (
+                "bücher.example",
+                Some((Domain, "xn--bcher-kva.example", None)),
+            ),
+            (
+                "hxxp://Evil.COM/Gate.php",
+                Some((Url, "evil.com/Gate.php", None)),
+            ),
             ("evil.com/gate.php", Some((Url, "evil.com/gate.php", None))),
             ("https://evil.com", Some((Url, "evil.com/", None))),
-            ("https://1.2.3.4:8080/a?b=c#frag", Some((Url, "1.2.3.4:8080/a?b=c", None))),
+            (
+                "https://1.2.3.4:8080/a?b=c#frag",
+                Some((Url, "1.2.3.4:8080/a?b=c", None)),
+            ),
             ("Bad@Evil.com", Some((Email, "bad@evil.com", None))),
             ("bad[at]evil[.]com", Some((Email, "bad@evil.com", None))),
             (
@@ -408,6 +448,9 @@ mod tests {
             ("/gate.php", None),
             ("localhost", None),
             ("999.1.1.1", None),
+            ("10.0.0.0/33", None),
+            ("1.2.3.4/8x", None),
+            ("300.1.1.1/gate.php", None),
             ("1.2.3", None),
             ("", None),
         ];

@@ -67,7 +67,12 @@ impl ListMetas {
 }
 
 /// Adds one list value (detected type) with its location for error reports.
-fn add_value(store: &mut IntelStore, metas: &mut ListMetas, value: &str, location: impl Fn() -> String) {
+fn add_value(
+    store: &mut IntelStore,
+    metas: &mut ListMetas,
+    value: &str,
+    location: impl Fn() -> String,
+) {
     match canon::detect(value) {
         Ok(c) => {
             if let Some(meta) = metas.get(store, c.kind, c.port) {
@@ -172,15 +177,21 @@ pub fn load_csv(
                 let line = rec.position().map_or(0, |p| p.line());
                 store.records_by_source[source as usize] += 1;
                 match rec.get(col) {
-                    Some(v) if !v.trim().is_empty() => {
-                        add_value(store, &mut metas, v, || format!("{shown}:{line} column {col}"))
-                    }
-                    _ => store.skip(format!("{shown}:{line}"), format!("no value in column {col}")),
+                    Some(v) if !v.trim().is_empty() => add_value(store, &mut metas, v, || {
+                        format!("{shown}:{line} column {col}")
+                    }),
+                    _ => store.skip(
+                        format!("{shown}:{line}"),
+                        format!("no value in column {col}"),
+                    ),
                 }
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                store.skip(format!("{shown}:{line}"), format!("malformed CSV record: {e}"));
+                store.skip(
+                    format!("{shown}:{line}"),
+                    format!("malformed CSV record: {e}"),
+                );
             }
         }
     }
@@ -219,7 +230,11 @@ mod tests {
         assert_eq!(values(&s, Kind::Url), vec!["bad.org/gate.php"]);
         assert_eq!(values(&s, Kind::Ipv4), vec!["1.2.3.4", "10.0.0.0/8"]);
         assert_eq!(values(&s, Kind::Md5).len(), 1);
-        let reasons: Vec<_> = s.skipped.iter().map(|k| (k.location.as_str(), k.reason.as_str())).collect();
+        let reasons: Vec<_> = s
+            .skipped
+            .iter()
+            .map(|k| (k.location.as_str(), k.reason.as_str()))
+            .collect();
         assert_eq!(
             reasons,
             vec![
@@ -243,14 +258,30 @@ mod tests {
         assert_eq!(s.skipped[0].location, "l.csv:4");
 
         let (mut s, src) = store_with_source();
-        let err = load_csv(&mut s, text, Path::new("l.csv"), src, &CsvColumn::Name("nope".into()));
-        assert!(err.unwrap_err().to_string().contains("no CSV column named \"nope\""));
+        let err = load_csv(
+            &mut s,
+            text,
+            Path::new("l.csv"),
+            src,
+            &CsvColumn::Name("nope".into()),
+        );
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("no CSV column named \"nope\""));
     }
 
     #[test]
     fn csv_without_header_keeps_first_row() {
         let (mut s, src) = store_with_source();
-        load_csv(&mut s, b"evil.com,x\nbad.org,y\n", Path::new("l.csv"), src, &CsvColumn::Index(0)).unwrap();
+        load_csv(
+            &mut s,
+            b"evil.com,x\nbad.org,y\n",
+            Path::new("l.csv"),
+            src,
+            &CsvColumn::Index(0),
+        )
+        .unwrap();
         assert_eq!(values(&s, Kind::Domain), vec!["evil.com", "bad.org"]);
     }
 }

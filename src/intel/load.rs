@@ -66,7 +66,15 @@ pub fn load_intel(
     let mut errors = Vec::new();
     for spec in specs {
         let before = store.skipped_total();
-        load_one(&mut store, &spec.path, spec.name.as_deref(), opts, &mut errors, 0);
+        let kept_before = store.skipped.len();
+        load_one(
+            &mut store,
+            &spec.path,
+            spec.name.as_deref(),
+            opts,
+            &mut errors,
+            0,
+        );
         if opts.strict {
             if let Some(e) = errors.drain(..).next() {
                 return Err(e);
@@ -74,10 +82,7 @@ pub fn load_intel(
             if store.skipped_total() > before {
                 let first = store
                     .skipped
-                    .iter()
-                    .rev()
-                    .take((store.skipped_total() - before) as usize)
-                    .last()
+                    .get(kept_before)
                     .map(|s| format!("{}: {}", s.location, s.reason))
                     .unwrap_or_default();
                 return Err(IntelError::Format {
@@ -131,9 +136,12 @@ fn load_one(
             let hidden = p
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            let notes = p
-                .file_name()
-                .is_some_and(|n| matches!(n.to_string_lossy().as_ref(), "SOURCES.txt" | "README.md" | "LICENSE"));
+            let notes = p.file_name().is_some_and(|n| {
+                matches!(
+                    n.to_string_lossy().as_ref(),
+                    "SOURCES.txt" | "README.md" | "LICENSE"
+                )
+            });
             if !hidden && !notes {
                 load_one(store, &p, name, opts, errors, depth + 1);
             }
@@ -147,8 +155,10 @@ fn load_one(
 
 fn source_name(path: &Path, name: Option<&str>) -> String {
     name.map(str::to_string).unwrap_or_else(|| {
-        path.file_stem()
-            .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
+        path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        )
     })
 }
 
@@ -227,14 +237,38 @@ fn is_stix(v: &Value) -> bool {
 
 /// The warninglists shipped in `rules/warninglists/`, compiled in.
 pub const DEFAULT_WARNINGLISTS: &[(&str, &[u8])] = &[
-    ("rfc1918.json", include_bytes!("../../rules/warninglists/rfc1918.json")),
-    ("rfc5735.json", include_bytes!("../../rules/warninglists/rfc5735.json")),
-    ("multicast.json", include_bytes!("../../rules/warninglists/multicast.json")),
-    ("ipv6-linklocal.json", include_bytes!("../../rules/warninglists/ipv6-linklocal.json")),
-    ("public-dns-v4.json", include_bytes!("../../rules/warninglists/public-dns-v4.json")),
-    ("cloudflare.json", include_bytes!("../../rules/warninglists/cloudflare.json")),
-    ("cloudflare-top1k.json", include_bytes!("../../rules/warninglists/cloudflare-top1k.json")),
-    ("empty-hashes.json", include_bytes!("../../rules/warninglists/empty-hashes.json")),
+    (
+        "rfc1918.json",
+        include_bytes!("../../rules/warninglists/rfc1918.json"),
+    ),
+    (
+        "rfc5735.json",
+        include_bytes!("../../rules/warninglists/rfc5735.json"),
+    ),
+    (
+        "multicast.json",
+        include_bytes!("../../rules/warninglists/multicast.json"),
+    ),
+    (
+        "ipv6-linklocal.json",
+        include_bytes!("../../rules/warninglists/ipv6-linklocal.json"),
+    ),
+    (
+        "public-dns-v4.json",
+        include_bytes!("../../rules/warninglists/public-dns-v4.json"),
+    ),
+    (
+        "cloudflare.json",
+        include_bytes!("../../rules/warninglists/cloudflare.json"),
+    ),
+    (
+        "cloudflare-top1k.json",
+        include_bytes!("../../rules/warninglists/cloudflare-top1k.json"),
+    ),
+    (
+        "empty-hashes.json",
+        include_bytes!("../../rules/warninglists/empty-hashes.json"),
+    ),
     (
         "tripline-shared-parents.json",
         include_bytes!("../../rules/warninglists/tripline-shared-parents.json"),

@@ -90,8 +90,14 @@ pub fn load_stix_value(
         if str_of(o, "type") != Some("indicator") {
             continue;
         }
-        let event =
-            *event.get_or_insert_with(|| store.add_event(context.event_info(bundle_id, location)));
+        let event = *event.get_or_insert_with(|| {
+            let info = context.event_info(bundle_id, location);
+            // The bundle's author is the source's provider, when the caller did not say.
+            if let (Some(org), Some(src)) = (&info.org, store.sources.get_mut(source as usize)) {
+                src.provider.get_or_insert_with(|| org.clone());
+            }
+            store.add_event(info)
+        });
         load_indicator(store, &context, o, source, event, || {
             let id = str_of(o, "id").unwrap_or("no id");
             format!("{location}: objects[{i}] ({id})")
@@ -497,11 +503,11 @@ impl Parser<'_> {
         }
         if self.eat(&Token::LParen) {
             self.observation_expr(depth + 1)?;
-            return self.expect(&Token::RParen);
+            return self.require(&Token::RParen);
         }
-        self.expect(&Token::LBracket)?;
+        self.require(&Token::LBracket)?;
         self.comparison_expr(depth)?;
-        self.expect(&Token::RBracket)
+        self.require(&Token::RBracket)
     }
 
     /// comparison_expr := comparison (OR comparison)*
@@ -520,14 +526,14 @@ impl Parser<'_> {
         }
         if self.eat(&Token::LParen) {
             self.comparison_expr(depth + 1)?;
-            return self.expect(&Token::RParen);
+            return self.require(&Token::RParen);
         }
         let Some(Token::Path(ty, property)) = self.peek() else {
             return Err("expected an object path");
         };
         let (kind, path) = supported_path(ty, property).ok_or("unsupported object path")?;
         self.pos += 1;
-        self.expect(&Token::Eq)?;
+        self.require(&Token::Eq)?;
         let Some(Token::Str(value)) = self.peek() else {
             return Err("expected a string literal");
         };
@@ -540,7 +546,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn expect(&mut self, t: &Token) -> Result<(), &'static str> {
+    fn require(&mut self, t: &Token) -> Result<(), &'static str> {
         if self.eat(t) {
             Ok(())
         } else {
@@ -751,6 +757,10 @@ mod tests {
             (Some(Tlp::Green), Some("2024-03-04"))
         );
         assert_eq!(ev.tags, ["campaign:quiet-harbor"]);
+        assert_eq!(
+            store.sources[0].provider.as_deref(),
+            Some("Example Regional CERT")
+        );
 
         let c2 = meta(&store, Kind::Ipv4, "198.51.100.23");
         let id = Some("indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f");
@@ -868,7 +878,7 @@ mod tests {
             let err = load_stix_value(&mut store, &value, source, "x.json").expect_err("not STIX");
             assert!(matches!(err, IntelError::Format { .. }), "{value}: {err:?}");
         }
-        let misp = Path::new(FIXTURES).join("../bad/sharing_groups.json");
+        let misp = Path::new(FIXTURES).join("../../bad-intel/sharing_groups.json");
         let err = load_stix_file(&mut store, &misp, source);
         assert!(matches!(err, Err(IntelError::Format { .. })), "{err:?}");
         let dir = tempfile::tempdir().expect("temp dir");

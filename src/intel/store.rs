@@ -124,7 +124,10 @@ impl IntelStore {
     }
 
     pub fn intern_tags<S: AsRef<str>>(&mut self, tags: &[S]) -> u32 {
-        let mut ids: Vec<u32> = tags.iter().map(|t| self.strings.intern(t.as_ref())).collect();
+        let mut ids: Vec<u32> = tags
+            .iter()
+            .map(|t| self.strings.intern(t.as_ref()))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         let ids: Box<[u32]> = ids.into();

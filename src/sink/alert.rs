@@ -146,11 +146,18 @@ fn source_entry(index: &Index, meta_id: u32) -> Value {
 
 fn time_json(t: Option<i64>) -> Value {
     t.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-        .map_or(Value::Null, |d| json!(d.to_rfc3339_opts(SecondsFormat::Secs, true)))
+        .map_or(Value::Null, |d| {
+            json!(d.to_rfc3339_opts(SecondsFormat::Secs, true))
+        })
 }
 
 /// The whole alert for one matched line.
-pub fn alert(place: &LinePlace<'_>, line: &[u8], time: DateTime<Utc>, enrichments: Vec<Value>) -> Value {
+pub fn alert(
+    place: &LinePlace<'_>,
+    line: &[u8],
+    time: DateTime<Utc>,
+    enrichments: Vec<Value>,
+) -> Value {
     json!({
         "@timestamp": time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         "event": { "kind": "event", "category": ["threat"], "type": ["indicator"] },

@@ -1,5 +1,5 @@
 //! Sinks: where results go. Alerts as ECS JSON lines, and the human summary.
 
 pub mod alert;
-pub mod summary;
 pub mod report;
+pub mod summary;

@@ -27,7 +27,11 @@ pub struct Report {
 pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: f64) -> Report {
     let mut t = String::new();
     let n = index.len();
-    let _ = writeln!(t, "Intel: {n} matchable indicators from {} source(s), loaded and built in {secs:.2} s", index.sources.len());
+    let _ = writeln!(
+        t,
+        "Intel: {n} matchable indicators from {} source(s), loaded and built in {secs:.2} s",
+        index.sources.len()
+    );
 
     // Per source: records read and indicators held.
     let mut per_source: BTreeMap<u32, BTreeMap<&'static str, u64>> = BTreeMap::new();
@@ -38,7 +42,11 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
                 let s = index.meta(m).source;
                 if !seen.contains(&s) {
                     seen.push(s);
-                    *per_source.entry(s).or_default().entry(kind.name()).or_default() += 1;
+                    *per_source
+                        .entry(s)
+                        .or_default()
+                        .entry(kind.name())
+                        .or_default() += 1;
                 }
             }
         }
@@ -50,9 +58,23 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         let total: u64 = counts.values().sum();
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let records = index.records_by_source.get(i).copied().unwrap_or(0);
-        let _ = writeln!(t, "  {} ({}, {}): {total} indicators{}{}", s.name, s.format, s.location,
-            if parts.is_empty() { String::new() } else { format!(" [{}]", parts.join(", ")) },
-            if records > 0 { format!(", {records} records read") } else { String::new() });
+        let _ = writeln!(
+            t,
+            "  {} ({}, {}): {total} indicators{}{}",
+            s.name,
+            s.format,
+            s.location,
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", parts.join(", "))
+            },
+            if records > 0 {
+                format!(", {records} records read")
+            } else {
+                String::new()
+            }
+        );
         sources_json.push(json!({"name": s.name, "format": s.format, "location": s.location, "provider": s.provider, "indicators": total, "by_type": counts, "records": records}));
     }
 
@@ -78,14 +100,28 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         }
     }
     let hits = index.warninglist_hits();
-    let _ = writeln!(t, "\nWarninglists: {} loaded; {} indicators on them ({})", w.lists().len(), hits.len(),
-        match index.warninglist_mode() { crate::index::WarninglistMode::Drop => "not matched", crate::index::WarninglistMode::Flag => "matched with a mark" });
+    let _ = writeln!(
+        t,
+        "\nWarninglists: {} loaded; {} indicators on them ({})",
+        w.lists().len(),
+        hits.len(),
+        match index.warninglist_mode() {
+            crate::index::WarninglistMode::Drop => "not matched",
+            crate::index::WarninglistMode::Flag => "matched with a mark",
+        }
+    );
     for (list, v) in &index.stats.warninglisted_by_list {
         let _ = writeln!(t, "  {list}: {v}");
     }
     let mut warn_json = Vec::new();
     for h in hits.iter().take(EXAMPLES) {
-        let _ = writeln!(t, "    {} ({}) on {}", index.value(h.indicator), h.indicator.kind(), index.warninglist_name(h.list));
+        let _ = writeln!(
+            t,
+            "    {} ({}) on {}",
+            index.value(h.indicator),
+            h.indicator.kind(),
+            index.warninglist_name(h.list)
+        );
     }
     for h in hits {
         warn_json.push(json!({"indicator": index.value(h.indicator), "type": h.indicator.kind().name(), "list": index.warninglist_name(h.list)}));
@@ -94,22 +130,47 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
     let broad = index.broad_parents(BROAD_PARENT_MIN_CHILDREN);
     let shared: Vec<&crate::index::WarninglistHit> = hits
         .iter()
-        .filter(|h| index.warninglist_name(h.list).to_ascii_lowercase().contains("shared parent"))
+        .filter(|h| {
+            index
+                .warninglist_name(h.list)
+                .to_ascii_lowercase()
+                .contains("shared parent")
+        })
         .collect();
-    let _ = writeln!(t, "\nBroad parents (domain indicators that match every subdomain):");
-    let _ = writeln!(t, "  {} on the shared-parents warninglist (dynamic DNS, hosting)", shared.len());
+    let _ = writeln!(
+        t,
+        "\nBroad parents (domain indicators that match every subdomain):"
+    );
+    let _ = writeln!(
+        t,
+        "  {} on the shared-parents warninglist (dynamic DNS, hosting)",
+        shared.len()
+    );
     for h in shared.iter().take(EXAMPLES) {
         let _ = writeln!(t, "    {}", index.value(h.indicator));
     }
-    let _ = writeln!(t, "  {} with {BROAD_PARENT_MIN_CHILDREN} or more subdomain indicators in the intel", broad.len());
+    let _ = writeln!(
+        t,
+        "  {} with {BROAD_PARENT_MIN_CHILDREN} or more subdomain indicators in the intel",
+        broad.len()
+    );
     for (id, c) in broad.iter().take(EXAMPLES) {
-        let live = if index.metas_of(*id).is_empty() { " (warninglisted)" } else { "" };
+        let live = if index.metas_of(*id).is_empty() {
+            " (warninglisted)"
+        } else {
+            ""
+        };
         let _ = writeln!(t, "    {} ({c} subdomains){live}", index.value(*id));
     }
 
     let mem = index.stats.memory_bytes;
     let per = if n > 0 { mem as f64 / n as f64 } else { 0.0 };
-    let _ = writeln!(t, "\nIndex: {:.1} MiB ({per:.0} bytes per indicator), built in {:.3} s", mem as f64 / (1 << 20) as f64, index.stats.build_secs);
+    let _ = writeln!(
+        t,
+        "\nIndex: {:.1} MiB ({per:.0} bytes per indicator), built in {:.3} s",
+        mem as f64 / (1 << 20) as f64,
+        index.stats.build_secs
+    );
     if let Some(a) = &index.stats.literal_automaton {
         let _ = writeln!(t, "  literal automaton: {a}");
     }
@@ -129,12 +190,22 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         "index": {"memory_bytes": mem, "bytes_per_indicator": per, "build_secs": index.stats.build_secs, "literal_automaton": index.stats.literal_automaton},
         "errors": problems,
     });
-    Report { text: t, json, matches: n > 0 }
+    Report {
+        text: t,
+        json,
+        matches: n > 0,
+    }
 }
 
 /// Explains `value`: the matches found by matching it as a log line, with each
 /// source's standing (matched, or why not), or why nothing matches.
-pub fn lookup_report(index: &Index, w: &Warninglists, value: &str, detected: Option<&Canonical>, hits: &[Hit]) -> Report {
+pub fn lookup_report(
+    index: &Index,
+    w: &Warninglists,
+    value: &str,
+    detected: Option<&Canonical>,
+    hits: &[Hit],
+) -> Report {
     let now = chrono::Utc::now().timestamp();
     let mut t = String::new();
     let mut entries = Vec::new();
@@ -142,12 +213,22 @@ pub fn lookup_report(index: &Index, w: &Warninglists, value: &str, detected: Opt
     for hit in hits {
         let id = hit.id;
         let warn = index.warninglist_of(id);
-        let _ = writeln!(t, "{} matches indicator {} ({}){}", hit.atomic, index.value(id), id.kind(),
-            warn.map(|l| format!(", warninglisted by {l:?}: not matched")).unwrap_or_default());
+        let _ = writeln!(
+            t,
+            "{} matches indicator {} ({}){}",
+            hit.atomic,
+            index.value(id),
+            id.kind(),
+            warn.map(|l| format!(", warninglisted by {l:?}: not matched"))
+                .unwrap_or_default()
+        );
         let mut sources = Vec::new();
         for &m in index.metas_of(id) {
             let meta = index.meta(m);
-            let src = index.sources.get(meta.source as usize).map_or("?", |s| s.name.as_str());
+            let src = index
+                .sources
+                .get(meta.source as usize)
+                .map_or("?", |s| s.name.as_str());
             let event = meta.event.and_then(|e| index.events.get(e as usize));
             let mut why: Option<Exclusion> = index.meta_exclusion(m).cloned();
             if why.is_none() && meta.valid_until.is_some_and(|u| u <= now) {
@@ -159,10 +240,20 @@ pub fn lookup_report(index: &Index, w: &Warninglists, value: &str, detected: Opt
                 }
             }
             matches |= why.is_none();
-            let _ = writeln!(t, "  source {src}{}{}: {}",
-                event.and_then(|e| e.info.as_ref()).map(|i| format!(", event {i:?}")).unwrap_or_default(),
-                meta.attr_uuid.as_ref().map(|u| format!(", attribute {u}")).unwrap_or_default(),
-                why.as_ref().map_or("matched".to_string(), |w| format!("not matched: {w}")));
+            let _ = writeln!(
+                t,
+                "  source {src}{}{}: {}",
+                event
+                    .and_then(|e| e.info.as_ref())
+                    .map(|i| format!(", event {i:?}"))
+                    .unwrap_or_default(),
+                meta.attr_uuid
+                    .as_ref()
+                    .map(|u| format!(", attribute {u}"))
+                    .unwrap_or_default(),
+                why.as_ref()
+                    .map_or("matched".to_string(), |w| format!("not matched: {w}"))
+            );
             sources.push(json!({
                 "source": src,
                 "event": event.and_then(|e| e.uuid.clone()),
@@ -192,5 +283,9 @@ pub fn lookup_report(index: &Index, w: &Warninglists, value: &str, detected: Opt
     let json = json!({"value": value, "matches": matches, "hits": entries,
         "detected": detected.map(|c| json!({"type": c.kind.name(), "value": c.value})),
         "warninglists": would_be_warninglisted});
-    Report { text: t, json, matches }
+    Report {
+        text: t,
+        json,
+        matches,
+    }
 }

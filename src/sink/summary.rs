@@ -12,10 +12,22 @@ pub fn hunt_summary(index: &Index, s: &HuntStats) -> String {
     let mut o = String::new();
     let mb = s.bytes as f64 / 1e6;
     let rate = if s.secs > 0.0 { mb / s.secs } else { 0.0 };
-    let lps = if s.secs > 0.0 { s.lines as f64 / s.secs } else { 0.0 };
-    let _ = writeln!(o, "tripline hunt: {} input(s), {} lines, {:.1} MB in {:.2} s ({:.1} MB/s, {:.0} lines/s)", s.inputs, s.lines, mb, s.secs, rate, lps);
+    let lps = if s.secs > 0.0 {
+        s.lines as f64 / s.secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        o,
+        "tripline hunt: {} input(s), {} lines, {:.1} MB in {:.2} s ({:.1} MB/s, {:.0} lines/s)",
+        s.inputs, s.lines, mb, s.secs, rate, lps
+    );
     let _ = writeln!(o, "  indicators loaded: {}", index.len());
-    let _ = writeln!(o, "  matching lines: {} ({} enrichments)", s.matched_lines, s.enrichments);
+    let _ = writeln!(
+        o,
+        "  matching lines: {} ({} enrichments)",
+        s.matched_lines, s.enrichments
+    );
     if s.oversized_lines > 0 {
         let _ = writeln!(o, "  lines skipped as oversized: {}", s.oversized_lines);
     }
@@ -24,7 +36,11 @@ pub fn hunt_summary(index: &Index, s: &HuntStats) -> String {
         let _ = writeln!(o, "  matches by indicator type: {}", parts.join(", "));
     }
     if !s.by_source.is_empty() {
-        let parts: Vec<String> = s.by_source.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let parts: Vec<String> = s
+            .by_source
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(o, "  matches by intel source: {}", parts.join(", "));
     }
     if !s.by_indicator.is_empty() {

@@ -106,7 +106,12 @@ pub struct ChunkReader {
 
 /// A pool of chunk buffers: consumers send buffers back through the sender after
 /// use; readers opened with the receiver reuse them.
-pub fn buffer_pool(capacity: usize) -> (crossbeam_channel::Sender<Vec<u8>>, crossbeam_channel::Receiver<Vec<u8>>) {
+pub fn buffer_pool(
+    capacity: usize,
+) -> (
+    crossbeam_channel::Sender<Vec<u8>>,
+    crossbeam_channel::Receiver<Vec<u8>>,
+) {
     crossbeam_channel::bounded(capacity)
 }
 
