@@ -177,6 +177,7 @@ LOG_BYTES=$(stat -c %s "$LOG")
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+: >"$TMP/empty.log"
 
 # Runs a command once under timeout and GNU time.
 # Sets RC, WALL_S, RSS_KB; stdout and stderr land in $TMP/out, $TMP/err.
@@ -193,13 +194,13 @@ run_once() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # bench LABEL THREADS COUNT_FROM(stdout|matchy) CMD...
-# Appends one row to ROWS_<n>; sets WALL (median) for the caller.
+# Appends a table row to ROWS (and lines to NOTES); sets LAST_MBS.
 ROWS=""
 NOTES=""
 bench() {
     local label=$1 threads=$2 count_from=$3
     shift 3
-    local walls="" rss_max=0 count="" status="ok" i
+    local walls="" rss_max=0 count="" matches="" status="ok" i
     for ((i = 1; i <= REPS; i++)); do
         run_once "$@"
         if [[ $RC == 124 || $RC == 137 ]]; then status="timeout"; break; fi
@@ -212,21 +213,46 @@ bench() {
         if [[ -n $RSS_KB && $RSS_KB -gt $rss_max ]]; then rss_max=$RSS_KB; fi
         if [[ $count_from == matchy ]]; then
             count=$(sed -n 's/.*Lines with matches: \([0-9,]*\).*/\1/p' "$TMP/err" | tr -d ',' | head -n 1)
-            [[ -n $count ]] || count="?"
+            matches=$(sed -n 's/.*Total matches: \([0-9,]*\).*/\1/p' "$TMP/err" | tr -d ',' | head -n 1)
+            if [[ -z $count ]]; then
+                count="?"
+            elif [[ $count == 0 && ${matches:-0} -gt 0 ]]; then
+                # matchy 2.0.1 in parallel mode reports 0 lines with matches next to a
+                # correct total of matches.
+                count="? ($matches matches)"
+                if [[ $i == 1 ]]; then
+                    NOTES+="- N=$N, $label -j $threads: matchy reported 'Lines with matches: 0' but 'Total matches: $matches'; its line count is unknown"$'\n'
+                fi
+            fi
         else
-            count=$(tr -dc '0-9' <"$TMP/out")
+            # The last number printed: rg -c and grep -c on one file and
+            # tripline --count print just the count; rg prints nothing for 0.
+            count=$(grep -o '[0-9][0-9]*' "$TMP/out" | tail -n 1 || true)
             [[ -n $count ]] || count=0
         fi
     done
+    # The same command on an empty log: loading the list and building the matcher.
+    local setup="-" scan="-"
+    if [[ $status == ok ]]; then
+        local argv=("$@")
+        argv[${#argv[@]} - 1]="$TMP/empty.log"
+        run_once "${argv[@]}"
+        if [[ $RC == 0 || $RC == 1 ]]; then setup=$WALL_S; fi
+    fi
     local wall mbs rss ratio delta
     if [[ $status == ok ]]; then
         wall=$(echo "$walls" | median)
         mbs=$(awk -v b="$LOG_BYTES" -v w="$wall" 'BEGIN { printf "%.1f", b / 1048576 / w }')
         rss=$(awk -v k="$rss_max" 'BEGIN { printf "%.0f", k / 1024 }')
-        if [[ -n ${RG_MBS:-} ]]; then
+        if [[ $setup != - ]]; then
+            scan=$(awk -v b="$LOG_BYTES" -v w="$wall" -v s="$setup" 'BEGIN { if (w - s > 0.001) printf "%.1f", b / 1048576 / (w - s); else print "-" }')
+        fi
+        if [[ $label == "rg -F -j1" ]]; then
+            ratio="1.00"
+        elif [[ -n $RG_MBS ]]; then
             ratio=$(awk -v a="$mbs" -v b="$RG_MBS" 'BEGIN { printf "%.2f", a / b }')
         else
-            ratio="1.00"
+            ratio="-"
         fi
         delta="?"
         if [[ $count =~ ^[0-9]+$ ]]; then
@@ -237,8 +263,8 @@ bench() {
         wall=$status; mbs=$status; rss="-"; ratio="-"; count="-"; delta="-"
         if [[ $status == timeout ]]; then wall="timeout (${PEER_TIMEOUT}s)"; fi
     fi
-    say "N=$N $label: wall $wall s, $mbs MB/s, ${rss} MiB, $count lines"
-    ROWS+="| $N | $label | $threads | $wall | $mbs | $ratio | $rss | $count | $delta |"$'\n'
+    say "N=$N $label: wall $wall s (setup $setup s), $mbs MB/s, ${rss} MiB, $count lines"
+    ROWS+="| $N | $label | $threads | $wall | $setup | $mbs | $scan | $ratio | $rss | $count | $delta |"$'\n'
     LAST_MBS=$mbs
 }
 
@@ -259,6 +285,10 @@ if [[ $TRIPLINE_OK == 1 ]]; then
 fi
 
 SUMMARY=""
+RG_MAJOR=$(echo "$RG_VERSION" | sed -n 's/^ripgrep \([0-9]*\).*/\1/p')
+if [[ -n $RG_MAJOR && $RG_MAJOR -lt 14 ]]; then
+    NOTES+="- $RG_VERSION (as Debian ships it) is much slower with many literals, and uses far more memory, than ripgrep 14 and later; see --rg in benches/README.md"$'\n'
+fi
 for N in "${SIZE_LIST[@]}"; do
     IOCS="$WORK/iocs-$N.txt"
     TRUE_LINES=$(meta "$N" true_matching_lines)
@@ -268,7 +298,7 @@ for N in "${SIZE_LIST[@]}"; do
     SUMMARY+="- N=$N: true matching lines $TRUE_LINES; a plain substring search should count $SUBSTR_LINES"
     SUMMARY+=" ($NEAR_LINES near misses it wrongly counts, $MISSED planted lines it cannot see:"
     SUMMARY+=" IPs inside listed CIDRs, URLs with JSON-escaped slashes)"$'\n'
-    unset RG_MBS
+    RG_MBS=""
     bench "rg -F -j1" 1 stdout "$RG" -F -j1 -c -f "$IOCS" "$LOG"
     if [[ $LAST_MBS =~ ^[0-9.]+$ ]]; then RG_MBS=$LAST_MBS; fi
     bench "grep -F" 1 stdout grep -F -c -f "$IOCS" "$LOG"
@@ -317,7 +347,7 @@ REPORT=$(
 
 Machine: $NPROC CPUs ($CPU_MODEL), ${MEM_GB} GiB RAM, host \`$HOST\`, $(uname -sr); load average before the runs: $LOADAVG.
 Workload: seed $SEED, log \`$(basename "$LOG")\` $LOG_MIB MiB ($LOG_BYTES bytes, $LOG_LINES lines), lists of $SIZES indicators, made by \`benches/gen_workload.py\`; page cache warm.
-Timing: median wall time of $REPS runs; MB/s = log MiB / wall; peak RSS from GNU time \`%M\` (largest of the runs); timeout ${PEER_TIMEOUT} s a run.
+Timing: median wall time of $REPS runs; setup = wall time of one run on an empty log (loading the list, building the matcher); MB/s = log MiB / wall; scan MB/s = log MiB / (wall − setup); peak RSS from GNU time \`%M\` (largest of the timed runs); timeout ${PEER_TIMEOUT} s a run.
 Versions: $RG_VERSION; $GREP_VERSION (charmap $(locale charmap 2>/dev/null || echo '?'))${TRIPLINE_VERSION:+; $TRIPLINE_VERSION}${MATCHY_VERSION:+; $MATCHY_VERSION}.
 
 Commands (N = list size, files in \`${WORK#"$ROOT"/}\`):
@@ -325,8 +355,8 @@ Commands (N = list size, files in \`${WORK#"$ROOT"/}\`):
 \`\`\`
 $COMMANDS\`\`\`
 
-| N | tool | threads | wall s | MB/s | MB/s ÷ rg -j1 | peak RSS MiB | lines counted | counted − true |
-|---:|---|---:|---:|---:|---:|---:|---:|---:|
+| N | tool | threads | wall s | setup s | MB/s | scan MB/s | MB/s ÷ rg -j1 | peak RSS MiB | lines counted | counted − true |
+|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $ROWS
 $SUMMARY${TRIPLINE_NOTE:+- $TRIPLINE_NOTE
 }${MATCHY_NOTE:+- $MATCHY_NOTE
