@@ -185,10 +185,11 @@ run_once() {
     local start end
     start=$(date +%s%N)
     RC=0
+    rm -f "$TMP/time"
     timeout -k 10 "$PEER_TIMEOUT" /usr/bin/time -f '%M' -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err" || RC=$?
     end=$(date +%s%N)
     WALL_S=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-    RSS_KB=$(tail -n 1 "$TMP/time" 2>/dev/null | tr -dc '0-9')
+    RSS_KB=$(sed -n '$p' "$TMP/time" 2>/dev/null | tr -dc '0-9' || true)
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -206,14 +207,14 @@ bench() {
         if [[ $RC == 124 || $RC == 137 ]]; then status="timeout"; break; fi
         if [[ $RC != 0 && $RC != 1 ]]; then
             status="error"
-            NOTES+="- N=$N, $label: exit $RC: $(head -c 300 "$TMP/err" | tr '\n' ' ')"$'\n'
+            NOTES+="- N=$N, $label ($threads threads): exit $RC: $(head -c 300 "$TMP/err" | tr '\n' ' ')"$'\n'
             break
         fi
         walls+="$WALL_S "
         if [[ -n $RSS_KB && $RSS_KB -gt $rss_max ]]; then rss_max=$RSS_KB; fi
         if [[ $count_from == matchy ]]; then
-            count=$(sed -n 's/.*Lines with matches: \([0-9,]*\).*/\1/p' "$TMP/err" | tr -d ',' | head -n 1)
-            matches=$(sed -n 's/.*Total matches: \([0-9,]*\).*/\1/p' "$TMP/err" | tr -d ',' | head -n 1)
+            count=$(sed -n 's/.*Lines with matches: \([0-9,]*\).*/\1/p' "$TMP/err" | tr -d ',' | sed -n 1p)
+            matches=$(sed -n 's/.*Total matches: \([0-9,]*\).*/\1/p' "$TMP/err" | tr -d ',' | sed -n 1p)
             if [[ -z $count ]]; then
                 count="?"
             elif [[ $count == 0 && ${matches:-0} -gt 0 ]]; then
@@ -263,7 +264,7 @@ bench() {
         wall=$status; mbs=$status; rss="-"; ratio="-"; count="-"; delta="-"
         if [[ $status == timeout ]]; then wall="timeout (${PEER_TIMEOUT}s)"; fi
     fi
-    say "N=$N $label: wall $wall s (setup $setup s), $mbs MB/s, ${rss} MiB, $count lines"
+    say "N=$N $label, $threads threads: wall $wall, setup $setup, $mbs MB/s, RSS $rss MiB, $count lines"
     ROWS+="| $N | $label | $threads | $wall | $setup | $mbs | $scan | $ratio | $rss | $count | $delta |"$'\n'
     LAST_MBS=$mbs
 }
@@ -272,10 +273,10 @@ LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 # Warm the page cache so every tool reads the log from memory.
 cat "$LOG" >/dev/null
 
-RG_VERSION=$("$RG" --version | head -n 1)
-GREP_VERSION=$(grep --version | head -n 1)
+RG_VERSION=$("$RG" --version | sed -n 1p)
+GREP_VERSION=$(grep --version | sed -n 1p)
 MATCHY_VERSION=""
-if [[ $MATCHY_OK == 1 ]]; then MATCHY_VERSION=$(matchy --version 2>/dev/null | head -n 1); fi
+if [[ $MATCHY_OK == 1 ]]; then MATCHY_VERSION=$(matchy --version 2>/dev/null | sed -n 1p); fi
 TRIPLINE_VERSION=""
 if [[ $TRIPLINE_OK == 1 ]]; then
     TRIPLINE_VERSION="tripline $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -303,8 +304,9 @@ for N in "${SIZE_LIST[@]}"; do
     if [[ $LAST_MBS =~ ^[0-9.]+$ ]]; then RG_MBS=$LAST_MBS; fi
     bench "grep -F" 1 stdout grep -F -c -f "$IOCS" "$LOG"
     if [[ $TRIPLINE_OK == 1 ]]; then
-        for t in 1 2 "$NPROC"; do
-            if [[ $t == "$NPROC" && $NPROC -le 2 ]]; then continue; fi # already ran
+        THREADS=(1 2)
+        if [[ $NPROC -gt 2 ]]; then THREADS+=("$NPROC"); fi
+        for t in "${THREADS[@]}"; do
             bench "tripline hunt" "$t" stdout \
                 "$TRIPLINE" hunt --no-default-warninglists --threads "$t" --count --intel "$IOCS" "$LOG"
         done
@@ -332,18 +334,25 @@ COMMANDS="rg -F -j1 -c -f iocs-N.txt $LOGF"$'\n'
 COMMANDS+="grep -F -c -f iocs-N.txt $LOGF"$'\n'
 if [[ $TRIPLINE_OK == 1 ]]; then
     COMMANDS+="${TRIPLINE#"$ROOT"/} hunt --no-default-warninglists --threads T --count --intel iocs-N.txt $LOGF"
-    COMMANDS+="    # T = 1, 2$([[ $NPROC -gt 2 ]] && echo ", $NPROC")"$'\n'
+    COMMANDS+="    # T = 1, 2"
+    if [[ $NPROC -gt 2 ]]; then COMMANDS+=", $NPROC"; fi
+    COMMANDS+=$'\n'
 fi
 if [[ $MATCHY_OK == 1 ]]; then
     COMMANDS+="matchy build -o matchy-N.mxy iocs-N.txt"$'\n'
-    COMMANDS+="matchy match -j T --stats matchy-N.mxy $LOGF    # T = 1$([[ $NPROC -gt 1 ]] && echo ", $NPROC"); count: 'Lines with matches' on stderr"$'\n'
+    COMMANDS+="matchy match -j T --stats matchy-N.mxy $LOGF    # T = 1"
+    if [[ $NPROC -gt 1 ]]; then COMMANDS+=", $NPROC"; fi
+    COMMANDS+="; count: 'Lines with matches' on stderr"$'\n'
 fi
 
 LOG_MIB=$(awk -v b="$LOG_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
 LOG_LINES=$(meta "${SIZE_LIST[0]}" log_lines)
+TITLE="rg / grep"
+if [[ $MATCHY_OK == 1 ]]; then TITLE+=" / matchy"; fi
+if [[ $TRIPLINE_OK == 1 ]]; then TITLE="tripline vs $TITLE"; else TITLE+=" (tripline not run)"; fi
 REPORT=$(
     cat <<EOF
-# tripline vs rg / grep$([[ $MATCHY_OK == 1 ]] && echo " / matchy") — $(date +%F)
+# $TITLE — $(date +%F)
 
 Machine: $NPROC CPUs ($CPU_MODEL), ${MEM_GB} GiB RAM, host \`$HOST\`, $(uname -sr); load average before the runs: $LOADAVG.
 Workload: seed $SEED, log \`$(basename "$LOG")\` $LOG_MIB MiB ($LOG_BYTES bytes, $LOG_LINES lines), lists of $SIZES indicators, made by \`benches/gen_workload.py\`; page cache warm.

@@ -14,4 +14,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}"
 fi
 
-cargo test --locked --all-targets "$@"
+# The benches once each (criterion's test mode: they must build and run), then every
+# unit and integration test, whose summary closes the output.
+cargo test --locked --benches
+cargo test --locked "$@"
