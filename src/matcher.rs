@@ -151,37 +151,87 @@ impl<'i> Matcher<'i> {
         }
     }
 
+    /// Finds the words worth a lookup without classifying every byte: every token
+    /// but a bare hash holds a `.` (addresses, hosts, URLs, e-mail domains) or a `:`
+    /// (IPv6), so the scan jumps between those anchors with `memchr2` (SIMD) and
+    /// widens each into its word. Hashes, which have no anchor, are found by one
+    /// branch-light pass that counts hex runs ([`Matcher::hex_runs`]).
     fn scan(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
         let n = line.len();
-        let mut i = 0;
+        // Words and IPv6 runs already looked at end before these offsets.
+        let mut done = 0usize;
         let mut v6_done = 0usize;
+        if self.want_hosts || self.want_v4 || self.want_url || self.want_v6 {
+            for pos in memchr::memchr2_iter(b'.', b':', line) {
+                if line[pos] == b':' {
+                    if self.want_v6 && pos >= v6_done {
+                        v6_done = self.v6_at(line, pos, hits);
+                    }
+                    continue;
+                }
+                if pos < done {
+                    continue;
+                }
+                let mut flags = DOT;
+                let mut start = pos;
+                while start > 0 {
+                    let c = CLASS[line[start - 1] as usize];
+                    if c == 0 {
+                        break;
+                    }
+                    flags |= c;
+                    start -= 1;
+                }
+                let mut end = pos + 1;
+                while end < n {
+                    let c = CLASS[line[end] as usize];
+                    if c == 0 {
+                        break;
+                    }
+                    flags |= c;
+                    end += 1;
+                }
+                self.word(line, start, end, flags, hits);
+                done = end;
+            }
+        }
+        if self.want_hash && n >= 32 {
+            self.hex_runs(line, hits);
+        }
+    }
+
+    /// Whole hex tokens of digest length: a run of hex digits bounded by bytes that
+    /// are not alphanumeric. One pass, a table load and an add per byte; the only
+    /// branch taken per run is when the run reaches 32 digits.
+    fn hex_runs(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        let n = line.len();
+        let mut run: usize = 0;
+        let mut i = 0;
         while i < n {
-            let c = CLASS[line[i] as usize];
-            if c == 0 {
-                if line[i] == b':' && self.want_v6 && i >= v6_done {
-                    v6_done = self.v6_at(line, i, hits);
-                }
-                i += 1;
-                continue;
-            }
-            let start = i;
-            let mut flags = c;
+            let hex = (CLASS[line[i] as usize] & (DIGIT | HEXA) != 0) as usize;
+            run = (run + 1) * hex;
             i += 1;
-            while i < n {
-                let c = CLASS[line[i] as usize];
-                if c == 0 {
-                    break;
+            if run == 32 {
+                let start = i - 32;
+                let mut end = i;
+                while end < n && CLASS[line[end] as usize] & (DIGIT | HEXA) != 0 {
+                    end += 1;
                 }
-                flags |= c;
-                i += 1;
+                let before_ok = start == 0 || !line[start - 1].is_ascii_alphanumeric();
+                let after_ok = end == n || !line[end].is_ascii_alphanumeric();
+                if before_ok && after_ok {
+                    let word = &line[start..end];
+                    let upper = word.iter().any(|b| b.is_ascii_uppercase());
+                    self.hash(word, upper, hits);
+                }
+                i = end;
+                run = 0;
             }
-            self.word(line, start, i, flags, hits);
         }
     }
 
     #[inline]
     fn word(&mut self, line: &[u8], start: usize, end: usize, flags: u8, hits: &mut Vec<Hit>) {
-        let len = end - start;
         if flags & DOT != 0 {
             if flags & (HEXA | ALPHA) == 0 {
                 if self.want_v4 || self.want_url {
@@ -189,22 +239,6 @@ impl<'i> Matcher<'i> {
                 }
             } else if self.want_hosts {
                 self.host_word(line, start, end, hits);
-            }
-        }
-        if self.want_hash && len >= 32 && flags & (HEXA | DIGIT) != 0 {
-            if flags & (ALPHA | DOT | DASH) == 0 {
-                self.hash(&line[start..end], flags & UPPER != 0, hits);
-            } else if flags & (DOT | DASH) != 0 {
-                // Hex sub-tokens of a word such as `d41d8…27e.exe` or `md5-…`.
-                for part in line[start..end].split(|&b| CLASS[b as usize] & (DOT | DASH) != 0) {
-                    if Kind::hash_for_len(part.len()).is_some()
-                        && part
-                            .iter()
-                            .all(|&b| CLASS[b as usize] & (HEXA | DIGIT) != 0)
-                    {
-                        self.hash(part, true, hits);
-                    }
-                }
             }
         }
     }
@@ -274,7 +308,11 @@ impl<'i> Matcher<'i> {
             return run_end;
         }
         let run = &line[s..e];
-        if run.iter().filter(|&&b| b == b':').count() < 2 || run.len() < 3 {
+        // Cheap shape check before parsing: an IPv6 address has seven colons, or a
+        // `::` and fewer; groups of at most four hex digits (`10:05:03.120` is a time).
+        let colons = run.iter().filter(|&&b| b == b':').count();
+        let compressed = memchr::memmem::find(run, b"::").is_some();
+        if colons < 2 || colons > 7 || (colons < 7 && !compressed) {
             return run_end;
         }
         let Some(addr) = std::str::from_utf8(run)
