@@ -543,7 +543,7 @@ fn all_hex(w: u64) -> bool {
     let ascii = !w & HIGH;
     let low = w & !HIGH;
     let digit = (low + (0x80 - 0x30) * ONES) & !(low + (0x80 - 0x3a) * ONES);
-    let lower = low | 0x20 * ONES;
+    let lower = low | (0x20 * ONES);
     let letter = (lower + (0x80 - 0x61) * ONES) & !(lower + (0x80 - 0x67) * ONES);
     (digit | letter) & ascii & HIGH == HIGH
 }
