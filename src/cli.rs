@@ -183,6 +183,7 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         max_line_bytes: args.max_line_bytes,
         count_only: args.count,
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        ..HuntOptions::default()
     };
     let stats = match &args.output {
         Some(path) => {

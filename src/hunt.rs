@@ -32,6 +32,8 @@ pub struct HuntOptions {
     pub count_only: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Target chunk size: the unit of parallel work.
+    pub chunk_bytes: usize,
 }
 
 impl Default for HuntOptions {
@@ -41,6 +43,7 @@ impl Default for HuntOptions {
             max_line_bytes: 1 << 20,
             count_only: false,
             progress: false,
+            chunk_bytes: batch::CHUNK_BYTES,
         }
     }
 }
@@ -303,7 +306,12 @@ pub fn hunt<W: Write>(
         let mut matcher = Matcher::new(index);
         let mut seq = 0;
         for (i, input) in inputs.iter().enumerate() {
-            for piece in pieces(input, opts.max_line_bytes, recycle_rx.clone()) {
+            for piece in pieces(
+                input,
+                opts.chunk_bytes,
+                opts.max_line_bytes,
+                recycle_rx.clone(),
+            ) {
                 let outcome = run_piece(&mut matcher, piece, opts.max_line_bytes, now, &recycle_tx);
                 c.accept(seq, i, outcome);
                 seq += 1;
@@ -321,11 +329,12 @@ pub fn hunt<W: Write>(
         let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(threads * 2);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(threads * 4);
         let max_line = opts.max_line_bytes;
+        let chunk = opts.chunk_bytes;
         std::thread::scope(|s| {
             s.spawn(move || {
                 let mut seq = 0;
                 for (i, input) in inputs.iter().enumerate() {
-                    for piece in pieces(input, max_line, recycle_rx.clone()) {
+                    for piece in pieces(input, chunk, max_line, recycle_rx.clone()) {
                         if job_tx
                             .send(Job {
                                 seq,
@@ -395,10 +404,11 @@ pub fn hunt<W: Write>(
 /// yields its error.
 fn pieces(
     input: &Input,
+    chunk: usize,
     max_line: usize,
     recycled: crossbeam_channel::Receiver<Vec<u8>>,
 ) -> Box<dyn Iterator<Item = Piece> + Send + '_> {
-    match ChunkReader::open(input, max_line, Some(recycled)) {
+    match ChunkReader::open(input, chunk, max_line, Some(recycled)) {
         Ok(r) => Box::new(
             std::iter::once(Piece::Lines {
                 offset: 0,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-/// Target size of one chunk.
+/// Default target size of one chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// One input to read.
@@ -94,6 +94,7 @@ pub struct ChunkReader {
     /// Offset of `carry[0]` in the input.
     offset: u64,
     max_line: usize,
+    chunk: usize,
     /// Inside an oversized line: where it started and how much was skipped.
     skipping: Option<(u64, u64)>,
     done: bool,
@@ -116,9 +117,11 @@ pub fn buffer_pool(
 }
 
 impl ChunkReader {
-    /// Opens `input`; gzip is detected by its magic bytes.
+    /// Opens `input`; gzip is detected by its magic bytes. Chunks are about `chunk`
+    /// bytes.
     pub fn open(
         input: &Input,
+        chunk: usize,
         max_line: usize,
         recycled: Option<crossbeam_channel::Receiver<Vec<u8>>>,
     ) -> io::Result<ChunkReader> {
@@ -146,7 +149,8 @@ impl ChunkReader {
         };
         Ok(ChunkReader {
             reader,
-            carry: Vec::with_capacity(CHUNK_BYTES * 2),
+            carry: Vec::with_capacity(chunk.max(1) * 2),
+            chunk: chunk.max(1),
             offset: 0,
             max_line: max_line.max(1),
             skipping: None,
@@ -171,7 +175,7 @@ impl ChunkReader {
             }
             // Fill up to one chunk beyond the carry.
             let start = self.carry.len();
-            self.carry.resize(start + CHUNK_BYTES, 0);
+            self.carry.resize(start + self.chunk, 0);
             let n = loop {
                 match self.reader.read(&mut self.carry[start..]) {
                     Ok(n) => break Ok(n),
@@ -227,7 +231,7 @@ impl ChunkReader {
                         .recycled
                         .as_ref()
                         .and_then(|r| r.try_recv().ok())
-                        .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES * 2));
+                        .unwrap_or_else(|| Vec::with_capacity(self.chunk * 2));
                     rest.clear();
                     rest.extend_from_slice(&self.carry[nl + 1..]);
                     self.carry.truncate(nl + 1);
