@@ -550,3 +550,95 @@ fn bad_intel_files_are_reported_with_location() {
 fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+#[test]
+fn stix_validity_is_judged_at_the_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("v6.log");
+    std::fs::write(
+        &log,
+        "2024-04-01T00:00:00Z fw allow 2001:db8:dead:beef::7\n\
+         2024-07-01T00:00:00Z fw allow 2001:db8:dead:beef::7\n\
+         2024-01-01T00:00:00Z fw allow 2001:db8:dead:beef::7\n\
+         no time here, 2001:db8:dead:beef::7\n\
+         2024-04-01T00:00:00Z dns old-harbor.example.org\n",
+    )
+    .unwrap();
+    let out = tripline(&[
+        "hunt",
+        "-q",
+        "--intel",
+        "fixtures/intel/stix/harbor-campaign.json",
+        log.to_str().unwrap(),
+    ]);
+    // Valid from 2024-03-01T09:00 until 2024-06-01: only the first line; the revoked
+    // indicator never matches.
+    assert_eq!(
+        by_line(&alerts(&out)).keys().copied().collect::<Vec<_>>(),
+        vec![1]
+    );
+}
+
+#[test]
+fn one_indicator_from_several_sources_is_one_enrichment() {
+    let out = tripline(&[
+        "hunt",
+        "-q",
+        "--intel",
+        "fixtures/intel/traps",
+        "--intel",
+        "fixtures/intel/stix",
+        "fixtures/logs/traps.log",
+    ]);
+    let a = alerts(&out);
+    let av = a
+        .iter()
+        .find(|x| x["tripline"]["line_number"] == 20)
+        .unwrap();
+    let enrich = av["threat"]["enrichments"].as_array().unwrap();
+    assert_eq!(enrich.len(), 1, "{av}");
+    let names: Vec<&str> = enrich[0]["tripline"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    // Sources in load order.
+    assert_eq!(names, vec!["traps", "harbor-campaign"]);
+    let stix = &enrich[0]["tripline"]["sources"][1];
+    assert!(stix["attribute"]["uuid"]
+        .as_str()
+        .unwrap()
+        .starts_with("indicator--"));
+    assert!(stix["event"]["info"].is_string());
+}
+
+#[test]
+fn misp_provenance_reaches_the_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("x.log");
+    // A sha256 of the CIRCL Xorist event (tlp:white, to_ids true).
+    std::fs::write(&log, "2024-04-01T00:00:00Z av sha256=b3c4ae251f8094fa15b510051835c657eaef2a6cea46075d3aec964b14a99f68\n").unwrap();
+    let out = tripline(&[
+        "hunt",
+        "-q",
+        "--intel",
+        "fixtures/intel/misp/pymisp-tests/57c4445b-c548-4654-af0b-4be3950d210f.json",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let a = alerts(&out);
+    let e = &a[0]["threat"]["enrichments"][0];
+    assert_eq!(e["indicator"]["type"], "file");
+    assert_eq!(e["indicator"]["marking"]["tlp"], "CLEAR");
+    let s = &e["tripline"]["sources"][0];
+    assert_eq!(s["event"]["info"], "Ransomware - Xorist");
+    assert_eq!(s["event"]["uuid"], "57c4445b-c548-4654-af0b-4be3950d210f");
+    assert_eq!(s["attribute"]["type"], "sha256");
+    assert!(s["attribute"]["uuid"].is_string());
+    assert!(s["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "tlp:white"));
+}
