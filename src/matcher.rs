@@ -102,6 +102,7 @@ pub struct Matcher<'i> {
     want_url: bool,
     want_hostname: bool,
     want_domain: bool,
+    json_buf: Vec<u8>,
 }
 
 impl<'i> Matcher<'i> {
@@ -119,6 +120,7 @@ impl<'i> Matcher<'i> {
             want_url: nonempty(Kind::Url),
             want_hostname: nonempty(Kind::Hostname),
             want_domain: nonempty(Kind::Domain),
+            json_buf: Vec::new(),
         }
     }
 
@@ -141,13 +143,12 @@ impl<'i> Matcher<'i> {
         self.find(line, hits);
         let first = line.iter().position(|b| !b.is_ascii_whitespace());
         if first.map(|i| line[i]) == Some(b'{') && memchr::memchr(b'\\', line).is_some() {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-                let mut strings = Vec::new();
-                collect_escaped_strings(&v, &mut strings);
-                for s in strings {
-                    self.find(s.as_bytes(), hits);
-                }
-            }
+            // The decoded text of the whole line, strings unescaped in place: the same
+            // tokens as its decoded string values, without building a JSON tree.
+            let mut decoded = std::mem::take(&mut self.json_buf);
+            unescape_json(line, &mut decoded);
+            self.find(&decoded, hits);
+            self.json_buf = decoded;
         }
     }
 
@@ -596,25 +597,93 @@ fn push(index: &Index, hits: &mut Vec<Hit>, id: IndicatorId, atomic: &[u8]) {
     });
 }
 
-/// String values of a JSON document that hold characters JSON escapes (`/`, `\`, `"`,
-/// control or non-ASCII characters).
-fn collect_escaped_strings(v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::String(s)
-            if s.bytes()
-                .any(|b| matches!(b, b'/' | b'\\' | b'"') || !(0x20..0x80).contains(&b)) =>
-        {
-            out.push(s.clone());
+/// Writes `line` to `out` with JSON string escapes decoded (`\\/`, `\\\\`, `\\"`, `\\n`…,
+/// `\\uXXXX` with surrogate pairs, as UTF-8). An escape that is not valid is copied as
+/// it stands.
+fn unescape_json(line: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(line.len());
+    let hex4 = |b: &[u8]| -> Option<u32> {
+        let s = std::str::from_utf8(b.get(..4)?).ok()?;
+        u32::from_str_radix(s, 16).ok()
+    };
+    let mut i = 0;
+    while i < line.len() {
+        let Some(p) = memchr::memchr(b'\\', &line[i..]) else {
+            out.extend_from_slice(&line[i..]);
+            break;
+        };
+        out.extend_from_slice(&line[i..i + p]);
+        i += p;
+        let Some(&e) = line.get(i + 1) else {
+            out.push(b'\\');
+            break;
+        };
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+            continue;
         }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_escaped_strings(x, out)),
-        serde_json::Value::Object(o) => o.values().for_each(|x| collect_escaped_strings(x, out)),
-        _ => {}
+        if e == b'u' {
+            if let Some(hi) = hex4(&line[i + 2..]) {
+                let (code, used) =
+                    if (0xD800..0xDC00).contains(&hi) && line.get(i + 6..i + 8) == Some(b"\\u") {
+                        match hex4(&line[i + 8..]) {
+                            Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+                                (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12)
+                            }
+                            _ => (hi, 6),
+                        }
+                    } else {
+                        (hi, 6)
+                    };
+                if let Some(c) = char::from_u32(code) {
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                    i += used;
+                    continue;
+                }
+            }
+        }
+        out.push(b'\\');
+        i += 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unescape_json_table() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"u":"http:\/\/a.com\/x"}"#, r#"{"u":"http://a.com/x"}"#),
+            (r#"{"a":"x\"y\\z\n"}"#, "{\"a\":\"x\"y\\z\n\"}"),
+            (
+                r#"{"h":"caf\u00e9.example"}"#,
+                "{\"h\":\"caf\u{e9}.example\"}",
+            ),
+            (r#"{"e":"\ud83d\ude00"}"#, "{\"e\":\"\u{1f600}\"}"),
+            (r#"{"bad":"\q\u12"}"#, r#"{"bad":"\q\u12"}"#),
+            ("trailing \\", "trailing \\"),
+        ];
+        let mut out = Vec::new();
+        for (input, want) in cases {
+            unescape_json(input.as_bytes(), &mut out);
+            assert_eq!(String::from_utf8_lossy(&out), *want, "{input}");
+        }
+    }
 
     #[test]
     fn all_hex_matches_the_byte_table() {

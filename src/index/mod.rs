@@ -337,6 +337,7 @@ impl Index {
         }
         index.sets = sets;
         index.v4.shrink();
+        index.v4.finish();
         index.v6.shrink();
         index.tlds.shrink();
         index.url_hosts.shrink();
