@@ -163,7 +163,10 @@ impl<'i> Matcher<'i> {
         let mut done = 0usize;
         let mut v6_done = 0usize;
         if self.want_hosts || self.want_v4 || self.want_url || self.want_v6 {
-            for pos in memchr::memchr2_iter(b'.', b':', line) {
+            let mut from = 0usize;
+            while let Some(p) = memchr::memchr2(b'.', b':', &line[from..]) {
+                let pos = from + p;
+                from = pos + 1;
                 if line[pos] == b':' {
                     if self.want_v6 && pos >= v6_done {
                         v6_done = self.v6_at(line, pos, hits);
@@ -194,6 +197,8 @@ impl<'i> Matcher<'i> {
                 }
                 self.word(line, start, end, flags, hits);
                 done = end;
+                // The rest of this word holds no new anchor (a word has no `:`).
+                from = end;
             }
         }
         if self.want_hash && n >= 32 {
