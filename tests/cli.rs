@@ -642,3 +642,117 @@ fn misp_provenance_reaches_the_alert() {
         .iter()
         .any(|t| t == "tlp:white"));
 }
+
+#[test]
+fn lookup_explains_policy_exclusions() {
+    let deleted = tripline(&[
+        "intel",
+        "lookup",
+        "C:\\tmp\\bar.exe",
+        "--intel",
+        "fixtures/intel/misp/pymisp-tests/attribute_del.json",
+    ]);
+    let text = String::from_utf8_lossy(&deleted.stdout);
+    assert_eq!(code(&deleted), 1, "{text}");
+    assert!(text.contains("not matched: deleted"), "{text}");
+    let not_ids = tripline(&[
+        "intel",
+        "lookup",
+        "http://fake.website.com/malware/is/here",
+        "--intel",
+        "fixtures/intel/misp/pymisp-tests/misp_event.json",
+    ]);
+    let text = String::from_utf8_lossy(&not_ids.stdout);
+    assert!(text.contains("not matched: to_ids is false"), "{text}");
+    // --include-non-ids makes it matchable; hunt agrees with lookup.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("p.log");
+    std::fs::write(
+        &log,
+        "2024-01-01T00:00:00Z GET http://fake.website.com/malware/is/here 200\n",
+    )
+    .unwrap();
+    let intel = "fixtures/intel/misp/pymisp-tests/misp_event.json";
+    assert_eq!(
+        code(&tripline(&[
+            "hunt",
+            "-q",
+            "--intel",
+            intel,
+            log.to_str().unwrap()
+        ])),
+        1
+    );
+    assert_eq!(
+        code(&tripline(&[
+            "hunt",
+            "-q",
+            "--include-non-ids",
+            "--intel",
+            intel,
+            log.to_str().unwrap()
+        ])),
+        0
+    );
+    let expired = tripline(&[
+        "intel",
+        "lookup",
+        "2001:db8:dead:beef::7",
+        "--intel",
+        "fixtures/intel/stix/harbor-campaign.json",
+    ]);
+    assert!(String::from_utf8_lossy(&expired.stdout).contains("expired"));
+    let revoked = tripline(&[
+        "intel",
+        "lookup",
+        "old-harbor.example.org",
+        "--intel",
+        "fixtures/intel/stix/harbor-campaign.json",
+    ]);
+    assert!(String::from_utf8_lossy(&revoked.stdout).contains("not matched: revoked"));
+}
+
+#[test]
+fn a_local_allowlist_is_a_warninglist_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow = dir.path().join("our-domains.json");
+    std::fs::write(
+        &allow,
+        r#"{"name": "Our own domains", "version": 1, "description": "allowlist", "type": "hostname",
+            "matching_attributes": ["domain", "hostname", "url"], "list": ["evil-traps.com", "trap-c2.net"]}"#,
+    )
+    .unwrap();
+    let out_file = dir.path().join("alerts.jsonl");
+    let out = tripline(&[
+        "hunt",
+        "-q",
+        "--warninglists",
+        allow.to_str().unwrap(),
+        "--intel",
+        "fixtures/intel/traps",
+        "--output",
+        out_file.to_str().unwrap(),
+        "fixtures/logs/traps.log",
+    ]);
+    assert_eq!(code(&out), 0);
+    assert!(out.stdout.is_empty());
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    let lines: Vec<u64> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["tripline"]["line_number"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // The domain and the URL lines (9, 13, 14, 21) are gone.
+    assert_eq!(lines, vec![1, 4, 5, 6, 8, 18, 19, 20, 22]);
+    let report = tripline(&[
+        "intel",
+        "--warninglists",
+        allow.to_str().unwrap(),
+        "--intel",
+        "fixtures/intel/traps",
+    ]);
+    assert!(String::from_utf8_lossy(&report.stdout).contains("Our own domains: 2"));
+}
