@@ -233,12 +233,16 @@ bench() {
         fi
     done
     # The same command on an empty log: loading the list and building the matcher.
-    local setup="-" scan="-"
+    local setup="-" scan="-" setups=""
     if [[ $status == ok ]]; then
         local argv=("$@")
         argv[${#argv[@]} - 1]="$TMP/empty.log"
-        run_once "${argv[@]}"
-        if [[ $RC == 0 || $RC == 1 ]]; then setup=$WALL_S; fi
+        for ((i = 1; i <= REPS; i++)); do
+            run_once "${argv[@]}"
+            if [[ $RC != 0 && $RC != 1 ]]; then setups=""; break; fi
+            setups+="$WALL_S "
+        done
+        if [[ -n $setups ]]; then setup=$(echo "$setups" | median); fi
     fi
     local wall mbs rss ratio delta
     if [[ $status == ok ]]; then
@@ -246,7 +250,10 @@ bench() {
         mbs=$(awk -v b="$LOG_BYTES" -v w="$wall" 'BEGIN { printf "%.1f", b / 1048576 / w }')
         rss=$(awk -v k="$rss_max" 'BEGIN { printf "%.0f", k / 1024 }')
         if [[ $setup != - ]]; then
-            scan=$(awk -v b="$LOG_BYTES" -v w="$wall" -v s="$setup" 'BEGIN { if (w - s > 0.001) printf "%.1f", b / 1048576 / (w - s); else print "-" }')
+            # Left out when the scan is under a tenth of the wall time or of a second:
+            # then it is mostly noise.
+            scan=$(awk -v b="$LOG_BYTES" -v w="$wall" -v s="$setup" \
+                'BEGIN { d = w - s; if (d >= 0.1 * w && d >= 0.1) printf "%.1f", b / 1048576 / d; else print "-" }')
         fi
         if [[ $label == "rg -F -j1" ]]; then
             ratio="1.00"
@@ -330,7 +337,7 @@ done
 # -- report -----------------------------------------------------------------
 
 LOGF=$(basename "$LOG")
-COMMANDS="rg -F -j1 -c -f iocs-N.txt $LOGF"$'\n'
+COMMANDS="$RG -F -j1 -c -f iocs-N.txt $LOGF"$'\n'
 COMMANDS+="grep -F -c -f iocs-N.txt $LOGF"$'\n'
 if [[ $TRIPLINE_OK == 1 ]]; then
     COMMANDS+="${TRIPLINE#"$ROOT"/} hunt --no-default-warninglists --threads T --count --intel iocs-N.txt $LOGF"
@@ -356,7 +363,7 @@ REPORT=$(
 
 Machine: $NPROC CPUs ($CPU_MODEL), ${MEM_GB} GiB RAM, host \`$HOST\`, $(uname -sr); load average before the runs: $LOADAVG.
 Workload: seed $SEED, log \`$(basename "$LOG")\` $LOG_MIB MiB ($LOG_BYTES bytes, $LOG_LINES lines), lists of $SIZES indicators, made by \`benches/gen_workload.py\`; page cache warm.
-Timing: median wall time of $REPS runs; setup = wall time of one run on an empty log (loading the list, building the matcher); MB/s = log MiB / wall; scan MB/s = log MiB / (wall − setup); peak RSS from GNU time \`%M\` (largest of the timed runs); timeout ${PEER_TIMEOUT} s a run.
+Timing: median wall time of $REPS runs; setup = median wall time on an empty log (loading the list, building the matcher); MB/s = log MiB / wall; scan MB/s = log MiB / (wall − setup), left out (-) when wall − setup is under 0.1 s or a tenth of wall; peak RSS from GNU time \`%M\` (largest of the timed runs); timeout ${PEER_TIMEOUT} s a run.
 Versions: $RG_VERSION; $GREP_VERSION (charmap $(locale charmap 2>/dev/null || echo '?'))${TRIPLINE_VERSION:+; $TRIPLINE_VERSION}${MATCHY_VERSION:+; $MATCHY_VERSION}.
 
 Commands (N = list size, files in \`${WORK#"$ROOT"/}\`):

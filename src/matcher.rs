@@ -37,6 +37,9 @@ pub struct Hit {
     /// The observable as it appeared in the line (the whole host for a domain match,
     /// the address for a CIDR match).
     pub atomic: String,
+    /// Where `atomic` stands in the line (byte offsets), when it was found in the raw
+    /// text rather than in decoded JSON strings: decoders map it to a field.
+    pub span: Option<(usize, usize)>,
 }
 
 // Byte classes, OR-ed over a word.
@@ -147,7 +150,12 @@ impl<'i> Matcher<'i> {
             // tokens as its decoded string values, without building a JSON tree.
             let mut decoded = std::mem::take(&mut self.json_buf);
             unescape_json(line, &mut decoded);
+            let before = hits.len();
             self.find(&decoded, hits);
+            // Offsets in the decoded text are not offsets in the line.
+            for h in &mut hits[before..] {
+                h.span = None;
+            }
             self.json_buf = decoded;
         }
     }
@@ -242,7 +250,7 @@ impl<'i> Matcher<'i> {
             if before_ok && after_ok {
                 let word = &line[start..end];
                 let upper = word.iter().any(|b| b.is_ascii_uppercase());
-                self.hash(word, upper, hits);
+                self.hash(line, word, upper, hits);
             }
             in_a_row = 0;
             k = end;
@@ -262,7 +270,7 @@ impl<'i> Matcher<'i> {
         }
     }
 
-    fn hash(&mut self, word: &[u8], upper: bool, hits: &mut Vec<Hit>) {
+    fn hash(&mut self, line: &[u8], word: &[u8], upper: bool, hits: &mut Vec<Hit>) {
         let Some(kind) = Kind::hash_for_len(word.len()) else {
             return;
         };
@@ -274,7 +282,7 @@ impl<'i> Matcher<'i> {
             word
         };
         if let Some(local) = self.index.set(kind).find(key) {
-            push(self.index, hits, IndicatorId::new(kind, local), word);
+            push(self.index, hits, line, IndicatorId::new(kind, local), word);
         }
     }
 
@@ -292,7 +300,7 @@ impl<'i> Matcher<'i> {
         }
         if self.want_v4 {
             self.index.v4.covering(addr, |_, id| {
-                push(self.index, hits, IndicatorId(id), word);
+                push(self.index, hits, line, IndicatorId(id), word);
             });
         }
         if self.want_url && url_follows(line, start, end) {
@@ -344,12 +352,12 @@ impl<'i> Matcher<'i> {
             if !run.contains(&b'.') {
                 // `::ffff:102:304`: the dotted form is found by the word scan.
                 self.index.v4.covering(ip::v4_bits(v4), |_, id| {
-                    push(self.index, hits, IndicatorId(id), run);
+                    push(self.index, hits, line, IndicatorId(id), run);
                 });
             }
         } else {
             self.index.v6.covering(ip::v6_bits(addr), |_, id| {
-                push(self.index, hits, IndicatorId(id), run);
+                push(self.index, hits, line, IndicatorId(id), run);
             });
         }
         run_end
@@ -383,7 +391,7 @@ impl<'i> Matcher<'i> {
         let index = self.index;
         if self.want_hostname {
             if let Some(l) = index.set(Kind::Hostname).find(&self.buf) {
-                push(index, hits, IndicatorId::new(Kind::Hostname, l), host);
+                push(index, hits, line, IndicatorId::new(Kind::Hostname, l), host);
             }
         }
         if self.want_domain {
@@ -391,7 +399,7 @@ impl<'i> Matcher<'i> {
             let mut p = 0;
             while p < dot {
                 if let Some(l) = set.find(&self.buf[p..]) {
-                    push(index, hits, IndicatorId::new(Kind::Domain, l), host);
+                    push(index, hits, line, IndicatorId::new(Kind::Domain, l), host);
                 }
                 match memchr::memchr(b'.', &self.buf[p..dot]) {
                     Some(q) => p += q + 1,
@@ -411,7 +419,13 @@ impl<'i> Matcher<'i> {
                 key.push(b'@');
                 key.extend_from_slice(&self.buf);
                 if let Some(l) = index.set(Kind::Email).find(&key) {
-                    push(index, hits, IndicatorId::new(Kind::Email, l), &line[s..end]);
+                    push(
+                        index,
+                        hits,
+                        line,
+                        IndicatorId::new(Kind::Email, l),
+                        &line[s..end],
+                    );
                 }
             }
         }
@@ -507,7 +521,13 @@ impl<'i> Matcher<'i> {
                 }
                 a = s;
             }
-            push(index, hits, IndicatorId::new(Kind::Url, l), &line[a..t]);
+            push(
+                index,
+                hits,
+                line,
+                IndicatorId::new(Kind::Url, l),
+                &line[a..t],
+            );
         }
     }
 
@@ -527,12 +547,12 @@ impl<'i> Matcher<'i> {
                     let before_ok = s == 0 || !is_filename_byte(line[s - 1]);
                     let after_ok = e == line.len() || !is_filename_byte(line[e]);
                     if before_ok && after_ok {
-                        push(index, hits, id, text);
+                        push(index, hits, line, id, text);
                     }
                 }
                 _ => {
                     if text == index.value(id).as_bytes() {
-                        push(index, hits, id, text);
+                        push(index, hits, line, id, text);
                     }
                 }
             }
@@ -588,17 +608,23 @@ fn is_version_context(line: &[u8], start: usize) -> bool {
     !(k > 0 && matches!(line[k - 1], b'/' | b':' | b'='))
 }
 
+/// Adds a hit unless the indicator is already there. `atomic` is a sub-slice of
+/// `line`; its offsets become the hit's span.
 #[inline]
-fn push(index: &Index, hits: &mut Vec<Hit>, id: IndicatorId, atomic: &[u8]) {
+fn push(index: &Index, hits: &mut Vec<Hit>, line: &[u8], id: IndicatorId, atomic: &[u8]) {
     if index.metas_of(id).is_empty() {
         return;
     }
     if hits.iter().any(|h| h.id == id) {
         return;
     }
+    let start = (atomic.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+    let span = (start <= line.len() && start + atomic.len() <= line.len())
+        .then_some((start, start + atomic.len()));
     hits.push(Hit {
         id,
         atomic: String::from_utf8_lossy(atomic).into_owned(),
+        span,
     });
 }
 

@@ -53,6 +53,16 @@ fn found(index: &Index, line: &str) -> BTreeSet<String> {
     let mut m = Matcher::new(index);
     let mut hits = Vec::new();
     m.find_with_json(line.as_bytes(), &mut hits);
+    for h in &hits {
+        // A span, when there is one, points at the atomic in the line.
+        if let Some((s, e)) = h.span {
+            assert_eq!(
+                &line.as_bytes()[s..e],
+                h.atomic.as_bytes(),
+                "span of {h:?} in {line:?}"
+            );
+        }
+    }
     hits.iter().map(|h| index.value(h.id).to_string()).collect()
 }
 
