@@ -7,6 +7,7 @@
 //! [`hunt`] wires these together for batch correlation.
 
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod hunt;
 pub mod index;

@@ -1,0 +1,526 @@
+//! `tripline run` configuration: TOML, every option with a default.
+//!
+//! Parsed with serde (`deny_unknown_fields`, so a misspelt key is an error naming it),
+//! then validated into the values the sidecar uses ([`Config::validate`]). With no
+//! file, [`Config::embedded_default`] runs from a fresh clone on one machine: intel and
+//! logs from `fixtures/`, alerts to stdout, metrics on 127.0.0.1, state under
+//! `.tripline-state/` in the working directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::index::WarninglistMode;
+
+/// A bad configuration, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub intel: IntelConfig,
+    pub sources: Vec<SourceConfig>,
+    pub alerts: AlertsConfig,
+    pub metrics: MetricsConfig,
+    pub state: StateConfig,
+    pub pipeline: PipelineConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            intel: IntelConfig::default(),
+            sources: Vec::new(),
+            alerts: AlertsConfig::default(),
+            metrics: MetricsConfig::default(),
+            state: StateConfig::default(),
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntelConfig {
+    /// Files or directories, any supported format; `NAME=PATH` names a source.
+    pub paths: Vec<String>,
+    /// Extra warninglist files or directories (the shipped ones load unless
+    /// `no_default_warninglists`).
+    pub warninglists: Vec<PathBuf>,
+    pub no_default_warninglists: bool,
+    pub warninglist_mode: WarninglistModeConfig,
+    pub include_non_ids: bool,
+    /// A reload that would shrink the indicator count by more than this fraction is
+    /// refused (the old index stays).
+    pub max_shrink_ratio: f64,
+    /// Changes to watched intel are gathered for this long before a reload.
+    pub reload_debounce_ms: u64,
+    /// Watch intel paths and warninglists for changes (SIGHUP always reloads).
+    pub watch: bool,
+}
+
+impl Default for IntelConfig {
+    fn default() -> Self {
+        IntelConfig {
+            paths: Vec::new(),
+            warninglists: Vec::new(),
+            no_default_warninglists: false,
+            warninglist_mode: WarninglistModeConfig::Drop,
+            include_non_ids: false,
+            max_shrink_ratio: 0.5,
+            reload_debounce_ms: 500,
+            watch: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WarninglistModeConfig {
+    Drop,
+    Flag,
+}
+
+impl From<WarninglistModeConfig> for WarninglistMode {
+    fn from(m: WarninglistModeConfig) -> Self {
+        match m {
+            WarninglistModeConfig::Drop => WarninglistMode::Drop,
+            WarninglistModeConfig::Flag => WarninglistMode::Flag,
+        }
+    }
+}
+
+/// One source, tagged by `type`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    File(FileSourceToml),
+    Syslog(SyslogSourceToml),
+    Stdin(StdinSourceToml),
+}
+
+impl SourceConfig {
+    /// The source's name: the metrics label and the `log.source` of its events.
+    pub fn name(&self, index: usize) -> String {
+        let (n, kind) = match self {
+            SourceConfig::File(f) => (&f.name, "file"),
+            SourceConfig::Syslog(s) => (&s.name, "syslog"),
+            SourceConfig::Stdin(s) => (&s.name, "stdin"),
+        };
+        n.clone().unwrap_or_else(|| format!("{kind}-{index}"))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceToml {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Glob patterns of files to follow.
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where to start in files never seen before: `end` or `beginning`.
+    #[serde(default = "default_start_at")]
+    pub start_at: StartAtConfig,
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    #[serde(default = "default_rescan_ms")]
+    pub rescan_interval_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAtConfig {
+    Beginning,
+    End,
+}
+
+fn default_start_at() -> StartAtConfig {
+    StartAtConfig::End
+}
+fn default_max_line_bytes() -> usize {
+    1 << 20
+}
+fn default_rescan_ms() -> u64 {
+    1000
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSourceToml {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_syslog_mode")]
+    pub mode: SyslogModeConfig,
+    #[serde(default = "default_syslog_address")]
+    pub address: String,
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// PEM certificate and key, for `mode = "tls"`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// RFC 3164 timestamps have no zone: their offset from UTC, e.g. "+02:00".
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogModeConfig {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+fn default_syslog_mode() -> SyslogModeConfig {
+    SyslogModeConfig::Udp
+}
+fn default_syslog_address() -> String {
+    "127.0.0.1:5514".into()
+}
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_idle_timeout_secs() -> u64 {
+    300
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StdinSourceToml {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `path` is one output or a list: `"-"` is stdout, anything else a file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AlertPaths {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub path: AlertPaths,
+    /// A file output is rotated when it reaches this size (`alerts.jsonl.1`, …).
+    pub max_file_bytes: u64,
+    /// Rotated files kept.
+    pub keep_files: usize,
+    /// Repeated alerts for the same indicator and host within this window are counted
+    /// and not written; the count rides on the next alert written. 0 disables.
+    pub throttle_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            path: AlertPaths::One("-".into()),
+            max_file_bytes: 100 << 20,
+            keep_files: 5,
+            throttle_secs: 0,
+        }
+    }
+}
+
+impl AlertsConfig {
+    pub fn paths(&self) -> Vec<String> {
+        match &self.path {
+            AlertPaths::One(p) => vec![p.clone()],
+            AlertPaths::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Listener for `/metrics` and `/healthz`; loopback by default.
+    pub address: String,
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            address: "127.0.0.1:9469".into(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Checkpoints (and, later, the sightings outbox).
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: PathBuf::from(".tripline-state"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Batches waiting to be matched (the bound that gives backpressure).
+    pub queue_batches: usize,
+    /// Matching threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            queue_batches: 64,
+            workers: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// What `tripline run` uses without a file: works from a fresh clone.
+    pub fn embedded_default() -> Config {
+        let text = include_str!("../contrib/tripline.default.toml");
+        // The embedded text is tested to parse (see the tests below).
+        toml::from_str(text).unwrap_or_default()
+    }
+
+    /// Checks what serde cannot: addresses parse, ratios are ratios, sources make
+    /// sense.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        if self.intel.paths.is_empty() {
+            return Err(bad(
+                "intel.paths".into(),
+                "at least one intel path is needed".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.intel.max_shrink_ratio) {
+            return Err(bad(
+                "intel.max_shrink_ratio".into(),
+                "must be between 0 and 1".into(),
+            ));
+        }
+        if self.metrics.enabled {
+            self.metrics.address.parse::<SocketAddr>().map_err(|e| {
+                bad(
+                    "metrics.address".into(),
+                    format!("{:?}: {e}", self.metrics.address),
+                )
+            })?;
+        }
+        if self.pipeline.queue_batches == 0 {
+            return Err(bad(
+                "pipeline.queue_batches".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.alerts.paths().is_empty() {
+            return Err(bad("alerts.path".into(), "no output".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let key = |k: &str| format!("sources[{i}].{k}");
+            if !names.insert(s.name(i)) {
+                return Err(bad(
+                    key("name"),
+                    format!("duplicate source name {:?}", s.name(i)),
+                ));
+            }
+            match s {
+                SourceConfig::File(f) => {
+                    if f.include.is_empty() {
+                        return Err(bad(
+                            key("include"),
+                            "at least one glob pattern is needed".into(),
+                        ));
+                    }
+                    for g in f.include.iter().chain(&f.exclude) {
+                        glob::Pattern::new(g)
+                            .map_err(|e| bad(key("include"), format!("{g:?}: {e}")))?;
+                    }
+                    if f.max_line_bytes == 0 {
+                        return Err(bad(key("max_line_bytes"), "must be at least 1".into()));
+                    }
+                }
+                SourceConfig::Syslog(sy) => {
+                    sy.address
+                        .parse::<SocketAddr>()
+                        .map_err(|e| bad(key("address"), format!("{:?}: {e}", sy.address)))?;
+                    if sy.mode == SyslogModeConfig::Tls
+                        && (sy.tls_cert.is_none() || sy.tls_key.is_none())
+                    {
+                        return Err(bad(
+                            key("tls_cert"),
+                            "mode \"tls\" needs tls_cert and tls_key".into(),
+                        ));
+                    }
+                    parse_utc_offset(&sy.timezone).ok_or_else(|| {
+                        bad(
+                            key("timezone"),
+                            format!(
+                                "{:?}: expected UTC or an offset such as +02:00",
+                                sy.timezone
+                            ),
+                        )
+                    })?;
+                }
+                SourceConfig::Stdin(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `UTC`, `Z`, `+02:00`, `-0530` → seconds east of UTC.
+pub fn parse_utc_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let h: i32 = digits[..2].parse().ok()?;
+    let m: i32 = digits[2..].parse().ok()?;
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_validates() {
+        let text = include_str!("../contrib/tripline.default.toml");
+        let c = Config::parse(text, Path::new("embedded")).unwrap();
+        assert_eq!(c, Config::embedded_default());
+        assert_eq!(c.metrics.address, "127.0.0.1:9469");
+        assert!(!c.sources.is_empty());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../contrib/tripline.example.toml");
+        Config::parse(text, Path::new("example")).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                "[intel]\npaths = [\"x\"]\nbogus = 1\n",
+                "unknown field `bogus`",
+            ),
+            ("[intel]\npaths = []\n", "intel.paths"),
+            (
+                "[intel]\npaths = [\"x\"]\n[metrics]\naddress = \"nope\"\n",
+                "metrics.address",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"syslog\"\naddress = \"1.2.3.4\"\n",
+                "sources[0].address",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"tape\"\n",
+                "unknown variant `tape`",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"file\"\ninclude = []\n",
+                "sources[0].include",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"syslog\"\nmode = \"tls\"\n",
+                "sources[0].tls_cert",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"syslog\"\ntimezone = \"CET\"\n",
+                "sources[0].timezone",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\nmax_shrink_ratio = 2.0\n",
+                "intel.max_shrink_ratio",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Config::parse(text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.starts_with("t.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_utc_offset("UTC"), Some(0));
+        assert_eq!(parse_utc_offset("+02:00"), Some(7200));
+        assert_eq!(parse_utc_offset("-0530"), Some(-19800));
+        assert_eq!(parse_utc_offset("CET"), None);
+    }
+}
