@@ -41,6 +41,24 @@ pub enum Command {
     Hunt(HuntArgs),
     /// Load intel and show what was understood; `intel lookup VALUE` explains one value.
     Intel(IntelCmd),
+    /// The sidecar: follow files, receive syslog or read stdin, match, alert, until Ctrl-C.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// TOML configuration (default: the embedded one, which runs on the fixtures).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration, print what would run, and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Override `metrics.address`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Read lines from stdin as the only source; stop at end of input.
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 /// Where intel comes from and how it is filtered.
@@ -117,6 +135,7 @@ pub enum IntelAction {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Hunt(args) => run_hunt(args),
+        Command::Run(args) => run_sidecar(args),
         Command::Intel(cmd) => match cmd.action {
             None => run_intel(&cmd.intel, cmd.json),
             Some(IntelAction::Lookup { value }) => run_lookup(&cmd.intel, &value, cmd.json),
@@ -226,6 +245,29 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+fn run_sidecar(args: RunArgs) -> Result<ExitCode> {
+    let config = match &args.config {
+        Some(p) => crate::config::Config::load(p)?,
+        None => crate::config::Config::embedded_default(),
+    };
+    if args.check {
+        let where_ = args
+            .config
+            .as_ref()
+            .map_or("embedded default".to_string(), |p| p.display().to_string());
+        print!(
+            "configuration OK ({where_})\n{}",
+            crate::run::describe(&config)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::run::run(crate::run::RunOptions {
+        config,
+        stdin: args.stdin,
+        metrics_addr: args.metrics_addr,
     })
 }
 

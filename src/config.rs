@@ -32,7 +32,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub intel: IntelConfig,
@@ -43,18 +43,6 @@ pub struct Config {
     pub pipeline: PipelineConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            intel: IntelConfig::default(),
-            sources: Vec::new(),
-            alerts: AlertsConfig::default(),
-            metrics: MetricsConfig::default(),
-            state: StateConfig::default(),
-            pipeline: PipelineConfig::default(),
-        }
-    }
-}
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

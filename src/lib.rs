@@ -13,5 +13,6 @@ pub mod hunt;
 pub mod index;
 pub mod intel;
 pub mod matcher;
+pub mod run;
 pub mod sink;
 pub mod source;

@@ -12,9 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+/// A hook run before each scrape.
+type Refresher = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 /// Every metric tripline exports. [`METRIC_NAMES`] lists the same names, for the
 /// dashboard test.
@@ -41,7 +44,7 @@ pub struct Metrics {
     pub alerts_written: IntCounter,
     pub alerts_throttled: IntCounter,
     pub ready: IntGauge,
-    refreshers: std::sync::Mutex<Vec<Box<dyn Fn(&Metrics) + Send + Sync>>>,
+    refreshers: std::sync::Mutex<Vec<Refresher>>,
 }
 
 /// Every exported metric name (histograms export `_bucket`, `_sum`, `_count`).
