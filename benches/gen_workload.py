@@ -429,9 +429,6 @@ class Lines:
         pool = self.p[name]
         return pool[int(self.r() * len(pool))]
 
-    def any_ip(self):
-        return self.pick("ext_ip") if self.r() < 0.7 else self.pick("int_ip")
-
     # -- syslog -----------------------------------------------------------
     def sshd(self, ip=None):
         r, c = self.r, self.c

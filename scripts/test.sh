@@ -4,14 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real tools the test suites drive: the util-linux syslog client, rsyslog, logrotate,
+# Prometheus' promtool, openssl (a TLS certificate for the syslog TLS test), gzip.
 need_apt=()
-# Tools the test suites drive for real. (More arrive with the sidecar and sharing issues.)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
+command -v logger >/dev/null 2>&1 || need_apt+=(bsdutils)
+command -v rsyslogd >/dev/null 2>&1 || need_apt+=(rsyslog)
+command -v logrotate >/dev/null 2>&1 || need_apt+=(logrotate)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test.sh: installing ${need_apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${need_apt[@]}"
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 # The benches once each (criterion's test mode: they must build and run), then every

@@ -43,7 +43,6 @@ pub struct Config {
     pub pipeline: PipelineConfig,
 }
 
-
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntelConfig {

@@ -541,9 +541,10 @@ fn bad_intel_files_are_reported_with_location() {
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("cidrs.txt:1: invalid CIDR"), "{text}");
-    assert!(text.contains("cidrs.txt:2: invalid CIDR"), "{text}");
     assert!(text.contains("cidrs.txt:3: invalid IP address"), "{text}");
     assert!(text.contains("ipv4       1"), "{text}");
+    // `1.2.3.4/8x` is a URL with a short path, as real trails write them.
+    assert!(text.contains("url        1"), "{text}");
 }
 
 #[allow(dead_code)]

@@ -333,14 +333,12 @@ pub fn detect(raw: &str) -> Result<Canonical, &'static str> {
         }
     }
     if let Some((addr, len)) = s.split_once('/') {
-        // `10.0.0.0/33`, `1.2.3.4/8x`: a CIDR that failed, not a URL with a short path.
+        // `10.0.0.0/33`: a CIDR that failed, not a URL with a short all-digit path
+        // (`23.227.193.167/ca` is a URL, as real trails write them).
         let addr_like = !addr.is_empty()
             && (addr.bytes().all(|b| b.is_ascii_digit() || b == b'.') || addr.contains(':'))
             && !addr.contains("::/");
-        if addr_like
-            && !len.is_empty()
-            && len.len() <= 3
-            && len.bytes().all(|b| b.is_ascii_alphanumeric())
+        if addr_like && !len.is_empty() && len.len() <= 3 && len.bytes().all(|b| b.is_ascii_digit())
         {
             return Err("invalid CIDR");
         }
@@ -449,7 +447,8 @@ mod tests {
             ("localhost", None),
             ("999.1.1.1", None),
             ("10.0.0.0/33", None),
-            ("1.2.3.4/8x", None),
+            ("1.2.3.4/8x", Some((Url, "1.2.3.4/8x", None))),
+            ("23.227.193.167/ca", Some((Url, "23.227.193.167/ca", None))),
             ("300.1.1.1/gate.php", None),
             ("1.2.3", None),
             ("", None),

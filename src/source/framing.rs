@@ -141,15 +141,38 @@ impl FrameDecoder {
         self.scanned = 0;
     }
 
-    fn fail(&mut self, e: FramingError) -> Result<Option<Frame<'_>>, FramingError> {
+    fn fail(&mut self, e: FramingError) -> Result<Option<Span>, FramingError> {
         self.state = State::Failed;
         self.pos = self.buf.len();
         self.scanned = 0;
         Err(e)
     }
 
+    fn frame(&self, span: Span) -> Frame<'_> {
+        let bytes = &self.buf[span.start..span.end];
+        if span.truncated {
+            Frame::Truncated(bytes)
+        } else {
+            Frame::Message(bytes)
+        }
+    }
+
     /// The next complete frame, `Ok(None)` when more bytes are needed.
     pub fn decode(&mut self) -> Result<Option<Frame<'_>>, FramingError> {
+        Ok(self.next_span()?.map(|span| self.frame(span)))
+    }
+
+    /// Like [`decode`](Self::decode) at end of stream: an unterminated last
+    /// non-transparent frame is a message; a cut octet-counted frame is an error.
+    pub fn decode_eof(&mut self) -> Result<Option<Frame<'_>>, FramingError> {
+        let span = match self.next_span()? {
+            Some(span) => Some(span),
+            None => self.tail_span()?,
+        };
+        Ok(span.map(|span| self.frame(span)))
+    }
+
+    fn next_span(&mut self) -> Result<Option<Span>, FramingError> {
         loop {
             let data = &self.buf[self.pos..];
             match self.state {
@@ -184,35 +207,30 @@ impl FrameDecoder {
                         return Ok(None);
                     };
                     if first.is_ascii_digit() {
-                        return self.decode_counted();
+                        return self.counted_span();
                     }
                     // Non-transparent: search only the bytes not searched before.
                     let from = self.scanned.min(data.len());
                     match memchr2(b'\n', 0, &data[from..]) {
                         Some(i) => {
                             let end = from + i;
-                            let mut msg_end = end;
+                            let mut len = end;
                             if data[end] == b'\n' && end > 0 && data[end - 1] == b'\r' {
-                                msg_end -= 1;
+                                len -= 1;
                             }
                             let start = self.pos;
                             self.consume(end + 1);
-                            if msg_end == 0 {
+                            if len == 0 {
                                 continue; // empty frame
                             }
-                            let frame = if msg_end > self.max {
-                                Frame::Truncated(&self.buf[start..start + self.max])
-                            } else {
-                                Frame::Message(&self.buf[start..start + msg_end])
-                            };
-                            return Ok(Some(frame));
+                            return Ok(Some(Span::new(start, len, self.max)));
                         }
                         // `max + 1`: the last byte may be the CR of a CRLF to come.
                         None if data.len() > self.max + 1 => {
                             let start = self.pos;
                             self.consume(self.max);
                             self.state = State::SkipToTerminator;
-                            return Ok(Some(Frame::Truncated(&self.buf[start..start + self.max])));
+                            return Ok(Some(Span::new(start, usize::MAX, self.max)));
                         }
                         None => {
                             self.scanned = data.len();
@@ -224,8 +242,8 @@ impl FrameDecoder {
         }
     }
 
-    /// Octet counting: `data` starts with a digit.
-    fn decode_counted(&mut self) -> Result<Option<Frame<'_>>, FramingError> {
+    /// Octet counting: the unconsumed bytes start with a digit.
+    fn counted_span(&mut self) -> Result<Option<Span>, FramingError> {
         let data = &self.buf[self.pos..];
         let digits = data.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > MAX_COUNT_DIGITS || data[0] == b'0' {
@@ -239,98 +257,97 @@ impl FrameDecoder {
             let prefix = escape_prefix(data);
             return self.fail(FramingError::MalformedCount { prefix });
         }
-        let len = data[..digits]
-            .iter()
-            .try_fold(0usize, |n, &d| n.checked_mul(10)?.checked_add(usize::from(d - b'0')));
-        let Some(len) = len else {
+        let Some(len) = parse_count(&data[..digits]) else {
             let prefix = escape_prefix(data);
             return self.fail(FramingError::MalformedCount { prefix });
         };
         let body = digits + 1;
         let available = data.len() - body;
         let start = self.pos + body;
-        if len <= self.max {
-            if available < len {
-                return Ok(None);
-            }
-            self.consume(body + len);
-            return Ok(Some(Frame::Message(&self.buf[start..start + len])));
-        }
-        if available < self.max {
+        if available < len.min(self.max) {
             return Ok(None);
         }
-        self.consume(body + self.max);
-        self.state = State::SkipCount {
-            len,
-            left: len - self.max,
-        };
-        Ok(Some(Frame::Truncated(&self.buf[start..start + self.max])))
+        if len <= self.max {
+            self.consume(body + len);
+        } else {
+            self.consume(body + self.max);
+            self.state = State::SkipCount {
+                len,
+                left: len - self.max,
+            };
+        }
+        Ok(Some(Span::new(start, len, self.max)))
     }
 
-    /// Like [`decode`](Self::decode) at end of stream: an unterminated last
-    /// non-transparent frame is a message; a cut octet-counted frame is an error.
-    pub fn decode_eof(&mut self) -> Result<Option<Frame<'_>>, FramingError> {
-        // Two steps so the borrow of a frame from `decode` ends before the tail check.
-        if self.has_complete_frame()? {
-            return self.decode();
-        }
+    /// At end of stream, once [`next_span`](Self::next_span) found nothing: what is
+    /// left of the last frame.
+    fn tail_span(&mut self) -> Result<Option<Span>, FramingError> {
         let data = &self.buf[self.pos..];
+        let rest = data.len();
         match self.state {
-            State::Failed | State::SkipToTerminator => {
-                self.consume(data.len());
+            State::Failed => {
+                self.consume(rest);
+                Ok(None)
+            }
+            State::SkipToTerminator => {
+                self.consume(rest);
+                self.state = State::Ready;
                 Ok(None)
             }
             State::SkipCount { len, left } => {
-                self.consume(data.len());
+                self.consume(rest);
                 self.state = State::Ready;
                 Err(FramingError::Incomplete { len, missing: left })
             }
-            State::Ready if data.is_empty() => Ok(None),
+            State::Ready if rest == 0 => Ok(None),
             State::Ready if data[0].is_ascii_digit() => {
+                // `next_span` rejected malformed counts, so this is `<digits>[ <part>]`.
                 let digits = data.iter().take_while(|b| b.is_ascii_digit()).count();
-                let len = std::str::from_utf8(&data[..digits])
-                    .ok()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let got = data.len().saturating_sub(digits + 1);
-                self.consume(data.len());
+                let len = parse_count(&data[..digits]).unwrap_or(0);
+                let got = rest.saturating_sub(digits + 1);
+                self.consume(rest);
                 Err(FramingError::Incomplete {
                     len,
                     missing: len.saturating_sub(got),
                 })
             }
             State::Ready => {
-                let mut end = data.len();
-                if data[end - 1] == b'\r' {
-                    end -= 1;
-                }
-                let start = self.pos;
-                self.consume(data.len());
-                if end == 0 {
-                    return Ok(None);
-                }
-                Ok(Some(if end > self.max {
-                    Frame::Truncated(&self.buf[start..start + self.max])
+                let len = if data[rest - 1] == b'\r' {
+                    rest - 1
                 } else {
-                    Frame::Message(&self.buf[start..start + end])
-                }))
+                    rest
+                };
+                let start = self.pos;
+                self.consume(rest);
+                Ok((len > 0).then(|| Span::new(start, len, self.max)))
             }
         }
     }
+}
 
-    /// Whether [`decode`](Self::decode) would return a frame or an error now; runs the
-    /// skipping states forward, which consumes nothing that `decode` would return.
-    fn has_complete_frame(&mut self) -> Result<bool, FramingError> {
-        let (pos, scanned, state) = (self.pos, self.scanned, self.state);
-        let found = matches!(self.decode(), Ok(Some(_)) | Err(_));
-        // Rewind: `decode` is deterministic, so calling it again returns the same frame
-        // (or error). A malformed count leaves the decoder failed; rewinding keeps the
-        // error for the caller's `decode`.
-        self.pos = pos;
-        self.scanned = scanned;
-        self.state = state;
-        Ok(found)
+/// Where a frame's bytes lie in the buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    truncated: bool,
+}
+
+impl Span {
+    /// A message of `len` bytes at `start`, cut to `max`.
+    fn new(start: usize, len: usize, max: usize) -> Span {
+        Span {
+            start,
+            end: start + len.min(max),
+            truncated: len > max,
+        }
     }
+}
+
+fn parse_count(digits: &[u8]) -> Option<usize> {
+    digits.iter().try_fold(0usize, |n, &d| {
+        n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+    })
 }
 
 /// Up to 16 bytes of the frame start, printable, for error messages.

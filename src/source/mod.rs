@@ -12,6 +12,7 @@
 
 pub mod batch;
 pub mod file;
+pub mod framing;
 pub mod syslog;
 
 use std::net::SocketAddr;

@@ -1,0 +1,300 @@
+//! JSON objects (Suricata EVE, Zeek JSON, ECS, `@cee:` payloads): every string and
+//! number value becomes a [`Field`] named by its dotted path (`dns.rrname`,
+//! `source.ip`; array elements keep their array's name), spanning the value's raw text
+//! in the line: for a string the bytes between the quotes, escapes left as written.
+//!
+//! Cost: one pass over the bytes with no tree and no unescaping, except for keys that
+//! hold an escape; one `String` per field (its name). Nesting is capped at
+//! [`MAX_DEPTH`]. A truncated or invalid document keeps the fields read before the
+//! fault, so a cut line still gives context.
+
+use super::fields::Field;
+
+/// Deeper objects and arrays end the scan (the fields read so far are kept).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Scans the JSON value starting at `line[start]` (a `{`), up to `end`, appending at
+/// most `max` fields in total to `out`. Returns whether the document was complete.
+pub(crate) fn scan(
+    line: &[u8],
+    start: usize,
+    end: usize,
+    max: usize,
+    out: &mut Vec<Field>,
+) -> bool {
+    let b = line.get(..end.min(line.len())).unwrap_or_default();
+    let mut s = Scanner {
+        b,
+        i: start,
+        path: String::new(),
+        stack: Vec::new(),
+        max,
+    };
+    s.run(out).is_some()
+}
+
+struct Frame {
+    object: bool,
+    /// `path` length while inside this container.
+    base: usize,
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    path: String,
+    stack: Vec<Frame>,
+    max: usize,
+}
+
+enum Next {
+    Value,
+    Key,
+    After,
+}
+
+impl Scanner<'_> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\r' | b'\n') {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// Index of the closing quote of the string whose first byte is at `from`.
+    fn string_end(&self, mut from: usize) -> Option<usize> {
+        loop {
+            let j = from + memchr::memchr2(b'"', b'\\', self.b.get(from..)?)?;
+            if self.b[j] == b'"' {
+                return Some(j);
+            }
+            from = j + 2;
+        }
+    }
+
+    fn emit(&self, span: (usize, usize), out: &mut Vec<Field>) {
+        if out.len() < self.max && !self.path.is_empty() {
+            out.push(Field::new(self.path.as_str(), span));
+        }
+    }
+
+    fn run(&mut self, out: &mut Vec<Field>) -> Option<()> {
+        let mut next = Next::Value;
+        loop {
+            self.ws();
+            match next {
+                Next::Value => {
+                    let c = self.peek()?;
+                    match c {
+                        b'{' | b'[' => {
+                            if self.stack.len() >= MAX_DEPTH {
+                                return None;
+                            }
+                            self.stack.push(Frame {
+                                object: c == b'{',
+                                base: self.path.len(),
+                            });
+                            self.i += 1;
+                            self.ws();
+                            let close = if c == b'{' { b'}' } else { b']' };
+                            if self.peek() == Some(close) {
+                                self.i += 1;
+                                self.stack.pop();
+                                next = Next::After;
+                            } else if c == b'{' {
+                                next = Next::Key;
+                            }
+                        }
+                        b'"' => {
+                            let e = self.string_end(self.i + 1)?;
+                            self.emit((self.i + 1, e), out);
+                            self.i = e + 1;
+                            next = Next::After;
+                        }
+                        _ => {
+                            let s = self.i;
+                            while self.i < self.b.len()
+                                && !matches!(
+                                    self.b[self.i],
+                                    b',' | b']' | b'}' | b' ' | b'\t' | b'\r' | b'\n'
+                                )
+                            {
+                                self.i += 1;
+                            }
+                            let tok = &self.b[s..self.i];
+                            match tok.first() {
+                                Some(b'-' | b'0'..=b'9') => self.emit((s, self.i), out),
+                                _ if matches!(tok, b"true" | b"false" | b"null") => {}
+                                _ => return None,
+                            }
+                            next = Next::After;
+                        }
+                    }
+                }
+                Next::Key => {
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let e = self.string_end(self.i + 1)?;
+                    let raw = &self.b[self.i..=e];
+                    let key = if memchr::memchr(b'\\', raw).is_some() {
+                        serde_json::from_slice::<String>(raw)
+                            .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+                    } else {
+                        String::from_utf8_lossy(&raw[1..raw.len() - 1]).into_owned()
+                    };
+                    if !self.path.is_empty() {
+                        self.path.push('.');
+                    }
+                    self.path.push_str(&key);
+                    self.i = e + 1;
+                    self.ws();
+                    if self.peek()? != b':' {
+                        return None;
+                    }
+                    self.i += 1;
+                    next = Next::Value;
+                }
+                Next::After => {
+                    let Some(top) = self.stack.last() else {
+                        return Some(());
+                    };
+                    let (object, base) = (top.object, top.base);
+                    if object {
+                        self.path.truncate(base);
+                    }
+                    match (self.peek()?, object) {
+                        (b',', true) => {
+                            self.i += 1;
+                            next = Next::Key;
+                        }
+                        (b',', false) => {
+                            self.i += 1;
+                            next = Next::Value;
+                        }
+                        (b'}', true) | (b']', false) => {
+                            self.i += 1;
+                            self.stack.pop();
+                            next = Next::After;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The text of a JSON string value whose raw (escaped) bytes are `raw`.
+pub(crate) fn unescape(raw: &[u8]) -> Option<String> {
+    if memchr::memchr(b'\\', raw).is_none() {
+        return std::str::from_utf8(raw).ok().map(str::to_owned);
+    }
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice(&quoted).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(s: &str) -> (bool, Vec<(String, String)>) {
+        let mut out = Vec::new();
+        let ok = scan(s.as_bytes(), 0, s.len(), 1000, &mut out);
+        let got = out
+            .iter()
+            .map(|f| {
+                let v = String::from_utf8_lossy(f.value(s.as_bytes())).into_owned();
+                (f.name.clone(), v)
+            })
+            .collect();
+        (ok, got)
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn nested_paths_and_spans() {
+        let (ok, got) = fields(
+            r#"{"a":1,"b":{"c":"x","d":[1,"y",{"e":-2.5e3}]},"f":true,"g":null,"h":[]}"#,
+        );
+        assert!(ok);
+        assert_eq!(
+            got,
+            pairs(&[
+                ("a", "1"),
+                ("b.c", "x"),
+                ("b.d", "1"),
+                ("b.d", "y"),
+                ("b.d.e", "-2.5e3"),
+            ])
+        );
+    }
+
+    #[test]
+    fn escaped_strings_keep_raw_span() {
+        let s = r#"{"url":"http:\/\/evil.example\/a\"b","k\u0065y":"v", "x" : "\\"}"#;
+        let (ok, got) = fields(s);
+        assert!(ok);
+        assert_eq!(
+            got,
+            pairs(&[
+                ("url", r#"http:\/\/evil.example\/a\"b"#),
+                ("key", "v"),
+                ("x", r"\\"),
+            ])
+        );
+        assert_eq!(
+            unescape(br#"http:\/\/evil.example\/a\"b"#).as_deref(),
+            Some(r#"http://evil.example/a"b"#)
+        );
+        assert_eq!(unescape(b"plain").as_deref(), Some("plain"));
+        assert_eq!(unescape(br"bad\q"), None);
+    }
+
+    #[test]
+    fn truncated_and_invalid_keep_what_was_read() {
+        let (ok, got) = fields(r#"{"a":"1","b":{"c":"2","d":"unterminated"#);
+        assert!(!ok);
+        assert_eq!(got, pairs(&[("a", "1"), ("b.c", "2")]));
+        for bad in [
+            "{", "{\"", "{\"a\"", "{\"a\":", "{\"a\" 1}", "{1:2}", "{\"a\":x}", "{\"a\":1,,}",
+            "{\"a\":[1}", "{\"a\":\"\\", "}", "",
+        ] {
+            let (ok, _) = fields(bad);
+            assert!(!ok, "{bad}");
+        }
+    }
+
+    #[test]
+    fn depth_and_field_caps() {
+        let deep = "[".repeat(MAX_DEPTH + 10);
+        let s = format!("{{\"a\":{deep}");
+        assert!(!fields(&s).0);
+        let mut out = Vec::new();
+        let s = br#"{"a":1,"b":2,"c":3}"#;
+        assert!(scan(s, 0, s.len(), 2, &mut out));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn offset_start_and_end() {
+        let line = br#"app: {"src_ip":"1.2.3.4"} trailing"#;
+        let mut out = Vec::new();
+        assert!(scan(line, 5, 25, 10, &mut out));
+        assert_eq!(out[0].name, "src_ip");
+        assert_eq!(out[0].value(line), b"1.2.3.4");
+        // An end inside the document truncates it.
+        out.clear();
+        assert!(!scan(line, 5, 18, 10, &mut out));
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,403 @@
+//! `tripline run` end to end: the real binary, fed through stdin, scraped over HTTP.
+//! Sources of their own (file tail, syslog) have their own test files.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn write_config(dir: &Path, intel: &str, extra: &str) -> PathBuf {
+    let path = dir.join("tripline.toml");
+    let text = format!(
+        "[intel]\npaths = [{intel:?}]\nreload_debounce_ms = 50\n{extra}\n[metrics]\naddress = \"127.0.0.1:0\"\n[state]\ndir = {:?}\n",
+        dir.join("state").display().to_string()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tripline run")
+}
+
+/// A minimal HTTP GET: (status, body).
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    // Chunked bodies: keep the text, drop the chunk sizes.
+    let body = if buf
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        body
+    };
+    Some((status, body))
+}
+
+fn wait_ready(addr: SocketAddr) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if let Some((200, _)) = http_get(addr, "/healthz") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("tripline run never became ready on {addr}");
+}
+
+fn line_numbers(alerts: &str) -> BTreeSet<u64> {
+    alerts
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["tripline"]["line_number"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn sidecar_and_hunt_match_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "fixtures/intel", "");
+    let mut child = spawn(&["run", "--stdin", "--config", config.to_str().unwrap()]);
+    let logs = std::fs::read(root().join("fixtures/logs/traps.log")).unwrap();
+    child.stdin.take().unwrap().write_all(&logs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hunt = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["hunt", "-q", "--intel", "fixtures/intel", "-"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hunt = hunt;
+    hunt.stdin.take().unwrap().write_all(&logs).unwrap();
+    let hout = hunt.wait_with_output().unwrap();
+    let run_alerts = String::from_utf8_lossy(&out.stdout).to_string();
+    let hunt_alerts = String::from_utf8_lossy(&hout.stdout).to_string();
+    assert_eq!(line_numbers(&run_alerts), line_numbers(&hunt_alerts));
+    // Same enrichments too (the run adds where the line came from).
+    let strip = |s: &str| -> Vec<serde_json::Value> {
+        s.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["threat"].clone()
+            })
+            .collect()
+    };
+    assert_eq!(strip(&run_alerts), strip(&hunt_alerts));
+}
+
+#[test]
+fn check_validates_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[intel]\npaths = [\"x\"]\n[metrics]\nadress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `adress`"), "{err}");
+    let ok = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args([
+            "run",
+            "--check",
+            "--config",
+            "contrib/tripline.example.toml",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let embedded = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--check"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&embedded.stdout).contains("embedded default"));
+}
+
+/// Streams lines through stdin while the intel is changed and SIGHUP is sent: every
+/// line with the old indicator is matched (none lost during the swap), lines with the
+/// new indicator match once the reload is in, a reload that would shrink the intel too
+/// much is refused, and a broken intel file keeps the old index.
+#[test]
+fn hot_reload_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel = dir.path().join("intel.txt");
+    let many: String = (0..100)
+        .map(|i| format!("filler{i}.example.net\n"))
+        .collect();
+    std::fs::write(&intel, format!("old-indicator.example.com\n{many}")).unwrap();
+    let config = write_config(dir.path(), intel.to_str().unwrap(), "watch = false\n");
+    let metrics = free_addr();
+    let mut child = spawn(&[
+        "run",
+        "--stdin",
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &metrics.to_string(),
+    ]);
+    wait_ready(metrics);
+    let pid = child.id().to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for l in BufReader::new(stdout).lines() {
+            lines.push(l.unwrap());
+        }
+        lines
+    });
+    let reloads = |result: &str| -> u64 {
+        let body = http_get(metrics, "/metrics")
+            .map(|x| x.1)
+            .unwrap_or_default();
+        body.lines()
+            .find(|l| l.starts_with(&format!("tripline_reloads_total{{result=\"{result}\"}}")))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut written_old = 0u64;
+    let mut send = |stdin: &mut std::process::ChildStdin, n: usize, tag: &str| {
+        for i in 0..n {
+            writeln!(stdin, "2024-05-01T10:00:00Z q=a.old-indicator.example.com q=new-indicator.example.org {tag} {i}").unwrap();
+            written_old += 1;
+        }
+        stdin.flush().unwrap();
+    };
+    send(&mut stdin, 2000, "before");
+    let ok_before = reloads("ok");
+    // Add an indicator, reload, keep streaming while it happens.
+    std::fs::write(
+        &intel,
+        format!("old-indicator.example.com\nnew-indicator.example.org\n{many}"),
+    )
+    .unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    send(&mut stdin, 2000, "during");
+    let t0 = Instant::now();
+    while reloads("ok") <= ok_before && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reloads("ok") > ok_before, "reload did not happen");
+    send(&mut stdin, 1000, "after");
+    // A shrink beyond the limit is refused.
+    std::fs::write(&intel, "only-one.example.com\n").unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let t0 = Instant::now();
+    while reloads("refused") == 0 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(reloads("refused"), 1);
+    // A broken intel path keeps the old index too.
+    std::fs::remove_file(&intel).unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let t0 = Instant::now();
+    while reloads("failed") == 0 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(reloads("failed"), 1);
+    send(&mut stdin, 500, "kept");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let lines = reader.join().unwrap();
+    let docs: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every line written matched the old indicator: none lost during any swap.
+    assert_eq!(docs.len() as u64, written_old);
+    let names = |d: &serde_json::Value| -> Vec<String> {
+        d["threat"]["enrichments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["indicator"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(docs
+        .iter()
+        .all(|d| names(d).contains(&"old-indicator.example.com".to_string())));
+    let msg = |d: &serde_json::Value| d["message"].as_str().unwrap().to_string();
+    // Before the reload, never the new one; after it, always.
+    assert!(docs
+        .iter()
+        .filter(|d| msg(d).contains(" before "))
+        .all(|d| names(d).len() == 1));
+    assert!(docs
+        .iter()
+        .filter(|d| msg(d).contains(" after ") || msg(d).contains(" kept "))
+        .all(|d| names(d).len() == 2));
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "fixtures/intel/traps", "");
+    let metrics = free_addr();
+    let mut child = spawn(&[
+        "run",
+        "--stdin",
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &metrics.to_string(),
+    ]);
+    wait_ready(metrics);
+    let mut stdin = child.stdin.take().unwrap();
+    let logs = std::fs::read(root().join("fixtures/logs/traps.log")).unwrap();
+    stdin.write_all(&logs).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the lines are counted.
+    let t0 = Instant::now();
+    let mut body = String::new();
+    while t0.elapsed() < Duration::from_secs(30) {
+        body = http_get(metrics, "/metrics").unwrap().1;
+        if body.contains("tripline_lines_received_total{source=\"stdin-0\"} 24") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        body.contains("tripline_lines_received_total{source=\"stdin-0\"} 24"),
+        "{body}"
+    );
+    assert!(
+        body.contains("tripline_matched_lines_total{source=\"stdin-0\"} 13"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "tripline_indicators_loaded{indicator_type=\"domain\",intel_source=\"traps\"} 2"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("tripline_ready 1"));
+    // No indicator value, path or peer address in any label.
+    for l in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !l.contains("91.198.51.77") && !l.contains("evil-traps") && !l.contains('/'),
+            "{l}"
+        );
+    }
+    drop(stdin);
+    let _ = child.wait();
+    match Command::new("promtool")
+        .arg("check")
+        .arg("metrics")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut p) => {
+            p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+            let out = p.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) => panic!("promtool is needed for this test (scripts/test.sh installs it): {e}"),
+    }
+}
+
+#[test]
+fn grafana_dashboard_uses_exported_names() {
+    let dash = std::fs::read_to_string(root().join("contrib/grafana-dashboard.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&dash).unwrap();
+    let mut exprs = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(serde_json::Value::String(e)) = o.get("expr") {
+                    out.push(e.clone());
+                }
+                o.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&v, &mut exprs);
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    let known = tripline::sink::metrics::METRIC_NAMES;
+    for e in &exprs {
+        let mut rest = e.as_str();
+        while let Some(i) = rest.find("tripline_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                known.contains(&base),
+                "dashboard uses {name}, which tripline does not export"
+            );
+            rest = &rest[i + name.len()..];
+        }
+    }
+    // And every exported metric is on the dashboard.
+    for name in known {
+        assert!(
+            exprs.iter().any(|e| e.contains(name)),
+            "{name} is not on the dashboard"
+        );
+    }
+}
