@@ -401,3 +401,52 @@ fn grafana_dashboard_uses_exported_names() {
         );
     }
 }
+
+/// A burst far larger than the queues: memory stays bounded because sources wait
+/// when the queue is full (stdin is simply not read while matching catches up).
+#[test]
+fn memory_stays_bounded_under_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "fixtures/intel/traps",
+        "[pipeline]\nqueue_batches = 8\nworkers = 1\n",
+    );
+    let mut child = spawn(&["run", "--stdin", "--config", config.to_str().unwrap()]);
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().count());
+    // 128 MiB of lines, one in 10,000 with an indicator.
+    let filler = "2024-05-01T10:00:00Z host app[1]: GET /index.html?q=lorem+ipsum+dolor HTTP/1.1 200 from 10.1.2.3 ua=Mozilla/5.0\n";
+    let mut chunk = String::new();
+    for i in 0..10_000 {
+        if i == 0 {
+            chunk.push_str("2024-05-01T10:00:00Z fw src=91.198.51.77\n");
+        } else {
+            chunk.push_str(filler);
+        }
+    }
+    let total = 128usize << 20;
+    let mut written = 0;
+    let mut chunks = 0;
+    while written < total {
+        stdin.write_all(chunk.as_bytes()).unwrap();
+        written += chunk.len();
+        chunks += 1;
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(reader.join().unwrap(), chunks);
+    // Peak resident memory of the finished process, from its rusage.
+    let peak_kib = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru.ru_maxrss
+    };
+    assert!(
+        peak_kib < 96 * 1024,
+        "peak RSS {peak_kib} KiB for a {} MiB burst",
+        total >> 20
+    );
+}
