@@ -16,3 +16,4 @@ pub mod matcher;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod correlate;
