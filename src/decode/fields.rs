@@ -95,21 +95,83 @@ pub fn role_of(name: &str) -> Role {
 
 fn known(lower: &str) -> Option<Role> {
     Some(match lower {
-        "src" | "src_ip" | "srcip" | "src_addr" | "srcaddr" | "src_host" | "srchost"
-        | "src_port" | "srcport" | "sport" | "spt" | "src_mac" | "shost" | "suser" | "smac"
-        | "sntdom" | "sip" | "saddr" | "client" | "client_ip" | "clientip" | "client_addr"
-        | "c-ip" | "remote_addr" | "remote_ip" | "remote_host" | "sourceaddress"
-        | "sourcehostname" | "sourceport" | "sourceusername" | "sourcetranslatedaddress"
-        | "orig_h" | "orig_p" | "id.orig_h" | "id.orig_p" => Role::Source,
-        "dst" | "dest" | "dst_ip" | "dest_ip" | "dstip" | "destip" | "dst_addr" | "dest_addr"
-        | "dstaddr" | "dst_host" | "dest_host" | "dsthost" | "dst_port" | "dest_port"
-        | "dstport" | "dport" | "dpt" | "dst_mac" | "dhost" | "duser" | "dmac" | "dntdom"
-        | "dip" | "daddr" | "server" | "server_ip" | "serverip" | "server_addr" | "s-ip"
-        | "destinationaddress" | "destinationhostname" | "destinationport"
-        | "destinationusername" | "destinationtranslatedaddress" | "resp_h" | "resp_p"
-        | "id.resp_h" | "id.resp_p" | "server_name" | "sni" | "http.hostname" | "tls.sni" => {
-            Role::Destination
-        }
+        "src"
+        | "src_ip"
+        | "srcip"
+        | "src_addr"
+        | "srcaddr"
+        | "src_host"
+        | "srchost"
+        | "src_port"
+        | "srcport"
+        | "sport"
+        | "spt"
+        | "src_mac"
+        | "shost"
+        | "suser"
+        | "smac"
+        | "sntdom"
+        | "sip"
+        | "saddr"
+        | "client"
+        | "client_ip"
+        | "clientip"
+        | "client_addr"
+        | "c-ip"
+        | "remote_addr"
+        | "remote_ip"
+        | "remote_host"
+        | "sourceaddress"
+        | "sourcehostname"
+        | "sourceport"
+        | "sourceusername"
+        | "sourcetranslatedaddress"
+        | "orig_h"
+        | "orig_p"
+        | "id.orig_h"
+        | "id.orig_p" => Role::Source,
+        "dst"
+        | "dest"
+        | "dst_ip"
+        | "dest_ip"
+        | "dstip"
+        | "destip"
+        | "dst_addr"
+        | "dest_addr"
+        | "dstaddr"
+        | "dst_host"
+        | "dest_host"
+        | "dsthost"
+        | "dst_port"
+        | "dest_port"
+        | "dstport"
+        | "dport"
+        | "dpt"
+        | "dst_mac"
+        | "dhost"
+        | "duser"
+        | "dmac"
+        | "dntdom"
+        | "dip"
+        | "daddr"
+        | "server"
+        | "server_ip"
+        | "serverip"
+        | "server_addr"
+        | "s-ip"
+        | "destinationaddress"
+        | "destinationhostname"
+        | "destinationport"
+        | "destinationusername"
+        | "destinationtranslatedaddress"
+        | "resp_h"
+        | "resp_p"
+        | "id.resp_h"
+        | "id.resp_p"
+        | "server_name"
+        | "sni"
+        | "http.hostname"
+        | "tls.sni" => Role::Destination,
         _ => return None,
     })
 }
@@ -224,7 +286,14 @@ mod tests {
         let t = parse_epoch(b"1521911720.865716").unwrap();
         assert_eq!(t.to_rfc3339(), "2018-03-24T17:15:20.865716+00:00");
         assert_eq!(parse_epoch(b"1521911720").unwrap().timestamp(), 1521911720);
-        for bad in [&b""[..], b".5", b"12a", b"1.2.3", b"-", b"99999999999999999"] {
+        for bad in [
+            &b""[..],
+            b".5",
+            b"12a",
+            b"1.2.3",
+            b"-",
+            b"99999999999999999",
+        ] {
             assert_eq!(parse_epoch(bad), None, "{:?}", bad);
         }
     }

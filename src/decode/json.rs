@@ -218,14 +218,15 @@ mod tests {
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn nested_paths_and_spans() {
-        let (ok, got) = fields(
-            r#"{"a":1,"b":{"c":"x","d":[1,"y",{"e":-2.5e3}]},"f":true,"g":null,"h":[]}"#,
-        );
+        let (ok, got) =
+            fields(r#"{"a":1,"b":{"c":"x","d":[1,"y",{"e":-2.5e3}]},"f":true,"g":null,"h":[]}"#);
         assert!(ok);
         assert_eq!(
             got,
@@ -266,8 +267,18 @@ mod tests {
         assert!(!ok);
         assert_eq!(got, pairs(&[("a", "1"), ("b.c", "2")]));
         for bad in [
-            "{", "{\"", "{\"a\"", "{\"a\":", "{\"a\" 1}", "{1:2}", "{\"a\":x}", "{\"a\":1,,}",
-            "{\"a\":[1}", "{\"a\":\"\\", "}", "",
+            "{",
+            "{\"",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\" 1}",
+            "{1:2}",
+            "{\"a\":x}",
+            "{\"a\":1,,}",
+            "{\"a\":[1}",
+            "{\"a\":\"\\",
+            "}",
+            "",
         ] {
             let (ok, _) = fields(bad);
             assert!(!ok, "{bad}");

@@ -323,7 +323,10 @@ mod tests {
     fn cef_after_prefix_and_incomplete() {
         let s = "host CEF:0|V|P|1|2|N|3|src=1.2.3.4";
         let mut out = Vec::new();
-        assert_eq!(decode(s.as_bytes(), 0, s.len(), 2, 100, &mut out), Found::Cef);
+        assert_eq!(
+            decode(s.as_bytes(), 0, s.len(), 2, 100, &mut out),
+            Found::Cef
+        );
         assert_eq!(out.last().unwrap().value(s.as_bytes()), b"1.2.3.4");
         // Not a CEF header: falls back to pairs.
         let (found, _) = run("xCEF:0|a|b src=1 dst=2", 2);
@@ -335,6 +338,9 @@ mod tests {
     #[test]
     fn unterminated_quote_takes_the_rest() {
         let (_, got) = run(r#"a=1 b="unterminated value"#, 2);
-        assert_eq!(names_values(&got), [("a", "1"), ("b", "unterminated value")]);
+        assert_eq!(
+            names_values(&got),
+            [("a", "1"), ("b", "unterminated value")]
+        );
     }
 }

@@ -1,6 +1,460 @@
 //! Decoding: what a raw line says about itself beyond its text.
 //!
-//! Matching always works on the raw bytes; decoding adds context. For now that is the
-//! event's own time ([`time::event_time`]), read only from lines that matched.
+//! Matching always works on the raw bytes; decoding adds context to a line that
+//! matched. A [`Decoder`] (one per input: it holds the Zeek header of the file being
+//! read) turns a line into an [`Event`]: its [`Format`], its own time, host and app,
+//! its source and destination addresses, and its [`Field`]s, each naming the byte
+//! range of its value in the raw line. [`Event::field_at`] maps a hit's span to the
+//! field holding it, and [`Event::direction_of`] says whether that field is a source
+//! or a destination, so an alert can say "a MISP `ip-src` attribute was seen as a
+//! destination".
+//!
+//! Detection, in order, per line:
+//! 1. a Zeek header line (`#separator`, `#fields`...) updates the decoder and gives an
+//!    event with no fields (`zeek.rs`);
+//! 2. `{` after optional whitespace: JSON (Suricata EVE, Zeek JSON, ECS) (`json.rs`);
+//! 3. after a Zeek `#fields` header in the same input, a row holding its separator:
+//!    Zeek TSV; a `message` column holding syslog (Zeek's `syslog.log`) is decoded
+//!    too (`zeek.rs`);
+//! 4. an Apache/nginx common or combined access log line (`apache.rs`);
+//! 5. a syslog header (RFC 5424, RFC 3164, or rsyslog's file layout with an RFC 3339
+//!    stamp) whose message is then decoded as JSON (`@cee: {...}`, `app: {...}`), CEF
+//!    or key=value pairs (`syslog.rs`, `kv.rs`);
+//! 6. CEF, or at least two `key=value` pairs (`kv.rs`);
+//! 7. else plain text.
+//!
+//! The time is the format's own (JSON `@timestamp`/`timestamp`/`ts`/`time`, Zeek
+//! `ts`, the syslog header, Apache's bracketed time), the outer format's first, else
+//! [`time::event_time`] over the line. The host is the syslog host, else JSON
+//! `host.name`/`host.hostname`/`hostname`/`host` (not in Zeek JSON, where `host` is
+//! the HTTP Host header).
+//!
+//! Cost: called only for lines that matched. Detection is a few byte checks and at
+//! most one anchored regex and one syslog parse; each decoder is one pass over the
+//! line. An event allocates one `String` per field (its name), at most
+//! [`DecodeOptions::max_fields`] fields. Nothing here panics on any input.
 
+mod apache;
+mod fields;
+mod json;
+mod kv;
+mod syslog;
 pub mod time;
+mod zeek;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+pub use fields::{role_of, Field, Role};
+
+/// The layout of a line, outermost first (a CEF record carried by syslog is
+/// [`Format::Syslog3164`], with the CEF fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    Syslog3164,
+    Syslog5424,
+    /// Suricata EVE, Zeek JSON, ECS, or any other JSON object.
+    Json,
+    ZeekTsv,
+    /// `key=value` pairs, CEF included.
+    KeyValue,
+    /// Apache or nginx common/combined access log.
+    Apache,
+    Plain,
+}
+
+impl Format {
+    /// Short name for alerts and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Syslog3164 => "syslog3164",
+            Format::Syslog5424 => "syslog5424",
+            Format::Json => "json",
+            Format::ZeekTsv => "zeek_tsv",
+            Format::KeyValue => "kv",
+            Format::Apache => "apache",
+            Format::Plain => "plain",
+        }
+    }
+}
+
+/// What a line says about itself. Values are spans of the line it was decoded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub format: Format,
+    /// The event's own time, if the line gives one.
+    pub time: Option<DateTime<Utc>>,
+    pub host: Option<String>,
+    /// The syslog app name (tag).
+    pub app: Option<String>,
+    /// The first source-role field holding an IP address.
+    pub source_ip: Option<IpAddr>,
+    /// The first destination-role field holding an IP address.
+    pub destination_ip: Option<IpAddr>,
+    /// In line order, except that fields decoded inside another field (a Zeek
+    /// `message` column) come after the outer ones.
+    pub fields: Vec<Field>,
+}
+
+impl Event {
+    fn new(format: Format) -> Event {
+        Event {
+            format,
+            time: None,
+            host: None,
+            app: None,
+            source_ip: None,
+            destination_ip: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// The innermost field whose value contains `span` (a hit's byte range in the
+    /// line this event was decoded from).
+    pub fn field_at(&self, span: (usize, usize)) -> Option<&Field> {
+        self.fields
+            .iter()
+            .filter(|f| f.contains(span))
+            .min_by_key(|f| f.span.1 - f.span.0)
+    }
+
+    /// The role of the field holding `span`; `None` when no field holds it.
+    pub fn direction_of(&self, span: (usize, usize)) -> Option<Role> {
+        self.field_at(span).map(|f| f.role)
+    }
+
+    /// The first field named `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// How a [`Decoder`] reads what lines leave unsaid.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeOptions {
+    /// The zone of RFC 3164 timestamps, which carry none (UTC by default).
+    pub syslog_offset: FixedOffset,
+    /// At most this many fields per event; the rest of a line is not decoded.
+    pub max_fields: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> DecodeOptions {
+        DecodeOptions {
+            syslog_offset: FixedOffset::east_opt(0).expect("zero offset is valid"),
+            max_fields: 512,
+        }
+    }
+}
+
+/// Decodes the lines of one input (a file, a syslog peer, stdin). Keep one per
+/// input: it holds that input's Zeek header.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    opts: DecodeOptions,
+    zeek: zeek::Header,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new(DecodeOptions::default())
+    }
+}
+
+/// JSON names of the event time, in order of preference.
+const JSON_TIME: [&str; 4] = ["@timestamp", "timestamp", "ts", "time"];
+/// JSON names of the event host, in order of preference.
+const JSON_HOST: [&str; 4] = ["host.name", "host.hostname", "hostname", "host"];
+
+fn skip_ws(line: &[u8], mut i: usize, end: usize) -> usize {
+    while i < end && matches!(line[i], b' ' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+fn text(line: &[u8], span: (usize, usize)) -> Option<String> {
+    let v = line.get(span.0..span.1)?;
+    (!v.is_empty()).then(|| String::from_utf8_lossy(v).into_owned())
+}
+
+impl Decoder {
+    pub fn new(opts: DecodeOptions) -> Decoder {
+        Decoder {
+            opts,
+            zeek: zeek::Header::default(),
+        }
+    }
+
+    /// Shows the decoder a line that will not be decoded (one that did not match), so
+    /// that it sees the Zeek header at the top of a file. Returns whether the line was
+    /// a Zeek header line. Cost: one byte comparison for lines not starting with `#`.
+    pub fn observe(&mut self, line: &[u8]) -> bool {
+        self.zeek.observe(line)
+    }
+
+    /// Decodes one line (with or without its line ending). `now` gives the year of
+    /// RFC 3164 timestamps. Never fails: an unknown layout is [`Format::Plain`].
+    pub fn decode(&mut self, line: &[u8], now: DateTime<Utc>) -> Event {
+        let mut end = line.len();
+        while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        if self.zeek.observe(line) {
+            return Event::new(Format::ZeekTsv);
+        }
+        let mut ev = Event::new(Format::Plain);
+        let s = skip_ws(line, 0, end);
+        if line.get(s) == Some(&b'{') {
+            ev.format = Format::Json;
+            self.json(line, s, end, now, &mut ev);
+        } else if self.zeek.active()
+            && self
+                .zeek
+                .row(line, end, self.opts.max_fields, &mut ev.fields)
+        {
+            ev.format = Format::ZeekTsv;
+            self.zeek_row(line, now, &mut ev);
+        } else if let Some(time) = apache::parse(line, end, self.opts.max_fields, &mut ev.fields) {
+            ev.format = Format::Apache;
+            ev.time = time;
+        } else if let Some(format) = self.syslog(line, s, end, now, &mut ev) {
+            ev.format = format;
+        } else {
+            let found = kv::decode(line, s, end, 2, self.opts.max_fields, &mut ev.fields);
+            if !ev.fields.is_empty() || found == kv::Found::Cef {
+                ev.format = Format::KeyValue;
+            }
+        }
+        self.finish(line, now, &mut ev);
+        ev
+    }
+
+    /// A syslog header at `line[start..end]` and its message; the header's format.
+    fn syslog(
+        &self,
+        line: &[u8],
+        start: usize,
+        end: usize,
+        now: DateTime<Utc>,
+        ev: &mut Event,
+    ) -> Option<Format> {
+        let h = syslog::parse(line, start, end, self.opts.syslog_offset, now)?;
+        if ev.time.is_none() {
+            ev.time = h.time;
+        }
+        if ev.host.is_none() {
+            ev.host = h.host.and_then(|sp| text(line, sp));
+        }
+        if ev.app.is_none() {
+            ev.app = h.app.and_then(|sp| text(line, sp));
+        }
+        for (name, span) in h.params {
+            if ev.fields.len() < self.opts.max_fields {
+                ev.fields.push(Field::new(name, span));
+            }
+        }
+        self.body(line, h.body, end, now, ev);
+        Some(h.format)
+    }
+
+    /// A message after a syslog header: JSON (optionally after `@cee:`), CEF or
+    /// key=value pairs (one pair is enough here).
+    fn body(&self, line: &[u8], start: usize, end: usize, now: DateTime<Utc>, ev: &mut Event) {
+        let mut s = skip_ws(line, start, end);
+        if line.get(s..end).is_some_and(|b| b.starts_with(b"@cee:")) {
+            s = skip_ws(line, s + 5, end);
+        }
+        if s < end && line[s] == b'{' {
+            self.json(line, s, end, now, ev);
+        } else if s < end {
+            kv::decode(line, s, end, 1, self.opts.max_fields, &mut ev.fields);
+        }
+    }
+
+    /// A JSON object at `line[start..end]`: its fields, then time and host from them
+    /// where the event has none yet.
+    fn json(&self, line: &[u8], start: usize, end: usize, now: DateTime<Utc>, ev: &mut Event) {
+        let first = ev.fields.len();
+        json::scan(line, start, end, self.opts.max_fields, &mut ev.fields);
+        let new = &mut ev.fields[first..];
+        let zeek = new.iter().any(|f| f.name == "uid" || f.name == "id.orig_h");
+        if zeek {
+            for f in new.iter_mut().filter(|f| f.name == "host") {
+                f.role = fields::zeek_role("host");
+            }
+        }
+        let new = &ev.fields[first..];
+        let value = |name: &str| {
+            let f = new.iter().find(|f| f.name == name)?;
+            let raw = line.get(f.span.0..f.span.1)?;
+            Some((raw, f.span.0 > 0 && line[f.span.0 - 1] == b'"'))
+        };
+        if ev.time.is_none() {
+            ev.time = JSON_TIME.iter().find_map(|name| {
+                let (raw, quoted) = value(name)?;
+                if quoted {
+                    let s = json::unescape(raw)?;
+                    time::event_time(s.as_bytes(), now)
+                } else {
+                    fields::parse_epoch(raw)
+                }
+            });
+        }
+        if ev.host.is_none() {
+            ev.host = JSON_HOST
+                .iter()
+                .filter(|name| !(zeek && **name == "host"))
+                .find_map(|name| {
+                    let (raw, quoted) = value(name)?;
+                    let s = if quoted {
+                        json::unescape(raw)?
+                    } else {
+                        String::from_utf8_lossy(raw).into_owned()
+                    };
+                    (!s.is_empty()).then_some(s)
+                });
+        }
+    }
+
+    /// After a Zeek row's fields: its `ts`, and a `message` column holding syslog or
+    /// JSON.
+    fn zeek_row(&self, line: &[u8], now: DateTime<Utc>, ev: &mut Event) {
+        if let Some(ts) = ev.field("ts") {
+            ev.time = fields::parse_epoch(ts.value(line));
+        }
+        let Some(msg) = ev.field("message").map(|f| f.span) else {
+            return;
+        };
+        if self.syslog(line, msg.0, msg.1, now, ev).is_none() {
+            self.body(line, msg.0, msg.1, now, ev);
+        }
+    }
+
+    /// Addresses from the role fields, and the time from anywhere in the line when the
+    /// format gave none.
+    fn finish(&self, line: &[u8], now: DateTime<Utc>, ev: &mut Event) {
+        for f in &ev.fields {
+            let slot = match f.role {
+                Role::Source => &mut ev.source_ip,
+                Role::Destination => &mut ev.destination_ip,
+                Role::Other => continue,
+            };
+            if slot.is_none() {
+                *slot = fields::parse_ip(f.value(line));
+            }
+        }
+        if ev.time.is_none() {
+            ev.time = time::event_time(line, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+    }
+
+    fn span_of(line: &str, needle: &str) -> (usize, usize) {
+        let i = line.find(needle).unwrap();
+        (i, i + needle.len())
+    }
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Decoder>();
+        check::<Event>();
+        check::<Field>();
+    }
+
+    #[test]
+    fn suricata_eve() {
+        let l = r#"{"timestamp":"2024-03-01T10:00:00.123456+0100","flow_id":1,"event_type":"tls","src_ip":"10.0.0.5","src_port":51000,"dest_ip":"203.0.113.7","dest_port":443,"proto":"TCP","host":"sensor1","tls":{"sni":"evil.example","version":"TLS 1.2"}}"#;
+        let ev = Decoder::default().decode(l.as_bytes(), now());
+        assert_eq!(ev.format, Format::Json);
+        assert_eq!(
+            ev.time.unwrap().to_rfc3339(),
+            "2024-03-01T09:00:00.123456+00:00"
+        );
+        assert_eq!(ev.host.as_deref(), Some("sensor1"));
+        assert_eq!(ev.source_ip, Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(ev.destination_ip, Some("203.0.113.7".parse().unwrap()));
+        let f = ev.field_at(span_of(l, "evil.example")).unwrap();
+        assert_eq!((f.name.as_str(), f.role), ("tls.sni", Role::Destination));
+        assert_eq!(
+            ev.direction_of(span_of(l, "203.0.113.7")),
+            Some(Role::Destination)
+        );
+        assert_eq!(ev.direction_of(span_of(l, "10.0.0.5")), Some(Role::Source));
+        assert_eq!(ev.direction_of(span_of(l, "event_type")), None);
+    }
+
+    #[test]
+    fn zeek_json_host_is_http_host() {
+        let l = r#"{"ts":1521911720.5,"uid":"C1","id.orig_h":"10.0.0.1","id.orig_p":5,"id.resp_h":"198.51.100.2","id.resp_p":80,"host":"evil.example","uri":"/x"}"#;
+        let ev = Decoder::default().decode(l.as_bytes(), now());
+        assert_eq!(
+            ev.time.unwrap().to_rfc3339(),
+            "2018-03-24T17:15:20.500+00:00"
+        );
+        assert_eq!(ev.host, None);
+        assert_eq!(
+            ev.direction_of(span_of(l, "evil.example")),
+            Some(Role::Destination)
+        );
+        assert_eq!(ev.source_ip, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(ev.destination_ip, Some("198.51.100.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn innermost_field_wins() {
+        let ev = Event {
+            fields: vec![Field::new("message", (0, 20)), Field::new("src", (5, 12))],
+            ..Event::new(Format::ZeekTsv)
+        };
+        assert_eq!(ev.field_at((6, 9)).unwrap().name, "src");
+        assert_eq!(ev.field_at((1, 3)).unwrap().name, "message");
+        assert_eq!(ev.field_at((15, 25)), None);
+        assert_eq!(ev.field("src").unwrap().span, (5, 12));
+    }
+
+    #[test]
+    fn line_endings_and_whitespace() {
+        let ev = Decoder::default().decode(b"  {\"src_ip\":\"1.2.3.4\"}\r\n", now());
+        assert_eq!(ev.format, Format::Json);
+        assert_eq!(ev.source_ip, Some("1.2.3.4".parse().unwrap()));
+        let ev = Decoder::default().decode(b"", now());
+        assert_eq!(ev.format, Format::Plain);
+        let ev = Decoder::default().decode(b"\n", now());
+        assert_eq!((ev.format, ev.time), (Format::Plain, None));
+    }
+
+    #[test]
+    fn plain_keeps_time_fallback() {
+        let ev = Decoder::default().decode(b"2024-05-01 10:00:03 fw01 blocked 1.2.3.4", now());
+        assert_eq!(ev.format, Format::Plain);
+        assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-05-01T10:00:03+00:00");
+        assert!(ev.fields.is_empty());
+    }
+
+    #[test]
+    fn max_fields_caps_every_format() {
+        let mut d = Decoder::new(DecodeOptions {
+            max_fields: 2,
+            ..DecodeOptions::default()
+        });
+        for l in [
+            &br#"{"a":1,"b":2,"c":3,"d":4}"#[..],
+            b"a=1 b=2 c=3 d=4",
+            b"<13>1 2024-01-01T00:00:00Z h a - - [x a=\"1\" b=\"2\" c=\"3\"] k=1 l=2",
+        ] {
+            assert_eq!(d.decode(l, now()).fields.len(), 2);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Apache (and nginx) access logs in the common and combined formats:
+//! `client ident user [17/May/2015:10:05:03 +0000] "GET /path HTTP/1.1" 200 123
+//! "referer" "user agent"`.
+//!
+//! Fields (ECS names): `source.address` (the client, a source; also the event's
+//! source IP when it is an address), `user.name`, `http.request.method`,
+//! `url.original` (the request target), `http.request.referrer`,
+//! `user_agent.original`, `http.response.status_code`. Quoted parts may hold `\"`
+//! escapes, as Apache writes them. The time is the bracketed one.
+//!
+//! Cost: one anchored regex match per line.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use regex::bytes::Regex;
+
+use super::fields::Field;
+
+fn pattern() -> &'static Regex {
+    static P: OnceLock<Regex> = OnceLock::new();
+    P.get_or_init(|| {
+        Regex::new(
+            r#"(?x-u)
+            ^([^\ \t"\[\]]+)\ [^\ ]+\ ([^\ ]+|"[^"]*")\ \[([^\]]{10,40})\]\ 
+            "((?:[^"\\]|\\.)*)"\ ([0-9]{3}|-)\ ([0-9]+|-)
+            (?:\ "((?:[^"\\]|\\.)*)"\ "((?:[^"\\]|\\.)*)")?"#,
+        )
+        .expect("static regex")
+    })
+}
+
+/// An access log line: its fields (appended to `out`, at most `max` in total) and
+/// time. `None` when the line is not one.
+pub(crate) fn parse(
+    line: &[u8],
+    end: usize,
+    max: usize,
+    out: &mut Vec<Field>,
+) -> Option<Option<DateTime<Utc>>> {
+    let text = line.get(..end)?;
+    let c = pattern().captures(text)?;
+    let mut push = |name: &str, span: Option<(usize, usize)>| {
+        if let Some(span) = span {
+            let v = &line[span.0..span.1];
+            if !v.is_empty() && v != b"-" && out.len() < max {
+                out.push(Field::new(name, span));
+            }
+        }
+    };
+    let group = |i: usize| c.get(i).map(|m| (m.start(), m.end()));
+    push("source.address", group(1));
+    push("user.name", group(2));
+    if let Some(req) = c.get(4) {
+        // "METHOD target PROTOCOL"
+        let r = req.as_bytes();
+        let mut parts = r.split(|&b| b == b' ').scan(req.start(), |pos, p| {
+            let s = *pos;
+            *pos += p.len() + 1;
+            Some((s, s + p.len()))
+        });
+        let method = parts.next();
+        let target = parts.next();
+        if target.is_some() {
+            push("http.request.method", method);
+            push("url.original", target);
+        } else {
+            push("url.original", method);
+        }
+    }
+    push("http.response.status_code", group(5));
+    push("http.request.referrer", group(7));
+    push("user_agent.original", group(8));
+    let stamp = std::str::from_utf8(c.get(3)?.as_bytes()).ok()?;
+    let time = DateTime::parse_from_str(stamp, "%d/%b/%Y:%H:%M:%S %z")
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    Some(time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Role;
+
+    /// The time (RFC 3339) and the fields (name, value, role).
+    type Got = (Option<String>, Vec<(String, String, Role)>);
+
+    fn run(s: &str) -> Option<Got> {
+        let mut out = Vec::new();
+        let t = parse(s.as_bytes(), s.len(), 100, &mut out)?;
+        let f = out
+            .iter()
+            .map(|f| {
+                let v = String::from_utf8_lossy(f.value(s.as_bytes())).into_owned();
+                (f.name.clone(), v, f.role)
+            })
+            .collect();
+        Some((t.map(|t| t.to_rfc3339()), f))
+    }
+
+    #[test]
+    fn combined() {
+        let s = r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/x.png HTTP/1.1" 200 203023 "http://semicomplete.com/presentations/" "Mozilla/5.0 (Macintosh) \"quoted\"""#;
+        let (t, f) = run(s).unwrap();
+        assert_eq!(t.as_deref(), Some("2015-05-17T10:05:03+00:00"));
+        let nv: Vec<(&str, &str)> = f.iter().map(|x| (x.0.as_str(), x.1.as_str())).collect();
+        assert_eq!(
+            nv,
+            [
+                ("source.address", "83.149.9.216"),
+                ("http.request.method", "GET"),
+                ("url.original", "/presentations/x.png"),
+                ("http.response.status_code", "200"),
+                (
+                    "http.request.referrer",
+                    "http://semicomplete.com/presentations/"
+                ),
+                (
+                    "user_agent.original",
+                    r#"Mozilla/5.0 (Macintosh) \"quoted\""#
+                ),
+            ]
+        );
+        assert_eq!(f[0].2, Role::Source);
+    }
+
+    #[test]
+    fn common_with_user_and_zone() {
+        let s = r#"10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326"#;
+        let (t, f) = run(s).unwrap();
+        assert_eq!(t.as_deref(), Some("2000-10-10T20:55:36+00:00"));
+        assert_eq!(f[1], ("user.name".into(), "frank".into(), Role::Other));
+        assert_eq!(f.len(), 5);
+        // A malformed request line is kept whole as the target.
+        let (_, f) = run(r#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "\x16\x03" 400 -"#).unwrap();
+        assert_eq!(f[1].0, "url.original");
+    }
+
+    #[test]
+    fn not_apache() {
+        for s in [
+            "",
+            "1.2.3.4 - - [bad] \"GET /\" 200 1",
+            "2024-05-01T10:00:00Z fw01 action=block",
+            "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1",
+        ] {
+            assert!(run(s).is_none(), "{s}");
+        }
+        // A time chrono cannot read still gives the fields.
+        let (t, f) =
+            run(r#"1.2.3.4 - - [99/Foo/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 1"#).unwrap();
+        assert_eq!((t, f.len()), (None, 4));
+    }
+}
