@@ -6,7 +6,8 @@
 //! The method is detected per frame, so one connection may switch between them:
 //! - **Octet counting** (`<len> <msg>`, RFC 6587 §3.4.1) when the frame starts with a
 //!   digit: exactly `len` bytes follow one space; they may hold any byte, LF and NUL
-//!   included, and are handed on as they are.
+//!   included. Only trailing LF, CR and NUL bytes are dropped (rsyslog's RFC 5424
+//!   forwarding template counts a final LF); a message of nothing else is skipped.
 //! - **Non-transparent framing** (§3.4.2) otherwise: the message ends at the first LF
 //!   or NUL; a CR just before the LF is dropped (CRLF). Empty frames (blank lines) are
 //!   skipped.
@@ -207,7 +208,10 @@ impl FrameDecoder {
                         return Ok(None);
                     };
                     if first.is_ascii_digit() {
-                        return self.counted_span();
+                        match self.counted_span()? {
+                            Some(span) if span.start == span.end => continue, // empty
+                            found => return Ok(found),
+                        }
                     }
                     // Non-transparent: search only the bytes not searched before.
                     let from = self.scanned.min(data.len());
@@ -276,7 +280,11 @@ impl FrameDecoder {
                 left: len - self.max,
             };
         }
-        Ok(Some(Span::new(start, len, self.max)))
+        let mut span = Span::new(start, len, self.max);
+        // rsyslog's RFC 5424 forwarding template ends the counted message with LF.
+        let body = &self.buf[span.start..span.end];
+        span.end = span.start + trim_terminators(body).len();
+        Ok(Some(span))
     }
 
     /// At end of stream, once [`next_span`](Self::next_span) found nothing: what is
@@ -342,6 +350,14 @@ impl Span {
             truncated: len > max,
         }
     }
+}
+
+/// Without trailing LF, CR and NUL bytes.
+pub fn trim_terminators(mut data: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r' | 0] = data {
+        data = rest;
+    }
+    data
 }
 
 fn parse_count(digits: &[u8]) -> Option<usize> {

@@ -1,1 +1,951 @@
-//! (in progress)
+//! Syslog source: receives messages over UDP, TCP or TLS and hands them on in [`Batch`]es;
+//! [`parse`] reads RFC 3164 and RFC 5424 headers for decoding.
+//!
+//! What a message becomes: one [`Line`] whose bytes are the raw message without framing
+//! (UDP: the datagram, trailing CR/LF/NUL removed; TCP/TLS: one frame cut by
+//! [`super::framing`]) and whose origin is [`Origin::Syslog`] with the peer and transport.
+//! Batches hold up to `batch_max` lines and wait at most `batch_linger` after their first
+//! line; they carry no [`super::Ack`] (syslog cannot replay).
+//!
+//! Invariants:
+//! - Nothing is lost silently: every message is handed on, or counted in
+//!   [`SyslogStats`] (UDP drops, framing errors; oversized messages are truncated to
+//!   `max_message_bytes` and counted). A message [`parse`] cannot read is still handed on
+//!   (matching works on raw text) and counted as a parse failure.
+//! - Backpressure: a TCP/TLS connection stops reading while the channel is full (its
+//!   sender's TCP window closes). UDP cannot push back, so the UDP loop never waits on the
+//!   channel: it keeps one batch pending and drops, and counts, datagrams while that
+//!   batch is full and the channel too. The kernel's own drop count for the socket is
+//!   read from `/proc/net/udp*` where there is one.
+//! - Connections beyond `max_connections` are accepted and closed at once (counted);
+//!   a connection idle for `idle_timeout` is closed (counted); each has its own task.
+//! - Shutdown (the watch turns `true`, or its sender is dropped): the listener closes,
+//!   every connection hands on what it has framed and ends; unread bytes are not read.
+//!
+//! Costs: one copy of each message into its `Line`, and one [`parse`] of it to count
+//! parse failures (a few microseconds; decoding parses again). Memory per connection is
+//! bounded by one message plus one 16 KiB read, and one batch.
+
+use std::io::{self, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, TimeDelta, Utc};
+use syslog_loose::{IncompleteDate, Message, Protocol, Variant};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use super::framing::{trim_terminators, FrameDecoder};
+use super::{Batch, BatchSender, Line, Origin, Transport};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyslogMode {
+    #[default]
+    Udp,
+    Tcp,
+    /// TCP with TLS; needs `tls_cert` and `tls_key`.
+    Tls,
+}
+
+impl SyslogMode {
+    fn transport(self) -> Transport {
+        match self {
+            SyslogMode::Udp => Transport::Udp,
+            SyslogMode::Tcp => Transport::Tcp,
+            SyslogMode::Tls => Transport::Tls,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SyslogConfig {
+    pub mode: SyslogMode,
+    /// Default 127.0.0.1:5514.
+    pub address: SocketAddr,
+    /// Longer messages are truncated to this and counted. Default 64 KiB.
+    pub max_message_bytes: usize,
+    /// TCP/TLS connections open at once. Default 256.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed. Default 5 minutes.
+    pub idle_timeout: Duration,
+    /// PEM certificate chain and private key, for [`SyslogMode::Tls`] only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Offset east of UTC for RFC 3164 timestamps, which carry no zone. Default 0 (UTC).
+    pub timezone_offset_secs: i32,
+    /// Lines per batch at most. Default 256.
+    pub batch_max: usize,
+    /// How long a batch waits for more lines after its first. Default 10 ms.
+    pub batch_linger: Duration,
+    /// `SO_RCVBUF` for the UDP socket; `None` keeps the system default.
+    pub udp_recv_buffer_bytes: Option<usize>,
+}
+
+impl Default for SyslogConfig {
+    fn default() -> Self {
+        SyslogConfig {
+            mode: SyslogMode::Udp,
+            address: SocketAddr::from(([127, 0, 0, 1], 5514)),
+            max_message_bytes: 64 * 1024,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
+            tls_cert: None,
+            tls_key: None,
+            timezone_offset_secs: 0,
+            batch_max: 256,
+            batch_linger: Duration::from_millis(10),
+            udp_recv_buffer_bytes: None,
+        }
+    }
+}
+
+/// Counters of one syslog source, shared with the metrics exporter. All are totals
+/// except `connections_open`, a gauge.
+#[derive(Debug, Default)]
+pub struct SyslogStats {
+    /// Messages handed on (truncated ones included).
+    pub messages: AtomicU64,
+    /// Bytes of the messages handed on.
+    pub bytes: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_accepted: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub connections_rejected: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    /// Messages truncated to `max_message_bytes`.
+    pub oversized: AtomicU64,
+    /// Connections closed on a malformed octet count or cut inside a counted frame.
+    pub framing_errors: AtomicU64,
+    /// Messages handed on that [`parse`] could not read.
+    pub parse_failures: AtomicU64,
+    /// Datagrams dropped because the channel was full.
+    pub udp_drops: AtomicU64,
+    /// The kernel's count of datagrams dropped on the socket (receive buffer full).
+    pub udp_kernel_drops: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    /// Connections or datagrams lost to I/O errors (e.g. connection reset).
+    pub read_errors: AtomicU64,
+}
+
+/// A plain copy of [`SyslogStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyslogStatsSnapshot {
+    pub messages: u64,
+    pub bytes: u64,
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    pub connections_rejected: u64,
+    pub idle_timeouts: u64,
+    pub oversized: u64,
+    pub framing_errors: u64,
+    pub parse_failures: u64,
+    pub udp_drops: u64,
+    pub udp_kernel_drops: u64,
+    pub tls_handshake_failures: u64,
+    pub read_errors: u64,
+}
+
+impl SyslogStats {
+    pub fn snapshot(&self) -> SyslogStatsSnapshot {
+        SyslogStatsSnapshot {
+            messages: self.messages.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            connections_open: self.connections_open.load(Relaxed),
+            connections_accepted: self.connections_accepted.load(Relaxed),
+            connections_rejected: self.connections_rejected.load(Relaxed),
+            idle_timeouts: self.idle_timeouts.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
+            framing_errors: self.framing_errors.load(Relaxed),
+            parse_failures: self.parse_failures.load(Relaxed),
+            udp_drops: self.udp_drops.load(Relaxed),
+            udp_kernel_drops: self.udp_kernel_drops.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
+            read_errors: self.read_errors.load(Relaxed),
+        }
+    }
+}
+
+/// Errors that stop a syslog source (set-up only: a bad peer or message is counted and
+/// logged, never an error).
+#[derive(Debug, thiserror::Error)]
+pub enum SyslogError {
+    #[error("syslog source {address}: {reason}")]
+    Config { address: SocketAddr, reason: String },
+    #[error("syslog source {address}: cannot bind {transport}: {source}")]
+    Bind {
+        address: SocketAddr,
+        transport: &'static str,
+        source: io::Error,
+    },
+    #[error("syslog source {address}: cannot set the UDP receive buffer: {source}")]
+    RecvBuffer {
+        address: SocketAddr,
+        source: io::Error,
+    },
+    #[error("syslog source {address}: cannot read {}: {source}", path.display())]
+    TlsFile {
+        address: SocketAddr,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("syslog source {address}: {}: {reason}", path.display())]
+    TlsPem {
+        address: SocketAddr,
+        path: PathBuf,
+        reason: &'static str,
+    },
+    #[error("syslog source {address}: TLS set-up failed: {source}")]
+    Tls {
+        address: SocketAddr,
+        source: rustls::Error,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyslogProtocol {
+    Rfc3164,
+    Rfc5424,
+}
+
+/// The header of one syslog message; the text is `raw[msg_offset..]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyslogMessage {
+    pub protocol: SyslogProtocol,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub hostname: Option<String>,
+    pub app_name: Option<String>,
+    pub procid: Option<String>,
+    pub msgid: Option<String>,
+    /// Where the free-text message starts in the raw bytes (after structured data and
+    /// after a UTF-8 BOM).
+    pub msg_offset: usize,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads an RFC 5424 or RFC 3164 header (RFC 5424 tried first), `None` when neither
+/// fits. RFC 3164 timestamps carry no year or zone: they are read at
+/// `tz_offset_secs` east of UTC (out of range: UTC) in the year of `now` there, or
+/// the year before when that would put them more than a day after `now`. An RFC 5424
+/// NILVALUE timestamp (`-`, as `logger --rfc5424=notime` sends) gives `None`.
+/// Bytes that are not UTF-8 end what is read: the header must come before them.
+pub fn parse(raw: &[u8], tz_offset_secs: i32, now: DateTime<Utc>) -> Option<SyslogMessage> {
+    parse_with(raw, tz_offset_secs, now, |m, mut msg_offset| {
+        if raw[msg_offset..].starts_with(BOM) {
+            msg_offset += BOM.len();
+        }
+        SyslogMessage {
+            protocol: match m.protocol {
+                Protocol::RFC3164 => SyslogProtocol::Rfc3164,
+                Protocol::RFC5424(_) => SyslogProtocol::Rfc5424,
+            },
+            timestamp: m.timestamp.map(|t| t.with_timezone(&Utc)),
+            hostname: m.hostname.map(str::to_owned),
+            app_name: m.appname.map(str::to_owned),
+            procid: m.procid.map(|p| p.to_string()),
+            msgid: m.msgid.map(str::to_owned),
+            msg_offset,
+        }
+    })
+}
+
+/// Stands in for a NILVALUE timestamp, which syslog_loose does not accept.
+const PLACEHOLDER_TIME: &str = "1970-01-01T00:00:00Z";
+
+/// Parses with syslog_loose and calls `f` with the message and the offset of its text
+/// in `raw`; allocates only for a NILVALUE timestamp.
+fn parse_with<R>(
+    raw: &[u8],
+    tz_offset_secs: i32,
+    now: DateTime<Utc>,
+    f: impl FnOnce(Message<&str>, usize) -> R,
+) -> Option<R> {
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&raw[..e.valid_up_to()]).ok()?,
+    };
+    let offset = FixedOffset::east_opt(tz_offset_secs).unwrap_or_else(|| Utc.fix());
+    let local_now = now.with_timezone(&offset).naive_local();
+    let get_year = move |(month, day, hour, minute, second): IncompleteDate| {
+        let year = local_now.year();
+        let this_year = NaiveDate::from_ymd_opt(year, month, day)
+            .and_then(|d| d.and_hms_opt(hour, minute, second));
+        match this_year {
+            Some(t) if t <= local_now + TimeDelta::days(1) => year,
+            _ => year - 1,
+        }
+    };
+    let parse = |text| {
+        syslog_loose::parse_message_with_year_exact_tz(
+            text,
+            get_year,
+            Some(offset),
+            Variant::Either,
+        )
+    };
+    // `m.msg` is a slice of `text`: its distance from the start is the text's offset.
+    let offset_in =
+        |whole: &str, msg: &str| (msg.as_ptr() as usize).checked_sub(whole.as_ptr() as usize);
+    if let Ok(m) = parse(text) {
+        let at = offset_in(text, m.msg).filter(|&o| o <= raw.len())?;
+        return Some(f(m, at));
+    }
+    let nil = nil_timestamp_at(text)?;
+    let patched = format!("{}{PLACEHOLDER_TIME}{}", &text[..nil], &text[nil + 1..]);
+    let mut m = parse(&patched).ok()?;
+    if !matches!(m.protocol, Protocol::RFC5424(_)) {
+        return None;
+    }
+    m.timestamp = None;
+    let at = offset_in(&patched, m.msg)?.checked_sub(PLACEHOLDER_TIME.len() - 1)?;
+    (at <= raw.len()).then(|| f(m, at))
+}
+
+/// Where an RFC 5424 NILVALUE timestamp is: `<PRI>VERSION - `.
+fn nil_timestamp_at(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if b.get(i) != Some(&b'<') {
+        return None;
+    }
+    i += 1;
+    let pri = digits(i);
+    i += pri;
+    if !(1..=3).contains(&pri) || b.get(i) != Some(&b'>') {
+        return None;
+    }
+    i += 1;
+    let version = digits(i);
+    i += version;
+    if !(1..=2).contains(&version) || b.get(i..i + 3) != Some(b" - ") {
+        return None;
+    }
+    Some(i + 1)
+}
+
+// ---------------------------------------------------------------------------------------
+// Binding and running
+
+/// A syslog source bound to its address, not yet receiving.
+pub struct BoundSyslog {
+    cfg: SyslogConfig,
+    local_addr: SocketAddr,
+    listener: Listener,
+}
+
+enum Listener {
+    Udp(UdpSocket),
+    Tcp {
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+    },
+}
+
+/// Checks `cfg`, loads the TLS certificate and binds the socket. Bind port 0 and read
+/// [`BoundSyslog::local_addr`] to learn the port.
+pub async fn bind(cfg: SyslogConfig) -> Result<BoundSyslog, SyslogError> {
+    let address = cfg.address;
+    let invalid = |reason: &str| SyslogError::Config {
+        address,
+        reason: reason.to_owned(),
+    };
+    if cfg.max_message_bytes == 0 {
+        return Err(invalid("max_message_bytes must be at least 1"));
+    }
+    if cfg.max_connections == 0 {
+        return Err(invalid("max_connections must be at least 1"));
+    }
+    if cfg.batch_max == 0 {
+        return Err(invalid("batch_max must be at least 1"));
+    }
+    if FixedOffset::east_opt(cfg.timezone_offset_secs).is_none() {
+        return Err(invalid("timezone offset must be less than a day"));
+    }
+    let tls = match (cfg.mode, &cfg.tls_cert, &cfg.tls_key) {
+        (SyslogMode::Tls, Some(cert), Some(key)) => Some(tls_acceptor(address, cert, key)?),
+        (SyslogMode::Tls, _, _) => return Err(invalid("mode tls needs tls_cert and tls_key")),
+        (_, None, None) => None,
+        _ => return Err(invalid("tls_cert and tls_key are for mode tls only")),
+    };
+    let transport = cfg.mode.transport().as_str();
+    let bind_err = |source| SyslogError::Bind {
+        address,
+        transport,
+        source,
+    };
+    let (listener, local_addr) = if cfg.mode == SyslogMode::Udp {
+        let socket = UdpSocket::bind(address).await.map_err(bind_err)?;
+        if let Some(bytes) = cfg.udp_recv_buffer_bytes {
+            set_recv_buffer(&socket, bytes)
+                .map_err(|source| SyslogError::RecvBuffer { address, source })?;
+        }
+        let local = socket.local_addr().map_err(bind_err)?;
+        (Listener::Udp(socket), local)
+    } else {
+        let listener = TcpListener::bind(address).await.map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+        (Listener::Tcp { listener, tls }, local)
+    };
+    Ok(BoundSyslog {
+        cfg,
+        local_addr,
+        listener,
+    })
+}
+
+/// [`bind`], then [`BoundSyslog::run`].
+pub async fn run_syslog_source(
+    source_index: usize,
+    cfg: SyslogConfig,
+    tx: BatchSender,
+    stats: Arc<SyslogStats>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), SyslogError> {
+    bind(cfg)
+        .await?
+        .run(source_index, tx, stats, shutdown)
+        .await
+}
+
+impl BoundSyslog {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Receives until shutdown (or until the channel's receiver is gone).
+    pub async fn run(
+        self,
+        source_index: usize,
+        tx: BatchSender,
+        stats: Arc<SyslogStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), SyslogError> {
+        let cfg = self.cfg;
+        info!(
+            address = %self.local_addr,
+            transport = cfg.mode.transport().as_str(),
+            "Syslog source listening."
+        );
+        let ctx = Arc::new(Ctx {
+            source: source_index,
+            tx,
+            stats,
+            batch_max: cfg.batch_max,
+            batch_linger: cfg.batch_linger,
+            tz_offset_secs: cfg.timezone_offset_secs,
+            idle_timeout: cfg.idle_timeout,
+            max_message_bytes: cfg.max_message_bytes,
+        });
+        match self.listener {
+            Listener::Udp(socket) => run_udp(ctx, socket, shutdown).await,
+            Listener::Tcp { listener, tls } => {
+                let limit = Arc::new(Semaphore::new(cfg.max_connections));
+                run_tcp(ctx, listener, tls, limit, shutdown).await
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What every task of one source shares.
+struct Ctx {
+    source: usize,
+    tx: BatchSender,
+    stats: Arc<SyslogStats>,
+    batch_max: usize,
+    batch_linger: Duration,
+    tz_offset_secs: i32,
+    idle_timeout: Duration,
+    max_message_bytes: usize,
+}
+
+/// The batch being filled, and when it must go.
+#[derive(Default)]
+struct Batcher {
+    lines: Vec<Line>,
+    deadline: Option<Instant>,
+}
+
+impl Ctx {
+    fn push(
+        &self,
+        b: &mut Batcher,
+        bytes: &[u8],
+        origin: &Origin,
+        now: DateTime<Utc>,
+        truncated: bool,
+    ) {
+        let stats = &self.stats;
+        stats.messages.fetch_add(1, Relaxed);
+        stats.bytes.fetch_add(bytes.len() as u64, Relaxed);
+        if truncated {
+            stats.oversized.fetch_add(1, Relaxed);
+        }
+        if parse_with(bytes, self.tz_offset_secs, now, |_, _| ()).is_none() {
+            stats.parse_failures.fetch_add(1, Relaxed);
+        }
+        if b.lines.is_empty() {
+            b.deadline = Some(Instant::now() + self.batch_linger);
+            b.lines.reserve(self.batch_max.min(1024));
+        }
+        b.lines.push(Line {
+            bytes: bytes.to_vec(),
+            origin: origin.clone(),
+        });
+    }
+
+    fn is_full(&self, b: &Batcher) -> bool {
+        b.lines.len() >= self.batch_max
+    }
+
+    fn take(&self, b: &mut Batcher) -> Option<Batch> {
+        b.deadline = None;
+        (!b.lines.is_empty()).then(|| Batch {
+            source: self.source,
+            lines: std::mem::take(&mut b.lines),
+            ack: None,
+        })
+    }
+
+    /// Sends the batch, waiting while the channel is full. False when the receiver is gone.
+    async fn send(&self, b: &mut Batcher) -> bool {
+        match self.take(b) {
+            Some(batch) => self.tx.send(batch).await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// Sends the batch if the channel has room, else keeps it and retries after the
+    /// linger. False when the receiver is gone.
+    fn try_send(&self, b: &mut Batcher) -> bool {
+        if b.lines.is_empty() {
+            return true;
+        }
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                if let Some(batch) = self.take(b) {
+                    permit.send(batch);
+                }
+                true
+            }
+            Err(TrySendError::Full(())) => {
+                b.deadline = Some(Instant::now() + self.batch_linger);
+                true
+            }
+            Err(TrySendError::Closed(())) => false,
+        }
+    }
+}
+
+/// Resolves once shutdown is asked for, or its sender is gone.
+async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// UDP
+
+/// The largest UDP payload (IPv4: 65,507 bytes).
+const MAX_DATAGRAM: usize = 65_535;
+
+/// How often the kernel's drop count is read.
+const KERNEL_DROPS_POLL: Duration = Duration::from_secs(5);
+
+async fn run_udp(ctx: Arc<Ctx>, socket: UdpSocket, mut shutdown: watch::Receiver<bool>) {
+    let max = ctx.max_message_bytes;
+    // One byte more than the limit, to see that a datagram was longer.
+    let mut buf = vec![0u8; max.min(MAX_DATAGRAM) + 1];
+    let mut batch = Batcher::default();
+    let inode = socket_inode(&socket);
+    let mut poll = tokio::time::interval(KERNEL_DROPS_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown_signalled(&mut shutdown) => break,
+            () = sleep_until_some(batch.deadline) => {
+                if !ctx.try_send(&mut batch) {
+                    debug!("Syslog UDP source stopped: the pipeline is gone.");
+                    return;
+                }
+            }
+            _ = poll.tick() => update_kernel_drops(inode, &ctx.stats),
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, peer)) => {
+                    let truncated = n > max;
+                    let data = trim_terminators(&buf[..n.min(max)]);
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if ctx.is_full(&batch) && (!ctx.try_send(&mut batch) || ctx.is_full(&batch)) {
+                        ctx.stats.udp_drops.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    let origin = Origin::Syslog { peer, transport: Transport::Udp };
+                    ctx.push(&mut batch, data, &origin, Utc::now(), truncated);
+                    if ctx.is_full(&batch) {
+                        ctx.try_send(&mut batch);
+                    }
+                }
+                Err(e) => {
+                    ctx.stats.read_errors.fetch_add(1, Relaxed);
+                    debug!(error = %e, "Syslog UDP receive failed.");
+                }
+            },
+        }
+    }
+    update_kernel_drops(inode, &ctx.stats);
+    ctx.send(&mut batch).await;
+}
+
+#[cfg(unix)]
+fn set_recv_buffer(socket: &UdpSocket, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is open for the duration of the call (borrowed from
+    // `socket`), and the pointer and length describe `value`, a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+fn set_recv_buffer(_socket: &UdpSocket, _bytes: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_RCVBUF is set on Unix only",
+    ))
+}
+
+/// The socket's inode, which names it in `/proc/net/udp*` (Linux).
+fn socket_inode(socket: &UdpSocket) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let path = format!("/proc/self/fd/{}", socket.as_raw_fd());
+        std::fs::metadata(path).ok().map(|m| m.ino())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
+fn update_kernel_drops(inode: Option<u64>, stats: &SyslogStats) {
+    let Some(inode) = inode else { return };
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        if let Some(drops) = std::fs::read_to_string(table)
+            .ok()
+            .and_then(|t| proc_udp_drops(&t, inode))
+        {
+            stats.udp_kernel_drops.store(drops, Relaxed);
+            return;
+        }
+    }
+}
+
+/// The `drops` column of the socket `inode` in a `/proc/net/udp` table.
+pub fn proc_udp_drops(table: &str, inode: u64) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.get(9)?.parse::<u64>().ok()? == inode).then(|| cols.get(12)?.parse().ok())?
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// TCP and TLS
+
+async fn run_tcp(
+    ctx: Arc<Ctx>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limit: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown_signalled(&mut shutdown) => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = done {
+                    warn!(error = %e, "Syslog connection task failed.");
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        ctx.stats.connections_accepted.fetch_add(1, Relaxed);
+                        let conn = serve(ctx.clone(), stream, peer, tls.clone(), permit, shutdown.clone());
+                        tasks.spawn(conn);
+                    }
+                    Err(_) => {
+                        ctx.stats.connections_rejected.fetch_add(1, Relaxed);
+                        debug!(peer = %peer, "Syslog connection refused: too many open.");
+                        drop(stream);
+                    }
+                },
+                Err(e) => {
+                    // Usually out of file descriptors: wait, do not spin.
+                    warn!(error = %e, "Syslog accept failed.");
+                    sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Keeps `connections_open` right however a connection ends.
+struct OpenConnection(Arc<Ctx>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.stats.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn serve(
+    ctx: Arc<Ctx>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    _permit: OwnedSemaphorePermit,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    ctx.stats.connections_open.fetch_add(1, Relaxed);
+    let _open = OpenConnection(ctx.clone());
+    let Some(acceptor) = tls else {
+        return read_frames(&ctx, stream, peer, Transport::Tcp, shutdown).await;
+    };
+    let handshake = tokio::time::timeout(ctx.idle_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        () = shutdown_signalled(&mut shutdown) => return,
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                ctx.stats.tls_handshake_failures.fetch_add(1, Relaxed);
+                debug!(peer = %peer, error = %e, "Syslog TLS handshake failed.");
+                return;
+            }
+            Err(_) => {
+                ctx.stats.idle_timeouts.fetch_add(1, Relaxed);
+                debug!(peer = %peer, "Syslog TLS handshake timed out.");
+                return;
+            }
+        },
+    };
+    read_frames(&ctx, stream, peer, Transport::Tls, shutdown).await;
+}
+
+/// Reads, frames and hands on messages until the peer closes, the connection fails or
+/// idles, or shutdown; then hands on what is left, an unterminated last frame included.
+async fn read_frames<S: AsyncRead + Unpin>(
+    ctx: &Ctx,
+    mut stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let origin = Origin::Syslog { peer, transport };
+    let mut decoder = FrameDecoder::new(ctx.max_message_bytes);
+    let mut batch = Batcher::default();
+    let mut idle_deadline = Instant::now() + ctx.idle_timeout;
+    loop {
+        let linger = batch.deadline;
+        // Reads come before the idle check, and the idle clock restarts after every
+        // hand-off: time spent waiting on a full channel is not the peer's idleness.
+        tokio::select! {
+            biased;
+            () = shutdown_signalled(&mut shutdown) => break,
+            () = sleep_until_some(linger) => {
+                if !ctx.send(&mut batch).await {
+                    return;
+                }
+            }
+            read = stream.read_buf(decoder.buffer_for_read()) => match read {
+                Ok(0) => break,
+                Ok(_) => match drain(ctx, &mut decoder, &mut batch, &origin, false).await {
+                    Drained::More => {}
+                    Drained::Stop => break,
+                    Drained::PipelineGone => return,
+                },
+                Err(e) => {
+                    ctx.stats.read_errors.fetch_add(1, Relaxed);
+                    debug!(peer = %peer, error = %e, "Syslog connection read failed.");
+                    break;
+                }
+            },
+            () = sleep_until(idle_deadline) => {
+                ctx.stats.idle_timeouts.fetch_add(1, Relaxed);
+                debug!(peer = %peer, "Syslog connection closed: idle.");
+                break;
+            }
+        }
+        idle_deadline = Instant::now() + ctx.idle_timeout;
+    }
+    drop(stream);
+    if let Drained::PipelineGone = drain(ctx, &mut decoder, &mut batch, &origin, true).await {
+        return;
+    }
+    ctx.send(&mut batch).await;
+}
+
+enum Drained {
+    More,
+    /// A framing error: close the connection.
+    Stop,
+    PipelineGone,
+}
+
+/// Hands on every frame the decoder holds; with `eof`, the unterminated last one too.
+async fn drain(
+    ctx: &Ctx,
+    decoder: &mut FrameDecoder,
+    batch: &mut Batcher,
+    origin: &Origin,
+    eof: bool,
+) -> Drained {
+    let now = Utc::now();
+    loop {
+        let frame = if eof {
+            decoder.decode_eof()
+        } else {
+            decoder.decode()
+        };
+        match frame {
+            Ok(Some(frame)) => ctx.push(batch, frame.bytes(), origin, now, frame.is_truncated()),
+            Ok(None) => return Drained::More,
+            Err(e) => {
+                ctx.stats.framing_errors.fetch_add(1, Relaxed);
+                if let Origin::Syslog { peer, .. } = origin {
+                    warn!(peer = %peer, error = %e, "Closing syslog connection: framing error.");
+                }
+                return Drained::Stop;
+            }
+        }
+        if ctx.is_full(batch) && !ctx.send(batch).await {
+            return Drained::PipelineGone;
+        }
+    }
+}
+
+fn tls_acceptor(address: SocketAddr, cert: &Path, key: &Path) -> Result<TlsAcceptor, SyslogError> {
+    let open = |path: &Path| {
+        std::fs::File::open(path)
+            .map(BufReader::new)
+            .map_err(|source| SyslogError::TlsFile {
+                address,
+                path: path.to_owned(),
+                source,
+            })
+    };
+    let file_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SyslogError::TlsFile {
+            address,
+            path,
+            source,
+        }
+    };
+    let certs = rustls_pemfile::certs(&mut open(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(file_err(cert))?;
+    if certs.is_empty() {
+        return Err(SyslogError::TlsPem {
+            address,
+            path: cert.to_owned(),
+            reason: "no PEM certificate found",
+        });
+    }
+    let key_der = rustls_pemfile::private_key(&mut open(key)?)
+        .map_err(file_err(key))?
+        .ok_or_else(|| SyslogError::TlsPem {
+            address,
+            path: key.to_owned(),
+            reason: "no PEM private key found",
+        })?;
+    let tls_err = |source| SyslogError::Tls { address, source };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(tls_err)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<SyslogStats>();
+        check::<SyslogConfig>();
+        check::<SyslogError>();
+        check::<BoundSyslog>();
+    }
+
+    #[test]
+    fn trims_datagram_terminators() {
+        assert_eq!(trim_terminators(b"<13>x\r\n\0"), b"<13>x");
+        assert_eq!(trim_terminators(b"\n\n"), b"");
+        assert_eq!(trim_terminators(b"a\nb"), b"a\nb");
+    }
+
+    #[test]
+    fn reads_proc_net_udp_drops() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+          123: 0100007F:1582 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+          124: 0100007F:1583 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 0\n";
+        assert_eq!(proc_udp_drops(table, 4242), Some(17));
+        assert_eq!(proc_udp_drops(table, 4243), Some(0));
+        assert_eq!(proc_udp_drops(table, 1), None);
+        assert_eq!(proc_udp_drops("garbage\nx y z", 1), None);
+    }
+}
