@@ -81,6 +81,8 @@ enum Outcome {
         bytes: u64,
         oversized: u64,
         matches: Vec<LineMatch>,
+        /// Zeek header lines (`#…`), with their index, for the input's decoder.
+        headers: Vec<(u64, Vec<u8>)>,
     },
     Oversized {
         len: u64,
@@ -115,12 +117,16 @@ fn match_chunk(
     let mut hits = Vec::new();
     let mut lines = 0u64;
     let mut oversized = 0u64;
+    let mut headers = Vec::new();
     let mut start = 0usize;
     while start < data.len() {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
         let mut line = &data[start..end];
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
+        }
+        if line.first() == Some(&b'#') && line.len() <= 64 * 1024 {
+            headers.push((lines, line.to_vec()));
         }
         if line.len() > max_line {
             oversized += 1;
@@ -163,6 +169,7 @@ fn match_chunk(
         bytes: data.len() as u64,
         oversized,
         matches,
+        headers,
     }
 }
 
@@ -176,6 +183,8 @@ struct Collector<'a, W: Write> {
     pending: BTreeMap<u64, (usize, Outcome)>,
     /// Lines seen so far in each input.
     line_base: Vec<u64>,
+    /// One decoder per input (it learns Zeek headers).
+    decoders: Vec<crate::decode::Decoder>,
     stats: HuntStats,
     progress: Option<indicatif::ProgressBar>,
     write_error: Option<io::Error>,
@@ -213,14 +222,22 @@ impl<'a, W: Write> Collector<'a, W> {
                 bytes,
                 oversized,
                 matches,
+                headers,
             } => {
                 let path = self
                     .inputs
                     .get(input)
                     .map(|i| i.display())
                     .unwrap_or_default();
+                let mut headers = headers.into_iter().peekable();
                 for m in matches {
-                    self.write_match(&path, self.line_base[input], m);
+                    while let Some((_, h)) = headers.next_if(|(i, _)| *i < m.line_idx) {
+                        self.decoders[input].observe(&h);
+                    }
+                    self.write_match(input, &path, self.line_base[input], m);
+                }
+                for (_, h) in headers {
+                    self.decoders[input].observe(&h);
                 }
                 self.line_base[input] += lines;
                 self.stats.lines += lines;
@@ -234,7 +251,7 @@ impl<'a, W: Write> Collector<'a, W> {
         }
     }
 
-    fn write_match(&mut self, path: &str, base: u64, m: LineMatch) {
+    fn write_match(&mut self, input: usize, path: &str, base: u64, m: LineMatch) {
         self.stats.matched_lines += 1;
         let mut enrichments = Vec::with_capacity(m.hits.len());
         for (hit, metas) in &m.hits {
@@ -267,7 +284,10 @@ impl<'a, W: Write> Collector<'a, W> {
             offset: m.offset,
             line_number: base + m.line_idx + 1,
         };
-        let doc = alert::alert(&place, &m.line, m.time, enrichments);
+        let mut doc = alert::alert(&place, &m.line, m.time, enrichments);
+        let event = self.decoders[input].decode(&m.line, m.time);
+        let spans: Vec<Option<(usize, usize)>> = m.hits.iter().map(|(h, _)| h.span).collect();
+        alert::add_context(&mut doc, &event, &spans);
         let res = serde_json::to_writer(&mut self.out, &doc)
             .map_err(io::Error::from)
             .and_then(|_| self.out.write_all(b"\n"));
@@ -296,6 +316,10 @@ pub fn hunt<W: Write>(
         next: 0,
         pending: BTreeMap::new(),
         line_base: vec![0; inputs.len()],
+        decoders: inputs
+            .iter()
+            .map(|_| crate::decode::Decoder::default())
+            .collect(),
         stats: HuntStats::default(),
         progress,
         write_error: None,

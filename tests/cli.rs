@@ -757,3 +757,43 @@ fn a_local_allowlist_is_a_warninglist_file() {
     ]);
     assert!(String::from_utf8_lossy(&report.stdout).contains("Our own domains: 2"));
 }
+
+#[test]
+fn alerts_say_where_an_indicator_was_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel = dir.path().join("event.json");
+    std::fs::write(
+        &intel,
+        r#"{"Event": {"uuid": "5f0c0e8e-0000-4000-8000-000000000001", "info": "Scanner", "Attribute": [
+            {"uuid": "5f0c0e8e-0000-4000-8000-000000000002", "type": "ip-src", "category": "Network activity",
+             "to_ids": true, "value": "91.198.51.77"}]}}"#,
+    )
+    .unwrap();
+    let log = dir.path().join("fw.log");
+    std::fs::write(
+        &log,
+        "2024-05-01T10:00:00Z fw01 action=allow src=10.1.1.1 dst=91.198.51.77 dport=443\n\
+         {\"timestamp\":\"2024-05-01T10:00:01Z\",\"event_type\":\"flow\",\"src_ip\":\"91.198.51.77\",\"dest_ip\":\"10.1.1.1\"}\n",
+    )
+    .unwrap();
+    let out = tripline(&[
+        "hunt",
+        "-q",
+        "--intel",
+        intel.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    let a = alerts(&out);
+    assert_eq!(a.len(), 2);
+    // An ip-src attribute seen as a destination still matches, and says so.
+    let e0 = &a[0]["threat"]["enrichments"][0];
+    assert_eq!(e0["tripline"]["sources"][0]["attribute"]["type"], "ip-src");
+    assert_eq!(e0["matched"]["field"], "dst");
+    assert_eq!(e0["tripline"]["seen_as"], "destination");
+    assert_eq!(a[0]["host"]["name"], "fw01");
+    assert_eq!(a[0]["destination"]["ip"], "91.198.51.77");
+    let e1 = &a[1]["threat"]["enrichments"][0];
+    assert_eq!(e1["matched"]["field"], "src_ip");
+    assert_eq!(e1["tripline"]["seen_as"], "source");
+    assert_eq!(a[1]["tripline"]["format"], "json");
+}

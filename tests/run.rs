@@ -450,3 +450,76 @@ fn memory_stays_bounded_under_a_burst() {
         total >> 20
     );
 }
+
+/// The sidecar receives syslog from the real `logger` client and alerts with the
+/// sender's host and app; SIGTERM stops it cleanly.
+#[test]
+fn syslog_from_logger_reaches_alerts() {
+    if Command::new("logger").arg("--help").output().is_err() {
+        panic!("logger (util-linux) is needed for this test (scripts/test.sh installs it)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = udp.local_addr().unwrap().port();
+    drop(udp);
+    let config = write_config(
+        dir.path(),
+        "fixtures/intel/traps",
+        &format!("[[sources]]\ntype = \"syslog\"\nname = \"udp\"\nmode = \"udp\"\naddress = \"127.0.0.1:{port}\"\n"),
+    );
+    let metrics = free_addr();
+    let mut child = spawn(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &metrics.to_string(),
+    ]);
+    wait_ready(metrics);
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let _ = tx.send(l.unwrap());
+        }
+    });
+    let mut got = None;
+    let t0 = Instant::now();
+    while got.is_none() && t0.elapsed() < Duration::from_secs(30) {
+        let st = Command::new("logger")
+            .args([
+                "--server",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--udp",
+                "--rfc5424",
+                "-t",
+                "sshd",
+            ])
+            .args(["--", "Failed password for root from 91.198.51.77 port 22"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        got = rx.recv_timeout(Duration::from_millis(500)).ok();
+    }
+    let line = got.expect("no alert for the logger message");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        v["threat"]["enrichments"][0]["indicator"]["name"],
+        "91.198.51.77"
+    );
+    assert_eq!(v["process"]["name"], "sshd");
+    assert!(v["host"]["name"].is_string(), "{v}");
+    assert_eq!(v["tripline"]["source"], "udp");
+    assert!(v["log"]["syslog"]["peer"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

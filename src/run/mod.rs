@@ -399,6 +399,21 @@ struct Job {
 struct Pending {
     json: Value,
     keys: Vec<(String, String)>,
+    /// The line (for decoding in order, in the output thread) and the hits' spans,
+    /// one per enrichment.
+    line: Vec<u8>,
+    spans: Vec<Option<(usize, usize)>>,
+    decoder: String,
+}
+
+/// What a worker hands the output thread, in line order.
+enum Item {
+    /// A Zeek header line (`#fields`…): the decoder of its input must see it.
+    Header {
+        decoder: String,
+        line: Vec<u8>,
+    },
+    Alert(Box<Pending>),
 }
 
 struct Done {
@@ -406,7 +421,7 @@ struct Done {
     source: usize,
     lines: u64,
     bytes: u64,
-    alerts: Vec<Pending>,
+    items: Vec<Item>,
     ack: Option<Ack>,
 }
 
@@ -466,13 +481,14 @@ pub fn start_pipeline(
         .name("tripline-output".into())
         .spawn(move || {
             let mut stats = PipelineStats::default();
+            let mut decoders = std::collections::HashMap::new();
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             for done in done_rx.iter() {
                 pending.insert(done.seq, done);
                 while let Some(d) = pending.remove(&next) {
                     next += 1;
-                    write_done(&mut output, &metrics, &names, d, &mut stats);
+                    write_done(&mut output, &mut decoders, &metrics, &names, d, &mut stats);
                 }
             }
             let _ = output.flush();
@@ -488,6 +504,7 @@ pub fn start_pipeline(
 
 fn write_done(
     output: &mut AlertOutput,
+    decoders: &mut std::collections::HashMap<String, crate::decode::Decoder>,
     metrics: &Metrics,
     names: &[String],
     d: Done,
@@ -504,7 +521,25 @@ fn write_done(
         .inc_by(d.bytes);
     stats.lines += d.lines;
     let now = Instant::now();
-    for mut a in d.alerts {
+    for item in d.items {
+        let mut a = match item {
+            Item::Header { decoder, line } => {
+                decoders.entry(decoder).or_default().observe(&line);
+                continue;
+            }
+            Item::Alert(a) => a,
+        };
+        let event = decoders
+            .entry(a.decoder.clone())
+            .or_default()
+            .decode(&a.line, Utc::now());
+        alert::add_context(&mut a.json, &event, &a.spans);
+        // Throttle per indicator and the host the line names, when it names one.
+        if let Some(h) = &event.host {
+            for k in &mut a.keys {
+                k.1 = h.clone();
+            }
+        }
         stats.matched_lines += 1;
         metrics.matched_lines.with_label_values(&[name]).inc();
         let mut held_back = 0;
@@ -548,18 +583,24 @@ fn match_batch(live: &Live, job: Job, names: &[String]) -> Done {
     let now = Utc::now();
     let source_name = names.get(job.batch.source).map_or("?", |s| s.as_str());
     let mut hits = Vec::new();
-    let mut alerts = Vec::new();
+    let mut items = Vec::new();
     let mut bytes = 0u64;
     let lines = job.batch.lines.len() as u64;
     for line in &job.batch.lines {
         bytes += line.bytes.len() as u64;
+        if line.bytes.first() == Some(&b'#') {
+            items.push(Item::Header {
+                decoder: decoder_key(&line.origin, source_name),
+                line: line.bytes.clone(),
+            });
+        }
         hits.clear();
         matcher.find_with_json(&line.bytes, &mut hits);
         if hits.is_empty() {
             continue;
         }
         if let Some(p) = live_alert(&index, line, &hits, source_name, now, &live.metrics) {
-            alerts.push(p);
+            items.push(Item::Alert(Box::new(p)));
         }
     }
     live.metrics
@@ -570,8 +611,17 @@ fn match_batch(live: &Live, job: Job, names: &[String]) -> Done {
         source: job.batch.source,
         lines,
         bytes,
-        alerts,
+        items,
         ack: job.batch.ack,
+    }
+}
+
+/// Which decoder a line belongs to: one per file (Zeek headers are per file), one per
+/// syslog or stdin source.
+fn decoder_key(origin: &Origin, source_name: &str) -> String {
+    match origin {
+        Origin::File { path, .. } => path.to_string(),
+        _ => source_name.to_string(),
     }
 }
 
@@ -587,6 +637,7 @@ fn live_alert(
 ) -> Option<Pending> {
     let time = crate::decode::time::event_time(&line.bytes, now).unwrap_or(now);
     let mut enrichments = Vec::new();
+    let mut spans = Vec::new();
     let mut keys = Vec::new();
     let host = match &line.origin {
         Origin::Syslog { peer, .. } => peer.ip().to_string(),
@@ -615,6 +666,7 @@ fn live_alert(
             metrics.matches.with_label_values(&[kind, s]).inc();
         }
         keys.push((index.value(hit.id).to_string(), host.clone()));
+        spans.push(hit.span);
         enrichments.push(alert::enrichment(index, hit, &metas));
     }
     if enrichments.is_empty() {
@@ -651,7 +703,13 @@ fn live_alert(
             f.remove("file");
         }
     }
-    Some(Pending { json: doc, keys })
+    Some(Pending {
+        json: doc,
+        keys,
+        line: line.bytes[..line.bytes.len().min(alert::MESSAGE_MAX_BYTES)].to_vec(),
+        spans,
+        decoder: decoder_key(&line.origin, source_name),
+    })
 }
 
 /// Reads stdin as one source until end of input.

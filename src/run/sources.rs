@@ -7,8 +7,9 @@ use anyhow::Result;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, SourceConfig};
-use crate::sink::metrics::Metrics;
+use crate::config::{parse_utc_offset, Config, SourceConfig, SyslogModeConfig};
+use crate::sink::metrics::{set_counter, Metrics};
+use crate::source::syslog::{self, SyslogConfig, SyslogMode, SyslogStats};
 use crate::source::BatchSender;
 
 /// Starts source `index`; the task ends at shutdown (stdin: at end of input).
@@ -17,13 +18,62 @@ pub fn start(
     source: &SourceConfig,
     _config: &Config,
     tx: BatchSender,
-    _metrics: Arc<Metrics>,
-    _names: Arc<Vec<String>>,
+    metrics: Arc<Metrics>,
+    names: Arc<Vec<String>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<()>>> {
     match source {
         SourceConfig::Stdin(_) => Ok(tokio::spawn(super::run_stdin_source(index, tx, shutdown))),
         SourceConfig::File(_) => anyhow::bail!("file sources are being wired in"),
-        SourceConfig::Syslog(_) => anyhow::bail!("syslog sources are being wired in"),
+        SourceConfig::Syslog(sy) => {
+            let cfg = SyslogConfig {
+                mode: match sy.mode {
+                    SyslogModeConfig::Udp => SyslogMode::Udp,
+                    SyslogModeConfig::Tcp => SyslogMode::Tcp,
+                    SyslogModeConfig::Tls => SyslogMode::Tls,
+                },
+                address: sy.address.parse()?,
+                max_message_bytes: sy.max_message_bytes,
+                max_connections: sy.max_connections,
+                idle_timeout: std::time::Duration::from_secs(sy.idle_timeout_secs),
+                tls_cert: sy.tls_cert.clone(),
+                tls_key: sy.tls_key.clone(),
+                timezone_offset_secs: parse_utc_offset(&sy.timezone).unwrap_or(0),
+                ..SyslogConfig::default()
+            };
+            let stats = Arc::new(SyslogStats::default());
+            let name = names.get(index).cloned().unwrap_or_default();
+            let s2 = stats.clone();
+            metrics.on_scrape(move |m| {
+                let snap = s2.snapshot();
+                let l = [name.as_str()];
+                m.syslog_connections
+                    .with_label_values(&l)
+                    .set(snap.connections_open as i64);
+                set_counter(
+                    &m.syslog_connections_accepted.with_label_values(&l),
+                    snap.connections_accepted,
+                );
+                set_counter(
+                    &m.udp_drops.with_label_values(&l),
+                    snap.udp_drops + snap.udp_kernel_drops,
+                );
+                set_counter(
+                    &m.lines_rejected
+                        .with_label_values(&[name.as_str(), "framing_error"]),
+                    snap.framing_errors,
+                );
+                set_counter(
+                    &m.lines_rejected
+                        .with_label_values(&[name.as_str(), "connection_rejected"]),
+                    snap.connections_rejected,
+                );
+            });
+            Ok(tokio::spawn(async move {
+                syslog::run_syslog_source(index, cfg, tx, stats, shutdown)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }))
+        }
     }
 }

@@ -182,3 +182,40 @@ mod tests {
         assert_eq!(message(b"x\xffy"), "x\u{FFFD}y");
     }
 }
+
+/// Adds what decoding says about the line to an alert: `host.name`, `source.ip`,
+/// `destination.ip`, the event's own time, and per enrichment the field that held the
+/// match (`matched.field`) and whether it was a source or a destination
+/// (`tripline.seen_as`): a MISP `ip-src` attribute seen as a destination still
+/// matches, and the alert says where it was seen. `spans[i]` is the span of the hit
+/// behind enrichment `i`.
+pub fn add_context(
+    doc: &mut Value,
+    event: &crate::decode::Event,
+    spans: &[Option<(usize, usize)>],
+) {
+    if let Some(h) = &event.host {
+        doc["host"] = json!({ "name": h });
+    }
+    if let Some(ip) = event.source_ip {
+        doc["source"] = json!({ "ip": ip.to_string() });
+    }
+    if let Some(ip) = event.destination_ip {
+        doc["destination"] = json!({ "ip": ip.to_string() });
+    }
+    doc["tripline"]["format"] = json!(event.format.name());
+    if let Some(app) = &event.app {
+        doc["process"] = json!({ "name": app });
+    }
+    if let Some(list) = doc["threat"]["enrichments"].as_array_mut() {
+        for (e, span) in list.iter_mut().zip(spans) {
+            let Some(span) = span else { continue };
+            if let Some(f) = event.field_at(*span) {
+                e["matched"]["field"] = json!(f.name);
+                if f.role != crate::decode::Role::Other {
+                    e["tripline"]["seen_as"] = json!(f.role.name());
+                }
+            }
+        }
+    }
+}
