@@ -66,3 +66,9 @@ pub struct Confirmation {
     /// The observations that confirmed it (bounded by the rule's window).
     pub observations: Vec<Observation>,
 }
+
+mod doc;
+pub mod engine;
+pub mod load;
+pub mod rule;
+pub mod state;

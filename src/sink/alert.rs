@@ -168,21 +168,6 @@ pub fn alert(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_is_cut_on_a_char_boundary() {
-        let mut line = vec![b'a'; MESSAGE_MAX_BYTES - 1];
-        line.extend_from_slice("é and more".as_bytes());
-        let m = message(&line);
-        assert_eq!(m.len(), MESSAGE_MAX_BYTES - 1);
-        assert!(m.bytes().all(|b| b == b'a'));
-        assert_eq!(message(b"x\xffy"), "x\u{FFFD}y");
-    }
-}
-
 /// Adds what decoding says about the line to an alert: `host.name`, `source.ip`,
 /// `destination.ip`, the event's own time, and per enrichment the field that held the
 /// match (`matched.field`) and whether it was a source or a destination
@@ -217,5 +202,20 @@ pub fn add_context(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_is_cut_on_a_char_boundary() {
+        let mut line = vec![b'a'; MESSAGE_MAX_BYTES - 1];
+        line.extend_from_slice("é and more".as_bytes());
+        let m = message(&line);
+        assert_eq!(m.len(), MESSAGE_MAX_BYTES - 1);
+        assert!(m.bytes().all(|b| b == b'a'));
+        assert_eq!(message(b"x\xffy"), "x\u{FFFD}y");
     }
 }

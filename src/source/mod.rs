@@ -11,6 +11,7 @@
 //! restart replays at most what was not acknowledged.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod file;
 pub mod framing;
 pub mod syslog;
