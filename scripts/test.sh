@@ -22,5 +22,9 @@ fi
 
 # The benches once each (criterion's test mode: they must build and run), then every
 # unit and integration test, whose summary closes the output.
+# Python peers: a real TAXII 2.1 server (medallion), the STIX validator, PyMISP.
+python3 -c "import medallion, stix2validator, pymisp" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check medallion stix2-validator pymisp
+
 cargo test --locked --benches
 cargo test --locked "$@"

@@ -131,6 +131,16 @@ pub struct FileSourceToml {
     pub max_line_bytes: usize,
     #[serde(default = "default_rescan_ms")]
     pub rescan_interval_ms: u64,
+    /// Files are identified by a hash of their first bytes (inode as a hint): raise
+    /// this for logs that start with a long fixed header.
+    #[serde(default = "default_fingerprint_bytes")]
+    pub fingerprint_bytes: usize,
+}
+
+fn default_fingerprint_bytes() -> usize {
+    // Covers a Zeek header and its first row, so two Zeek logs of one type opened in
+    // the same second are still two files.
+    1024
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -8,12 +8,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod decode;
 pub mod hunt;
 pub mod index;
 pub mod intel;
 pub mod matcher;
 pub mod run;
+pub mod share;
 pub mod sink;
 pub mod source;
-pub mod correlate;

@@ -1,0 +1,288 @@
+//! MISP: `POST /sightings/add`, and `POST /sightings/restSearch/{context}` to find out
+//! whether an attempt with an unknown outcome already landed.
+//!
+//! The `/sightings/add` body (MISP's `SightingsController::add`):
+//! - by attribute: `{"uuid": "<attribute uuid>", "type": "0", "source": "…",
+//!   "timestamp": "<epoch>", "date_sighting": "<epoch>"}`;
+//! - by value, only when no attribute UUID is known: `{"value": "<indicator>",
+//!   "filters": {"uuid": ["<event uuid>", …]}, …}`; MISP then searches attributes with
+//!   `attributes/restSearch` semantics, so only attributes of those events (the
+//!   supplying community's) get the sighting.
+//!
+//! `type` is a string as MISP writes it. The controller reads the sighting time from
+//! `timestamp`; `date_sighting` (the stored field, as in the MISP core format and
+//! PyMISP's `MISPSighting`) carries the same value. `source` is left out when the
+//! destination anonymises (MISP still knows which API key posted it). MISP answers a
+//! refused sighting with HTTP 200 and `{"message": "Could not add the Sighting. …"}`
+//! (or `{"saved": false, "errors": …}`): that is a [`DeliveryError::Refused`].
+//!
+//! The check searches sightings of the attribute (or of the events, for a by-value
+//! sighting) at exactly our `timestamp`, of our type and source: an aggregate has one
+//! `last_seen`, so a match is that aggregate.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use super::delivery::{shorten, DeliveryError, Http, Outgoing, Secret, Transport};
+use super::sighting::{Sighting, Target};
+
+/// The `/sightings/add` body for one sighting.
+pub fn add_payload(s: &Sighting) -> Value {
+    let mut m = Map::new();
+    match &s.target {
+        Target::Attribute(uuid) => {
+            m.insert("uuid".into(), Value::String(uuid.clone()));
+        }
+        Target::Value { event_uuids } => {
+            m.insert("value".into(), Value::String(s.indicator.clone()));
+            if !event_uuids.is_empty() {
+                m.insert("filters".into(), json!({ "uuid": event_uuids }));
+            }
+        }
+    }
+    m.insert(
+        "type".into(),
+        Value::String(s.sighting_type.code().to_string()),
+    );
+    if let Some(source) = &s.source {
+        m.insert("source".into(), Value::String(source.clone()));
+    }
+    let ts = s.last_seen.timestamp().to_string();
+    m.insert("timestamp".into(), Value::String(ts.clone()));
+    m.insert("date_sighting".into(), Value::String(ts));
+    Value::Object(m)
+}
+
+/// The restSearch path and body that find this sighting if it landed.
+pub fn search_request(s: &Sighting) -> (&'static str, Value) {
+    let ts = s.last_seen.timestamp();
+    let mut body = json!({
+        "returnFormat": "json",
+        "type": s.sighting_type.code().to_string(),
+        "from": ts,
+        "to": ts,
+        "includeAttribute": true,
+    });
+    if let (Some(source), Some(m)) = (&s.source, body.as_object_mut()) {
+        m.insert("source".into(), Value::String(source.clone()));
+    }
+    let path = match &s.target {
+        Target::Attribute(uuid) => {
+            if let Some(m) = body.as_object_mut() {
+                m.insert("uuid".into(), Value::String(uuid.clone()));
+            }
+            "sightings/restSearch/attribute"
+        }
+        Target::Value { event_uuids } => {
+            if let Some(m) = body.as_object_mut() {
+                m.insert("uuid".into(), json!(event_uuids));
+            }
+            "sightings/restSearch/event"
+        }
+    };
+    (path, body)
+}
+
+/// Does a restSearch answer hold this sighting? Accepts `[…]` or `{"response": […]}`,
+/// items flat or under `"Sighting"`; numbers as strings or numbers.
+pub fn search_finds(s: &Sighting, answer: &Value) -> bool {
+    let items = match answer {
+        Value::Array(a) => a.as_slice(),
+        Value::Object(o) => match o.get("response") {
+            Some(Value::Array(a)) => a.as_slice(),
+            _ => &[],
+        },
+        _ => &[],
+    };
+    let ts = s.last_seen.timestamp();
+    items.iter().any(|item| {
+        let it = item.get("Sighting").unwrap_or(item);
+        let num = |k: &str| match it.get(k) {
+            Some(Value::String(v)) => v.trim().parse::<i64>().ok(),
+            Some(Value::Number(n)) => n.as_i64(),
+            _ => None,
+        };
+        let text = |k: &str| it.get(k).and_then(Value::as_str).map(str::to_string);
+        let attr = |k: &str| {
+            text(k).or_else(|| {
+                it.get("Attribute")
+                    .and_then(|a| a.get(k.trim_start_matches("attribute_")))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        };
+        if num("date_sighting") != Some(ts)
+            || num("type") != Some(i64::from(s.sighting_type.code()))
+        {
+            return false;
+        }
+        let source = text("source").unwrap_or_default();
+        if source != s.source.clone().unwrap_or_default() {
+            return false;
+        }
+        match &s.target {
+            Target::Attribute(uuid) => {
+                attr("attribute_uuid").is_none_or(|u| u.eq_ignore_ascii_case(uuid))
+            }
+            Target::Value { .. } => {
+                attr("attribute_value").is_none_or(|v| v.eq_ignore_ascii_case(&s.indicator))
+            }
+        }
+    })
+}
+
+/// A MISP instance.
+pub struct MispTransport {
+    name: String,
+    base: String,
+    key: Secret,
+    http: Http,
+}
+
+impl MispTransport {
+    pub fn new(
+        name: &str,
+        url: &str,
+        key: Secret,
+        timeout_secs: u64,
+        ca_file: Option<&Path>,
+    ) -> Result<MispTransport, DeliveryError> {
+        Ok(MispTransport {
+            name: name.to_string(),
+            base: url.trim_end_matches('/').to_string(),
+            key,
+            http: Http::new(name, timeout_secs, ca_file)?,
+        })
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<(String, Value), DeliveryError> {
+        let url = format!("{}/{path}", self.base);
+        tracing::debug!(destination = %self.name, url = %url, "POST to MISP.");
+        let answer = self.http.post(
+            &url,
+            &[
+                ("Authorization", self.key.expose()),
+                ("Accept", "application/json"),
+                ("Content-Type", "application/json"),
+            ],
+            &body.to_string(),
+        )?;
+        let value = serde_json::from_str(&answer.body).map_err(|e| DeliveryError::Response {
+            destination: self.name.clone(),
+            url: url.clone(),
+            detail: format!(
+                "HTTP {}, not JSON ({e}): {}",
+                answer.status,
+                shorten(&answer.body, 200)
+            ),
+        })?;
+        Ok((url, value))
+    }
+}
+
+impl Transport for MispTransport {
+    fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
+        let (url, answer) = self.post("sightings/add", &add_payload(out.sighting))?;
+        let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
+        let refused = message.starts_with("Could not add")
+            || answer.get("saved") == Some(&Value::Bool(false))
+            || answer.get("errors").is_some();
+        if refused {
+            let detail = if message.is_empty() {
+                shorten(&answer.to_string(), 300)
+            } else {
+                shorten(message, 300)
+            };
+            return Err(DeliveryError::Refused {
+                destination: self.name.clone(),
+                url,
+                detail,
+            });
+        }
+        Ok(())
+    }
+
+    fn is_delivered(&self, out: &Outgoing<'_>) -> Result<bool, DeliveryError> {
+        let (path, body) = search_request(out.sighting);
+        let (_, answer) = self.post(path, &body)?;
+        Ok(search_finds(out.sighting, &answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::Kind;
+    use crate::share::sighting::SightingType;
+    use chrono::{TimeZone, Utc};
+
+    fn sighting(target: Target, source: Option<&str>) -> Sighting {
+        let t = |s| Utc.timestamp_opt(s, 0).single().expect("valid");
+        Sighting::new(
+            "evil.com",
+            Kind::Domain,
+            target,
+            SightingType::Sighting,
+            3,
+            t(1_700_000_000),
+            t(1_700_000_100),
+            source,
+            "circl",
+        )
+    }
+
+    #[test]
+    fn payload_by_uuid() {
+        let s = sighting(Target::Attribute("a-uuid".into()), Some("ACME"));
+        assert_eq!(
+            add_payload(&s),
+            json!({"uuid": "a-uuid", "type": "0", "source": "ACME",
+                   "timestamp": "1700000100", "date_sighting": "1700000100"})
+        );
+    }
+
+    #[test]
+    fn payload_by_value_is_restricted_to_events_and_anonymous() {
+        let s = sighting(
+            Target::Value {
+                event_uuids: vec!["e1".into(), "e2".into()],
+            },
+            None,
+        );
+        assert_eq!(
+            add_payload(&s),
+            json!({"value": "evil.com", "filters": {"uuid": ["e1", "e2"]}, "type": "0",
+                   "timestamp": "1700000100", "date_sighting": "1700000100"})
+        );
+    }
+
+    #[test]
+    fn search_matches_only_our_aggregate() {
+        let s = sighting(Target::Attribute("a-uuid".into()), Some("ACME"));
+        let (path, body) = search_request(&s);
+        assert_eq!(path, "sightings/restSearch/attribute");
+        assert_eq!(body["uuid"], "a-uuid");
+        let hit = json!({"Sighting": {"date_sighting": "1700000100", "type": "0",
+                          "source": "ACME", "attribute_uuid": "a-uuid"}});
+        assert!(search_finds(&s, &json!([hit.clone()])));
+        assert!(search_finds(&s, &json!({"response": [hit]})));
+        let other_time = json!([{"date_sighting": 1700000099, "type": 0, "source": "ACME"}]);
+        assert!(!search_finds(&s, &other_time));
+        let other_source = json!([{"date_sighting": "1700000100", "type": "0", "source": "X"}]);
+        assert!(!search_finds(&s, &other_source));
+        assert!(!search_finds(&s, &json!({"response": []})));
+        let anon = sighting(
+            Target::Value {
+                event_uuids: vec!["e1".into()],
+            },
+            None,
+        );
+        let hit = json!([{"date_sighting": "1700000100", "type": "0", "source": "",
+                          "attribute_value": "EVIL.com"}]);
+        assert!(search_finds(&anon, &hit));
+        let miss = json!([{"date_sighting": "1700000100", "type": "0", "source": "",
+                           "attribute_value": "other.com"}]);
+        assert!(!search_finds(&anon, &miss));
+    }
+}

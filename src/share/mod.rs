@@ -1,0 +1,37 @@
+//! Sharing back: confirmed correlations become sightings for the communities that
+//! supplied the indicators, guarded by policy and delivered through a durable outbox.
+//!
+//! Flow: [`Confirmation`](crate::correlate::Confirmation) → [`policy::Router`] (which
+//! destination may hear about which indicator: only the supplying community, within
+//! its TLP ceiling and MISP distribution) → [`Outbox`] (SQLite: one row per
+//! indicator, destination and window; approval; retries with backoff; exactly-once
+//! delivery across crashes) → a [`delivery::Transport`]: [`misp`] (`/sightings/add`),
+//! [`taxii`] (TAXII 2.1 collection) or [`stix`] (bundles in a directory).
+//!
+//! Invariant: a [`Sighting`] carries only the indicator value (as the intel wrote it),
+//! its attribute/indicator id or event ids, the sighting type, a count, first and last
+//! time, our source name (or none) and the destination; nothing from the log line.
+//! Every format written here is rendered from a `Sighting` and nothing else.
+//!
+//! Blocking: delivery uses blocking HTTP; the sidecar calls it from a blocking thread.
+
+pub mod delivery;
+pub mod export;
+pub mod misp;
+pub mod outbox;
+pub mod policy;
+pub mod sighting;
+pub mod stats;
+pub mod stix;
+pub mod taxii;
+
+pub use delivery::{DeliveryError, Secret, Transport};
+pub use export::ExportFormat;
+pub use outbox::{
+    preview, DeliveryReport, Outbox, OutboxEntry, OutboxError, RecordOutcome, Selection, State,
+};
+pub use policy::{
+    Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,
+};
+pub use sighting::{Sighting, SightingType, Target};
+pub use stats::{DeliveryStats, ShareStats};

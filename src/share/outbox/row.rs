@@ -1,0 +1,190 @@
+//! The outbox's tables and how a stored row reads back.
+//!
+//! `sightings`: one row per aggregate, unique on `idem_key`; times in Unix
+//! milliseconds (windows in seconds); a `target` of NULL means by value (restricted to
+//! `event_uuids`, a JSON list). `observed`: `(row, fingerprint)` pairs of the
+//! observations an open row counts. `meta`: the fingerprint salt.
+
+use rusqlite::Row;
+
+use super::{Outbox, OutboxEntry, OutboxError, State};
+use crate::intel::Kind;
+use crate::share::sighting::{from_millis, Sighting, SightingType, Target};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sightings (
+    id INTEGER PRIMARY KEY,
+    idem_key TEXT NOT NULL UNIQUE,
+    destination TEXT NOT NULL,
+    indicator TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    target TEXT,
+    event_uuids TEXT NOT NULL,
+    sighting_type INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    source TEXT,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER,
+    last_error TEXT,
+    verify INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until INTEGER,
+    late_count INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    sent_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS sightings_state ON sightings (state, next_attempt);
+CREATE TABLE IF NOT EXISTS observed (
+    sighting_id INTEGER NOT NULL,
+    fp INTEGER NOT NULL,
+    PRIMARY KEY (sighting_id, fp)
+) WITHOUT ROWID;
+";
+
+pub(super) const COLUMNS: &str =
+    "id, idem_key, destination, indicator, kind, target, event_uuids, \
+    sighting_type, count, first_seen, last_seen, window_start, window_end, source, state, \
+    attempts, next_attempt, last_error, verify, late_count, note, created, updated, sent_at";
+
+/// A row as stored.
+pub(super) struct RawRow {
+    id: i64,
+    key: String,
+    destination: String,
+    indicator: String,
+    kind: i64,
+    target: Option<String>,
+    event_uuids: String,
+    sighting_type: i64,
+    count: i64,
+    first_seen: i64,
+    last_seen: i64,
+    window_start: i64,
+    window_end: i64,
+    source: Option<String>,
+    state: String,
+    attempts: i64,
+    next_attempt: Option<i64>,
+    last_error: Option<String>,
+    verify: bool,
+    late_count: i64,
+    note: Option<String>,
+    created: i64,
+    updated: i64,
+    sent_at: Option<i64>,
+}
+
+pub(super) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        destination: r.get(2)?,
+        indicator: r.get(3)?,
+        kind: r.get(4)?,
+        target: r.get(5)?,
+        event_uuids: r.get(6)?,
+        sighting_type: r.get(7)?,
+        count: r.get(8)?,
+        first_seen: r.get(9)?,
+        last_seen: r.get(10)?,
+        window_start: r.get(11)?,
+        window_end: r.get(12)?,
+        source: r.get(13)?,
+        state: r.get(14)?,
+        attempts: r.get(15)?,
+        next_attempt: r.get(16)?,
+        last_error: r.get(17)?,
+        verify: r.get(18)?,
+        late_count: r.get(19)?,
+        note: r.get(20)?,
+        created: r.get(21)?,
+        updated: r.get(22)?,
+        sent_at: r.get(23)?,
+    })
+}
+
+pub(super) fn target_attr(t: &Target) -> Option<&str> {
+    match t {
+        Target::Attribute(a) => Some(a),
+        Target::Value { .. } => None,
+    }
+}
+
+pub(super) fn event_uuids(t: &Target) -> Vec<String> {
+    match t {
+        Target::Attribute(_) => Vec::new(),
+        Target::Value { event_uuids } => event_uuids.clone(),
+    }
+}
+
+impl Outbox {
+    pub(super) fn state_of(&self, id: i64, s: &str) -> Result<State, OutboxError> {
+        State::parse(s).ok_or_else(|| OutboxError::Corrupt {
+            path: self.path.clone(),
+            id,
+            reason: format!("unknown state {s:?}"),
+        })
+    }
+
+    pub(super) fn entry(&self, raw: RawRow) -> Result<OutboxEntry, OutboxError> {
+        let corrupt = |reason: String| OutboxError::Corrupt {
+            path: self.path.clone(),
+            id: raw.id,
+            reason,
+        };
+        let state = self.state_of(raw.id, &raw.state)?;
+        let sighting_type = SightingType::from_code(raw.sighting_type)
+            .ok_or_else(|| corrupt(format!("unknown sighting type {}", raw.sighting_type)))?;
+        let kind = u8::try_from(raw.kind)
+            .ok()
+            .filter(|k| usize::from(*k) < Kind::ALL.len())
+            .map(Kind::from_u8)
+            .ok_or_else(|| corrupt(format!("unknown kind {}", raw.kind)))?;
+        let target = match raw.target {
+            Some(a) => Target::Attribute(a),
+            None => Target::Value {
+                event_uuids: serde_json::from_str(&raw.event_uuids)
+                    .map_err(|e| corrupt(format!("event_uuids: {e}")))?,
+            },
+        };
+        let sighting = Sighting::new(
+            &raw.indicator,
+            kind,
+            target,
+            sighting_type,
+            raw.count.max(1) as u64,
+            from_millis(raw.first_seen),
+            from_millis(raw.last_seen),
+            raw.source.as_deref(),
+            &raw.destination,
+        );
+        Ok(OutboxEntry {
+            id: raw.id,
+            key: raw.key,
+            sighting,
+            state,
+            attempts: u32::try_from(raw.attempts).unwrap_or(0),
+            next_attempt: match (state, raw.next_attempt) {
+                (State::Queued, Some(t)) => Some(from_millis(t)),
+                _ => None,
+            },
+            last_error: raw.last_error,
+            verify: raw.verify,
+            window_start: from_millis(raw.window_start.saturating_mul(1000)),
+            window_end: from_millis(raw.window_end.saturating_mul(1000)),
+            late_count: raw.late_count.max(0) as u64,
+            note: raw.note,
+            created: from_millis(raw.created),
+            updated: from_millis(raw.updated),
+            sent_at: raw.sent_at.map(from_millis),
+        })
+    }
+}

@@ -1,0 +1,595 @@
+//! Sharing policy: which destination gets a sighting of which confirmation, if any.
+//!
+//! Configuration (`[share]` in TOML, every key optional but `destinations[].name` and
+//! `destinations[].transport`):
+//!
+//! ```toml
+//! [share]
+//! source_name = "ACME SOC"            # default "tripline"
+//!
+//! [[share.destinations]]
+//! name = "circl"                      # also the default intel source it serves
+//! intel_sources = ["circl-osint"]     # default [name]
+//! window_secs = 3600                  # one sighting per indicator per window
+//! max_tlp = "amber+strict"            # default: nothing from tlp:red leaves
+//! default_tlp = "amber"               # TLP of intel without a tlp:* tag
+//! share_organisation_only = false     # MISP distribution 0 stays local
+//! anonymise = false                   # true: no source name, no STIX identity
+//! approval = "manual"                 # or "auto"
+//! retry_initial_secs = 30             # exponential backoff ...
+//! retry_max_secs = 3600               # ... capped here
+//! timeout_secs = 30                   # per HTTP request
+//! [share.destinations.transport]
+//! type = "misp"                       # or "taxii", "stix_dir"
+//! url = "https://misp.example.org"
+//! api_key_env = "CIRCL_MISP_KEY"      # or api_key_file = "/etc/tripline/circl.key"
+//! # ca_file = "/etc/tripline/circl-ca.pem"  # trust this CA instead of the public roots
+//! ```
+//!
+//! TAXII: `type = "taxii"`, `api_root`, `collection_id`, optional `username` with
+//! `password_env` or `password_file`, optional `ca_file`. STIX bundles in a directory:
+//! `type = "stix_dir"`, `path`.
+//!
+//! Routing invariants:
+//! - a sighting goes back only to a destination that serves the intel source
+//!   ([`crate::correlate::Provenance::source`]) that supplied the indicator, never to
+//!   another community;
+//! - the provenance's TLP (or the destination's `default_tlp` when untagged) must not
+//!   exceed `max_tlp`; TLP 2.0 names, `white` reads as `clear`;
+//! - MISP distribution 0 (organisation only) is kept local unless
+//!   `share_organisation_only`;
+//! - a MISP destination gets a sighting by attribute UUID, or by value restricted to
+//!   the supplying events' UUIDs; with neither known, none (it could touch another
+//!   community's attribute).
+//!
+//! Cost: routing one confirmation is O(observations × provenances × destinations),
+//! all small; no allocation beyond the sightings produced.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::correlate::{Confirmation, Provenance};
+use crate::intel::Tlp;
+
+use super::sighting::{Sighting, Target};
+
+/// `[share]`: our name and where sightings go.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShareConfig {
+    /// Our name in sightings: MISP `source`, STIX identity name. Default `tripline`.
+    pub source_name: String,
+    pub destinations: Vec<DestinationConfig>,
+}
+
+impl Default for ShareConfig {
+    fn default() -> Self {
+        ShareConfig {
+            source_name: "tripline".to_string(),
+            destinations: Vec::new(),
+        }
+    }
+}
+
+/// Approval before a sighting leaves.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// Queued for delivery at once.
+    Auto,
+    /// Held as `pending_approval` until `tripline sightings approve` (the default: a
+    /// sighting cannot be taken back once sent).
+    #[default]
+    Manual,
+}
+
+/// One community to give back to.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    /// Intel source names (as loaded) this destination gives back to. Default: `[name]`.
+    #[serde(default)]
+    pub intel_sources: Vec<String>,
+    /// Aggregation window: one sighting per indicator per window. Default 3600.
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+    /// Highest TLP that may go back. Default `amber+strict`: nothing `red` leaves.
+    #[serde(default = "default_max_tlp", deserialize_with = "de_tlp")]
+    pub max_tlp: Tlp,
+    /// The TLP of intel without a `tlp:*` tag. Default `amber`.
+    #[serde(default = "default_default_tlp", deserialize_with = "de_tlp")]
+    pub default_tlp: Tlp,
+    /// Share indicators whose MISP distribution is 0 (organisation only). Default false.
+    #[serde(default)]
+    pub share_organisation_only: bool,
+    /// Leave our name out (no MISP `source`, no STIX identity). Default false.
+    #[serde(default)]
+    pub anonymise: bool,
+    /// Our name for this destination. Default: `[share].source_name`.
+    #[serde(default)]
+    pub source_name: Option<String>,
+    #[serde(default)]
+    pub approval: Approval,
+    /// First retry delay; doubles per failed attempt. Default 30.
+    #[serde(default = "default_retry_initial_secs")]
+    pub retry_initial_secs: u64,
+    /// Backoff cap. Default 3600.
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u64,
+    /// Per-request timeout (connect and whole request). Default 30.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    pub transport: TransportConfig,
+}
+
+/// How sightings reach a destination.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TransportConfig {
+    /// MISP REST API: `POST {url}/sightings/add`.
+    Misp {
+        /// Base URL; `https://` (plain `http://` only on loopback).
+        url: String,
+        /// Environment variable holding the API key.
+        #[serde(default)]
+        api_key_env: Option<String>,
+        /// File holding the API key (trimmed).
+        #[serde(default)]
+        api_key_file: Option<PathBuf>,
+        /// PEM CA certificates to trust instead of the public roots (an internal CA).
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+    },
+    /// TAXII 2.1: `POST {api_root}/collections/{collection_id}/objects/`.
+    Taxii {
+        api_root: String,
+        collection_id: String,
+        /// Basic auth user (optional).
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password_env: Option<String>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        /// PEM CA certificates to trust instead of the public roots.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+    },
+    /// One STIX 2.1 bundle file per sighting in this directory.
+    StixDir { path: PathBuf },
+}
+
+impl TransportConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportConfig::Misp { .. } => "misp",
+            TransportConfig::Taxii { .. } => "taxii",
+            TransportConfig::StixDir { .. } => "stix_dir",
+        }
+    }
+}
+
+fn default_window_secs() -> u64 {
+    3600
+}
+fn default_max_tlp() -> Tlp {
+    Tlp::AmberStrict
+}
+fn default_default_tlp() -> Tlp {
+    Tlp::Amber
+}
+fn default_retry_initial_secs() -> u64 {
+    30
+}
+fn default_retry_max_secs() -> u64 {
+    3600
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+/// A TLP 2.0 name (`clear`, `white`, `green`, `amber`, `amber+strict`, `red`), with or
+/// without the `tlp:` prefix, any case.
+pub fn parse_tlp(name: &str) -> Option<Tlp> {
+    let n = name.trim();
+    if n.to_ascii_lowercase().starts_with("tlp:") {
+        Tlp::from_tag(n)
+    } else {
+        Tlp::from_tag(&format!("tlp:{n}"))
+    }
+}
+
+fn de_tlp<'de, D: Deserializer<'de>>(d: D) -> Result<Tlp, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_tlp(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown TLP {s:?} (expected clear, white, green, amber, amber+strict or red)"
+        ))
+    })
+}
+
+/// A configuration that parsed but cannot be used, naming the key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ShareConfigError {
+    #[error("share.destinations[{index}] ({name:?}): {key}: {reason}")]
+    Destination {
+        index: usize,
+        name: String,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("share.source_name: must not be empty")]
+    EmptySourceName,
+}
+
+impl ShareConfig {
+    /// Checks what serde cannot: unique names, positive windows, key sources, URL
+    /// schemes (https, or http on loopback only).
+    pub fn validate(&self) -> Result<(), ShareConfigError> {
+        if self.source_name.trim().is_empty() {
+            return Err(ShareConfigError::EmptySourceName);
+        }
+        let mut names = BTreeSet::new();
+        for (index, d) in self.destinations.iter().enumerate() {
+            let err = |key: &'static str, reason: String| ShareConfigError::Destination {
+                index,
+                name: d.name.clone(),
+                key,
+                reason,
+            };
+            if d.name.trim().is_empty() || d.name.contains('\u{1f}') {
+                return Err(err("name", "must be a non-empty name".into()));
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err(err("name", "used by another destination".into()));
+            }
+            if d.window_secs == 0 {
+                return Err(err("window_secs", "must be at least 1".into()));
+            }
+            if d.retry_initial_secs == 0 {
+                return Err(err("retry_initial_secs", "must be at least 1".into()));
+            }
+            if d.retry_max_secs < d.retry_initial_secs {
+                return Err(err(
+                    "retry_max_secs",
+                    "must be at least retry_initial_secs".into(),
+                ));
+            }
+            if d.timeout_secs == 0 {
+                return Err(err("timeout_secs", "must be at least 1".into()));
+            }
+            if d.default_tlp > d.max_tlp {
+                tracing::warn!(
+                    destination = %d.name,
+                    "Untagged intel is above this destination's max_tlp: it will never be shared."
+                );
+            }
+            match &d.transport {
+                TransportConfig::Misp {
+                    url,
+                    api_key_env,
+                    api_key_file,
+                    ..
+                } => {
+                    check_url(url).map_err(|r| err("transport.url", r))?;
+                    if api_key_env.is_some() == api_key_file.is_some() {
+                        return Err(err(
+                            "transport.api_key_env",
+                            "set exactly one of api_key_env and api_key_file".into(),
+                        ));
+                    }
+                }
+                TransportConfig::Taxii {
+                    api_root,
+                    collection_id,
+                    username,
+                    password_env,
+                    password_file,
+                    ..
+                } => {
+                    check_url(api_root).map_err(|r| err("transport.api_root", r))?;
+                    if collection_id.trim().is_empty() || collection_id.contains('/') {
+                        return Err(err(
+                            "transport.collection_id",
+                            "must be a collection id".into(),
+                        ));
+                    }
+                    if password_env.is_some() && password_file.is_some() {
+                        return Err(err(
+                            "transport.password_env",
+                            "set at most one of password_env and password_file".into(),
+                        ));
+                    }
+                    if username.is_none() && (password_env.is_some() || password_file.is_some()) {
+                        return Err(err(
+                            "transport.username",
+                            "a password needs a username".into(),
+                        ));
+                    }
+                }
+                TransportConfig::StixDir { path } => {
+                    if path.as_os_str().is_empty() {
+                        return Err(err("transport.path", "must not be empty".into()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `https://…`, or `http://` to a loopback host (tests, local relays).
+fn check_url(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("https://") {
+        if rest.is_empty() {
+            return Err("has no host".into());
+        }
+        return Ok(());
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Err(format!("{url:?} is not an https:// URL"));
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?}: plain http:// is allowed only on loopback; use https://"
+        ))
+    }
+}
+
+/// Why a provenance produced no sighting for a destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// No destination serves the intel source.
+    NoDestination,
+    /// TLP above the destination's ceiling.
+    Tlp,
+    /// MISP distribution 0 (organisation only).
+    Distribution,
+    /// A MISP destination and neither an attribute nor an event UUID to restrict to.
+    NoTarget,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::NoDestination,
+        DropReason::Tlp,
+        DropReason::Distribution,
+        DropReason::NoTarget,
+    ];
+
+    /// Metrics label.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoDestination => "no_destination",
+            DropReason::Tlp => "tlp",
+            DropReason::Distribution => "distribution",
+            DropReason::NoTarget => "no_target",
+        }
+    }
+}
+
+/// A sighting of one observation for one destination (count 1, not yet aggregated).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routed {
+    /// Index into [`ShareConfig::destinations`].
+    pub destination: usize,
+    /// Index into the confirmation's observations (for de-duplication).
+    pub observation: usize,
+    pub sighting: Sighting,
+}
+
+/// What routing one confirmation produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routing {
+    pub routed: Vec<Routed>,
+    /// `(destination name, or None for NoDestination; reason)`, one per provenance
+    /// (and destination) left out.
+    pub dropped: Vec<(Option<String>, DropReason)>,
+}
+
+/// Applies [`ShareConfig`] to confirmations. Built once; cheap to share.
+#[derive(Clone, Debug)]
+pub struct Router {
+    config: ShareConfig,
+}
+
+impl Router {
+    pub fn new(config: &ShareConfig) -> Result<Router, ShareConfigError> {
+        config.validate()?;
+        Ok(Router {
+            config: config.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &ShareConfig {
+        &self.config
+    }
+
+    /// Our source name for a destination, `None` when it anonymises.
+    pub fn source_for(&self, destination: &DestinationConfig) -> Option<String> {
+        if destination.anonymise {
+            None
+        } else {
+            Some(
+                destination
+                    .source_name
+                    .clone()
+                    .unwrap_or_else(|| self.config.source_name.clone()),
+            )
+        }
+    }
+
+    /// Sightings of every observation of `confirmation`, one per (observation,
+    /// destination, target) that policy allows.
+    pub fn route(&self, confirmation: &Confirmation) -> Routing {
+        let mut out = Routing::default();
+        for (i, obs) in confirmation.observations.iter().enumerate() {
+            self.route_provenances(i, &obs.provenance, &mut out, |target, src, dest| {
+                Sighting::from_observation(obs, target, src, dest)
+            });
+        }
+        out
+    }
+
+    /// The destinations and targets that `provenances` allow for one observation;
+    /// `make` builds each sighting from its target, our source name and destination.
+    pub(crate) fn route_provenances(
+        &self,
+        observation: usize,
+        provenances: &[Provenance],
+        out: &mut Routing,
+        make: impl Fn(Target, Option<&str>, &str) -> Sighting,
+    ) {
+        for p in provenances {
+            if !self
+                .config
+                .destinations
+                .iter()
+                .any(|d| serves(d, &p.source))
+            {
+                out.dropped.push((None, DropReason::NoDestination));
+            }
+        }
+        for (di, dest) in self.config.destinations.iter().enumerate() {
+            let mut attrs: BTreeSet<String> = BTreeSet::new();
+            let mut events: BTreeSet<String> = BTreeSet::new();
+            let mut bare = false;
+            let mut any = false;
+            let is_misp = matches!(dest.transport, TransportConfig::Misp { .. });
+            for p in provenances.iter().filter(|p| serves(dest, &p.source)) {
+                if let Some(reason) = refuse(dest, p) {
+                    out.dropped.push((Some(dest.name.clone()), reason));
+                    continue;
+                }
+                any = true;
+                match (&p.attribute_uuid, &p.event_uuid) {
+                    (Some(a), _) if !a.trim().is_empty() => {
+                        attrs.insert(target_id(a, is_misp));
+                    }
+                    (_, Some(e)) if !e.trim().is_empty() => {
+                        events.insert(target_id(e, is_misp));
+                    }
+                    _ => bare = true,
+                }
+            }
+            if !any {
+                continue;
+            }
+            let source = self.source_for(dest);
+            let mut targets: Vec<Target> = attrs.into_iter().map(Target::Attribute).collect();
+            if !events.is_empty() || (bare && !is_misp) {
+                targets.push(Target::Value {
+                    event_uuids: events.into_iter().collect(),
+                });
+            } else if bare && targets.is_empty() {
+                out.dropped
+                    .push((Some(dest.name.clone()), DropReason::NoTarget));
+            }
+            for target in targets {
+                out.routed.push(Routed {
+                    destination: di,
+                    observation,
+                    sighting: make(target, source.as_deref(), &dest.name),
+                });
+            }
+        }
+    }
+}
+
+/// Does `dest` give back to intel source `source`?
+fn serves(dest: &DestinationConfig, source: &str) -> bool {
+    if dest.intel_sources.is_empty() {
+        dest.name == source
+    } else {
+        dest.intel_sources.iter().any(|s| s == source)
+    }
+}
+
+/// The policy reason this provenance may not go back to `dest`, if any.
+fn refuse(dest: &DestinationConfig, p: &Provenance) -> Option<DropReason> {
+    let tlp = p.tlp.unwrap_or(dest.default_tlp);
+    if tlp > dest.max_tlp {
+        return Some(DropReason::Tlp);
+    }
+    if p.distribution == Some(0) && !dest.share_organisation_only {
+        return Some(DropReason::Distribution);
+    }
+    None
+}
+
+/// MISP wants bare UUIDs; an id the STIX loader kept as `indicator--<uuid>` (MISP's
+/// own STIX export names attributes so) is stripped for MISP destinations.
+fn target_id(id: &str, misp: bool) -> String {
+    let id = id.trim();
+    if misp {
+        if let Some((_, uuid)) = id.split_once("--") {
+            return uuid.to_string();
+        }
+    }
+    id.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tlp_names() {
+        for (name, tlp) in [
+            ("clear", Some(Tlp::Clear)),
+            ("WHITE", Some(Tlp::Clear)),
+            ("tlp:white", Some(Tlp::Clear)),
+            ("green", Some(Tlp::Green)),
+            ("amber", Some(Tlp::Amber)),
+            ("amber+strict", Some(Tlp::AmberStrict)),
+            ("TLP:RED", Some(Tlp::Red)),
+            ("purple", None),
+        ] {
+            assert_eq!(parse_tlp(name), tlp, "{name}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        for (url, ok) in [
+            ("https://misp.example.org", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost/", true),
+            ("http://[::1]:9/x", true),
+            ("http://10.20.30.40", false),
+            ("http://misp.example.org", false),
+            ("ftp://x", false),
+        ] {
+            assert_eq!(check_url(url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn target_ids_for_misp_are_bare_uuids() {
+        let u = "8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+        assert_eq!(target_id(&format!("indicator--{u}"), true), u);
+        assert_eq!(
+            target_id(&format!("indicator--{u}"), false),
+            format!("indicator--{u}")
+        );
+        assert_eq!(target_id(u, true), u);
+    }
+}

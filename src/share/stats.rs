@@ -1,0 +1,118 @@
+//! Numbers for metrics: the outbox's rows by destination and state (read from SQLite
+//! when asked), and this process's delivery counters (in memory, since start).
+//!
+//! Suggested Prometheus names (bounded labels: destination names come from the
+//! configuration, states, reasons and error kinds from fixed sets):
+//! `tripline_sightings{destination,state}` (gauge),
+//! `tripline_sightings_outbox_depth` (gauge), `tripline_sightings_dropped_total{reason}`,
+//! `tripline_sighting_deliveries_total{destination,result}`,
+//! `tripline_sighting_delivery_failures_total{destination,kind}`,
+//! `tripline_sighting_delivery_seconds_sum` / `_count` (request latency),
+//! `tripline_sighting_delivery_age_seconds_sum` (row creation to delivery).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::outbox::State;
+use super::policy::DropReason;
+
+/// Delivery counters of one destination, since the process started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeliveryStats {
+    pub destination: String,
+    /// Requests made (deliveries and checks count once per row attempt).
+    pub attempts: u64,
+    pub delivered: u64,
+    /// Found already at the destination after an unknown outcome (not sent again).
+    pub already_delivered: u64,
+    pub failures: u64,
+    /// Failures by [`super::DeliveryError::kind`].
+    pub failures_by_kind: BTreeMap<&'static str, u64>,
+    /// Request latency (one row attempt, check included).
+    pub request_seconds_sum: f64,
+    pub request_seconds_max: f64,
+    /// From the row's creation to its delivery, summed over delivered rows.
+    pub delivery_age_seconds_sum: f64,
+}
+
+/// A snapshot for metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShareStats {
+    /// `(destination, state, rows)`.
+    pub by_destination_state: Vec<(String, State, u64)>,
+    /// Rows not yet delivered nor decided: `pending_approval`, `queued`, `sending`.
+    pub outbox_depth: u64,
+    /// Creation time of the oldest such row.
+    pub oldest_open: Option<DateTime<Utc>>,
+    pub deliveries: Vec<DeliveryStats>,
+    /// Provenances left out by policy, by reason (since start).
+    pub dropped: Vec<(DropReason, u64)>,
+    /// Observations that came after their window's sighting left (since start).
+    pub late_observations: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub dropped: BTreeMap<DropReason, u64>,
+    pub late: u64,
+    per_destination: BTreeMap<String, DeliveryStats>,
+}
+
+impl Counters {
+    fn dest(&mut self, name: &str) -> &mut DeliveryStats {
+        self.per_destination
+            .entry(name.to_string())
+            .or_insert_with(|| DeliveryStats {
+                destination: name.to_string(),
+                ..DeliveryStats::default()
+            })
+    }
+
+    pub fn delivered(&mut self, name: &str, request_secs: f64, age_secs: f64, already: bool) {
+        let d = self.dest(name);
+        d.attempts += 1;
+        if already {
+            d.already_delivered += 1;
+        } else {
+            d.delivered += 1;
+        }
+        d.request_seconds_sum += request_secs;
+        d.request_seconds_max = d.request_seconds_max.max(request_secs);
+        d.delivery_age_seconds_sum += age_secs;
+    }
+
+    pub fn failed(&mut self, name: &str, request_secs: f64, kind: &'static str) {
+        let d = self.dest(name);
+        d.attempts += 1;
+        d.failures += 1;
+        *d.failures_by_kind.entry(kind).or_default() += 1;
+        d.request_seconds_sum += request_secs;
+        d.request_seconds_max = d.request_seconds_max.max(request_secs);
+    }
+
+    pub fn snapshot(
+        &self,
+        by_destination_state: Vec<(String, State, u64)>,
+        oldest_open: Option<DateTime<Utc>>,
+    ) -> ShareStats {
+        let outbox_depth = by_destination_state
+            .iter()
+            .filter(|(_, s, _)| {
+                matches!(s, State::PendingApproval | State::Queued | State::Sending)
+            })
+            .map(|(_, _, n)| n)
+            .sum();
+        ShareStats {
+            by_destination_state,
+            outbox_depth,
+            oldest_open,
+            deliveries: self.per_destination.values().cloned().collect(),
+            dropped: DropReason::ALL
+                .iter()
+                .map(|r| (*r, self.dropped.get(r).copied().unwrap_or(0)))
+                .collect(),
+            late_observations: self.late,
+        }
+    }
+}
