@@ -523,3 +523,107 @@ fn syslog_from_logger_reaches_alerts() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+fn alert_offsets(path: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            let msg = v["message"].as_str().unwrap_or("");
+            let n: u64 = msg
+                .split("n=")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX);
+            (n, v["log"]["offset"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// `kill -9` in the middle of a stream, then a restart: no line is lost, and only
+/// lines after the last checkpoint are matched twice.
+#[test]
+fn kill_9_then_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let total = 60_000u64;
+    let mut text = String::new();
+    for i in 0..total {
+        text.push_str(&format!(
+            "2024-05-01T10:00:00Z app n={i} src=91.198.51.77 padding-padding-padding\n"
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let config = write_config(
+        dir.path(),
+        "fixtures/intel/traps",
+        &format!(
+            "[[sources]]\ntype = \"file\"\ninclude = [{:?}]\nstart_at = \"beginning\"\nrescan_interval_ms = 100\n[alerts]\npath = {:?}\n",
+            log.display().to_string(),
+            alerts.display().to_string()
+        ),
+    );
+    let mut first = spawn(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &free_addr().to_string(),
+    ]);
+    let t0 = Instant::now();
+    while alert_offsets(&alerts).len() < 15_000 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-KILL", &first.id().to_string()])
+        .status()
+        .unwrap();
+    first.wait().unwrap();
+    let before = alert_offsets(&alerts).len();
+    assert!(
+        before < total as usize,
+        "killed too late to test anything ({before} alerts)"
+    );
+    let ckpt: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("state/file/file-0/checkpoints.json")).unwrap(),
+    )
+    .unwrap();
+    let checkpoint = ckpt["files"][0]["offset"].as_u64().unwrap();
+    let mut second = spawn(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &free_addr().to_string(),
+    ]);
+    let t0 = Instant::now();
+    loop {
+        let got: BTreeSet<u64> = alert_offsets(&alerts).into_iter().map(|(n, _)| n).collect();
+        if got.len() as u64 == total || t0.elapsed() > Duration::from_secs(90) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(second.wait().unwrap().success());
+    let all = alert_offsets(&alerts);
+    let distinct: BTreeSet<u64> = all.iter().map(|(n, _)| *n).collect();
+    assert_eq!(distinct.len() as u64, total, "lines lost after kill -9");
+    let mut seen = BTreeSet::new();
+    let mut repeated = 0;
+    for (n, offset) in &all {
+        if !seen.insert(*n) {
+            repeated += 1;
+            assert!(
+                *offset >= checkpoint,
+                "line {n} at {offset} repeated though before the checkpoint {checkpoint}"
+            );
+        }
+    }
+    eprintln!("kill -9 after {before} alerts; checkpoint at byte {checkpoint}; {repeated} lines matched twice");
+}
