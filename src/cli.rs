@@ -43,6 +43,24 @@ pub enum Command {
     Intel(IntelCmd),
     /// The sidecar: follow files, receive syslog or read stdin, match, alert, until Ctrl-C.
     Run(RunArgs),
+    /// Correlation rules.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Review and send sightings waiting in the outbox.
+    Sightings(crate::cli_share::SightingsArgs),
+    /// Give feedback to the communities that shared an indicator.
+    Feedback(crate::cli_share::FeedbackArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesAction {
+    /// Validate the rules in DIR (default: rules/), with precise errors.
+    Check {
+        #[arg(value_name = "DIR", default_value = "rules")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +125,24 @@ pub struct HuntArgs {
     /// Do not print the summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Confirm matches with the correlation rules in DIR (YAML); confirmations are
+    /// written as alerts (`event.kind: "alert"`) after the line alerts.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Confirm with the shipped rules (`rules/`, compiled in).
+    #[arg(long, conflicts_with = "rules")]
+    pub default_rules: bool,
+    /// Write what would be shared (sightings of confirmed matches) to FILE, without
+    /// sending anything. Needs --rules or --default-rules.
+    #[arg(long, value_name = "FILE")]
+    pub sightings_out: Option<PathBuf>,
+    /// Format of --sightings-out.
+    #[arg(long, value_name = "misp|stix", default_value = "misp")]
+    pub sightings_format: String,
+    /// A `tripline run` configuration whose `[share]` section gives the sharing policy
+    /// (default: one destination per intel source with the default policy).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Log files, directories (recursive), .gz archives; `-` for stdin.
     #[arg(value_name = "LOG", required = true)]
     pub logs: Vec<PathBuf>,
@@ -136,6 +172,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Hunt(args) => run_hunt(args),
         Command::Run(args) => run_sidecar(args),
+        Command::Rules {
+            action: RulesAction::Check { dir },
+        } => crate::cli_share::rules_check(&dir),
+        Command::Sightings(args) => crate::cli_share::sightings(args),
+        Command::Feedback(args) => crate::cli_share::feedback(args),
         Command::Intel(cmd) => match cmd.action {
             None => run_intel(&cmd.intel, cmd.json),
             Some(IntelAction::Lookup { value }) => run_lookup(&cmd.intel, &value, cmd.json),
@@ -144,7 +185,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Loads intel and warninglists and builds the index.
-fn build_index(
+pub(crate) fn build_index(
     args: &IntelArgs,
     keep_excluded: bool,
 ) -> Result<(Index, Warninglists, Vec<String>)> {
@@ -197,35 +238,31 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let rules = crate::cli_share::hunt_rules(&args)?;
     let opts = HuntOptions {
         threads,
         max_line_bytes: args.max_line_bytes,
         count_only: args.count,
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        observe: rules.is_some(),
         ..HuntOptions::default()
     };
-    let stats = match &args.output {
+    let mut out: Box<dyn Write> = match &args.output {
         Some(path) => {
             let f = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            hunt::hunt(
-                &index,
-                &inputs,
-                &opts,
-                std::io::BufWriter::with_capacity(1 << 16, f),
-            )
+            Box::new(std::io::BufWriter::with_capacity(1 << 16, f))
         }
-        None => {
-            let stdout = std::io::stdout().lock();
-            hunt::hunt(
-                &index,
-                &inputs,
-                &opts,
-                std::io::BufWriter::with_capacity(1 << 16, stdout),
-            )
-        }
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout().lock(),
+        )),
+    };
+    let mut stats = hunt::hunt(&index, &inputs, &opts, &mut out).context("writing alerts")?;
+    if let Some(rules) = rules {
+        crate::cli_share::confirm_hunt(&args, &index, rules, &mut stats, &mut out)?;
     }
-    .context("writing alerts")?;
+    out.flush().context("writing alerts")?;
     if args.count {
         println!("{}", stats.matched_lines);
     }

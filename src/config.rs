@@ -41,6 +41,29 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub state: StateConfig,
     pub pipeline: PipelineConfig,
+    pub rules: RulesConfig,
+    /// Where sightings go back to (see `share::policy`); none by default.
+    pub share: crate::share::ShareConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Correlation rules; the shipped ones (`rules/`, compiled in) when unset.
+    pub dir: Option<PathBuf>,
+    pub enabled: bool,
+    /// Correlation groups kept at most (oldest evicted, counted).
+    pub max_groups: usize,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            dir: None,
+            enabled: true,
+            max_groups: 100_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -371,6 +394,9 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        self.share
+            .validate()
+            .map_err(|e| bad("share".into(), e.to_string()))?;
         if self.alerts.paths().is_empty() {
             return Err(bad("alerts.path".into(), "no output".into()));
         }

@@ -32,6 +32,8 @@ pub struct HuntOptions {
     pub count_only: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Keep an observation per enrichment for the rules (in [`HuntStats::observations`]).
+    pub observe: bool,
     /// Target chunk size: the unit of parallel work.
     pub chunk_bytes: usize,
 }
@@ -43,6 +45,7 @@ impl Default for HuntOptions {
             max_line_bytes: 1 << 20,
             count_only: false,
             progress: false,
+            observe: false,
             chunk_bytes: batch::CHUNK_BYTES,
         }
     }
@@ -62,6 +65,8 @@ pub struct HuntStats {
     pub by_indicator: HashMap<IndicatorId, u64>,
     /// Inputs that could not be read (whole or in part), with the reason.
     pub errors: Vec<String>,
+    /// With [`HuntOptions::observe`]: what the rules see, in input order.
+    pub observations: Vec<crate::correlate::Observation>,
     pub secs: f64,
 }
 
@@ -179,6 +184,7 @@ struct Collector<'a, W: Write> {
     inputs: &'a [Input],
     out: W,
     count_only: bool,
+    observe: bool,
     next: u64,
     pending: BTreeMap<u64, (usize, Outcome)>,
     /// Lines seen so far in each input.
@@ -276,6 +282,14 @@ impl<'a, W: Write> Collector<'a, W> {
                 enrichments.push(alert::enrichment(self.index, hit, metas));
             }
         }
+        let needs_event = self.observe || !self.count_only;
+        let event = needs_event.then(|| self.decoders[input].decode(&m.line, m.time));
+        if let (true, Some(event)) = (self.observe, &event) {
+            let obs = crate::correlate::observe::observations(
+                self.index, &m.hits, event, m.time, path, path,
+            );
+            self.stats.observations.extend(obs);
+        }
         if self.count_only || self.write_error.is_some() {
             return;
         }
@@ -285,7 +299,10 @@ impl<'a, W: Write> Collector<'a, W> {
             line_number: base + m.line_idx + 1,
         };
         let mut doc = alert::alert(&place, &m.line, m.time, enrichments);
-        let event = self.decoders[input].decode(&m.line, m.time);
+        let event = match event {
+            Some(e) => e,
+            None => self.decoders[input].decode(&m.line, m.time),
+        };
         let spans: Vec<Option<(usize, usize)>> = m.hits.iter().map(|(h, _)| h.span).collect();
         alert::add_context(&mut doc, &event, &spans);
         let res = serde_json::to_writer(&mut self.out, &doc)
@@ -313,6 +330,7 @@ pub fn hunt<W: Write>(
         inputs,
         out,
         count_only: opts.count_only,
+        observe: opts.observe,
         next: 0,
         pending: BTreeMap::new(),
         line_base: vec![0; inputs.len()],

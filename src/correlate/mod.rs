@@ -70,5 +70,6 @@ pub struct Confirmation {
 mod doc;
 pub mod engine;
 pub mod load;
+pub mod observe;
 pub mod rule;
 pub mod state;

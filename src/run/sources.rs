@@ -8,8 +8,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{parse_utc_offset, Config, SourceConfig, StartAtConfig, SyslogModeConfig};
-use crate::source::file::{self, FileSourceConfig, FileSourceStats, StartAt};
 use crate::sink::metrics::{set_counter, Metrics};
+use crate::source::file::{self, FileSourceConfig, FileSourceStats, StartAt};
 use crate::source::syslog::{self, SyslogConfig, SyslogMode, SyslogStats};
 use crate::source::BatchSender;
 
@@ -46,11 +46,26 @@ pub fn start(
             metrics.on_scrape(move |m| {
                 use std::sync::atomic::Ordering::Relaxed;
                 let l = [name.as_str()];
-                m.open_files.with_label_values(&l).set(s2.open_files.load(Relaxed) as i64);
-                m.file_lag_bytes.with_label_values(&l).set(s2.lag_bytes.load(Relaxed) as i64);
-                set_counter(&m.checkpoint_writes.with_label_values(&l), s2.checkpoint_writes.load(Relaxed));
-                set_counter(&m.lines_rejected.with_label_values(&[name.as_str(), "oversized"]), s2.oversized.load(Relaxed));
-                set_counter(&m.lines_rejected.with_label_values(&[name.as_str(), "read_error"]), s2.read_errors.load(Relaxed));
+                m.open_files
+                    .with_label_values(&l)
+                    .set(s2.open_files.load(Relaxed) as i64);
+                m.file_lag_bytes
+                    .with_label_values(&l)
+                    .set(s2.lag_bytes.load(Relaxed) as i64);
+                set_counter(
+                    &m.checkpoint_writes.with_label_values(&l),
+                    s2.checkpoint_writes.load(Relaxed),
+                );
+                set_counter(
+                    &m.lines_rejected
+                        .with_label_values(&[name.as_str(), "oversized"]),
+                    s2.oversized.load(Relaxed),
+                );
+                set_counter(
+                    &m.lines_rejected
+                        .with_label_values(&[name.as_str(), "read_error"]),
+                    s2.read_errors.load(Relaxed),
+                );
             });
             Ok(tokio::spawn(async move {
                 file::run_file_source(index, cfg, state, tx, stats, shutdown)

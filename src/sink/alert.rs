@@ -205,6 +205,57 @@ pub fn add_context(
     }
 }
 
+/// The alert for a confirmed correlation: `event.kind: "alert"`, the rule's id, title
+/// and level, and the matches that confirmed it. Local only: it names hosts and
+/// observables; sightings are built separately and carry none of this.
+pub fn confirmation_alert(c: &crate::correlate::Confirmation) -> Value {
+    let mut indicators: Vec<&str> = c
+        .observations
+        .iter()
+        .map(|o| o.indicator.as_str())
+        .collect();
+    indicators.sort_unstable();
+    indicators.dedup();
+    let mut sources: Vec<&str> = c
+        .observations
+        .iter()
+        .flat_map(|o| o.provenance.iter().map(|p| p.source.as_str()))
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let matches: Vec<Value> = c
+        .observations
+        .iter()
+        .map(|o| {
+            json!({
+                "@timestamp": o.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                "indicator": o.indicator,
+                "type": o.kind.name(),
+                "atomic": o.atomic,
+                "host": o.host,
+                "log_source": o.log_source,
+            })
+        })
+        .collect();
+    let group: serde_json::Map<String, Value> =
+        c.group.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    json!({
+        "@timestamp": c.last_seen.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        "event": { "kind": "alert", "category": ["threat"], "type": ["indicator"],
+                   "start": c.first_seen.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                   "end": c.last_seen.to_rfc3339_opts(SecondsFormat::AutoSi, true) },
+        "rule": { "id": c.rule_id, "name": c.rule_title },
+        "tripline": {
+            "level": c.level,
+            "group": group,
+            "indicators": indicators,
+            "intel_sources": sources,
+            "count": c.observations.len(),
+            "matches": matches,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
