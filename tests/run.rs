@@ -77,13 +77,18 @@ fn wait_ready(addr: SocketAddr) {
     panic!("tripline run never became ready on {addr}");
 }
 
+/// Line alerts only (`event.kind: "event"`), not confirmations of rules.
+fn line_alerts(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"]["kind"] == "event")
+        .collect()
+}
+
 fn line_numbers(alerts: &str) -> BTreeSet<u64> {
-    alerts
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["tripline"]["line_number"].as_u64().unwrap()
-        })
+    line_alerts(alerts)
+        .iter()
+        .map(|v| v["tripline"]["line_number"].as_u64().unwrap())
         .collect()
 }
 
@@ -115,12 +120,7 @@ fn sidecar_and_hunt_match_the_same_lines() {
     assert_eq!(line_numbers(&run_alerts), line_numbers(&hunt_alerts));
     // Same enrichments too (the run adds where the line came from).
     let strip = |s: &str| -> Vec<serde_json::Value> {
-        s.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["threat"].clone()
-            })
-            .collect()
+        line_alerts(s).iter().map(|v| v["threat"].clone()).collect()
     };
     assert_eq!(strip(&run_alerts), strip(&hunt_alerts));
 }
@@ -252,10 +252,7 @@ fn hot_reload_under_load() {
     let status = child.wait().unwrap();
     assert!(status.success());
     let lines = reader.join().unwrap();
-    let docs: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let docs = line_alerts(&lines.join("\n"));
     // Every line written matched the old indicator: none lost during any swap.
     assert_eq!(docs.len() as u64, written_old);
     let names = |d: &serde_json::Value| -> Vec<String> {
@@ -415,7 +412,12 @@ fn memory_stays_bounded_under_a_burst() {
     let mut child = spawn(&["run", "--stdin", "--config", config.to_str().unwrap()]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().count());
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .filter(|l| l.as_ref().is_ok_and(|l| l.contains("\"kind\":\"event\"")))
+            .count()
+    });
     // 128 MiB of lines, one in 10,000 with an indicator.
     let filler = "2024-05-01T10:00:00Z host app[1]: GET /index.html?q=lorem+ipsum+dolor HTTP/1.1 200 from 10.1.2.3 ua=Mozilla/5.0\n";
     let mut chunk = String::new();
@@ -434,16 +436,19 @@ fn memory_stays_bounded_under_a_burst() {
         written += chunk.len();
         chunks += 1;
     }
+    // The child's own high-water mark, read while it is still running (the input has
+    // been taken; at most the bounded queues are still in flight).
+    let status_text = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak_kib: u64 = status_text
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(status.success());
     assert_eq!(reader.join().unwrap(), chunks);
-    // Peak resident memory of the finished process, from its rusage.
-    let peak_kib = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
-        ru.ru_maxrss
-    };
     assert!(
         peak_kib < 96 * 1024,
         "peak RSS {peak_kib} KiB for a {} MiB burst",
@@ -528,6 +533,7 @@ fn alert_offsets(path: &Path) -> Vec<(u64, u64)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"]["kind"] == "event")
         .map(|v| {
             let msg = v["message"].as_str().unwrap_or("");
             let n: u64 = msg
@@ -626,4 +632,83 @@ fn kill_9_then_restart_loses_nothing() {
         }
     }
     eprintln!("kill -9 after {before} alerts; checkpoint at byte {checkpoint}; {repeated} lines matched twice");
+}
+
+/// Rules run in the sidecar: a confirmation becomes an alert and a sighting in the
+/// outbox; `tripline sightings send` delivers it; correlation state is saved.
+#[test]
+fn sidecar_confirms_and_queues_sightings() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = dir.path().join("bundles");
+    let config = write_config(
+        dir.path(),
+        "fixtures/intel/traps",
+        &format!(
+            "[[share.destinations]]\nname = \"traps\"\napproval = \"auto\"\nwindow_secs = 1\n[share.destinations.transport]\ntype = \"stix_dir\"\npath = {:?}\n",
+            bundles.display().to_string()
+        ),
+    );
+    let mut child = spawn(&["run", "--stdin", "--config", config.to_str().unwrap()]);
+    let logs = std::fs::read(root().join("fixtures/logs/traps.log")).unwrap();
+    child.stdin.take().unwrap().write_all(&logs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alerts: Vec<&serde_json::Value> = docs
+        .iter()
+        .filter(|d| d["event"]["kind"] == "alert")
+        .collect();
+    assert!(
+        alerts.iter().any(
+            |a| a["rule"]["id"] == "d7a1c34b-8fee-4108-8389-8137af4da63c"
+                && a["tripline"]["group"]["host"] == "fw01"
+        ),
+        "{alerts:?}"
+    );
+    assert!(dir.path().join("state/correlation.json").exists());
+    let c = config.to_str().unwrap();
+    let list = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["sightings", "list", "--json", "--config", c])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let indicators: BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["indicator"].as_str().unwrap())
+        .collect();
+    assert!(indicators.contains("91.198.51.77"), "{rows:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let sent = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["sightings", "send", "--config", c])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stdout)
+    );
+    let files: Vec<_> = std::fs::read_dir(&bundles)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty());
+    let text: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        text.contains("\"sighting\"") && !text.contains("fw01") && !text.contains("192.168.1.5")
+    );
 }

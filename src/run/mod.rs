@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, watch};
 
+mod confirm;
 mod sources;
 
 use crate::config::{Config, SourceConfig};
@@ -265,7 +266,39 @@ async fn run_async(opts: RunOptions, workers: usize) -> Result<ExitCode> {
         Duration::from_secs(config.alerts.throttle_secs),
     )
     .context("opening alert outputs")?;
-    let pipeline = start_pipeline(rx, live.clone(), output, workers, names.clone());
+    let outbox = confirm::open_outbox(&config, &metrics).context("opening the sightings outbox")?;
+    let correlation =
+        confirm::Correlation::open(&config, outbox.clone()).context("loading rules")?;
+    let pipeline = start_pipeline(
+        rx,
+        live.clone(),
+        output,
+        workers,
+        names.clone(),
+        correlation,
+    );
+    // Deliver due sightings every few seconds, off the async threads.
+    let delivery = outbox.map(|outbox| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                let o = outbox.clone();
+                match tokio::task::spawn_blocking(move || o.deliver_due(Utc::now())).await {
+                    Ok(Ok(r)) if r.delivered + r.failed + r.retrying > 0 => {
+                        tracing::info!(
+                            delivered = r.delivered,
+                            failed = r.failed,
+                            retrying = r.retrying,
+                            "Sightings delivery pass."
+                        );
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "Sightings delivery failed."),
+                    _ => {}
+                }
+            }
+        })
+    });
 
     // Reload on SIGHUP and on changes to watched intel.
     let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
@@ -304,6 +337,9 @@ async fn run_async(opts: RunOptions, workers: usize) -> Result<ExitCode> {
     let _ = shutdown_tx.send(true);
     signals.abort();
     reload_task.abort();
+    if let Some(d) = delivery {
+        d.abort();
+    }
     tracing::info!(
         lines = stats.lines,
         matched = stats.matched_lines,
@@ -404,6 +440,9 @@ struct Pending {
     line: Vec<u8>,
     spans: Vec<Option<(usize, usize)>>,
     decoder: String,
+    /// For the rules: host and addresses are filled in after decoding.
+    observations: Vec<crate::correlate::Observation>,
+    default_host: String,
 }
 
 /// What a worker hands the output thread, in line order.
@@ -432,6 +471,7 @@ pub fn start_pipeline(
     mut output: AlertOutput,
     workers: usize,
     names: Arc<Vec<String>>,
+    mut correlation: Option<confirm::Correlation>,
 ) -> Pipeline {
     let workers = workers.max(1);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
@@ -484,12 +524,37 @@ pub fn start_pipeline(
             let mut decoders = std::collections::HashMap::new();
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-            for done in done_rx.iter() {
-                pending.insert(done.seq, done);
-                while let Some(d) = pending.remove(&next) {
-                    next += 1;
-                    write_done(&mut output, &mut decoders, &metrics, &names, d, &mut stats);
+            let mut last_tick = Instant::now();
+            loop {
+                match done_rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(done) => {
+                        pending.insert(done.seq, done);
+                        while let Some(d) = pending.remove(&next) {
+                            next += 1;
+                            write_done(
+                                &mut output,
+                                &mut correlation,
+                                &mut decoders,
+                                &metrics,
+                                &names,
+                                d,
+                                &mut stats,
+                            );
+                        }
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                 }
+                if last_tick.elapsed() >= Duration::from_secs(1) {
+                    last_tick = Instant::now();
+                    if let Some(c) = correlation.as_mut() {
+                        c.tick(Utc::now(), &mut output, &metrics);
+                        let _ = output.flush();
+                    }
+                }
+            }
+            if let Some(c) = correlation.as_mut() {
+                c.close();
             }
             let _ = output.flush();
             stats
@@ -504,6 +569,7 @@ pub fn start_pipeline(
 
 fn write_done(
     output: &mut AlertOutput,
+    correlation: &mut Option<confirm::Correlation>,
     decoders: &mut std::collections::HashMap<String, crate::decode::Decoder>,
     metrics: &Metrics,
     names: &[String],
@@ -534,6 +600,15 @@ fn write_done(
             .or_default()
             .decode(&a.line, Utc::now());
         alert::add_context(&mut a.json, &event, &a.spans);
+        if let Some(c) = correlation.as_mut() {
+            let mut obs = std::mem::take(&mut a.observations);
+            for o in &mut obs {
+                o.host = Some(event.host.clone().unwrap_or_else(|| a.default_host.clone()));
+                o.source_ip = event.source_ip;
+                o.destination_ip = event.destination_ip;
+            }
+            c.observe(obs, output, metrics);
+        }
         // Throttle per indicator and the host the line names, when it names one.
         if let Some(h) = &event.host {
             for k in &mut a.keys {
@@ -639,6 +714,7 @@ fn live_alert(
     let mut enrichments = Vec::new();
     let mut spans = Vec::new();
     let mut keys = Vec::new();
+    let mut observations = Vec::new();
     let host = match &line.origin {
         Origin::Syslog { peer, .. } => peer.ip().to_string(),
         Origin::File { path, .. } => path.to_string(),
@@ -667,6 +743,20 @@ fn live_alert(
         }
         keys.push((index.value(hit.id).to_string(), host.clone()));
         spans.push(hit.span);
+        observations.push(crate::correlate::Observation {
+            time: now,
+            indicator: index.value(hit.id).to_string(),
+            kind: hit.id.kind(),
+            atomic: hit.atomic.clone(),
+            provenance: metas
+                .iter()
+                .map(|&m| crate::correlate::observe::provenance(index, m))
+                .collect(),
+            host: None,
+            source_ip: None,
+            destination_ip: None,
+            log_source: source_name.to_string(),
+        });
         enrichments.push(alert::enrichment(index, hit, &metas));
     }
     if enrichments.is_empty() {
@@ -709,6 +799,8 @@ fn live_alert(
         line: line.bytes[..line.bytes.len().min(alert::MESSAGE_MAX_BYTES)].to_vec(),
         spans,
         decoder: decoder_key(&line.origin, source_name),
+        observations,
+        default_host: host,
     })
 }
 

@@ -44,6 +44,12 @@ pub struct Metrics {
     pub alerts_written: IntCounter,
     pub alerts_throttled: IntCounter,
     pub ready: IntGauge,
+    pub confirmations: IntCounterVec,
+    pub sightings: IntGaugeVec,
+    pub outbox_depth: IntGauge,
+    pub sightings_delivered: IntCounterVec,
+    pub sighting_delivery_failures: IntCounterVec,
+    pub sighting_delivery_seconds: prometheus::GaugeVec,
     refreshers: std::sync::Mutex<Vec<Refresher>>,
 }
 
@@ -70,6 +76,12 @@ pub const METRIC_NAMES: &[&str] = &[
     "tripline_alerts_written_total",
     "tripline_alerts_throttled_total",
     "tripline_ready",
+    "tripline_confirmations_total",
+    "tripline_sightings",
+    "tripline_outbox_depth",
+    "tripline_sightings_delivered_total",
+    "tripline_sighting_delivery_failures_total",
+    "tripline_sighting_delivery_delay_seconds",
 ];
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -144,7 +156,50 @@ impl Metrics {
             .expect("static metric definition");
         r.register(Box::new(ready.clone()))
             .expect("metric registered once");
+        let outbox_depth = IntGauge::new(
+            "tripline_outbox_depth",
+            "Sightings not yet delivered nor decided (pending approval, queued, sending).",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(outbox_depth.clone()))
+            .expect("metric registered once");
+        let sighting_delivery_seconds = prometheus::GaugeVec::new(
+            Opts::new(
+                "tripline_sighting_delivery_delay_seconds",
+                "Seconds from sightings' creation to their delivery, summed over delivered sightings.",
+            ),
+            &["destination"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(sighting_delivery_seconds.clone()))
+            .expect("metric registered once");
         Metrics {
+            confirmations: counter_vec(
+                &r,
+                "tripline_confirmations_total",
+                "Correlations confirmed, by rule id.",
+                &["rule"],
+            ),
+            sightings: gauge_vec(
+                &r,
+                "tripline_sightings",
+                "Sightings in the outbox, by destination and state.",
+                &["destination", "state"],
+            ),
+            outbox_depth,
+            sightings_delivered: counter_vec(
+                &r,
+                "tripline_sightings_delivered_total",
+                "Sightings delivered, by destination.",
+                &["destination"],
+            ),
+            sighting_delivery_failures: counter_vec(
+                &r,
+                "tripline_sighting_delivery_failures_total",
+                "Failed delivery attempts, by destination.",
+                &["destination"],
+            ),
+            sighting_delivery_seconds,
             lines_received: counter_vec(
                 &r,
                 "tripline_lines_received_total",
@@ -362,6 +417,13 @@ mod tests {
             .inc();
         m.udp_drops.with_label_values(&["s"]).inc();
         m.match_duration.observe(0.001);
+        m.confirmations.with_label_values(&["r"]).inc();
+        m.sightings.with_label_values(&["d", "queued"]).set(1);
+        m.sightings_delivered.with_label_values(&["d"]).inc();
+        m.sighting_delivery_failures.with_label_values(&["d"]).inc();
+        m.sighting_delivery_seconds
+            .with_label_values(&["d"])
+            .set(1.0);
         let text = m.render();
         for name in METRIC_NAMES {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
