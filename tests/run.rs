@@ -712,3 +712,61 @@ fn sidecar_confirms_and_queues_sightings() {
         text.contains("\"sighting\"") && !text.contains("fw01") && !text.contains("192.168.1.5")
     );
 }
+
+/// Without any signal: a change to a watched intel file is picked up (notify) and
+/// the new index swapped in.
+#[test]
+fn intel_file_changes_are_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel_dir = dir.path().join("intel");
+    std::fs::create_dir_all(&intel_dir).unwrap();
+    let many: String = (0..20)
+        .map(|i| format!("filler{i}.example.net\n"))
+        .collect();
+    std::fs::write(
+        intel_dir.join("list.txt"),
+        format!("first.example.com\n{many}"),
+    )
+    .unwrap();
+    let config = write_config(dir.path(), intel_dir.to_str().unwrap(), "");
+    let metrics = free_addr();
+    let mut child = spawn(&[
+        "run",
+        "--stdin",
+        "--config",
+        config.to_str().unwrap(),
+        "--metrics-addr",
+        &metrics.to_string(),
+    ]);
+    wait_ready(metrics);
+    let loaded = || -> String {
+        http_get(metrics, "/metrics")
+            .map(|x| x.1)
+            .unwrap_or_default()
+    };
+    assert!(loaded().contains(
+        "tripline_indicators_loaded{indicator_type=\"domain\",intel_source=\"list\"} 21"
+    ));
+    std::fs::write(
+        intel_dir.join("list.txt"),
+        format!("first.example.com\nsecond.example.com\n{many}"),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while !loaded()
+        .contains("tripline_indicators_loaded{indicator_type=\"domain\",intel_source=\"list\"} 22")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the change was not picked up: {}",
+            loaded()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "2024-05-01T10:00:00Z q=www.second.example.com").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"name\":\"second.example.com\""), "{text}");
+}
