@@ -259,8 +259,9 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         )),
     };
     let mut stats = hunt::hunt(&index, &inputs, &opts, &mut out).context("writing alerts")?;
+    let mut rules_summary = String::new();
     if let Some(rules) = rules {
-        crate::cli_share::confirm_hunt(&args, &index, rules, &mut stats, &mut out)?;
+        rules_summary = crate::cli_share::confirm_hunt(&args, &index, rules, &mut stats, &mut out)?;
     }
     out.flush().context("writing alerts")?;
     if args.count {
@@ -271,7 +272,7 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     }
     errors.extend(stats.errors.iter().cloned());
     if !args.quiet {
-        eprint!("{}", summary::hunt_summary(&index, &stats));
+        eprint!("{}{rules_summary}", summary::hunt_summary(&index, &stats));
         for p in &intel_problems {
             eprintln!("  intel error: {p}");
         }

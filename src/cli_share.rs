@@ -87,7 +87,8 @@ pub fn confirm_hunt(
     rules: Vec<Rule>,
     stats: &mut HuntStats,
     out: &mut dyn Write,
-) -> Result<()> {
+) -> Result<String> {
+    let mut summary = String::new();
     let mut engine = Engine::with_options(rules, EngineOptions::default());
     let observations = std::mem::take(&mut stats.observations);
     let confirmations = engine.observe_batch(observations);
@@ -96,11 +97,17 @@ pub fn confirm_hunt(
         serde_json::to_writer(&mut *out, &doc)?;
         out.write_all(b"\n")?;
     }
-    if !args.quiet {
-        eprintln!("  confirmations: {}", confirmations.len());
-        for (rule, n) in &engine.stats().confirmations {
-            eprintln!("    {n:>6}  rule {rule}");
-        }
+    summary.push_str(&format!("  confirmations: {}\n", confirmations.len()));
+    let titles: std::collections::HashMap<&str, &str> = engine
+        .rules()
+        .iter()
+        .map(|r| (r.id.as_str(), r.title.as_str()))
+        .collect();
+    for (rule, n) in &engine.stats().confirmations {
+        summary.push_str(&format!(
+            "    {n:>6}  {}\n",
+            titles.get(rule.as_str()).copied().unwrap_or(rule)
+        ));
     }
     if let Some(path) = &args.sightings_out {
         let format: ExportFormat = args
@@ -110,14 +117,12 @@ pub fn confirm_hunt(
         let policy = preview_policy(args.config.as_deref(), index)?;
         let text = crate::share::preview(&policy, &confirmations, format)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        if !args.quiet {
-            eprintln!(
-                "  sightings that would be shared: written to {} (nothing sent)",
-                path.display()
-            );
-        }
+        summary.push_str(&format!(
+            "  sightings that would be shared: written to {} (nothing sent)\n",
+            path.display()
+        ));
     }
-    Ok(())
+    Ok(summary)
 }
 
 #[derive(Args, Debug)]
