@@ -16,7 +16,7 @@ use crate::index::{BuildOptions, Index, WarninglistMode};
 use crate::intel::list::CsvColumn;
 use crate::intel::load::{self, IntelSpec, LoadOptions};
 use crate::intel::warninglist::Warninglists;
-use crate::intel::{canon, Kind, StoreOptions};
+use crate::intel::{canon, StoreOptions};
 use crate::matcher::Matcher;
 use crate::sink::summary;
 use crate::source::batch;
@@ -353,9 +353,4 @@ fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// Kinds in display order.
-pub fn kinds() -> impl Iterator<Item = Kind> {
-    Kind::ALL.into_iter()
 }

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -870,11 +869,6 @@ pub fn describe(config: &Config) -> String {
     }
     s.push_str(&format!("state: {}\n", config.state.dir.display()));
     s
-}
-
-#[allow(dead_code)]
-fn state_dir(config: &Config) -> PathBuf {
-    config.state.dir.clone()
 }
 
 #[cfg(test)]
