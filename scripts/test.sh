@@ -24,7 +24,8 @@ fi
 # unit and integration test, whose summary closes the output.
 # Python peers: a real TAXII 2.1 server (medallion), the STIX validator, PyMISP.
 python3 -c "import medallion, stix2validator, pymisp" 2>/dev/null \
-    || python3 -m pip install --quiet --disable-pip-version-check medallion stix2-validator pymisp
+    || python3 -m pip install --quiet --disable-pip-version-check \
+        "medallion==3.0.0" "stix2-validator==3.3.2" "pymisp==2.5.34.4"
 
 cargo test --locked --benches
 cargo test --locked "$@"
