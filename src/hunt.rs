@@ -143,14 +143,7 @@ fn match_chunk(
                 let time = own_time.unwrap_or(now);
                 let mut kept = Vec::with_capacity(hits.len());
                 for hit in hits.drain(..) {
-                    let metas: Vec<u32> = index
-                        .metas_of(hit.id)
-                        .iter()
-                        .copied()
-                        .filter(|&m| {
-                            !index.has_validity || index.meta(m).valid_at(time.timestamp())
-                        })
-                        .collect();
+                    let metas = index.metas_valid_at(hit.id, time.timestamp());
                     if !metas.is_empty() {
                         kept.push((hit, metas));
                     }
@@ -268,14 +261,7 @@ impl<'a, W: Write> Collector<'a, W> {
                 .by_type
                 .entry(hit.id.kind().name().to_string())
                 .or_default() += 1;
-            let mut names: Vec<&str> = metas
-                .iter()
-                .filter_map(|&x| self.index.sources.get(self.index.meta(x).source as usize))
-                .map(|s| s.name.as_str())
-                .collect();
-            names.sort_unstable();
-            names.dedup();
-            for n in names {
+            for n in self.index.source_names(metas) {
                 *self.stats.by_source.entry(n.to_string()).or_default() += 1;
             }
             if !self.count_only {

@@ -438,11 +438,50 @@ impl Index {
 
     /// The TLP that applies to a meta: its own, else its event's.
     pub fn tlp_of(&self, meta: &Meta) -> Option<Tlp> {
-        meta.tlp.or_else(|| {
-            meta.event
-                .and_then(|e| self.events.get(e as usize))
-                .and_then(|e| e.tlp)
-        })
+        meta.effective_tlp(&self.events)
+    }
+
+    /// The metas of an indicator that are valid at `t` (STIX validity windows; every
+    /// meta when no source gave one).
+    pub fn metas_valid_at(&self, id: IndicatorId, t: i64) -> Vec<u32> {
+        self.metas_of(id)
+            .iter()
+            .copied()
+            .filter(|&m| !self.has_validity || self.meta(m).valid_at(t))
+            .collect()
+    }
+
+    /// The distinct source names of some metas, sorted.
+    pub fn source_names(&self, metas: &[u32]) -> Vec<&str> {
+        let mut names: Vec<&str> = metas
+            .iter()
+            .filter_map(|&m| self.sources.get(self.meta(m).source as usize))
+            .map(|s| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Matchable indicators per (kind, source index): an indicator held by two sources
+    /// counts once for each. One pass over every indicator: for reports and metrics,
+    /// never on the hot path.
+    pub fn counts_by_kind_and_source(&self) -> BTreeMap<(Kind, u32), u64> {
+        let mut counts = BTreeMap::new();
+        let mut seen: Vec<u32> = Vec::new();
+        for kind in Kind::ALL {
+            for id in self.all_ids(kind) {
+                seen.clear();
+                for &m in self.metas_of(id) {
+                    let s = self.meta(m).source;
+                    if !seen.contains(&s) {
+                        seen.push(s);
+                        *counts.entry((kind, s)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        counts
     }
 
     /// The warninglist an indicator is on, if any (the first one that listed it).

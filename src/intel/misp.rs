@@ -32,8 +32,7 @@ pub const MISSING_EVENT_FILE: &str = "feed manifest lists an event whose file is
 
 /// Loads one MISP JSON file (any shape [`load_misp_value`] accepts) under `source`.
 pub fn load_misp_file(store: &mut IntelStore, path: &Path, source: u32) -> Result<(), IntelError> {
-    let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| IntelError::json(path, &e))?;
+    let value = IntelError::read_json(path)?;
     load_misp_value(store, &value, source, &path.display().to_string())
 }
 
@@ -85,9 +84,7 @@ pub fn load_misp_feed_dir(
     source_name: Option<&str>,
 ) -> Result<(), IntelError> {
     let manifest_path = dir.join("manifest.json");
-    let bytes = std::fs::read(&manifest_path).map_err(|e| IntelError::io(&manifest_path, e))?;
-    let manifest: Value =
-        serde_json::from_slice(&bytes).map_err(|e| IntelError::json(&manifest_path, &e))?;
+    let manifest = IntelError::read_json(&manifest_path)?;
     let Some(entries) = manifest.as_object() else {
         return Err(IntelError::Format {
             path: manifest_path,

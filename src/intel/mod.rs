@@ -46,6 +46,12 @@ impl IntelError {
         }
     }
 
+    /// Reads and parses a whole JSON file, errors naming the file (and line/column).
+    pub fn read_json(path: &std::path::Path) -> Result<serde_json::Value, IntelError> {
+        let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| IntelError::json(path, &e))
+    }
+
     pub fn json(path: impl Into<PathBuf>, e: &serde_json::Error) -> IntelError {
         IntelError::Json {
             path: path.into(),

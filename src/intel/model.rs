@@ -313,6 +313,15 @@ impl Meta {
         }
     }
 
+    /// The TLP that applies: the meta's own, else its event's.
+    pub fn effective_tlp(&self, events: &[EventInfo]) -> Option<Tlp> {
+        self.tlp.or_else(|| {
+            self.event
+                .and_then(|e| events.get(e as usize))
+                .and_then(|e| e.tlp)
+        })
+    }
+
     /// Is this meta valid at time `t` (STIX validity window)?
     pub fn valid_at(&self, t: i64) -> bool {
         self.valid_from.is_none_or(|f| f <= t) && self.valid_until.is_none_or(|u| t < u)

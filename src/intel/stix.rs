@@ -30,8 +30,7 @@ pub const UNSUPPORTED_PATTERN: &str = "unsupported STIX pattern";
 
 /// Loads one STIX JSON file under `source`.
 pub fn load_stix_file(store: &mut IntelStore, path: &Path, source: u32) -> Result<(), IntelError> {
-    let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| IntelError::json(path, &e))?;
+    let value = IntelError::read_json(path)?;
     load_stix_value(store, &value, source, &path.display().to_string())
 }
 

@@ -223,10 +223,6 @@ impl IntelStore {
 
     /// The TLP that applies to a meta: its own, else its event's.
     pub fn tlp_of(&self, meta: &Meta) -> Option<Tlp> {
-        meta.tlp.or_else(|| {
-            meta.event
-                .and_then(|e| self.events.get(e as usize))
-                .and_then(|e| e.tlp)
-        })
+        meta.effective_tlp(&self.events)
     }
 }

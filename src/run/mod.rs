@@ -59,6 +59,13 @@ pub struct Live {
     pub metrics: Arc<Metrics>,
 }
 
+/// Builds the index and counts it for the metrics, on the calling (blocking) thread.
+fn build_counted(config: &Config) -> Result<(Index, Vec<String>, IndicatorCounts)> {
+    let (index, problems) = build_index(config)?;
+    let counts = indicator_counts(&index);
+    Ok((index, problems, counts))
+}
+
 /// Loads intel and warninglists as the config says and builds an index.
 pub fn build_index(config: &Config) -> Result<(Index, Vec<String>)> {
     let specs: Vec<IntelSpec> = config
@@ -91,28 +98,33 @@ pub fn build_index(config: &Config) -> Result<(Index, Vec<String>)> {
     Ok((index, problems))
 }
 
+/// Matchable indicators per (kind name, source name): the `indicators_loaded` gauge.
+type IndicatorCounts = Vec<((&'static str, String), i64)>;
+
+/// Counts an index's indicators for the metrics: one pass over every indicator, so it
+/// runs on a blocking thread with the build.
+fn indicator_counts(index: &Index) -> IndicatorCounts {
+    index
+        .counts_by_kind_and_source()
+        .into_iter()
+        .map(|((k, s), n)| {
+            let name = index
+                .sources
+                .get(s as usize)
+                .map_or("?", |x| x.name.as_str());
+            ((k.name(), name.to_string()), n as i64)
+        })
+        .collect()
+}
+
 /// Publishes an index's figures to the metrics.
-fn publish_index(metrics: &Metrics, index: &Index) {
+fn publish_index(metrics: &Metrics, index: &Index, counts: &IndicatorCounts) {
     metrics.indicators_loaded.reset();
-    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    for kind in crate::intel::Kind::ALL {
-        for id in index.all_ids(kind) {
-            let mut seen: Vec<u32> = Vec::new();
-            for &m in index.metas_of(id) {
-                let s = index.meta(m).source;
-                if !seen.contains(&s) {
-                    seen.push(s);
-                    let name = index
-                        .sources
-                        .get(s as usize)
-                        .map_or("?", |x| x.name.as_str());
-                    *counts.entry((kind.name(), name)).or_default() += 1;
-                }
-            }
-        }
-    }
     for ((k, s), n) in counts {
-        metrics.indicators_loaded.with_label_values(&[k, s]).set(n);
+        metrics
+            .indicators_loaded
+            .with_label_values(&[k, s.as_str()])
+            .set(*n);
     }
     metrics.index_build_seconds.set(index.stats.build_secs);
     metrics
@@ -143,11 +155,11 @@ fn check_shrink(old: usize, new: usize, max_ratio: f64) -> Result<(), String> {
 /// would shrink the intel too much. Returns what happened, for logs and tests.
 pub async fn reload(live: &Live, config: &Config) -> Result<usize, String> {
     let cfg = config.clone();
-    let built = tokio::task::spawn_blocking(move || build_index(&cfg))
+    let built = tokio::task::spawn_blocking(move || build_counted(&cfg))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| format!("{e:#}")));
-    let (index, problems) = match built {
+    let (index, problems, counts) = match built {
         Ok(x) => x,
         Err(e) => {
             live.metrics.reloads.with_label_values(&["failed"]).inc();
@@ -168,7 +180,7 @@ pub async fn reload(live: &Live, config: &Config) -> Result<usize, String> {
         return Err(e);
     }
     let n = index.len();
-    publish_index(&live.metrics, &index);
+    publish_index(&live.metrics, &index, &counts);
     live.index.store(Arc::new(index));
     live.metrics.reloads.with_label_values(&["ok"]).inc();
     tracing::info!(indicators = n, "Reloaded intel.");
@@ -209,13 +221,13 @@ async fn run_async(opts: RunOptions, workers: usize) -> Result<ExitCode> {
 
     let t0 = Instant::now();
     let cfg = config.clone();
-    let (index, problems) = tokio::task::spawn_blocking(move || build_index(&cfg))
+    let (index, problems, counts) = tokio::task::spawn_blocking(move || build_counted(&cfg))
         .await
         .context("index build")??;
     for p in &problems {
         tracing::error!(error = %p, "Intel not loaded.");
     }
-    publish_index(&metrics, &index);
+    publish_index(&metrics, &index, &counts);
     metrics
         .reloads
         .with_label_values(&[if problems.is_empty() { "ok" } else { "partial" }])
@@ -720,24 +732,12 @@ fn live_alert(
         Origin::Stdin { .. } => "stdin".to_string(),
     };
     for hit in hits {
-        let metas: Vec<u32> = index
-            .metas_of(hit.id)
-            .iter()
-            .copied()
-            .filter(|&m| !index.has_validity || index.meta(m).valid_at(time.timestamp()))
-            .collect();
+        let metas = index.metas_valid_at(hit.id, time.timestamp());
         if metas.is_empty() {
             continue;
         }
         let kind = hit.id.kind().name();
-        let mut srcs: Vec<&str> = metas
-            .iter()
-            .filter_map(|&m| index.sources.get(index.meta(m).source as usize))
-            .map(|s| s.name.as_str())
-            .collect();
-        srcs.sort_unstable();
-        srcs.dedup();
-        for s in srcs {
+        for s in index.source_names(&metas) {
             metrics.matches.with_label_values(&[kind, s]).inc();
         }
         keys.push((index.value(hit.id).to_string(), host.clone()));

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::index::Index;
 use crate::intel::canon::Canonical;
 use crate::intel::warninglist::Warninglists;
-use crate::intel::{Exclusion, Kind};
+use crate::intel::Exclusion;
 use crate::matcher::Hit;
 
 /// A domain indicator with at least this many subdomain indicators is reported as a
@@ -35,21 +35,8 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
 
     // Per source: records read and indicators held.
     let mut per_source: BTreeMap<u32, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for kind in Kind::ALL {
-        for id in index.all_ids(kind) {
-            let mut seen = Vec::new();
-            for &m in index.metas_of(id) {
-                let s = index.meta(m).source;
-                if !seen.contains(&s) {
-                    seen.push(s);
-                    *per_source
-                        .entry(s)
-                        .or_default()
-                        .entry(kind.name())
-                        .or_default() += 1;
-                }
-            }
-        }
+    for ((kind, s), n) in index.counts_by_kind_and_source() {
+        per_source.entry(s).or_default().insert(kind.name(), n);
     }
     let _ = writeln!(t, "\nSources:");
     let mut sources_json = Vec::new();
