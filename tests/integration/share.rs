@@ -2,13 +2,13 @@
 //! exports (checked with PyMISP and stix2-validator), STIX bundles in a directory,
 //! configuration errors.
 
-mod support;
+
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 use serde_json::Value;
-use support::*;
+use crate::util::*;
 use tripline::intel::{Kind, Tlp};
 use tripline::share::{
     preview, DropReason, ExportFormat, Outbox, OutboxError, Router, Selection, ShareConfig,

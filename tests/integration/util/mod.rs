@@ -107,7 +107,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn support_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/util")
 }
 
 /// Fails with the install command when a Python module is missing.
@@ -121,7 +121,7 @@ pub fn require_python_module(module: &str, package: &str) {
         .unwrap_or(false);
     assert!(
         ok,
-        "python3 module {module} missing: run `pip install {package}` (see tests/support/mod.rs)"
+        "python3 module {module} missing: run `pip install {package}` (see tests/integration/util/mod.rs)"
     );
 }
 

@@ -1,9 +1,9 @@
-//! Delivery to MISP through the fake MISP (`tests/support/fake_misp.py`): by attribute
+//! Delivery to MISP through the fake MISP (`tests/integration/util/fake_misp.py`): by attribute
 //! UUID and by value restricted to the community's events, the destination down for
 //! hours, slow, answering 500, refusing, a wrong key, and the process killed
 //! mid-delivery. Every confirmed sighting arrives exactly once.
 
-mod support;
+
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
-use support::*;
+use crate::util::*;
 use tripline::intel::Kind;
 use tripline::share::{Outbox, Selection, State};
 

@@ -1,0 +1,21 @@
+//! tripline's integration tests: one test binary (as ripgrep's `tests/`), so the suite
+//! links once. Each module drives one part for real (the binary, the file source,
+//! syslog, sharing servers); `util` holds what several of them share.
+//!
+//! Nothing here asserts on timing: waits poll for a condition (a file, a metric, a log
+//! line) with a generous deadline, so the suite holds on a loaded 2-core machine.
+
+mod util;
+
+mod cli;
+mod cli_share;
+mod decode;
+mod file_tail;
+mod match_semantics;
+mod rules;
+mod run;
+mod share;
+mod share_delivery;
+mod share_taxii;
+mod syslog;
+mod thread_invariance;
