@@ -1,9 +1,13 @@
-//! `tripline hunt`: batch correlation of archived logs against the index.
+//! `tripline hunt`: batch correlation of archived logs against the index — a driver
+//! of the one scan and emit path ([`crate::scan`], [`crate::emit`]).
 //!
 //! A reader thread splits the inputs into chunks of whole lines ([`source::batch`]);
-//! rayon workers match chunks in parallel, each with its own [`Matcher`]; the caller's
-//! thread puts the results back in input order and writes alerts, so the output is
-//! the same whatever the thread count. Every queue is bounded: at most `2 × threads`
+//! rayon workers scan chunks in parallel, each with its own [`Scanner`]; the caller's
+//! thread puts the results back in input order and emits them (decode, time,
+//! validity, alert, observations), so the output is the same whatever the thread
+//! count. Lines are numbered per input; zoneless times are read in
+//! [`HuntOptions::decode`]'s zone; year-less stamps take the year that puts them
+//! before the input file's modification time. Every queue is bounded: at most `2 × threads`
 //! chunks wait to be matched and `4 × threads` results wait to be written. With one
 //! thread everything runs on the caller's thread, for honest single-core figures.
 //!
@@ -12,16 +16,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::decode::time::event_time;
+use crate::decode::DecodeOptions;
+use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::Index;
 use crate::intel::IndicatorId;
-use crate::matcher::{Hit, Matcher};
-use crate::sink::alert::{self, LinePlace};
+use crate::scan::{Scanned, Scanner};
 use crate::source::batch::{self, ChunkReader, Input, Piece};
+use crate::source::Origin;
 
 #[derive(Clone, Debug)]
 pub struct HuntOptions {
@@ -36,6 +42,8 @@ pub struct HuntOptions {
     pub observe: bool,
     /// Target chunk size: the unit of parallel work.
     pub chunk_bytes: usize,
+    /// How lines are decoded (the zone of zoneless times).
+    pub decode: DecodeOptions,
 }
 
 impl Default for HuntOptions {
@@ -47,6 +55,7 @@ impl Default for HuntOptions {
             progress: false,
             observe: false,
             chunk_bytes: batch::CHUNK_BYTES,
+            decode: DecodeOptions::default(),
         }
     }
 }
@@ -70,25 +79,8 @@ pub struct HuntStats {
     pub secs: f64,
 }
 
-/// One matched line, relative to its chunk.
-struct LineMatch {
-    /// 0-based line index within the chunk.
-    line_idx: u64,
-    offset: u64,
-    line: Vec<u8>,
-    hits: Vec<(Hit, Vec<u32>)>,
-    time: DateTime<Utc>,
-}
-
 enum Outcome {
-    Lines {
-        lines: u64,
-        bytes: u64,
-        oversized: u64,
-        matches: Vec<LineMatch>,
-        /// Zeek header lines (`#…`), with their index, for the input's decoder.
-        headers: Vec<(u64, Vec<u8>)>,
-    },
+    Scanned(Scanned),
     Oversized {
         len: u64,
     },
@@ -109,87 +101,66 @@ struct Done {
     outcome: Outcome,
 }
 
-/// Matches every line of one chunk.
-fn match_chunk(
-    matcher: &mut Matcher<'_>,
-    data: &[u8],
-    offset: u64,
-    max_line: usize,
-    now: DateTime<Utc>,
-) -> Outcome {
-    let index = matcher.index();
-    let mut matches = Vec::new();
-    let mut hits = Vec::new();
-    let mut lines = 0u64;
-    let mut oversized = 0u64;
-    let mut headers = Vec::new();
-    let mut start = 0usize;
-    while start < data.len() {
-        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
-        let mut line = &data[start..end];
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
+/// The hunt's [`AlertSink`]: figures, observations, and alerts written to `out`.
+struct HuntSink<W: Write> {
+    out: W,
+    count_only: bool,
+    stats: HuntStats,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl<W: Write> AlertSink for HuntSink<W> {
+    fn scanned(&mut self, _source: usize, s: &Scanned) {
+        self.stats.lines += s.lines;
+        self.stats.bytes += s.bytes;
+        self.stats.oversized_lines += s.oversized;
+        if let Some(pb) = &self.progress {
+            pb.inc(s.bytes);
+            pb.set_message(format!("{} matching lines", self.stats.matched_lines));
         }
-        if line.first() == Some(&b'#') && line.len() <= 64 * 1024 {
-            headers.push((lines, line.to_vec()));
-        }
-        if line.len() > max_line {
-            oversized += 1;
-        } else {
-            hits.clear();
-            matcher.find_with_json(line, &mut hits);
-            if !hits.is_empty() {
-                let own_time = event_time(line, now);
-                let time = own_time.unwrap_or(now);
-                let mut kept = Vec::with_capacity(hits.len());
-                for hit in hits.drain(..) {
-                    let metas = index.metas_valid_at(hit.id, time.timestamp());
-                    if !metas.is_empty() {
-                        kept.push((hit, metas));
-                    }
-                }
-                if !kept.is_empty() {
-                    matches.push(LineMatch {
-                        line_idx: lines,
-                        offset: offset + start as u64,
-                        line: line[..line.len().min(alert::MESSAGE_MAX_BYTES + 4)].to_vec(),
-                        hits: kept,
-                        time,
-                    });
-                }
+    }
+
+    fn alert(&mut self, index: &Index, _source: usize, e: Emitted) -> io::Result<()> {
+        let s = &mut self.stats;
+        s.matched_lines += 1;
+        for (hit, metas) in &e.matches {
+            s.enrichments += 1;
+            *s.by_indicator.entry(hit.id).or_default() += 1;
+            *s.by_type
+                .entry(hit.id.kind().name().to_string())
+                .or_default() += 1;
+            for n in index.source_names(metas) {
+                *s.by_source.entry(n.to_string()).or_default() += 1;
             }
         }
-        lines += 1;
-        start = end + 1;
-    }
-    Outcome::Lines {
-        lines,
-        bytes: data.len() as u64,
-        oversized,
-        matches,
-        headers,
+        s.observations.extend(e.observations);
+        if self.count_only {
+            return Ok(());
+        }
+        serde_json::to_writer(&mut self.out, &e.alert)?;
+        self.out.write_all(b"\n")
     }
 }
 
-/// Writes outcomes in sequence order and keeps the figures.
+/// Puts outcomes back in sequence order and emits them.
 struct Collector<'a, W: Write> {
     index: &'a Index,
     inputs: &'a [Input],
-    out: W,
-    count_only: bool,
-    observe: bool,
+    /// Display names of the inputs, shared by their lines' origins.
+    names: Vec<Arc<str>>,
+    /// Modification time of each input (now for stdin): the reference for years.
+    mtimes: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    emitter: Emitter,
+    sink: HuntSink<W>,
     next: u64,
     pending: BTreeMap<u64, (usize, Outcome)>,
     /// Lines seen so far in each input.
     line_base: Vec<u64>,
-    /// One decoder per input (it learns Zeek headers).
-    decoders: Vec<crate::decode::Decoder>,
-    stats: HuntStats,
-    progress: Option<indicatif::ProgressBar>,
     write_error: Option<io::Error>,
 }
 
-impl<'a, W: Write> Collector<'a, W> {
+impl<W: Write> Collector<'_, W> {
     fn accept(&mut self, seq: u64, input: usize, outcome: Outcome) {
         self.pending.insert(seq, (input, outcome));
         while let Some((input, outcome)) = self.pending.remove(&self.next) {
@@ -200,7 +171,7 @@ impl<'a, W: Write> Collector<'a, W> {
 
     fn emit(&mut self, input: usize, outcome: Outcome) {
         match outcome {
-            Outcome::Start => self.stats.inputs += 1,
+            Outcome::Start => self.sink.stats.inputs += 1,
             Outcome::Error(e) => {
                 let path = self
                     .inputs
@@ -208,94 +179,46 @@ impl<'a, W: Write> Collector<'a, W> {
                     .map(|i| i.display())
                     .unwrap_or_default();
                 tracing::error!(path = %path, error = %e, "Cannot read input.");
-                self.stats.errors.push(format!("{path}: {e}"));
+                self.sink.stats.errors.push(format!("{path}: {e}"));
             }
             Outcome::Oversized { len } => {
-                self.stats.oversized_lines += 1;
-                self.stats.lines += 1;
-                self.stats.bytes += len;
+                self.sink.stats.oversized_lines += 1;
+                self.sink.stats.lines += 1;
+                self.sink.stats.bytes += len;
                 self.line_base[input] += 1;
             }
-            Outcome::Lines {
-                lines,
-                bytes,
-                oversized,
-                matches,
-                headers,
-            } => {
-                let path = self
-                    .inputs
-                    .get(input)
-                    .map(|i| i.display())
-                    .unwrap_or_default();
-                let mut headers = headers.into_iter().peekable();
-                for m in matches {
-                    while let Some((_, h)) = headers.next_if(|(i, _)| *i < m.line_idx) {
-                        self.decoders[input].observe(&h);
-                    }
-                    self.write_match(input, &path, self.line_base[input], m);
+            Outcome::Scanned(scanned) => {
+                if self.write_error.is_some() {
+                    return;
                 }
-                for (_, h) in headers {
-                    self.decoders[input].observe(&h);
+                let base = self.line_base[input];
+                let lines = scanned.lines;
+                let path = self.names[input].clone();
+                let stdin = matches!(self.inputs.get(input), Some(Input::Stdin));
+                let origin_of = |idx: u64, offset: u64| {
+                    let line = base + idx + 1;
+                    if stdin {
+                        Origin::Stdin { line }
+                    } else {
+                        Origin::File {
+                            path: path.clone(),
+                            offset,
+                            line: Some(line),
+                        }
+                    }
+                };
+                let clock = Clock {
+                    read: self.now,
+                    reference: self.mtimes[input],
+                };
+                if let Err(e) =
+                    self.emitter
+                        .emit(self.index, input, scanned, origin_of, clock, &mut self.sink)
+                {
+                    self.write_error = Some(e);
                 }
                 self.line_base[input] += lines;
-                self.stats.lines += lines;
-                self.stats.bytes += bytes;
-                self.stats.oversized_lines += oversized;
-                if let Some(pb) = &self.progress {
-                    pb.inc(bytes);
-                    pb.set_message(format!("{} matching lines", self.stats.matched_lines));
-                }
             }
-        }
-    }
-
-    fn write_match(&mut self, input: usize, path: &str, base: u64, m: LineMatch) {
-        self.stats.matched_lines += 1;
-        let mut enrichments = Vec::with_capacity(m.hits.len());
-        for (hit, metas) in &m.hits {
-            self.stats.enrichments += 1;
-            *self.stats.by_indicator.entry(hit.id).or_default() += 1;
-            *self
-                .stats
-                .by_type
-                .entry(hit.id.kind().name().to_string())
-                .or_default() += 1;
-            for n in self.index.source_names(metas) {
-                *self.stats.by_source.entry(n.to_string()).or_default() += 1;
-            }
-            if !self.count_only {
-                enrichments.push(alert::enrichment(self.index, hit, metas));
-            }
-        }
-        let needs_event = self.observe || !self.count_only;
-        let event = needs_event.then(|| self.decoders[input].decode(&m.line, m.time));
-        if let (true, Some(event)) = (self.observe, &event) {
-            let obs = crate::correlate::observe::observations(
-                self.index, &m.hits, event, m.time, path, path,
-            );
-            self.stats.observations.extend(obs);
-        }
-        if self.count_only || self.write_error.is_some() {
-            return;
-        }
-        let place = LinePlace {
-            path,
-            offset: m.offset,
-            line_number: base + m.line_idx + 1,
-        };
-        let mut doc = alert::alert(&place, &m.line, m.time, enrichments);
-        let event = match event {
-            Some(e) => e,
-            None => self.decoders[input].decode(&m.line, m.time),
-        };
-        let spans: Vec<Option<(usize, usize)>> = m.hits.iter().map(|(h, _)| h.span).collect();
-        alert::add_context(&mut doc, &event, &spans);
-        let res = serde_json::to_writer(&mut self.out, &doc)
-            .map_err(io::Error::from)
-            .and_then(|_| self.out.write_all(b"\n"));
-        if let Err(e) = res {
-            self.write_error = Some(e);
         }
     }
 }
@@ -311,27 +234,48 @@ pub fn hunt<W: Write>(
     let t0 = Instant::now();
     let now = Utc::now();
     let progress = opts.progress.then(|| progress_bar(inputs));
+    let sources = inputs
+        .iter()
+        .map(|i| SourceInfo {
+            name: match i {
+                Input::Stdin => "stdin".to_string(),
+                Input::Path(_) => i.display(),
+            },
+            named: false,
+            decode: opts.decode,
+        })
+        .collect();
+    let mtimes = inputs
+        .iter()
+        .map(|i| match i {
+            Input::Path(p) => std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .map_or(now, DateTime::<Utc>::from),
+            Input::Stdin => now,
+        })
+        .collect();
     let mut c = Collector {
         index,
         inputs,
-        out,
-        count_only: opts.count_only,
-        observe: opts.observe,
+        names: inputs.iter().map(|i| Arc::from(i.display())).collect(),
+        mtimes,
+        now,
+        emitter: Emitter::new(sources, opts.observe),
+        sink: HuntSink {
+            out,
+            count_only: opts.count_only,
+            stats: HuntStats::default(),
+            progress,
+        },
         next: 0,
         pending: BTreeMap::new(),
         line_base: vec![0; inputs.len()],
-        decoders: inputs
-            .iter()
-            .map(|_| crate::decode::Decoder::default())
-            .collect(),
-        stats: HuntStats::default(),
-        progress,
         write_error: None,
     };
     let threads = opts.threads.max(1);
     let (recycle_tx, recycle_rx) = batch::buffer_pool(threads * 4);
     if threads == 1 {
-        let mut matcher = Matcher::new(index);
+        let mut scanner = Scanner::new(index);
         let mut seq = 0;
         for (i, input) in inputs.iter().enumerate() {
             for piece in pieces(
@@ -340,7 +284,7 @@ pub fn hunt<W: Write>(
                 opts.max_line_bytes,
                 recycle_rx.clone(),
             ) {
-                let outcome = run_piece(&mut matcher, piece, opts.max_line_bytes, now, &recycle_tx);
+                let outcome = run_piece(&mut scanner, piece, opts.max_line_bytes, &recycle_tx);
                 c.accept(seq, i, outcome);
                 seq += 1;
             }
@@ -386,10 +330,10 @@ pub fn hunt<W: Write>(
                         let tx = workers_tx.clone();
                         let recycle = recycle_tx.clone();
                         ps.spawn(move |_| {
-                            let mut matcher = Matcher::new(index);
+                            let mut scanner = Scanner::new(index);
                             for job in rx.iter() {
                                 let outcome = match job.piece {
-                                    Some(p) => run_piece(&mut matcher, p, max_line, now, &recycle),
+                                    Some(p) => run_piece(&mut scanner, p, max_line, &recycle),
                                     None => Outcome::Start,
                                 };
                                 let done = Done {
@@ -417,15 +361,15 @@ pub fn hunt<W: Write>(
             drop(done_rx);
         });
     }
-    if let Some(pb) = &c.progress {
+    if let Some(pb) = &c.sink.progress {
         pb.finish_and_clear();
     }
     if let Some(e) = c.write_error.take() {
         return Err(e);
     }
-    c.out.flush()?;
-    c.stats.secs = t0.elapsed().as_secs_f64();
-    Ok(c.stats)
+    c.sink.out.flush()?;
+    c.sink.stats.secs = t0.elapsed().as_secs_f64();
+    Ok(c.sink.stats)
 }
 
 /// The pieces of one input, led by a start marker; an input that cannot be opened
@@ -449,16 +393,15 @@ fn pieces(
 }
 
 fn run_piece(
-    matcher: &mut Matcher<'_>,
+    scanner: &mut Scanner<'_>,
     piece: Piece,
     max_line: usize,
-    now: DateTime<Utc>,
     recycle: &crossbeam_channel::Sender<Vec<u8>>,
 ) -> Outcome {
     match piece {
         Piece::Lines { data, .. } if data.is_empty() => Outcome::Start,
         Piece::Lines { offset, data } => {
-            let outcome = match_chunk(matcher, &data, offset, max_line, now);
+            let outcome = Outcome::Scanned(scanner.chunk(&data, offset, max_line));
             let _ = recycle.try_send(data);
             outcome
         }

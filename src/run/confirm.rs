@@ -1,5 +1,20 @@
 //! The sidecar's correlation step: observations from written alerts go through the
-//! rules (in arrival time); confirmations become alerts and sightings in the outbox.
+//! rules, timed as the emitter timed their lines (the event's own time, as in a
+//! hunt); confirmations become alerts and sightings in the outbox.
+//!
+//! The rules' clock is event time. Observations wait in a reorder buffer until the
+//! watermark — the newest event time seen less [`LATENESS`], advanced by wall time
+//! while no newer event arrives, so an idle input still moves on — passes them, and
+//! reach the rules in time order, as a hunt feeds them; windows close when the
+//! watermark passes their end. A backlog of old lines thus correlates as a hunt over
+//! them would, not as if it all happened now. An observation older than the
+//! watermark goes to the rules at once, with its own time. At the end of a finite
+//! input (`run --stdin`), everything waiting is fed and open windows close, as at the
+//! end of a hunt; at shutdown everything waiting is fed, then the state is saved.
+//!
+//! Cost: confirmations come up to [`LATENESS`] after their last event (line alerts
+//! are not delayed); the buffer holds at most [`MAX_WAITING`] observations (beyond,
+//! the oldest go to the rules early).
 //! The rules' state is saved in the state directory (atomically) every
 //! [`SNAPSHOT_EVERY`] and at shutdown, and restored at start, so a window opened
 //! before a restart still confirms after it.
@@ -21,11 +36,36 @@ use crate::sink::output::AlertOutput;
 /// How often the correlation state is saved.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
 
+/// How far behind the newest event time an event may arrive and still join windows
+/// that would otherwise have closed.
+pub const LATENESS: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Observations held in the reorder buffer at most.
+pub const MAX_WAITING: usize = 100_000;
+
+/// The rules' clock: the newest event time seen, advanced by wall time since.
+#[derive(Clone, Copy, Debug)]
+struct EventClock {
+    newest: DateTime<Utc>,
+    seen_at: Instant,
+}
+
+impl EventClock {
+    fn watermark(&self) -> DateTime<Utc> {
+        let idle = chrono::TimeDelta::from_std(self.seen_at.elapsed()).unwrap_or_default();
+        self.newest + idle - LATENESS
+    }
+}
+
 pub struct Correlation {
     engine: Engine,
     outbox: Option<Arc<Outbox>>,
     state_path: PathBuf,
     last_snapshot: Instant,
+    clock: Option<EventClock>,
+    /// The reorder buffer: by (time, arrival).
+    waiting: std::collections::BTreeMap<(DateTime<Utc>, u64), Observation>,
+    arrivals: u64,
 }
 
 impl Correlation {
@@ -66,28 +106,87 @@ impl Correlation {
             outbox,
             state_path,
             last_snapshot: Instant::now(),
+            clock: None,
+            waiting: Default::default(),
+            arrivals: 0,
         }))
     }
 
     /// Feeds observations; writes what they confirm.
     pub fn observe(&mut self, obs: Vec<Observation>, output: &mut AlertOutput, metrics: &Metrics) {
         for o in obs {
-            let confirmed = self.engine.observe(o);
-            self.confirmed(confirmed, output, metrics);
+            if self.clock.is_none_or(|c| o.time > c.newest) {
+                self.clock = Some(EventClock {
+                    newest: o.time,
+                    seen_at: Instant::now(),
+                });
+            }
+            let late = self.clock.is_some_and(|c| o.time < c.watermark());
+            if late {
+                let confirmed = self.engine.observe(o);
+                self.confirmed(confirmed, output, metrics);
+            } else {
+                self.arrivals += 1;
+                self.waiting.insert((o.time, self.arrivals), o);
+            }
+        }
+        while self.waiting.len() > MAX_WAITING {
+            self.release_first(output, metrics);
+        }
+    }
+
+    /// Feeds the oldest waiting observation to the rules.
+    fn release_first(&mut self, output: &mut AlertOutput, metrics: &Metrics) -> bool {
+        let Some((_, o)) = self.waiting.pop_first() else {
+            return false;
+        };
+        let confirmed = self.engine.observe(o);
+        self.confirmed(confirmed, output, metrics);
+        true
+    }
+
+    /// Feeds waiting observations up to `until` (all with `None`), in time order.
+    fn release(
+        &mut self,
+        until: Option<DateTime<Utc>>,
+        output: &mut AlertOutput,
+        metrics: &Metrics,
+    ) {
+        while self
+            .waiting
+            .first_key_value()
+            .is_some_and(|((t, _), _)| until.is_none_or(|u| *t <= u))
+        {
+            self.release_first(output, metrics);
         }
     }
 
     /// Closes windows that ended by `now`; saves state when due.
-    pub fn tick(&mut self, now: DateTime<Utc>, output: &mut AlertOutput, metrics: &Metrics) {
-        let confirmed = self.engine.flush(now);
-        self.confirmed(confirmed, output, metrics);
+    /// Closes the windows the event clock has passed; saves the state when due.
+    pub fn tick(&mut self, output: &mut AlertOutput, metrics: &Metrics) {
+        if let Some(clock) = self.clock {
+            let watermark = clock.watermark();
+            self.release(Some(watermark), output, metrics);
+            let confirmed = self.engine.flush(watermark);
+            self.confirmed(confirmed, output, metrics);
+        }
         if self.last_snapshot.elapsed() >= SNAPSHOT_EVERY {
             self.save();
         }
     }
 
     /// At shutdown: save the state (open windows survive the restart).
-    pub fn close(&mut self) {
+    /// The input is complete (end of stdin): closes every open window, as at the end
+    /// of a hunt.
+    pub fn finish(&mut self, output: &mut AlertOutput, metrics: &Metrics) {
+        self.release(None, output, metrics);
+        let confirmed = self.engine.finish();
+        self.confirmed(confirmed, output, metrics);
+    }
+
+    /// At shutdown: feeds what waits, then saves the state.
+    pub fn close(&mut self, output: &mut AlertOutput, metrics: &Metrics) {
+        self.release(None, output, metrics);
         self.save();
     }
 

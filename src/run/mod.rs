@@ -17,6 +17,7 @@
 //!   reading, queues drain, outputs flush, checkpoints are written.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +27,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use chrono::Utc;
-use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{mpsc, watch};
 
@@ -34,11 +34,11 @@ mod confirm;
 mod sources;
 
 use crate::config::{Config, SourceConfig};
+use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::{BuildOptions, Index};
 use crate::intel::load::{self, IntelSpec, LoadOptions};
 use crate::intel::StoreOptions;
-use crate::matcher::Matcher;
-use crate::sink::alert;
+use crate::scan::{Scanned, Scanner};
 use crate::sink::metrics::{self, Metrics};
 use crate::sink::output::{AlertOutput, Verdict};
 use crate::source::{Ack, Batch, BatchSender, Line, Origin};
@@ -280,13 +280,22 @@ async fn run_async(opts: RunOptions, workers: usize) -> Result<ExitCode> {
     let outbox = confirm::open_outbox(&config, &metrics).context("opening the sightings outbox")?;
     let correlation =
         confirm::Correlation::open(&config, outbox.clone()).context("loading rules")?;
+    let infos = names
+        .iter()
+        .map(|name| SourceInfo {
+            name: name.clone(),
+            named: true,
+            decode: crate::decode::DecodeOptions::default(),
+        })
+        .collect();
     let pipeline = start_pipeline(
         rx,
         live.clone(),
         output,
         workers,
-        names.clone(),
+        infos,
         correlation,
+        opts.stdin,
     );
     // Deliver due sightings every few seconds, off the async threads.
     let delivery = outbox.map(|outbox| {
@@ -442,48 +451,100 @@ struct Job {
     batch: Batch,
 }
 
-/// One written alert-to-be: its JSON, and what the throttle keys on.
-struct Pending {
-    json: Value,
-    keys: Vec<(String, String)>,
-    /// The line (for decoding in order, in the output thread) and the hits' spans,
-    /// one per enrichment.
-    line: Vec<u8>,
-    spans: Vec<Option<(usize, usize)>>,
-    decoder: String,
-    /// For the rules: host and addresses are filled in after decoding.
-    observations: Vec<crate::correlate::Observation>,
-    default_host: String,
-}
-
-/// What a worker hands the output thread, in line order.
-enum Item {
-    /// A Zeek header line (`#fields`…): the decoder of its input must see it.
-    Header {
-        decoder: String,
-        line: Vec<u8>,
-    },
-    Alert(Box<Pending>),
-}
-
+/// What a worker hands the output thread: the scanned batch, in arrival order.
 struct Done {
     seq: u64,
     source: usize,
-    lines: u64,
-    bytes: u64,
-    items: Vec<Item>,
+    scanned: Scanned,
+    /// The origin of each line of the batch (the lines themselves are dropped).
+    origins: Vec<Origin>,
+    /// The index the batch was scanned with: emitted against the same one.
+    index: Arc<Index>,
     ack: Option<Ack>,
+}
+
+/// The sidecar's [`AlertSink`]: metrics, the rules, the throttle, alert outputs.
+struct LiveSink {
+    output: AlertOutput,
+    correlation: Option<confirm::Correlation>,
+    metrics: Arc<Metrics>,
+    names: Arc<Vec<String>>,
+    stats: PipelineStats,
+    now: Instant,
+}
+
+impl LiveSink {
+    fn name(&self, source: usize) -> &str {
+        self.names.get(source).map_or("?", |s| s.as_str())
+    }
+}
+
+impl AlertSink for LiveSink {
+    fn scanned(&mut self, source: usize, s: &Scanned) {
+        let name = self.name(source).to_string();
+        let m = &self.metrics;
+        m.lines_received.with_label_values(&[&name]).inc_by(s.lines);
+        m.bytes_received.with_label_values(&[&name]).inc_by(s.bytes);
+        self.stats.lines += s.lines;
+    }
+
+    fn alert(&mut self, index: &Index, source: usize, e: Emitted) -> io::Result<()> {
+        let name = self.name(source).to_string();
+        let mut keys = Vec::with_capacity(e.matches.len());
+        for (hit, metas) in &e.matches {
+            let kind = hit.id.kind().name();
+            for s in index.source_names(metas) {
+                self.metrics.matches.with_label_values(&[kind, s]).inc();
+            }
+            keys.push(index.value(hit.id).to_string());
+        }
+        if let Some(c) = self.correlation.as_mut() {
+            c.observe(e.observations, &mut self.output, &self.metrics);
+        }
+        self.stats.matched_lines += 1;
+        self.metrics.matched_lines.with_label_values(&[&name]).inc();
+        // Throttle per indicator and the host the line names (else its origin).
+        let mut held_back = 0;
+        let mut write = keys.is_empty();
+        for ind in &keys {
+            match self.output.admit(ind, &e.host, self.now) {
+                Verdict::Write { held_back: n } => {
+                    write = true;
+                    held_back += n;
+                }
+                Verdict::Throttled => {}
+            }
+        }
+        if !write {
+            self.metrics.alerts_throttled.inc();
+            return Ok(());
+        }
+        let mut alert = e.alert;
+        if held_back > 0 {
+            alert.tripline.throttled = Some(held_back);
+        }
+        let line = serde_json::to_vec(&alert).map_err(io::Error::from)?;
+        if let Err(e) = self.output.write(&line) {
+            tracing::error!(error = %e, "Cannot write alert.");
+        } else {
+            self.metrics.alerts_written.inc();
+        }
+        Ok(())
+    }
 }
 
 /// Starts the dispatcher, `workers` matching threads and the output thread.
 pub fn start_pipeline(
     mut rx: mpsc::Receiver<Batch>,
     live: Arc<Live>,
-    mut output: AlertOutput,
+    output: AlertOutput,
     workers: usize,
-    names: Arc<Vec<String>>,
-    mut correlation: Option<confirm::Correlation>,
+    sources: Vec<SourceInfo>,
+    correlation: Option<confirm::Correlation>,
+    finite: bool,
 ) -> Pipeline {
+    let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
+    let observe = correlation.is_some();
     let workers = workers.max(1);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(workers * 4);
@@ -512,13 +573,12 @@ pub fn start_pipeline(
         let rx = job_rx.clone();
         let tx = done_tx.clone();
         let live = live.clone();
-        let names = names.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("tripline-match-{i}"))
                 .spawn(move || {
                     for job in rx.iter() {
-                        let done = match_batch(&live, job, &names);
+                        let done = scan_batch(&live, job);
                         if tx.send(done).is_err() {
                             return;
                         }
@@ -531,8 +591,15 @@ pub fn start_pipeline(
     let output = std::thread::Builder::new()
         .name("tripline-output".into())
         .spawn(move || {
-            let mut stats = PipelineStats::default();
-            let mut decoders = std::collections::HashMap::new();
+            let mut emitter = Emitter::new(sources, observe);
+            let mut sink = LiveSink {
+                output,
+                correlation,
+                metrics,
+                names,
+                stats: PipelineStats::default(),
+                now: Instant::now(),
+            };
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let mut last_tick = Instant::now();
@@ -542,15 +609,7 @@ pub fn start_pipeline(
                         pending.insert(done.seq, done);
                         while let Some(d) = pending.remove(&next) {
                             next += 1;
-                            write_done(
-                                &mut output,
-                                &mut correlation,
-                                &mut decoders,
-                                &metrics,
-                                &names,
-                                d,
-                                &mut stats,
-                            );
+                            emit_done(&mut emitter, &mut sink, d);
                         }
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -558,17 +617,20 @@ pub fn start_pipeline(
                 }
                 if last_tick.elapsed() >= Duration::from_secs(1) {
                     last_tick = Instant::now();
-                    if let Some(c) = correlation.as_mut() {
-                        c.tick(Utc::now(), &mut output, &metrics);
-                        let _ = output.flush();
+                    if let Some(c) = sink.correlation.as_mut() {
+                        c.tick(&mut sink.output, &sink.metrics);
+                        let _ = sink.output.flush();
                     }
                 }
             }
-            if let Some(c) = correlation.as_mut() {
-                c.close();
+            if let Some(c) = sink.correlation.as_mut() {
+                if finite {
+                    c.finish(&mut sink.output, &sink.metrics);
+                }
+                c.close(&mut sink.output, &sink.metrics);
             }
-            let _ = output.flush();
-            stats
+            let _ = sink.output.flush();
+            sink.stats
         })
         .expect("spawn output thread");
     Pipeline {
@@ -578,82 +640,27 @@ pub fn start_pipeline(
     }
 }
 
-fn write_done(
-    output: &mut AlertOutput,
-    correlation: &mut Option<confirm::Correlation>,
-    decoders: &mut std::collections::HashMap<String, crate::decode::Decoder>,
-    metrics: &Metrics,
-    names: &[String],
-    d: Done,
-    stats: &mut PipelineStats,
-) {
-    let name = names.get(d.source).map_or("?", |s| s.as_str());
-    metrics
-        .lines_received
-        .with_label_values(&[name])
-        .inc_by(d.lines);
-    metrics
-        .bytes_received
-        .with_label_values(&[name])
-        .inc_by(d.bytes);
-    stats.lines += d.lines;
-    let now = Instant::now();
-    for item in d.items {
-        let mut a = match item {
-            Item::Header { decoder, line } => {
-                decoders.entry(decoder).or_default().observe(&line);
-                continue;
-            }
-            Item::Alert(a) => a,
-        };
-        let event = decoders
-            .entry(a.decoder.clone())
-            .or_default()
-            .decode(&a.line, Utc::now());
-        alert::add_context(&mut a.json, &event, &a.spans);
-        if let Some(c) = correlation.as_mut() {
-            let mut obs = std::mem::take(&mut a.observations);
-            for o in &mut obs {
-                o.host = Some(event.host.clone().unwrap_or_else(|| a.default_host.clone()));
-                o.source_ip = event.source_ip;
-                o.destination_ip = event.destination_ip;
-            }
-            c.observe(obs, output, metrics);
-        }
-        // Throttle per indicator and the host the line names, when it names one.
-        if let Some(h) = &event.host {
-            for k in &mut a.keys {
-                k.1 = h.clone();
-            }
-        }
-        stats.matched_lines += 1;
-        metrics.matched_lines.with_label_values(&[name]).inc();
-        let mut held_back = 0;
-        let mut write = a.keys.is_empty();
-        for (ind, host) in &a.keys {
-            match output.admit(ind, host, now) {
-                Verdict::Write { held_back: n } => {
-                    write = true;
-                    held_back += n;
-                }
-                Verdict::Throttled => {}
-            }
-        }
-        if !write {
-            metrics.alerts_throttled.inc();
-            continue;
-        }
-        if held_back > 0 {
-            a.json["tripline"]["throttled"] = json!(held_back);
-        }
-        let line = serde_json::to_vec(&a.json).unwrap_or_default();
-        if let Err(e) = output.write(&line) {
-            tracing::error!(error = %e, "Cannot write alert.");
-        } else {
-            metrics.alerts_written.inc();
-        }
+/// Emits one scanned batch in order, flushes the outputs, then acknowledges it.
+fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) {
+    let now = Utc::now();
+    sink.now = Instant::now();
+    let clock = Clock {
+        read: now,
+        reference: now,
+    };
+    let origins = d.origins;
+    let fallback = Origin::Stdin { line: 0 };
+    let origin_of = |idx: u64, _| {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| origins.get(i))
+            .unwrap_or(&fallback)
+            .clone()
+    };
+    if let Err(e) = emitter.emit(&d.index, d.source, d.scanned, origin_of, clock, sink) {
+        tracing::error!(error = %e, "Cannot write alert.");
     }
-    if let Err(e) = output.flush() {
+    if let Err(e) = sink.output.flush() {
         tracing::error!(error = %e, "Cannot flush alerts.");
     }
     if let Some(ack) = d.ack {
@@ -661,146 +668,22 @@ fn write_done(
     }
 }
 
-/// Matches one batch against the current index.
-fn match_batch(live: &Live, job: Job, names: &[String]) -> Done {
+/// Scans one batch against the current index.
+fn scan_batch(live: &Live, job: Job) -> Done {
     let index = live.index.load_full();
     let t0 = Instant::now();
-    let mut matcher = Matcher::new(&index);
-    let now = Utc::now();
-    let source_name = names.get(job.batch.source).map_or("?", |s| s.as_str());
-    let mut hits = Vec::new();
-    let mut items = Vec::new();
-    let mut bytes = 0u64;
-    let lines = job.batch.lines.len() as u64;
-    for line in &job.batch.lines {
-        bytes += line.bytes.len() as u64;
-        if line.bytes.first() == Some(&b'#') {
-            items.push(Item::Header {
-                decoder: decoder_key(&line.origin, source_name),
-                line: line.bytes.clone(),
-            });
-        }
-        hits.clear();
-        matcher.find_with_json(&line.bytes, &mut hits);
-        if hits.is_empty() {
-            continue;
-        }
-        if let Some(p) = live_alert(&index, line, &hits, source_name, now, &live.metrics) {
-            items.push(Item::Alert(Box::new(p)));
-        }
-    }
+    let scanned = Scanner::new(&index).lines(&job.batch.lines);
     live.metrics
         .match_duration
         .observe(t0.elapsed().as_secs_f64());
     Done {
         seq: job.seq,
         source: job.batch.source,
-        lines,
-        bytes,
-        items,
+        scanned,
+        origins: job.batch.lines.into_iter().map(|l| l.origin).collect(),
+        index,
         ack: job.batch.ack,
     }
-}
-
-/// Which decoder a line belongs to: one per file (Zeek headers are per file), one per
-/// syslog or stdin source.
-fn decoder_key(origin: &Origin, source_name: &str) -> String {
-    match origin {
-        Origin::File { path, .. } => path.to_string(),
-        _ => source_name.to_string(),
-    }
-}
-
-/// The alert for one live line: the same document as `tripline hunt` writes, with
-/// where the line came from.
-fn live_alert(
-    index: &Index,
-    line: &Line,
-    hits: &[crate::matcher::Hit],
-    source_name: &str,
-    now: chrono::DateTime<Utc>,
-    metrics: &Metrics,
-) -> Option<Pending> {
-    let time = crate::decode::time::event_time(&line.bytes, now).unwrap_or(now);
-    let mut enrichments = Vec::new();
-    let mut spans = Vec::new();
-    let mut keys = Vec::new();
-    let mut observations = Vec::new();
-    let host = match &line.origin {
-        Origin::Syslog { peer, .. } => peer.ip().to_string(),
-        Origin::File { path, .. } => path.to_string(),
-        Origin::Stdin { .. } => "stdin".to_string(),
-    };
-    for hit in hits {
-        let metas = index.metas_valid_at(hit.id, time.timestamp());
-        if metas.is_empty() {
-            continue;
-        }
-        let kind = hit.id.kind().name();
-        for s in index.source_names(&metas) {
-            metrics.matches.with_label_values(&[kind, s]).inc();
-        }
-        keys.push((index.value(hit.id).to_string(), host.clone()));
-        spans.push(hit.span);
-        observations.push(crate::correlate::Observation {
-            time: now,
-            indicator: index.value(hit.id).to_string(),
-            kind: hit.id.kind(),
-            atomic: hit.atomic.clone(),
-            provenance: metas
-                .iter()
-                .map(|&m| crate::correlate::observe::provenance(index, m))
-                .collect(),
-            host: None,
-            source_ip: None,
-            destination_ip: None,
-            log_source: source_name.to_string(),
-        });
-        enrichments.push(alert::enrichment(index, hit, &metas));
-    }
-    if enrichments.is_empty() {
-        return None;
-    }
-    let (path, offset) = match &line.origin {
-        Origin::File { path, offset } => (path.to_string(), Some(*offset)),
-        Origin::Syslog { transport, .. } => (format!("syslog+{}", transport.as_str()), None),
-        Origin::Stdin { .. } => ("-".to_string(), None),
-    };
-    let place = alert::LinePlace {
-        path: &path,
-        offset: offset.unwrap_or(0),
-        line_number: match &line.origin {
-            Origin::Stdin { line } => *line,
-            _ => 0,
-        },
-    };
-    let mut doc = alert::alert(&place, &line.bytes, time, enrichments);
-    doc["tripline"]["source"] = json!(source_name);
-    if offset.is_none() {
-        if let Some(log) = doc["log"].as_object_mut() {
-            log.remove("offset");
-        }
-    }
-    if !matches!(line.origin, Origin::Stdin { .. }) {
-        if let Some(t) = doc["tripline"].as_object_mut() {
-            t.remove("line_number");
-        }
-    }
-    if let Origin::Syslog { peer, .. } = &line.origin {
-        doc["log"]["syslog"] = json!({ "peer": peer.to_string() });
-        if let Some(f) = doc["log"].as_object_mut() {
-            f.remove("file");
-        }
-    }
-    Some(Pending {
-        json: doc,
-        keys,
-        line: line.bytes[..line.bytes.len().min(alert::MESSAGE_MAX_BYTES)].to_vec(),
-        spans,
-        decoder: decoder_key(&line.origin, source_name),
-        observations,
-        default_host: host,
-    })
 }
 
 /// Reads stdin as one source until end of input.

@@ -9,6 +9,7 @@
 //! the indicator.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::index::{Index, WarninglistMode};
@@ -18,13 +19,6 @@ use crate::matcher::Hit;
 
 /// `message` is cut at this many bytes (on a character boundary).
 pub const MESSAGE_MAX_BYTES: usize = 8 * 1024;
-
-/// Where a matched line was.
-pub struct LinePlace<'a> {
-    pub path: &'a str,
-    pub offset: u64,
-    pub line_number: u64,
-}
 
 /// Cuts `line` to [`MESSAGE_MAX_BYTES`] and makes it text (invalid UTF-8 replaced).
 pub fn message(line: &[u8]) -> String {
@@ -151,57 +145,127 @@ fn time_json(t: Option<i64>) -> Value {
         })
 }
 
-/// The whole alert for one matched line.
-pub fn alert(
-    place: &LinePlace<'_>,
-    line: &[u8],
-    time: DateTime<Utc>,
-    enrichments: Vec<Value>,
-) -> Value {
-    json!({
-        "@timestamp": time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        "event": { "kind": "event", "category": ["threat"], "type": ["indicator"] },
-        "log": { "file": { "path": place.path }, "offset": place.offset },
-        "tripline": { "line_number": place.line_number },
-        "message": message(line),
-        "threat": { "enrichments": enrichments },
-    })
+/// Where the alert's `@timestamp` came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    /// The line's own time field, as its format defines it (see `decode`).
+    Event,
+    /// The line gives no readable time of its own: the time it was read.
+    Read,
 }
 
-/// Adds what decoding says about the line to an alert: `host.name`, `source.ip`,
-/// `destination.ip`, the event's own time, and per enrichment the field that held the
-/// match (`matched.field`) and whether it was a source or a destination
+/// One alert: a log line that matched, enriched (ECS). Built once, from the line's
+/// origin, by the emitter (`crate::emit`); fields are declared in key order, so the
+/// JSON is the same as a sorted map's.
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Address>,
+    pub event: EventBlock,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Named>,
+    #[serde(skip_serializing_if = "LogBlock::is_empty")]
+    pub log: LogBlock,
+    /// The line, cut at [`MESSAGE_MAX_BYTES`].
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Address>,
+    pub threat: Threat,
+    pub tripline: AlertTripline,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Address {
+    pub ip: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Named {
+    pub name: String,
+}
+
+/// ECS `event.*`: the log event, enriched (`kind: event`); `alert` is kept for
+/// confirmed correlations.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventBlock {
+    pub category: [&'static str; 1],
+    pub kind: &'static str,
+    #[serde(rename = "type")]
+    pub kind_type: [&'static str; 1],
+}
+
+/// ECS `log.*`: the file and byte offset of the line, or the syslog peer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LogBlock {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<LogFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<SyslogPeer>,
+}
+
+impl LogBlock {
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.offset.is_none() && self.syslog.is_none()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LogFile {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SyslogPeer {
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Threat {
+    /// One per indicator the line matched, in hit order (see [`enrichment`]).
+    pub enrichments: Vec<Value>,
+}
+
+/// tripline's own fields about the line.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlertTripline {
+    /// The decoded layout (`decode::Format::name`).
+    pub format: &'static str,
+    /// 1-based line number in its file (or stdin), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_number: Option<u64>,
+    /// The configured source that read the line (sidecar only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Alerts for the same indicator and host held back by the throttle since the last
+    /// one written (sidecar only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<u64>,
+    pub time_source: TimeSource,
+}
+
+/// Formats a time as alerts do (RFC 3339, UTC, `Z`, fractions only when present).
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Adds what decoding says to enrichment `e`: the field that held the match
+/// (`matched.field`) and whether it was a source or a destination
 /// (`tripline.seen_as`): a MISP `ip-src` attribute seen as a destination still
-/// matches, and the alert says where it was seen. `spans[i]` is the span of the hit
-/// behind enrichment `i`.
-pub fn add_context(
-    doc: &mut Value,
-    event: &crate::decode::Event,
-    spans: &[Option<(usize, usize)>],
-) {
-    if let Some(h) = &event.host {
-        doc["host"] = json!({ "name": h });
-    }
-    if let Some(ip) = event.source_ip {
-        doc["source"] = json!({ "ip": ip.to_string() });
-    }
-    if let Some(ip) = event.destination_ip {
-        doc["destination"] = json!({ "ip": ip.to_string() });
-    }
-    doc["tripline"]["format"] = json!(event.format.name());
-    if let Some(app) = &event.app {
-        doc["process"] = json!({ "name": app });
-    }
-    if let Some(list) = doc["threat"]["enrichments"].as_array_mut() {
-        for (e, span) in list.iter_mut().zip(spans) {
-            let Some(span) = span else { continue };
-            if let Some(f) = event.field_at(*span) {
-                e["matched"]["field"] = json!(f.name);
-                if f.role != crate::decode::Role::Other {
-                    e["tripline"]["seen_as"] = json!(f.role.name());
-                }
-            }
-        }
+/// matches, and the alert says where it was seen.
+pub fn add_field(e: &mut Value, event: &crate::decode::Event, span: Option<(usize, usize)>) {
+    let Some(f) = span.and_then(|s| event.field_at(s)) else {
+        return;
+    };
+    e["matched"]["field"] = json!(f.name);
+    if f.role != crate::decode::Role::Other {
+        e["tripline"]["seen_as"] = json!(f.role.name());
     }
 }
 

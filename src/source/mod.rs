@@ -22,8 +22,14 @@ use std::sync::Arc;
 /// Where one live line came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
-    /// A tailed file: its path when read and the byte offset of the line.
-    File { path: Arc<str>, offset: u64 },
+    /// A file: its path when read, the byte offset of the line, and its 1-based line
+    /// number when known (a file followed from its start, or from an offset whose
+    /// line count was taken; see `file::tail`).
+    File {
+        path: Arc<str>,
+        offset: u64,
+        line: Option<u64>,
+    },
     /// A syslog message: the sending peer and transport.
     Syslog {
         peer: SocketAddr,

@@ -29,6 +29,8 @@ const WAIT: Duration = Duration::from_secs(30);
 struct Got {
     path: String,
     offset: u64,
+    /// The line number the source gave.
+    line: Option<u64>,
     text: String,
 }
 
@@ -90,9 +92,10 @@ fn start(cfg: FileSourceConfig, state: &Path, policy: AckPolicy) -> Running {
                 .lines
                 .iter()
                 .map(|l| match &l.origin {
-                    Origin::File { path, offset } => Got {
+                    Origin::File { path, offset, line } => Got {
                         path: path.to_string(),
                         offset: *offset,
+                        line: *line,
                         text: String::from_utf8_lossy(&l.bytes).into_owned(),
                     },
                     o => panic!("not a file origin: {o:?}"),
@@ -273,6 +276,10 @@ async fn restart_resumes_at_the_checkpoint() {
     let second = src.stop().await;
     assert_eq!(texts(&second), numbered_texts(100, 150));
     assert_eq!(second[0].offset, numbered_offset(100));
+    // Line numbers count from the file's start, across the restart too.
+    let numbers: Vec<Option<u64>> = first.iter().chain(&second).map(|g| g.line).collect();
+    let want: Vec<Option<u64>> = (1..=150).map(Some).collect();
+    assert_eq!(numbers, want);
 }
 
 fn ack_below_100(lines: &[Got]) -> bool {
@@ -364,9 +371,15 @@ async fn oversized_lines_are_skipped_and_counted() {
     src.wait_lines(3).await;
     settle().await;
     let stats = src.stats.clone();
-    let got = src.stop().await;
-    let got: Vec<(u64, &str)> = got.iter().map(|g| (g.offset, g.text.as_str())).collect();
+    let src_lines = src.stop().await;
+    let got: Vec<(u64, &str)> = src_lines
+        .iter()
+        .map(|g| (g.offset, g.text.as_str()))
+        .collect();
     assert_eq!(got, vec![(0, "short1"), (208, "short2"), (319, "short3")]);
+    // Skipped lines still count: short3 is the file's fifth line.
+    let numbers: Vec<Option<u64>> = src_lines.iter().map(|g| g.line).collect();
+    assert_eq!(numbers, vec![Some(1), Some(3), Some(5)]);
     assert_eq!(stats.oversized.load(Ordering::Relaxed), 2);
     assert_eq!(stats.lines.load(Ordering::Relaxed), 3);
     assert_eq!(stats.bytes.load(Ordering::Relaxed), 326);

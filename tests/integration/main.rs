@@ -12,6 +12,7 @@ mod cli_share;
 mod decode;
 mod file_tail;
 mod match_semantics;
+mod pipeline;
 mod rules;
 mod run;
 mod share;

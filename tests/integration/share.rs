@@ -2,13 +2,11 @@
 //! exports (checked with PyMISP and stix2-validator), STIX bundles in a directory,
 //! configuration errors.
 
-
-
 use std::collections::BTreeMap;
 
+use crate::util::*;
 use chrono::Utc;
 use serde_json::Value;
-use crate::util::*;
 use tripline::intel::{Kind, Tlp};
 use tripline::share::{
     preview, DropReason, ExportFormat, Outbox, OutboxError, Router, Selection, ShareConfig,

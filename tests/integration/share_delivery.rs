@@ -3,15 +3,13 @@
 //! hours, slow, answering 500, refusing, a wrong key, and the process killed
 //! mid-delivery. Every confirmed sighting arrives exactly once.
 
-
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::util::*;
 use chrono::Utc;
 use serde_json::Value;
-use crate::util::*;
 use tripline::intel::Kind;
 use tripline::share::{Outbox, Selection, State};
 

@@ -3,13 +3,11 @@
 //! privacy test: observations full of internal names, confirmed and shared in every
 //! format, and none of those names anywhere.
 
-
-
 use std::path::Path;
 
+use crate::util::*;
 use chrono::Utc;
 use serde_json::{json, Value};
-use crate::util::*;
 use tripline::intel::Kind;
 use tripline::share::delivery::{Outgoing, Transport};
 use tripline::share::taxii::TaxiiTransport;

@@ -25,6 +25,29 @@ use crate::source::{Line, Origin};
 /// Bytes read from a file at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// A file followed from an offset up to this far in has the lines before it counted
+/// (one sequential read), so its lines carry line numbers; further in, they carry
+/// none rather than delay the start.
+const LINE_COUNT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Newlines in the first `len` bytes read from `r`; `None` when fewer could be read.
+fn count_lines(r: &mut impl Read, len: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; CHUNK];
+    let (mut left, mut n) = (len, 0u64);
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let got = match r.read(&mut buf[..want]) {
+            Ok(0) => return Ok(None),
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
+        left -= got as u64;
+    }
+    Ok(Some(n))
+}
+
 pub(super) enum Input {
     Plain(File),
     /// Read sequentially; positions count decompressed bytes.
@@ -61,6 +84,8 @@ pub(super) struct Tail {
     scan: usize,
     /// Inside an oversized line that started here.
     skip_from: Option<u64>,
+    /// Lines before `buf_start + next` (handed on or skipped), when known.
+    line: Option<u64>,
     /// Size at the last `fstat`.
     pub(super) size: u64,
     /// Size at which identity was last verified.
@@ -86,10 +111,40 @@ impl Tail {
         waiting: bool,
     ) -> io::Result<Tail> {
         let mut pos = start;
-        if let Input::Gzip(d) = &mut input {
-            pos = io::copy(&mut (&mut **d).take(start), &mut io::sink())?;
+        let mut line = Some(0);
+        match &mut input {
+            Input::Gzip(d) => {
+                let mut counted = 0u64;
+                let mut buf = vec![0u8; CHUNK];
+                let mut rest = (&mut **d).take(start);
+                loop {
+                    let n = match rest.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    counted += n as u64;
+                    line = line.map(|l| l + memchr::memchr_iter(b'\n', &buf[..n]).count() as u64);
+                }
+                pos = counted;
+            }
+            Input::Plain(f) if start > 0 => {
+                line = if start <= LINE_COUNT_MAX_BYTES {
+                    let mut r: &File = f;
+                    count_lines(&mut r, start).unwrap_or(None)
+                } else {
+                    None
+                };
+            }
+            Input::Plain(_) => {}
+        }
+        if skip_from.is_some() {
+            // Inside an oversized line: the count holds up to its start only.
+            line = None;
         }
         Ok(Tail {
+            line,
             id,
             path: path.to_path_buf(),
             name,
@@ -127,6 +182,7 @@ impl Tail {
         self.scan = 0;
         self.skip_from = None;
         self.waiting = false;
+        self.line = (pos == 0).then_some(0);
     }
 
     pub(super) fn rename(&mut self, path: &Path) {
@@ -212,11 +268,13 @@ impl Tail {
                     budget.lines -= 1;
                     budget.bytes = budget.bytes.saturating_sub(line.len().max(1));
                     stats.lines.fetch_add(1, Ordering::Relaxed);
+                    let bytes = line.to_vec();
                     out.push(Line {
-                        bytes: line.to_vec(),
+                        bytes,
                         origin: Origin::File {
                             path: self.name.clone(),
                             offset: start,
+                            line: self.next_line(),
                         },
                     });
                 }
@@ -226,7 +284,14 @@ impl Tail {
         }
     }
 
-    fn skipped(&self, from: u64, end: u64, stats: &FileSourceStats) {
+    /// The next line's number, counting it.
+    fn next_line(&mut self) -> Option<u64> {
+        self.line = self.line.map(|n| n + 1);
+        self.line
+    }
+
+    fn skipped(&mut self, from: u64, end: u64, stats: &FileSourceStats) {
+        self.next_line();
         stats.oversized.fetch_add(1, Ordering::Relaxed);
         stats.bytes.fetch_add(end - from, Ordering::Relaxed);
         debug!(path = %self.path.display(), offset = from, len = end - from, "Skipped an oversized line.");
@@ -245,11 +310,13 @@ impl Tail {
             } else {
                 stats.bytes.fetch_add(self.pos - start, Ordering::Relaxed);
                 stats.lines.fetch_add(1, Ordering::Relaxed);
+                let bytes = line.to_vec();
                 out.push(Line {
-                    bytes: line.to_vec(),
+                    bytes,
                     origin: Origin::File {
                         path: self.name.clone(),
                         offset: start,
+                        line: self.next_line(),
                     },
                 });
             }

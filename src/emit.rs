@@ -1,0 +1,276 @@
+//! Emit: the in-order step every driver runs after [`scan`](crate::scan).
+//!
+//! One [`Emitter`] per driver, fed scanned batches in input order. It owns one
+//! [`Decoder`] per input (a file, a syslog source, stdin: Zeek headers are per file),
+//! and for each matched line it
+//! 1. decodes the line (format, own time, host, fields) with its input's decoder,
+//!    after replaying the header lines that came before it;
+//! 2. picks the event time: the line's own time as its format defines it, else the
+//!    time of reading ([`TimeSource`] says which) — never text inside a message;
+//! 3. judges each hit's intel valid at that time (STIX `valid_from`/`valid_until`),
+//!    dropping hits whose intel was not valid then;
+//! 4. builds the typed [`Alert`] from the line's origin and the decoded context, and
+//!    the rules' [`Observation`]s through `correlate::observe`;
+//! 5. hands both to the driver's [`AlertSink`].
+//!
+//! `hunt` and `run` are drivers only: they differ in where lines come from, how
+//! lines are numbered and how alerts are acknowledged, never in how a line is
+//! decoded, timed, judged or turned into an alert. So the two give the same
+//! `threat` blocks, `@timestamp`, line numbers and observations on the same input.
+//!
+//! Cost: decoding and alert building run only for lines that matched; per batch, one
+//! ordered merge of its header lines into the matched ones.
+
+use std::collections::HashMap;
+use std::io;
+
+use chrono::{DateTime, Utc};
+
+use crate::correlate::Observation;
+use crate::decode::{DecodeOptions, Decoder, Event};
+use crate::index::Index;
+use crate::matcher::Hit;
+use crate::scan::Scanned;
+use crate::sink::alert::{self, Alert, TimeSource};
+use crate::source::Origin;
+
+/// What the emitter knows of one configured source (one input in `hunt`).
+#[derive(Clone, Debug)]
+pub struct SourceInfo {
+    /// The log source's name: the config's source name, or the input's path in
+    /// `hunt`. Observations carry it; live alerts name it as `tripline.source`.
+    pub name: String,
+    /// Whether alerts name the source (`tripline.source`): configured sources do.
+    pub named: bool,
+    /// How its lines are decoded (the zone of zoneless times).
+    pub decode: DecodeOptions,
+}
+
+/// One matched line, emitted: its alert and what the sinks need besides.
+#[derive(Debug)]
+pub struct Emitted {
+    pub alert: Alert,
+    /// The hits whose intel was valid at the event time, with those metas.
+    pub matches: Vec<(Hit, Vec<u32>)>,
+    /// One per match, for the rules (empty unless the emitter observes).
+    pub observations: Vec<Observation>,
+    /// The host the line names, else the origin's default host (see [`default_host`]).
+    pub host: String,
+    pub time: DateTime<Utc>,
+}
+
+/// Where a driver's alerts go, in input order.
+pub trait AlertSink {
+    /// A batch of `source` was scanned; called before its alerts.
+    fn scanned(&mut self, source: usize, scanned: &Scanned);
+    /// One matched line. An error stops the driver.
+    fn alert(&mut self, index: &Index, source: usize, emitted: Emitted) -> io::Result<()>;
+}
+
+/// The times a batch is emitted with.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// When the lines were read: the time of lines with no readable own time.
+    pub read: DateTime<Utc>,
+    /// No line of the batch is later than this (the file's modification time in a
+    /// hunt, now live): the year of year-less stamps is the one that puts them before
+    /// it.
+    pub reference: DateTime<Utc>,
+}
+
+/// The in-order emitter; see the module docs.
+pub struct Emitter {
+    sources: Vec<SourceInfo>,
+    decoders: HashMap<String, Decoder>,
+    observe: bool,
+}
+
+/// The host a line without one is credited to: its file, its syslog peer, or stdin.
+pub fn default_host(origin: &Origin) -> String {
+    match origin {
+        Origin::File { path, .. } => path.to_string(),
+        Origin::Syslog { peer, .. } => peer.ip().to_string(),
+        Origin::Stdin { .. } => "stdin".to_string(),
+    }
+}
+
+impl Emitter {
+    /// `observe`: build observations for the rules.
+    pub fn new(sources: Vec<SourceInfo>, observe: bool) -> Emitter {
+        Emitter {
+            sources,
+            decoders: HashMap::new(),
+            observe,
+        }
+    }
+
+    fn decoder(&mut self, source: usize, origin: &Origin) -> &mut Decoder {
+        let info = self.sources.get(source);
+        let key = match origin {
+            Origin::File { path, .. } => path.to_string(),
+            _ => info.map_or_else(String::new, |s| s.name.clone()),
+        };
+        let opts = info.map_or_else(DecodeOptions::default, |s| s.decode);
+        self.decoders
+            .entry(key)
+            .or_insert_with(|| Decoder::new(opts))
+    }
+
+    /// Emits one scanned batch of `source`. `origin_of(idx, offset)` gives the origin
+    /// of the batch's line `idx` (its byte offset, for chunks).
+    pub fn emit<S: AlertSink>(
+        &mut self,
+        index: &Index,
+        source: usize,
+        mut scanned: Scanned,
+        mut origin_of: impl FnMut(u64, u64) -> Origin,
+        clock: Clock,
+        sink: &mut S,
+    ) -> io::Result<()> {
+        sink.scanned(source, &scanned);
+        let headers = std::mem::take(&mut scanned.headers);
+        let mut headers = headers.into_iter().peekable();
+        for m in std::mem::take(&mut scanned.matched) {
+            while let Some((idx, h)) = headers.next_if(|(i, _)| *i < m.idx) {
+                let origin = origin_of(idx, 0);
+                self.decoder(source, &origin).observe(&h);
+            }
+            let origin = origin_of(m.idx, m.offset);
+            if let Some(e) = self.line(index, source, &origin, &m.line, m.hits, clock) {
+                sink.alert(index, source, e)?;
+            }
+        }
+        for (idx, h) in headers {
+            let origin = origin_of(idx, 0);
+            self.decoder(source, &origin).observe(&h);
+        }
+        Ok(())
+    }
+
+    /// Emits one matched line; `None` when none of its hits' intel was valid at the
+    /// line's time.
+    pub fn line(
+        &mut self,
+        index: &Index,
+        source: usize,
+        origin: &Origin,
+        line: &[u8],
+        hits: Vec<Hit>,
+        clock: Clock,
+    ) -> Option<Emitted> {
+        let event = self.decoder(source, origin).decode(line, clock.reference);
+        let (time, time_source) = match event.time {
+            Some(t) => (t, TimeSource::Event),
+            None => (clock.read, TimeSource::Read),
+        };
+        let matches: Vec<(Hit, Vec<u32>)> = hits
+            .into_iter()
+            .filter_map(|hit| {
+                let metas = index.metas_valid_at(hit.id, time.timestamp());
+                (!metas.is_empty()).then_some((hit, metas))
+            })
+            .collect();
+        if matches.is_empty() {
+            return None;
+        }
+        let info = self.sources.get(source);
+        let source_name = info.map_or("", |s| s.name.as_str());
+        let fallback_host = default_host(origin);
+        let observations = if self.observe {
+            crate::correlate::observe::observations(
+                index,
+                &matches,
+                &event,
+                time,
+                source_name,
+                &fallback_host,
+            )
+        } else {
+            Vec::new()
+        };
+        let enrichments = matches
+            .iter()
+            .map(|(hit, metas)| {
+                let mut e = alert::enrichment(index, hit, metas);
+                alert::add_field(&mut e, &event, hit.span);
+                e
+            })
+            .collect();
+        let named = info.filter(|s| s.named).map(|s| s.name.clone());
+        let alert = build_alert(origin, line, &event, time, time_source, named, enrichments);
+        Some(Emitted {
+            alert,
+            host: event.host.clone().unwrap_or(fallback_host),
+            matches,
+            observations,
+            time,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_alert(
+    origin: &Origin,
+    line: &[u8],
+    event: &Event,
+    time: DateTime<Utc>,
+    time_source: TimeSource,
+    source: Option<String>,
+    enrichments: Vec<serde_json::Value>,
+) -> Alert {
+    let (log, line_number) = match origin {
+        Origin::File { path, offset, line } => (
+            alert::LogBlock {
+                file: Some(alert::LogFile {
+                    path: path.to_string(),
+                }),
+                offset: Some(*offset),
+                syslog: None,
+            },
+            *line,
+        ),
+        Origin::Syslog { peer, .. } => (
+            alert::LogBlock {
+                syslog: Some(alert::SyslogPeer {
+                    peer: peer.to_string(),
+                }),
+                ..Default::default()
+            },
+            None,
+        ),
+        // Standard input, named `-` as on the command line.
+        Origin::Stdin { line } => (
+            alert::LogBlock {
+                file: Some(alert::LogFile {
+                    path: "-".to_string(),
+                }),
+                ..Default::default()
+            },
+            Some(*line),
+        ),
+    };
+    let named = |s: &Option<String>| s.clone().map(|name| alert::Named { name });
+    let address = |ip: Option<std::net::IpAddr>| ip.map(|ip| alert::Address { ip: ip.to_string() });
+    Alert {
+        timestamp: alert::time_text(time),
+        destination: address(event.destination_ip),
+        event: alert::EventBlock {
+            category: ["threat"],
+            kind: "event",
+            kind_type: ["indicator"],
+        },
+        host: named(&event.host),
+        log,
+        message: alert::message(line),
+        process: named(&event.app),
+        source: address(event.source_ip),
+        threat: alert::Threat { enrichments },
+        tripline: alert::AlertTripline {
+            format: event.format.name(),
+            line_number,
+            source,
+            throttled: None,
+            time_source,
+        },
+    }
+}

@@ -1,0 +1,114 @@
+//! Scan: the step every driver runs on its workers (the hot path).
+//!
+//! A [`Scanner`] runs the [`Matcher`] over a batch of lines — a chunk of whole lines
+//! from an archive (`hunt`) or a batch from a live source (`run`) — and keeps only
+//! what the in-order [`emit`](crate::emit) step needs: the lines that hit something,
+//! with their hits, and the Zeek header lines (`#fields`…), which the emitter's
+//! decoder of that input must see in order. Nothing here decodes, reads times or
+//! judges validity: that needs the line's decoder, which lives in the emitter.
+//!
+//! Cost: one matcher pass per line; per matched line one copy of the line (at most
+//! the driver's `max_line_bytes`) and its hits; per header line (`#` first, at most
+//! [`HEADER_MAX_BYTES`]) one copy. Lines that match nothing allocate nothing.
+
+use crate::index::Index;
+use crate::matcher::{Hit, Matcher};
+use crate::source::Line;
+
+/// Header lines longer than this are not kept (a Zeek header is a few hundred bytes).
+pub const HEADER_MAX_BYTES: usize = 64 * 1024;
+
+/// One line that hit at least one indicator.
+#[derive(Debug)]
+pub struct MatchedLine {
+    /// 0-based index of the line in its batch.
+    pub idx: u64,
+    /// Byte offset of the line in its input, when the batch is a chunk of one input.
+    pub offset: u64,
+    pub line: Vec<u8>,
+    pub hits: Vec<Hit>,
+}
+
+/// What scanning a batch found.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Lines scanned (oversized ones included).
+    pub lines: u64,
+    pub bytes: u64,
+    /// Lines over the size limit: counted, not matched.
+    pub oversized: u64,
+    pub matched: Vec<MatchedLine>,
+    /// Lines starting with `#`, with their index, for the decoders.
+    pub headers: Vec<(u64, Vec<u8>)>,
+}
+
+/// Scans lines against one index; keep one per worker thread.
+pub struct Scanner<'i> {
+    matcher: Matcher<'i>,
+    hits: Vec<Hit>,
+}
+
+impl<'i> Scanner<'i> {
+    pub fn new(index: &'i Index) -> Scanner<'i> {
+        Scanner {
+            matcher: Matcher::new(index),
+            hits: Vec::new(),
+        }
+    }
+
+    pub fn index(&self) -> &'i Index {
+        self.matcher.index()
+    }
+
+    /// Scans one line (without its terminator).
+    fn line(&mut self, idx: u64, offset: u64, line: &[u8], max_line: usize, out: &mut Scanned) {
+        out.lines += 1;
+        if line.first() == Some(&b'#') && line.len() <= HEADER_MAX_BYTES {
+            out.headers.push((idx, line.to_vec()));
+        }
+        if line.len() > max_line {
+            out.oversized += 1;
+            return;
+        }
+        self.hits.clear();
+        self.matcher.find_with_json(line, &mut self.hits);
+        if !self.hits.is_empty() {
+            out.matched.push(MatchedLine {
+                idx,
+                offset,
+                line: line.to_vec(),
+                hits: std::mem::take(&mut self.hits),
+            });
+        }
+    }
+
+    /// Scans a chunk of whole lines that starts at byte `offset` of its input. A
+    /// trailing `\r` is not part of a line.
+    pub fn chunk(&mut self, data: &[u8], offset: u64, max_line: usize) -> Scanned {
+        let mut out = Scanned {
+            bytes: data.len() as u64,
+            ..Scanned::default()
+        };
+        let mut start = 0usize;
+        let mut idx = 0u64;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+            let line = &data[start..end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.line(idx, offset + start as u64, line, max_line, &mut out);
+            idx += 1;
+            start = end + 1;
+        }
+        out
+    }
+
+    /// Scans a live batch (framed by its source; sources drop oversized lines).
+    pub fn lines(&mut self, lines: &[Line]) -> Scanned {
+        let mut out = Scanned::default();
+        for (idx, l) in lines.iter().enumerate() {
+            out.bytes += l.bytes.len() as u64;
+            self.line(idx as u64, 0, &l.bytes, usize::MAX, &mut out);
+        }
+        out
+    }
+}
