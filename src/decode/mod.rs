@@ -41,12 +41,14 @@ mod kv;
 mod syslog;
 pub mod time;
 mod zeek;
+mod zone;
 
 use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
 pub use fields::{role_of, Field, Role};
+pub use zone::{Zone, ZoneError};
 
 /// The layout of a line, outermost first (a CEF record carried by syslog is
 /// [`Format::Syslog3164`], with the CEF fields).
