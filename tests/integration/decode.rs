@@ -2,15 +2,17 @@
 //! that a value found by byte search maps to the right field and direction. Lines come
 //! from `fixtures/logs/` (Apache, Zeek TSV with headers, Zeek syslog with RFC 5424 and
 //! `@cee` JSON, the core engine's traps) or are written here after the vendors'
-//! documented layouts (Suricata EVE, Zeek JSON, ECS, CEF, UFW, RFC 3164). Garbage,
-//! invalid UTF-8, truncated and randomly mutated lines must never panic.
+//! documented layouts (Suricata EVE, Zeek JSON, ECS, CEF, UFW, RFC 3164, Cisco ASA,
+//! FortiGate, Snare). Garbage, invalid UTF-8, truncated and randomly mutated lines
+//! must never panic.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use tripline::decode::{Decoder, Event, Format, Role};
+use tripline::decode::time::parse_value;
+use tripline::decode::{DecodeOptions, Decoder, Event, Format, Role, Zone};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -81,13 +83,12 @@ fn apache_access_log() {
             "{}",
             String::from_utf8_lossy(line)
         );
-        assert!(ev.time.is_some());
-        assert_eq!(
-            ev.time,
-            tripline::decode::time::event_time(line, now()),
-            "{}",
-            String::from_utf8_lossy(line)
-        );
+        // The time is the bracketed one.
+        let open = memchr::memchr(b'[', line).unwrap() + 1;
+        let close = open + memchr::memchr(b']', &line[open..]).unwrap();
+        let bracket = parse_value(&line[open..close], &Zone::utc(), now());
+        assert!(bracket.is_some());
+        assert_eq!(ev.time, bracket, "{}", String::from_utf8_lossy(line));
         check_spans(&ev, line);
         n += 1;
     }
@@ -132,11 +133,9 @@ fn zeek_dns_tsv_with_header() {
             continue;
         }
         rows += 1;
-        assert_eq!(
-            ev.time,
-            tripline::decode::time::event_time(line, now()),
-            "zeek ts"
-        );
+        let ts = ev.field("ts").unwrap().value(line);
+        assert!(ev.time.is_some());
+        assert_eq!(ev.time, parse_value(ts, &Zone::utc(), now()), "zeek ts");
         assert!(ev.source_ip.is_some() && ev.destination_ip.is_some());
     }
     assert_eq!(rows, 3000 - 8);
@@ -176,7 +175,7 @@ fn zeek_row_without_its_header_is_not_zeek() {
     let row = lines(&data).nth(8).unwrap();
     let ev = Decoder::default().decode(row, now());
     assert_eq!(ev.format, Format::Plain);
-    // The time still comes from the line.
+    // The epoch starting the line is its time.
     assert_eq!(rfc3339(&ev).as_deref(), Some("2018-03-24T17:15:20.865716Z"));
 
     // `observe` on lines that were not decoded is enough to learn the header.
@@ -509,6 +508,7 @@ fn firewall_kv_without_header() {
     let line = br#"date=2024-05-01 time=10:00:00 devname="FGT 60F" type="traffic" srcip=10.0.0.7 srcport=51000 dstip=93.184.216.34 dstport=443 action="accept""#;
     let ev = Decoder::default().decode(line, now());
     assert_eq!(ev.format, Format::KeyValue);
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2024-05-01T10:00:00Z"));
     assert_eq!(ev.source_ip, ip("10.0.0.7"));
     assert_eq!(ev.destination_ip, ip("93.184.216.34"));
     assert_eq!(at(&ev, line, "FGT 60F"), named("devname", Role::Other));
@@ -536,6 +536,10 @@ fn samples() -> Vec<Vec<u8>> {
         b"Mar  4 08:59:37 gw kernel: [UFW BLOCK] IN=eth0 SRC=1.2.3.4 DST=5.6.7.8",
         br#"<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="1\"]" b="2"] @cee: {"k":"v"}"#,
         br#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /\"x HTTP/1.1" 200 1 "-" "ua""#,
+        br#"<189>date=2024-05-01 time=10:00:01 tz="+0200" srcip=10.0.0.7"#,
+        b"CEF:0|V|P|1|2|N|3|rt=Mar 04 2024 10:00:00.250 UTC src=10.0.0.5",
+        b"<166>Mar 04 2024 10:00:01: %ASA-6-302013: Built outbound TCP connection",
+        b"<14>1 - WINSRV01 - - - - MSWinEventLog\t1\tSecurity\t1\tMon Mar 04 10:00:01 2024\t4624",
     ] {
         out.push(s.to_vec());
     }
@@ -543,10 +547,17 @@ fn samples() -> Vec<Vec<u8>> {
 }
 
 fn decode_everywhere(line: &[u8]) {
-    // A fresh decoder, and one that has seen a Zeek header.
+    // A fresh decoder, one in an IANA zone, and one that has seen a Zeek header.
     let mut fresh = Decoder::default();
     let ev = fresh.decode(line, now());
     check_spans(&ev, line);
+    let mut zoned = Decoder::new(DecodeOptions {
+        zone: Zone::parse("America/New_York").unwrap(),
+        ..DecodeOptions::default()
+    });
+    let ev = zoned.decode(line, now());
+    check_spans(&ev, line);
+    let _ = tripline::decode::is_syslog(line);
     static ZEEK: OnceLock<Decoder> = OnceLock::new();
     let mut zeek = ZEEK
         .get_or_init(|| {
