@@ -6,13 +6,13 @@
 //! source IP when it is an address), `user.name`, `http.request.method`,
 //! `url.original` (the request target), `http.request.referrer`,
 //! `user_agent.original`, `http.response.status_code`. Quoted parts may hold `\"`
-//! escapes, as Apache writes them. The time is the bracketed one.
+//! escapes, as Apache writes them. The time is the bracketed one, and only it (a time
+//! in the request, referrer or user agent is text); the decoder reads it strictly.
 //!
 //! Cost: one anchored regex match per line.
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Utc};
 use regex::bytes::Regex;
 
 use super::fields::Field;
@@ -30,14 +30,14 @@ fn pattern() -> &'static Regex {
     })
 }
 
-/// An access log line: its fields (appended to `out`, at most `max` in total) and
-/// time. `None` when the line is not one.
+/// An access log line: its fields (appended to `out`, at most `max` in total) and the
+/// span of its bracketed time (without the brackets). `None` when the line is not one.
 pub(crate) fn parse(
     line: &[u8],
     end: usize,
     max: usize,
     out: &mut Vec<Field>,
-) -> Option<Option<DateTime<Utc>>> {
+) -> Option<(usize, usize)> {
     let text = line.get(..end)?;
     let c = pattern().captures(text)?;
     let mut push = |name: &str, span: Option<(usize, usize)>| {
@@ -71,24 +71,24 @@ pub(crate) fn parse(
     push("http.response.status_code", group(5));
     push("http.request.referrer", group(7));
     push("user_agent.original", group(8));
-    let stamp = std::str::from_utf8(c.get(3)?.as_bytes()).ok()?;
-    let time = DateTime::parse_from_str(stamp, "%d/%b/%Y:%H:%M:%S %z")
-        .ok()
-        .map(|t| t.with_timezone(&Utc));
-    Some(time)
+    let stamp = c.get(3)?;
+    Some((stamp.start(), stamp.end()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Role;
+    use crate::decode::time::parse_value;
+    use crate::decode::{Role, Zone};
 
     /// The time (RFC 3339) and the fields (name, value, role).
     type Got = (Option<String>, Vec<(String, String, Role)>);
 
     fn run(s: &str) -> Option<Got> {
         let mut out = Vec::new();
-        let t = parse(s.as_bytes(), s.len(), 100, &mut out)?;
+        let stamp = parse(s.as_bytes(), s.len(), 100, &mut out)?;
+        let reference = chrono::Utc::now();
+        let t = parse_value(&s.as_bytes()[stamp.0..stamp.1], &Zone::utc(), reference);
         let f = out
             .iter()
             .map(|f| {
@@ -147,7 +147,7 @@ mod tests {
         ] {
             assert!(run(s).is_none(), "{s}");
         }
-        // A time chrono cannot read still gives the fields.
+        // A time that cannot be read still gives the fields.
         let (t, f) =
             run(r#"1.2.3.4 - - [99/Foo/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 1"#).unwrap();
         assert_eq!((t, f.len()), (None, 4));

@@ -1,6 +1,6 @@
 //! Fields of a decoded line and what their names say: which side of a connection a
-//! value belongs to ([`role_of`]), and the small value parsers the decoders share
-//! (IP addresses, epoch times).
+//! value belongs to ([`role_of`]), and the IP address parser the decoders share (times
+//! are `time.rs`'s).
 //!
 //! A [`Field`] holds no text of its own: its value is the byte range `span` of the raw
 //! line, so decoding never copies a value and a matcher's hit span maps to a field by
@@ -8,8 +8,6 @@
 //! name once and compares it with fixed lists.
 
 use std::net::{IpAddr, SocketAddr};
-
-use chrono::{DateTime, TimeZone, Utc};
 
 /// Which side of a connection a field describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -203,27 +201,6 @@ pub(crate) fn parse_ip(raw: &[u8]) -> Option<IpAddr> {
     s.parse().ok()
 }
 
-/// Seconds since the epoch with an optional fraction (`1521911720.865716`), as Zeek
-/// writes `ts`.
-pub(crate) fn parse_epoch(raw: &[u8]) -> Option<DateTime<Utc>> {
-    let (secs, frac) = match memchr::memchr(b'.', raw) {
-        Some(i) => (&raw[..i], &raw[i + 1..]),
-        None => (raw, &b""[..]),
-    };
-    if secs.is_empty() || secs.len() > 12 || !secs.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if !frac.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let secs: i64 = std::str::from_utf8(secs).ok()?.parse().ok()?;
-    let mut nanos: u32 = 0;
-    for i in 0..9 {
-        nanos = nanos * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'));
-    }
-    Utc.timestamp_opt(secs, nanos).single()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,23 +256,6 @@ mod tests {
             assert_eq!(got.as_deref(), *want, "{raw}");
         }
         assert_eq!(parse_ip(b"\xff\xfe"), None);
-    }
-
-    #[test]
-    fn epochs() {
-        let t = parse_epoch(b"1521911720.865716").unwrap();
-        assert_eq!(t.to_rfc3339(), "2018-03-24T17:15:20.865716+00:00");
-        assert_eq!(parse_epoch(b"1521911720").unwrap().timestamp(), 1521911720);
-        for bad in [
-            &b""[..],
-            b".5",
-            b"12a",
-            b"1.2.3",
-            b"-",
-            b"99999999999999999",
-        ] {
-            assert_eq!(parse_epoch(bad), None, "{:?}", bad);
-        }
     }
 
     #[test]

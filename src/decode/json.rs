@@ -3,6 +3,11 @@
 //! `source.ip`; array elements keep their array's name), spanning the value's raw text
 //! in the line: for a string the bytes between the quotes, escapes left as written.
 //!
+//! The scan also reports the first **top-level** scalar value of the keys a caller asks
+//! for ([`TopLevel`]): the event's time is read from `{"@timestamp": ...}` only, never
+//! from `{"file": {"ts": ...}}` (`file.ts`), from an array (`{"ts": [...]}`), or from
+//! text inside another value; and it is found even past the field cap.
+//!
 //! Cost: one pass over the bytes with no tree and no unescaping, except for keys that
 //! hold an escape; one `String` per field (its name). Nesting is capped at
 //! [`MAX_DEPTH`]. A truncated or invalid document keeps the fields read before the
@@ -13,14 +18,40 @@ use super::fields::Field;
 /// Deeper objects and arrays end the scan (the fields read so far are kept).
 pub(crate) const MAX_DEPTH: usize = 64;
 
+/// A scalar value of the document: its span (for a string, inside the quotes, still
+/// escaped) and whether it was a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scalar {
+    pub span: (usize, usize),
+    pub quoted: bool,
+}
+
+/// The keys whose top-level values a scan reports, and what it found: `found[i]` is the
+/// first scalar value of `keys[i]` directly in the outermost object.
+pub(crate) struct TopLevel<'k, const N: usize> {
+    pub keys: &'k [&'k str; N],
+    pub found: [Option<Scalar>; N],
+}
+
+impl<'k, const N: usize> TopLevel<'k, N> {
+    pub(crate) fn new(keys: &'k [&'k str; N]) -> Self {
+        TopLevel {
+            keys,
+            found: [None; N],
+        }
+    }
+}
+
 /// Scans the JSON value starting at `line[start]` (a `{`), up to `end`, appending at
-/// most `max` fields in total to `out`. Returns whether the document was complete.
-pub(crate) fn scan(
+/// most `max` fields in total to `out` and filling `top`. Returns whether the document
+/// was complete.
+pub(crate) fn scan<const N: usize>(
     line: &[u8],
     start: usize,
     end: usize,
     max: usize,
     out: &mut Vec<Field>,
+    top: &mut TopLevel<'_, N>,
 ) -> bool {
     let b = line.get(..end.min(line.len())).unwrap_or_default();
     let mut s = Scanner {
@@ -30,7 +61,7 @@ pub(crate) fn scan(
         stack: Vec::new(),
         max,
     };
-    s.run(out).is_some()
+    s.run(out, top).is_some()
 }
 
 struct Frame {
@@ -75,13 +106,33 @@ impl Scanner<'_> {
         }
     }
 
-    fn emit(&self, span: (usize, usize), out: &mut Vec<Field>) {
-        if out.len() < self.max && !self.path.is_empty() {
+    fn emit<const N: usize>(
+        &self,
+        span: (usize, usize),
+        quoted: bool,
+        out: &mut Vec<Field>,
+        top: &mut TopLevel<'_, N>,
+    ) {
+        if self.path.is_empty() {
+            return;
+        }
+        // Directly in the outermost object (not in an array, not nested): the path is
+        // the key itself.
+        if self.stack.len() == 1 && self.stack[0].object {
+            if let Some(i) = top.keys.iter().position(|k| *k == self.path) {
+                top.found[i].get_or_insert(Scalar { span, quoted });
+            }
+        }
+        if out.len() < self.max {
             out.push(Field::new(self.path.as_str(), span));
         }
     }
 
-    fn run(&mut self, out: &mut Vec<Field>) -> Option<()> {
+    fn run<const N: usize>(
+        &mut self,
+        out: &mut Vec<Field>,
+        top: &mut TopLevel<'_, N>,
+    ) -> Option<()> {
         let mut next = Next::Value;
         loop {
             self.ws();
@@ -110,7 +161,7 @@ impl Scanner<'_> {
                         }
                         b'"' => {
                             let e = self.string_end(self.i + 1)?;
-                            self.emit((self.i + 1, e), out);
+                            self.emit((self.i + 1, e), true, out, top);
                             self.i = e + 1;
                             next = Next::After;
                         }
@@ -126,7 +177,7 @@ impl Scanner<'_> {
                             }
                             let tok = &self.b[s..self.i];
                             match tok.first() {
-                                Some(b'-' | b'0'..=b'9') => self.emit((s, self.i), out),
+                                Some(b'-' | b'0'..=b'9') => self.emit((s, self.i), false, out, top),
                                 _ if matches!(tok, b"true" | b"false" | b"null") => {}
                                 _ => return None,
                             }
@@ -206,7 +257,14 @@ mod tests {
 
     fn fields(s: &str) -> (bool, Vec<(String, String)>) {
         let mut out = Vec::new();
-        let ok = scan(s.as_bytes(), 0, s.len(), 1000, &mut out);
+        let ok = scan(
+            s.as_bytes(),
+            0,
+            s.len(),
+            1000,
+            &mut out,
+            &mut TopLevel::new(&[]),
+        );
         let got = out
             .iter()
             .map(|f| {
@@ -292,7 +350,7 @@ mod tests {
         assert!(!fields(&s).0);
         let mut out = Vec::new();
         let s = br#"{"a":1,"b":2,"c":3}"#;
-        assert!(scan(s, 0, s.len(), 2, &mut out));
+        assert!(scan(s, 0, s.len(), 2, &mut out, &mut TopLevel::new(&[])));
         assert_eq!(out.len(), 2);
     }
 
@@ -300,12 +358,28 @@ mod tests {
     fn offset_start_and_end() {
         let line = br#"app: {"src_ip":"1.2.3.4"} trailing"#;
         let mut out = Vec::new();
-        assert!(scan(line, 5, 25, 10, &mut out));
+        assert!(scan(line, 5, 25, 10, &mut out, &mut TopLevel::new(&[])));
         assert_eq!(out[0].name, "src_ip");
         assert_eq!(out[0].value(line), b"1.2.3.4");
         // An end inside the document truncates it.
         out.clear();
-        assert!(!scan(line, 5, 18, 10, &mut out));
+        assert!(!scan(line, 5, 18, 10, &mut out, &mut TopLevel::new(&[])));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn top_level_values_only() {
+        let s = r#"{"file":{"ts":1500000000},"ts":[1],"msg":"\"ts\":2","x":[{"ts":3}],"ts":"4","ts":5,"n":6}"#;
+        let mut top = TopLevel::new(&["ts", "n", "file", "none"]);
+        let mut out = Vec::new();
+        // A cap of one field: top-level values are still found.
+        assert!(scan(s.as_bytes(), 0, s.len(), 1, &mut out, &mut top));
+        assert_eq!(out.len(), 1);
+        let got: Vec<Option<(&str, bool)>> = top
+            .found
+            .iter()
+            .map(|f| f.map(|v| (&s[v.span.0..v.span.1], v.quoted)))
+            .collect();
+        assert_eq!(got, [Some(("4", true)), Some(("6", false)), None, None]);
     }
 }

@@ -1,4 +1,5 @@
-//! Decoding: what a raw line says about itself beyond its text.
+//! Decoding: what a raw line says about itself beyond its text, and the one place in
+//! tripline that reads syslog headers and event times.
 //!
 //! Matching always works on the raw bytes; decoding adds context to a line that
 //! matched. A [`Decoder`] (one per input: it holds the Zeek header of the file being
@@ -17,36 +18,82 @@
 //!    Zeek TSV; a `message` column holding syslog (Zeek's `syslog.log`) is decoded
 //!    too (`zeek.rs`);
 //! 4. an Apache/nginx common or combined access log line (`apache.rs`);
-//! 5. a syslog header (RFC 5424, RFC 3164, or rsyslog's file layout with an RFC 3339
-//!    stamp) whose message is then decoded as JSON (`@cee: {...}`, `app: {...}`), CEF
-//!    or key=value pairs (`syslog.rs`, `kv.rs`);
-//! 6. CEF, or at least two `key=value` pairs (`kv.rs`);
-//! 7. else plain text.
+//! 5. a syslog header (RFC 5424, RFC 3164 with or without a year, Cisco ASA's
+//!    `Mar 04 2024 10:00:01: %ASA-...`, or rsyslog's file layout with an RFC 3339
+//!    stamp) whose message is then decoded as a Snare record, JSON (`@cee: {...}`,
+//!    `app: {...}`), CEF or key=value pairs (`syslog.rs`, `snare.rs`, `kv.rs`);
+//! 6. a Snare record without a syslog header (`snare.rs`);
+//! 7. CEF, or at least two `key=value` pairs, after a `<PRI>` if there is one
+//!    (FortiGate sends `<189>date=...`) (`kv.rs`);
+//! 8. else plain text.
 //!
-//! The time is the format's own (JSON `@timestamp`/`timestamp`/`ts`/`time`, Zeek
-//! `ts`, the syslog header, Apache's bracketed time), the outer format's first, else
-//! [`time::event_time`] over the line. The host is the syslog host, else JSON
-//! `host.name`/`host.hostname`/`hostname`/`host` (not in Zeek JSON, where `host` is
-//! the HTTP Host header).
+//! # The event's time
+//! [`Event::time`] comes only from the format's own time field, never from text found
+//! elsewhere in the line (a message, a URL, a user agent, a nested object): a line's
+//! author may write any time there. Per format:
+//! - syslog: the header's stamp (RFC 3339 in RFC 5424 and in rsyslog's layout;
+//!   `Mar  4 10:00:01` or `Mar 04 2024 10:00:01` in RFC 3164 and Cisco ASA); none for
+//!   RFC 5424's NILVALUE `-`;
+//! - Apache/nginx: the bracketed `[01/May/2024:10:00:01 +0000]`;
+//! - JSON: `@timestamp`, else `timestamp`, `ts`, `time` (the first of them that reads),
+//!   each only as a key of the **outermost** object with a string or number value
+//!   (never `file.ts`, never an array, never text inside `msg`);
+//! - Zeek TSV: the `ts` column;
+//! - CEF: the first `rt` (epoch milliseconds or a CEF date, `Mar 04 2024 10:00:00`,
+//!   with an optional fraction and zone);
+//! - key=value: the first `date` and the first `time` together (FortiGate:
+//!   `date=2024-05-01 time=10:00:01`), in the zone of the first `tz` (`tz="+0200"`)
+//!   when there is one (an unreadable `tz` gives no time);
+//! - Snare: its date column (`Mon Mar 04 10:00:01 2024`);
+//! - any line whose format gave none: a stamp **starting** the line, ISO 8601
+//!   (`2024-05-01 10:00:03 fw01 ...`) or 10-digit epoch seconds (a Zeek TSV row read
+//!   without its header), followed by a space, a tab or the end: the start of a line
+//!   is its header; anywhere else is text.
 //!
-//! Cost: called only for lines that matched. Detection is a few byte checks and at
-//! most one anchored regex and one syslog parse; each decoder is one pass over the
-//! line. An event allocates one `String` per field (its name), at most
-//! [`DecodeOptions::max_fields`] fields. Nothing here panics on any input.
+//! The outermost format's time wins (Zeek's `ts` over the header of the syslog line
+//! in its `message` column; a syslog header over the CEF `rt`, Snare date or JSON
+//! time of its message); an inner time is read only when the outer format has none.
+//! Each value is read by the strict parsers of [`time`] (a whole value, or a stamp at
+//! its known place); a value they cannot read gives no time rather than a guess. A
+//! line with no readable own time has `time == None`: the caller uses the time of
+//! reading and says so.
+//!
+//! Zones: a time that carries no zone (RFC 3164, Cisco ASA, Snare, FortiGate without
+//! `tz`, zoneless ISO) is read in [`DecodeOptions::zone`], the source's [`Zone`] (UTC,
+//! a fixed offset or an IANA zone, DST-correct). Years: a time without one takes the
+//! latest year that puts it no later than the `reference` given to
+//! [`Decoder::decode`] plus [`time::YEAR_TOLERANCE`] (one day); `Feb 29` goes to the
+//! latest leap year that fits.
+//!
+//! The host is the syslog host, else Snare's host column, else JSON
+//! `host.name`/`host.hostname`/`hostname`/`host` (not in Zeek JSON, where `host` is the
+//! HTTP Host header).
+//!
+//! Cost: called only for lines that matched (and [`is_syslog`] once per message a
+//! syslog source receives). Detection is a few byte checks and at most one anchored
+//! regex and one syslog parse; each decoder is one pass over the line; reading a time
+//! is a parse of a few dozen bytes at a known place. An event allocates one `String`
+//! per field (its name), at most [`DecodeOptions::max_fields`] fields. Nothing here
+//! panics on any input.
 
 mod apache;
 mod fields;
 mod json;
 mod kv;
+mod snare;
 mod syslog;
 pub mod time;
 mod zeek;
+mod zone;
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 pub use fields::{role_of, Field, Role};
+pub use zone::{Zone, ZoneError};
+
+use time::Written;
 
 /// The layout of a line, outermost first (a CEF record carried by syslog is
 /// [`Format::Syslog3164`], with the CEF fields).
@@ -61,6 +108,8 @@ pub enum Format {
     KeyValue,
     /// Apache or nginx common/combined access log.
     Apache,
+    /// A Snare record (Windows event) without a syslog header.
+    Snare,
     Plain,
 }
 
@@ -74,6 +123,7 @@ impl Format {
             Format::ZeekTsv => "zeek_tsv",
             Format::KeyValue => "kv",
             Format::Apache => "apache",
+            Format::Snare => "snare",
             Format::Plain => "plain",
         }
     }
@@ -83,7 +133,8 @@ impl Format {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub format: Format,
-    /// The event's own time, if the line gives one.
+    /// The event's own time, from the format's own time field (see the module doc);
+    /// `None` when the line gives none that reads.
     pub time: Option<DateTime<Utc>>,
     pub host: Option<String>,
     /// The syslog app name (tag).
@@ -133,8 +184,9 @@ impl Event {
 /// How a [`Decoder`] reads what lines leave unsaid.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeOptions {
-    /// The zone of RFC 3164 timestamps, which carry none (UTC by default).
-    pub syslog_offset: FixedOffset,
+    /// The zone of times that carry none (RFC 3164, Cisco ASA, Snare, FortiGate
+    /// without `tz`, zoneless ISO): the source's. UTC by default.
+    pub zone: Zone,
     /// At most this many fields per event; the rest of a line is not decoded.
     pub max_fields: usize,
 }
@@ -142,10 +194,22 @@ pub struct DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> DecodeOptions {
         DecodeOptions {
-            syslog_offset: FixedOffset::east_opt(0).expect("zero offset is valid"),
+            zone: Zone::utc(),
             max_fields: 512,
         }
     }
+}
+
+/// Whether `line` starts (after spaces) with a syslog header that [`Decoder`] reads:
+/// RFC 5424 (a NILVALUE time included), RFC 3164 or rsyslog's file layout. For a
+/// syslog source's count of messages that are not syslog; it says nothing of the time.
+/// Cost: a byte check, then one syslog_loose parse (no time is read).
+pub fn is_syslog(line: &[u8]) -> bool {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    syslog::parse(line, skip_ws(line, 0, end), end).is_some()
 }
 
 /// Decodes the lines of one input (a file, a syslog peer, stdin). Keep one per
@@ -162,7 +226,7 @@ impl Default for Decoder {
     }
 }
 
-/// JSON names of the event time, in order of preference.
+/// JSON names of the event time, in order of preference (outermost object only).
 const JSON_TIME: [&str; 4] = ["@timestamp", "timestamp", "ts", "time"];
 /// JSON names of the event host, in order of preference.
 const JSON_HOST: [&str; 4] = ["host.name", "host.hostname", "hostname", "host"];
@@ -172,6 +236,17 @@ fn skip_ws(line: &[u8], mut i: usize, end: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// After a `<PRI>` (1 to 3 digits) at `line[i]`, if there is one.
+fn skip_pri(line: &[u8], i: usize, end: usize) -> usize {
+    let Some(b) = line.get(i..end) else { return i };
+    let digits = b.iter().skip(1).take_while(|c| c.is_ascii_digit()).count();
+    if b.first() == Some(&b'<') && (1..=3).contains(&digits) && b.get(digits + 1) == Some(&b'>') {
+        i + digits + 2
+    } else {
+        i
+    }
 }
 
 fn text(line: &[u8], span: (usize, usize)) -> Option<String> {
@@ -194,9 +269,11 @@ impl Decoder {
         self.zeek.observe(line)
     }
 
-    /// Decodes one line (with or without its line ending). `now` gives the year of
-    /// RFC 3164 timestamps. Never fails: an unknown layout is [`Format::Plain`].
-    pub fn decode(&mut self, line: &[u8], now: DateTime<Utc>) -> Event {
+    /// Decodes one line (with or without its line ending). `reference` is the time the
+    /// line is known to be no later than: the file's modification time in `hunt`, now
+    /// in the sidecar; it gives the year of stamps written without one. Never fails:
+    /// an unknown layout is [`Format::Plain`].
+    pub fn decode(&mut self, line: &[u8], reference: DateTime<Utc>) -> Event {
         let mut end = line.len();
         while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
             end -= 1;
@@ -208,27 +285,47 @@ impl Decoder {
         let s = skip_ws(line, 0, end);
         if line.get(s) == Some(&b'{') {
             ev.format = Format::Json;
-            self.json(line, s, end, now, &mut ev);
+            self.json(line, s, end, reference, &mut ev);
         } else if self.zeek.active()
             && self
                 .zeek
                 .row(line, end, self.opts.max_fields, &mut ev.fields)
         {
             ev.format = Format::ZeekTsv;
-            self.zeek_row(line, now, &mut ev);
-        } else if let Some(time) = apache::parse(line, end, self.opts.max_fields, &mut ev.fields) {
+            self.zeek_row(line, reference, &mut ev);
+        } else if let Some(stamp) = apache::parse(line, end, self.opts.max_fields, &mut ev.fields) {
             ev.format = Format::Apache;
-            ev.time = time;
-        } else if let Some(format) = self.syslog(line, s, end, now, &mut ev) {
+            let value = line.get(stamp.0..stamp.1).unwrap_or_default();
+            ev.time = time::parse_value(value, &self.opts.zone, reference);
+        } else if let Some(format) = self.syslog(line, s, end, reference, &mut ev) {
             ev.format = format;
+        } else if let Some(r) = snare::parse(line, s, end) {
+            ev.format = Format::Snare;
+            ev.host = r.host.and_then(|sp| text(line, sp));
+            self.set_time(&mut ev, r.time, reference);
+            kv::decode(line, s, end, 2, self.opts.max_fields, &mut ev.fields);
         } else {
-            let found = kv::decode(line, s, end, 2, self.opts.max_fields, &mut ev.fields);
+            // FortiGate sends `<189>date=... time=...`: a `<PRI>` without a header.
+            let s = skip_pri(line, s, end);
+            let found = self.pairs(line, s, end, 2, reference, &mut ev);
             if !ev.fields.is_empty() || found == kv::Found::Cef {
                 ev.format = Format::KeyValue;
             }
         }
-        self.finish(line, now, &mut ev);
+        if ev.time.is_none() {
+            let leading = time::leading(line.get(s..end).unwrap_or_default());
+            self.set_time(&mut ev, leading, reference);
+        }
+        self.finish(line, &mut ev);
         ev
+    }
+
+    /// Sets the event's time from `w`, read in the source's zone, unless an outer
+    /// format already set it.
+    fn set_time(&self, ev: &mut Event, w: Option<Written>, reference: DateTime<Utc>) {
+        if ev.time.is_none() {
+            ev.time = w.and_then(|w| w.resolve(&self.opts.zone, reference));
+        }
     }
 
     /// A syslog header at `line[start..end]` and its message; the header's format.
@@ -237,13 +334,11 @@ impl Decoder {
         line: &[u8],
         start: usize,
         end: usize,
-        now: DateTime<Utc>,
+        reference: DateTime<Utc>,
         ev: &mut Event,
     ) -> Option<Format> {
-        let h = syslog::parse(line, start, end, self.opts.syslog_offset, now)?;
-        if ev.time.is_none() {
-            ev.time = h.time;
-        }
+        let h = syslog::parse(line, start, end)?;
+        self.set_time(ev, h.time, reference);
         if ev.host.is_none() {
             ev.host = h.host.and_then(|sp| text(line, sp));
         }
@@ -255,29 +350,102 @@ impl Decoder {
                 ev.fields.push(Field::new(name, span));
             }
         }
-        self.body(line, h.body, end, now, ev);
+        self.body(line, h.body, end, reference, ev);
         Some(h.format)
     }
 
-    /// A message after a syslog header: JSON (optionally after `@cee:`), CEF or
-    /// key=value pairs (one pair is enough here).
-    fn body(&self, line: &[u8], start: usize, end: usize, now: DateTime<Utc>, ev: &mut Event) {
+    /// A message after a syslog header: a Snare record, JSON (optionally after
+    /// `@cee:`), CEF or key=value pairs (one pair is enough here).
+    fn body(
+        &self,
+        line: &[u8],
+        start: usize,
+        end: usize,
+        reference: DateTime<Utc>,
+        ev: &mut Event,
+    ) {
         let mut s = skip_ws(line, start, end);
         if line.get(s..end).is_some_and(|b| b.starts_with(b"@cee:")) {
             s = skip_ws(line, s + 5, end);
         }
         if s < end && line[s] == b'{' {
-            self.json(line, s, end, now, ev);
-        } else if s < end {
-            kv::decode(line, s, end, 1, self.opts.max_fields, &mut ev.fields);
+            self.json(line, s, end, reference, ev);
+            return;
+        }
+        if let Some(r) = snare::parse(line, s, end) {
+            if ev.host.is_none() {
+                ev.host = r.host.and_then(|sp| text(line, sp));
+            }
+            self.set_time(ev, r.time, reference);
+        }
+        if s < end {
+            self.pairs(line, s, end, 1, reference, ev);
         }
     }
 
-    /// A JSON object at `line[start..end]`: its fields, then time and host from them
-    /// where the event has none yet.
-    fn json(&self, line: &[u8], start: usize, end: usize, now: DateTime<Utc>, ev: &mut Event) {
+    /// CEF or `key=value` pairs at `line[start..end]` (see [`kv::decode`]), then the
+    /// time from CEF's `rt` or from `date` + `time` (+ `tz`) where the event has none.
+    fn pairs(
+        &self,
+        line: &[u8],
+        start: usize,
+        end: usize,
+        min_pairs: usize,
+        reference: DateTime<Utc>,
+        ev: &mut Event,
+    ) -> kv::Found {
         let first = ev.fields.len();
-        json::scan(line, start, end, self.opts.max_fields, &mut ev.fields);
+        let found = kv::decode(
+            line,
+            start,
+            end,
+            min_pairs,
+            self.opts.max_fields,
+            &mut ev.fields,
+        );
+        if ev.time.is_some() {
+            return found;
+        }
+        let new = &ev.fields[first..];
+        let value = |name: &str| new.iter().find(|f| f.name == name).map(|f| f.value(line));
+        ev.time = if found == kv::Found::Cef {
+            value("rt").and_then(|v| time::parse_value(v, &self.opts.zone, reference))
+        } else {
+            let local = time::date_and_time(
+                value("date").unwrap_or_default(),
+                value("time").unwrap_or_default(),
+            );
+            let zone = match value("tz") {
+                None => Some(self.opts.zone),
+                Some(tz) => std::str::from_utf8(tz)
+                    .ok()
+                    .and_then(|tz| Zone::parse(tz).ok()),
+            };
+            local.zip(zone).and_then(|(l, z)| z.to_utc(l))
+        };
+        found
+    }
+
+    /// A JSON object at `line[start..end]`: its fields, then time (outermost object
+    /// only) and host from them where the event has none yet.
+    fn json(
+        &self,
+        line: &[u8],
+        start: usize,
+        end: usize,
+        reference: DateTime<Utc>,
+        ev: &mut Event,
+    ) {
+        let first = ev.fields.len();
+        let mut top = json::TopLevel::new(&JSON_TIME);
+        json::scan(
+            line,
+            start,
+            end,
+            self.opts.max_fields,
+            &mut ev.fields,
+            &mut top,
+        );
         let new = &mut ev.fields[first..];
         let zeek = new.iter().any(|f| f.name == "uid" || f.name == "id.orig_h");
         if zeek {
@@ -285,29 +453,27 @@ impl Decoder {
                 f.role = fields::zeek_role("host");
             }
         }
-        let new = &ev.fields[first..];
-        let value = |name: &str| {
-            let f = new.iter().find(|f| f.name == name)?;
-            let raw = line.get(f.span.0..f.span.1)?;
-            Some((raw, f.span.0 > 0 && line[f.span.0 - 1] == b'"'))
-        };
         if ev.time.is_none() {
-            ev.time = JSON_TIME.iter().find_map(|name| {
-                let (raw, quoted) = value(name)?;
-                if quoted {
+            let zone = &self.opts.zone;
+            ev.time = top.found.iter().flatten().find_map(|v| {
+                let raw = line.get(v.span.0..v.span.1)?;
+                if v.quoted {
                     let s = json::unescape(raw)?;
-                    time::event_time(s.as_bytes(), now)
+                    time::parse_value(s.as_bytes(), zone, reference)
                 } else {
-                    fields::parse_epoch(raw)
+                    time::parse_value(raw, zone, reference)
                 }
             });
         }
+        let new = &ev.fields[first..];
         if ev.host.is_none() {
             ev.host = JSON_HOST
                 .iter()
                 .filter(|name| !(zeek && **name == "host"))
                 .find_map(|name| {
-                    let (raw, quoted) = value(name)?;
+                    let f = new.iter().find(|f| f.name == *name)?;
+                    let raw = line.get(f.span.0..f.span.1)?;
+                    let quoted = f.span.0 > 0 && line[f.span.0 - 1] == b'"';
                     let s = if quoted {
                         json::unescape(raw)?
                     } else {
@@ -320,21 +486,20 @@ impl Decoder {
 
     /// After a Zeek row's fields: its `ts`, and a `message` column holding syslog or
     /// JSON.
-    fn zeek_row(&self, line: &[u8], now: DateTime<Utc>, ev: &mut Event) {
+    fn zeek_row(&self, line: &[u8], reference: DateTime<Utc>, ev: &mut Event) {
         if let Some(ts) = ev.field("ts") {
-            ev.time = fields::parse_epoch(ts.value(line));
+            ev.time = time::parse_value(ts.value(line), &self.opts.zone, reference);
         }
         let Some(msg) = ev.field("message").map(|f| f.span) else {
             return;
         };
-        if self.syslog(line, msg.0, msg.1, now, ev).is_none() {
-            self.body(line, msg.0, msg.1, now, ev);
+        if self.syslog(line, msg.0, msg.1, reference, ev).is_none() {
+            self.body(line, msg.0, msg.1, reference, ev);
         }
     }
 
-    /// Addresses from the role fields, and the time from anywhere in the line when the
-    /// format gave none.
-    fn finish(&self, line: &[u8], now: DateTime<Utc>, ev: &mut Event) {
+    /// Addresses from the role fields.
+    fn finish(&self, line: &[u8], ev: &mut Event) {
         for f in &ev.fields {
             let slot = match f.role {
                 Role::Source => &mut ev.source_ip,
@@ -344,9 +509,6 @@ impl Decoder {
             if slot.is_none() {
                 *slot = fields::parse_ip(f.value(line));
             }
-        }
-        if ev.time.is_none() {
-            ev.time = time::event_time(line, now);
         }
     }
 }
@@ -441,6 +603,27 @@ mod tests {
         assert_eq!(ev.format, Format::Plain);
         assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-05-01T10:00:03+00:00");
         assert!(ev.fields.is_empty());
+        // Only a stamp starting the line is its header: elsewhere it is text.
+        let ev = Decoder::default().decode(b"fw01 blocked 1.2.3.4 at 2024-05-01 10:00:03", now());
+        assert_eq!((ev.format, ev.time), (Format::Plain, None));
+    }
+
+    #[test]
+    fn is_syslog_is_the_decoders_header_check() {
+        for (line, want) in [
+            (&b"<13>Nov 24 08:59:37 h app: x"[..], true),
+            (b"  <13>1 - h app - - - nil time\r\n", true),
+            (b"2024-05-01T10:00:00Z fw01 action=block", true),
+            (b"<13>short", false),
+            (b"2024-05-01 10:00:00 fw01", false),
+            (b"\xff\xfe", false),
+            (b"", false),
+        ] {
+            assert_eq!(is_syslog(line), want, "{}", String::from_utf8_lossy(line));
+            let format = Decoder::default().decode(line, now()).format;
+            let decoded = matches!(format, Format::Syslog3164 | Format::Syslog5424);
+            assert_eq!(decoded, want, "{}", String::from_utf8_lossy(line));
+        }
     }
 
     #[test]

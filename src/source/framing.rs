@@ -1,7 +1,8 @@
 //! Syslog framing on a byte stream (RFC 6587): where one message ends and the next begins.
 //!
 //! Framing is separate from parsing (as in Vector): this module only cuts a TCP/TLS
-//! stream into message bytes; [`super::syslog::parse`] reads what is inside.
+//! stream into message bytes; [`crate::decode`] reads what is inside (headers, times),
+//! and only for lines that matched.
 //!
 //! The method is detected per frame, so one connection may switch between them:
 //! - **Octet counting** (`<len> <msg>`, RFC 6587 §3.4.1) when the frame starts with a

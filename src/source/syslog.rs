@@ -1,5 +1,6 @@
-//! Syslog source: receives messages over UDP, TCP or TLS and hands them on in [`Batch`]es;
-//! [`parse`] reads RFC 3164 and RFC 5424 headers for decoding.
+//! Syslog source: receives messages over UDP, TCP or TLS and hands them on in [`Batch`]es.
+//! It only frames: headers and times are read by [`crate::decode`], the one place that
+//! parses them (with the source's zone, when the line is decoded).
 //!
 //! What a message becomes: one [`Line`] whose bytes are the raw message without framing
 //! (UDP: the datagram, trailing CR/LF/NUL removed; TCP/TLS: one frame cut by
@@ -10,8 +11,9 @@
 //! Invariants:
 //! - Nothing is lost silently: every message is handed on, or counted in
 //!   [`SyslogStats`] (UDP drops, framing errors; oversized messages are truncated to
-//!   `max_message_bytes` and counted). A message [`parse`] cannot read is still handed on
-//!   (matching works on raw text) and counted as a parse failure.
+//!   `max_message_bytes` and counted). A message without a syslog header
+//!   ([`crate::decode::is_syslog`]) is still handed on (matching works on raw text) and
+//!   counted as a parse failure.
 //! - Backpressure: a TCP/TLS connection stops reading while the channel is full (its
 //!   sender's TCP window closes). UDP cannot push back, so the UDP loop never waits on the
 //!   channel: it keeps one batch pending and drops, and counts, datagrams while that
@@ -22,8 +24,9 @@
 //! - Shutdown (the watch turns `true`, or its sender is dropped): the listener closes,
 //!   every connection hands on what it has framed and ends; unread bytes are not read.
 //!
-//! Costs: one copy of each message into its `Line`, and one [`parse`] of it to count
-//! parse failures (a few microseconds; decoding parses again). Memory per connection is
+//! Costs: one copy of each message into its `Line`, and one header check
+//! ([`crate::decode::is_syslog`], a few microseconds, no time read) to count parse
+//! failures; decoding parses again, only for lines that matched. Memory per connection is
 //! bounded by one message plus one 16 KiB read, and one batch.
 
 use std::io::{self, BufReader};
@@ -33,8 +36,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Offset, TimeDelta, Utc};
-use syslog_loose::{IncompleteDate, Message, Protocol, Variant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::error::TrySendError;
@@ -81,7 +82,9 @@ pub struct SyslogConfig {
     /// PEM certificate chain and private key, for [`SyslogMode::Tls`] only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Offset east of UTC for RFC 3164 timestamps, which carry no zone. Default 0 (UTC).
+    /// Not used by the source, which reads no times: the zone of a source's zoneless
+    /// times is [`crate::decode::DecodeOptions::zone`], given to the decoder of its
+    /// lines. Kept until `run` stops setting it; to be removed.
     pub timezone_offset_secs: i32,
     /// Lines per batch at most. Default 256.
     pub batch_max: usize,
@@ -126,7 +129,7 @@ pub struct SyslogStats {
     pub oversized: AtomicU64,
     /// Connections closed on a malformed octet count or cut inside a counted frame.
     pub framing_errors: AtomicU64,
-    /// Messages handed on that [`parse`] could not read.
+    /// Messages handed on without a syslog header ([`crate::decode::is_syslog`]).
     pub parse_failures: AtomicU64,
     /// Datagrams dropped because the channel was full.
     pub udp_drops: AtomicU64,
@@ -212,132 +215,6 @@ pub enum SyslogError {
 }
 
 // ---------------------------------------------------------------------------------------
-// Parsing
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyslogProtocol {
-    Rfc3164,
-    Rfc5424,
-}
-
-/// The header of one syslog message; the text is `raw[msg_offset..]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SyslogMessage {
-    pub protocol: SyslogProtocol,
-    pub timestamp: Option<DateTime<Utc>>,
-    pub hostname: Option<String>,
-    pub app_name: Option<String>,
-    pub procid: Option<String>,
-    pub msgid: Option<String>,
-    /// Where the free-text message starts in the raw bytes (after structured data and
-    /// after a UTF-8 BOM).
-    pub msg_offset: usize,
-}
-
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// Reads an RFC 5424 or RFC 3164 header (RFC 5424 tried first), `None` when neither
-/// fits. RFC 3164 timestamps carry no year or zone: they are read at
-/// `tz_offset_secs` east of UTC (out of range: UTC) in the year of `now` there, or
-/// the year before when that would put them more than a day after `now`. An RFC 5424
-/// NILVALUE timestamp (`-`, as `logger --rfc5424=notime` sends) gives `None`.
-/// Bytes that are not UTF-8 end what is read: the header must come before them.
-pub fn parse(raw: &[u8], tz_offset_secs: i32, now: DateTime<Utc>) -> Option<SyslogMessage> {
-    parse_with(raw, tz_offset_secs, now, |m, mut msg_offset| {
-        if raw[msg_offset..].starts_with(BOM) {
-            msg_offset += BOM.len();
-        }
-        SyslogMessage {
-            protocol: match m.protocol {
-                Protocol::RFC3164 => SyslogProtocol::Rfc3164,
-                Protocol::RFC5424(_) => SyslogProtocol::Rfc5424,
-            },
-            timestamp: m.timestamp.map(|t| t.with_timezone(&Utc)),
-            hostname: m.hostname.map(str::to_owned),
-            app_name: m.appname.map(str::to_owned),
-            procid: m.procid.map(|p| p.to_string()),
-            msgid: m.msgid.map(str::to_owned),
-            msg_offset,
-        }
-    })
-}
-
-/// Stands in for a NILVALUE timestamp, which syslog_loose does not accept.
-const PLACEHOLDER_TIME: &str = "1970-01-01T00:00:00Z";
-
-/// Parses with syslog_loose and calls `f` with the message and the offset of its text
-/// in `raw`; allocates only for a NILVALUE timestamp.
-fn parse_with<R>(
-    raw: &[u8],
-    tz_offset_secs: i32,
-    now: DateTime<Utc>,
-    f: impl FnOnce(Message<&str>, usize) -> R,
-) -> Option<R> {
-    let text = match std::str::from_utf8(raw) {
-        Ok(text) => text,
-        Err(e) => std::str::from_utf8(&raw[..e.valid_up_to()]).ok()?,
-    };
-    let offset = FixedOffset::east_opt(tz_offset_secs).unwrap_or_else(|| Utc.fix());
-    let local_now = now.with_timezone(&offset).naive_local();
-    let get_year = move |(month, day, hour, minute, second): IncompleteDate| {
-        let year = local_now.year();
-        let this_year = NaiveDate::from_ymd_opt(year, month, day)
-            .and_then(|d| d.and_hms_opt(hour, minute, second));
-        match this_year {
-            Some(t) if t <= local_now + TimeDelta::days(1) => year,
-            _ => year - 1,
-        }
-    };
-    let parse = |text| {
-        syslog_loose::parse_message_with_year_exact_tz(
-            text,
-            get_year,
-            Some(offset),
-            Variant::Either,
-        )
-    };
-    // `m.msg` is a slice of `text`: its distance from the start is the text's offset.
-    let offset_in =
-        |whole: &str, msg: &str| (msg.as_ptr() as usize).checked_sub(whole.as_ptr() as usize);
-    if let Ok(m) = parse(text) {
-        let at = offset_in(text, m.msg).filter(|&o| o <= raw.len())?;
-        return Some(f(m, at));
-    }
-    let nil = nil_timestamp_at(text)?;
-    let patched = format!("{}{PLACEHOLDER_TIME}{}", &text[..nil], &text[nil + 1..]);
-    let mut m = parse(&patched).ok()?;
-    if !matches!(m.protocol, Protocol::RFC5424(_)) {
-        return None;
-    }
-    m.timestamp = None;
-    let at = offset_in(&patched, m.msg)?.checked_sub(PLACEHOLDER_TIME.len() - 1)?;
-    (at <= raw.len()).then(|| f(m, at))
-}
-
-/// Where an RFC 5424 NILVALUE timestamp is: `<PRI>VERSION - `.
-fn nil_timestamp_at(text: &str) -> Option<usize> {
-    let b = text.as_bytes();
-    let mut i = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
-    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
-    if b.get(i) != Some(&b'<') {
-        return None;
-    }
-    i += 1;
-    let pri = digits(i);
-    i += pri;
-    if !(1..=3).contains(&pri) || b.get(i) != Some(&b'>') {
-        return None;
-    }
-    i += 1;
-    let version = digits(i);
-    i += version;
-    if !(1..=2).contains(&version) || b.get(i..i + 3) != Some(b" - ") {
-        return None;
-    }
-    Some(i + 1)
-}
-
-// ---------------------------------------------------------------------------------------
 // Binding and running
 
 /// A syslog source bound to its address, not yet receiving.
@@ -371,9 +248,6 @@ pub async fn bind(cfg: SyslogConfig) -> Result<BoundSyslog, SyslogError> {
     }
     if cfg.batch_max == 0 {
         return Err(invalid("batch_max must be at least 1"));
-    }
-    if FixedOffset::east_opt(cfg.timezone_offset_secs).is_none() {
-        return Err(invalid("timezone offset must be less than a day"));
     }
     let tls = match (cfg.mode, &cfg.tls_cert, &cfg.tls_key) {
         (SyslogMode::Tls, Some(cert), Some(key)) => Some(tls_acceptor(address, cert, key)?),
@@ -446,7 +320,6 @@ impl BoundSyslog {
             stats,
             batch_max: cfg.batch_max,
             batch_linger: cfg.batch_linger,
-            tz_offset_secs: cfg.timezone_offset_secs,
             idle_timeout: cfg.idle_timeout,
             max_message_bytes: cfg.max_message_bytes,
         });
@@ -468,7 +341,6 @@ struct Ctx {
     stats: Arc<SyslogStats>,
     batch_max: usize,
     batch_linger: Duration,
-    tz_offset_secs: i32,
     idle_timeout: Duration,
     max_message_bytes: usize,
 }
@@ -481,21 +353,14 @@ struct Batcher {
 }
 
 impl Ctx {
-    fn push(
-        &self,
-        b: &mut Batcher,
-        bytes: &[u8],
-        origin: &Origin,
-        now: DateTime<Utc>,
-        truncated: bool,
-    ) {
+    fn push(&self, b: &mut Batcher, bytes: &[u8], origin: &Origin, truncated: bool) {
         let stats = &self.stats;
         stats.messages.fetch_add(1, Relaxed);
         stats.bytes.fetch_add(bytes.len() as u64, Relaxed);
         if truncated {
             stats.oversized.fetch_add(1, Relaxed);
         }
-        if parse_with(bytes, self.tz_offset_secs, now, |_, _| ()).is_none() {
+        if !crate::decode::is_syslog(bytes) {
             stats.parse_failures.fetch_add(1, Relaxed);
         }
         if b.lines.is_empty() {
@@ -610,7 +475,7 @@ async fn run_udp(ctx: Arc<Ctx>, socket: UdpSocket, mut shutdown: watch::Receiver
                         continue;
                     }
                     let origin = Origin::Syslog { peer, transport: Transport::Udp };
-                    ctx.push(&mut batch, data, &origin, Utc::now(), truncated);
+                    ctx.push(&mut batch, data, &origin, truncated);
                     if ctx.is_full(&batch) {
                         ctx.try_send(&mut batch);
                     }
@@ -848,7 +713,6 @@ async fn drain(
     origin: &Origin,
     eof: bool,
 ) -> Drained {
-    let now = Utc::now();
     loop {
         let frame = if eof {
             decoder.decode_eof()
@@ -856,7 +720,7 @@ async fn drain(
             decoder.decode()
         };
         match frame {
-            Ok(Some(frame)) => ctx.push(batch, frame.bytes(), origin, now, frame.is_truncated()),
+            Ok(Some(frame)) => ctx.push(batch, frame.bytes(), origin, frame.is_truncated()),
             Ok(None) => return Drained::More,
             Err(e) => {
                 ctx.stats.framing_errors.fetch_add(1, Relaxed);

@@ -2,15 +2,19 @@
 //! that a value found by byte search maps to the right field and direction. Lines come
 //! from `fixtures/logs/` (Apache, Zeek TSV with headers, Zeek syslog with RFC 5424 and
 //! `@cee` JSON, the core engine's traps) or are written here after the vendors'
-//! documented layouts (Suricata EVE, Zeek JSON, ECS, CEF, UFW, RFC 3164). Garbage,
-//! invalid UTF-8, truncated and randomly mutated lines must never panic.
+//! documented layouts (Suricata EVE, Zeek JSON, ECS, CEF, UFW, RFC 3164, Cisco ASA,
+//! FortiGate, Snare). The event's time comes from the format's own time field only:
+//! one table row per rule, with the evasions that once set an alert's time from text
+//! inside a message. Garbage, invalid UTF-8, huge values, truncated and randomly
+//! mutated lines must never panic.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use tripline::decode::{Decoder, Event, Format, Role};
+use tripline::decode::time::parse_value;
+use tripline::decode::{DecodeOptions, Decoder, Event, Format, Role, Zone};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -81,13 +85,12 @@ fn apache_access_log() {
             "{}",
             String::from_utf8_lossy(line)
         );
-        assert!(ev.time.is_some());
-        assert_eq!(
-            ev.time,
-            tripline::decode::time::event_time(line, now()),
-            "{}",
-            String::from_utf8_lossy(line)
-        );
+        // The time is the bracketed one.
+        let open = memchr::memchr(b'[', line).unwrap() + 1;
+        let close = open + memchr::memchr(b']', &line[open..]).unwrap();
+        let bracket = parse_value(&line[open..close], &Zone::utc(), now());
+        assert!(bracket.is_some());
+        assert_eq!(ev.time, bracket, "{}", String::from_utf8_lossy(line));
         check_spans(&ev, line);
         n += 1;
     }
@@ -132,11 +135,9 @@ fn zeek_dns_tsv_with_header() {
             continue;
         }
         rows += 1;
-        assert_eq!(
-            ev.time,
-            tripline::decode::time::event_time(line, now()),
-            "zeek ts"
-        );
+        let ts = ev.field("ts").unwrap().value(line);
+        assert!(ev.time.is_some());
+        assert_eq!(ev.time, parse_value(ts, &Zone::utc(), now()), "zeek ts");
         assert!(ev.source_ip.is_some() && ev.destination_ip.is_some());
     }
     assert_eq!(rows, 3000 - 8);
@@ -176,7 +177,7 @@ fn zeek_row_without_its_header_is_not_zeek() {
     let row = lines(&data).nth(8).unwrap();
     let ev = Decoder::default().decode(row, now());
     assert_eq!(ev.format, Format::Plain);
-    // The time still comes from the line.
+    // The epoch starting the line is its time.
     assert_eq!(rfc3339(&ev).as_deref(), Some("2018-03-24T17:15:20.865716Z"));
 
     // `observe` on lines that were not decoded is enough to learn the header.
@@ -509,6 +510,7 @@ fn firewall_kv_without_header() {
     let line = br#"date=2024-05-01 time=10:00:00 devname="FGT 60F" type="traffic" srcip=10.0.0.7 srcport=51000 dstip=93.184.216.34 dstport=443 action="accept""#;
     let ev = Decoder::default().decode(line, now());
     assert_eq!(ev.format, Format::KeyValue);
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2024-05-01T10:00:00Z"));
     assert_eq!(ev.source_ip, ip("10.0.0.7"));
     assert_eq!(ev.destination_ip, ip("93.184.216.34"));
     assert_eq!(at(&ev, line, "FGT 60F"), named("devname", Role::Other));
@@ -516,6 +518,501 @@ fn firewall_kv_without_header() {
         at(&ev, line, "93.184.216.34"),
         named("dstip", Role::Destination)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The event's own time
+
+/// The Apache line whose request once dated its alert 2019.
+const APACHE_EVASION: &str = r#"127.0.0.1 - - [01/May/2024:10:00:01 +0000] "GET http://fresh-c2.example/beacon?d=2019-01-01T00:00:00 HTTP/1.1" 200 5"#;
+/// The JSON line whose message once dated its alert 2023.
+const JSON_EVASION: &str = r#"{"msg":"upload 2023-01-01 00:00:00","@timestamp":"2024-05-01T10:00:00Z","source":{"ip":"10.0.0.5"},"url":{"original":"http://fresh-c2.example/"}}"#;
+/// The ECS document whose nested `file.ts` once dated its alert 2017.
+const JSON_NESTED_TS: &str = r#"{"event":{"kind":"alert"},"file":{"ts":1500000000,"name":"dropper.exe"},"destination":{"domain":"fresh-c2.example"}}"#;
+const SNARE: &str = "WINSRV01\tMSWinEventLog\t1\tSecurity\t1234\tMon Mar 04 10:00:01 2024\t4624\tMicrosoft-Windows-Security-Auditing\tCORP\\alice\tN/A\tSuccess Audit\tWINSRV01\tLogon\t\tAn account logged on at 2019-01-01T00:00:00Z from 203.0.113.9\t0";
+
+fn decode_in(line: &str, zone: &str, reference: DateTime<Utc>) -> Event {
+    let zone = Zone::parse(zone).unwrap();
+    let mut d = Decoder::new(DecodeOptions {
+        zone,
+        ..DecodeOptions::default()
+    });
+    d.decode(line.as_bytes(), reference)
+}
+
+/// One row per rule of the module doc of `decode`: (what, line, zone, format, time).
+/// Every line but those of the rules that read none holds a decoy time in its text.
+#[test]
+fn own_time_table() {
+    use Format::*;
+    let rows: &[(&str, &str, &str, Format, Option<&str>)] = &[
+        (
+            "RFC 3164 header",
+            "<34>Nov 24 08:59:37 web01 sshd[411]: login at 2019-01-01T00:00:00Z from 203.0.113.5",
+            "UTC",
+            Syslog3164,
+            Some("2026-11-24T08:59:37Z"),
+        ),
+        (
+            "RFC 3164 header in the source's zone",
+            "<34>Nov 24 08:59:37 web01 sshd[411]: login at 2019-01-01T00:00:00Z",
+            "Europe/Berlin",
+            Syslog3164,
+            Some("2026-11-24T07:59:37Z"),
+        ),
+        (
+            "RFC 5424 header, with its own zone",
+            "<165>1 2024-05-01T10:00:00.5+02:00 h app - - - seen 2019-01-01T00:00:00Z",
+            "America/New_York",
+            Syslog5424,
+            Some("2024-05-01T08:00:00.500Z"),
+        ),
+        (
+            "RFC 5424 NILVALUE time: none, whatever the message says",
+            "<13>1 - h app - - - seen 2019-01-01T00:00:00Z",
+            "UTC",
+            Syslog5424,
+            None,
+        ),
+        (
+            "rsyslog file layout",
+            "2024-05-01T10:00:00Z fw01 action=block src=91.198.51.77 note=2019-01-01T00:00:00Z",
+            "UTC",
+            Syslog3164,
+            Some("2024-05-01T10:00:00Z"),
+        ),
+        (
+            "Apache bracket",
+            APACHE_EVASION,
+            "UTC",
+            Apache,
+            Some("2024-05-01T10:00:01Z"),
+        ),
+        (
+            "Apache bracket, a date in the user agent",
+            r#"10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 2326 "http://x/?t=1500000000" "Mozilla/5.0 (2019-01-01 00:00:00)""#,
+            "UTC",
+            Apache,
+            Some("2000-10-10T20:55:36Z"),
+        ),
+        (
+            "JSON @timestamp after message text",
+            JSON_EVASION,
+            "UTC",
+            Json,
+            Some("2024-05-01T10:00:00Z"),
+        ),
+        (
+            "JSON nested ts only: none",
+            JSON_NESTED_TS,
+            "UTC",
+            Json,
+            None,
+        ),
+        (
+            "JSON top-level ts beside a nested one",
+            r#"{"file":{"ts":1500000000},"ts":1521911720.5,"uid":"C1"}"#,
+            "UTC",
+            Json,
+            Some("2018-03-24T17:15:20.500Z"),
+        ),
+        (
+            "JSON time in an array: none",
+            r#"{"timestamp":["2019-01-01T00:00:00Z"],"msg":"2019-01-01T00:00:00Z"}"#,
+            "UTC",
+            Json,
+            None,
+        ),
+        (
+            "JSON zoneless time in the source's zone",
+            r#"{"time":"2024-07-01 12:00:00","msg":"x"}"#,
+            "Europe/Berlin",
+            Json,
+            Some("2024-07-01T10:00:00Z"),
+        ),
+        (
+            "JSON epoch milliseconds",
+            r#"{"msg":"2019-01-01T00:00:00Z","timestamp":1709546400123}"#,
+            "UTC",
+            Json,
+            Some("2024-03-04T10:00:00.123Z"),
+        ),
+        (
+            "CEF rt in epoch milliseconds",
+            "CEF:0|V|P|1|2|N|3|rt=1709546400123 src=10.0.0.5 msg=seen 2019-01-01T00:00:00Z",
+            "UTC",
+            KeyValue,
+            Some("2024-03-04T10:00:00.123Z"),
+        ),
+        (
+            "CEF rt as a date, zoneless",
+            "CEF:0|V|P|1|2|N|3|rt=Mar 04 2024 10:00:00 src=10.0.0.5",
+            "+02:00",
+            KeyValue,
+            Some("2024-03-04T08:00:00Z"),
+        ),
+        (
+            "CEF rt as a date with its zone",
+            "CEF:0|V|P|1|2|N|3|rt=Mar 04 2024 10:00:00.250 UTC src=10.0.0.5",
+            "+02:00",
+            KeyValue,
+            Some("2024-03-04T10:00:00.250Z"),
+        ),
+        (
+            "CEF: the first rt, not one in later text",
+            "CEF:0|V|P|1|2|N|3|rt=1709546400000 msg=x rt=1500000000000",
+            "UTC",
+            KeyValue,
+            Some("2024-03-04T10:00:00Z"),
+        ),
+        (
+            "CEF without rt: none",
+            "CEF:0|V|P|1|2|N|3|src=10.0.0.5 msg=at 2019-01-01T00:00:00Z",
+            "UTC",
+            KeyValue,
+            None,
+        ),
+        (
+            "FortiGate date + time + tz",
+            r#"date=2024-05-01 time=10:00:01 devname="FGT 60F" tz="+0200" srcip=10.0.0.7 msg="at 2019-01-01 00:00:00""#,
+            "UTC",
+            KeyValue,
+            Some("2024-05-01T08:00:01Z"),
+        ),
+        (
+            "FortiGate without tz: the source's zone",
+            "date=2024-01-15 time=10:00:01 srcip=10.0.0.7 dstip=93.184.216.34",
+            "Europe/Berlin",
+            KeyValue,
+            Some("2024-01-15T09:00:01Z"),
+        ),
+        (
+            "FortiGate over syslog: a PRI and no header",
+            r#"<189>date=2024-05-01 time=10:00:01 devname="FGT" tz="-0500" srcip=10.0.0.7"#,
+            "UTC",
+            KeyValue,
+            Some("2024-05-01T15:00:01Z"),
+        ),
+        (
+            "key=value with an unreadable tz: none",
+            r#"date=2024-05-01 time=10:00:01 tz="Mars/Olympus" srcip=10.0.0.7"#,
+            "UTC",
+            KeyValue,
+            None,
+        ),
+        (
+            "key=value without date and time: none",
+            "action=block src=10.0.0.7 seen=2019-01-01T00:00:00Z",
+            "UTC",
+            KeyValue,
+            None,
+        ),
+        (
+            "Cisco ASA with its own stamp",
+            "<166>Mar 04 2024 10:00:01: %ASA-6-302013: Built outbound TCP connection 7 for outside:198.51.100.7/443 (198.51.100.7/443) to inside:10.0.0.5/51000 (10.0.0.5/51000)",
+            "UTC",
+            Syslog3164,
+            Some("2024-03-04T10:00:01Z"),
+        ),
+        (
+            "Cisco ASA with a device id, in the source's zone",
+            "Mar 04 2024 10:00:01 fw01 : %ASA-4-106023: Deny tcp src outside:203.0.113.9/4444 dst inside:10.0.0.5/22",
+            "-05:00",
+            Syslog3164,
+            Some("2024-03-04T15:00:01Z"),
+        ),
+        (
+            "Cisco ASA after a syslog header",
+            "Mar  4 10:00:02 fw01 %ASA-6-302013: Built outbound TCP connection at Jan 01 2019 00:00:00",
+            "UTC",
+            Syslog3164,
+            Some("2026-03-04T10:00:02Z"),
+        ),
+        (
+            "Snare date column",
+            SNARE,
+            "Europe/Berlin",
+            Snare,
+            Some("2024-03-04T09:00:01Z"),
+        ),
+        (
+            "Snare after a syslog header: the header's",
+            "<14>Mar  4 10:00:05 WINSRV01 MSWinEventLog\t1\tSecurity\t1234\tMon Mar 04 10:00:01 2024\t4624\tx",
+            "UTC",
+            Syslog3164,
+            Some("2026-03-04T10:00:05Z"),
+        ),
+        (
+            "Snare after a syslog header without time: the record's",
+            "<14>1 - WINSRV01 - - - - MSWinEventLog\t1\tSecurity\t1234\tMon Mar 04 10:00:01 2024\t4624\tx",
+            "UTC",
+            Syslog5424,
+            Some("2024-03-04T10:00:01Z"),
+        ),
+        (
+            "a line starting with an ISO stamp",
+            "2024-05-01 10:00:03 fw01 blocked 1.2.3.4 at 2019-01-01T00:00:00Z",
+            "UTC",
+            Plain,
+            Some("2024-05-01T10:00:03Z"),
+        ),
+        (
+            "a line starting with a zoneless ISO stamp, in the source's zone",
+            "2024-05-01 10:00:03 fw01 blocked 1.2.3.4",
+            "Europe/Berlin",
+            Plain,
+            Some("2024-05-01T08:00:03Z"),
+        ),
+        (
+            "a line starting with an ISO stamp, then pairs",
+            "2024-05-01 10:00:03 fw01 action=block src=1.2.3.4",
+            "UTC",
+            KeyValue,
+            Some("2024-05-01T10:00:03Z"),
+        ),
+        (
+            "a line starting with an epoch (Zeek TSV without its header)",
+            "1521911720.865716\tCq\t10.0.0.1\t2019-01-01T00:00:00Z",
+            "UTC",
+            Plain,
+            Some("2018-03-24T17:15:20.865716Z"),
+        ),
+        (
+            "a time in the middle of a plain line: none",
+            "blocked 1.2.3.4 at 2019-01-01T00:00:00Z",
+            "UTC",
+            Plain,
+            None,
+        ),
+        (
+            "an epoch in the middle of a plain line: none",
+            "user agent curl ts 1500000000 from 1.2.3.4",
+            "UTC",
+            Plain,
+            None,
+        ),
+    ];
+    for &(what, line, zone, format, want) in rows {
+        let ev = decode_in(line, zone, now());
+        assert_eq!(
+            (ev.format, rfc3339(&ev).as_deref()),
+            (format, want),
+            "{what}: {line}"
+        );
+        check_spans(&ev, line.as_bytes());
+    }
+}
+
+#[test]
+fn time_from_message_text_is_ignored() {
+    let ev = Decoder::default().decode(APACHE_EVASION.as_bytes(), now());
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2024-05-01T10:00:01Z"));
+    // The same request after a header without a time, and a plain line that holds a
+    // time only inside its text: no time rather than the text's.
+    for line in [
+        "<13>1 - proxy01 squid - - - GET http://fresh-c2.example/beacon?d=2019-01-01T00:00:00",
+        "GET http://fresh-c2.example/beacon?d=2019-01-01T00:00:00 from 10.0.0.5",
+        "GET http://fresh-c2.example/beacon?ts=1546300800 from 10.0.0.5",
+        "proxy01 [01/Jan/2019:00:00:00 +0000] GET http://fresh-c2.example/",
+    ] {
+        let ev = Decoder::default().decode(line.as_bytes(), now());
+        assert_eq!(ev.time, None, "{line}");
+    }
+}
+
+#[test]
+fn json_nested_ts_is_ignored() {
+    let ev = Decoder::default().decode(JSON_NESTED_TS.as_bytes(), now());
+    assert_eq!(ev.format, Format::Json);
+    assert_eq!(ev.time, None);
+    // The same object carried by syslog: the header's time.
+    let line = format!("<13>Nov 24 08:59:37 edr01 agent: {JSON_NESTED_TS}");
+    let ev = Decoder::default().decode(line.as_bytes(), now());
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2026-11-24T08:59:37Z"));
+}
+
+#[test]
+fn json_time_after_message_text_uses_top_level() {
+    let ev = Decoder::default().decode(JSON_EVASION.as_bytes(), now());
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2024-05-01T10:00:00Z"));
+    // A time-named key inside the message, or nested, never wins over the top level.
+    let line = r#"{"event":{"@timestamp":"2019-01-01T00:00:00Z"},"msg":"\"timestamp\":\"2019-01-01T00:00:00Z\"","timestamp":"2024-05-01T10:00:00Z"}"#;
+    let ev = Decoder::default().decode(line.as_bytes(), now());
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2024-05-01T10:00:00Z"));
+}
+
+#[test]
+fn syslog_timezone_applies_to_zoneless_times() {
+    // (line, time in UTC, time at +02:00)
+    let rows = [
+        (
+            "<34>Nov 24 08:59:37 h app: x",
+            "2026-11-24T08:59:37Z",
+            "2026-11-24T06:59:37Z",
+        ),
+        (
+            "<166>Mar 04 2024 10:00:01: %ASA-6-302013: x",
+            "2024-03-04T10:00:01Z",
+            "2024-03-04T08:00:01Z",
+        ),
+        (
+            "date=2024-05-01 time=10:00:01 srcip=10.0.0.7",
+            "2024-05-01T10:00:01Z",
+            "2024-05-01T08:00:01Z",
+        ),
+        (SNARE, "2024-03-04T10:00:01Z", "2024-03-04T08:00:01Z"),
+        (
+            "2024-05-01 10:00:03 fw01 blocked",
+            "2024-05-01T10:00:03Z",
+            "2024-05-01T08:00:03Z",
+        ),
+        // Stamps with their own zone, and epochs, are not moved.
+        (
+            "<34>1 2024-05-01T10:00:00Z h app - - - x",
+            "2024-05-01T10:00:00Z",
+            "2024-05-01T10:00:00Z",
+        ),
+        (
+            APACHE_EVASION,
+            "2024-05-01T10:00:01Z",
+            "2024-05-01T10:00:01Z",
+        ),
+        (
+            r#"{"ts":1521911720.5}"#,
+            "2018-03-24T17:15:20.500Z",
+            "2018-03-24T17:15:20.500Z",
+        ),
+    ];
+    for (line, utc, plus2) in rows {
+        let got = |zone| rfc3339(&decode_in(line, zone, now()));
+        assert_eq!(got("UTC").as_deref(), Some(utc), "{line}");
+        assert_eq!(got("+02:00").as_deref(), Some(plus2), "{line}");
+        assert_eq!(got("UTC+2").as_deref(), Some(plus2), "{line}");
+    }
+    assert_eq!(DecodeOptions::default().zone, Zone::utc());
+}
+
+#[test]
+fn iana_zone_across_a_dst_change() {
+    // Berlin: +01:00 until 2024-03-31 02:00 local, +02:00 until 2024-10-27 03:00.
+    let reference = Utc.with_ymd_and_hms(2024, 12, 1, 0, 0, 0).unwrap();
+    let rows = [
+        ("<34>Mar 30 12:00:00 h app: x", "2024-03-30T11:00:00Z"),
+        ("<34>Mar 31 01:59:59 h app: x", "2024-03-31T00:59:59Z"),
+        ("<34>Mar 31 03:00:00 h app: x", "2024-03-31T01:00:00Z"),
+        // Never happens: read at the offset before the change.
+        ("<34>Mar 31 02:30:00 h app: x", "2024-03-31T01:30:00Z"),
+        // Happens twice: the earlier.
+        ("<34>Oct 27 02:30:00 h app: x", "2024-10-27T00:30:00Z"),
+        ("<34>Oct 27 03:30:00 h app: x", "2024-10-27T02:30:00Z"),
+        (
+            "date=2024-07-01 time=12:00:00 srcip=10.0.0.7",
+            "2024-07-01T10:00:00Z",
+        ),
+        (
+            "date=2024-12-01 time=12:00:00 srcip=10.0.0.7",
+            "2024-12-01T11:00:00Z",
+        ),
+    ];
+    for (line, want) in rows {
+        let ev = decode_in(line, "Europe/Berlin", reference);
+        assert_eq!(rfc3339(&ev).as_deref(), Some(want), "{line}");
+    }
+}
+
+#[test]
+fn feb_29_without_year() {
+    let at = |y, mo, d| Utc.with_ymd_and_hms(y, mo, d, 0, 0, 0).unwrap();
+    for (reference, want) in [
+        (at(2025, 1, 10), "2024-02-29T10:00:00Z"),
+        (at(2024, 3, 1), "2024-02-29T10:00:00Z"),
+        (at(2027, 6, 1), "2024-02-29T10:00:00Z"),
+        (at(2024, 1, 1), "2020-02-29T10:00:00Z"),
+    ] {
+        let ev = Decoder::default().decode(b"<34>Feb 29 10:00:00 h app: x", reference);
+        assert_eq!(ev.format, Format::Syslog3164);
+        assert_eq!(rfc3339(&ev).as_deref(), Some(want), "{reference}");
+    }
+}
+
+#[test]
+fn year_less_time_is_in_the_past_of_reference() {
+    let at = |y, mo, d, h| Utc.with_ymd_and_hms(y, mo, d, h, 0, 0).unwrap();
+    // (line, reference, want): never more than a day after the reference.
+    let rows = [
+        (
+            "<34>Dec 31 23:59:00 h app: x",
+            at(2025, 1, 1, 0),
+            "2024-12-31T23:59:00Z",
+        ),
+        (
+            "<34>Jan  1 00:30:00 h app: x",
+            at(2025, 1, 1, 0),
+            "2025-01-01T00:30:00Z",
+        ),
+        (
+            "<34>Jan  1 23:00:00 h app: x",
+            at(2025, 1, 1, 0),
+            "2025-01-01T23:00:00Z",
+        ),
+        (
+            "<34>Jan  2 01:00:00 h app: x",
+            at(2025, 1, 1, 0),
+            "2024-01-02T01:00:00Z",
+        ),
+        (
+            "<34>Nov 24 08:59:37 h app: x",
+            at(2026, 11, 25, 12),
+            "2026-11-24T08:59:37Z",
+        ),
+        (
+            "<34>Nov 27 08:59:37 h app: x",
+            at(2026, 11, 25, 12),
+            "2025-11-27T08:59:37Z",
+        ),
+        // A file written in 2019 and read years later keeps its year.
+        (
+            "<34>Mar  4 10:00:00 h app: x",
+            at(2019, 6, 1, 0),
+            "2019-03-04T10:00:00Z",
+        ),
+        (
+            "CEF:0|V|P|1|2|N|3|rt=Dec 31 23:00:00 src=1.2.3.4",
+            at(2025, 1, 1, 0),
+            "2024-12-31T23:00:00Z",
+        ),
+    ];
+    for (line, reference, want) in rows {
+        let ev = Decoder::default().decode(line.as_bytes(), reference);
+        assert_eq!(rfc3339(&ev).as_deref(), Some(want), "{line} at {reference}");
+    }
+}
+
+#[test]
+fn huge_values_never_panic() {
+    let digits = "9".repeat(10_000);
+    let long = "x".repeat(100_000);
+    let lines = [
+        format!(r#"{{"@timestamp":"{digits}","ts":{digits},"time":"{long}"}}"#),
+        format!(r#"{{"ts":1{digits}}}"#),
+        format!("CEF:0|V|P|1|2|N|3|rt={digits} src=1.2.3.4"),
+        format!("date={digits} time={digits} tz={digits} src=1.2.3.4"),
+        format!("<34>Nov 24 08:59:37 {long} app: x"),
+        format!("<34>1 {digits} h app - - - x"),
+        format!("{digits}\t{digits}"),
+        format!("9999-12-31T23:59:59-14:00 {long}"),
+        format!("1 [99/Dec/9999:23:59:59 -1400] \"GET / HTTP/1.1\" 200 1 {long}"),
+        format!("H\tMSWinEventLog\t1\tS\t1\tSun Dec 31 23:59:59 9999\t{long}"),
+        format!("<34>{long}"),
+    ];
+    for line in &lines {
+        for zone in ["UTC", "+14:00", "-14:00", "Pacific/Kiritimati"] {
+            for reference in [now(), DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+                let ev = decode_in(line, zone, reference);
+                check_spans(&ev, line.as_bytes());
+            }
+        }
+    }
 }
 
 /// Lines that exercise every decoder, for the no-panic checks.
@@ -536,6 +1033,10 @@ fn samples() -> Vec<Vec<u8>> {
         b"Mar  4 08:59:37 gw kernel: [UFW BLOCK] IN=eth0 SRC=1.2.3.4 DST=5.6.7.8",
         br#"<165>1 2003-10-11T22:14:15.003Z h app - ID47 [x@1 a="1\"]" b="2"] @cee: {"k":"v"}"#,
         br#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET /\"x HTTP/1.1" 200 1 "-" "ua""#,
+        br#"<189>date=2024-05-01 time=10:00:01 tz="+0200" srcip=10.0.0.7"#,
+        b"CEF:0|V|P|1|2|N|3|rt=Mar 04 2024 10:00:00.250 UTC src=10.0.0.5",
+        b"<166>Mar 04 2024 10:00:01: %ASA-6-302013: Built outbound TCP connection",
+        b"<14>1 - WINSRV01 - - - - MSWinEventLog\t1\tSecurity\t1\tMon Mar 04 10:00:01 2024\t4624",
     ] {
         out.push(s.to_vec());
     }
@@ -543,10 +1044,17 @@ fn samples() -> Vec<Vec<u8>> {
 }
 
 fn decode_everywhere(line: &[u8]) {
-    // A fresh decoder, and one that has seen a Zeek header.
+    // A fresh decoder, one in an IANA zone, and one that has seen a Zeek header.
     let mut fresh = Decoder::default();
     let ev = fresh.decode(line, now());
     check_spans(&ev, line);
+    let mut zoned = Decoder::new(DecodeOptions {
+        zone: Zone::parse("America/New_York").unwrap(),
+        ..DecodeOptions::default()
+    });
+    let ev = zoned.decode(line, now());
+    check_spans(&ev, line);
+    let _ = tripline::decode::is_syslog(line);
     static ZEEK: OnceLock<Decoder> = OnceLock::new();
     let mut zeek = ZEEK
         .get_or_init(|| {
