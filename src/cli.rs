@@ -122,6 +122,11 @@ pub struct HuntArgs {
     /// Lines longer than this are counted and skipped.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_line_bytes: usize,
+    /// The zone of times the logs write without one (syslog `Mar  4 10:00:01`, zoneless
+    /// ISO stamps): `UTC`, an offset such as `+02:00`, or an IANA name such as
+    /// `Europe/Berlin`.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub timezone: crate::decode::Zone,
     /// Do not print the summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -245,6 +250,10 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         count_only: args.count,
         progress: !args.quiet && std::io::stderr().is_terminal(),
         observe: rules.is_some(),
+        decode: crate::decode::DecodeOptions {
+            zone: args.timezone,
+            ..Default::default()
+        },
         ..HuntOptions::default()
     };
     let mut out: Box<dyn Write> = match &args.output {

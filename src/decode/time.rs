@@ -389,13 +389,6 @@ fn zone_word(s: &str) -> Option<Zone> {
     Zone::parse(s).ok()
 }
 
-/// Temporary shim for the callers of the removed whole-line search (`hunt`, `run`):
-/// the time a default decoder (UTC) gives the line. Delete once they decode the line
-/// themselves with their source's options.
-pub fn event_time(line: &[u8], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    super::Decoder::default().decode(line, now).time
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

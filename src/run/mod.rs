@@ -280,14 +280,24 @@ async fn run_async(opts: RunOptions, workers: usize) -> Result<ExitCode> {
     let outbox = confirm::open_outbox(&config, &metrics).context("opening the sightings outbox")?;
     let correlation =
         confirm::Correlation::open(&config, outbox.clone()).context("loading rules")?;
-    let infos = names
-        .iter()
-        .map(|name| SourceInfo {
+    let mut infos = Vec::with_capacity(sources.len());
+    for (name, s) in names.iter().zip(&sources) {
+        let zone = match s {
+            SourceConfig::Syslog(sy) => sy
+                .timezone
+                .parse::<crate::decode::Zone>()
+                .with_context(|| format!("source {name:?}: timezone"))?,
+            _ => crate::decode::Zone::utc(),
+        };
+        infos.push(SourceInfo {
             name: name.clone(),
             named: true,
-            decode: crate::decode::DecodeOptions::default(),
-        })
-        .collect();
+            decode: crate::decode::DecodeOptions {
+                zone,
+                ..Default::default()
+            },
+        });
+    }
     let pipeline = start_pipeline(
         rx,
         live.clone(),
