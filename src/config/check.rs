@@ -142,7 +142,7 @@ impl Checker<'_> {
 
     fn intel(&mut self, config: &Config) {
         for (n, s) in config.intel.paths.iter().enumerate() {
-            if let Ok(spec) = s.trim().parse::<IntelSpec>() {
+            if let Ok(spec) = s.parse::<IntelSpec>() {
                 if !spec.path.as_os_str().is_empty() {
                     self.on(format!("intel.paths[{n}]"), readable(&spec.path));
                 }
@@ -186,8 +186,7 @@ impl Checker<'_> {
     fn alerts(&mut self, config: &Config) {
         let many = matches!(config.alerts.path, super::AlertPaths::Many(_));
         for (n, p) in config.alerts.paths().iter().enumerate() {
-            let p = p.trim();
-            if p.is_empty() || p == "-" {
+            if p.trim().is_empty() || p == "-" {
                 continue;
             }
             let key = if many {
@@ -377,7 +376,7 @@ fn summary(plan: &super::Plan, rules: &str, sharing: &[String]) -> Vec<String> {
                     SyslogModeConfig::Tcp => "tcp",
                     SyslogModeConfig::Tls => "tls",
                 },
-                sy.address.trim(),
+                sy.address,
                 sy.timezone.trim()
             ),
             SourceConfig::Stdin(_) => format!("\"{}\" stdin", p.name),

@@ -224,7 +224,7 @@ impl Config {
         }
         let mut specs = Vec::new();
         for (n, s) in i.paths.iter().enumerate() {
-            match s.trim().parse::<IntelSpec>() {
+            match s.parse::<IntelSpec>() {
                 Ok(spec) if spec.path.as_os_str().is_empty() => p.push(
                     format!("intel.paths[{n}]"),
                     format!("\"{s}\" names no path"),
@@ -269,8 +269,8 @@ impl Config {
             } else {
                 format!("alerts.path[{n}]")
             };
-            let t = match s.trim() {
-                "" => {
+            let t = match s.as_str() {
+                s if s.trim().is_empty() => {
                     p.push(key, "must not be empty");
                     continue;
                 }
@@ -479,7 +479,7 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 fn parse_addr(s: &str, key: &str, p: &mut Problems) -> Option<SocketAddr> {
-    match s.trim().parse::<SocketAddr>() {
+    match s.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
             p.push(
