@@ -143,6 +143,13 @@ mod tests {
     }
 
     #[test]
+    fn the_table_has_a_row_per_key() {
+        let t = markdown_table();
+        assert_eq!(t.lines().count(), ALL.len() + 2);
+        assert!(t.contains("| `pipeline.workers` | 0 ..= 1024 |"), "{t}");
+    }
+
+    #[test]
     fn durations_built_from_the_ranges_cannot_overflow() {
         let now = std::time::Instant::now();
         for secs in [
