@@ -296,21 +296,13 @@ fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
 }
 
 fn run_sidecar(args: RunArgs) -> Result<ExitCode> {
+    if args.check {
+        return Ok(crate::config::check::check_file(args.config.as_deref()).print());
+    }
     let config = match &args.config {
         Some(p) => crate::config::Config::load(p)?,
         None => crate::config::Config::embedded_default(),
     };
-    if args.check {
-        let where_ = args
-            .config
-            .as_ref()
-            .map_or("embedded default".to_string(), |p| p.display().to_string());
-        print!(
-            "configuration OK ({where_})\n{}",
-            crate::run::describe(&config)
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
     crate::run::run(crate::run::RunOptions {
         config,
         stdin: args.stdin,

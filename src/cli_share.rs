@@ -1,5 +1,8 @@
 //! CLI glue for correlation and sharing: `tripline rules check`, `hunt --rules
 //! --sightings-out`, `tripline sightings …` and `tripline feedback false-positive`.
+//!
+//! Everything printed here is a sentence for people (or JSON for `--json`), never a
+//! `Debug` rendering or an enum variant's name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,10 @@ use crate::correlate::rule::Rule;
 use crate::hunt::HuntStats;
 use crate::index::Index;
 use crate::intel::{canon, IntelError};
-use crate::share::{ExportFormat, Outbox, Selection, ShareConfig, State};
+use crate::share::{
+    DeliveryReport, DropReason, ExportFormat, Outbox, Secret, Selection, ShareConfig, State,
+    TransportConfig,
+};
 
 pub fn rules_check(dir: &Path) -> Result<ExitCode> {
     match load::check_rules(dir) {
@@ -202,9 +208,13 @@ pub fn sightings(args: SightingsArgs) -> Result<ExitCode> {
     match args.action {
         SightingsAction::List { state, json } => {
             let state = match state {
-                Some(s) => {
-                    Some(State::parse(&s).ok_or_else(|| anyhow::anyhow!("unknown state {s:?}"))?)
-                }
+                Some(s) => Some(State::parse(&s).ok_or_else(|| {
+                    let known: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                    anyhow::anyhow!(
+                        "unknown state \"{s}\": expected one of {}",
+                        known.join(", ")
+                    )
+                })?),
                 None => None,
             };
             let rows = outbox.list(state)?;
@@ -215,7 +225,7 @@ pub fn sightings(args: SightingsArgs) -> Result<ExitCode> {
                         serde_json::json!({
                             "id": r.id, "state": r.state.as_str(), "destination": r.sighting.destination,
                             "indicator": r.sighting.indicator, "type": r.sighting.kind.name(),
-                            "sighting_type": format!("{:?}", r.sighting.sighting_type), "count": r.sighting.count,
+                            "sighting_type": r.sighting.sighting_type.name(), "count": r.sighting.count,
                             "first_seen": r.sighting.first_seen.to_rfc3339(), "last_seen": r.sighting.last_seen.to_rfc3339(),
                             "attempts": r.attempts, "last_error": r.last_error,
                         })
@@ -254,8 +264,11 @@ pub fn sightings(args: SightingsArgs) -> Result<ExitCode> {
             println!("sighting {id} rejected");
         }
         SightingsAction::Send => {
+            for problem in missing_secrets(&config.share) {
+                eprintln!("tripline: {problem}");
+            }
             let r = outbox.send_now()?;
-            println!("{r:?}");
+            println!("{}", delivery_sentence(&r));
             if r.failed > 0 || r.retrying > 0 {
                 return Ok(ExitCode::from(2));
             }
@@ -294,7 +307,7 @@ pub fn feedback(args: FeedbackArgs) -> Result<ExitCode> {
     let refanged = canon::refang(&value);
     let c = canon::detect(&refanged).map_err(|reason| IntelError::Format {
         path: PathBuf::from("-"),
-        message: format!("{value:?}: {reason}"),
+        message: format!("\"{value}\": {reason}"),
     })?;
     let Some(id) = index.find_exact(c.kind, &c.value) else {
         println!("{}: not in the intel; nothing to report", c.value);
@@ -313,11 +326,86 @@ pub fn feedback(args: FeedbackArgs) -> Result<ExitCode> {
         outcome.created,
         outcome.dropped.len()
     );
+    let mut lines: Vec<String> = Vec::new();
     for (dest, why) in &outcome.dropped {
-        println!(
-            "  not sent to {}: {why:?}",
-            dest.as_deref().unwrap_or("(no destination)")
-        );
+        let line = match (dest, why) {
+            (_, DropReason::NoDestination) => continue,
+            (Some(d), why) => format!("  not sent to \"{d}\": {why}"),
+            (None, why) => format!("  not sent: {why}"),
+        };
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    let mut unserved: Vec<&str> = provenances
+        .iter()
+        .map(|p| p.source.as_str())
+        .filter(|s| !config.share.destinations.iter().any(|d| d.serves(s)))
+        .collect();
+    unserved.sort_unstable();
+    unserved.dedup();
+    for s in unserved {
+        lines.push(format!(
+            "  not sent: no destination is configured for source \"{s}\""
+        ));
+    }
+    for l in lines {
+        println!("{l}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tripline sightings send`'s one-line account of a delivery pass.
+fn delivery_sentence(r: &DeliveryReport) -> String {
+    let mut parts = vec![format!("{} sighting(s) delivered", r.delivered)];
+    for (n, what) in [
+        (r.already_delivered, "already at the destination"),
+        (r.retrying, "failed for now and will be retried"),
+        (r.failed, "refused by the destination (now failed)"),
+        (
+            r.deferred,
+            "left for later (destination unreachable or not configured)",
+        ),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// One sentence per destination whose key or password cannot be found (which
+/// environment variable or file); the secret itself is never shown.
+fn missing_secrets(share: &ShareConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in &share.destinations {
+        let found = match &d.transport {
+            TransportConfig::Misp {
+                api_key_env: Some(var),
+                ..
+            } => Secret::from_env(var).map(|_| ()),
+            TransportConfig::Misp {
+                api_key_file: Some(p),
+                ..
+            } => Secret::from_file(p).map(|_| ()),
+            TransportConfig::Taxii {
+                username: Some(_),
+                password_env: Some(var),
+                ..
+            } => Secret::from_env(var).map(|_| ()),
+            TransportConfig::Taxii {
+                username: Some(_),
+                password_file: Some(p),
+                ..
+            } => Secret::from_file(p).map(|_| ()),
+            _ => Ok(()),
+        };
+        if let Err(why) = found {
+            out.push(format!(
+                "destination \"{}\" cannot be reached: {why}; its sightings stay queued",
+                d.name
+            ));
+        }
+    }
+    out
 }

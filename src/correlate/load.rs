@@ -38,6 +38,12 @@
 //!
 //! Invariants: a directory loads whole or not at all (a bad rule file is an error,
 //! never silently skipped); files are read in name order; ids are unique.
+//!
+//! Cost: a rule file larger than [`MAX_RULE_FILE_BYTES`] or nested deeper than
+//! [`MAX_RULE_DEPTH`] is refused before the YAML parser sees it (a 100 KB file of
+//! nested brackets used to take the parser half a minute). The depth is counted on the
+//! raw text in one pass: indentation levels, `- ` sequence entries and `[`/`{` flow
+//! brackets outside quotes, comments and block scalars.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -48,6 +54,12 @@ use super::rule::{Condition, Correlation, CorrelationType, Level, Rule, Selector
 
 /// The most named selectors a temporal rule may have.
 pub const MAX_SELECTORS: usize = 32;
+
+/// The largest rule file read (1 MiB); the shipped rules are under 2 KiB each.
+pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
+
+/// The deepest YAML nesting a rule file may have; the shipped rules nest 4 levels.
+pub const MAX_RULE_DEPTH: usize = 64;
 
 /// Why a rule, or a rules directory, could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -194,11 +206,141 @@ fn locate_inner(text: &str, path: &[&str], partial: bool) -> Option<usize> {
 }
 
 // ---------------------------------------------------------------------------------
+// Size and depth, before parsing.
+
+fn too_large(origin: &str, bytes: u64) -> RuleError {
+    RuleError::Invalid {
+        origin: origin.to_string(),
+        line: None,
+        field: String::new(),
+        message: format!(
+            "{bytes} bytes: larger than the {MAX_RULE_FILE_BYTES} bytes (1 MiB) a rule file may have; refused before parsing"
+        ),
+    }
+}
+
+/// Refuses, before any parsing, text over [`MAX_RULE_FILE_BYTES`] or nested deeper
+/// than [`MAX_RULE_DEPTH`].
+fn check_shape(origin: &str, text: &str) -> Result<(), RuleError> {
+    if text.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(too_large(origin, text.len() as u64));
+    }
+    if let Some(line) = first_line_too_deep(text, MAX_RULE_DEPTH) {
+        return Err(RuleError::Invalid {
+            origin: origin.to_string(),
+            line: Some(line),
+            field: String::new(),
+            message: format!("nested deeper than {MAX_RULE_DEPTH} levels; refused before parsing"),
+        });
+    }
+    Ok(())
+}
+
+/// The 1-based line where the YAML nesting first passes `max`, counted cheaply on the
+/// raw text (one pass, no allocation): open indentation levels, `- ` entries starting
+/// the line, and open `[`/`{` (outside quoted scalars and comments; block scalars
+/// `|`/`>` are skipped). An estimate that never undercounts brackets a parser would
+/// nest on, which is what makes parsing slow.
+fn first_line_too_deep(text: &str, max: usize) -> Option<usize> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<u8> = None;
+    // The indentation of the line that opened a block scalar.
+    let mut block_scalar: Option<usize> = None;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        let blank = body.trim().is_empty() || body.starts_with('#');
+        if let Some(parent) = block_scalar {
+            if blank || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut rest = body;
+        let mut dashes = 0;
+        if flow == 0 && quote.is_none() {
+            if blank {
+                continue;
+            }
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            while let Some(r) =
+                rest.strip_prefix("- ")
+                    .or(if rest == "-" { Some("") } else { None })
+            {
+                dashes += 1;
+                rest = r.trim_start_matches(' ');
+            }
+        }
+        let mut deepest = flow;
+        let mut prev: Option<u8> = None;
+        let bytes = rest.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match quote {
+                Some(b'"') if b == b'\\' => i += 1,
+                Some(b'\'') if b == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 1,
+                Some(q) if b == q => {
+                    quote = None;
+                    prev = Some(b);
+                }
+                Some(_) => {}
+                None => match b {
+                    b'#' if i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t' => break,
+                    b'"' | b'\''
+                        if matches!(prev, None | Some(b':' | b',' | b'[' | b'{' | b'-' | b'?')) =>
+                    {
+                        quote = Some(b)
+                    }
+                    b'[' | b'{' => {
+                        flow += 1;
+                        deepest = deepest.max(flow);
+                        prev = Some(b);
+                    }
+                    b']' | b'}' => {
+                        flow = flow.saturating_sub(1);
+                        prev = Some(b);
+                    }
+                    b' ' | b'\t' => {}
+                    _ => prev = Some(b),
+                },
+            }
+            i += 1;
+        }
+        if indents.len() + dashes + deepest > max {
+            return Some(n + 1);
+        }
+        if flow == 0 && quote.is_none() && opens_block_scalar(rest) {
+            block_scalar = Some(indent);
+        }
+    }
+    None
+}
+
+/// Does this line end with a block scalar indicator (`|`, `>-`, `|2`…)?
+fn opens_block_scalar(rest: &str) -> bool {
+    let code = match rest.find(" #") {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    let last = code.split_whitespace().last().unwrap_or("");
+    let mut chars = last.chars();
+    matches!(chars.next(), Some('|' | '>'))
+        && last.len() <= 3
+        && chars.all(|c| c == '-' || c == '+' || c.is_ascii_digit())
+}
+
+// ---------------------------------------------------------------------------------
 // Validation.
 
 /// Parses and validates one rule. `origin` names it in errors (a path, or
 /// `builtin:<file>`).
 pub fn parse_rule(origin: &str, text: &str) -> Result<Rule, RuleError> {
+    check_shape(origin, text)?;
     let doc: RuleDoc =
         serde_norway::from_str(text).map_err(|e| RuleError::from_yaml(origin, text, &e))?;
     compile(origin, text, doc)
@@ -375,9 +517,9 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
     }
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        match std::fs::read_to_string(&path) {
+        match read_capped(&path) {
             Ok(text) => files.push((path.display().to_string(), text)),
-            Err(source) => errors.push(RuleError::Read { path, source }),
+            Err(e) => errors.push(e),
         }
     }
     let (rules, more) = compile_all(&files);
@@ -387,6 +529,29 @@ pub fn load_rules(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Reads a rule file, refusing one over [`MAX_RULE_FILE_BYTES`] without reading it
+/// all.
+fn read_capped(path: &Path) -> Result<String, RuleError> {
+    use std::io::Read;
+    let read = |source| RuleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let len = file.metadata().map_err(read)?.len();
+    if len > MAX_RULE_FILE_BYTES {
+        return Err(too_large(&path.display().to_string(), len));
+    }
+    let mut text = String::new();
+    file.take(MAX_RULE_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read)?;
+    if text.len() as u64 > MAX_RULE_FILE_BYTES {
+        return Err(too_large(&path.display().to_string(), text.len() as u64));
+    }
+    Ok(text)
 }
 
 /// Parses `(origin, text)` pairs; checks that ids are unique.
@@ -525,6 +690,34 @@ mod tests {
             load_rules(&dir).map(|r| r.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
         let builtin: Vec<String> = default_rules().iter().map(|r| r.id.clone()).collect();
         assert_eq!(from_disk.ok(), Some(builtin));
+    }
+
+    #[test]
+    fn nesting_is_counted_on_the_raw_text() {
+        for (_, text) in SHIPPED {
+            assert_eq!(first_line_too_deep(text, 8), None, "{text}");
+        }
+        let deep_flow = format!("title: x\nmatch: {}{}\n", "[".repeat(70), "]".repeat(70));
+        assert_eq!(first_line_too_deep(&deep_flow, MAX_RULE_DEPTH), Some(2));
+        let mut deep_block = String::from("a:\n");
+        for d in 1..70 {
+            deep_block.push_str(&format!("{}k{d}:\n", "  ".repeat(d)));
+        }
+        assert!(first_line_too_deep(&deep_block, MAX_RULE_DEPTH).is_some());
+        let dashes = format!("a:\n{}x\n", "- ".repeat(70));
+        assert_eq!(first_line_too_deep(&dashes, MAX_RULE_DEPTH), Some(2));
+        // Brackets in quotes, comments and block scalars do not nest.
+        let quoted = format!(
+            "title: \"{}\"\nid: '{}' # {}\ndescription: |\n  {}\n  more\nlevel: low\n",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100),
+            "[".repeat(100)
+        );
+        assert_eq!(first_line_too_deep(&quoted, MAX_RULE_DEPTH), None);
+        // An apostrophe inside a plain scalar opens no quote.
+        let plain = format!("title: it's {}\n", "[".repeat(70));
+        assert!(first_line_too_deep(&plain, MAX_RULE_DEPTH).is_some());
     }
 
     #[test]

@@ -1,19 +1,23 @@
-//! Starts the configured sources as tokio tasks and feeds their counters to the
-//! metrics.
+//! Starts the planned sources ([`crate::config::SourcePlan`]: settings already built
+//! and checked by [`crate::config::Config::plan`]) as tokio tasks and feeds their
+//! counters to the metrics. Nothing here parses a configuration string.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{parse_utc_offset, Config, SourceConfig, StartAtConfig, SyslogModeConfig};
+use crate::config::{Config, SourceConfig, SourceKind, SourcePlan};
 use crate::sink::metrics::{set_counter, Metrics};
-use crate::source::file::{self, FileSourceConfig, FileSourceStats, StartAt};
-use crate::source::syslog::{self, SyslogConfig, SyslogMode, SyslogStats};
+use crate::source::file::{self, FileSourceStats};
+use crate::source::syslog::{self, SyslogStats};
 use crate::source::BatchSender;
 
-/// Starts source `index`; the task ends at shutdown (stdin: at end of input).
+/// Starts source `index` as configured: builds its plan (a bad value is an error, never
+/// a silent default) and starts it. For callers that hold a [`Config`]; those holding
+/// a [`crate::config::Plan`] call [`start_planned`].
 pub fn start(
     index: usize,
     source: &SourceConfig,
@@ -23,24 +27,30 @@ pub fn start(
     names: Arc<Vec<String>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<()>>> {
-    match source {
-        SourceConfig::Stdin(_) => Ok(tokio::spawn(super::run_stdin_source(index, tx, shutdown))),
-        SourceConfig::File(f) => {
-            let cfg = FileSourceConfig {
-                include: f.include.clone(),
-                exclude: f.exclude.clone(),
-                start_at: match f.start_at {
-                    StartAtConfig::Beginning => StartAt::Beginning,
-                    StartAtConfig::End => StartAt::End,
-                },
-                max_line_bytes: f.max_line_bytes,
-                rescan_interval: std::time::Duration::from_millis(f.rescan_interval_ms),
-                fingerprint_bytes: f.fingerprint_bytes,
-                ..FileSourceConfig::default()
-            };
-            let name = names.get(index).cloned().unwrap_or_default();
+    let mut plan = SourcePlan::build(index, source, Path::new("configuration"))?;
+    if let Some(name) = names.get(index) {
+        plan.name.clone_from(name);
+    }
+    start_planned(index, &plan, &config.state.dir, tx, metrics, shutdown)
+}
+
+/// Starts planned source `index`; the task ends at shutdown (stdin: at end of input).
+/// A file source keeps its checkpoints under `state_dir/file/<name>`.
+pub fn start_planned(
+    index: usize,
+    source: &SourcePlan,
+    state_dir: &Path,
+    tx: BatchSender,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<Result<()>>> {
+    match &source.kind {
+        SourceKind::Stdin => Ok(tokio::spawn(super::run_stdin_source(index, tx, shutdown))),
+        SourceKind::File(cfg) => {
+            let cfg = cfg.clone();
+            let name = source.name.clone();
             // Each file source keeps (and locks) its own checkpoint directory.
-            let state = config.state.dir.join("file").join(&name);
+            let state = state_dir.join("file").join(&name);
             let stats = Arc::new(FileSourceStats::default());
             let s2 = stats.clone();
             metrics.on_scrape(move |m| {
@@ -73,24 +83,10 @@ pub fn start(
                     .map_err(anyhow::Error::from)
             }))
         }
-        SourceConfig::Syslog(sy) => {
-            let cfg = SyslogConfig {
-                mode: match sy.mode {
-                    SyslogModeConfig::Udp => SyslogMode::Udp,
-                    SyslogModeConfig::Tcp => SyslogMode::Tcp,
-                    SyslogModeConfig::Tls => SyslogMode::Tls,
-                },
-                address: sy.address.parse()?,
-                max_message_bytes: sy.max_message_bytes,
-                max_connections: sy.max_connections,
-                idle_timeout: std::time::Duration::from_secs(sy.idle_timeout_secs),
-                tls_cert: sy.tls_cert.clone(),
-                tls_key: sy.tls_key.clone(),
-                timezone_offset_secs: parse_utc_offset(&sy.timezone).unwrap_or(0),
-                ..SyslogConfig::default()
-            };
+        SourceKind::Syslog(cfg) => {
+            let cfg = cfg.clone();
             let stats = Arc::new(SyslogStats::default());
-            let name = names.get(index).cloned().unwrap_or_default();
+            let name = source.name.clone();
             let s2 = stats.clone();
             metrics.on_scrape(move |m| {
                 let snap = s2.snapshot();

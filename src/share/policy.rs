@@ -46,7 +46,9 @@
 //! all small; no allocation beyond the sightings produced.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
@@ -94,7 +96,8 @@ pub struct DestinationConfig {
     /// Intel source names (as loaded) this destination gives back to. Default: `[name]`.
     #[serde(default)]
     pub intel_sources: Vec<String>,
-    /// Aggregation window: one sighting per indicator per window. Default 3600.
+    /// Aggregation window: one sighting per indicator per window, in seconds.
+    /// Default 3600; range 1 ..= 2592000 (30 days, [`WINDOW_SECS`]).
     #[serde(default = "default_window_secs")]
     pub window_secs: u64,
     /// Highest TLP that may go back. Default `amber+strict`: nothing `red` leaves.
@@ -114,13 +117,16 @@ pub struct DestinationConfig {
     pub source_name: Option<String>,
     #[serde(default)]
     pub approval: Approval,
-    /// First retry delay; doubles per failed attempt. Default 30.
+    /// First retry delay in seconds; doubles per failed attempt. Default 30; range
+    /// 1 ..= 86400 (a day, [`RETRY_INITIAL_SECS`]).
     #[serde(default = "default_retry_initial_secs")]
     pub retry_initial_secs: u64,
-    /// Backoff cap. Default 3600.
+    /// Backoff cap in seconds. Default 3600; range 1 ..= 604800 (a week,
+    /// [`RETRY_MAX_SECS`]), and at least `retry_initial_secs`.
     #[serde(default = "default_retry_max_secs")]
     pub retry_max_secs: u64,
-    /// Per-request timeout (connect and whole request). Default 30.
+    /// Per-request timeout (connect and whole request) in seconds. Default 30; range
+    /// 1 ..= 3600 ([`TIMEOUT_SECS`]).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     pub transport: TransportConfig,
@@ -173,6 +179,16 @@ impl TransportConfig {
     }
 }
 
+/// `window_secs`: 1 second to 30 days.
+pub const WINDOW_SECS: RangeInclusive<u64> = 1..=2_592_000;
+/// `retry_initial_secs`: 1 second to a day.
+pub const RETRY_INITIAL_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `retry_max_secs`: 1 second to a week (and at least `retry_initial_secs`).
+pub const RETRY_MAX_SECS: RangeInclusive<u64> = 1..=604_800;
+/// `timeout_secs`: 1 second to an hour. The outbox leases a row for three timeouts
+/// plus a minute, so this keeps every time computed from it far from overflowing.
+pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=3_600;
+
 fn default_window_secs() -> u64 {
     3600
 }
@@ -215,7 +231,7 @@ fn de_tlp<'de, D: Deserializer<'de>>(d: D) -> Result<Tlp, D::Error> {
 /// A configuration that parsed but cannot be used, naming the key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ShareConfigError {
-    #[error("share.destinations[{index}] ({name:?}): {key}: {reason}")]
+    #[error("share.destinations[{index}] (\"{name}\"): {key}: {reason}")]
     Destination {
         index: usize,
         name: String,
@@ -226,41 +242,96 @@ pub enum ShareConfigError {
     EmptySourceName,
 }
 
+impl ShareConfigError {
+    /// The full key at fault, as written in a `tripline run` configuration:
+    /// `share.destinations[0].timeout_secs`.
+    pub fn key(&self) -> String {
+        match self {
+            ShareConfigError::Destination { index, key, .. } => {
+                format!("share.destinations[{index}].{key}")
+            }
+            ShareConfigError::EmptySourceName => "share.source_name".to_string(),
+        }
+    }
+
+    /// What is wrong, without the key: `must be between 1 and 3600, got 0`.
+    pub fn reason(&self) -> String {
+        match self {
+            ShareConfigError::Destination { name, reason, .. } => {
+                format!("{reason} (destination \"{name}\")")
+            }
+            ShareConfigError::EmptySourceName => "must not be empty".to_string(),
+        }
+    }
+}
+
+/// Checks `value` against `range`: `must be between 1 and 3600, got 0`.
+fn in_range(range: &RangeInclusive<u64>, value: u64) -> Result<(), String> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
 impl ShareConfig {
-    /// Checks what serde cannot: unique names, positive windows, key sources, URL
-    /// schemes (https, or http on loopback only).
+    /// Checks what serde cannot: unique names, every number in its range, key
+    /// sources, URL schemes (https, or http on loopback only). The first problem; see
+    /// [`ShareConfig::problems`] for all of them.
     pub fn validate(&self) -> Result<(), ShareConfigError> {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem [`ShareConfig::validate`] looks for, in key order.
+    pub fn problems(&self) -> Vec<ShareConfigError> {
+        let mut out = Vec::new();
         if self.source_name.trim().is_empty() {
-            return Err(ShareConfigError::EmptySourceName);
+            out.push(ShareConfigError::EmptySourceName);
         }
         let mut names = BTreeSet::new();
         for (index, d) in self.destinations.iter().enumerate() {
-            let err = |key: &'static str, reason: String| ShareConfigError::Destination {
-                index,
-                name: d.name.clone(),
-                key,
-                reason,
+            let mut err = |key: &'static str, reason: String| {
+                out.push(ShareConfigError::Destination {
+                    index,
+                    name: d.name.clone(),
+                    key,
+                    reason,
+                })
             };
-            if d.name.trim().is_empty() || d.name.contains('\u{1f}') {
-                return Err(err("name", "must be a non-empty name".into()));
+            if d.name.trim().is_empty() || d.name.chars().any(char::is_control) {
+                err("name", "must be a non-empty name".into());
+            } else if !names.insert(d.name.as_str()) {
+                err("name", "used by another destination".into());
             }
-            if !names.insert(d.name.as_str()) {
-                return Err(err("name", "used by another destination".into()));
-            }
-            if d.window_secs == 0 {
-                return Err(err("window_secs", "must be at least 1".into()));
-            }
-            if d.retry_initial_secs == 0 {
-                return Err(err("retry_initial_secs", "must be at least 1".into()));
+            for (key, range, value) in [
+                ("window_secs", &WINDOW_SECS, d.window_secs),
+                (
+                    "retry_initial_secs",
+                    &RETRY_INITIAL_SECS,
+                    d.retry_initial_secs,
+                ),
+                ("retry_max_secs", &RETRY_MAX_SECS, d.retry_max_secs),
+                ("timeout_secs", &TIMEOUT_SECS, d.timeout_secs),
+            ] {
+                if let Err(reason) = in_range(range, value) {
+                    err(key, reason);
+                }
             }
             if d.retry_max_secs < d.retry_initial_secs {
-                return Err(err(
+                err(
                     "retry_max_secs",
-                    "must be at least retry_initial_secs".into(),
-                ));
-            }
-            if d.timeout_secs == 0 {
-                return Err(err("timeout_secs", "must be at least 1".into()));
+                    format!(
+                        "must be at least retry_initial_secs ({}), got {}",
+                        d.retry_initial_secs, d.retry_max_secs
+                    ),
+                );
             }
             if d.default_tlp > d.max_tlp {
                 tracing::warn!(
@@ -275,12 +346,14 @@ impl ShareConfig {
                     api_key_file,
                     ..
                 } => {
-                    check_url(url).map_err(|r| err("transport.url", r))?;
+                    if let Err(r) = check_url(url) {
+                        err("transport.url", r);
+                    }
                     if api_key_env.is_some() == api_key_file.is_some() {
-                        return Err(err(
+                        err(
                             "transport.api_key_env",
                             "set exactly one of api_key_env and api_key_file".into(),
-                        ));
+                        );
                     }
                 }
                 TransportConfig::Taxii {
@@ -291,34 +364,37 @@ impl ShareConfig {
                     password_file,
                     ..
                 } => {
-                    check_url(api_root).map_err(|r| err("transport.api_root", r))?;
+                    if let Err(r) = check_url(api_root) {
+                        err("transport.api_root", r);
+                    }
                     if collection_id.trim().is_empty() || collection_id.contains('/') {
-                        return Err(err(
-                            "transport.collection_id",
-                            "must be a collection id".into(),
-                        ));
+                        err("transport.collection_id", "must be a collection id".into());
                     }
                     if password_env.is_some() && password_file.is_some() {
-                        return Err(err(
+                        err(
                             "transport.password_env",
                             "set at most one of password_env and password_file".into(),
-                        ));
+                        );
                     }
                     if username.is_none() && (password_env.is_some() || password_file.is_some()) {
-                        return Err(err(
-                            "transport.username",
-                            "a password needs a username".into(),
-                        ));
+                        err("transport.username", "a password needs a username".into());
                     }
                 }
                 TransportConfig::StixDir { path } => {
                     if path.as_os_str().is_empty() {
-                        return Err(err("transport.path", "must not be empty".into()));
+                        err("transport.path", "must not be empty".into());
                     }
                 }
             }
         }
-        Ok(())
+        out
+    }
+}
+
+impl DestinationConfig {
+    /// Does this destination give back to intel source `source`?
+    pub fn serves(&self, source: &str) -> bool {
+        serves(self, source)
     }
 }
 
@@ -383,6 +459,22 @@ impl DropReason {
             DropReason::Distribution => "distribution",
             DropReason::NoTarget => "no_target",
         }
+    }
+}
+
+/// For people: why a sighting was not created, as a sentence fragment.
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DropReason::NoDestination => "no destination is configured for its intel source",
+            DropReason::Tlp => "its TLP is above the destination's max_tlp",
+            DropReason::Distribution => {
+                "its MISP distribution is organisation only (share_organisation_only is off)"
+            }
+            DropReason::NoTarget => {
+                "the intel names neither an attribute nor an event UUID to attach it to"
+            }
+        })
     }
 }
 

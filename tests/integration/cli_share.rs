@@ -159,10 +159,7 @@ fn feedback_false_positive_is_queued_and_listed() {
     assert_eq!(rows.len(), 1, "{text}");
     assert_eq!(rows[0]["indicator"], "update-check.example.net");
     assert_eq!(rows[0]["destination"], "harbor");
-    assert!(
-        rows[0]["sighting_type"].as_str().unwrap().contains("False"),
-        "{text}"
-    );
+    assert_eq!(rows[0]["sighting_type"], "false-positive", "{text}");
     // Manual approval by default: approve, send, then it is sent, as a STIX bundle.
     let id = rows[0]["id"].as_i64().unwrap().to_string();
     assert!(tripline(&["sightings", "approve", &id, "--config", c])
@@ -188,4 +185,98 @@ fn feedback_false_positive_is_queued_and_listed() {
         c,
     ]);
     assert_eq!(unknown.status.code(), Some(1));
+}
+
+/// Stdout and stderr together, checked for `Debug` renderings and variant names.
+fn assert_sentences(what: &str, out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "{",
+        "Some(",
+        "None",
+        "NoDestination",
+        "NoTarget",
+        "DeliveryReport",
+        "FalsePositive",
+        "Tlp",
+    ] {
+        assert!(!text.contains(needle), "{what} shows {needle:?}:\n{text}");
+    }
+    text
+}
+
+#[test]
+fn sightings_and_feedback_print_sentences_not_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    // No destination serves the intel's source: the indicator cannot be reported.
+    let unserved = dir.path().join("unserved.toml");
+    std::fs::write(
+        &unserved,
+        format!(
+            "[intel]\npaths = [\"fixtures/intel/stix\"]\n[state]\ndir = {state:?}\n[[share.destinations]]\nname = \"elsewhere\"\n[share.destinations.transport]\ntype = \"stix_dir\"\npath = {:?}\n",
+            dir.path().join("bundles").display().to_string()
+        ),
+    )
+    .unwrap();
+    let fp = tripline(&[
+        "feedback",
+        "false-positive",
+        "update-check.example.net",
+        "--config",
+        unserved.to_str().unwrap(),
+    ]);
+    let text = assert_sentences("feedback", &fp);
+    assert!(fp.status.success(), "{text}");
+    assert!(
+        text.contains("no destination is configured for source \"harbor-campaign\""),
+        "{text}"
+    );
+    // A MISP destination whose key is missing: `send` says which variable, and what
+    // happened to the sighting, in words.
+    let misp = dir.path().join("misp.toml");
+    std::fs::write(
+        &misp,
+        format!(
+            "[intel]\npaths = [\"fixtures/intel/stix\"]\n[state]\ndir = {state:?}\n[[share.destinations]]\nname = \"harbor\"\nintel_sources = [\"harbor-campaign\"]\n[share.destinations.transport]\ntype = \"misp\"\nurl = \"https://misp.example\"\napi_key_env = \"TRIPLINE_TEST_UNSET_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    let m = misp.to_str().unwrap();
+    let unset = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tripline"))
+            .args(args)
+            .current_dir(root())
+            .env_remove("TRIPLINE_TEST_UNSET_KEY")
+            .output()
+            .expect("run tripline")
+    };
+    let fp = unset(&[
+        "feedback",
+        "false-positive",
+        "update-check.example.net",
+        "--config",
+        m,
+    ]);
+    let text = assert_sentences("feedback", &fp);
+    assert!(text.contains("1 sighting(s) created"), "{text}");
+    let approve = unset(&["sightings", "approve", "--all", "--config", m]);
+    assert_sentences("approve", &approve);
+    let sent = unset(&["sightings", "send", "--config", m]);
+    let text = assert_sentences("send", &sent);
+    assert!(
+        text.contains("destination \"harbor\" cannot be reached: environment variable TRIPLINE_TEST_UNSET_KEY is not set"),
+        "{text}"
+    );
+    assert!(text.contains("0 sighting(s) delivered"), "{text}");
+    let bad_state = unset(&["sightings", "list", "--state", "lost", "--config", m]);
+    let text = assert_sentences("list", &bad_state);
+    assert!(
+        text.contains("unknown state \"lost\": expected one of pending_approval"),
+        "{text}"
+    );
 }

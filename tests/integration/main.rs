@@ -9,6 +9,7 @@ mod util;
 
 mod cli;
 mod cli_share;
+mod config;
 mod decode;
 mod file_tail;
 mod match_semantics;

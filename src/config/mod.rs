@@ -1,35 +1,91 @@
 //! `tripline run` configuration: TOML, every option with a default.
 //!
 //! Parsed with serde (`deny_unknown_fields`, so a misspelt key is an error naming it),
-//! then validated into the values the sidecar uses ([`Config::validate`]). With no
-//! file, [`Config::embedded_default`] runs from a fresh clone on one machine: intel and
-//! logs from `fixtures/`, alerts to stdout, metrics on 127.0.0.1, state under
-//! `.tripline-state/` in the working directory.
+//! then validated into a [`Plan`] of built values that the sidecar runs
+//! ([`Config::plan`], in `plan.rs`): parsed intel specs and addresses, the syslog zone,
+//! unique source names, the alert outputs. Every number has a range (`bounds.rs`); a
+//! value outside it is an error naming the key. `tripline run --check` goes further
+//! and looks at the machine: files, directories, rules and secrets (`check.rs`).
+//!
+//! With no file, [`Config::embedded_default`] runs from a fresh clone on one machine:
+//! intel and logs from `fixtures/`, alerts to stdout, metrics on 127.0.0.1, state under
+//! `.tripline-state/` in the working directory. Relative paths are relative to the
+//! working directory, not to the configuration file.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::index::WarninglistMode;
 
-/// A bad configuration, naming the key.
+pub mod bounds;
+pub mod check;
+mod plan;
+
+pub use plan::{parse_timezone, AlertTarget, Plan, SourceKind, SourcePlan, MAX_NAME_CHARS};
+
+/// A bad configuration, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{}: cannot read: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
+    /// Not TOML, or a value serde cannot take, where no key could be named.
+    #[error("{}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {key}: {message}")]
+    /// `tripline.toml: sources[1].max_connections: must be between 1 and 65536, got …`
+    #[error("{}: {key}: {message}", path.display())]
     Invalid {
         path: PathBuf,
         key: String,
         message: String,
     },
+    /// Several problems, one per line.
+    #[error("{}", lines(.0))]
+    Many(Vec<ConfigError>),
+}
+
+fn lines(errors: &[ConfigError]) -> String {
+    let v: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    v.join("\n")
+}
+
+impl ConfigError {
+    /// One error for a non-empty list: itself when alone, else [`ConfigError::Many`].
+    pub(crate) fn from_list(mut errors: Vec<ConfigError>) -> Option<ConfigError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(ConfigError::Many(errors)),
+        }
+    }
+
+    /// Every single problem (a [`ConfigError::Many`] flattened).
+    pub fn problems(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Many(v) => v.iter().flat_map(|e| e.problems()).collect(),
+            e => vec![e],
+        }
+    }
+
+    /// Every single problem, owned.
+    pub fn into_problems(self) -> Vec<ConfigError> {
+        match self {
+            ConfigError::Many(v) => v.into_iter().flat_map(|e| e.into_problems()).collect(),
+            e => vec![e],
+        }
+    }
+
+    /// The key at fault, when one is known.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -52,7 +108,8 @@ pub struct RulesConfig {
     /// Correlation rules; the shipped ones (`rules/`, compiled in) when unset.
     pub dir: Option<PathBuf>,
     pub enabled: bool,
-    /// Correlation groups kept at most (oldest evicted, counted).
+    /// Correlation groups kept at most (oldest evicted, counted). Range 1 ..= 10
+    /// million groups ([`bounds::MAX_GROUPS`]).
     pub max_groups: usize,
 }
 
@@ -78,9 +135,10 @@ pub struct IntelConfig {
     pub warninglist_mode: WarninglistModeConfig,
     pub include_non_ids: bool,
     /// A reload that would shrink the indicator count by more than this fraction is
-    /// refused (the old index stays).
+    /// refused (the old index stays). Range 0 ..= 1 ([`bounds::MAX_SHRINK_RATIO`]).
     pub max_shrink_ratio: f64,
-    /// Changes to watched intel are gathered for this long before a reload.
+    /// Changes to watched intel are gathered for this long (milliseconds) before a
+    /// reload. Range 0 ..= 600000 (10 minutes, [`bounds::RELOAD_DEBOUNCE_MS`]).
     pub reload_debounce_ms: u64,
     /// Watch intel paths and warninglists for changes (SIGHUP always reloads).
     pub watch: bool,
@@ -150,12 +208,17 @@ pub struct FileSourceToml {
     /// Where to start in files never seen before: `end` or `beginning`.
     #[serde(default = "default_start_at")]
     pub start_at: StartAtConfig,
+    /// Longer lines are skipped and counted. Default 1 MiB; range 1 ..= 64 MiB
+    /// (bytes, [`bounds::MAX_LINE_BYTES`]).
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// How often the include patterns are expanded again, in milliseconds. Default
+    /// 1000; range 10 ..= 600000 ([`bounds::RESCAN_INTERVAL_MS`]).
     #[serde(default = "default_rescan_ms")]
     pub rescan_interval_ms: u64,
     /// Files are identified by a hash of their first bytes (inode as a hint): raise
-    /// this for logs that start with a long fixed header.
+    /// this for logs that start with a long fixed header. Default 1024; range
+    /// 16 ..= 65536 (bytes, [`bounds::FINGERPRINT_BYTES`]).
     #[serde(default = "default_fingerprint_bytes")]
     pub fingerprint_bytes: usize,
 }
@@ -190,12 +253,19 @@ pub struct SyslogSourceToml {
     pub name: Option<String>,
     #[serde(default = "default_syslog_mode")]
     pub mode: SyslogModeConfig,
+    /// `IP:PORT` to listen on. Default `127.0.0.1:5514`.
     #[serde(default = "default_syslog_address")]
     pub address: String,
+    /// Longer messages are truncated and counted. Default 64 KiB; range 1 ..= 16 MiB
+    /// (bytes, [`bounds::MAX_MESSAGE_BYTES`]).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// TCP/TLS connections open at once; more are closed at once and counted.
+    /// Default 256; range 1 ..= 65536 ([`bounds::MAX_CONNECTIONS`]).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// A connection silent for this long (seconds) is closed. Default 300; range
+    /// 1 ..= 86400 ([`bounds::IDLE_TIMEOUT_SECS`]).
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
     /// PEM certificate and key, for `mode = "tls"`.
@@ -203,7 +273,8 @@ pub struct SyslogSourceToml {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
-    /// RFC 3164 timestamps have no zone: their offset from UTC, e.g. "+02:00".
+    /// RFC 3164 timestamps have no zone: `UTC` or an offset from UTC such as
+    /// `+02:00` (see [`parse_timezone`]); anything else is an error.
     #[serde(default = "default_timezone")]
     pub timezone: String,
 }
@@ -255,11 +326,13 @@ pub enum AlertPaths {
 pub struct AlertsConfig {
     pub path: AlertPaths,
     /// A file output is rotated when it reaches this size (`alerts.jsonl.1`, …).
+    /// Default 100 MiB; range 1 KiB ..= 1 TiB (bytes, [`bounds::MAX_FILE_BYTES`]).
     pub max_file_bytes: u64,
-    /// Rotated files kept.
+    /// Rotated files kept. Default 5; range 0 ..= 10000 ([`bounds::KEEP_FILES`]).
     pub keep_files: usize,
-    /// Repeated alerts for the same indicator and host within this window are counted
-    /// and not written; the count rides on the next alert written. 0 disables.
+    /// Repeated alerts for the same indicator and host within this window (seconds)
+    /// are counted and not written; the count rides on the next alert written. 0
+    /// disables. Range 0 ..= 86400 ([`bounds::THROTTLE_SECS`]).
     pub throttle_secs: u64,
 }
 
@@ -318,9 +391,11 @@ impl Default for StateConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Batches waiting to be matched (the bound that gives backpressure).
+    /// Batches waiting to be matched (the bound that gives backpressure). Default 64;
+    /// range 1 ..= 65536 ([`bounds::QUEUE_BATCHES`]).
     pub queue_batches: usize,
-    /// Matching threads; 0 means one per core.
+    /// Matching threads; 0 means one per core. Range 0 ..= 1024
+    /// ([`bounds::WORKERS`]).
     pub workers: usize,
 }
 
@@ -336,125 +411,53 @@ impl Default for PipelineConfig {
 impl Config {
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
-    }
-
-    /// Parses and validates TOML text; `path` names it in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
-        })?;
+        let config = Config::read(path)?;
         config.validate(path)?;
         Ok(config)
     }
 
-    /// What `tripline run` uses without a file: works from a fresh clone.
-    pub fn embedded_default() -> Config {
-        let text = include_str!("../contrib/tripline.default.toml");
-        // The embedded text is tested to parse (see the tests below).
-        toml::from_str(text).unwrap_or_default()
+    /// Reads and parses a TOML file, without the checks of [`Config::validate`] (for
+    /// `--check`, which reports every problem at once).
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
     }
 
-    /// Checks what serde cannot: addresses parse, ratios are ratios, sources make
-    /// sense.
+    /// Parses and validates TOML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config = Config::from_toml(text, path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses TOML text into a `Config`, unchecked. Errors name the line and, where
+    /// it can be found, the key (`sources[1].max_connections`).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| plan::toml_error(text, path, &e))
+    }
+
+    /// What `tripline run` uses without a file: works from a fresh clone.
+    pub fn embedded_default() -> Config {
+        // The embedded text is tested to parse and validate (see the tests below).
+        toml::from_str(EMBEDDED_DEFAULT).unwrap_or_default()
+    }
+
+    /// Checks what serde cannot, every problem at once: numbers in their ranges,
+    /// addresses and the syslog zone parse, source names are unique, sources make
+    /// sense. The same checks as [`Config::plan`], which also returns what they built.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key: String, message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            message,
-        };
-        if self.intel.paths.is_empty() {
-            return Err(bad(
-                "intel.paths".into(),
-                "at least one intel path is needed".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.intel.max_shrink_ratio) {
-            return Err(bad(
-                "intel.max_shrink_ratio".into(),
-                "must be between 0 and 1".into(),
-            ));
-        }
-        if self.metrics.enabled {
-            self.metrics.address.parse::<SocketAddr>().map_err(|e| {
-                bad(
-                    "metrics.address".into(),
-                    format!("{:?}: {e}", self.metrics.address),
-                )
-            })?;
-        }
-        if self.pipeline.queue_batches == 0 {
-            return Err(bad(
-                "pipeline.queue_batches".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        self.share
-            .validate()
-            .map_err(|e| bad("share".into(), e.to_string()))?;
-        if self.alerts.paths().is_empty() {
-            return Err(bad("alerts.path".into(), "no output".into()));
-        }
-        let mut names = std::collections::HashSet::new();
-        for (i, s) in self.sources.iter().enumerate() {
-            let key = |k: &str| format!("sources[{i}].{k}");
-            if !names.insert(s.name(i)) {
-                return Err(bad(
-                    key("name"),
-                    format!("duplicate source name {:?}", s.name(i)),
-                ));
-            }
-            match s {
-                SourceConfig::File(f) => {
-                    if f.include.is_empty() {
-                        return Err(bad(
-                            key("include"),
-                            "at least one glob pattern is needed".into(),
-                        ));
-                    }
-                    for g in f.include.iter().chain(&f.exclude) {
-                        glob::Pattern::new(g)
-                            .map_err(|e| bad(key("include"), format!("{g:?}: {e}")))?;
-                    }
-                    if f.max_line_bytes == 0 {
-                        return Err(bad(key("max_line_bytes"), "must be at least 1".into()));
-                    }
-                }
-                SourceConfig::Syslog(sy) => {
-                    sy.address
-                        .parse::<SocketAddr>()
-                        .map_err(|e| bad(key("address"), format!("{:?}: {e}", sy.address)))?;
-                    if sy.mode == SyslogModeConfig::Tls
-                        && (sy.tls_cert.is_none() || sy.tls_key.is_none())
-                    {
-                        return Err(bad(
-                            key("tls_cert"),
-                            "mode \"tls\" needs tls_cert and tls_key".into(),
-                        ));
-                    }
-                    parse_utc_offset(&sy.timezone).ok_or_else(|| {
-                        bad(
-                            key("timezone"),
-                            format!(
-                                "{:?}: expected UTC or an offset such as +02:00",
-                                sy.timezone
-                            ),
-                        )
-                    })?;
-                }
-                SourceConfig::Stdin(_) => {}
-            }
-        }
-        Ok(())
+        self.plan(path).map(|_| ())
     }
 }
 
-/// `UTC`, `Z`, `+02:00`, `-0530` → seconds east of UTC.
+/// The text of `contrib/tripline.default.toml`, compiled in.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../contrib/tripline.default.toml");
+
+/// `UTC`, `Z`, `+02:00`, `-0530` → seconds east of UTC; `None` for anything else.
+/// Validation goes through [`parse_timezone`], which says why.
 pub fn parse_utc_offset(s: &str) -> Option<i32> {
     let s = s.trim();
     if s.eq_ignore_ascii_case("utc") || s == "Z" {
@@ -465,7 +468,7 @@ pub fn parse_utc_offset(s: &str) -> Option<i32> {
         b'-' => -1,
         _ => return None,
     };
-    let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+    let digits: String = s.get(1..)?.chars().filter(|c| *c != ':').collect();
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -480,7 +483,7 @@ mod tests {
 
     #[test]
     fn embedded_default_parses_and_validates() {
-        let text = include_str!("../contrib/tripline.default.toml");
+        let text = include_str!("../../contrib/tripline.default.toml");
         let c = Config::parse(text, Path::new("embedded")).unwrap();
         assert_eq!(c, Config::embedded_default());
         assert_eq!(c.metrics.address, "127.0.0.1:9469");
@@ -489,7 +492,7 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../contrib/tripline.example.toml");
+        let text = include_str!("../../contrib/tripline.example.toml");
         Config::parse(text, Path::new("example")).unwrap();
     }
 

@@ -1,0 +1,734 @@
+//! Validation of a parsed [`Config`] into a [`Plan`]: the built, checked values the
+//! sidecar runs (parsed intel specs, socket addresses, the syslog zone, each source's
+//! settings as its module takes them, the alert outputs, durations), so nothing
+//! downstream parses a string again or falls back silently on a bad one.
+//!
+//! Every problem is collected, not just the first: [`Config::plan`] returns them all
+//! (one [`ConfigError::Invalid`] each, naming the key, in [`ConfigError::Many`] when
+//! several), so `tripline run --check` can list them. Nothing here touches the file
+//! system beyond what [`IntelSpec`] parsing does (it asks whether `NAME=PATH` is itself
+//! an existing path); `check.rs` looks at files, directories, rules and secrets.
+//!
+//! Cost: linear in the size of the configuration.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{bounds, Config, ConfigError, SourceConfig, StartAtConfig, SyslogModeConfig};
+use crate::intel::load::IntelSpec;
+use crate::source::file::{FileSourceConfig, StartAt};
+use crate::source::syslog::{SyslogConfig, SyslogMode};
+
+/// The longest source name: it is a metrics label and a directory name.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// A validated configuration and what was built from it. `run` uses these values
+/// instead of parsing the strings of [`Config`] again.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The configuration as written (field names as documented).
+    pub config: Config,
+    /// `intel.paths`, parsed (`NAME=PATH` names a source).
+    pub intel: Vec<IntelSpec>,
+    /// `sources`, in order, each with its unique name and built settings.
+    pub sources: Vec<SourcePlan>,
+    /// `alerts.path`: stdout and/or files, no duplicates.
+    pub alerts: Vec<AlertTarget>,
+    /// `metrics.address`, or `None` when `metrics.enabled` is false.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Matching threads: `pipeline.workers`, with 0 resolved to the number of cores.
+    pub workers: usize,
+    /// `pipeline.queue_batches`.
+    pub queue_batches: usize,
+    /// `alerts.throttle_secs` (zero: no throttle).
+    pub throttle: Duration,
+    /// `intel.reload_debounce_ms`.
+    pub reload_debounce: Duration,
+}
+
+/// One source, ready to start.
+#[derive(Clone, Debug)]
+pub struct SourcePlan {
+    /// Unique among the sources: `name`, or `<type>-<index>` when unset. The metrics
+    /// label, the events' `log.source`, and the file source's checkpoint directory.
+    pub name: String,
+    pub kind: SourceKind,
+}
+
+/// A source's settings, as the source module takes them.
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    File(FileSourceConfig),
+    Syslog(SyslogConfig),
+    Stdin,
+}
+
+impl SourceKind {
+    /// `file`, `syslog` or `stdin`, as in the configuration's `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::File(_) => "file",
+            SourceKind::Syslog(_) => "syslog",
+            SourceKind::Stdin => "stdin",
+        }
+    }
+}
+
+/// One alert output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertTarget {
+    /// `"-"`.
+    Stdout,
+    /// A file, rotated by size.
+    File(PathBuf),
+}
+
+impl AlertTarget {
+    /// As written in `alerts.path`.
+    pub fn as_config_str(&self) -> String {
+        match self {
+            AlertTarget::Stdout => "-".to_string(),
+            AlertTarget::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl Plan {
+    /// The same plan with stdin as the only source (`tripline run --stdin`), named as
+    /// an unnamed stdin source would be.
+    pub fn stdin_only(mut self) -> Plan {
+        self.sources = vec![SourcePlan {
+            name: "stdin-0".to_string(),
+            kind: SourceKind::Stdin,
+        }];
+        self
+    }
+
+    /// The source names, by index (what the pipeline labels batches with).
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.name.clone()).collect()
+    }
+}
+
+/// The zone of RFC 3164 timestamps (which carry none), as seconds east of UTC: `UTC`,
+/// `Z`, or an offset `+02:00` / `-0530` up to ±14:00. The one place the configured
+/// zone is parsed.
+pub fn parse_timezone(s: &str) -> Result<i32, String> {
+    super::parse_utc_offset(s)
+        .ok_or_else(|| format!("expected UTC or an offset from UTC such as +02:00, got \"{s}\""))
+}
+
+/// Collects problems, each naming the file and the key.
+struct Problems<'a> {
+    path: &'a Path,
+    list: Vec<ConfigError>,
+}
+
+impl Problems<'_> {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.list.push(ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn range(&mut self, key: impl Into<String>, range: &RangeInclusive<u64>, value: u64) {
+        if let Err(m) = bounds::check(range, value) {
+            self.push(key, m);
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigError> {
+        match ConfigError::from_list(self.list) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Config {
+    /// Validates the configuration and builds what `run` needs from it. Every problem
+    /// found is returned (see [`ConfigError::problems`]); `path` names the file in
+    /// them.
+    pub fn plan(&self, path: &Path) -> Result<Plan, ConfigError> {
+        let mut p = Problems {
+            path,
+            list: Vec::new(),
+        };
+        let intel = self.plan_intel(&mut p);
+        let sources = plan_sources(&self.sources, &mut p);
+        let alerts = self.plan_alerts(&mut p);
+        let metrics_addr = if self.metrics.enabled {
+            parse_addr(&self.metrics.address, "metrics.address", &mut p)
+        } else {
+            None
+        };
+        if self.state.dir.as_os_str().is_empty() {
+            p.push("state.dir", "must not be empty");
+        }
+        p.range(
+            "pipeline.queue_batches",
+            &bounds::QUEUE_BATCHES,
+            self.pipeline.queue_batches as u64,
+        );
+        p.range(
+            "pipeline.workers",
+            &bounds::WORKERS,
+            self.pipeline.workers as u64,
+        );
+        p.range(
+            "rules.max_groups",
+            &bounds::MAX_GROUPS,
+            self.rules.max_groups as u64,
+        );
+        if self
+            .rules
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            p.push(
+                "rules.dir",
+                "must not be empty (leave it out for the shipped rules)",
+            );
+        }
+        for e in self.share.problems() {
+            p.push(e.key(), e.reason());
+        }
+        p.finish()?;
+        let workers = match self.pipeline.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Plan {
+            config: self.clone(),
+            intel,
+            sources,
+            alerts,
+            metrics_addr,
+            workers,
+            queue_batches: self.pipeline.queue_batches,
+            throttle: Duration::from_secs(self.alerts.throttle_secs),
+            reload_debounce: Duration::from_millis(self.intel.reload_debounce_ms),
+        })
+    }
+
+    fn plan_intel(&self, p: &mut Problems) -> Vec<IntelSpec> {
+        let i = &self.intel;
+        if i.paths.is_empty() {
+            p.push("intel.paths", "at least one intel path is needed");
+        }
+        let mut specs = Vec::new();
+        for (n, s) in i.paths.iter().enumerate() {
+            match s.parse::<IntelSpec>() {
+                Ok(spec) if spec.path.as_os_str().is_empty() => p.push(
+                    format!("intel.paths[{n}]"),
+                    format!("\"{s}\" names no path"),
+                ),
+                Ok(spec) => specs.push(spec),
+                Err(e) => p.push(format!("intel.paths[{n}]"), e),
+            }
+        }
+        for (n, w) in i.warninglists.iter().enumerate() {
+            if w.as_os_str().is_empty() {
+                p.push(format!("intel.warninglists[{n}]"), "must not be empty");
+            }
+        }
+        // NaN is in no range.
+        if !bounds::MAX_SHRINK_RATIO.contains(&i.max_shrink_ratio) {
+            p.push(
+                "intel.max_shrink_ratio",
+                format!(
+                    "must be between 0 and 1 (a fraction of the indicators), got {}",
+                    i.max_shrink_ratio
+                ),
+            );
+        }
+        p.range(
+            "intel.reload_debounce_ms",
+            &bounds::RELOAD_DEBOUNCE_MS,
+            i.reload_debounce_ms,
+        );
+        specs
+    }
+
+    fn plan_alerts(&self, p: &mut Problems) -> Vec<AlertTarget> {
+        let a = &self.alerts;
+        let mut targets = Vec::new();
+        let paths = a.paths();
+        if paths.is_empty() {
+            p.push("alerts.path", "no output: give \"-\" (stdout) or a file");
+        }
+        for (n, s) in paths.iter().enumerate() {
+            let key = if matches!(a.path, super::AlertPaths::One(_)) {
+                "alerts.path".to_string()
+            } else {
+                format!("alerts.path[{n}]")
+            };
+            let t = match s.as_str() {
+                s if s.trim().is_empty() => {
+                    p.push(key, "must not be empty");
+                    continue;
+                }
+                "-" => AlertTarget::Stdout,
+                _ => AlertTarget::File(PathBuf::from(s)),
+            };
+            if targets.contains(&t) {
+                p.push(key, format!("\"{s}\" is listed twice"));
+                continue;
+            }
+            targets.push(t);
+        }
+        p.range(
+            "alerts.max_file_bytes",
+            &bounds::MAX_FILE_BYTES,
+            a.max_file_bytes,
+        );
+        p.range(
+            "alerts.keep_files",
+            &bounds::KEEP_FILES,
+            a.keep_files as u64,
+        );
+        p.range(
+            "alerts.throttle_secs",
+            &bounds::THROTTLE_SECS,
+            a.throttle_secs,
+        );
+        targets
+    }
+}
+
+impl SourcePlan {
+    /// Builds source `index` of a configuration on its own (its name is not checked
+    /// against the others': [`Config::plan`] does that). `path` names the file in
+    /// errors.
+    pub fn build(
+        index: usize,
+        source: &SourceConfig,
+        path: &Path,
+    ) -> Result<SourcePlan, ConfigError> {
+        let mut p = Problems {
+            path,
+            list: Vec::new(),
+        };
+        let plan = plan_source(index, source, &mut p);
+        p.finish()?;
+        plan.ok_or_else(|| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: format!("sources[{index}]"),
+            message: "cannot be built".into(),
+        })
+    }
+}
+
+fn plan_sources(sources: &[SourceConfig], p: &mut Problems) -> Vec<SourcePlan> {
+    let mut out = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, s) in sources.iter().enumerate() {
+        let name = s.name(i);
+        if let Some(first) = names.get(&name) {
+            p.push(
+                format!("sources[{i}].name"),
+                format!("duplicate source name \"{name}\": sources[{first}] has it too"),
+            );
+        } else {
+            names.insert(name, i);
+        }
+        if let Some(plan) = plan_source(i, s, p) {
+            out.push(plan);
+        }
+    }
+    out
+}
+
+/// Checks and builds one source; `None` when it has problems (pushed to `p`).
+fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePlan> {
+    let before = p.list.len();
+    let key = |k: &str| format!("sources[{i}].{k}");
+    let name = s.name(i);
+    if let Err(m) = check_name(&name) {
+        p.push(key("name"), m);
+    }
+    let kind = match s {
+        SourceConfig::File(f) => {
+            if f.include.is_empty() {
+                p.push(key("include"), "at least one glob pattern is needed");
+            }
+            for (field, globs) in [("include", &f.include), ("exclude", &f.exclude)] {
+                for (n, g) in globs.iter().enumerate() {
+                    if g.trim().is_empty() {
+                        p.push(key(&format!("{field}[{n}]")), "must not be empty");
+                    } else if let Err(e) = glob::Pattern::new(g) {
+                        p.push(
+                            key(&format!("{field}[{n}]")),
+                            format!("\"{g}\" is not a glob pattern: {e}"),
+                        );
+                    }
+                }
+            }
+            p.range(
+                key("max_line_bytes"),
+                &bounds::MAX_LINE_BYTES,
+                f.max_line_bytes as u64,
+            );
+            p.range(
+                key("rescan_interval_ms"),
+                &bounds::RESCAN_INTERVAL_MS,
+                f.rescan_interval_ms,
+            );
+            p.range(
+                key("fingerprint_bytes"),
+                &bounds::FINGERPRINT_BYTES,
+                f.fingerprint_bytes as u64,
+            );
+            SourceKind::File(FileSourceConfig {
+                include: f.include.clone(),
+                exclude: f.exclude.clone(),
+                start_at: match f.start_at {
+                    StartAtConfig::Beginning => StartAt::Beginning,
+                    StartAtConfig::End => StartAt::End,
+                },
+                max_line_bytes: f.max_line_bytes,
+                rescan_interval: Duration::from_millis(f.rescan_interval_ms),
+                fingerprint_bytes: f.fingerprint_bytes,
+                ..FileSourceConfig::default()
+            })
+        }
+        SourceConfig::Syslog(sy) => {
+            let address = parse_addr(&sy.address, &key("address"), p);
+            p.range(
+                key("max_message_bytes"),
+                &bounds::MAX_MESSAGE_BYTES,
+                sy.max_message_bytes as u64,
+            );
+            p.range(
+                key("max_connections"),
+                &bounds::MAX_CONNECTIONS,
+                sy.max_connections as u64,
+            );
+            p.range(
+                key("idle_timeout_secs"),
+                &bounds::IDLE_TIMEOUT_SECS,
+                sy.idle_timeout_secs,
+            );
+            let tls = sy.mode == SyslogModeConfig::Tls;
+            for (k, v) in [("tls_cert", &sy.tls_cert), ("tls_key", &sy.tls_key)] {
+                match v {
+                    None if tls => p.push(key(k), "mode \"tls\" needs tls_cert and tls_key"),
+                    Some(_) if !tls => p.push(
+                        key(k),
+                        "only used with mode = \"tls\" (this source would not encrypt)",
+                    ),
+                    Some(path) if path.as_os_str().is_empty() => {
+                        p.push(key(k), "must not be empty")
+                    }
+                    _ => {}
+                }
+            }
+            let zone = match parse_timezone(&sy.timezone) {
+                Ok(z) => z,
+                Err(m) => {
+                    p.push(key("timezone"), m);
+                    0
+                }
+            };
+            SourceKind::Syslog(SyslogConfig {
+                mode: match sy.mode {
+                    SyslogModeConfig::Udp => SyslogMode::Udp,
+                    SyslogModeConfig::Tcp => SyslogMode::Tcp,
+                    SyslogModeConfig::Tls => SyslogMode::Tls,
+                },
+                address: address.unwrap_or_else(|| SyslogConfig::default().address),
+                max_message_bytes: sy.max_message_bytes,
+                max_connections: sy.max_connections,
+                idle_timeout: Duration::from_secs(sy.idle_timeout_secs),
+                tls_cert: sy.tls_cert.clone(),
+                tls_key: sy.tls_key.clone(),
+                timezone_offset_secs: zone,
+                ..SyslogConfig::default()
+            })
+        }
+        SourceConfig::Stdin(_) => SourceKind::Stdin,
+    };
+    (p.list.len() == before).then_some(SourcePlan { name, kind })
+}
+
+/// A source name is a metrics label and a directory under the state directory: no
+/// path separators, no control characters, not `.` or `..`.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if name == "."
+        || name == ".."
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "\"{name}\" cannot be used: a name is also a directory name, so no '/', '\\\\', control characters, '.' or '..'"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_addr(s: &str, key: &str, p: &mut Problems) -> Option<SocketAddr> {
+    match s.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(
+                key,
+                format!("expected IP:PORT such as 127.0.0.1:5514 or [::1]:5514, got \"{s}\""),
+            );
+            None
+        }
+    }
+}
+
+/// A TOML or serde error as a [`ConfigError`]: `Invalid` naming the key when the
+/// error's position is on a `key = value` line, else `Parse` with the line and column.
+/// Rust type names in serde's messages (`expected usize`) are said in words.
+pub(super) fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let mut message = e.message().trim().replace('\n', " ");
+    for (rust, words) in [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        message = message.replace(rust, words);
+    }
+    let Some(span) = e.span() else {
+        return ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    // Serde reports errors inside tagged tables (`[[sources]]`) at the table's header:
+    // find the key whose removal makes the error go away.
+    if let Some(key) = key_at_line(text, line) {
+        return ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{message}{} (line {line})", range_hint(&key)),
+            key,
+        };
+    }
+    match table_at_line(text, line).and_then(|t| culprit(text, &t)) {
+        Some(key) => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("{message}{}", range_hint(&key)),
+            key,
+        },
+        None => ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: format!("line {line}, column {column}: {message}"),
+        },
+    }
+}
+
+/// `; must be between 1 and 65536 (connections)` for a key with a range, else empty.
+fn range_hint(key: &str) -> String {
+    // `sources[1].max_connections` → `sources[].max_connections`.
+    let mut general = String::with_capacity(key.len());
+    let mut in_index = false;
+    for c in key.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                general.push('[');
+            }
+            ']' => {
+                in_index = false;
+                general.push(']');
+            }
+            _ if in_index => {}
+            c => general.push(c),
+        }
+    }
+    bounds::ALL
+        .iter()
+        .find(|b| b.key == general)
+        .map(|b| format!("; must be between {} and {} ({})", b.min, b.max, b.unit))
+        .unwrap_or_default()
+}
+
+/// The dotted key of `key = value` on 1-based line `line`, with the tables above it:
+/// `sources[1].max_connections`, `share.destinations[0].transport.url`. Best effort
+/// (plain and quoted keys, `[table]` and `[[array]]` headers); `None` when the line is
+/// not a `key = value` line.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut arrays: HashMap<String, usize> = HashMap::new();
+    let mut table = String::new();
+    for (n, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if n + 1 == line {
+            let (k, _) = l.split_once('=')?;
+            let k: String = k
+                .split('.')
+                .map(|s| s.trim().trim_matches(['"', '\'']))
+                .collect::<Vec<_>>()
+                .join(".");
+            if k.is_empty() || k.starts_with('[') {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                k
+            } else {
+                format!("{table}.{k}")
+            });
+        }
+        if let Some(h) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let h = clean_header(h);
+            *arrays.entry(h.clone()).or_default() += 1;
+            table = indexed(&h, &arrays);
+        } else if let Some(h) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = indexed(&clean_header(h), &arrays);
+        }
+    }
+    None
+}
+
+/// The table whose `[header]` or `[[header]]` is on 1-based line `line`, indexed:
+/// `sources[1]`.
+fn table_at_line(text: &str, line: usize) -> Option<String> {
+    let mut arrays: HashMap<String, usize> = HashMap::new();
+    for (n, raw) in text.lines().enumerate().take(line) {
+        let l = raw.trim();
+        let t = if let Some(h) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let h = clean_header(h);
+            *arrays.entry(h.clone()).or_default() += 1;
+            indexed(&h, &arrays)
+        } else if let Some(h) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            indexed(&clean_header(h), &arrays)
+        } else {
+            continue;
+        };
+        if n + 1 == line {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// The key at fault under `table` (as [`table_at_line`] names it; serde points at the
+/// first element of an array of tables for an error in any of them): the one whose
+/// removal makes the configuration parse, or makes serde miss exactly it.
+fn culprit(text: &str, table: &str) -> Option<String> {
+    let root: toml::Table = text.parse().ok()?;
+    // `sources[0]` may stand for any element of `sources`.
+    let (array, _) = table.rsplit_once('[').unwrap_or((table, ""));
+    let candidates: Vec<String> = match lookup_value(&mut root.clone(), array)? {
+        toml::Value::Array(v) => (0..v.len()).map(|i| format!("{array}[{i}]")).collect(),
+        _ => vec![table.to_string()],
+    };
+    for t in candidates {
+        let Some(toml::Value::Table(tab)) = lookup_value(&mut root.clone(), &t).cloned() else {
+            continue;
+        };
+        for k in tab.keys().filter(|k| *k != "type") {
+            let mut r = root.clone();
+            if let Some(toml::Value::Table(tab)) = lookup_value(&mut r, &t) {
+                tab.remove(k);
+            }
+            let gone = match toml::Value::Table(r).try_into::<Config>() {
+                Ok(_) => true,
+                Err(e) => e.message().contains(&format!("missing field `{k}`")),
+            };
+            if gone {
+                return Some(format!("{t}.{k}"));
+            }
+        }
+    }
+    None
+}
+
+/// The value at `sources[1]` or `share.destinations[0].transport` in `root`.
+fn lookup_value<'a>(root: &'a mut toml::Table, path: &str) -> Option<&'a mut toml::Value> {
+    let mut segs = path.split('.').peekable();
+    let mut t = root;
+    loop {
+        let seg = segs.next()?;
+        let (name, index) = match seg.split_once('[') {
+            Some((n, i)) => (n, Some(i.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (seg, None),
+        };
+        let v = t.get_mut(name)?;
+        let v = match index {
+            Some(i) => v.as_array_mut()?.get_mut(i)?,
+            None => v,
+        };
+        if segs.peek().is_none() {
+            return Some(v);
+        }
+        t = v.as_table_mut()?;
+    }
+}
+
+fn clean_header(h: &str) -> String {
+    h.split('.')
+        .map(|s| s.trim().trim_matches(['"', '\'']))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `share.destinations.transport` → `share.destinations[0].transport` when
+/// `share.destinations` is an array of tables seen once.
+fn indexed(header: &str, arrays: &HashMap<String, usize>) -> String {
+    let mut out = String::new();
+    let mut prefix = String::new();
+    for seg in header.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+            out.push('.');
+        }
+        prefix.push_str(seg);
+        out.push_str(seg);
+        if let Some(n) = arrays.get(&prefix) {
+            out.push_str(&format!("[{}]", n.saturating_sub(1)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_under_their_tables() {
+        let text = "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"file\"\n[[sources]]\nmax_connections = 1\n[[share.destinations]]\nname = \"a\"\n[share.destinations.transport]\nurl = 1\n";
+        assert_eq!(key_at_line(text, 2).as_deref(), Some("intel.paths"));
+        assert_eq!(
+            key_at_line(text, 6).as_deref(),
+            Some("sources[1].max_connections")
+        );
+        assert_eq!(
+            key_at_line(text, 10).as_deref(),
+            Some("share.destinations[0].transport.url")
+        );
+        assert_eq!(key_at_line(text, 5), None);
+        assert_eq!(table_at_line(text, 5).as_deref(), Some("sources[1]"));
+        assert_eq!(
+            table_at_line(text, 9).as_deref(),
+            Some("share.destinations[0].transport")
+        );
+    }
+
+    #[test]
+    fn zones() {
+        assert_eq!(parse_timezone("UTC"), Ok(0));
+        assert_eq!(parse_timezone("+02:00"), Ok(7200));
+        assert!(parse_timezone("CET").unwrap_err().contains("\"CET\""));
+        assert!(parse_timezone("+").is_err());
+    }
+}
