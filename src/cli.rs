@@ -12,9 +12,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::hunt::{self, HuntOptions};
-use crate::index::{BuildOptions, Index, WarninglistMode};
+use crate::index::build::{build_index as build, IntelPlan};
+use crate::index::{Index, WarninglistMode};
 use crate::intel::list::CsvColumn;
-use crate::intel::load::{self, IntelSpec, LoadOptions};
+use crate::intel::load::{IntelSpec, LoadOptions};
 use crate::intel::warninglist::Warninglists;
 use crate::intel::{canon, StoreOptions};
 use crate::matcher::Matcher;
@@ -199,34 +200,29 @@ pub(crate) fn build_index(
             "no intel given: pass --intel PATH (a file or directory; e.g. --intel fixtures/intel)"
         );
     }
-    let opts = LoadOptions {
-        store: StoreOptions {
-            include_non_ids: args.include_non_ids,
-            keep_excluded,
+    let plan = IntelPlan {
+        specs: args.intel.clone(),
+        load: LoadOptions {
+            store: StoreOptions {
+                include_non_ids: args.include_non_ids,
+                keep_excluded,
+            },
+            strict: args.strict,
+            csv_column: args.csv_column.clone().unwrap_or_default(),
         },
-        strict: args.strict,
-        csv_column: args.csv_column.clone().unwrap_or_default(),
+        warninglists: args.warninglists.clone(),
+        no_default_warninglists: args.no_default_warninglists,
+        warninglist_mode: if keep_excluded {
+            WarninglistMode::Flag
+        } else {
+            args.warninglist_mode
+        },
     };
-    let (store, errors) = load::load_intel(&args.intel, &opts).context("loading intel")?;
-    let mut problems = Vec::new();
-    for e in &errors {
+    let built = build(&plan).context("loading intel")?;
+    for e in &built.problems {
         tracing::error!(error = %e, "Intel not loaded.");
-        problems.push(e.to_string());
     }
-    let warninglists = load::load_warninglists(&args.warninglists, args.no_default_warninglists)
-        .context("loading warninglists")?;
-    let mode = if keep_excluded {
-        WarninglistMode::Flag
-    } else {
-        args.warninglist_mode
-    };
-    let index = Index::build(
-        store,
-        &warninglists,
-        BuildOptions {
-            warninglist_mode: mode,
-        },
-    );
+    let (index, warninglists, problems) = (built.index, built.warninglists, built.problems);
     Ok((index, warninglists, problems))
 }
 
@@ -299,12 +295,16 @@ fn run_sidecar(args: RunArgs) -> Result<ExitCode> {
     if args.check {
         return Ok(crate::config::check::check_file(args.config.as_deref()).print());
     }
-    let config = match &args.config {
-        Some(p) => crate::config::Config::load(p)?,
-        None => crate::config::Config::embedded_default(),
+    let (config, path) = match &args.config {
+        Some(p) => (crate::config::Config::read(p)?, p.clone()),
+        None => (
+            crate::config::Config::embedded_default(),
+            std::path::PathBuf::from("(embedded default)"),
+        ),
     };
+    let plan = config.plan(&path)?;
     crate::run::run(crate::run::RunOptions {
-        config,
+        plan,
         stdin: args.stdin,
         metrics_addr: args.metrics_addr,
     })

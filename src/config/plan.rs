@@ -11,6 +11,7 @@
 //!
 //! Cost: linear in the size of the configuration.
 
+use crate::decode::Zone;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -56,6 +57,8 @@ pub struct SourcePlan {
     /// label, the events' `log.source`, and the file source's checkpoint directory.
     pub name: String,
     pub kind: SourceKind,
+    /// `timezone`: the zone of times its lines write without one.
+    pub zone: Zone,
 }
 
 /// A source's settings, as the source module takes them.
@@ -103,6 +106,7 @@ impl Plan {
         self.sources = vec![SourcePlan {
             name: "stdin-0".to_string(),
             kind: SourceKind::Stdin,
+            zone: Zone::utc(),
         }];
         self
     }
@@ -113,12 +117,17 @@ impl Plan {
     }
 }
 
-/// The zone of RFC 3164 timestamps (which carry none), as seconds east of UTC: `UTC`,
-/// `Z`, or an offset `+02:00` / `-0530` up to ±14:00. The one place the configured
-/// zone is parsed.
-pub fn parse_timezone(s: &str) -> Result<i32, String> {
-    super::parse_utc_offset(s)
-        .ok_or_else(|| format!("expected UTC or an offset from UTC such as +02:00, got \"{s}\""))
+/// The zone of times a source's lines write without one (RFC 3164 stamps, zoneless
+/// ISO stamps): `UTC`, an offset such as `+02:00` / `-0530` (up to ±14:00), or an
+/// IANA name such as `Europe/Berlin` (DST-correct). The one place the configured
+/// zone is parsed ([`Zone::parse`]).
+pub fn parse_timezone(s: &str) -> Result<Zone, String> {
+    Zone::parse(s).map_err(|_| {
+        format!(
+            "expected UTC, an offset from UTC such as +02:00, or an IANA zone name such as \
+             Europe/Berlin, got \"{s}\""
+        )
+    })
 }
 
 /// Collects problems, each naming the file and the key.
@@ -429,13 +438,6 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                     _ => {}
                 }
             }
-            let zone = match parse_timezone(&sy.timezone) {
-                Ok(z) => z,
-                Err(m) => {
-                    p.push(key("timezone"), m);
-                    0
-                }
-            };
             SourceKind::Syslog(SyslogConfig {
                 mode: match sy.mode {
                     SyslogModeConfig::Udp => SyslogMode::Udp,
@@ -448,13 +450,21 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                 idle_timeout: Duration::from_secs(sy.idle_timeout_secs),
                 tls_cert: sy.tls_cert.clone(),
                 tls_key: sy.tls_key.clone(),
-                timezone_offset_secs: zone,
                 ..SyslogConfig::default()
             })
         }
         SourceConfig::Stdin(_) => SourceKind::Stdin,
     };
-    (p.list.len() == before).then_some(SourcePlan { name, kind })
+    let timezone = match s {
+        SourceConfig::File(f) => &f.timezone,
+        SourceConfig::Syslog(sy) => &sy.timezone,
+        SourceConfig::Stdin(st) => &st.timezone,
+    };
+    let zone = parse_timezone(timezone).unwrap_or_else(|m| {
+        p.push(key("timezone"), m);
+        Zone::utc()
+    });
+    (p.list.len() == before).then_some(SourcePlan { name, kind, zone })
 }
 
 /// A source name is a metrics label and a directory under the state directory: no
@@ -726,9 +736,13 @@ mod tests {
 
     #[test]
     fn zones() {
-        assert_eq!(parse_timezone("UTC"), Ok(0));
-        assert_eq!(parse_timezone("+02:00"), Ok(7200));
-        assert!(parse_timezone("CET").unwrap_err().contains("\"CET\""));
+        assert_eq!(parse_timezone("UTC"), Ok(Zone::utc()));
+        let two = chrono::FixedOffset::east_opt(7200).unwrap();
+        assert_eq!(parse_timezone("+02:00"), Ok(Zone::fixed(two)));
+        assert!(parse_timezone("Europe/Berlin").is_ok());
+        assert!(parse_timezone("Mars/Olympus")
+            .unwrap_err()
+            .contains("\"Mars/Olympus\""));
         assert!(parse_timezone("+").is_err());
     }
 }

@@ -18,6 +18,7 @@
 //! (indicator, source) pair, ~10 bytes per IP entry, interned metas, sources and events.
 //! [`Index::memory_bytes`] adds these up and `tripline intel` prints them.
 
+pub mod build;
 pub mod ip;
 pub mod strset;
 

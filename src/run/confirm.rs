@@ -112,6 +112,11 @@ impl Correlation {
         }))
     }
 
+    /// How many rules run.
+    pub fn rules(&self) -> usize {
+        self.engine.rules().len()
+    }
+
     /// Feeds observations; writes what they confirm.
     pub fn observe(&mut self, obs: Vec<Observation>, output: &mut AlertOutput, metrics: &Metrics) {
         for o in obs {

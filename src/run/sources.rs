@@ -9,30 +9,11 @@ use anyhow::Result;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, SourceConfig, SourceKind, SourcePlan};
+use crate::config::{SourceKind, SourcePlan};
 use crate::sink::metrics::{set_counter, Metrics};
 use crate::source::file::{self, FileSourceStats};
 use crate::source::syslog::{self, SyslogStats};
 use crate::source::BatchSender;
-
-/// Starts source `index` as configured: builds its plan (a bad value is an error, never
-/// a silent default) and starts it. For callers that hold a [`Config`]; those holding
-/// a [`crate::config::Plan`] call [`start_planned`].
-pub fn start(
-    index: usize,
-    source: &SourceConfig,
-    config: &Config,
-    tx: BatchSender,
-    metrics: Arc<Metrics>,
-    names: Arc<Vec<String>>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<JoinHandle<Result<()>>> {
-    let mut plan = SourcePlan::build(index, source, Path::new("configuration"))?;
-    if let Some(name) = names.get(index) {
-        plan.name.clone_from(name);
-    }
-    start_planned(index, &plan, &config.state.dir, tx, metrics, shutdown)
-}
 
 /// Starts planned source `index`; the task ends at shutdown (stdin: at end of input).
 /// A file source keeps its checkpoints under `state_dir/file/<name>`.
@@ -45,7 +26,11 @@ pub fn start_planned(
     shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<()>>> {
     match &source.kind {
-        SourceKind::Stdin => Ok(tokio::spawn(super::run_stdin_source(index, tx, shutdown))),
+        SourceKind::Stdin => Ok(tokio::spawn(async move {
+            crate::source::stdin::run(index, tx, shutdown)
+                .await
+                .map_err(anyhow::Error::from)
+        })),
         SourceKind::File(cfg) => {
             let cfg = cfg.clone();
             let name = source.name.clone();

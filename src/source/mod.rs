@@ -14,6 +14,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod file;
 pub mod framing;
+pub mod stdin;
 pub mod syslog;
 
 use std::net::SocketAddr;

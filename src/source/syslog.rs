@@ -82,10 +82,6 @@ pub struct SyslogConfig {
     /// PEM certificate chain and private key, for [`SyslogMode::Tls`] only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// Not used by the source, which reads no times: the zone of a source's zoneless
-    /// times is [`crate::decode::DecodeOptions::zone`], given to the decoder of its
-    /// lines. Kept until `run` stops setting it; to be removed.
-    pub timezone_offset_secs: i32,
     /// Lines per batch at most. Default 256.
     pub batch_max: usize,
     /// How long a batch waits for more lines after its first. Default 10 ms.
@@ -104,7 +100,6 @@ impl Default for SyslogConfig {
             idle_timeout: Duration::from_secs(300),
             tls_cert: None,
             tls_key: None,
-            timezone_offset_secs: 0,
             batch_max: 256,
             batch_linger: Duration::from_millis(10),
             udp_recv_buffer_bytes: None,

@@ -388,7 +388,12 @@ fn api_key_from_the_environment() {
     }
     // A process that has it (set in the child, not in this multi-threaded one).
     let status = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["child_send_now", "--exact", "--ignored", "--test-threads=1"])
+        .args([
+            "share_delivery::child_send_now",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env("TRIPLINE_SHARE_CHILD_STATE", &state)
         .env("TRIPLINE_SHARE_CHILD_CONFIG", &cfg_file)
         .env(var, &misp.key)
@@ -465,7 +470,12 @@ fn killed_mid_delivery(mode: &str, recorded: bool) {
     }
     misp.control(mode, Some(1), 120.0);
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["child_send_now", "--exact", "--ignored", "--test-threads=1"])
+        .args([
+            "share_delivery::child_send_now",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ])
         .env("TRIPLINE_SHARE_CHILD_STATE", &state)
         .env("TRIPLINE_SHARE_CHILD_CONFIG", &cfg_file)
         .stdout(std::process::Stdio::null())

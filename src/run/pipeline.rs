@@ -1,0 +1,298 @@
+//! The sidecar's pipeline: the threads behind the bounded source queue.
+//!
+//! ```text
+//! sources (tokio tasks) ──Batch──► bounded queue ──► dispatcher ──► scan workers (threads)
+//!                                                                     │ (seq, scanned)
+//!           acks ◄── output thread (in order: emit, throttle, write, flush) ◄┘
+//! ```
+//!
+//! Workers run [`Scanner`] on each batch with the index current at that moment; the
+//! output thread puts batches back in arrival order and runs the one [`Emitter`]
+//! (decode, event time, validity, alert, observations) into a [`LiveSink`], which
+//! feeds the rules, throttles, writes and counts. A batch is acknowledged (file
+//! checkpoints move) only after its alerts were written and flushed. Every queue is
+//! bounded (`2 × workers` jobs, `4 × workers` results).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::confirm;
+use super::intel::Live;
+use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
+use crate::index::Index;
+use crate::scan::{Scanned, Scanner};
+use crate::sink::metrics::Metrics;
+use crate::sink::output::{AlertOutput, Verdict};
+use crate::source::{Ack, Batch, Origin};
+
+/// Totals of a run.
+#[derive(Debug, Default, Clone)]
+pub struct PipelineStats {
+    pub lines: u64,
+    pub matched_lines: u64,
+    pub alerts_written: u64,
+}
+
+/// The matching and output threads.
+pub struct Pipeline {
+    dispatcher: std::thread::JoinHandle<()>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    output: std::thread::JoinHandle<PipelineStats>,
+}
+
+impl Pipeline {
+    /// Waits until the queue is drained and everything is written.
+    pub fn join(self) -> PipelineStats {
+        let _ = self.dispatcher.join();
+        for w in self.workers {
+            let _ = w.join();
+        }
+        self.output.join().unwrap_or_default()
+    }
+}
+
+struct Job {
+    seq: u64,
+    batch: Batch,
+}
+
+/// What a worker hands the output thread: the scanned batch, in arrival order.
+struct Done {
+    seq: u64,
+    source: usize,
+    scanned: Scanned,
+    /// The origin of each line of the batch (the lines themselves are dropped).
+    origins: Vec<Origin>,
+    /// The index the batch was scanned with: emitted against the same one.
+    index: Arc<Index>,
+    ack: Option<Ack>,
+}
+
+/// The sidecar's [`AlertSink`]: metrics, the rules, the throttle, alert outputs.
+struct LiveSink {
+    output: AlertOutput,
+    correlation: Option<confirm::Correlation>,
+    metrics: Arc<Metrics>,
+    names: Arc<Vec<String>>,
+    stats: PipelineStats,
+    now: Instant,
+}
+
+impl LiveSink {
+    fn name(&self, source: usize) -> &str {
+        self.names.get(source).map_or("?", |s| s.as_str())
+    }
+}
+
+impl AlertSink for LiveSink {
+    fn scanned(&mut self, source: usize, s: &Scanned) {
+        let name = self.name(source).to_string();
+        let m = &self.metrics;
+        m.lines_received.with_label_values(&[&name]).inc_by(s.lines);
+        m.bytes_received.with_label_values(&[&name]).inc_by(s.bytes);
+        self.stats.lines += s.lines;
+    }
+
+    fn alert(&mut self, index: &Index, source: usize, e: Emitted) -> io::Result<()> {
+        let name = self.name(source).to_string();
+        let mut keys = Vec::with_capacity(e.matches.len());
+        for (hit, metas) in &e.matches {
+            let kind = hit.id.kind().name();
+            for s in index.source_names(metas) {
+                self.metrics.matches.with_label_values(&[kind, s]).inc();
+            }
+            keys.push(index.value(hit.id).to_string());
+        }
+        if let Some(c) = self.correlation.as_mut() {
+            c.observe(e.observations, &mut self.output, &self.metrics);
+        }
+        self.stats.matched_lines += 1;
+        self.metrics.matched_lines.with_label_values(&[&name]).inc();
+        // Throttle per indicator and the host the line names (else its origin).
+        let mut held_back = 0;
+        let mut write = keys.is_empty();
+        for ind in &keys {
+            match self.output.admit(ind, &e.host, self.now) {
+                Verdict::Write { held_back: n } => {
+                    write = true;
+                    held_back += n;
+                }
+                Verdict::Throttled => {}
+            }
+        }
+        if !write {
+            self.metrics.alerts_throttled.inc();
+            return Ok(());
+        }
+        let mut alert = e.alert;
+        if held_back > 0 {
+            alert.tripline.throttled = Some(held_back);
+        }
+        let line = serde_json::to_vec(&alert).map_err(io::Error::from)?;
+        if let Err(e) = self.output.write(&line) {
+            tracing::error!(error = %e, "Cannot write alert.");
+        } else {
+            self.metrics.alerts_written.inc();
+            self.stats.alerts_written += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the dispatcher, `workers` matching threads and the output thread.
+pub fn start(
+    mut rx: mpsc::Receiver<Batch>,
+    live: Arc<Live>,
+    output: AlertOutput,
+    workers: usize,
+    sources: Vec<SourceInfo>,
+    correlation: Option<confirm::Correlation>,
+    finite: bool,
+) -> Pipeline {
+    let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
+    let observe = correlation.is_some();
+    let workers = workers.max(1);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(workers * 4);
+    let metrics = live.metrics.clone();
+    let dispatcher = {
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("tripline-dispatch".into())
+            .spawn(move || {
+                let mut seq = 0;
+                while let Some(batch) = rx.blocking_recv() {
+                    metrics
+                        .queue_depth
+                        .set((rx.max_capacity() - rx.capacity()) as i64);
+                    if job_tx.send(Job { seq, batch }).is_err() {
+                        break;
+                    }
+                    seq += 1;
+                }
+                metrics.queue_depth.set(0);
+            })
+            .expect("spawn dispatcher thread")
+    };
+    let mut handles = Vec::new();
+    for i in 0..workers {
+        let rx = job_rx.clone();
+        let tx = done_tx.clone();
+        let live = live.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("tripline-match-{i}"))
+                .spawn(move || {
+                    for job in rx.iter() {
+                        let done = scan_batch(&live, job);
+                        if tx.send(done).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("spawn match thread"),
+        );
+    }
+    drop(done_tx);
+    let output = std::thread::Builder::new()
+        .name("tripline-output".into())
+        .spawn(move || {
+            let mut emitter = Emitter::new(sources, observe);
+            let mut sink = LiveSink {
+                output,
+                correlation,
+                metrics,
+                names,
+                stats: PipelineStats::default(),
+                now: Instant::now(),
+            };
+            let mut next = 0u64;
+            let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+            let mut last_tick = Instant::now();
+            loop {
+                match done_rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(done) => {
+                        pending.insert(done.seq, done);
+                        while let Some(d) = pending.remove(&next) {
+                            next += 1;
+                            emit_done(&mut emitter, &mut sink, d);
+                        }
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+                if last_tick.elapsed() >= Duration::from_secs(1) {
+                    last_tick = Instant::now();
+                    if let Some(c) = sink.correlation.as_mut() {
+                        c.tick(&mut sink.output, &sink.metrics);
+                        let _ = sink.output.flush();
+                    }
+                }
+            }
+            if let Some(c) = sink.correlation.as_mut() {
+                if finite {
+                    c.finish(&mut sink.output, &sink.metrics);
+                }
+                c.close(&mut sink.output, &sink.metrics);
+            }
+            let _ = sink.output.flush();
+            sink.stats
+        })
+        .expect("spawn output thread");
+    Pipeline {
+        dispatcher,
+        workers: handles,
+        output,
+    }
+}
+
+/// Emits one scanned batch in order, flushes the outputs, then acknowledges it.
+fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) {
+    let now = Utc::now();
+    sink.now = Instant::now();
+    let clock = Clock {
+        read: now,
+        reference: now,
+    };
+    let origins = d.origins;
+    let fallback = Origin::Stdin { line: 0 };
+    let origin_of = |idx: u64, _| {
+        usize::try_from(idx)
+            .ok()
+            .and_then(|i| origins.get(i))
+            .unwrap_or(&fallback)
+            .clone()
+    };
+    if let Err(e) = emitter.emit(&d.index, d.source, d.scanned, origin_of, clock, sink) {
+        tracing::error!(error = %e, "Cannot write alert.");
+    }
+    if let Err(e) = sink.output.flush() {
+        tracing::error!(error = %e, "Cannot flush alerts.");
+    }
+    if let Some(ack) = d.ack {
+        let _ = ack.send(());
+    }
+}
+
+/// Scans one batch against the current index.
+fn scan_batch(live: &Live, job: Job) -> Done {
+    let index = live.index.load_full();
+    let t0 = Instant::now();
+    let scanned = Scanner::new(&index).lines(&job.batch.lines);
+    live.metrics
+        .match_duration
+        .observe(t0.elapsed().as_secs_f64());
+    Done {
+        seq: job.seq,
+        source: job.batch.source,
+        scanned,
+        origins: job.batch.lines.into_iter().map(|l| l.origin).collect(),
+        index,
+        ack: job.batch.ack,
+    }
+}
