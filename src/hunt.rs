@@ -14,7 +14,7 @@
 //! Every line is accounted for: matched, not matched, or counted as rejected
 //! (oversized). A file that cannot be read is reported and the rest still searched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,10 +24,11 @@ use chrono::{DateTime, Utc};
 use crate::decode::DecodeOptions;
 use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::Index;
-use crate::intel::IndicatorId;
 use crate::scan::{Scanned, Scanner};
 use crate::source::batch::{self, ChunkReader, Input, Piece};
 use crate::source::Origin;
+
+pub use crate::sink::summary::HuntStats;
 
 #[derive(Clone, Debug)]
 pub struct HuntOptions {
@@ -58,25 +59,6 @@ impl Default for HuntOptions {
             decode: DecodeOptions::default(),
         }
     }
-}
-
-/// What a hunt saw.
-#[derive(Clone, Debug, Default)]
-pub struct HuntStats {
-    pub inputs: u64,
-    pub lines: u64,
-    pub bytes: u64,
-    pub oversized_lines: u64,
-    pub matched_lines: u64,
-    pub enrichments: u64,
-    pub by_type: BTreeMap<String, u64>,
-    pub by_source: BTreeMap<String, u64>,
-    pub by_indicator: HashMap<IndicatorId, u64>,
-    /// Inputs that could not be read (whole or in part), with the reason.
-    pub errors: Vec<String>,
-    /// With [`HuntOptions::observe`]: what the rules see, in input order.
-    pub observations: Vec<crate::correlate::Observation>,
-    pub secs: f64,
 }
 
 enum Outcome {

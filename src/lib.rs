@@ -7,7 +7,6 @@
 //! [`hunt`] wires these together for batch correlation.
 
 pub mod cli;
-pub mod cli_share;
 pub mod config;
 pub mod correlate;
 pub mod decode;

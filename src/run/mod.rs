@@ -189,8 +189,15 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         let max_shrink = config.intel.max_shrink_ratio;
         tokio::spawn(async move {
             while let Some(why) = reload_rx.recv().await {
-                tokio::time::sleep(debounce).await;
-                while reload_rx.try_recv().is_ok() {}
+                // Wait until the intel has been quiet for the debounce period, so a
+                // file being written is read once it is complete.
+                loop {
+                    match tokio::time::timeout(debounce, reload_rx.recv()).await {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
                 tracing::info!(trigger = why, "Reloading intel.");
                 let _ = intel::reload(&live, &intel_plan, max_shrink).await;
             }

@@ -1,9 +1,29 @@
 //! The hunt summary a person reads at the end of `tripline hunt` (on stderr).
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
-use crate::hunt::HuntStats;
 use crate::index::Index;
+use crate::intel::IndicatorId;
+
+/// What a hunt saw.
+#[derive(Clone, Debug, Default)]
+pub struct HuntStats {
+    pub inputs: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub oversized_lines: u64,
+    pub matched_lines: u64,
+    pub enrichments: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_source: BTreeMap<String, u64>,
+    pub by_indicator: HashMap<IndicatorId, u64>,
+    /// Inputs that could not be read (whole or in part), with the reason.
+    pub errors: Vec<String>,
+    /// With `HuntOptions::observe`: what the rules see, in input order.
+    pub observations: Vec<crate::correlate::Observation>,
+    pub secs: f64,
+}
 
 /// How many indicators the summary lists by hit count.
 pub const TOP_INDICATORS: usize = 10;

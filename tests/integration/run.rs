@@ -227,6 +227,23 @@ fn hot_reload_under_load() {
         stdin.flush().unwrap();
     };
     send(&mut stdin, 2000, "before");
+    // The lines sent so far are matched before the intel changes (they would race
+    // the reload otherwise).
+    let received = || -> u64 {
+        http_get(metrics, "/metrics")
+            .map(|x| x.1)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("tripline_lines_received_total{"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let t0 = Instant::now();
+    while received() < 2000 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "lines not read");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let ok_before = reloads("ok");
     // Add an indicator, reload, keep streaming while it happens.
     std::fs::write(
@@ -780,4 +797,47 @@ fn intel_file_changes_are_watched() {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"name\":\"second.example.com\""), "{text}");
+}
+
+/// At the default level the sidecar says when it is ready (indicators, sources,
+/// metrics address) and when it stopped (lines, alerts), and nothing per line; with
+/// stderr not a terminal, no ANSI colour codes reach the log.
+#[test]
+fn sidecar_logs_ready_and_stopped_without_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "fixtures/intel/traps", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--stdin", "--config", config.to_str().unwrap()])
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = std::fs::read(root().join("fixtures/logs/traps.log")).unwrap();
+    child.stdin.take().unwrap().write_all(&logs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in a non-terminal log: {err}"
+    );
+    let ready: Vec<&str> = err.lines().filter(|l| l.contains("Ready.")).collect();
+    assert_eq!(ready.len(), 1, "{err}");
+    for field in [
+        "indicators=",
+        "sources=stdin-0",
+        "metrics=http://127.0.0.1:",
+    ] {
+        assert!(ready[0].contains(field), "{field} missing: {}", ready[0]);
+    }
+    let stopped: Vec<&str> = err.lines().filter(|l| l.contains("Stopped")).collect();
+    assert_eq!(stopped.len(), 1, "{err}");
+    assert!(stopped[0].contains("lines=24"), "{}", stopped[0]);
+    assert!(stopped[0].contains("alerts="), "{}", stopped[0]);
+    // Nothing per line: a handful of lines whatever the input size.
+    assert!(err.lines().count() < 10, "{err}");
 }

@@ -1,0 +1,147 @@
+//! Command-line interface: `main` parses [`Cli`] and calls [`run`], which hands each
+//! subcommand to its own file — `hunt`, `run` (the sidecar), `intel` (what the
+//! intel holds, and `intel lookup VALUE`), `rules check`, `sightings`, `feedback`.
+//! Exit status as grep: 0 something matched (lookup: the value matches), 1 nothing
+//! did, 2 an error. Everything printed is a sentence for people (or JSON for
+//! `--json`), never a `Debug` rendering.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::index::build::{build_index as build, IntelPlan};
+use crate::index::{Index, WarninglistMode};
+use crate::intel::list::CsvColumn;
+use crate::intel::load::{IntelSpec, LoadOptions};
+use crate::intel::warninglist::Warninglists;
+use crate::intel::StoreOptions;
+
+mod feedback;
+mod hunt;
+mod intel;
+mod rules;
+mod run;
+mod sightings;
+
+pub use feedback::FeedbackArgs;
+pub use hunt::HuntArgs;
+pub use intel::IntelCmd;
+pub use rules::RulesAction;
+pub use run::RunArgs;
+pub use sightings::SightingsArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tripline",
+    version,
+    about = "Correlate logs with shared threat intel and give sightings back."
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Batch correlation: match log files, directories, .gz archives or stdin against intel.
+    Hunt(HuntArgs),
+    /// Load intel and show what was understood; `intel lookup VALUE` explains one value.
+    Intel(IntelCmd),
+    /// The sidecar: follow files, receive syslog or read stdin, match, alert, until Ctrl-C.
+    Run(RunArgs),
+    /// Correlation rules.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Review and send sightings waiting in the outbox.
+    Sightings(SightingsArgs),
+    /// Give feedback to the communities that shared an indicator.
+    Feedback(FeedbackArgs),
+}
+
+/// Where intel comes from and how it is filtered.
+#[derive(Args, Debug, Clone)]
+pub struct IntelArgs {
+    /// Intel file or directory (MISP JSON or feed, STIX 2.1, plain or CSV list),
+    /// optionally named: NAME=PATH. Repeatable.
+    #[arg(long = "intel", value_name = "[NAME=]PATH", global = true)]
+    pub intel: Vec<IntelSpec>,
+    /// Extra warninglist file or directory, on top of the shipped ones. Repeatable.
+    #[arg(long = "warninglists", value_name = "PATH", global = true)]
+    pub warninglists: Vec<PathBuf>,
+    /// Do not load the shipped warninglists (rules/warninglists).
+    #[arg(long, global = true)]
+    pub no_default_warninglists: bool,
+    /// What to do with warninglisted indicators: drop them, or keep them with a mark.
+    #[arg(long, value_enum, default_value = "drop", global = true)]
+    pub warninglist_mode: WarninglistMode,
+    /// Also match MISP attributes whose to_ids is false.
+    #[arg(long, global = true)]
+    pub include_non_ids: bool,
+    /// Treat any malformed intel record or unreadable intel file as fatal.
+    #[arg(long, global = true)]
+    pub strict: bool,
+    /// Column holding the value in CSV lists (0-based index or header name).
+    #[arg(long, value_name = "COLUMN", global = true)]
+    pub csv_column: Option<CsvColumn>,
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Hunt(args) => hunt::run_hunt(args),
+        Command::Run(args) => run::run_sidecar(args),
+        Command::Rules {
+            action: RulesAction::Check { dir },
+        } => rules::rules_check(&dir),
+        Command::Sightings(args) => sightings::sightings(args),
+        Command::Feedback(args) => feedback::feedback(args),
+        Command::Intel(cmd) => match cmd.action {
+            None => intel::run_intel(&cmd.intel, cmd.json),
+            Some(intel::IntelAction::Lookup { value }) => {
+                intel::run_lookup(&cmd.intel, &value, cmd.json)
+            }
+        },
+    }
+}
+
+/// Loads intel and warninglists and builds the index.
+pub fn build_index(
+    args: &IntelArgs,
+    keep_excluded: bool,
+) -> Result<(Index, Warninglists, Vec<String>)> {
+    if args.intel.is_empty() {
+        bail!(
+            "no intel given: pass --intel PATH (a file or directory; e.g. --intel fixtures/intel)"
+        );
+    }
+    let plan = IntelPlan {
+        specs: args.intel.clone(),
+        load: LoadOptions {
+            store: StoreOptions {
+                include_non_ids: args.include_non_ids,
+                keep_excluded,
+            },
+            strict: args.strict,
+            csv_column: args.csv_column.clone().unwrap_or_default(),
+        },
+        warninglists: args.warninglists.clone(),
+        no_default_warninglists: args.no_default_warninglists,
+        warninglist_mode: if keep_excluded {
+            WarninglistMode::Flag
+        } else {
+            args.warninglist_mode
+        },
+    };
+    let built = build(&plan).context("loading intel")?;
+    for e in &built.problems {
+        tracing::error!(error = %e, "Intel not loaded.");
+    }
+    let (index, warninglists, problems) = (built.index, built.warninglists, built.problems);
+    Ok((index, warninglists, problems))
+}

@@ -1,0 +1,204 @@
+//! `tripline sightings …`: review, approve, reject, send and export the sightings
+//! waiting in the outbox; helpers shared with `feedback`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+use crate::share::{
+    DeliveryReport, ExportFormat, Outbox, Secret, Selection, ShareConfig, State, TransportConfig,
+};
+
+#[derive(Args, Debug)]
+pub struct SightingsArgs {
+    /// The `tripline run` configuration (state dir and `[share]`); default: the embedded one.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: SightingsAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SightingsAction {
+    /// List sightings in the outbox.
+    List {
+        /// Only this state: pending_approval, queued, sending, sent, failed, rejected.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve one sighting (or --all pending ones) for delivery.
+    Approve {
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Reject a sighting: it never leaves.
+    Reject { id: i64 },
+    /// Deliver every approved sighting now.
+    Send,
+    /// Print what is in the outbox in a destination's format (nothing is sent).
+    Export {
+        #[arg(long, default_value = "misp")]
+        format: String,
+        /// Only this destination.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+}
+
+pub(super) fn load_config(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::embedded_default(),
+    })
+}
+
+pub(super) fn open_outbox(config: &Config) -> Result<Outbox> {
+    std::fs::create_dir_all(&config.state.dir)
+        .with_context(|| format!("creating {}", config.state.dir.display()))?;
+    Ok(Outbox::open(&config.state.dir, &config.share)?)
+}
+
+pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
+    let config = load_config(args.config.as_deref())?;
+    let outbox = open_outbox(&config)?;
+    match args.action {
+        SightingsAction::List { state, json } => {
+            let state = match state {
+                Some(s) => Some(State::parse(&s).ok_or_else(|| {
+                    let known: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                    anyhow::anyhow!(
+                        "unknown state \"{s}\": expected one of {}",
+                        known.join(", ")
+                    )
+                })?),
+                None => None,
+            };
+            let rows = outbox.list(state)?;
+            for r in &rows {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": r.id, "state": r.state.as_str(), "destination": r.sighting.destination,
+                            "indicator": r.sighting.indicator, "type": r.sighting.kind.name(),
+                            "sighting_type": r.sighting.sighting_type.name(), "count": r.sighting.count,
+                            "first_seen": r.sighting.first_seen.to_rfc3339(), "last_seen": r.sighting.last_seen.to_rfc3339(),
+                            "attempts": r.attempts, "last_error": r.last_error,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:>6}  {:<16} {:<12} {:<40} x{:<5} {}..{}{}",
+                        r.id,
+                        r.state.as_str(),
+                        r.sighting.destination,
+                        r.sighting.indicator,
+                        r.sighting.count,
+                        r.sighting.first_seen.format("%Y-%m-%dT%H:%M:%SZ"),
+                        r.sighting.last_seen.format("%Y-%m-%dT%H:%M:%SZ"),
+                        r.last_error
+                            .as_ref()
+                            .map(|e| format!("  ({e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            if !json {
+                println!("{} sighting(s)", rows.len());
+            }
+        }
+        SightingsAction::Approve { id, all } => {
+            let n = match (id, all) {
+                (_, true) => outbox.approve(Selection::All)?,
+                (Some(id), false) => outbox.approve(Selection::Id(id))?,
+                (None, false) => bail!("give an ID or --all"),
+            };
+            println!("{n} sighting(s) approved");
+        }
+        SightingsAction::Reject { id } => {
+            outbox.reject(id)?;
+            println!("sighting {id} rejected");
+        }
+        SightingsAction::Send => {
+            for problem in missing_secrets(&config.share) {
+                eprintln!("tripline: {problem}");
+            }
+            let r = outbox.send_now()?;
+            println!("{}", delivery_sentence(&r));
+            if r.failed > 0 || r.retrying > 0 {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        SightingsAction::Export {
+            format,
+            destination,
+        } => {
+            let format: ExportFormat = format
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+            println!("{}", outbox.export(format, destination.as_deref())?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tripline sightings send`'s one-line account of a delivery pass.
+pub(super) fn delivery_sentence(r: &DeliveryReport) -> String {
+    let mut parts = vec![format!("{} sighting(s) delivered", r.delivered)];
+    for (n, what) in [
+        (r.already_delivered, "already at the destination"),
+        (r.retrying, "failed for now and will be retried"),
+        (r.failed, "refused by the destination (now failed)"),
+        (
+            r.deferred,
+            "left for later (destination unreachable or not configured)",
+        ),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// One sentence per destination whose key or password cannot be found (which
+/// environment variable or file); the secret itself is never shown.
+pub(super) fn missing_secrets(share: &ShareConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in &share.destinations {
+        let found = match &d.transport {
+            TransportConfig::Misp {
+                api_key_env: Some(var),
+                ..
+            } => Secret::from_env(var).map(|_| ()),
+            TransportConfig::Misp {
+                api_key_file: Some(p),
+                ..
+            } => Secret::from_file(p).map(|_| ()),
+            TransportConfig::Taxii {
+                username: Some(_),
+                password_env: Some(var),
+                ..
+            } => Secret::from_env(var).map(|_| ()),
+            TransportConfig::Taxii {
+                username: Some(_),
+                password_file: Some(p),
+                ..
+            } => Secret::from_file(p).map(|_| ()),
+            _ => Ok(()),
+        };
+        if let Err(why) = found {
+            out.push(format!(
+                "destination \"{}\" cannot be reached: {why}; its sightings stay queued",
+                d.name
+            ));
+        }
+    }
+    out
+}
