@@ -287,3 +287,104 @@ fn hunt_and_run_confirm_the_same() {
         "the fixtures confirm nothing: the test proves little"
     );
 }
+
+/// Text inside a message, a URL or a nested object never sets the alert's time (nor,
+/// therefore, the time STIX validity is judged at): each line below names an
+/// indicator valid from 2024-03-01 and carries an older decoy time where an attacker
+/// can write. Before the fix, each was dated at the decoy and its hit silently
+/// dropped. Both drivers, same result.
+#[test]
+fn time_from_message_text_is_ignored() {
+    let lines = concat!(
+        "10.0.0.1 - - [01/May/2024:10:00:01 +0000] \"GET http://cdn.update-check.example.net/beacon?d=2019-01-01T00:00:00 HTTP/1.1\" 200 5\n",
+        "{\"msg\":\"upload 2023-01-01 00:00:00\",\"@timestamp\":\"2024-05-01T10:00:00Z\",\"dest\":\"update-check.example.net\"}\n",
+        "{\"file\":{\"ts\":1500000000},\"url\":{\"domain\":\"update-check.example.net\"}}\n",
+        "May  1 10:00:03 fw01 app: seen 2019-01-01T00:00:00Z update-check.example.net\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [\"fixtures/intel/stix/harbor-campaign.json\"]\nwatch = false\n\
+             [metrics]\nenabled = false\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
+            dir.path().join("state").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let intel = "fixtures/intel/stix/harbor-campaign.json";
+    let (_, hunt) = with_stdin(&["hunt", "-q", "--intel", intel, "-"], lines.as_bytes());
+    let (_, run) = with_stdin(
+        &["run", "--stdin", "--config", config.to_str().unwrap()],
+        lines.as_bytes(),
+    );
+    for (driver, out) in [("hunt", hunt), ("run", run)] {
+        let alerts = parse(&out);
+        let got: Vec<(u64, String, String)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a["tripline"]["line_number"].as_u64().unwrap(),
+                    a["@timestamp"].as_str().unwrap().to_string(),
+                    a["tripline"]["time_source"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), 4, "{driver}: {out}");
+        assert_eq!(got[0].1, "2024-05-01T10:00:01Z", "{driver}");
+        assert_eq!(got[1].1, "2024-05-01T10:00:00Z", "{driver}");
+        // No time of its own at the top level: the time of reading, and it says so.
+        assert_eq!(got[2].2, "read", "{driver}");
+        assert!(got[2].1.as_str() > "2025", "{driver}: {}", got[2].1);
+        // Year-less syslog: the year that puts it in the past.
+        assert!(
+            got[3].1.ends_with("-05-01T10:00:03Z"),
+            "{driver}: {}",
+            got[3].1
+        );
+        assert_ne!(&got[3].1[..4], "2019", "{driver}");
+        for g in [&got[0], &got[1], &got[3]] {
+            assert_eq!(g.2, "event", "{driver}: {g:?}");
+        }
+    }
+}
+
+/// `hunt --timezone` and a source's `timezone` read zoneless times in that zone.
+#[test]
+fn zoneless_times_use_the_configured_zone() {
+    let line = b"May  1 12:00:03 fw01 app: seen update-check.example.net\n";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [\"fixtures/intel/stix/harbor-campaign.json\"]\nwatch = false\n\
+             [[sources]]\ntype = \"stdin\"\ntimezone = \"Europe/Berlin\"\n\
+             [metrics]\nenabled = false\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
+            dir.path().join("state").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let intel = "fixtures/intel/stix/harbor-campaign.json";
+    let (_, hunt) = with_stdin(
+        &[
+            "hunt",
+            "-q",
+            "--timezone",
+            "Europe/Berlin",
+            "--intel",
+            intel,
+            "-",
+        ],
+        line,
+    );
+    // The configured stdin source (not --stdin, which is an unconfigured one).
+    let (_, run) = with_stdin(&["run", "--config", config.to_str().unwrap()], line);
+    for (driver, out) in [("hunt", hunt), ("run", run)] {
+        let a = parse(&out);
+        assert_eq!(a.len(), 1, "{driver}: {out}");
+        // 12:00 in Berlin in May (CEST, +02:00) is 10:00 UTC.
+        let t = a[0]["@timestamp"].as_str().unwrap();
+        assert!(t.ends_with("-05-01T10:00:03Z"), "{driver}: {t}");
+    }
+}
