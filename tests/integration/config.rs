@@ -715,3 +715,35 @@ fn large_rule_file_is_refused_before_reading() {
         "{e}"
     );
 }
+
+/// The configuration shown in the README runs from the repository root: `run --check`
+/// passes on it (files exist, rules compile) and prints a summary without `Debug`.
+#[test]
+fn readme_config_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let begin = readme.find("<!-- readme-config:begin -->").expect("begin marker");
+    let end = readme.find("<!-- readme-config:end -->").expect("end marker");
+    let block = &readme[begin..end];
+    let toml = block
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block between the markers");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readme.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--check", "--config", path.to_str().unwrap()])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("fixture-logs"), "{text}");
+    assert!(!text.contains(" { ") && !text.contains("Some("), "{text}");
+}
