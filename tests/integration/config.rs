@@ -722,8 +722,12 @@ fn large_rule_file_is_refused_before_reading() {
 fn readme_config_passes_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let begin = readme.find("<!-- readme-config:begin -->").expect("begin marker");
-    let end = readme.find("<!-- readme-config:end -->").expect("end marker");
+    let begin = readme
+        .find("<!-- readme-config:begin -->")
+        .expect("begin marker");
+    let end = readme
+        .find("<!-- readme-config:end -->")
+        .expect("end marker");
     let block = &readme[begin..end];
     let toml = block
         .split("```toml\n")
