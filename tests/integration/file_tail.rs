@@ -396,10 +396,14 @@ async fn deleted_and_recreated_file_is_read_from_its_beginning() {
     fs::remove_file(&log).unwrap();
     fs::write(&log, "three\nfour\n").unwrap();
     src.wait_lines(4).await;
-    // ...and after it was let go (its inode may be reused).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...and after it was let go (its inode may be reused): wait until the source
+    // holds no file open.
     fs::remove_file(&log).unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let deadline = Instant::now() + WAIT;
+    while src.stats.open_files.load(Ordering::Relaxed) > 0 {
+        assert!(Instant::now() < deadline, "the deleted file was never let go");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     fs::write(&log, "five\n").unwrap();
     src.wait_lines(5).await;
     settle().await;
