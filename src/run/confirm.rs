@@ -31,7 +31,6 @@ use crate::correlate::engine::{Engine, EngineOptions};
 use crate::correlate::{load, Confirmation, Observation};
 use crate::share::Outbox;
 use crate::sink::metrics::Metrics;
-use crate::sink::output::AlertOutput;
 
 /// How often the correlation state is saved.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
@@ -118,7 +117,7 @@ impl Correlation {
     }
 
     /// Feeds observations; writes what they confirm.
-    pub fn observe(&mut self, obs: Vec<Observation>, output: &mut AlertOutput, metrics: &Metrics) {
+    pub fn observe(&mut self, obs: Vec<Observation>, out: &mut Vec<Vec<u8>>, metrics: &Metrics) {
         for o in obs {
             if self.clock.is_none_or(|c| o.time > c.newest) {
                 self.clock = Some(EventClock {
@@ -129,51 +128,46 @@ impl Correlation {
             let late = self.clock.is_some_and(|c| o.time < c.watermark());
             if late {
                 let confirmed = self.engine.observe(o);
-                self.confirmed(confirmed, output, metrics);
+                self.confirmed(confirmed, out, metrics);
             } else {
                 self.arrivals += 1;
                 self.waiting.insert((o.time, self.arrivals), o);
             }
         }
         while self.waiting.len() > MAX_WAITING {
-            self.release_first(output, metrics);
+            self.release_first(out, metrics);
         }
     }
 
     /// Feeds the oldest waiting observation to the rules.
-    fn release_first(&mut self, output: &mut AlertOutput, metrics: &Metrics) -> bool {
+    fn release_first(&mut self, out: &mut Vec<Vec<u8>>, metrics: &Metrics) -> bool {
         let Some((_, o)) = self.waiting.pop_first() else {
             return false;
         };
         let confirmed = self.engine.observe(o);
-        self.confirmed(confirmed, output, metrics);
+        self.confirmed(confirmed, out, metrics);
         true
     }
 
     /// Feeds waiting observations up to `until` (all with `None`), in time order.
-    fn release(
-        &mut self,
-        until: Option<DateTime<Utc>>,
-        output: &mut AlertOutput,
-        metrics: &Metrics,
-    ) {
+    fn release(&mut self, until: Option<DateTime<Utc>>, out: &mut Vec<Vec<u8>>, metrics: &Metrics) {
         while self
             .waiting
             .first_key_value()
             .is_some_and(|((t, _), _)| until.is_none_or(|u| *t <= u))
         {
-            self.release_first(output, metrics);
+            self.release_first(out, metrics);
         }
     }
 
     /// Closes windows that ended by `now`; saves state when due.
     /// Closes the windows the event clock has passed; saves the state when due.
-    pub fn tick(&mut self, output: &mut AlertOutput, metrics: &Metrics) {
+    pub fn tick(&mut self, out: &mut Vec<Vec<u8>>, metrics: &Metrics) {
         if let Some(clock) = self.clock {
             let watermark = clock.watermark();
-            self.release(Some(watermark), output, metrics);
+            self.release(Some(watermark), out, metrics);
             let confirmed = self.engine.flush(watermark);
-            self.confirmed(confirmed, output, metrics);
+            self.confirmed(confirmed, out, metrics);
         }
         if self.last_snapshot.elapsed() >= SNAPSHOT_EVERY {
             self.save();
@@ -183,22 +177,22 @@ impl Correlation {
     /// At shutdown: save the state (open windows survive the restart).
     /// The input is complete (end of stdin): closes every open window, as at the end
     /// of a hunt.
-    pub fn finish(&mut self, output: &mut AlertOutput, metrics: &Metrics) {
-        self.release(None, output, metrics);
+    pub fn finish(&mut self, out: &mut Vec<Vec<u8>>, metrics: &Metrics) {
+        self.release(None, out, metrics);
         let confirmed = self.engine.finish();
-        self.confirmed(confirmed, output, metrics);
+        self.confirmed(confirmed, out, metrics);
     }
 
     /// At shutdown: feeds what waits, then saves the state.
-    pub fn close(&mut self, output: &mut AlertOutput, metrics: &Metrics) {
-        self.release(None, output, metrics);
+    pub fn close(&mut self, out: &mut Vec<Vec<u8>>, metrics: &Metrics) {
+        self.release(None, out, metrics);
         self.save();
     }
 
     fn confirmed(
         &mut self,
         confirmed: Vec<Confirmation>,
-        output: &mut AlertOutput,
+        out: &mut Vec<Vec<u8>>,
         metrics: &Metrics,
     ) {
         for c in confirmed {
@@ -207,8 +201,9 @@ impl Correlation {
                 .with_label_values(&[c.rule_id.as_str()])
                 .inc();
             let doc = crate::sink::alert::confirmation_alert(&c);
-            if let Err(e) = output.write(&serde_json::to_vec(&doc).unwrap_or_default()) {
-                tracing::error!(error = %e, "Cannot write confirmation.");
+            match serde_json::to_vec(&doc) {
+                Ok(line) => out.push(line),
+                Err(e) => tracing::error!(error = %e, "Cannot render a confirmation."),
             }
             if let Some(outbox) = &self.outbox {
                 if let Err(e) = outbox.record(&c) {

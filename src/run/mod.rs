@@ -69,6 +69,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown_tx = Arc::new(shutdown_tx);
 
     let mut metrics_at = None;
     if let Some(addr) = opts.metrics_addr.or(plan.metrics_addr) {
@@ -144,14 +145,37 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             },
         })
         .collect();
+    // Set at shutdown: a pipeline stalled on a failing output stops retrying.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if *rx.borrow() {
+                    stop.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        });
+    }
     let pipeline = pipeline::start(
         rx,
         live.clone(),
-        output,
         plan.workers,
-        infos,
-        correlation,
-        opts.stdin,
+        pipeline::OutputParts {
+            output,
+            sources: infos,
+            correlation,
+            finite: opts.stdin,
+            stop,
+            on_fatal: {
+                let tx = shutdown_tx.clone();
+                Box::new(move || {
+                    let _ = tx.send(true);
+                })
+            },
+        },
     );
     // Deliver due sightings every few seconds, off the async threads.
     let delivery = outbox.clone().map(|outbox| {
@@ -240,6 +264,14 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let queued = outbox
         .and_then(|o| o.stats().ok())
         .map_or(0, |s| s.outbox_depth);
+    if let Some(why) = &stats.fatal {
+        tracing::error!(
+            lines = stats.lines,
+            alerts = stats.alerts_written,
+            "Stopped: the last batch read was not acknowledged and will be read again."
+        );
+        anyhow::bail!("{why}");
+    }
     tracing::info!(
         lines = stats.lines,
         matched_lines = stats.matched_lines,
@@ -251,7 +283,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn signal_loop(shutdown: watch::Sender<bool>, reload: mpsc::Sender<&'static str>) {
+async fn signal_loop(shutdown: Arc<watch::Sender<bool>>, reload: mpsc::Sender<&'static str>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),

@@ -9,12 +9,21 @@
 //! Workers run [`Scanner`] on each batch with the index current at that moment; the
 //! output thread puts batches back in arrival order and runs the one [`Emitter`]
 //! (decode, event time, validity, alert, observations) into a [`LiveSink`], which
-//! feeds the rules, throttles, writes and counts. A batch is acknowledged (file
-//! checkpoints move) only after its alerts were written and flushed. Every queue is
-//! bounded (`2 × workers` jobs, `4 × workers` results).
+//! feeds the rules, throttles and counts, and gathers the batch's alert lines.
+//!
+//! A batch is acknowledged (file checkpoints move) only after all its alerts were
+//! written and flushed to every output ([`AlertOutput::commit`]). When they cannot be
+//! (a full disk), the output thread holds the batch and retries with backoff: it stops
+//! taking batches, the bounded queues fill and the sources stop reading — nothing is
+//! read that cannot be alerted — and it resumes where it stopped when the output
+//! recovers. One log line per change of state, a counter per failure. A closed stdout
+//! (`| head`) or a shutdown while stalled ends the pipeline without acknowledging the
+//! batch, so a restart reads it again; [`PipelineStats::fatal`] says why. Every queue
+//! is bounded (`2 × workers` jobs, `4 × workers` results).
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +36,7 @@ use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::Index;
 use crate::scan::{Scanned, Scanner};
 use crate::sink::metrics::Metrics;
-use crate::sink::output::{AlertOutput, Verdict};
+use crate::sink::output::{AlertOutput, CommitError, Pending, Verdict};
 use crate::source::{Ack, Batch, Origin};
 
 /// Totals of a run.
@@ -36,7 +45,13 @@ pub struct PipelineStats {
     pub lines: u64,
     pub matched_lines: u64,
     pub alerts_written: u64,
+    /// Why the pipeline stopped before its input ended (alerts could not be
+    /// written); the unwritten batch was not acknowledged.
+    pub fatal: Option<String>,
 }
+
+/// Longest wait between two tries at writing alerts.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The matching and output threads.
 pub struct Pipeline {
@@ -76,6 +91,14 @@ struct Done {
 /// The sidecar's [`AlertSink`]: metrics, the rules, the throttle, alert outputs.
 struct LiveSink {
     output: AlertOutput,
+    /// The alert lines of the batch being emitted (and confirmations).
+    lines: Vec<Vec<u8>>,
+    /// Set at shutdown: stop retrying a stalled write.
+    stop: Arc<AtomicBool>,
+    /// Whether the last commit failed (logs and health change on transitions only).
+    failing: bool,
+    /// How many of `lines` are line alerts (the rest are confirmations).
+    line_alerts: u64,
     correlation: Option<confirm::Correlation>,
     metrics: Arc<Metrics>,
     names: Arc<Vec<String>>,
@@ -109,7 +132,7 @@ impl AlertSink for LiveSink {
             keys.push(index.value(hit.id).to_string());
         }
         if let Some(c) = self.correlation.as_mut() {
-            c.observe(e.observations, &mut self.output, &self.metrics);
+            c.observe(e.observations, &mut self.lines, &self.metrics);
         }
         self.stats.matched_lines += 1;
         self.metrics.matched_lines.with_label_values(&[&name]).inc();
@@ -134,26 +157,87 @@ impl AlertSink for LiveSink {
             alert.tripline.throttled = Some(held_back);
         }
         let line = serde_json::to_vec(&alert).map_err(io::Error::from)?;
-        if let Err(e) = self.output.write(&line) {
-            tracing::error!(error = %e, "Cannot write alert.");
-        } else {
-            self.metrics.alerts_written.inc();
-            self.stats.alerts_written += 1;
-        }
+        self.lines.push(line);
+        self.line_alerts += 1;
         Ok(())
     }
+}
+
+impl LiveSink {
+    /// Writes the gathered lines to every output, retrying with backoff until they are
+    /// written; `Err` when the output is gone or a shutdown came while stalled.
+    fn commit(&mut self) -> Result<(), String> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Pending::new(std::mem::take(&mut self.lines));
+        let n = std::mem::take(&mut self.line_alerts);
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self.output.commit(&mut batch) {
+                Ok(()) => {
+                    self.metrics.alerts_written.inc_by(n);
+                    self.stats.alerts_written += n;
+                    if self.failing {
+                        self.failing = false;
+                        self.metrics.alerts_writable.set(1);
+                        tracing::info!("Alerts can be written again; reading resumes.");
+                    }
+                    return Ok(());
+                }
+                Err(e @ CommitError::Closed { .. }) => {
+                    self.metrics.alert_write_failures.inc();
+                    self.metrics.alerts_writable.set(0);
+                    return Err(e.to_string());
+                }
+                Err(e) => {
+                    self.metrics.alert_write_failures.inc();
+                    if !self.failing {
+                        self.failing = true;
+                        self.metrics.alerts_writable.set(0);
+                        tracing::error!(error = %e, "Cannot write alerts; holding the input until they can be written.");
+                    }
+                    if self.stop.load(Ordering::Acquire) {
+                        return Err(format!("{e} (stopped while retrying)"));
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// What the output side of the pipeline is given.
+pub struct OutputParts {
+    pub output: AlertOutput,
+    /// One per configured source, by index.
+    pub sources: Vec<SourceInfo>,
+    pub correlation: Option<confirm::Correlation>,
+    /// The input ends (stdin): open windows close at its end, as in a hunt.
+    pub finite: bool,
+    /// Set at shutdown: a write stalled on a failing output stops retrying.
+    pub stop: Arc<AtomicBool>,
+    /// Called once when alerts can no longer be written at all (stdout closed, or a
+    /// shutdown while stalled): stops the sources.
+    pub on_fatal: Box<dyn FnOnce() + Send>,
 }
 
 /// Starts the dispatcher, `workers` matching threads and the output thread.
 pub fn start(
     mut rx: mpsc::Receiver<Batch>,
     live: Arc<Live>,
-    output: AlertOutput,
     workers: usize,
-    sources: Vec<SourceInfo>,
-    correlation: Option<confirm::Correlation>,
-    finite: bool,
+    parts: OutputParts,
 ) -> Pipeline {
+    let OutputParts {
+        output,
+        sources,
+        correlation,
+        finite,
+        stop,
+        on_fatal,
+    } = parts;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
     let observe = correlation.is_some();
     let workers = workers.max(1);
@@ -205,22 +289,30 @@ pub fn start(
             let mut emitter = Emitter::new(sources, observe);
             let mut sink = LiveSink {
                 output,
+                lines: Vec::new(),
+                stop,
+                failing: false,
+                line_alerts: 0,
                 correlation,
                 metrics,
                 names,
                 stats: PipelineStats::default(),
                 now: Instant::now(),
             };
+            sink.metrics.alerts_writable.set(1);
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let mut last_tick = Instant::now();
-            loop {
+            'run: loop {
                 match done_rx.recv_timeout(Duration::from_secs(1)) {
                     Ok(done) => {
                         pending.insert(done.seq, done);
                         while let Some(d) = pending.remove(&next) {
                             next += 1;
-                            emit_done(&mut emitter, &mut sink, d);
+                            if let Err(e) = emit_done(&mut emitter, &mut sink, d) {
+                                sink.stats.fatal = Some(e);
+                                break 'run;
+                            }
                         }
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -229,18 +321,30 @@ pub fn start(
                 if last_tick.elapsed() >= Duration::from_secs(1) {
                     last_tick = Instant::now();
                     if let Some(c) = sink.correlation.as_mut() {
-                        c.tick(&mut sink.output, &sink.metrics);
-                        let _ = sink.output.flush();
+                        c.tick(&mut sink.lines, &sink.metrics);
+                    }
+                    if let Err(e) = sink.commit() {
+                        sink.stats.fatal = Some(e);
+                        break;
                     }
                 }
             }
             if let Some(c) = sink.correlation.as_mut() {
-                if finite {
-                    c.finish(&mut sink.output, &sink.metrics);
+                if finite && sink.stats.fatal.is_none() {
+                    c.finish(&mut sink.lines, &sink.metrics);
                 }
-                c.close(&mut sink.output, &sink.metrics);
+                c.close(&mut sink.lines, &sink.metrics);
             }
-            let _ = sink.output.flush();
+            if sink.stats.fatal.is_none() {
+                if let Err(e) = sink.commit() {
+                    sink.stats.fatal = Some(e);
+                }
+            }
+            if sink.stats.fatal.is_some() {
+                // Nothing more can be alerted: stop the sources (they keep what was
+                // not acknowledged for the next start).
+                on_fatal();
+            }
             sink.stats
         })
         .expect("spawn output thread");
@@ -251,8 +355,9 @@ pub fn start(
     }
 }
 
-/// Emits one scanned batch in order, flushes the outputs, then acknowledges it.
-fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) {
+/// Emits one scanned batch in order, writes and flushes its alerts, then acknowledges
+/// it. An error leaves it unacknowledged.
+fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) -> Result<(), String> {
     let now = Utc::now();
     sink.now = Instant::now();
     let clock = Clock {
@@ -269,14 +374,13 @@ fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) {
             .clone()
     };
     if let Err(e) = emitter.emit(&d.index, d.source, d.scanned, origin_of, clock, sink) {
-        tracing::error!(error = %e, "Cannot write alert.");
+        tracing::error!(error = %e, "Cannot render an alert.");
     }
-    if let Err(e) = sink.output.flush() {
-        tracing::error!(error = %e, "Cannot flush alerts.");
-    }
+    sink.commit()?;
     if let Some(ack) = d.ack {
         let _ = ack.send(());
     }
+    Ok(())
 }
 
 /// Scans one batch against the current index.

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     pub alerts_written: IntCounter,
     pub alerts_throttled: IntCounter,
+    /// Failed tries at writing a batch of alerts (each retried until it is written).
+    pub alert_write_failures: IntCounter,
+    /// 1 while alerts can be written; 0 while a write failure holds the input.
+    pub alerts_writable: IntGauge,
     pub ready: IntGauge,
     pub confirmations: IntCounterVec,
     pub sightings: IntGaugeVec,
@@ -75,6 +79,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "tripline_queue_depth_batches",
     "tripline_alerts_written_total",
     "tripline_alerts_throttled_total",
+    "tripline_alert_write_failures_total",
+    "tripline_alerts_writable",
     "tripline_ready",
     "tripline_confirmations_total",
     "tripline_sightings",
@@ -151,6 +157,20 @@ impl Metrics {
         )
         .expect("static metric definition");
         r.register(Box::new(alerts_throttled.clone()))
+            .expect("metric registered once");
+        let alert_write_failures = IntCounter::new(
+            "tripline_alert_write_failures_total",
+            "Failed tries at writing a batch of alerts; the batch is held and retried.",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(alert_write_failures.clone()))
+            .expect("metric registered once");
+        let alerts_writable = IntGauge::new(
+            "tripline_alerts_writable",
+            "1 while alerts can be written; 0 while a write failure holds the input.",
+        )
+        .expect("static metric definition");
+        r.register(Box::new(alerts_writable.clone()))
             .expect("metric registered once");
         let ready = IntGauge::new("tripline_ready", "1 once the first index is loaded.")
             .expect("static metric definition");
@@ -285,6 +305,8 @@ impl Metrics {
             queue_depth,
             alerts_written,
             alerts_throttled,
+            alert_write_failures,
+            alerts_writable,
             ready,
             registry: r,
             refreshers: std::sync::Mutex::new(Vec::new()),

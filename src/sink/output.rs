@@ -2,9 +2,19 @@
 //! optional throttle of repeated alerts.
 //!
 //! A file output is `path`, rotated when it would pass `max_bytes` to `path.1`
-//! (`path.1` → `path.2`, …, keeping `keep` files). Writes are buffered and flushed at
-//! the end of every batch, before the batch is acknowledged, so an acknowledged line's
-//! alert is in the file (or the pipe) when its checkpoint moves.
+//! (`path.1` → `path.2`, …, keeping `keep` files).
+//!
+//! Alerts are written a batch at a time ([`AlertOutput::commit`]): every line of the
+//! batch, then a flush, to every output; only then may the batch be acknowledged (its
+//! file checkpoints move). Invariants:
+//! - a file never keeps a torn line: when a write or flush fails (a full disk), the
+//!   file is cut back to the end of the last line known written, and the commit can
+//!   be retried with the same [`Pending`] batch, which resumes where each output
+//!   stopped (an output that took the batch is not written twice);
+//! - a file found at start with an unterminated last line (a crash mid-write) is cut
+//!   back to its last newline;
+//! - stdout cannot be cut back: an error there (a closed pipe) is [`CommitError::Closed`],
+//!   the end of the run.
 //!
 //! Throttle: within `window` of an alert for an (indicator, host) pair, further alerts
 //! for the same pair are counted, not written; the next alert written for the pair
@@ -31,9 +41,44 @@ enum Target {
 pub struct RotatingFile {
     path: PathBuf,
     file: BufWriter<File>,
+    /// Bytes in the file, buffered ones included.
     size: u64,
+    /// Bytes known to be in the file: the end of its last whole line written.
+    committed: u64,
     max_bytes: u64,
     keep: usize,
+}
+
+/// Cuts an unterminated last line off the end of `file` (a write torn by a crash).
+/// Returns the size kept.
+fn cut_torn_tail(file: &mut File) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut keep = 0u64;
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if keep < len {
+        tracing::warn!(
+            bytes = len - keep,
+            "Cut an unterminated last line off the alerts file."
+        );
+        file.set_len(keep)?;
+    }
+    Ok(keep)
 }
 
 impl RotatingFile {
@@ -41,12 +86,17 @@ impl RotatingFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let size = cut_torn_tail(&mut file)?;
         Ok(RotatingFile {
             path: path.to_path_buf(),
             file: BufWriter::with_capacity(1 << 16, file),
             size,
+            committed: size,
             max_bytes: max_bytes.max(1),
             keep,
         })
@@ -69,31 +119,128 @@ impl RotatingFile {
                 }
             })?;
         } else {
-            for n in (1..self.keep).rev() {
-                let from = self.rotated(n);
-                if from.exists() {
-                    std::fs::rename(&from, self.rotated(n + 1))?;
-                }
+            // Rotated copies are contiguous (`.1` … `.k`): shift only those there are,
+            // dropping the one past `keep`. O(copies), whatever `keep` is.
+            let mut top = 0;
+            while top < self.keep && self.rotated(top + 1).exists() {
+                top += 1;
+            }
+            if top == self.keep {
+                std::fs::remove_file(self.rotated(top))?;
+                top -= 1;
+            }
+            for n in (1..=top).rev() {
+                std::fs::rename(self.rotated(n), self.rotated(n + 1))?;
             }
             std::fs::rename(&self.path, self.rotated(1))?;
         }
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)?;
         self.file = BufWriter::with_capacity(1 << 16, file);
         self.size = 0;
+        self.committed = 0;
         Ok(())
     }
 
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.size > 0 && self.size + line.len() as u64 + 1 > self.max_bytes {
-            self.rotate()?;
+    /// Writes `lines[*next..]` and flushes, advancing `*next` past each line known
+    /// written (at a flush). On an error, the file is cut back to its last whole line
+    /// known written and the buffered rest dropped, so a retry resumes cleanly.
+    fn write_lines(&mut self, lines: &[Vec<u8>], next: &mut usize) -> io::Result<()> {
+        let mut i = *next;
+        let res = (|| {
+            while i < lines.len() {
+                let line = &lines[i];
+                if self.size > 0 && self.size + line.len() as u64 + 1 > self.max_bytes {
+                    self.file.flush()?;
+                    self.committed = self.size;
+                    *next = i;
+                    self.rotate()?;
+                }
+                self.file.write_all(line)?;
+                self.file.write_all(b"\n")?;
+                self.size += line.len() as u64 + 1;
+                i += 1;
+            }
+            self.file.flush()
+        })();
+        match res {
+            Ok(()) => {
+                self.committed = self.size;
+                *next = lines.len();
+                Ok(())
+            }
+            Err(e) => {
+                self.roll_back();
+                Err(e)
+            }
         }
-        self.file.write_all(line)?;
-        self.file.write_all(b"\n")?;
-        self.size += line.len() as u64 + 1;
-        Ok(())
+    }
+
+    /// Drops what is buffered and cuts the file back to `committed`.
+    fn roll_back(&mut self) {
+        let fresh = || {
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(&self.path)
+        };
+        let placeholder = match fresh() {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(error = %e, "Cannot reopen the alerts file.");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut self.file, BufWriter::new(placeholder));
+        let (file, _unwritten) = old.into_parts();
+        if let Err(e) = file.set_len(self.committed) {
+            tracing::debug!(error = %e, "Cannot cut the alerts file back.");
+        }
+        self.file = BufWriter::with_capacity(1 << 16, file);
+        self.size = self.committed;
+    }
+}
+
+/// Why a batch of alerts is not (yet) written.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Worth retrying (a full disk, an I/O error on a file): nothing torn was left.
+    #[error("cannot write alerts to {target}: {source}")]
+    Retry {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The output is gone for good (stdout closed, e.g. `| head`).
+    #[error("cannot write alerts to {target}: {source}")]
+    Closed {
+        target: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A batch of alert lines on its way to every output: how far each output got.
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub lines: Vec<Vec<u8>>,
+    next: Vec<usize>,
+}
+
+impl Pending {
+    pub fn new(lines: Vec<Vec<u8>>) -> Pending {
+        Pending {
+            lines,
+            next: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
     }
 }
 
@@ -196,36 +343,63 @@ impl AlertOutput {
         }
     }
 
-    /// Writes one alert line (no newline) to every output.
-    pub fn write(&mut self, line: &[u8]) -> io::Result<()> {
-        for t in &mut self.targets {
-            match t {
+    /// Writes the batch's lines to every output that has not taken them yet, and
+    /// flushes. `Ok` means every output holds every line; after an error, calling it
+    /// again with the same `batch` resumes.
+    pub fn commit(&mut self, batch: &mut Pending) -> Result<(), CommitError> {
+        batch.next.resize(self.targets.len(), 0);
+        let mut first_err = None;
+        for (t, next) in self.targets.iter_mut().zip(batch.next.iter_mut()) {
+            if *next >= batch.lines.len() {
+                continue;
+            }
+            let res = match t {
                 Target::Stdout(w) => {
-                    w.write_all(line)?;
-                    w.write_all(b"\n")?;
+                    let r = (|| {
+                        for l in &batch.lines[*next..] {
+                            w.write_all(l)?;
+                            w.write_all(b"\n")?;
+                        }
+                        w.flush()
+                    })();
+                    r.map(|()| *next = batch.lines.len())
+                        .map_err(|source| CommitError::Closed {
+                            target: "stdout".into(),
+                            source,
+                        })
                 }
-                Target::File(f) => f.write_line(line)?,
+                Target::File(f) => {
+                    f.write_lines(&batch.lines, next)
+                        .map_err(|source| CommitError::Retry {
+                            target: f.path.display().to_string(),
+                            source,
+                        })
+                }
                 Target::Memory(m) => {
                     if let Ok(mut m) = m.lock() {
-                        m.extend_from_slice(line);
-                        m.push(b'\n');
+                        for l in &batch.lines[*next..] {
+                            m.extend_from_slice(l);
+                            m.push(b'\n');
+                        }
                     }
+                    *next = batch.lines.len();
+                    Ok(())
+                }
+            };
+            if let Err(e) = res {
+                // A closed output ends the run: report it first.
+                match (&first_err, &e) {
+                    (None, _) | (Some(CommitError::Retry { .. }), CommitError::Closed { .. }) => {
+                        first_err = Some(e)
+                    }
+                    _ => {}
                 }
             }
         }
-        Ok(())
-    }
-
-    /// Flushes every output (end of a batch, shutdown).
-    pub fn flush(&mut self) -> io::Result<()> {
-        for t in &mut self.targets {
-            match t {
-                Target::Stdout(w) => w.flush()?,
-                Target::File(f) => f.file.flush()?,
-                Target::Memory(_) => {}
-            }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -239,10 +413,10 @@ mod tests {
         let path = dir.path().join("alerts.jsonl");
         let mut out =
             AlertOutput::open(&[path.display().to_string()], 100, 2, Duration::ZERO).unwrap();
-        for i in 0..30 {
-            out.write(format!("{{\"n\":{i:>10}}}").as_bytes()).unwrap();
-        }
-        out.flush().unwrap();
+        let lines = (0..30)
+            .map(|i| format!("{{\"n\":{i:>10}}}").into_bytes())
+            .collect();
+        out.commit(&mut Pending::new(lines)).unwrap();
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let cur = read(&path);
         let one = read(&dir.path().join("alerts.jsonl.1"));
@@ -294,5 +468,52 @@ mod tests {
             out.admit("evil.com", "h1", t0 + Duration::from_secs(62)),
             Verdict::Throttled
         );
+    }
+}
+
+#[cfg(test)]
+mod torn {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_cut_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        let mut out =
+            AlertOutput::open(&[path.display().to_string()], 1 << 20, 1, Duration::ZERO).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
+        out.commit(&mut Pending::new(vec![b"{\"d\":4}".to_vec()]))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n"
+        );
+        // A file with no newline at all is cut to nothing.
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, "{\"x\":").unwrap();
+        AlertOutput::open(&[other.display().to_string()], 1 << 20, 1, Duration::ZERO).unwrap();
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "");
+    }
+
+    #[test]
+    fn rotation_with_a_huge_keep_is_quick() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let mut out = AlertOutput::open(
+            &[path.display().to_string()],
+            20,
+            usize::MAX,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let lines = (0..10)
+            .map(|i| format!("{{\"n\":{i:>8}}}").into_bytes())
+            .collect();
+        out.commit(&mut Pending::new(lines)).unwrap();
+        assert!(dir.path().join("alerts.jsonl.9").exists());
     }
 }

@@ -401,7 +401,10 @@ async fn deleted_and_recreated_file_is_read_from_its_beginning() {
     fs::remove_file(&log).unwrap();
     let deadline = Instant::now() + WAIT;
     while src.stats.open_files.load(Ordering::Relaxed) > 0 {
-        assert!(Instant::now() < deadline, "the deleted file was never let go");
+        assert!(
+            Instant::now() < deadline,
+            "the deleted file was never let go"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     fs::write(&log, "five\n").unwrap();

@@ -11,6 +11,7 @@ mod cli;
 mod cli_share;
 mod config;
 mod decode;
+mod durability;
 mod file_tail;
 mod match_semantics;
 mod pipeline;

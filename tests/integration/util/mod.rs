@@ -5,6 +5,8 @@
 //! Python packages these tests need: `pip install medallion stix2-validator pymisp`.
 #![allow(dead_code)]
 
+pub mod sidecar;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
