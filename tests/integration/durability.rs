@@ -209,3 +209,57 @@ fn closed_stdout_ends_the_run() {
     assert_eq!(got.first().copied(), Some(offset / line_len));
     assert_eq!(got.last().copied(), Some(n as u64 - 1));
 }
+
+/// Defect: `tripline run --stdin` did not exit on SIGTERM while its input was idle,
+/// and the next line written was then consumed without an alert. Now it exits, and
+/// the line stays in the pipe for whoever reads next.
+#[test]
+fn stdin_sigterm_while_idle_exits_without_consuming_a_line() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [\"fixtures/intel/traps\"]\nwatch = false\n[metrics]\nenabled = false\n\
+             [rules]\nenabled = false\n[state]\ndir = {:?}\n",
+            dir.path().join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let mut ours = reader.try_clone().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--stdin", "--config", config.to_str().unwrap()])
+        .current_dir(root())
+        .stdin(Stdio::from(reader))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(writer, "2024-05-01T10:00:00Z app n=1 src=91.198.51.77").unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("n=1"), "{first}");
+    // Idle input, then SIGTERM: the run ends.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut status = None;
+    wait_for("the run to end after SIGTERM", 30, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success());
+    // A line written now is still there for the next reader.
+    writeln!(writer, "2024-05-01T10:00:01Z app n=2 src=91.198.51.77").unwrap();
+    drop(writer);
+    let mut left = String::new();
+    ours.read_to_string(&mut left).unwrap();
+    assert_eq!(left, "2024-05-01T10:00:01Z app n=2 src=91.198.51.77\n");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(!rest.contains("n=2"), "{rest}");
+}
