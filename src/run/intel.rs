@@ -7,8 +7,10 @@
 //! Cost: a build reads and compiles all intel on a blocking thread (about 0.5 s per
 //! million indicators); matching goes on with the old index meanwhile.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use arc_swap::ArcSwap;
@@ -156,37 +158,130 @@ pub async fn reload(live: &Live, plan: &IntelPlan, max_shrink_ratio: f64) -> Res
     Ok(n)
 }
 
+/// The paths a reload depends on: intel specs and extra warninglists.
+fn watched_paths(plan: &IntelPlan) -> Vec<PathBuf> {
+    plan.specs
+        .iter()
+        .map(|s| s.path.clone())
+        .chain(plan.warninglists.iter().cloned())
+        .collect()
+}
+
 /// Watches intel paths and warninglists (notify); each change asks for a reload.
+///
+/// A directory is watched recursively. A file is watched through its directory (and
+/// events are filtered to its name), so the watch survives the file being replaced by
+/// a rename, deleted and created again, or rewritten by `sed -i` or an editor. A path
+/// that does not exist yet is watched through its nearest existing ancestor. Watches
+/// can still be lost (an ancestor replaced); [`poll_intel`] covers that.
 pub fn watch_intel(
     plan: &IntelPlan,
     reload: mpsc::Sender<&'static str>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
-    let mut watcher =
-        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                if !ev.kind.is_access() {
-                    let _ = reload.try_send("intel changed");
-                }
+    let paths = watched_paths(plan);
+    let wanted = paths.clone();
+    let mut watcher = match notify::recommended_watcher(
+        move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else { return };
+            if ev.kind.is_access() {
+                return;
             }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot watch intel; reload with SIGHUP.");
-                return None;
+            // Only events on (or under, or above) an intel path.
+            let relevant = ev
+                .paths
+                .iter()
+                .any(|p| wanted.iter().any(|w| p.starts_with(w) || w.starts_with(p)));
+            if relevant {
+                let _ = reload.try_send("intel changed");
             }
+        },
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch intel; it is polled instead (and SIGHUP reloads).");
+            return None;
+        }
+    };
+    let mut watched = std::collections::BTreeSet::new();
+    for p in &paths {
+        let (target, mode) = if p.is_dir() {
+            (p.clone(), RecursiveMode::Recursive)
+        } else {
+            // A file, or a path not there yet: its nearest existing ancestor.
+            let mut dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            while !dir.as_os_str().is_empty() && !dir.is_dir() {
+                dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+            }
+            if dir.as_os_str().is_empty() {
+                dir = PathBuf::from(".");
+            }
+            (dir, RecursiveMode::NonRecursive)
         };
-    let paths = plan
-        .specs
-        .iter()
-        .map(|s| &s.path)
-        .chain(plan.warninglists.iter());
-    for p in paths {
-        if let Err(e) = watcher.watch(p, RecursiveMode::Recursive) {
-            tracing::warn!(path = %p.display(), error = %e, "Cannot watch intel path.");
+        if !watched.insert((target.clone(), mode == RecursiveMode::Recursive)) {
+            continue;
+        }
+        if let Err(e) = watcher.watch(&target, mode) {
+            tracing::warn!(path = %target.display(), error = %e, "Cannot watch an intel path; it is polled instead.");
         }
     }
     Some(watcher)
+}
+
+/// What identifies the contents of the intel paths: for every file (directories
+/// walked, at most [`POLL_MAX_FILES`]), its inode, size and modification time; a
+/// missing path is its own entry.
+fn signature(paths: &[PathBuf]) -> Vec<(PathBuf, u64, u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if out.len() >= POLL_MAX_FILES {
+            break;
+        }
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+                }
+            }
+            Ok(m) => out.push((
+                p,
+                m.ino(),
+                m.size(),
+                i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            )),
+            Err(_) => out.push((p, 0, 0, 0)),
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Files looked at per poll at most.
+pub const POLL_MAX_FILES: usize = 10_000;
+
+/// Asks for a reload whenever the intel paths' [`signature`] changes: the fallback for
+/// watches that cannot be set or were lost. Runs until the reload channel closes.
+pub async fn poll_intel(plan: IntelPlan, reload: mpsc::Sender<&'static str>, every: Duration) {
+    let paths = watched_paths(&plan);
+    let p = paths.clone();
+    let mut last = tokio::task::spawn_blocking(move || signature(&p))
+        .await
+        .unwrap_or_default();
+    loop {
+        tokio::time::sleep(every).await;
+        let p = paths.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || signature(&p)).await else {
+            return;
+        };
+        if now != last {
+            last = now;
+            if reload.send("intel changed (poll)").await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -79,24 +79,56 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         metrics_at = Some(bound);
     }
 
-    let t0 = Instant::now();
+    // Reload triggers: SIGHUP, watched intel, and a poll of the intel files.
+    let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
     let intel_plan = intel::intel_plan(&plan);
-    let p = intel_plan.clone();
-    let built = tokio::task::spawn_blocking(move || intel::build(&p))
-        .await
-        .context("index build")??;
-    for p in &built.problems {
-        tracing::error!(error = %p, "Intel not loaded.");
-    }
+    let _watcher = if config.intel.watch {
+        intel::watch_intel(&intel_plan, reload_tx.clone())
+    } else {
+        None
+    };
+    let poller = config.intel.watch.then(|| {
+        tokio::spawn(intel::poll_intel(
+            intel_plan.clone(),
+            reload_tx.clone(),
+            INTEL_POLL,
+        ))
+    });
+    let signals = tokio::spawn(signal_loop(shutdown_tx.clone(), reload_tx.clone()));
+
+    // No reading without intel: the sources start once every configured intel path
+    // has loaded. Until then nothing is read (files keep their place, syslog is not
+    // received) and /healthz says why.
+    let t0 = Instant::now();
+    let mut shutdown = shutdown_rx.clone();
+    let built = loop {
+        let p = intel_plan.clone();
+        let why = match tokio::task::spawn_blocking(move || intel::build(&p)).await {
+            Ok(Ok(b)) if b.problems.is_empty() => break b,
+            Ok(Ok(b)) => b.problems.join("; "),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        metrics.reloads.with_label_values(&["failed"]).inc();
+        tracing::error!(
+            error = %why,
+            "Intel not loaded; no log is read until it is (fix it: the change is picked up, or send SIGHUP)."
+        );
+        tokio::select! {
+            got = reload_rx.recv() => {
+                if got.is_none() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                settle(&mut reload_rx, plan.reload_debounce).await;
+            }
+            _ = shutdown.changed() => {
+                tracing::info!("Stopped before the intel loaded; nothing was read.");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    };
     intel::publish_index(&metrics, &built.index, &built.counts);
-    metrics
-        .reloads
-        .with_label_values(&[if built.problems.is_empty() {
-            "ok"
-        } else {
-            "partial"
-        }])
-        .inc();
+    metrics.reloads.with_label_values(&["ok"]).inc();
     let indicators = built.index.len();
     let index_secs = t0.elapsed().as_secs_f64();
     let live = Arc::new(Live {
@@ -200,34 +232,19 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         })
     });
 
-    // Reload on SIGHUP and on changes to watched intel.
-    let (reload_tx, mut reload_rx) = mpsc::channel::<&'static str>(4);
-    let _watcher = if config.intel.watch {
-        intel::watch_intel(&intel_plan, reload_tx.clone())
-    } else {
-        None
-    };
+    // Reload on SIGHUP and on changes to the intel.
     let reload_task = {
         let live = live.clone();
         let debounce = plan.reload_debounce;
         let max_shrink = config.intel.max_shrink_ratio;
         tokio::spawn(async move {
             while let Some(why) = reload_rx.recv().await {
-                // Wait until the intel has been quiet for the debounce period, so a
-                // file being written is read once it is complete.
-                loop {
-                    match tokio::time::timeout(debounce, reload_rx.recv()).await {
-                        Ok(Some(_)) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
-                }
+                settle(&mut reload_rx, debounce).await;
                 tracing::info!(trigger = why, "Reloading intel.");
                 let _ = intel::reload(&live, &intel_plan, max_shrink).await;
             }
         })
     };
-    let signals = tokio::spawn(signal_loop(shutdown_tx.clone(), reload_tx.clone()));
 
     ready.store(true, Ordering::Release);
     metrics.ready.set(1);
@@ -258,6 +275,9 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let _ = shutdown_tx.send(true);
     signals.abort();
     reload_task.abort();
+    if let Some(p) = poller {
+        p.abort();
+    }
     if let Some(d) = delivery {
         d.abort();
     }
@@ -281,6 +301,20 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         "Stopped; checkpoints and correlation state saved."
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often the intel files are polled for changes (the fallback for watches).
+pub const INTEL_POLL: Duration = Duration::from_secs(2);
+
+/// Waits until no reload trigger came for `quiet`, so a file being written is read
+/// once it is complete.
+async fn settle(rx: &mut mpsc::Receiver<&'static str>, quiet: Duration) {
+    loop {
+        match tokio::time::timeout(quiet, rx.recv()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 async fn signal_loop(shutdown: Arc<watch::Sender<bool>>, reload: mpsc::Sender<&'static str>) {

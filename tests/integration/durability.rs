@@ -263,3 +263,111 @@ fn stdin_sigterm_while_idle_exits_without_consuming_a_line() {
     out.read_to_string(&mut rest).unwrap();
     assert!(!rest.contains("n=2"), "{rest}");
 }
+
+fn intel_config(dir: &Path, intel: &Path, log: &Path) -> PathBuf {
+    let path = dir.join("tripline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[intel]\npaths = [{:?}]\nreload_debounce_ms = 100\n\
+             [[sources]]\ntype = \"file\"\ninclude = [{:?}]\nstart_at = \"beginning\"\nrescan_interval_ms = 100\n\
+             [alerts]\npath = {:?}\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
+            intel.display().to_string(),
+            log.display().to_string(),
+            dir.join("alerts.jsonl").display().to_string(),
+            dir.join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Writes `text` to `path` the way feed scripts should: a temporary file renamed over.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn health(addr: std::net::SocketAddr) -> Option<u16> {
+    crate::util::sidecar::get(addr, "/healthz").map(|(s, _)| s)
+}
+
+/// Defect: with its intel missing at start, the sidecar ran with 0 indicators,
+/// `/healthz` 200, and read (and checkpointed) lines it could never match; creating
+/// the file later did nothing. Now nothing is read until the intel loads, the missing
+/// path is watched, and every line is matched once it is there.
+#[test]
+fn missing_intel_at_start_reads_nothing_until_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel_dir = dir.path().join("intel");
+    let intel = intel_dir.join("list.txt");
+    let log = dir.path().join("app.log");
+    let n = 500;
+    std::fs::write(
+        &log,
+        (0..n)
+            .map(|i| format!("2024-05-01T10:00:00Z app n={i:06} q=late-intel.example.com\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let config = intel_config(dir.path(), &intel, &log);
+    let addr = free_addr();
+    let child = spawn(&config, addr, Stdio::null());
+    wait_for("a failed intel load", 60, || {
+        metric(addr, "tripline_reloads_total").unwrap_or(0.0) >= 1.0
+    });
+    assert_eq!(health(addr), Some(503));
+    assert_eq!(metric(addr, "tripline_ready"), Some(0.0));
+    assert_eq!(metric(addr, "tripline_lines_received_total"), Some(0.0));
+    assert!(
+        !dir.path().join("state/file").exists(),
+        "a checkpoint before any intel"
+    );
+    // The directory and the file appear later.
+    std::fs::create_dir_all(&intel_dir).unwrap();
+    replace(&intel, "late-intel.example.com\n");
+    wait_for("the intel to load", 60, || health(addr) == Some(200));
+    wait_for("every line alerted", 60, || {
+        metric(addr, "tripline_alerts_written_total").unwrap_or(0.0) >= n as f64
+    });
+    let (ok, err) = stop(child);
+    assert!(ok, "{err}");
+    assert!(err.contains("Intel not loaded; no log is read"), "{err}");
+    let got = numbers(&std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap());
+    assert_eq!(got.len(), n);
+}
+
+/// Defect: the watch on a single intel file died after the first `mv`-over or delete,
+/// and later changes were ignored. Now each replacement is picked up: rename over,
+/// delete and create, rewrite in place.
+#[test]
+fn single_file_watch_survives_rename_over_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel = dir.path().join("list.txt");
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let filler: String = (0..10)
+        .map(|i| format!("filler{i}.example.net\n"))
+        .collect();
+    std::fs::write(&intel, format!("a.example.com\n{filler}")).unwrap();
+    let config = intel_config(dir.path(), &intel, &log);
+    let addr = free_addr();
+    let child = spawn(&config, addr, Stdio::null());
+    let loaded = || metric(addr, "tripline_indicators_loaded").unwrap_or(0.0) as u64;
+    wait_for("the first index", 60, || loaded() == 11);
+    replace(&intel, &format!("a.example.com\nb.example.com\n{filler}"));
+    wait_for("the first rename over", 60, || loaded() == 12);
+    replace(
+        &intel,
+        &format!("a.example.com\nb.example.com\nc.example.com\n{filler}"),
+    );
+    wait_for("the second rename over", 60, || loaded() == 13);
+    std::fs::remove_file(&intel).unwrap();
+    std::fs::write(&intel, format!("d.example.com\ne.example.com\n{filler}")).unwrap();
+    wait_for("delete and create", 60, || loaded() == 12);
+    std::fs::write(&intel, format!("d.example.com\n{filler}")).unwrap();
+    wait_for("a rewrite in place", 60, || loaded() == 11);
+    let (ok, err) = stop(child);
+    assert!(ok, "{err}");
+}
