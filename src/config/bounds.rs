@@ -30,6 +30,10 @@ pub const MAX_MESSAGE_BYTES: RangeInclusive<u64> = 1..=16 << 20;
 pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=65_536;
 /// `sources[].idle_timeout_secs` (syslog): 1 second to 1 day.
 pub const IDLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `sources[].busy_idle_timeout_secs` (syslog): 1 second to 1 day.
+pub const BUSY_IDLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `sources[].tls_handshake_timeout_secs` (syslog): 1 second to 10 minutes.
+pub const TLS_HANDSHAKE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=600;
 /// `alerts.max_file_bytes`: 1 KiB to 1 TiB.
 pub const MAX_FILE_BYTES: RangeInclusive<u64> = 1 << 10..=1 << 40;
 /// `alerts.keep_files`: 0 to 10000 rotated files.
@@ -64,7 +68,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 18] = [
+pub const ALL: [Bound; 20] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -78,6 +82,16 @@ pub const ALL: [Bound; 18] = [
     int("sources[].max_message_bytes", MAX_MESSAGE_BYTES, "bytes"),
     int("sources[].max_connections", MAX_CONNECTIONS, "connections"),
     int("sources[].idle_timeout_secs", IDLE_TIMEOUT_SECS, "s"),
+    int(
+        "sources[].busy_idle_timeout_secs",
+        BUSY_IDLE_TIMEOUT_SECS,
+        "s",
+    ),
+    int(
+        "sources[].tls_handshake_timeout_secs",
+        TLS_HANDSHAKE_TIMEOUT_SECS,
+        "s",
+    ),
     int("alerts.max_file_bytes", MAX_FILE_BYTES, "bytes"),
     int("alerts.keep_files", KEEP_FILES, "files"),
     int("alerts.throttle_secs", THROTTLE_SECS, "s"),

@@ -271,6 +271,15 @@ pub struct SyslogSourceToml {
     /// 1 ..= 86400 ([`bounds::IDLE_TIMEOUT_SECS`]).
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// While `max_connections` are open, a new connection closes the longest-idle one
+    /// if it has been silent this long (seconds), so idle clients cannot lock senders
+    /// out. Default 10; range 1 ..= 86400 ([`bounds::BUSY_IDLE_TIMEOUT_SECS`]).
+    #[serde(default = "default_busy_idle_timeout_secs")]
+    pub busy_idle_timeout_secs: u64,
+    /// A TLS handshake must finish within this (seconds). Default 10; range 1 ..= 600
+    /// ([`bounds::TLS_HANDSHAKE_TIMEOUT_SECS`]).
+    #[serde(default = "default_tls_handshake_timeout_secs")]
+    pub tls_handshake_timeout_secs: u64,
     /// PEM certificate and key, for `mode = "tls"`.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -300,6 +309,12 @@ fn default_max_message_bytes() -> usize {
 }
 fn default_max_connections() -> usize {
     256
+}
+fn default_busy_idle_timeout_secs() -> u64 {
+    10
+}
+fn default_tls_handshake_timeout_secs() -> u64 {
+    10
 }
 fn default_idle_timeout_secs() -> u64 {
     300

@@ -424,6 +424,16 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                 &bounds::IDLE_TIMEOUT_SECS,
                 sy.idle_timeout_secs,
             );
+            p.range(
+                key("busy_idle_timeout_secs"),
+                &bounds::BUSY_IDLE_TIMEOUT_SECS,
+                sy.busy_idle_timeout_secs,
+            );
+            p.range(
+                key("tls_handshake_timeout_secs"),
+                &bounds::TLS_HANDSHAKE_TIMEOUT_SECS,
+                sy.tls_handshake_timeout_secs,
+            );
             let tls = sy.mode == SyslogModeConfig::Tls;
             for (k, v) in [("tls_cert", &sy.tls_cert), ("tls_key", &sy.tls_key)] {
                 match v {
@@ -448,6 +458,8 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                 max_message_bytes: sy.max_message_bytes,
                 max_connections: sy.max_connections,
                 idle_timeout: Duration::from_secs(sy.idle_timeout_secs),
+                busy_idle_timeout: Duration::from_secs(sy.busy_idle_timeout_secs),
+                tls_handshake_timeout: Duration::from_secs(sy.tls_handshake_timeout_secs),
                 tls_cert: sy.tls_cert.clone(),
                 tls_key: sy.tls_key.clone(),
                 ..SyslogConfig::default()

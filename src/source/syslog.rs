@@ -19,8 +19,12 @@
 //!   channel: it keeps one batch pending and drops, and counts, datagrams while that
 //!   batch is full and the channel too. The kernel's own drop count for the socket is
 //!   read from `/proc/net/udp*` where there is one.
-//! - Connections beyond `max_connections` are accepted and closed at once (counted);
-//!   a connection idle for `idle_timeout` is closed (counted); each has its own task.
+//! - Fairness: a connection idle for `idle_timeout` is closed; a TLS handshake must
+//!   finish within `tls_handshake_timeout`. When `max_connections` are open and another
+//!   arrives, the connection that has been idle longest is closed to make room if it
+//!   has been idle for `busy_idle_timeout` (a flood of idle or never-handshaking
+//!   clients cannot lock senders out); else the newcomer is closed at once. Each is
+//!   counted by reason; each connection has its own task.
 //! - Shutdown (the watch turns `true`, or its sender is dropped): the listener closes,
 //!   every connection hands on what it has framed and ends; unread bytes are not read.
 //!
@@ -29,6 +33,7 @@
 //! failures; decoding parses again, only for lines that matched. Memory per connection is
 //! bounded by one message plus one 16 KiB read, and one batch.
 
+use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +44,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_rustls::rustls;
@@ -79,6 +84,11 @@ pub struct SyslogConfig {
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed. Default 5 minutes.
     pub idle_timeout: Duration,
+    /// While `max_connections` are open, a newcomer closes the longest-idle connection
+    /// if it has been idle this long. Default 10 s.
+    pub busy_idle_timeout: Duration,
+    /// A TLS handshake must finish within this. Default 10 s.
+    pub tls_handshake_timeout: Duration,
     /// PEM certificate chain and private key, for [`SyslogMode::Tls`] only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -98,6 +108,8 @@ impl Default for SyslogConfig {
             max_message_bytes: 64 * 1024,
             max_connections: 256,
             idle_timeout: Duration::from_secs(300),
+            busy_idle_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
             tls_cert: None,
             tls_key: None,
             batch_max: 256,
@@ -117,9 +129,14 @@ pub struct SyslogStats {
     pub bytes: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_accepted: AtomicU64,
-    /// Connections closed at once because `max_connections` were open.
+    /// Connections closed at once because `max_connections` were open and none was
+    /// idle long enough to make room.
     pub connections_rejected: AtomicU64,
+    /// Idle connections closed to make room for a newcomer while full.
+    pub connections_evicted: AtomicU64,
     pub idle_timeouts: AtomicU64,
+    /// TLS handshakes that did not finish within `tls_handshake_timeout`.
+    pub tls_handshake_timeouts: AtomicU64,
     /// Messages truncated to `max_message_bytes`.
     pub oversized: AtomicU64,
     /// Connections closed on a malformed octet count or cut inside a counted frame.
@@ -143,7 +160,9 @@ pub struct SyslogStatsSnapshot {
     pub connections_open: u64,
     pub connections_accepted: u64,
     pub connections_rejected: u64,
+    pub connections_evicted: u64,
     pub idle_timeouts: u64,
+    pub tls_handshake_timeouts: u64,
     pub oversized: u64,
     pub framing_errors: u64,
     pub parse_failures: u64,
@@ -161,7 +180,9 @@ impl SyslogStats {
             connections_open: self.connections_open.load(Relaxed),
             connections_accepted: self.connections_accepted.load(Relaxed),
             connections_rejected: self.connections_rejected.load(Relaxed),
+            connections_evicted: self.connections_evicted.load(Relaxed),
             idle_timeouts: self.idle_timeouts.load(Relaxed),
+            tls_handshake_timeouts: self.tls_handshake_timeouts.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
             framing_errors: self.framing_errors.load(Relaxed),
             parse_failures: self.parse_failures.load(Relaxed),
@@ -316,13 +337,20 @@ impl BoundSyslog {
             batch_max: cfg.batch_max,
             batch_linger: cfg.batch_linger,
             idle_timeout: cfg.idle_timeout,
+            tls_handshake_timeout: cfg.tls_handshake_timeout,
             max_message_bytes: cfg.max_message_bytes,
+            start: Instant::now(),
         });
         match self.listener {
             Listener::Udp(socket) => run_udp(ctx, socket, shutdown).await,
             Listener::Tcp { listener, tls } => {
-                let limit = Arc::new(Semaphore::new(cfg.max_connections));
-                run_tcp(ctx, listener, tls, limit, shutdown).await
+                let conns = Conns {
+                    max: cfg.max_connections,
+                    busy_idle: cfg.busy_idle_timeout,
+                    open: std::sync::Mutex::new(HashMap::new()),
+                    next: AtomicU64::new(0),
+                };
+                run_tcp(ctx, listener, tls, Arc::new(conns), shutdown).await
             }
         }
         Ok(())
@@ -337,7 +365,78 @@ struct Ctx {
     batch_max: usize,
     batch_linger: Duration,
     idle_timeout: Duration,
+    tls_handshake_timeout: Duration,
     max_message_bytes: usize,
+    /// The clock of connections' last activity.
+    start: Instant,
+}
+
+impl Ctx {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// One open TCP/TLS connection, as the listener sees it.
+struct Conn {
+    /// Milliseconds (on [`Ctx::start`]'s clock) of its last read, or of its accept.
+    last: AtomicU64,
+    /// Told to close, to make room.
+    evict: tokio::sync::Notify,
+}
+
+/// The open connections of one listener, for the cap and eviction.
+struct Conns {
+    max: usize,
+    busy_idle: Duration,
+    open: std::sync::Mutex<HashMap<u64, Arc<Conn>>>,
+    next: AtomicU64,
+}
+
+/// Removes its connection from [`Conns`] however the task ends.
+struct Registered {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.conns.open.lock() {
+            open.remove(&self.id);
+        }
+    }
+}
+
+impl Conns {
+    /// Makes room for a newcomer: under the cap, or by evicting the longest-idle
+    /// connection if it has been idle for `busy_idle`. `None`: refuse it.
+    fn admit(self: &Arc<Conns>, ctx: &Ctx) -> Option<(Arc<Conn>, Registered)> {
+        let now = ctx.now_ms();
+        let mut open = self.open.lock().ok()?;
+        if open.len() >= self.max {
+            let busy_idle = u64::try_from(self.busy_idle.as_millis()).unwrap_or(u64::MAX);
+            let (&id, oldest) = open.iter().min_by_key(|(_, c)| c.last.load(Relaxed))?;
+            if now.saturating_sub(oldest.last.load(Relaxed)) < busy_idle {
+                return None;
+            }
+            oldest.evict.notify_one();
+            open.remove(&id);
+            ctx.stats.connections_evicted.fetch_add(1, Relaxed);
+        }
+        let id = self.next.fetch_add(1, Relaxed);
+        let conn = Arc::new(Conn {
+            last: AtomicU64::new(now),
+            evict: tokio::sync::Notify::new(),
+        });
+        open.insert(id, conn.clone());
+        Some((
+            conn,
+            Registered {
+                conns: self.clone(),
+                id,
+            },
+        ))
+    }
 }
 
 /// The batch being filled, and when it must go.
@@ -560,7 +659,7 @@ async fn run_tcp(
     ctx: Arc<Ctx>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    limit: Arc<Semaphore>,
+    conns: Arc<Conns>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = JoinSet::new();
@@ -574,15 +673,15 @@ async fn run_tcp(
                 }
             }
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match limit.clone().try_acquire_owned() {
-                    Ok(permit) => {
+                Ok((stream, peer)) => match conns.admit(&ctx) {
+                    Some((conn, registered)) => {
                         ctx.stats.connections_accepted.fetch_add(1, Relaxed);
-                        let conn = serve(ctx.clone(), stream, peer, tls.clone(), permit, shutdown.clone());
-                        tasks.spawn(conn);
+                        let c = serve(ctx.clone(), stream, peer, tls.clone(), conn, registered, shutdown.clone());
+                        tasks.spawn(c);
                     }
-                    Err(_) => {
+                    None => {
                         ctx.stats.connections_rejected.fetch_add(1, Relaxed);
-                        debug!(peer = %peer, "Syslog connection refused: too many open.");
+                        debug!(peer = %peer, "Syslog connection refused: too many open, none idle.");
                         drop(stream);
                     }
                 },
@@ -612,17 +711,22 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    _permit: OwnedSemaphorePermit,
+    conn: Arc<Conn>,
+    _registered: Registered,
     mut shutdown: watch::Receiver<bool>,
 ) {
     ctx.stats.connections_open.fetch_add(1, Relaxed);
     let _open = OpenConnection(ctx.clone());
     let Some(acceptor) = tls else {
-        return read_frames(&ctx, stream, peer, Transport::Tcp, shutdown).await;
+        return read_frames(&ctx, stream, peer, Transport::Tcp, &conn, shutdown).await;
     };
-    let handshake = tokio::time::timeout(ctx.idle_timeout, acceptor.accept(stream));
+    let handshake = tokio::time::timeout(ctx.tls_handshake_timeout, acceptor.accept(stream));
     let stream = tokio::select! {
         () = shutdown_signalled(&mut shutdown) => return,
+        () = conn.evict.notified() => {
+            debug!(peer = %peer, "Syslog connection closed during its TLS handshake to make room.");
+            return;
+        }
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
@@ -631,13 +735,14 @@ async fn serve(
                 return;
             }
             Err(_) => {
-                ctx.stats.idle_timeouts.fetch_add(1, Relaxed);
+                ctx.stats.tls_handshake_timeouts.fetch_add(1, Relaxed);
                 debug!(peer = %peer, "Syslog TLS handshake timed out.");
                 return;
             }
         },
     };
-    read_frames(&ctx, stream, peer, Transport::Tls, shutdown).await;
+    conn.last.store(ctx.now_ms(), Relaxed);
+    read_frames(&ctx, stream, peer, Transport::Tls, &conn, shutdown).await;
 }
 
 /// Reads, frames and hands on messages until the peer closes, the connection fails or
@@ -647,6 +752,7 @@ async fn read_frames<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     transport: Transport,
+    conn: &Conn,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let origin = Origin::Syslog { peer, transport };
@@ -664,6 +770,10 @@ async fn read_frames<S: AsyncRead + Unpin>(
                 if !ctx.send(&mut batch).await {
                     return;
                 }
+            }
+            () = conn.evict.notified() => {
+                debug!(peer = %peer, "Syslog connection closed to make room: idle while the listener was full.");
+                break;
             }
             read = stream.read_buf(decoder.buffer_for_read()) => match read {
                 Ok(0) => break,
@@ -685,6 +795,7 @@ async fn read_frames<S: AsyncRead + Unpin>(
             }
         }
         idle_deadline = Instant::now() + ctx.idle_timeout;
+        conn.last.store(ctx.now_ms(), Relaxed);
     }
     drop(stream);
     if let Drained::PipelineGone = drain(ctx, &mut decoder, &mut batch, &origin, true).await {

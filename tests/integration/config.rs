@@ -80,7 +80,14 @@ fn toml_setting(key: &str, value: &str) -> (String, String) {
         return (format!("{intel}{k} = {value}\n"), key.to_string());
     }
     if let Some(k) = key.strip_prefix("sources[].") {
-        let syslog = ["max_message_bytes", "max_connections", "idle_timeout_secs"].contains(&k);
+        let syslog = [
+            "max_message_bytes",
+            "max_connections",
+            "idle_timeout_secs",
+            "busy_idle_timeout_secs",
+            "tls_handshake_timeout_secs",
+        ]
+        .contains(&k);
         let source = if syslog {
             "type = \"syslog\"\n"
         } else {

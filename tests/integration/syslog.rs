@@ -6,6 +6,7 @@
 //! Tests that need a tool skip with a message when it is not installed. Waits poll
 //! with generous deadlines: the suite must pass on a busy 2-core machine.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -533,6 +534,8 @@ async fn closed_by_server(s: &mut TcpStream) -> bool {
 async fn connection_limit_rejects_extra_connections() {
     let mut cfg = config(SyslogMode::Tcp);
     cfg.max_connections = 2;
+    // Active senders are never evicted: make "idle long enough" unreachable here.
+    cfg.busy_idle_timeout = Duration::from_secs(3600);
     let mut src = start(cfg).await;
     let a = tcp_send(src.addr, b"<13>1 - h app - - - from a\n").await;
     let _b = tcp_send(src.addr, b"<13>1 - h app - - - from b\n").await;
@@ -551,6 +554,68 @@ async fn connection_limit_rejects_extra_connections() {
     assert_eq!(raw_syslog(&lines[0]), "<13>1 - h app - - - from d");
     let s = src.stats.snapshot();
     assert_eq!((s.connections_accepted, s.connections_rejected), (3, 1));
+    src.stop().await;
+}
+
+/// Defect: 256 idle TCP or TLS connections (never sending, never handshaking) held
+/// every slot for 300 s and locked every legitimate sender out. Now a newcomer at the
+/// cap closes the longest-idle connection (idle for `busy_idle_timeout`), and a TLS
+/// handshake has its own short deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_lock_out_senders() {
+    let mut cfg = config(SyslogMode::Tcp);
+    cfg.max_connections = 8;
+    cfg.busy_idle_timeout = Duration::from_millis(200);
+    let mut src = start(cfg).await;
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        flood.push(TcpStream::connect(src.addr).await.unwrap());
+    }
+    let stats = src.stats.clone();
+    wait_until("the flood to fill every slot", || {
+        stats.snapshot().connections_open == 8
+    })
+    .await;
+    // Let the flood become idle for longer than busy_idle_timeout (a precondition; a
+    // slower machine only makes them idler).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..20 {
+        let _ = tcp_send(
+            src.addr,
+            format!("<13>1 - h app - - - sender {i}\n").as_bytes(),
+        )
+        .await;
+    }
+    let lines = src.lines(20).await;
+    let got: BTreeSet<String> = lines.iter().map(raw_syslog).collect();
+    for i in 0..20 {
+        assert!(
+            got.contains(&format!("<13>1 - h app - - - sender {i}")),
+            "{got:?}"
+        );
+    }
+    let s = src.stats.snapshot();
+    // Idle ones made room (as many as were needed: senders that finished free theirs).
+    assert!((1..=8).contains(&s.connections_evicted), "{s:?}");
+    assert_eq!(s.connections_rejected, 0, "{s:?}");
+    drop(flood);
+    src.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshake_has_its_own_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = crate::util::test_certificates(dir.path());
+    let mut cfg = config(SyslogMode::Tls);
+    cfg.tls_cert = Some(cert);
+    cfg.tls_key = Some(key);
+    cfg.tls_handshake_timeout = Duration::from_millis(300);
+    let src = start(cfg).await;
+    // Connects, never says hello.
+    let mut silent = TcpStream::connect(src.addr).await.unwrap();
+    assert!(closed_by_server(&mut silent).await);
+    let s = src.stats.snapshot();
+    assert_eq!((s.tls_handshake_timeouts, s.idle_timeouts), (1, 0), "{s:?}");
     src.stop().await;
 }
 
