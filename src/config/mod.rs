@@ -417,6 +417,10 @@ pub struct PipelineConfig {
     /// Matching threads; 0 means one per core. Range 0 ..= 1024
     /// ([`bounds::WORKERS`]).
     pub workers: usize,
+    /// When a source stops with an error (a port taken, a state directory that cannot
+    /// be locked), stop the whole run and exit non-zero (default), so a supervisor
+    /// restarts it; `false` keeps the other sources running, `/healthz` 503 naming it.
+    pub stop_on_source_failure: bool,
 }
 
 impl Default for PipelineConfig {
@@ -424,6 +428,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             queue_batches: 64,
             workers: 0,
+            stop_on_source_failure: true,
         }
     }
 }

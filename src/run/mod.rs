@@ -138,7 +138,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     });
 
     let (tx, rx) = mpsc::channel::<Batch>(plan.queue_batches);
-    let mut source_tasks = Vec::new();
+    let mut source_tasks = tokio::task::JoinSet::new();
     for (i, s) in plan.sources.iter().enumerate() {
         let task = sources::start_planned(
             i,
@@ -148,8 +148,16 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             metrics.clone(),
             shutdown_rx.clone(),
         )
-        .with_context(|| format!("starting source {:?}", s.name))?;
-        source_tasks.push(task);
+        .await
+        .with_context(|| format!("cannot start source {:?}", s.name))?;
+        let name = s.name.clone();
+        source_tasks.spawn(async move {
+            let res = match task.await {
+                Ok(r) => r,
+                Err(e) => Err(anyhow::anyhow!("its task failed: {e}")),
+            };
+            (name, res)
+        });
     }
     drop(tx);
 
@@ -262,11 +270,18 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
 
     // Runs until every source has finished (stdin at end of input; the others at
     // shutdown) and the pipeline has drained.
-    for t in source_tasks {
-        match t.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "Source stopped."),
-            Err(e) => tracing::error!(error = %e, "Source task failed."),
+    let mut failed = Vec::new();
+    while let Some(done) = source_tasks.join_next().await {
+        let (name, res) = match done {
+            Ok(x) => x,
+            Err(e) => ("?".to_string(), Err(anyhow::anyhow!("{e}"))),
+        };
+        if let Err(e) = res {
+            tracing::error!(source = %name, error = format!("{e:#}"), "Source stopped.");
+            failed.push(format!("source {name:?} stopped: {e:#}"));
+            if config.pipeline.stop_on_source_failure {
+                let _ = shutdown_tx.send(true);
+            }
         }
     }
     let stats = tokio::task::spawn_blocking(move || pipeline.join())
@@ -284,6 +299,9 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let queued = outbox
         .and_then(|o| o.stats().ok())
         .map_or(0, |s| s.outbox_depth);
+    if let Some(why) = failed.first() {
+        anyhow::bail!("{why}");
+    }
     if let Some(why) = &stats.fatal {
         tracing::error!(
             lines = stats.lines,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -16,8 +16,11 @@ use crate::source::syslog::{self, SyslogStats};
 use crate::source::BatchSender;
 
 /// Starts planned source `index`; the task ends at shutdown (stdin: at end of input).
-/// A file source keeps its checkpoints under `state_dir/file/<name>`.
-pub fn start_planned(
+/// What can be checked before the task starts is, so that a source that cannot start
+/// fails the start: a syslog listener is bound, a file source's state directory is
+/// created and written to. A file source keeps its checkpoints under
+/// `state_dir/file/<name>`.
+pub async fn start_planned(
     index: usize,
     source: &SourcePlan,
     state_dir: &Path,
@@ -36,6 +39,8 @@ pub fn start_planned(
             let name = source.name.clone();
             // Each file source keeps (and locks) its own checkpoint directory.
             let state = state_dir.join("file").join(&name);
+            check_writable(&state)
+                .with_context(|| format!("state directory {}", state.display()))?;
             let stats = Arc::new(FileSourceStats::default());
             let s2 = stats.clone();
             metrics.on_scrape(move |m| {
@@ -98,11 +103,21 @@ pub fn start_planned(
                     snap.connections_rejected,
                 );
             });
+            let bound = syslog::bind(cfg).await?;
             Ok(tokio::spawn(async move {
-                syslog::run_syslog_source(index, cfg, tx, stats, shutdown)
+                bound
+                    .run(index, tx, stats, shutdown)
                     .await
                     .map_err(anyhow::Error::from)
             }))
         }
     }
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it.
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".tripline-write-check");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
 }

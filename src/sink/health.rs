@@ -75,8 +75,14 @@ mod tests {
         let h = Health::new();
         assert!(h.is_healthy());
         assert_eq!(h.healthz(), (200, "ok\n".to_string()));
-        assert!(h.set("alerts", Some("cannot write alerts.jsonl: disk full".into())));
-        assert!(!h.set("alerts", Some("cannot write alerts.jsonl: disk full".into())));
+        assert!(h.set(
+            "alerts",
+            Some("cannot write alerts.jsonl: disk full".into())
+        ));
+        assert!(!h.set(
+            "alerts",
+            Some("cannot write alerts.jsonl: disk full".into())
+        ));
         assert!(h.set("intel", Some("no index loaded".into())));
         let (code, line) = h.healthz();
         assert_eq!(code, 503);

@@ -371,3 +371,67 @@ fn single_file_watch_survives_rename_over_and_delete() {
     let (ok, err) = stop(child);
     assert!(ok, "{err}");
 }
+
+/// Defect: a source that could not start (its port taken, its state directory locked
+/// by another tripline) exited 0 when it was the only one — so systemd's
+/// `Restart=on-failure` never restarted it — or left the process deaf with the others.
+/// Now the run fails with exit status 2, naming the source.
+#[test]
+fn a_source_that_cannot_start_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let log = dir.path().join("app.log");
+    write_log(&log, 10);
+    let config = dir.path().join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [\"fixtures/intel/traps\"]\nwatch = false\n\
+             [[sources]]\ntype = \"file\"\nname = \"logs\"\ninclude = [{:?}]\n\
+             [[sources]]\ntype = \"syslog\"\nname = \"net\"\nmode = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
+             [alerts]\npath = {:?}\n[metrics]\nenabled = false\n[state]\ndir = {:?}\n",
+            log.display().to_string(),
+            dir.path().join("alerts.jsonl").display().to_string(),
+            dir.path().join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot start source \"net\""), "{err}");
+    drop(taken);
+
+    // The state directory held by another run: the second one's file source cannot
+    // lock it and the run fails instead of going on deaf.
+    let config = self::config(
+        dir.path(),
+        &log,
+        &format!(
+            "{:?}",
+            dir.path().join("alerts.jsonl").display().to_string()
+        ),
+    );
+    let addr = free_addr();
+    let first = spawn(&config, addr, Stdio::null());
+    wait_for("the first run to be ready", 60, || {
+        crate::util::sidecar::get(addr, "/healthz").is_some_and(|(s, _)| s == 200)
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--metrics-addr", &free_addr().to_string()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("source \"file-0\" stopped"), "{err}");
+    let (ok, err) = stop(first);
+    assert!(ok, "{err}");
+}
