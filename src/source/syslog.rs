@@ -771,10 +771,6 @@ async fn read_frames<S: AsyncRead + Unpin>(
                     return;
                 }
             }
-            () = conn.evict.notified() => {
-                debug!(peer = %peer, "Syslog connection closed to make room: idle while the listener was full.");
-                break;
-            }
             read = stream.read_buf(decoder.buffer_for_read()) => match read {
                 Ok(0) => break,
                 Ok(_) => match drain(ctx, &mut decoder, &mut batch, &origin, false).await {
@@ -788,6 +784,11 @@ async fn read_frames<S: AsyncRead + Unpin>(
                     break;
                 }
             },
+            // After the read: what the peer already sent is read before closing.
+            () = conn.evict.notified() => {
+                debug!(peer = %peer, "Syslog connection closed to make room: idle while the listener was full.");
+                break;
+            }
             () = sleep_until(idle_deadline) => {
                 ctx.stats.idle_timeouts.fetch_add(1, Relaxed);
                 debug!(peer = %peer, "Syslog connection closed: idle.");
