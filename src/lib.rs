@@ -15,6 +15,7 @@ pub mod emit;
 pub mod hunt;
 pub mod index;
 pub mod intel;
+pub mod lookup;
 pub mod matcher;
 pub mod run;
 pub mod scan;

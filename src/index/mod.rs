@@ -5,9 +5,9 @@
 //!
 //! | kind | structure | cost per lookup |
 //! |---|---|---|
-//! | IPv4/IPv6 address or CIDR | [`ip::PrefixTable`] (one hash map per prefix length) | one probe per distinct prefix length |
-//! | domain | [`strset::StrSet`] probed with each label suffix of a host | one probe per label |
-//! | host name, URL, hash, e-mail | [`strset::StrSet`] | one probe |
+//! | IPv4/IPv6 address or CIDR | [`PrefixTable`] (one hash map per prefix length) | one probe per distinct prefix length |
+//! | domain | [`StrSet`] probed with each label suffix of a host | one probe per label |
+//! | host name, URL, hash, e-mail | [`StrSet`] | one probe |
 //! | file name, other literals | one Aho-Corasick automaton over the line | linear in the line |
 //!
 //! None of these costs grows with the number of indicators. A TLD set rejects host
@@ -20,7 +20,8 @@
 
 pub mod build;
 pub mod ip;
-pub mod strset;
+/// Moved to [`crate::lookup::strset`]; kept here so old paths still work.
+pub use crate::lookup::strset;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,8 +34,7 @@ use crate::intel::store::Interner;
 use crate::intel::warninglist::Warninglists;
 use crate::intel::{EventInfo, Exclusion, IndicatorId, IntelStore, Kind, Meta, Source, Tlp};
 
-use ip::PrefixTable;
-use strset::StrSet;
+use crate::lookup::{PrefixTable, StrSet};
 
 /// What happens to an indicator that is on a warninglist.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

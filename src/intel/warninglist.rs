@@ -71,7 +71,7 @@ use serde::Deserialize;
 use super::canon;
 use super::model::{Kind, Skipped};
 use super::IntelError;
-use crate::index::strset::StrSet;
+use crate::lookup::StrSet;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
