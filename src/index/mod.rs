@@ -586,3 +586,77 @@ pub fn v4(a: Ipv4Addr) -> u32 {
 pub fn v6(a: Ipv6Addr) -> u128 {
     ip::v6_bits(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::intel::StoreOptions;
+    use crate::matcher::Matcher;
+
+    fn index_with(indicators: &[&str], cidr_list: &[&str]) -> Index {
+        let mut store = IntelStore::new(StoreOptions::default());
+        let source = store.add_source(Source {
+            name: "t".into(),
+            format: "list",
+            location: "test".into(),
+            provider: None,
+        });
+        for value in indicators {
+            let c = canon::detect(value).expect("a valid test indicator");
+            let misp_type = store.intern(c.kind.default_misp_type());
+            let meta = store
+                .meta_id(Meta {
+                    source,
+                    misp_type,
+                    to_ids: true,
+                    ..Meta::default()
+                })
+                .expect("a meta");
+            store.add_canonical(&c, meta);
+        }
+        let mut lists = Warninglists::new();
+        let json = serde_json::json!({"name": "ranges", "type": "cidr", "list": cidr_list});
+        lists
+            .load_json(Path::new("ranges.json"), json.to_string().as_bytes())
+            .expect("a valid list");
+        Index::build(store, &lists, BuildOptions::default())
+    }
+
+    fn matched(index: &Index, line: &str) -> Vec<String> {
+        let mut hits = Vec::new();
+        Matcher::new(index).find_with_json(line.as_bytes(), &mut hits);
+        let mut got: Vec<String> = hits.iter().map(|h| index.value(h.id).to_string()).collect();
+        got.sort();
+        got
+    }
+
+    /// A warninglist lookup of a CIDR indicator finds list ranges covering all of it
+    /// (a prefix no longer than the indicator's), not ranges inside it.
+    #[test]
+    fn warninglist_cidr_drops_covered_indicator_cidrs_only() {
+        let index = index_with(
+            &[
+                "10.1.0.0/16",
+                "10.0.0.0/7",
+                "172.16.0.0/12",
+                "2001:db8:1::/48",
+            ],
+            &["10.0.0.0/8", "172.16.0.0/24", "2001:db8::/32"],
+        );
+        let listed: Vec<&str> = index
+            .warninglist_hits()
+            .iter()
+            .map(|h| index.value(h.indicator))
+            .collect();
+        assert_eq!(listed, ["10.1.0.0/16", "2001:db8:1::/48"]);
+        // Covered by the listed /8: dropped.
+        assert_eq!(matched(&index, "src=10.1.2.3"), ["10.0.0.0/7"]);
+        // Wider than the listed /24 at its start (and the /8 for the /7): kept, also for
+        // addresses inside the /24.
+        assert_eq!(matched(&index, "src=172.16.0.9"), ["172.16.0.0/12"]);
+        assert_eq!(matched(&index, "src=172.31.0.1"), ["172.16.0.0/12"]);
+        assert!(matched(&index, "src=2001:db8:1::5").is_empty());
+    }
+}

@@ -2,8 +2,9 @@
 //!
 //! A lookup returns every prefix that covers the address, most specific first. The
 //! table is a prefix trie flattened by level: one hash map per prefix length that
-//! occurs in the intel (at most 33 for IPv4, 129 for IPv6; real intel has about a
-//! dozen), each mapping a masked network to its indicator. A lookup costs one probe
+//! occurs (at most 33 for IPv4, 129 for IPv6; real intel has about a dozen), each
+//! mapping a masked network to a `u32` payload: an indicator id in the index, an
+//! entry id in the warninglists. A lookup costs one probe
 //! per distinct prefix length, whatever the number of indicators, and memory is about
 //! 10 bytes per IPv4 entry (18 per IPv6 entry) at the maps' load factor: smaller and
 //! faster than a pointer trie, which would cost a node per bit on the path.
@@ -87,6 +88,13 @@ impl<A: Bits> PrefixTable<A> {
     /// Adds `net/len` (the address is masked here). A prefix added twice keeps the
     /// first payload.
     pub fn insert(&mut self, net: A, len: u8, payload: u32) {
+        self.entry(net, len, payload);
+    }
+
+    /// Adds `net/len` with `payload` unless the prefix is there already; returns the
+    /// payload the prefix holds (the first one given). Lets a caller keep its own
+    /// per-prefix data (e.g. which lists hold a range) indexed by the payload.
+    pub fn entry(&mut self, net: A, len: u8, payload: u32) -> u32 {
         let len = len.min(A::WIDTH);
         let pos = match self.levels.binary_search_by(|(l, _)| len.cmp(l)) {
             Ok(p) => p,
@@ -97,7 +105,7 @@ impl<A: Bits> PrefixTable<A> {
             }
         };
         self.summary.clear();
-        self.levels[pos].1.entry(net.mask(len)).or_insert(payload);
+        *self.levels[pos].1.entry(net.mask(len)).or_insert(payload)
     }
 
     /// Builds the per-block summary (IPv4). Call after the last insert; an insert
@@ -249,6 +257,17 @@ mod tests {
         assert_eq!(answers(&t), before);
         assert_eq!(before[0], vec![(32, 4), (24, 3), (16, 2), (8, 1), (0, 0)]);
         assert_eq!(before[6], vec![(0, 0)]);
+    }
+
+    #[test]
+    fn entry_keeps_the_first_payload() {
+        let mut t = PrefixTable::<u32>::new();
+        let net = v4_bits("10.1.2.3".parse().unwrap());
+        assert_eq!(t.entry(net, 8, 5), 5);
+        // Another address in the same /8 is the same prefix.
+        assert_eq!(t.entry(v4_bits("10.9.9.9".parse().unwrap()), 8, 6), 5);
+        assert_eq!(t.entry(net, 16, 6), 6);
+        assert_eq!(t.len(), 2);
     }
 
     #[test]
