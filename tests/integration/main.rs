@@ -13,6 +13,7 @@ mod config;
 mod decode;
 mod file_tail;
 mod match_semantics;
+mod metrics;
 mod pipeline;
 mod rules;
 mod run;
