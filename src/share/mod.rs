@@ -15,23 +15,26 @@
 //!
 //! Blocking: delivery uses blocking HTTP; the sidecar calls it from a blocking thread.
 
-pub mod delivery;
-pub mod export;
-pub mod misp;
 pub mod outbox;
 pub mod policy;
+pub mod render;
 pub mod sighting;
 pub mod stats;
-pub mod stix;
-pub mod taxii;
+pub mod transport;
 
-pub use delivery::{DeliveryError, Secret, Transport};
-pub use export::ExportFormat;
+/// Old paths, kept so that callers of `share::delivery`, `share::taxii`,
+/// `share::misp`, `share::stix` and `share::export` still compile.
+pub use render::{export, misp, stix};
+pub use transport as delivery;
+pub use transport::taxii;
+
 pub use outbox::{
     preview, DeliveryReport, Outbox, OutboxEntry, OutboxError, RecordOutcome, Selection, State,
 };
 pub use policy::{
     Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,
 };
+pub use render::export::ExportFormat;
 pub use sighting::{Sighting, SightingType, Target};
 pub use stats::{DeliveryStats, ShareStats};
+pub use transport::{DeliveryError, Secret, Transport};

@@ -15,8 +15,8 @@ use rusqlite::params;
 
 use super::row::raw_row;
 use super::{DeliveryReport, Outbox, OutboxEntry, OutboxError, COLUMNS};
-use crate::share::delivery::{self, backoff_secs, DeliveryError, Outgoing, Transport};
 use crate::share::policy::DestinationConfig;
+use crate::share::transport::{self, backoff_secs, DeliveryError, Outgoing, Transport};
 
 /// Rows looked at per delivery pass.
 const BATCH: i64 = 500;
@@ -174,7 +174,7 @@ impl Outbox {
         if let Some(t) = cache.get(&dest.name) {
             return Ok(Arc::clone(t));
         }
-        let t: Arc<dyn Transport> = Arc::from(delivery::build(dest)?);
+        let t: Arc<dyn Transport> = Arc::from(transport::build(dest)?);
         cache.insert(dest.name.clone(), Arc::clone(&t));
         Ok(t)
     }

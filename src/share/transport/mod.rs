@@ -28,6 +28,10 @@ use chrono::{DateTime, Utc};
 use super::policy::{DestinationConfig, TransportConfig};
 use super::sighting::Sighting;
 
+pub mod misp;
+pub mod stix_dir;
+pub mod taxii;
+
 /// One outbox row on its way out.
 #[derive(Clone, Copy, Debug)]
 pub struct Outgoing<'a> {
@@ -382,7 +386,7 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
                 (None, None) => Err("no api_key_env or api_key_file".to_string()),
             }
             .map_err(secret_err)?;
-            Box::new(super::misp::MispTransport::new(
+            Box::new(misp::MispTransport::new(
                 &dest.name,
                 url,
                 key,
@@ -409,7 +413,7 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
                     password.unwrap_or_else(|| Secret::new(String::new())),
                 )
             });
-            Box::new(super::taxii::TaxiiTransport::new(
+            Box::new(taxii::TaxiiTransport::new(
                 &dest.name,
                 api_root,
                 collection_id,
@@ -419,7 +423,7 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
             )?)
         }
         TransportConfig::StixDir { path } => {
-            Box::new(super::stix::StixDirTransport::new(&dest.name, path))
+            Box::new(stix_dir::StixDirTransport::new(&dest.name, path))
         }
     })
 }
