@@ -5,8 +5,10 @@
 //! destination may hear about which indicator: only the supplying community, within
 //! its TLP ceiling and MISP distribution) → [`Outbox`] (SQLite: one row per
 //! indicator, destination and window; approval; retries with backoff; exactly-once
-//! delivery across crashes) → a [`delivery::Transport`]: [`misp`] (`/sightings/add`),
-//! [`taxii`] (TAXII 2.1 collection) or [`stix`] (bundles in a directory).
+//! delivery across crashes) → a [`Transport`] ([`transport`]): MISP
+//! (`/sightings/add`), a TAXII 2.1 collection, or STIX bundles in a directory.
+//! Transports do the I/O; what they send is built by the pure renderers in
+//! [`render`] (MISP bodies, STIX objects and bundles, `sightings export`).
 //!
 //! Invariant: a [`Sighting`] carries only the indicator value (as the intel wrote it),
 //! its attribute/indicator id or event ids, the sighting type, a count, first and last
@@ -35,6 +37,6 @@ pub use policy::{
     Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,
 };
 pub use render::export::ExportFormat;
-pub use sighting::{Sighting, SightingType, Target};
+pub use sighting::{Outgoing, Sighting, SightingType, Target};
 pub use stats::{DeliveryStats, ShareStats};
 pub use transport::{DeliveryError, Secret, Transport};

@@ -7,8 +7,7 @@ use serde_json::Value;
 
 use super::{misp, stix};
 use crate::share::outbox::OutboxEntry;
-use crate::share::sighting::Target;
-use crate::share::transport::Outgoing;
+use crate::share::sighting::{Outgoing, Target};
 
 /// `tripline sightings export --format misp|stix`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,7 @@
-//! MISP: `POST /sightings/add`, and `POST /sightings/restSearch/{context}` to find out
-//! whether an attempt with an unknown outcome already landed.
+//! MISP rendering: the `/sightings/add` body for a sighting, the
+//! `/sightings/restSearch/{context}` request that finds it if an attempt with an
+//! unknown outcome already landed, and reading that search's answer. Pure functions of
+//! a [`Sighting`]; the HTTP side is `share::transport::misp`.
 //!
 //! The `/sightings/add` body (MISP's `SightingsController::add`):
 //! - by attribute: `{"uuid": "<attribute uuid>", "type": "0", "source": "…",
@@ -12,9 +14,7 @@
 //! `type` is a string as MISP writes it. The controller reads the sighting time from
 //! `timestamp`; `date_sighting` (the stored field, as in the MISP core format and
 //! PyMISP's `MISPSighting`) carries the same value. `source` is left out when the
-//! destination anonymises (MISP still knows which API key posted it). MISP answers a
-//! refused sighting with HTTP 200 and `{"message": "Could not add the Sighting. …"}`
-//! (or `{"saved": false, "errors": …}`): that is a [`DeliveryError::Refused`].
+//! destination anonymises (MISP still knows which API key posted it).
 //!
 //! The check searches sightings of the attribute (or of the events, for a by-value
 //! sighting) at exactly our `timestamp`, of our type and source: an aggregate has one

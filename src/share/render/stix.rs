@@ -1,5 +1,7 @@
-//! STIX 2.1: sightings as `sighting` objects (false positives as `opinion`s), in
-//! bundles written to a directory or pushed to TAXII (`share/taxii.rs`).
+//! STIX 2.1 rendering: sightings as `sighting` objects (false positives as
+//! `opinion`s) and bundles, pure functions of an [`Outgoing`] row; they are written to
+//! a directory (`share::transport::stix_dir`) or pushed to TAXII
+//! (`share::transport::taxii`).
 //!
 //! Objects for one outbox row:
 //! - `sighting` (type 0): `sighting_of_ref` is the indicator's STIX id when the intel
@@ -14,15 +16,14 @@
 //!
 //! Ids derive from the row's idempotency key (uuid v5, stamped v4), `created` and
 //! `modified` are the row's creation time: a retried push is the same object version,
-//! which a TAXII server stores once. The identity's timestamps are a fixed date, so every bundle carries
-//! the same identity version.
+//! which a TAXII server stores once. The identity's timestamps are a fixed date, so
+//! every bundle carries the same identity version.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::share::sighting::{Sighting, SightingType, Target};
-use crate::share::transport::Outgoing;
+use crate::share::sighting::{Outgoing, Sighting, SightingType, Target};
 
 /// The namespace of tripline's deterministic (v5) STIX ids.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x11f3b792_18b0_4754_825f_e63d44805d77);

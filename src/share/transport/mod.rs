@@ -23,24 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use super::policy::{DestinationConfig, TransportConfig};
-use super::sighting::Sighting;
+pub use super::sighting::Outgoing;
 
 pub mod misp;
 pub mod stix_dir;
 pub mod taxii;
-
-/// One outbox row on its way out.
-#[derive(Clone, Copy, Debug)]
-pub struct Outgoing<'a> {
-    pub sighting: &'a Sighting,
-    /// The row's idempotency key (STIX ids derive from it).
-    pub key: &'a str,
-    /// When the row was created (STIX `created` / `modified`: stable across retries).
-    pub created: DateTime<Utc>,
-}
 
 /// A way to reach one destination.
 pub trait Transport: Send + Sync {
