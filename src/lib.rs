@@ -17,6 +17,7 @@ pub mod index;
 pub mod intel;
 pub mod lookup;
 pub mod matcher;
+pub mod net;
 pub mod run;
 pub mod scan;
 pub mod share;

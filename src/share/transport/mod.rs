@@ -1,30 +1,36 @@
-//! Delivery: the boundary where sightings leave, and how its failures are read.
+//! Transports: the boundary where sightings leave, and how its failures are read.
 //!
 //! A [`Transport`] does two things for one outbox row: deliver it, and tell whether
 //! an earlier attempt whose outcome we never learnt (a crash, a timeout) already
 //! landed. The outbox calls `is_delivered` before re-sending such a row, so a sighting
-//! is counted once at the destination.
+//! is counted once at the destination. One module per way out: [`misp`] (MISP REST),
+//! [`taxii`] (a TAXII 2.1 collection), [`stix_dir`] (bundle files in a directory).
+//! They send what `share::render` builds, and build nothing themselves.
 //!
 //! Failures ([`DeliveryError`]) are read three ways: permanent (the destination refused
 //! the content: retrying cannot help; the row goes to `failed`), surely not applied
 //! (nothing reached the destination: no check needed before the retry), and
 //! unreachable (skip the destination's other rows in this pass).
 //!
-//! Secrets (MISP API keys, TAXII passwords) live in [`Secret`], whose `Debug` prints
-//! `***`; they go into one header and nowhere else: not into errors, logs or URLs.
+//! Secrets (MISP API keys, TAXII passwords) are [`Secret`]s (`crate::net::secret`),
+//! read when a destination's transport is built; they go into one header and nowhere
+//! else: not into errors, logs or URLs.
 //!
-//! Costs: blocking HTTP (ureq, rustls, TLS verification on against the public roots or
-//! a destination's `ca_file`, no redirects followed); one
-//! request per sighting plus one search when a check is needed. The sidecar runs
+//! Costs: blocking HTTP through [`crate::net::http`] (ureq, rustls, TLS verification
+//! on against the public roots or a destination's `ca_file`, no redirects followed);
+//! one request per sighting plus one search when a check is needed. The sidecar runs
 //! delivery on a blocking thread.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::policy::{DestinationConfig, TransportConfig};
 pub use super::sighting::Outgoing;
+pub(crate) use crate::net::http::shorten;
+use crate::net::http::{Answer, HttpClient, HttpError};
+/// Moved to [`crate::net::secret`]; kept here so `share::Secret` and
+/// `share::delivery::Secret` still work.
+pub use crate::net::secret::{Secret, SecretError};
 
 pub mod misp;
 pub mod stix_dir;
@@ -128,6 +134,33 @@ impl DeliveryError {
         )
     }
 
+    /// An HTTP failure talking to `destination`, as a delivery failure.
+    pub fn from_http(destination: &str, e: HttpError) -> DeliveryError {
+        let destination = destination.to_string();
+        match e {
+            HttpError::Connect { url, detail } => DeliveryError::Connect {
+                destination,
+                url,
+                detail,
+            },
+            HttpError::Transport { url, detail } => DeliveryError::Transport {
+                destination,
+                url,
+                detail,
+            },
+            HttpError::Status { url, status, body } => DeliveryError::Status {
+                destination,
+                url,
+                status,
+                body,
+            },
+            HttpError::CaFile { detail, .. } => DeliveryError::Tls {
+                destination,
+                detail,
+            },
+        }
+    }
+
     /// A short label for metrics (bounded set).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -144,51 +177,6 @@ impl DeliveryError {
     }
 }
 
-/// A credential. `Debug` and `Display` print `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// From an environment variable (trimmed, must not be empty).
-    pub fn from_env(var: &str) -> Result<Secret, String> {
-        match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_string())),
-            Ok(_) => Err(format!("environment variable {var} is empty")),
-            Err(_) => Err(format!("environment variable {var} is not set")),
-        }
-    }
-
-    /// From a file (trimmed, must not be empty).
-    pub fn from_file(path: &Path) -> Result<Secret, String> {
-        match std::fs::read_to_string(path) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_string())),
-            Ok(_) => Err(format!("{} is empty", path.display())),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-        }
-    }
-
-    /// The value, for the one header that carries it.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
 /// Seconds to wait after `attempts` failed attempts: `initial × 2^(attempts-1)`,
 /// capped at `max`.
 pub fn backoff_secs(attempts: u32, initial: u64, max: u64) -> u64 {
@@ -196,16 +184,11 @@ pub fn backoff_secs(attempts: u32, initial: u64, max: u64) -> u64 {
     initial.saturating_mul(1u64 << shift).min(max).max(1)
 }
 
-/// A blocking HTTP client for one destination.
+/// The shared HTTP client ([`crate::net::http`]) for one destination: its errors
+/// become [`DeliveryError`]s naming the destination.
 pub(crate) struct Http {
-    agent: ureq::Agent,
+    client: HttpClient,
     destination: String,
-}
-
-/// An HTTP answer: status and body (bodies are read up to ureq's 10 MB limit).
-pub(crate) struct Answer {
-    pub status: u16,
-    pub body: String,
 }
 
 impl Http {
@@ -216,21 +199,13 @@ impl Http {
         timeout_secs: u64,
         ca_file: Option<&Path>,
     ) -> Result<Http, DeliveryError> {
-        let timeout = Duration::from_secs(timeout_secs.max(1));
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(timeout.min(Duration::from_secs(10)))
-            .timeout(timeout)
-            .redirects(0)
-            .user_agent(concat!("tripline/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            let tls = tls_config(path).map_err(|detail| DeliveryError::Tls {
-                destination: destination.to_string(),
-                detail,
-            })?;
-            builder = builder.tls_config(tls);
-        }
+        let client = HttpClient::builder()
+            .timeout(Duration::from_secs(timeout_secs))
+            .ca_file(ca_file)
+            .build()
+            .map_err(|e| DeliveryError::from_http(destination, e))?;
         Ok(Http {
-            agent: builder.build(),
+            client,
             destination: destination.to_string(),
         })
     }
@@ -242,11 +217,9 @@ impl Http {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Result<Answer, DeliveryError> {
-        let mut req = self.agent.post(url);
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        self.finish(url, req.send_string(body))
+        self.client
+            .post(url, headers, body)
+            .map_err(|e| DeliveryError::from_http(&self.destination, e))
     }
 
     /// GET with query parameters.
@@ -256,101 +229,9 @@ impl Http {
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> Result<Answer, DeliveryError> {
-        let mut req = self.agent.get(url);
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        self.finish(url, req.call())
-    }
-
-    fn finish(
-        &self,
-        url: &str,
-        result: Result<ureq::Response, ureq::Error>,
-    ) -> Result<Answer, DeliveryError> {
-        match result {
-            Ok(resp) => {
-                let status = resp.status();
-                let body = resp.into_string().map_err(|e| DeliveryError::Transport {
-                    destination: self.destination.clone(),
-                    url: url.to_string(),
-                    detail: format!("reading the answer: {e}"),
-                })?;
-                Ok(Answer { status, body })
-            }
-            Err(ureq::Error::Status(status, resp)) => {
-                let body = resp.into_string().unwrap_or_default();
-                Err(DeliveryError::Status {
-                    destination: self.destination.clone(),
-                    url: url.to_string(),
-                    status,
-                    body: shorten(&body, 300),
-                })
-            }
-            Err(ureq::Error::Transport(t)) => {
-                let detail = t.to_string();
-                let not_sent = matches!(
-                    t.kind(),
-                    ureq::ErrorKind::Dns
-                        | ureq::ErrorKind::ConnectionFailed
-                        | ureq::ErrorKind::InvalidUrl
-                        | ureq::ErrorKind::UnknownScheme
-                        | ureq::ErrorKind::InsecureRequestHttpsOnly
-                        | ureq::ErrorKind::InvalidProxyUrl
-                        | ureq::ErrorKind::ProxyConnect
-                );
-                if not_sent {
-                    Err(DeliveryError::Connect {
-                        destination: self.destination.clone(),
-                        url: url.to_string(),
-                        detail,
-                    })
-                } else {
-                    Err(DeliveryError::Transport {
-                        destination: self.destination.clone(),
-                        url: url.to_string(),
-                        detail,
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// A rustls client configuration trusting exactly the PEM certificates in `path`.
-fn tls_config(path: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("{}: no PEM certificate", path.display()));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// At most `max` characters, on a char boundary, one line.
-pub(crate) fn shorten(s: &str, max: usize) -> String {
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    match one_line.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
+        self.client
+            .get(url, query, headers)
+            .map_err(|e| DeliveryError::from_http(&self.destination, e))
     }
 }
 
@@ -361,6 +242,7 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
         destination: dest.name.clone(),
         detail,
     };
+    let unreadable = |e: SecretError| secret_err(e.to_string());
     Ok(match &dest.transport {
         TransportConfig::Misp {
             url,
@@ -369,11 +251,10 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
             ca_file,
         } => {
             let key = match (api_key_env, api_key_file) {
-                (Some(var), _) => Secret::from_env(var),
-                (None, Some(path)) => Secret::from_file(path),
-                (None, None) => Err("no api_key_env or api_key_file".to_string()),
-            }
-            .map_err(secret_err)?;
+                (Some(var), _) => Secret::from_env(var).map_err(unreadable)?,
+                (None, Some(path)) => Secret::from_file(path).map_err(unreadable)?,
+                (None, None) => return Err(secret_err("no api_key_env or api_key_file".into())),
+            };
             Box::new(misp::MispTransport::new(
                 &dest.name,
                 url,
@@ -391,8 +272,8 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
             ca_file,
         } => {
             let password = match (password_env, password_file) {
-                (Some(var), _) => Some(Secret::from_env(var).map_err(secret_err)?),
-                (None, Some(path)) => Some(Secret::from_file(path).map_err(secret_err)?),
+                (Some(var), _) => Some(Secret::from_env(var).map_err(unreadable)?),
+                (None, Some(path)) => Some(Secret::from_file(path).map_err(unreadable)?),
                 (None, None) => None,
             };
             let auth = username.as_ref().map(|u| {
@@ -426,22 +307,6 @@ mod tests {
         assert_eq!(got, vec![30, 60, 120, 240, 480, 600, 600, 600]);
         assert_eq!(backoff_secs(0, 30, 600), 30);
         assert_eq!(backoff_secs(u32::MAX, 30, 3600), 3600);
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2-api-key");
-        assert_eq!(format!("{s:?}"), "***");
-        assert_eq!(format!("{s}"), "***");
-        assert_eq!(format!("{:?}", Some(s.clone())), "Some(***)");
-        assert_eq!(s.expose(), "hunter2-api-key");
-    }
-
-    #[test]
-    fn shorten_cuts_on_char_boundaries() {
-        assert_eq!(shorten("abc", 5), "abc");
-        assert_eq!(shorten("ééééé", 2), "éé…");
-        assert_eq!(shorten("a\nb", 5), "a b");
     }
 
     #[test]
