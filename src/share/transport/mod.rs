@@ -177,13 +177,6 @@ impl DeliveryError {
     }
 }
 
-/// Seconds to wait after `attempts` failed attempts: `initial × 2^(attempts-1)`,
-/// capped at `max`.
-pub fn backoff_secs(attempts: u32, initial: u64, max: u64) -> u64 {
-    let shift = attempts.saturating_sub(1).min(40);
-    initial.saturating_mul(1u64 << shift).min(max).max(1)
-}
-
 /// The shared HTTP client ([`crate::net::http`]) for one destination: its errors
 /// become [`DeliveryError`]s naming the destination.
 pub(crate) struct Http {
@@ -300,14 +293,6 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let got: Vec<u64> = (1..=8).map(|a| backoff_secs(a, 30, 600)).collect();
-        assert_eq!(got, vec![30, 60, 120, 240, 480, 600, 600, 600]);
-        assert_eq!(backoff_secs(0, 30, 600), 30);
-        assert_eq!(backoff_secs(u32::MAX, 30, 3600), 3600);
-    }
 
     #[test]
     fn error_classes() {
