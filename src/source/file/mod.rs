@@ -4,7 +4,7 @@
 //! What it owns: the followed files (each held open, so that a renamed or deleted file
 //! is read to its end through its descriptor), each one's read position and held
 //! partial line, the directory watch, and the checkpoints (their identity rules and
-//! file format are in [`super::checkpoint`]).
+//! file format are in [`checkpoint`]).
 //!
 //! Finding files: every `rescan_interval` the include patterns are expanded again; this
 //! rescan is the source of truth. A notify watch on the patterns' base directories only
@@ -60,6 +60,7 @@
 //! early, `reader` finds, identifies and reads files on the blocking pool, and `tail`
 //! reads the lines of one followed file.
 
+pub mod checkpoint;
 mod reader;
 mod tail;
 mod wake;
@@ -75,8 +76,8 @@ use notify::RecursiveMode;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::checkpoint::{self, unix_now, Checkpoints, EntryId, StateLock};
 use super::{Batch, BatchSender};
+use checkpoint::{unix_now, Checkpoints, EntryId, StateLock};
 use reader::Reader;
 use wake::{watch_base, DirWatch, Signals};
 

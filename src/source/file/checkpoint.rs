@@ -1,4 +1,4 @@
-//! File identities and checkpoints of the file source ([`super::file`]).
+//! File identities and checkpoints of the file source ([`super`]).
 //!
 //! A followed file is known by what it holds, not by its name. Its [`Fingerprint`] is a
 //! 64-bit FNV-1a hash of its first bytes, up to `fingerprint_bytes` (256 by default),
@@ -46,7 +46,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::file::FileSourceError;
+use super::FileSourceError;
 
 /// Name of the checkpoint file in the state directory.
 pub const CHECKPOINT_FILE: &str = "checkpoints.json";
