@@ -66,7 +66,6 @@ mod tail;
 mod wake;
 
 use std::collections::VecDeque;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,6 +76,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::{Batch, BatchSender};
+pub use checkpoint::CheckpointError;
 use checkpoint::{unix_now, Checkpoints, EntryId, StateLock};
 use reader::Reader;
 use wake::{watch_base, DirWatch, Signals};
@@ -173,28 +173,9 @@ pub enum FileSourceError {
         #[source]
         source: glob::PatternError,
     },
-    #[error("{path}: cannot use the state directory: {error}")]
-    StateDir {
-        path: PathBuf,
-        #[source]
-        error: io::Error,
-    },
-    #[error("{path}: locked by another tripline process")]
-    Locked { path: PathBuf },
-    #[error("{path}: cannot read checkpoints: {error}")]
-    CheckpointRead {
-        path: PathBuf,
-        #[source]
-        error: io::Error,
-    },
-    #[error("{path}: invalid checkpoints ({reason}); remove the file to start over")]
-    CheckpointFormat { path: PathBuf, reason: String },
-    #[error("{path}: cannot write checkpoints: {error}")]
-    CheckpointWrite {
-        path: PathBuf,
-        #[source]
-        error: io::Error,
-    },
+    /// The state directory, its lock or the checkpoint file.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error("file source worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
 }
@@ -464,7 +445,7 @@ impl CheckpointWriter {
             }
             Err(e) => {
                 known.mark_dirty();
-                Err(e)
+                Err(e.into())
             }
         }
     }
