@@ -3,9 +3,9 @@
 //!
 //! Invariant: a secret never prints. `Debug` and `Display` write `***`, errors name
 //! where the secret was looked for (the variable, the path), never its value; the
-//! value comes out only through [`Secret::expose`], for the one header that carries
-//! it. Reading trims surrounding whitespace (a trailing newline in a key file) and
-//! refuses an empty value.
+//! value comes out only through `Secret::expose` (crate-private), for the one header
+//! that carries it. Reading trims surrounding whitespace (a trailing newline in a key
+//! file) and refuses an empty value.
 
 use std::fmt;
 use std::io;
