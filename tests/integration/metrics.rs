@@ -101,26 +101,60 @@ fn every_metric_passes_promtool() {
     );
 }
 
+/// The table between the markers in `text`, as rows of trimmed cells (so padding an
+/// editor adds to align columns does not count); `None` without the begin marker.
+fn table_between_markers(text: &str) -> Option<Vec<Vec<String>>> {
+    let start = text.find(README_TABLE_BEGIN)?;
+    let after = &text[start + README_TABLE_BEGIN.len()..];
+    let end = after
+        .find(README_TABLE_END)
+        .expect("the metrics table has its end marker");
+    Some(rows(&after[..end]))
+}
+
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
 /// The README's table between the markers is the generated one. Without markers
 /// (the table not yet generated) there is nothing to compare.
 #[test]
 fn readme_metrics_table_is_generated() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md");
-    let Some(start) = readme.find(README_TABLE_BEGIN) else {
+    let Some(got) = table_between_markers(&readme) else {
         eprintln!("README.md has no metrics table markers; nothing compared");
         return;
     };
-    let after = &readme[start + README_TABLE_BEGIN.len()..];
-    let end = after
-        .find(README_TABLE_END)
-        .expect("the README's metrics table has its end marker");
-    let got = after[..end].trim();
     let want = markdown_table();
-    if got != want.trim() {
-        panic!(
-            "README.md's metrics table differs from sink::metrics::markdown_table(); \
-             paste this between the markers:\n{want}"
-        );
-    }
+    assert!(
+        got == rows(&want),
+        "README.md's metrics table differs from sink::metrics::markdown_table(); \
+         paste this between the markers:\n{want}"
+    );
+}
+
+/// The comparison itself: the generated table between markers passes, also with
+/// aligned columns; a missing row does not.
+#[test]
+fn readme_table_comparison() {
+    let table = markdown_table();
+    let readme = format!("# x\n\n{README_TABLE_BEGIN}\n{table}{README_TABLE_END}\n\nmore\n");
+    assert_eq!(table_between_markers(&readme), Some(rows(&table)));
+    let aligned = readme.replace("| counter |", "|   counter   |");
+    assert_eq!(table_between_markers(&aligned), Some(rows(&table)));
+    let last_row = table.lines().last().expect("rows");
+    let short = readme.replace(&format!("{last_row}\n"), "");
+    assert_ne!(table_between_markers(&short), Some(rows(&table)));
+    assert_eq!(table_between_markers("no markers"), None);
 }
