@@ -5,9 +5,9 @@
 //!
 //! | kind | structure | cost per lookup |
 //! |---|---|---|
-//! | IPv4/IPv6 address or CIDR | [`ip::PrefixTable`] (one hash map per prefix length) | one probe per distinct prefix length |
-//! | domain | [`strset::StrSet`] probed with each label suffix of a host | one probe per label |
-//! | host name, URL, hash, e-mail | [`strset::StrSet`] | one probe |
+//! | IPv4/IPv6 address or CIDR | [`PrefixTable`] (one hash map per prefix length) | one probe per distinct prefix length |
+//! | domain | [`StrSet`] probed with each label suffix of a host | one probe per label |
+//! | host name, URL, hash, e-mail | [`StrSet`] | one probe |
 //! | file name, other literals | one Aho-Corasick automaton over the line | linear in the line |
 //!
 //! None of these costs grows with the number of indicators. A TLD set rejects host
@@ -20,7 +20,8 @@
 
 pub mod build;
 pub mod ip;
-pub mod strset;
+/// Moved to [`crate::lookup::strset`]; kept here so old paths still work.
+pub use crate::lookup::strset;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -33,8 +34,7 @@ use crate::intel::store::Interner;
 use crate::intel::warninglist::Warninglists;
 use crate::intel::{EventInfo, Exclusion, IndicatorId, IntelStore, Kind, Meta, Source, Tlp};
 
-use ip::PrefixTable;
-use strset::StrSet;
+use crate::lookup::{PrefixTable, StrSet};
 
 /// What happens to an indicator that is on a warninglist.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -585,4 +585,74 @@ pub fn v4(a: Ipv4Addr) -> u32 {
 
 pub fn v6(a: Ipv6Addr) -> u128 {
     ip::v6_bits(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::intel::StoreOptions;
+
+    fn index_with(indicators: &[&str], cidr_list: &[&str]) -> Index {
+        let mut store = IntelStore::new(StoreOptions::default());
+        let source = store.add_source(Source {
+            name: "t".into(),
+            format: "list",
+            location: "test".into(),
+            provider: None,
+        });
+        for value in indicators {
+            let c = canon::detect(value).expect("a valid test indicator");
+            let misp_type = store.intern(c.kind.default_misp_type());
+            let meta = store
+                .meta_id(Meta {
+                    source,
+                    misp_type,
+                    to_ids: true,
+                    ..Meta::default()
+                })
+                .expect("a meta");
+            store.add_canonical(&c, meta);
+        }
+        let mut lists = Warninglists::new();
+        let json = serde_json::json!({"name": "ranges", "type": "cidr", "list": cidr_list});
+        lists
+            .load_json(Path::new("ranges.json"), json.to_string().as_bytes())
+            .expect("a valid list");
+        Index::build(store, &lists, BuildOptions::default())
+    }
+
+    /// A warninglist lookup of a CIDR indicator finds list ranges covering all of it
+    /// (a prefix no longer than the indicator's), not ranges inside it. A dropped
+    /// indicator keeps no metas, so nothing can match it (`tests/integration`'s
+    /// `match_semantics` shows the same through the matcher).
+    #[test]
+    fn warninglist_cidr_drops_covered_indicator_cidrs_only() {
+        let index = index_with(
+            &[
+                "10.1.0.0/16",
+                "10.0.0.0/7",
+                "172.16.0.0/12",
+                "2001:db8:1::/48",
+            ],
+            &["10.0.0.0/8", "172.16.0.0/24", "2001:db8::/32"],
+        );
+        let listed: Vec<&str> = index
+            .warninglist_hits()
+            .iter()
+            .map(|h| index.value(h.indicator))
+            .collect();
+        assert_eq!(listed, ["10.1.0.0/16", "2001:db8:1::/48"]);
+        let matchable = |kind, value| {
+            let id = index.find_exact(kind, value).expect("indexed");
+            !index.metas_of(id).is_empty()
+        };
+        // Covered by the listed /8 (/32): dropped.
+        assert!(!matchable(Kind::Ipv4, "10.1.0.0/16"));
+        assert!(!matchable(Kind::Ipv6, "2001:db8:1::/48"));
+        // Wider than the listed /8, and than the /24 at its start: kept.
+        assert!(matchable(Kind::Ipv4, "10.0.0.0/7"));
+        assert!(matchable(Kind::Ipv4, "172.16.0.0/12"));
+    }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::index::strset::StrSet;
+use crate::lookup::StrSet;
 
 use super::canon::{self, Canonical};
 use super::model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};

@@ -40,20 +40,21 @@
 //! When two files carry the same list `name`, the first loaded wins.
 //!
 //! Costs: loading is linear in the entries (the shipped lists, 62,745 CIDR entries of
-//! `public-dns-v4` most of them, load and compile in 15-30 ms and hold 1.8 MB).
+//! `public-dns-v4` most of them, load and compile in 15-30 ms and hold 1.9 MB).
 //! Lookup structures are shared by all lists: one [`StrSet`] each for exact strings,
-//! host names and substrings (about 10 bytes plus the text per entry), one hash map
-//! per address family keyed by (prefix length, masked network), one automaton, one
-//! regex set; every entry carries the ids of the lists that hold it. The automaton,
-//! the regex set and the per-type applicability bitsets are built once, by
-//! [`Warninglists::compile`] or the first check after a load. A check is one hash
-//! lookup for the type, then, per list type that applies: one string lookup; one
-//! lookup per label of the host; one lookup per distinct prefix length present (at
-//! most 33 for IPv4); one automaton scan and one regex-set scan of the value. It does
-//! not grow with the number of entries, and allocates only to fold an upper-case
-//! value. Against the shipped lists a release build takes about 80-100 ns per IPv4
-//! address (13 prefix lengths) and 30 ns per domain (measured by the ignored test
-//! `check_cost_on_real_indicators`).
+//! host names and substrings (about 10 bytes plus the text per entry), one
+//! [`PrefixTable`] per address family (the index's own structure: a hash map per
+//! prefix length, and for IPv4 a 512 KiB per-/16 summary, rebuilt after each `cidr`
+//! list loads), one automaton, one regex set; every entry carries the ids of the lists
+//! that hold it. The automaton, the regex set and the per-type applicability bitsets
+//! are built once, by [`Warninglists::compile`] or the first check after a load. A
+//! check is one hash lookup for the type, then, per list type that applies: one string
+//! lookup; one lookup per label of the host; one lookup per distinct prefix length
+//! present (for IPv4 only the lengths present in the address's /16); one automaton
+//! scan and one regex-set scan of the value. It does not grow with the number of
+//! entries, and allocates only to fold an upper-case value. Against the shipped lists
+//! a release build takes about 50 ns per IPv4 address and 30 ns per domain (measured by
+//! the ignored test `check_cost_on_real_indicators`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -71,7 +72,7 @@ use serde::Deserialize;
 use super::canon;
 use super::model::{Kind, Skipped};
 use super::IntelError;
-use crate::index::strset::StrSet;
+use crate::lookup::{v4_bits, v6_bits, PrefixTable, StrSet};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -228,17 +229,12 @@ impl Entries {
     }
 }
 
-/// Address ranges keyed by (prefix length, masked network), with the prefix lengths
-/// present so that a lookup tries only those.
+/// Address ranges: one [`PrefixTable`] per family, whose payload is the range's id in
+/// `postings`.
 #[derive(Clone, Default)]
 struct Ranges {
-    /// `len << 32 | network`.
-    v4: FastMap<u64, u32>,
-    v6: FastMap<(u8, u128), u32>,
-    /// Bit `n` is set when some list holds an IPv4 /n.
-    v4_lens: u64,
-    /// IPv6 prefix lengths present, ascending.
-    v6_lens: Vec<u8>,
+    v4: PrefixTable<u32>,
+    v6: PrefixTable<u128>,
     postings: Postings,
 }
 
@@ -247,65 +243,36 @@ impl Ranges {
         let next = self.postings.first.len() as u32;
         let len = net.prefix_len();
         let id = match net.trunc() {
-            IpNet::V4(n) => {
-                self.v4_lens |= 1 << len;
-                let key = (u64::from(len) << 32) | u64::from(u32::from(n.network()));
-                *self.v4.entry(key).or_insert(next)
-            }
-            IpNet::V6(n) => {
-                if let Err(i) = self.v6_lens.binary_search(&len) {
-                    self.v6_lens.insert(i, len);
-                }
-                *self
-                    .v6
-                    .entry((len, u128::from(n.network())))
-                    .or_insert(next)
-            }
+            IpNet::V4(n) => self.v4.entry(v4_bits(n.network()), len, next),
+            IpNet::V6(n) => self.v6.entry(v6_bits(n.network()), len, next),
         };
         self.postings.add(id, list);
     }
 
-    /// Visits the lists holding a range that contains `addr/len`.
+    /// Builds the IPv4 table's per-block summary; call after the last insert.
+    fn finish(&mut self) {
+        self.v4.finish();
+    }
+
+    /// Visits the lists holding a range that contains `addr/len`: a prefix of length
+    /// at most `len` that covers the (masked) address. A longer prefix covering the
+    /// address holds only part of the indicator's range, so it does not count.
     #[inline]
     fn lookup<F: FnMut(u32)>(&self, addr: IpAddr, len: u8, f: &mut F) {
+        let postings = &self.postings;
+        let mut visit = |range_len: u8, id: u32| {
+            if range_len <= len {
+                postings.for_each(id, f);
+            }
+        };
         match addr {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                let mut lens = self.v4_lens & ((2u64 << len.min(32)) - 1);
-                while lens != 0 {
-                    let m = lens.trailing_zeros();
-                    lens &= lens - 1;
-                    let net = if m == 0 {
-                        0
-                    } else {
-                        a & (u32::MAX << (32 - m))
-                    };
-                    if let Some(&id) = self.v4.get(&((u64::from(m) << 32) | u64::from(net))) {
-                        self.postings.for_each(id, f);
-                    }
-                }
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                for &m in self.v6_lens.iter().take_while(|&&m| m <= len) {
-                    let net = if m == 0 {
-                        0
-                    } else {
-                        a & (u128::MAX << (128 - m))
-                    };
-                    if let Some(&id) = self.v6.get(&(m, net)) {
-                        self.postings.for_each(id, f);
-                    }
-                }
-            }
+            IpAddr::V4(a) => self.v4.covering(v4_bits(a), &mut visit),
+            IpAddr::V6(a) => self.v6.covering(v6_bits(a), &mut visit),
         }
     }
 
     fn memory_bytes(&self) -> usize {
-        self.v4.capacity() * (8 + 4 + 1)
-            + self.v6.capacity() * (32 + 4 + 1)
-            + self.v6_lens.capacity()
-            + self.postings.memory_bytes()
+        self.v4.memory_bytes() + self.v6.memory_bytes() + self.postings.memory_bytes()
     }
 }
 
@@ -697,6 +664,9 @@ impl Warninglists {
             entries,
             path: path.to_path_buf(),
         });
+        if kind == ListType::Cidr {
+            self.ranges.finish();
+        }
         self.compiled = OnceLock::new();
         Ok(())
     }

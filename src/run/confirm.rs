@@ -29,8 +29,8 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::correlate::engine::{Engine, EngineOptions};
 use crate::correlate::{load, Confirmation, Observation};
-use crate::share::Outbox;
-use crate::sink::metrics::Metrics;
+use crate::share::{Outbox, ShareStats};
+use crate::sink::metrics::{set_counter, set_seconds_counter, Metrics};
 
 /// How often the correlation state is saved.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
@@ -244,29 +244,125 @@ pub fn open_outbox(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<Arc
     std::fs::create_dir_all(&config.state.dir)?;
     let outbox = Arc::new(Outbox::open(&config.state.dir, &config.share)?);
     let o = outbox.clone();
-    metrics.on_scrape(move |m| {
-        let Ok(stats) = o.stats() else { return };
-        m.sightings.reset();
-        for (dest, state, n) in &stats.by_destination_state {
-            m.sightings
-                .with_label_values(&[dest.as_str(), state.as_str()])
-                .set(*n as i64);
-        }
-        m.outbox_depth.set(stats.outbox_depth as i64);
-        for d in &stats.deliveries {
-            let l = [d.destination.as_str()];
-            crate::sink::metrics::set_counter(
-                &m.sightings_delivered.with_label_values(&l),
-                d.delivered + d.already_delivered,
-            );
-            crate::sink::metrics::set_counter(
-                &m.sighting_delivery_failures.with_label_values(&l),
-                d.failures,
-            );
-            m.sighting_delivery_seconds
-                .with_label_values(&l)
-                .set(d.delivery_age_seconds_sum);
-        }
+    metrics.on_scrape(move |m| match o.stats() {
+        Ok(stats) => share_metrics(m, &stats, Utc::now()),
+        Err(e) => tracing::warn!(error = %e, "Cannot read the outbox's figures for metrics."),
     });
     Ok(Some(outbox))
+}
+
+/// Copies the outbox's figures into the metrics: every number [`ShareStats`] carries
+/// has its metric (see `sink::metrics`).
+fn share_metrics(m: &Metrics, stats: &ShareStats, now: DateTime<Utc>) {
+    m.sightings.reset();
+    for (dest, state, n) in &stats.by_destination_state {
+        m.sightings
+            .with_label_values(&[dest.as_str(), state.as_str()])
+            .set(i64::try_from(*n).unwrap_or(i64::MAX));
+    }
+    m.outbox_depth
+        .set(i64::try_from(stats.outbox_depth).unwrap_or(i64::MAX));
+    let oldest_age = stats
+        .oldest_open
+        .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+    m.outbox_oldest_age.set(oldest_age);
+    for (reason, n) in &stats.dropped {
+        set_counter(&m.sightings_dropped.with_label_values(&[reason.name()]), *n);
+    }
+    set_counter(&m.sighting_late_observations, stats.late_observations);
+    for d in &stats.deliveries {
+        let l = [d.destination.as_str()];
+        set_counter(
+            &m.sighting_delivery_attempts.with_label_values(&l),
+            d.attempts,
+        );
+        set_counter(
+            &m.sightings_delivered.with_label_values(&l),
+            d.delivered + d.already_delivered,
+        );
+        set_counter(
+            &m.sightings_already_delivered.with_label_values(&l),
+            d.already_delivered,
+        );
+        for (kind, n) in &d.failures_by_kind {
+            set_counter(
+                &m.sighting_delivery_failures
+                    .with_label_values(&[d.destination.as_str(), kind]),
+                *n,
+            );
+        }
+        set_seconds_counter(
+            &m.sighting_request_seconds.with_label_values(&l),
+            d.request_seconds_sum,
+        );
+        m.sighting_request_max_seconds
+            .with_label_values(&l)
+            .set(d.request_seconds_max);
+        set_seconds_counter(
+            &m.sighting_delivery_seconds.with_label_values(&l),
+            d.delivery_age_seconds_sum,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::share::{DeliveryStats, DropReason, State};
+
+    /// Every figure the outbox computes reaches a metric.
+    #[test]
+    fn every_share_figure_is_exported() {
+        let t = |s| Utc.timestamp_opt(s, 0).single().expect("valid");
+        let stats = ShareStats {
+            by_destination_state: vec![("circl".into(), State::Queued, 3)],
+            outbox_depth: 3,
+            oldest_open: Some(t(1_000)),
+            deliveries: vec![DeliveryStats {
+                destination: "circl".into(),
+                attempts: 7,
+                delivered: 4,
+                already_delivered: 1,
+                failures: 2,
+                failures_by_kind: [("connect", 2)].into_iter().collect(),
+                request_seconds_sum: 1.5,
+                request_seconds_max: 0.75,
+                delivery_age_seconds_sum: 600.0,
+            }],
+            dropped: vec![(DropReason::Tlp, 5), (DropReason::NoTarget, 0)],
+            late_observations: 9,
+        };
+        let m = Metrics::new();
+        share_metrics(&m, &stats, t(1_090));
+        let text = m.render();
+        for want in [
+            r#"tripline_sightings{destination="circl",state="queued"} 3"#,
+            "tripline_outbox_depth 3",
+            "tripline_outbox_oldest_age_seconds 90",
+            r#"tripline_sightings_dropped_total{reason="tlp"} 5"#,
+            r#"tripline_sightings_dropped_total{reason="no_target"} 0"#,
+            "tripline_sighting_late_observations_total 9",
+            r#"tripline_sighting_delivery_attempts_total{destination="circl"} 7"#,
+            r#"tripline_sightings_delivered_total{destination="circl"} 5"#,
+            r#"tripline_sightings_already_delivered_total{destination="circl"} 1"#,
+            r#"tripline_sighting_delivery_failures_total{destination="circl",kind="connect"} 2"#,
+            r#"tripline_sighting_request_seconds_total{destination="circl"} 1.5"#,
+            r#"tripline_sighting_request_max_seconds{destination="circl"} 0.75"#,
+            r#"tripline_sighting_delivery_delay_seconds_total{destination="circl"} 600"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want} not in\n{text}");
+        }
+        // A later scrape with more deliveries moves the counters up; the gauges follow.
+        let mut later = stats.clone();
+        later.deliveries[0].delivery_age_seconds_sum = 660.0;
+        later.oldest_open = None;
+        share_metrics(&m, &later, t(2_000));
+        let text = m.render();
+        assert!(text.contains(
+            "tripline_sighting_delivery_delay_seconds_total{destination=\"circl\"} 660\n"
+        ));
+        assert!(text.contains("tripline_outbox_oldest_age_seconds 0\n"));
+    }
 }

@@ -5,8 +5,10 @@
 //! destination may hear about which indicator: only the supplying community, within
 //! its TLP ceiling and MISP distribution) → [`Outbox`] (SQLite: one row per
 //! indicator, destination and window; approval; retries with backoff; exactly-once
-//! delivery across crashes) → a [`delivery::Transport`]: [`misp`] (`/sightings/add`),
-//! [`taxii`] (TAXII 2.1 collection) or [`stix`] (bundles in a directory).
+//! delivery across crashes) → a [`Transport`] ([`transport`]): MISP
+//! (`/sightings/add`), a TAXII 2.1 collection, or STIX bundles in a directory.
+//! Transports do the I/O; what they send is built by the pure renderers in
+//! [`render`] (MISP bodies, STIX objects and bundles, `sightings export`).
 //!
 //! Invariant: a [`Sighting`] carries only the indicator value (as the intel wrote it),
 //! its attribute/indicator id or event ids, the sighting type, a count, first and last
@@ -15,23 +17,26 @@
 //!
 //! Blocking: delivery uses blocking HTTP; the sidecar calls it from a blocking thread.
 
-pub mod delivery;
-pub mod export;
-pub mod misp;
 pub mod outbox;
 pub mod policy;
+pub mod render;
 pub mod sighting;
 pub mod stats;
-pub mod stix;
-pub mod taxii;
+pub mod transport;
 
-pub use delivery::{DeliveryError, Secret, Transport};
-pub use export::ExportFormat;
+/// Old paths, kept so that callers of `share::delivery`, `share::taxii`,
+/// `share::misp`, `share::stix` and `share::export` still compile.
+pub use render::{export, misp, stix};
+pub use transport as delivery;
+pub use transport::taxii;
+
 pub use outbox::{
     preview, DeliveryReport, Outbox, OutboxEntry, OutboxError, RecordOutcome, Selection, State,
 };
 pub use policy::{
     Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,
 };
-pub use sighting::{Sighting, SightingType, Target};
+pub use render::export::ExportFormat;
+pub use sighting::{Outgoing, Sighting, SightingType, Target};
 pub use stats::{DeliveryStats, ShareStats};
+pub use transport::{DeliveryError, Secret, Transport};

@@ -201,6 +201,17 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// One outbox row on its way out: the sighting, and what of its row the formats need
+/// (renderers build from it, transports send it).
+#[derive(Clone, Copy, Debug)]
+pub struct Outgoing<'a> {
+    pub sighting: &'a Sighting,
+    /// The row's idempotency key (STIX ids derive from it).
+    pub key: &'a str,
+    /// When the row was created (STIX `created` / `modified`: stable across retries).
+    pub created: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

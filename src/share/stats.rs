@@ -1,14 +1,26 @@
 //! Numbers for metrics: the outbox's rows by destination and state (read from SQLite
 //! when asked), and this process's delivery counters (in memory, since start).
 //!
-//! Suggested Prometheus names (bounded labels: destination names come from the
-//! configuration, states, reasons and error kinds from fixed sets):
-//! `tripline_sightings{destination,state}` (gauge),
-//! `tripline_sightings_outbox_depth` (gauge), `tripline_sightings_dropped_total{reason}`,
-//! `tripline_sighting_deliveries_total{destination,result}`,
-//! `tripline_sighting_delivery_failures_total{destination,kind}`,
-//! `tripline_sighting_delivery_seconds_sum` / `_count` (request latency),
-//! `tripline_sighting_delivery_age_seconds_sum` (row creation to delivery).
+//! Every figure here is exported (`run::confirm` copies a snapshot into the registry
+//! at each scrape; the names are defined once in `sink::metrics`):
+//!
+//! | figure | metric |
+//! |---|---|
+//! | `by_destination_state` | `tripline_sightings{destination,state}` (gauge) |
+//! | `outbox_depth` | `tripline_outbox_depth` (gauge) |
+//! | `oldest_open` | `tripline_outbox_oldest_age_seconds` (gauge) |
+//! | `dropped` | `tripline_sightings_dropped_total{reason}` |
+//! | `late_observations` | `tripline_sighting_late_observations_total` |
+//! | `attempts` | `tripline_sighting_delivery_attempts_total{destination}` |
+//! | `delivered` + `already_delivered` | `tripline_sightings_delivered_total{destination}` |
+//! | `already_delivered` | `tripline_sightings_already_delivered_total{destination}` |
+//! | `failures_by_kind` (sum: `failures`) | `tripline_sighting_delivery_failures_total{destination,kind}` |
+//! | `request_seconds_sum` | `tripline_sighting_request_seconds_total{destination}` |
+//! | `request_seconds_max` | `tripline_sighting_request_max_seconds{destination}` (gauge) |
+//! | `delivery_age_seconds_sum` | `tripline_sighting_delivery_delay_seconds_total{destination}` |
+//!
+//! Labels are bounded: destination names come from the configuration, states,
+//! reasons and error kinds from fixed sets.
 
 use std::collections::BTreeMap;
 

@@ -1,26 +1,383 @@
 //! Prometheus metrics: every name in one place, and the `/metrics` + `/healthz`
 //! listener.
 //!
+//! Each metric is one [`MetricDef`] const (name, help, kind, label names), written
+//! once: [`Metrics::new`] registers from it, [`METRICS`] / [`METRIC_NAMES`] list it
+//! for the dashboard and documentation tests, and [`markdown_table`] renders the
+//! README's table from it. A test checks that what is registered and exported is
+//! exactly what is listed.
+//!
 //! Names follow `tripline_<name>_<unit>` with `_total` for counters. Labels are
-//! bounded: source names from the configuration, intel source names, indicator
-//! types, reasons and results from fixed sets; never an indicator value, a path or a
-//! peer address. Sources keep their own atomic counters (cheap on the hot path); the
-//! registry reads them when scraped ([`Metrics::refresh`] hooks).
+//! bounded: source names from the configuration, intel source names, destination
+//! names, indicator types, reasons, kinds and results from fixed sets; never an
+//! indicator value, a path or a peer address. Sources and the outbox keep their own
+//! counters (atomics, or the outbox's in-memory figures: cheap where they are
+//! counted); the registry reads them when scraped ([`Metrics::on_scrape`] hooks), so
+//! nothing in the hot path touches the registry.
+//!
+//! Sums of seconds (delivery delay, request time) are `_seconds_total` counters, not
+//! histograms: the outbox sums them as it delivers and the registry copies the sums
+//! at scrape time; with the matching count (`tripline_sightings_delivered_total`,
+//! `tripline_sighting_delivery_attempts_total`) they give a mean over any range
+//! (`rate(sum) / rate(count)`). A histogram would need each delivery observed into
+//! the registry from inside the outbox, and bucket bounds spanning seconds (window
+//! close) to days (an approval queue); a counter needs neither and survives `rate()`
+//! across restarts, which a gauge holding a running sum (as before) did not.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use prometheus::core::{Collector, Desc};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// A hook run before each scrape.
 type Refresher = Box<dyn Fn(&Metrics) + Send + Sync>;
 
-/// Every metric tripline exports. [`METRIC_NAMES`] lists the same names, for the
-/// dashboard test.
+/// What kind of series a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl MetricKind {
+    /// As the exposition format's `# TYPE` line writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric: its name, help, kind and label names, written once. Registration
+/// ([`Metrics::new`]), the documented list ([`METRICS`], [`METRIC_NAMES`]) and the
+/// README's table ([`markdown_table`]) all read these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    pub labels: &'static [&'static str],
+}
+
+const fn def(
+    name: &'static str,
+    kind: MetricKind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricDef {
+    MetricDef {
+        name,
+        help,
+        kind,
+        labels,
+    }
+}
+
+use MetricKind::{Counter, Gauge as GaugeKind, Histogram as HistogramKind};
+
+pub const LINES_RECEIVED: MetricDef = def(
+    "tripline_lines_received_total",
+    Counter,
+    &["source"],
+    "Lines (syslog messages) received.",
+);
+pub const BYTES_RECEIVED: MetricDef = def(
+    "tripline_bytes_received_total",
+    Counter,
+    &["source"],
+    "Bytes received.",
+);
+pub const LINES_REJECTED: MetricDef = def(
+    "tripline_lines_rejected_total",
+    Counter,
+    &["source", "reason"],
+    "Lines not matched, by reason.",
+);
+pub const MATCHES: MetricDef = def(
+    "tripline_matches_total",
+    Counter,
+    &["indicator_type", "intel_source"],
+    "Indicator matches (enrichments).",
+);
+pub const MATCHED_LINES: MetricDef = def(
+    "tripline_matched_lines_total",
+    Counter,
+    &["source"],
+    "Lines with at least one match.",
+);
+pub const INDICATORS_LOADED: MetricDef = def(
+    "tripline_indicators_loaded",
+    GaugeKind,
+    &["indicator_type", "intel_source"],
+    "Matchable indicators in the live index.",
+);
+pub const INDEX_BUILD_SECONDS: MetricDef = def(
+    "tripline_index_build_seconds",
+    GaugeKind,
+    &[],
+    "Seconds the last index build took.",
+);
+pub const INDEX_MEMORY_BYTES: MetricDef = def(
+    "tripline_index_memory_bytes",
+    GaugeKind,
+    &[],
+    "Heap bytes held by the live index.",
+);
+pub const RELOADS: MetricDef = def(
+    "tripline_reloads_total",
+    Counter,
+    &["result"],
+    "Index (re)loads by result (ok, partial, failed, refused).",
+);
+pub const LAST_RELOAD_TIMESTAMP: MetricDef = def(
+    "tripline_last_reload_timestamp_seconds",
+    GaugeKind,
+    &[],
+    "Unix time of the last successful index load.",
+);
+pub const MATCH_DURATION: MetricDef = def(
+    "tripline_match_duration_seconds",
+    HistogramKind,
+    &[],
+    "Time to match one batch of lines.",
+);
+pub const OPEN_FILES: MetricDef = def(
+    "tripline_open_files",
+    GaugeKind,
+    &["source"],
+    "Files being followed.",
+);
+pub const FILE_LAG_BYTES: MetricDef = def(
+    "tripline_file_lag_bytes",
+    GaugeKind,
+    &["source"],
+    "Bytes written to followed files and not read yet.",
+);
+pub const CHECKPOINT_WRITES: MetricDef = def(
+    "tripline_checkpoint_writes_total",
+    Counter,
+    &["source"],
+    "Checkpoint files written.",
+);
+pub const SYSLOG_CONNECTIONS: MetricDef = def(
+    "tripline_syslog_connections",
+    GaugeKind,
+    &["source"],
+    "Open syslog connections.",
+);
+pub const SYSLOG_CONNECTIONS_ACCEPTED: MetricDef = def(
+    "tripline_syslog_connections_accepted_total",
+    Counter,
+    &["source"],
+    "Syslog connections accepted.",
+);
+pub const UDP_DROPS: MetricDef = def(
+    "tripline_udp_drops_total",
+    Counter,
+    &["source"],
+    "Syslog datagrams dropped.",
+);
+pub const QUEUE_DEPTH: MetricDef = def(
+    "tripline_queue_depth_batches",
+    GaugeKind,
+    &[],
+    "Batches waiting to be matched.",
+);
+pub const ALERTS_WRITTEN: MetricDef = def(
+    "tripline_alerts_written_total",
+    Counter,
+    &[],
+    "Alerts written.",
+);
+pub const ALERTS_THROTTLED: MetricDef = def(
+    "tripline_alerts_throttled_total",
+    Counter,
+    &[],
+    "Alerts not written because a repeat of the same indicator and host was throttled.",
+);
+pub const ALERT_WRITE_FAILURES: MetricDef = def(
+    "tripline_alert_write_failures_total",
+    Counter,
+    &[],
+    "Failed tries at writing a batch of alerts; the batch is held and retried.",
+);
+pub const ALERTS_WRITABLE: MetricDef = def(
+    "tripline_alerts_writable",
+    GaugeKind,
+    &[],
+    "1 while alerts can be written; 0 while a write failure holds the input.",
+);
+pub const READY: MetricDef = def(
+    "tripline_ready",
+    GaugeKind,
+    &[],
+    "1 once the first index is loaded.",
+);
+pub const CONFIRMATIONS: MetricDef = def(
+    "tripline_confirmations_total",
+    Counter,
+    &["rule"],
+    "Correlations confirmed, by rule id.",
+);
+pub const SIGHTINGS: MetricDef = def(
+    "tripline_sightings",
+    GaugeKind,
+    &["destination", "state"],
+    "Sightings in the outbox, by destination and state.",
+);
+pub const OUTBOX_DEPTH: MetricDef = def(
+    "tripline_outbox_depth",
+    GaugeKind,
+    &[],
+    "Sightings not yet delivered nor decided (pending approval, queued, sending).",
+);
+pub const OUTBOX_OLDEST_AGE: MetricDef = def(
+    "tripline_outbox_oldest_age_seconds",
+    GaugeKind,
+    &[],
+    "Age of the oldest sighting not yet delivered nor decided; 0 when there is none.",
+);
+pub const SIGHTINGS_DROPPED: MetricDef = def(
+    "tripline_sightings_dropped_total",
+    Counter,
+    &["reason"],
+    "Indicator provenances the sharing policy left out of sightings, by reason \
+     (no_destination, tlp, distribution, no_target).",
+);
+pub const SIGHTING_LATE_OBSERVATIONS: MetricDef = def(
+    "tripline_sighting_late_observations_total",
+    Counter,
+    &[],
+    "Observations that came after their window's sighting had left, so were not shared.",
+);
+pub const SIGHTING_DELIVERY_ATTEMPTS: MetricDef = def(
+    "tripline_sighting_delivery_attempts_total",
+    Counter,
+    &["destination"],
+    "Delivery attempts (one per outbox row tried, a check before a re-send included).",
+);
+pub const SIGHTINGS_DELIVERED: MetricDef = def(
+    "tripline_sightings_delivered_total",
+    Counter,
+    &["destination"],
+    "Sightings delivered, by destination (those found already there included).",
+);
+pub const SIGHTINGS_ALREADY_DELIVERED: MetricDef = def(
+    "tripline_sightings_already_delivered_total",
+    Counter,
+    &["destination"],
+    "Sightings found at the destination after an attempt with an unknown outcome, and \
+     not sent again.",
+);
+pub const SIGHTING_DELIVERY_FAILURES: MetricDef = def(
+    "tripline_sighting_delivery_failures_total",
+    Counter,
+    &["destination", "kind"],
+    "Failed delivery attempts, by destination and kind (connect, transport, status, \
+     refused, response, io, secret, tls, unsupported).",
+);
+pub const SIGHTING_REQUEST_SECONDS: MetricDef = def(
+    "tripline_sighting_request_seconds_total",
+    Counter,
+    &["destination"],
+    "Seconds spent in delivery attempts; divided by the attempts, the mean request time.",
+);
+pub const SIGHTING_REQUEST_MAX_SECONDS: MetricDef = def(
+    "tripline_sighting_request_max_seconds",
+    GaugeKind,
+    &["destination"],
+    "Longest delivery attempt since the process started.",
+);
+pub const SIGHTING_DELIVERY_DELAY: MetricDef = def(
+    "tripline_sighting_delivery_delay_seconds_total",
+    Counter,
+    &["destination"],
+    "Seconds from sightings' creation to their delivery, summed over delivered \
+     sightings; divided by the delivered count, the mean delay.",
+);
+
+/// Every metric tripline exports, in the order of the documentation.
+pub const METRICS: &[MetricDef] = &[
+    LINES_RECEIVED,
+    BYTES_RECEIVED,
+    LINES_REJECTED,
+    MATCHES,
+    MATCHED_LINES,
+    INDICATORS_LOADED,
+    INDEX_BUILD_SECONDS,
+    INDEX_MEMORY_BYTES,
+    RELOADS,
+    LAST_RELOAD_TIMESTAMP,
+    MATCH_DURATION,
+    OPEN_FILES,
+    FILE_LAG_BYTES,
+    CHECKPOINT_WRITES,
+    SYSLOG_CONNECTIONS,
+    SYSLOG_CONNECTIONS_ACCEPTED,
+    UDP_DROPS,
+    QUEUE_DEPTH,
+    ALERTS_WRITTEN,
+    ALERTS_THROTTLED,
+    ALERT_WRITE_FAILURES,
+    ALERTS_WRITABLE,
+    READY,
+    CONFIRMATIONS,
+    SIGHTINGS,
+    OUTBOX_DEPTH,
+    OUTBOX_OLDEST_AGE,
+    SIGHTINGS_DROPPED,
+    SIGHTING_LATE_OBSERVATIONS,
+    SIGHTING_DELIVERY_ATTEMPTS,
+    SIGHTINGS_DELIVERED,
+    SIGHTINGS_ALREADY_DELIVERED,
+    SIGHTING_DELIVERY_FAILURES,
+    SIGHTING_REQUEST_SECONDS,
+    SIGHTING_REQUEST_MAX_SECONDS,
+    SIGHTING_DELIVERY_DELAY,
+];
+
+/// Every exported metric name, from [`METRICS`] (histograms also export `_bucket`,
+/// `_sum`, `_count`).
+pub const METRIC_NAMES: &[&str] = &{
+    let mut names = [""; METRICS.len()];
+    let mut i = 0;
+    while i < METRICS.len() {
+        names[i] = METRICS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// The README's metrics table (between [`README_TABLE_BEGIN`] and
+/// [`README_TABLE_END`]), from [`METRICS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| metric | type | labels | meaning |\n|---|---|---|---|\n");
+    for m in METRICS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            m.name,
+            m.kind.as_str(),
+            m.labels.join(", "),
+            m.help
+        ));
+    }
+    out
+}
+
+/// The markers around the metrics table in `README.md`.
+pub const README_TABLE_BEGIN: &str =
+    "<!-- metrics table: generated by sink::metrics::markdown_table; keep in step -->";
+pub const README_TABLE_END: &str = "<!-- end of metrics table -->";
+
+/// Every metric tripline exports, one field per [`MetricDef`] in [`METRICS`].
 pub struct Metrics {
     pub registry: Registry,
     pub lines_received: IntCounterVec,
@@ -51,266 +408,140 @@ pub struct Metrics {
     pub confirmations: IntCounterVec,
     pub sightings: IntGaugeVec,
     pub outbox_depth: IntGauge,
+    pub outbox_oldest_age: Gauge,
+    pub sightings_dropped: IntCounterVec,
+    pub sighting_late_observations: IntCounter,
+    pub sighting_delivery_attempts: IntCounterVec,
     pub sightings_delivered: IntCounterVec,
+    pub sightings_already_delivered: IntCounterVec,
     pub sighting_delivery_failures: IntCounterVec,
-    pub sighting_delivery_seconds: prometheus::GaugeVec,
+    pub sighting_request_seconds: CounterVec,
+    pub sighting_request_max_seconds: GaugeVec,
+    /// [`SIGHTING_DELIVERY_DELAY`]: a counter (seconds summed over delivered
+    /// sightings).
+    pub sighting_delivery_seconds: CounterVec,
+    /// What was registered, as the registry describes it (for the documentation test).
+    descs: Vec<Desc>,
     refreshers: std::sync::Mutex<Vec<Refresher>>,
 }
 
-/// Every exported metric name (histograms export `_bucket`, `_sum`, `_count`).
-pub const METRIC_NAMES: &[&str] = &[
-    "tripline_lines_received_total",
-    "tripline_bytes_received_total",
-    "tripline_lines_rejected_total",
-    "tripline_matches_total",
-    "tripline_matched_lines_total",
-    "tripline_indicators_loaded",
-    "tripline_index_build_seconds",
-    "tripline_index_memory_bytes",
-    "tripline_reloads_total",
-    "tripline_last_reload_timestamp_seconds",
-    "tripline_match_duration_seconds",
-    "tripline_open_files",
-    "tripline_file_lag_bytes",
-    "tripline_checkpoint_writes_total",
-    "tripline_syslog_connections",
-    "tripline_syslog_connections_accepted_total",
-    "tripline_udp_drops_total",
-    "tripline_queue_depth_batches",
-    "tripline_alerts_written_total",
-    "tripline_alerts_throttled_total",
-    "tripline_alert_write_failures_total",
-    "tripline_alerts_writable",
-    "tripline_ready",
-    "tripline_confirmations_total",
-    "tripline_sightings",
-    "tripline_outbox_depth",
-    "tripline_sightings_delivered_total",
-    "tripline_sighting_delivery_failures_total",
-    "tripline_sighting_delivery_delay_seconds",
-];
-
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let m = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
+/// Registers metrics built from their [`MetricDef`]s. A definition is static, so a
+/// failure here is a bug in this file, found by the tests: hence `expect`.
+struct Registrar {
+    registry: Registry,
+    descs: Vec<Desc>,
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    r.register(Box::new(m.clone()))
-        .expect("metric registered once");
-    m
+impl Registrar {
+    fn add<C: Collector + Clone + 'static>(&mut self, c: C) -> C {
+        self.descs.extend(c.desc().into_iter().cloned());
+        self.registry
+            .register(Box::new(c.clone()))
+            .expect("metric registered once");
+        c
+    }
+
+    fn opts(d: &MetricDef) -> Opts {
+        Opts::new(d.name, d.help)
+    }
+
+    fn counter(&mut self, d: &MetricDef) -> IntCounter {
+        let c = IntCounter::with_opts(Self::opts(d)).expect("static metric definition");
+        self.add(c)
+    }
+
+    fn counter_vec(&mut self, d: &MetricDef) -> IntCounterVec {
+        let c = IntCounterVec::new(Self::opts(d), d.labels).expect("static metric definition");
+        self.add(c)
+    }
+
+    fn seconds_vec(&mut self, d: &MetricDef) -> CounterVec {
+        let c = CounterVec::new(Self::opts(d), d.labels).expect("static metric definition");
+        self.add(c)
+    }
+
+    fn gauge(&mut self, d: &MetricDef) -> IntGauge {
+        let g = IntGauge::with_opts(Self::opts(d)).expect("static metric definition");
+        self.add(g)
+    }
+
+    fn float_gauge(&mut self, d: &MetricDef) -> Gauge {
+        let g = Gauge::with_opts(Self::opts(d)).expect("static metric definition");
+        self.add(g)
+    }
+
+    fn gauge_vec(&mut self, d: &MetricDef) -> IntGaugeVec {
+        let g = IntGaugeVec::new(Self::opts(d), d.labels).expect("static metric definition");
+        self.add(g)
+    }
+
+    fn float_gauge_vec(&mut self, d: &MetricDef) -> GaugeVec {
+        let g = GaugeVec::new(Self::opts(d), d.labels).expect("static metric definition");
+        self.add(g)
+    }
+
+    fn histogram(&mut self, d: &MetricDef, buckets: Vec<f64>) -> Histogram {
+        let h = Histogram::with_opts(HistogramOpts::new(d.name, d.help).buckets(buckets))
+            .expect("static metric definition");
+        self.add(h)
+    }
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let r = Registry::new();
-        let index_build_seconds = Gauge::new(
-            "tripline_index_build_seconds",
-            "Seconds the last index build took.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(index_build_seconds.clone()))
-            .expect("metric registered once");
-        let index_memory_bytes = IntGauge::new(
-            "tripline_index_memory_bytes",
-            "Heap bytes held by the live index.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(index_memory_bytes.clone()))
-            .expect("metric registered once");
-        let last_reload_timestamp = Gauge::new(
-            "tripline_last_reload_timestamp_seconds",
-            "Unix time of the last successful index load.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(last_reload_timestamp.clone()))
-            .expect("metric registered once");
-        let match_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "tripline_match_duration_seconds",
-                "Time to match one batch of lines.",
-            )
-            .buckets(vec![
-                0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
-            ]),
-        )
-        .expect("static metric definition");
-        r.register(Box::new(match_duration.clone()))
-            .expect("metric registered once");
-        let queue_depth = IntGauge::new(
-            "tripline_queue_depth_batches",
-            "Batches waiting to be matched.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(queue_depth.clone()))
-            .expect("metric registered once");
-        let alerts_written = IntCounter::new("tripline_alerts_written_total", "Alerts written.")
-            .expect("static metric definition");
-        r.register(Box::new(alerts_written.clone()))
-            .expect("metric registered once");
-        let alerts_throttled = IntCounter::new(
-            "tripline_alerts_throttled_total",
-            "Alerts not written because a repeat of the same indicator and host was throttled.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(alerts_throttled.clone()))
-            .expect("metric registered once");
-        let alert_write_failures = IntCounter::new(
-            "tripline_alert_write_failures_total",
-            "Failed tries at writing a batch of alerts; the batch is held and retried.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(alert_write_failures.clone()))
-            .expect("metric registered once");
-        let alerts_writable = IntGauge::new(
-            "tripline_alerts_writable",
-            "1 while alerts can be written; 0 while a write failure holds the input.",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(alerts_writable.clone()))
-            .expect("metric registered once");
-        let ready = IntGauge::new("tripline_ready", "1 once the first index is loaded.")
-            .expect("static metric definition");
-        r.register(Box::new(ready.clone()))
-            .expect("metric registered once");
-        let outbox_depth = IntGauge::new(
-            "tripline_outbox_depth",
-            "Sightings not yet delivered nor decided (pending approval, queued, sending).",
-        )
-        .expect("static metric definition");
-        r.register(Box::new(outbox_depth.clone()))
-            .expect("metric registered once");
-        let sighting_delivery_seconds = prometheus::GaugeVec::new(
-            Opts::new(
-                "tripline_sighting_delivery_delay_seconds",
-                "Seconds from sightings' creation to their delivery, summed over delivered sightings.",
-            ),
-            &["destination"],
-        )
-        .expect("static metric definition");
-        r.register(Box::new(sighting_delivery_seconds.clone()))
-            .expect("metric registered once");
+        let mut r = Registrar {
+            registry: Registry::new(),
+            descs: Vec::new(),
+        };
+        let match_buckets = vec![
+            0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+        ];
         Metrics {
-            confirmations: counter_vec(
-                &r,
-                "tripline_confirmations_total",
-                "Correlations confirmed, by rule id.",
-                &["rule"],
-            ),
-            sightings: gauge_vec(
-                &r,
-                "tripline_sightings",
-                "Sightings in the outbox, by destination and state.",
-                &["destination", "state"],
-            ),
-            outbox_depth,
-            sightings_delivered: counter_vec(
-                &r,
-                "tripline_sightings_delivered_total",
-                "Sightings delivered, by destination.",
-                &["destination"],
-            ),
-            sighting_delivery_failures: counter_vec(
-                &r,
-                "tripline_sighting_delivery_failures_total",
-                "Failed delivery attempts, by destination.",
-                &["destination"],
-            ),
-            sighting_delivery_seconds,
-            lines_received: counter_vec(
-                &r,
-                "tripline_lines_received_total",
-                "Lines (syslog messages) received.",
-                &["source"],
-            ),
-            bytes_received: counter_vec(
-                &r,
-                "tripline_bytes_received_total",
-                "Bytes received.",
-                &["source"],
-            ),
-            lines_rejected: counter_vec(
-                &r,
-                "tripline_lines_rejected_total",
-                "Lines not matched, by reason.",
-                &["source", "reason"],
-            ),
-            matches: counter_vec(
-                &r,
-                "tripline_matches_total",
-                "Indicator matches (enrichments).",
-                &["indicator_type", "intel_source"],
-            ),
-            matched_lines: counter_vec(
-                &r,
-                "tripline_matched_lines_total",
-                "Lines with at least one match.",
-                &["source"],
-            ),
-            indicators_loaded: gauge_vec(
-                &r,
-                "tripline_indicators_loaded",
-                "Matchable indicators in the live index.",
-                &["indicator_type", "intel_source"],
-            ),
-            index_build_seconds,
-            index_memory_bytes,
-            reloads: counter_vec(
-                &r,
-                "tripline_reloads_total",
-                "Index (re)loads by result.",
-                &["result"],
-            ),
-            last_reload_timestamp,
-            match_duration,
-            open_files: gauge_vec(
-                &r,
-                "tripline_open_files",
-                "Files being followed.",
-                &["source"],
-            ),
-            file_lag_bytes: gauge_vec(
-                &r,
-                "tripline_file_lag_bytes",
-                "Bytes written to followed files and not read yet.",
-                &["source"],
-            ),
-            checkpoint_writes: counter_vec(
-                &r,
-                "tripline_checkpoint_writes_total",
-                "Checkpoint files written.",
-                &["source"],
-            ),
-            syslog_connections: gauge_vec(
-                &r,
-                "tripline_syslog_connections",
-                "Open syslog connections.",
-                &["source"],
-            ),
-            syslog_connections_accepted: counter_vec(
-                &r,
-                "tripline_syslog_connections_accepted_total",
-                "Syslog connections accepted.",
-                &["source"],
-            ),
-            udp_drops: counter_vec(
-                &r,
-                "tripline_udp_drops_total",
-                "Syslog datagrams dropped.",
-                &["source"],
-            ),
-            queue_depth,
-            alerts_written,
-            alerts_throttled,
-            alert_write_failures,
-            alerts_writable,
-            ready,
-            registry: r,
+            lines_received: r.counter_vec(&LINES_RECEIVED),
+            bytes_received: r.counter_vec(&BYTES_RECEIVED),
+            lines_rejected: r.counter_vec(&LINES_REJECTED),
+            matches: r.counter_vec(&MATCHES),
+            matched_lines: r.counter_vec(&MATCHED_LINES),
+            indicators_loaded: r.gauge_vec(&INDICATORS_LOADED),
+            index_build_seconds: r.float_gauge(&INDEX_BUILD_SECONDS),
+            index_memory_bytes: r.gauge(&INDEX_MEMORY_BYTES),
+            reloads: r.counter_vec(&RELOADS),
+            last_reload_timestamp: r.float_gauge(&LAST_RELOAD_TIMESTAMP),
+            match_duration: r.histogram(&MATCH_DURATION, match_buckets),
+            open_files: r.gauge_vec(&OPEN_FILES),
+            file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
+            checkpoint_writes: r.counter_vec(&CHECKPOINT_WRITES),
+            syslog_connections: r.gauge_vec(&SYSLOG_CONNECTIONS),
+            syslog_connections_accepted: r.counter_vec(&SYSLOG_CONNECTIONS_ACCEPTED),
+            udp_drops: r.counter_vec(&UDP_DROPS),
+            queue_depth: r.gauge(&QUEUE_DEPTH),
+            alerts_written: r.counter(&ALERTS_WRITTEN),
+            alerts_throttled: r.counter(&ALERTS_THROTTLED),
+            alert_write_failures: r.counter(&ALERT_WRITE_FAILURES),
+            alerts_writable: r.gauge(&ALERTS_WRITABLE),
+            ready: r.gauge(&READY),
+            confirmations: r.counter_vec(&CONFIRMATIONS),
+            sightings: r.gauge_vec(&SIGHTINGS),
+            outbox_depth: r.gauge(&OUTBOX_DEPTH),
+            outbox_oldest_age: r.float_gauge(&OUTBOX_OLDEST_AGE),
+            sightings_dropped: r.counter_vec(&SIGHTINGS_DROPPED),
+            sighting_late_observations: r.counter(&SIGHTING_LATE_OBSERVATIONS),
+            sighting_delivery_attempts: r.counter_vec(&SIGHTING_DELIVERY_ATTEMPTS),
+            sightings_delivered: r.counter_vec(&SIGHTINGS_DELIVERED),
+            sightings_already_delivered: r.counter_vec(&SIGHTINGS_ALREADY_DELIVERED),
+            sighting_delivery_failures: r.counter_vec(&SIGHTING_DELIVERY_FAILURES),
+            sighting_request_seconds: r.seconds_vec(&SIGHTING_REQUEST_SECONDS),
+            sighting_request_max_seconds: r.float_gauge_vec(&SIGHTING_REQUEST_MAX_SECONDS),
+            sighting_delivery_seconds: r.seconds_vec(&SIGHTING_DELIVERY_DELAY),
+            registry: r.registry,
+            descs: r.descs,
             refreshers: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The registered metrics as the registry describes them: name, help, labels.
+    pub fn descs(&self) -> &[Desc] {
+        &self.descs
     }
 
     /// Adds a hook run before each scrape: sources copy their atomic counters in.
@@ -346,6 +577,14 @@ impl Default for Metrics {
 
 /// Sets a counter to at least `value` (sources count in atomics; counters only go up).
 pub fn set_counter(c: &prometheus::IntCounter, value: u64) {
+    let cur = c.get();
+    if value > cur {
+        c.inc_by(value - cur);
+    }
+}
+
+/// Sets a float counter (seconds summed elsewhere) to at least `value`.
+pub fn set_seconds_counter(c: &prometheus::Counter, value: f64) {
     let cur = c.get();
     if value > cur {
         c.inc_by(value - cur);
@@ -414,11 +653,13 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
-    #[test]
-    fn every_name_is_exported() {
-        let m = Metrics::new();
+    /// Gives every metric a value, so that each family shows in the exposition (a
+    /// labelled family without children does not).
+    pub(super) fn touch_all(m: &Metrics) {
         m.lines_received.with_label_values(&["s"]).inc();
         m.bytes_received.with_label_values(&["s"]).inc();
         m.lines_rejected
@@ -441,14 +682,126 @@ mod tests {
         m.match_duration.observe(0.001);
         m.confirmations.with_label_values(&["r"]).inc();
         m.sightings.with_label_values(&["d", "queued"]).set(1);
+        m.sightings_dropped.with_label_values(&["tlp"]).inc();
+        m.sighting_delivery_attempts.with_label_values(&["d"]).inc();
         m.sightings_delivered.with_label_values(&["d"]).inc();
-        m.sighting_delivery_failures.with_label_values(&["d"]).inc();
+        m.sightings_already_delivered
+            .with_label_values(&["d"])
+            .inc();
+        m.sighting_delivery_failures
+            .with_label_values(&["d", "connect"])
+            .inc();
+        m.sighting_request_seconds
+            .with_label_values(&["d"])
+            .inc_by(0.5);
+        m.sighting_request_max_seconds
+            .with_label_values(&["d"])
+            .set(0.5);
         m.sighting_delivery_seconds
             .with_label_values(&["d"])
-            .set(1.0);
-        let text = m.render();
-        for name in METRIC_NAMES {
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+            .inc_by(1.0);
+    }
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let mut seen = std::collections::BTreeSet::new();
+        for d in METRICS {
+            assert!(seen.insert(d.name), "{} listed twice", d.name);
+            assert!(d.name.starts_with("tripline_"), "{}", d.name);
+            assert_eq!(
+                d.name.ends_with("_total"),
+                d.kind == MetricKind::Counter,
+                "{}: `_total` is for counters, and every counter has it",
+                d.name
+            );
+            assert!(!d.help.is_empty() && d.help.ends_with('.'), "{}", d.name);
         }
+        assert_eq!(METRIC_NAMES.len(), METRICS.len());
+        assert!(METRICS.iter().zip(METRIC_NAMES).all(|(d, n)| d.name == *n));
+    }
+
+    /// What is registered is what is documented: names, help and label names.
+    #[test]
+    fn registered_is_documented() {
+        let m = Metrics::new();
+        let registered: BTreeMap<&str, (&str, Vec<&str>)> = m
+            .descs()
+            .iter()
+            .map(|d| {
+                let labels = d.variable_labels.iter().map(String::as_str).collect();
+                (d.fq_name.as_str(), (d.help.as_str(), labels))
+            })
+            .collect();
+        let documented: BTreeMap<&str, (&str, Vec<&str>)> = METRICS
+            .iter()
+            .map(|d| (d.name, (d.help, d.labels.to_vec())))
+            .collect();
+        assert_eq!(registered, documented);
+        assert_eq!(m.descs().len(), METRICS.len(), "one collector per metric");
+    }
+
+    /// Every family in the `/metrics` text is documented with its type and labels, and
+    /// every documented metric is there.
+    #[test]
+    fn exported_families_are_the_documented_list() {
+        let m = Metrics::new();
+        touch_all(&m);
+        let text = m.render();
+        let mut exported: BTreeMap<String, String> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("`# TYPE name kind`");
+                exported.insert(name.to_string(), kind.to_string());
+            }
+        }
+        let documented: BTreeMap<String, String> = METRICS
+            .iter()
+            .map(|d| (d.name.to_string(), d.kind.as_str().to_string()))
+            .collect();
+        assert_eq!(exported, documented);
+        // Sample lines carry only the documented labels (and `le` on buckets).
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, labels)) = line.split_once('{') else {
+                continue;
+            };
+            let family = series
+                .strip_suffix("_bucket")
+                .or_else(|| series.strip_suffix("_sum"))
+                .or_else(|| series.strip_suffix("_count"))
+                .filter(|f| documented.get(*f).is_some_and(|k| k == "histogram"))
+                .unwrap_or(series);
+            let def = METRICS
+                .iter()
+                .find(|d| d.name == family)
+                .unwrap_or_else(|| panic!("{line}: undocumented series"));
+            let labels = labels.split('}').next().unwrap_or("");
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                let name = pair.split('=').next().unwrap_or("");
+                assert!(
+                    def.labels.contains(&name) || name == "le",
+                    "{line}: label {name} is not documented for {family}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn markdown_table_has_a_row_per_metric() {
+        let table = markdown_table();
+        assert_eq!(table.lines().count(), METRICS.len() + 2);
+        assert!(table.contains(
+            "| `tripline_lines_rejected_total` | counter | source, reason | Lines not matched, by reason. |"
+        ));
+    }
+
+    #[test]
+    fn seconds_counters_only_go_up() {
+        let m = Metrics::new();
+        let c = m.sighting_delivery_seconds.with_label_values(&["d"]);
+        set_seconds_counter(&c, 2.5);
+        set_seconds_counter(&c, 1.0);
+        assert_eq!(c.get(), 2.5);
+        set_seconds_counter(&c, 4.0);
+        assert_eq!(c.get(), 4.0);
     }
 }

@@ -11,7 +11,6 @@
 //! restart replays at most what was not acknowledged.
 
 pub mod batch;
-pub mod checkpoint;
 pub mod file;
 pub mod framing;
 pub mod stdin;

@@ -14,6 +14,7 @@ mod decode;
 mod durability;
 mod file_tail;
 mod match_semantics;
+mod metrics;
 mod pipeline;
 mod rules;
 mod run;

@@ -15,7 +15,7 @@ use tripline::source::batch::Input;
 /// An indicator for a table: a kind, or `None` to detect it as a list entry would.
 type Ind = (Option<Kind>, &'static str);
 
-fn index_of(indicators: &[Ind]) -> Index {
+fn index_of(indicators: &[Ind], warninglists: &Warninglists) -> Index {
     let mut store = IntelStore::new(StoreOptions::default());
     let src = store.add_source(Source {
         name: "table".into(),
@@ -42,7 +42,7 @@ fn index_of(indicators: &[Ind]) -> Index {
     }
     Index::build(
         store,
-        &Warninglists::new(),
+        warninglists,
         BuildOptions {
             warninglist_mode: WarninglistMode::Drop,
         },
@@ -69,7 +69,17 @@ fn found(index: &Index, line: &str) -> BTreeSet<String> {
 /// Runs a table: each case is (line, expected names). Then runs all lines through
 /// `hunt` with 1 and 2 threads and checks the same lines matched.
 fn run_table(name: &str, indicators: &[Ind], cases: &[(&str, &[&str])]) {
-    let index = index_of(indicators);
+    run_table_with(name, indicators, &Warninglists::new(), cases);
+}
+
+/// [`run_table`] with warninglists applied (dropping what they hold).
+fn run_table_with(
+    name: &str,
+    indicators: &[Ind],
+    warninglists: &Warninglists,
+    cases: &[(&str, &[&str])],
+) {
+    let index = index_of(indicators, warninglists);
     let mut failures = Vec::new();
     for (line, want) in cases {
         let got = found(&index, line);
@@ -188,6 +198,36 @@ fn cidr_covers_addresses_and_versions_are_not_addresses() {
             ("AppleWebKit/4.1.2.3 (KHTML)", &[]),
             ("client 4.1.2.3 ok", &["4.0.0.0/8"]),
             ("v4.1.2.3", &[]),
+        ],
+    );
+}
+
+/// A CIDR warninglist drops the indicator CIDRs it covers whole (a list range no
+/// longer than the indicator's prefix), never a wider indicator CIDR that merely
+/// contains a list range.
+#[test]
+fn cidr_indicators_on_a_cidr_warninglist() {
+    let mut lists = Warninglists::new();
+    let list = r#"{"name": "ranges", "type": "cidr",
+                   "list": ["10.0.0.0/8", "172.16.0.0/24", "2001:db8::/32"]}"#;
+    lists
+        .load_json(std::path::Path::new("ranges.json"), list.as_bytes())
+        .unwrap();
+    run_table_with(
+        "cidr on a warninglist",
+        &[
+            (None, "10.1.0.0/16"),
+            (None, "10.0.0.0/7"),
+            (None, "172.16.0.0/12"),
+            (None, "2001:db8:1::/48"),
+        ],
+        &lists,
+        &[
+            ("src=10.1.2.3", &["10.0.0.0/7"]),
+            ("src=11.0.0.1", &["10.0.0.0/7"]),
+            ("src=172.16.0.9", &["172.16.0.0/12"]),
+            ("src=172.31.0.1", &["172.16.0.0/12"]),
+            ("src=2001:db8:1::5", &[]),
         ],
     );
 }
@@ -349,7 +389,10 @@ fn emails_filenames_and_literals() {
 
 #[test]
 fn binary_garbage_and_invalid_utf8_do_not_break_matching() {
-    let index = index_of(&[(None, "1.2.3.4"), (Some(Kind::Domain), "evil.com")]);
+    let index = index_of(
+        &[(None, "1.2.3.4"), (Some(Kind::Domain), "evil.com")],
+        &Warninglists::new(),
+    );
     let mut line = vec![0xff, 0xfe, 0x00, 0x80];
     line.extend_from_slice(b" 1.2.3.4 \xc3\x28 evil.com \x00\x01");
     let mut m = Matcher::new(&index);

@@ -9,8 +9,8 @@ use crate::util::*;
 use chrono::Utc;
 use serde_json::{json, Value};
 use tripline::intel::Kind;
-use tripline::share::delivery::{Outgoing, Transport};
-use tripline::share::taxii::TaxiiTransport;
+use tripline::share::transport::taxii::TaxiiTransport;
+use tripline::share::transport::{Outgoing, Transport};
 use tripline::share::{ExportFormat, Outbox, Secret, State};
 
 const A1: &str = "6f1a0c3e-2d4b-4c5a-9e8f-0a1b2c3d4e5f";

@@ -15,11 +15,18 @@ use rusqlite::params;
 
 use super::row::raw_row;
 use super::{DeliveryReport, Outbox, OutboxEntry, OutboxError, COLUMNS};
-use crate::share::delivery::{self, backoff_secs, DeliveryError, Outgoing, Transport};
 use crate::share::policy::DestinationConfig;
+use crate::share::transport::{self, DeliveryError, Outgoing, Transport};
 
 /// Rows looked at per delivery pass.
 const BATCH: i64 = 500;
+
+/// Seconds to wait after `attempts` failed attempts: `initial × 2^(attempts-1)`,
+/// capped at `max`.
+pub fn backoff_secs(attempts: u32, initial: u64, max: u64) -> u64 {
+    let shift = attempts.saturating_sub(1).min(40);
+    initial.saturating_mul(1u64 << shift).min(max).max(1)
+}
 
 impl Outbox {
     /// Delivers every queued row now, whatever its window and backoff.
@@ -174,7 +181,7 @@ impl Outbox {
         if let Some(t) = cache.get(&dest.name) {
             return Ok(Arc::clone(t));
         }
-        let t: Arc<dyn Transport> = Arc::from(delivery::build(dest)?);
+        let t: Arc<dyn Transport> = Arc::from(transport::build(dest)?);
         cache.insert(dest.name.clone(), Arc::clone(&t));
         Ok(t)
     }
@@ -283,5 +290,18 @@ impl Outbox {
         }
         .map_err(|err| self.db(err))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let got: Vec<u64> = (1..=8).map(|a| backoff_secs(a, 30, 600)).collect();
+        assert_eq!(got, vec![30, 60, 120, 240, 480, 600, 600, 600]);
+        assert_eq!(backoff_secs(0, 30, 600), 30);
+        assert_eq!(backoff_secs(u32::MAX, 30, 3600), 3600);
     }
 }

@@ -44,11 +44,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::correlate::{Confirmation, Observation, Provenance};
 use crate::intel::Kind;
 
-use super::delivery::Transport;
 use super::export::{self, ExportFormat};
 use super::policy::{Approval, DropReason, Routed, Router, Routing, ShareConfig, ShareConfigError};
 use super::sighting::{from_millis, window_start, Sighting, SightingType};
 use super::stats::{Counters, ShareStats};
+use super::transport::Transport;
 use row::{event_uuids, raw_row, target_attr, COLUMNS, SCHEMA};
 
 /// The outbox file name under the state directory.

@@ -4,7 +4,7 @@
 //! What it owns: the followed files (each held open, so that a renamed or deleted file
 //! is read to its end through its descriptor), each one's read position and held
 //! partial line, the directory watch, and the checkpoints (their identity rules and
-//! file format are in [`super::checkpoint`]).
+//! file format are in [`checkpoint`]).
 //!
 //! Finding files: every `rescan_interval` the include patterns are expanded again; this
 //! rescan is the source of truth. A notify watch on the patterns' base directories only
@@ -60,12 +60,12 @@
 //! early, `reader` finds, identifies and reads files on the blocking pool, and `tail`
 //! reads the lines of one followed file.
 
+pub mod checkpoint;
 mod reader;
 mod tail;
 mod wake;
 
 use std::collections::VecDeque;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,8 +75,9 @@ use notify::RecursiveMode;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::checkpoint::{self, unix_now, Checkpoints, EntryId, StateLock};
 use super::{Batch, BatchSender};
+pub use checkpoint::CheckpointError;
+use checkpoint::{unix_now, Checkpoints, EntryId, StateLock};
 use reader::Reader;
 use wake::{watch_base, DirWatch, Signals};
 
@@ -172,28 +173,9 @@ pub enum FileSourceError {
         #[source]
         source: glob::PatternError,
     },
-    #[error("{path}: cannot use the state directory: {error}")]
-    StateDir {
-        path: PathBuf,
-        #[source]
-        error: io::Error,
-    },
-    #[error("{path}: locked by another tripline process")]
-    Locked { path: PathBuf },
-    #[error("{path}: cannot read checkpoints: {error}")]
-    CheckpointRead {
-        path: PathBuf,
-        #[source]
-        error: io::Error,
-    },
-    #[error("{path}: invalid checkpoints ({reason}); remove the file to start over")]
-    CheckpointFormat { path: PathBuf, reason: String },
-    #[error("{path}: cannot write checkpoints: {error}")]
-    CheckpointWrite {
-        path: PathBuf,
-        #[source]
-        error: io::Error,
-    },
+    /// The state directory, its lock or the checkpoint file.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error("file source worker failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
 }
@@ -463,7 +445,7 @@ impl CheckpointWriter {
             }
             Err(e) => {
                 known.mark_dirty();
-                Err(e)
+                Err(e.into())
             }
         }
     }

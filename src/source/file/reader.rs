@@ -19,9 +19,9 @@ use std::time::Instant;
 use flate2::read::MultiGzDecoder;
 use tracing::{debug, info, warn};
 
+use super::checkpoint::{unix_now, Checkpoints, Identity};
 use super::tail::{end_position, poll, read_head, read_head_gz, Budget, Input, Tail};
 use super::{Ends, FileSourceStats, Settings, StartAt, BATCH_BYTES};
-use crate::source::checkpoint::{unix_now, Checkpoints, Identity};
 use crate::source::Line;
 
 fn is_gz(path: &Path) -> bool {

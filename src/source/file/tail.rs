@@ -17,9 +17,9 @@ use std::time::Instant;
 use flate2::read::MultiGzDecoder;
 use tracing::{debug, info};
 
+use super::checkpoint::{unix_now, Checkpoints, EntryId};
 use super::reader::Stat;
 use super::{FileSourceStats, Settings};
-use crate::source::checkpoint::{unix_now, Checkpoints, EntryId};
 use crate::source::{Line, Origin};
 
 /// Bytes read from a file at a time.

@@ -1,5 +1,7 @@
-//! MISP: `POST /sightings/add`, and `POST /sightings/restSearch/{context}` to find out
-//! whether an attempt with an unknown outcome already landed.
+//! MISP rendering: the `/sightings/add` body for a sighting, the
+//! `/sightings/restSearch/{context}` request that finds it if an attempt with an
+//! unknown outcome already landed, and reading that search's answer. Pure functions of
+//! a [`Sighting`]; the HTTP side is `share::transport::misp`.
 //!
 //! The `/sightings/add` body (MISP's `SightingsController::add`):
 //! - by attribute: `{"uuid": "<attribute uuid>", "type": "0", "source": "…",
@@ -12,20 +14,15 @@
 //! `type` is a string as MISP writes it. The controller reads the sighting time from
 //! `timestamp`; `date_sighting` (the stored field, as in the MISP core format and
 //! PyMISP's `MISPSighting`) carries the same value. `source` is left out when the
-//! destination anonymises (MISP still knows which API key posted it). MISP answers a
-//! refused sighting with HTTP 200 and `{"message": "Could not add the Sighting. …"}`
-//! (or `{"saved": false, "errors": …}`): that is a [`DeliveryError::Refused`].
+//! destination anonymises (MISP still knows which API key posted it).
 //!
 //! The check searches sightings of the attribute (or of the events, for a by-value
 //! sighting) at exactly our `timestamp`, of our type and source: an aggregate has one
 //! `last_seen`, so a match is that aggregate.
 
-use std::path::Path;
-
 use serde_json::{json, Map, Value};
 
-use super::delivery::{shorten, DeliveryError, Http, Outgoing, Secret, Transport};
-use super::sighting::{Sighting, Target};
+use crate::share::sighting::{Sighting, Target};
 
 /// The `/sightings/add` body for one sighting.
 pub fn add_payload(s: &Sighting) -> Value {
@@ -130,84 +127,6 @@ pub fn search_finds(s: &Sighting, answer: &Value) -> bool {
             }
         }
     })
-}
-
-/// A MISP instance.
-pub struct MispTransport {
-    name: String,
-    base: String,
-    key: Secret,
-    http: Http,
-}
-
-impl MispTransport {
-    pub fn new(
-        name: &str,
-        url: &str,
-        key: Secret,
-        timeout_secs: u64,
-        ca_file: Option<&Path>,
-    ) -> Result<MispTransport, DeliveryError> {
-        Ok(MispTransport {
-            name: name.to_string(),
-            base: url.trim_end_matches('/').to_string(),
-            key,
-            http: Http::new(name, timeout_secs, ca_file)?,
-        })
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<(String, Value), DeliveryError> {
-        let url = format!("{}/{path}", self.base);
-        tracing::debug!(destination = %self.name, url = %url, "POST to MISP.");
-        let answer = self.http.post(
-            &url,
-            &[
-                ("Authorization", self.key.expose()),
-                ("Accept", "application/json"),
-                ("Content-Type", "application/json"),
-            ],
-            &body.to_string(),
-        )?;
-        let value = serde_json::from_str(&answer.body).map_err(|e| DeliveryError::Response {
-            destination: self.name.clone(),
-            url: url.clone(),
-            detail: format!(
-                "HTTP {}, not JSON ({e}): {}",
-                answer.status,
-                shorten(&answer.body, 200)
-            ),
-        })?;
-        Ok((url, value))
-    }
-}
-
-impl Transport for MispTransport {
-    fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
-        let (url, answer) = self.post("sightings/add", &add_payload(out.sighting))?;
-        let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
-        let refused = message.starts_with("Could not add")
-            || answer.get("saved") == Some(&Value::Bool(false))
-            || answer.get("errors").is_some();
-        if refused {
-            let detail = if message.is_empty() {
-                shorten(&answer.to_string(), 300)
-            } else {
-                shorten(message, 300)
-            };
-            return Err(DeliveryError::Refused {
-                destination: self.name.clone(),
-                url,
-                detail,
-            });
-        }
-        Ok(())
-    }
-
-    fn is_delivered(&self, out: &Outgoing<'_>) -> Result<bool, DeliveryError> {
-        let (path, body) = search_request(out.sighting);
-        let (_, answer) = self.post(path, &body)?;
-        Ok(search_finds(out.sighting, &answer))
-    }
 }
 
 #[cfg(test)]

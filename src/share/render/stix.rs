@@ -1,5 +1,7 @@
-//! STIX 2.1: sightings as `sighting` objects (false positives as `opinion`s), in
-//! bundles written to a directory or pushed to TAXII (`share/taxii.rs`).
+//! STIX 2.1 rendering: sightings as `sighting` objects (false positives as
+//! `opinion`s) and bundles, pure functions of an [`Outgoing`] row; they are written to
+//! a directory (`share::transport::stix_dir`) or pushed to TAXII
+//! (`share::transport::taxii`).
 //!
 //! Objects for one outbox row:
 //! - `sighting` (type 0): `sighting_of_ref` is the indicator's STIX id when the intel
@@ -14,19 +16,14 @@
 //!
 //! Ids derive from the row's idempotency key (uuid v5, stamped v4), `created` and
 //! `modified` are the row's creation time: a retried push is the same object version,
-//! which a TAXII server stores once. The identity's timestamps are a fixed date, so every bundle carries
-//! the same identity version.
-
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! which a TAXII server stores once. The identity's timestamps are a fixed date, so
+//! every bundle carries the same identity version.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::delivery::{DeliveryError, Outgoing, Transport};
-use super::sighting::{Sighting, SightingType, Target};
+use crate::share::sighting::{Outgoing, Sighting, SightingType, Target};
 
 /// The namespace of tripline's deterministic (v5) STIX ids.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x11f3b792_18b0_4754_825f_e63d44805d77);
@@ -145,65 +142,6 @@ pub fn bundle(objects: Vec<Value>, name: &str) -> Value {
         "id": id("bundle", name),
         "objects": objects,
     })
-}
-
-/// One bundle file per sighting, `<dir>/<sighting id>.json`, written atomically
-/// (temporary file, fsync, rename): a file that exists is complete.
-pub struct StixDirTransport {
-    name: String,
-    dir: PathBuf,
-}
-
-impl StixDirTransport {
-    pub fn new(name: &str, dir: &Path) -> StixDirTransport {
-        StixDirTransport {
-            name: name.to_string(),
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path_for(&self, out: &Outgoing<'_>) -> PathBuf {
-        self.dir
-            .join(format!("{}.json", object_id(out.sighting, out.key)))
-    }
-
-    fn io(&self, path: &Path, source: std::io::Error) -> DeliveryError {
-        DeliveryError::Io {
-            destination: self.name.clone(),
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
-
-impl Transport for StixDirTransport {
-    fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
-        let objs = objects(out).ok_or_else(|| DeliveryError::Unsupported {
-            destination: self.name.clone(),
-            detail: "an expiration sighting has no STIX 2.1 form".into(),
-        })?;
-        fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
-        let path = self.path_for(out);
-        let tmp = self
-            .dir
-            .join(format!(".{}.tmp", object_id(out.sighting, out.key)));
-        let body = serde_json::to_vec_pretty(&bundle(objs, out.key))
-            .map_err(|e| self.io(&tmp, std::io::Error::other(e)))?;
-        let mut f = fs::File::create(&tmp).map_err(|e| self.io(&tmp, e))?;
-        f.write_all(&body).map_err(|e| self.io(&tmp, e))?;
-        f.sync_all().map_err(|e| self.io(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))?;
-        if let Ok(d) = fs::File::open(&self.dir) {
-            // Makes the rename durable; a failure here loses nothing we could fix.
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-
-    fn is_delivered(&self, out: &Outgoing<'_>) -> Result<bool, DeliveryError> {
-        Ok(self.path_for(out).is_file())
-    }
 }
 
 #[cfg(test)]

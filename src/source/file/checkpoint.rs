@@ -1,4 +1,4 @@
-//! File identities and checkpoints of the file source ([`super::file`]).
+//! File identities and checkpoints of the file source ([`super`]).
 //!
 //! A followed file is known by what it holds, not by its name. Its [`Fingerprint`] is a
 //! 64-bit FNV-1a hash of its first bytes, up to `fingerprint_bytes` (256 by default),
@@ -31,7 +31,8 @@
 //! (write a temporary file, fsync it, rename it over, fsync the directory), so a crash
 //! at any point leaves the old or the new checkpoint, never a torn one. The directory is
 //! locked (`flock` on `checkpoints.lock`) against a second process. Entries of files not
-//! seen for [`FORGET_AFTER_SECS`] are dropped.
+//! seen for [`FORGET_AFTER_SECS`] are dropped. Failures of the store are
+//! [`CheckpointError`]s naming the path; the file source wraps them in its own error.
 //!
 //! Costs: [`Checkpoints::identify`] is linear in the number of entries (one per content
 //! seen in the last day) and runs only for paths not being followed; a write serialises
@@ -46,8 +47,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::file::FileSourceError;
-
 /// Name of the checkpoint file in the state directory.
 pub const CHECKPOINT_FILE: &str = "checkpoints.json";
 /// Name of the lock file in the state directory.
@@ -55,6 +54,33 @@ pub const LOCK_FILE: &str = "checkpoints.lock";
 /// Entries of files not followed for this long are dropped.
 pub const FORGET_AFTER_SECS: u64 = 24 * 3600;
 const FORMAT_VERSION: u32 = 1;
+
+/// A checkpoint store failure, with the path it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: cannot use the state directory: {error}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+    #[error("{path}: locked by another tripline process")]
+    Locked { path: PathBuf },
+    #[error("{path}: cannot read checkpoints: {error}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+    #[error("{path}: invalid checkpoints ({reason}); remove the file to start over")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: cannot write checkpoints: {error}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+}
 
 /// Identifies an [`Entry`] within one run.
 pub type EntryId = u64;
@@ -160,25 +186,25 @@ impl Checkpoints {
     }
 
     /// Loads `path`; a missing file is an empty set.
-    pub fn load(path: &Path, fingerprint_bytes: usize) -> Result<Checkpoints, FileSourceError> {
+    pub fn load(path: &Path, fingerprint_bytes: usize) -> Result<Checkpoints, CheckpointError> {
         let mut cp = Checkpoints::new(fingerprint_bytes);
         let text = match fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(cp),
             Err(error) => {
-                return Err(FileSourceError::CheckpointRead {
+                return Err(CheckpointError::Read {
                     path: path.to_path_buf(),
                     error,
                 })
             }
         };
         let state: WireState =
-            serde_json::from_slice(&text).map_err(|e| FileSourceError::CheckpointFormat {
+            serde_json::from_slice(&text).map_err(|e| CheckpointError::Format {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;
         if state.version != FORMAT_VERSION {
-            return Err(FileSourceError::CheckpointFormat {
+            return Err(CheckpointError::Format {
                 path: path.to_path_buf(),
                 reason: format!(
                     "version {} (this build reads {FORMAT_VERSION})",
@@ -470,8 +496,8 @@ mod hex_u64 {
 
 /// Writes `files` to `path` atomically: temporary file, fsync, rename, fsync of the
 /// directory.
-pub fn store(path: &Path, files: Vec<WireFile>) -> Result<(), FileSourceError> {
-    let err = |error| FileSourceError::CheckpointWrite {
+pub fn store(path: &Path, files: Vec<WireFile>) -> Result<(), CheckpointError> {
+    let err = |error| CheckpointError::Write {
         path: path.to_path_buf(),
         error,
     };
@@ -517,9 +543,9 @@ pub struct StateLock {
 impl StateLock {
     /// Locks `dir` (created if missing). Waits up to `wait` for a process that is
     /// shutting down to let go.
-    pub fn acquire(dir: &Path, wait: Duration) -> Result<StateLock, FileSourceError> {
+    pub fn acquire(dir: &Path, wait: Duration) -> Result<StateLock, CheckpointError> {
         let path = dir.join(LOCK_FILE);
-        let state_err = |error| FileSourceError::StateDir {
+        let state_err = |error| CheckpointError::StateDir {
             path: dir.to_path_buf(),
             error,
         };
@@ -543,7 +569,7 @@ impl StateLock {
                 return Err(state_err(e));
             }
             if std::time::Instant::now() >= deadline {
-                return Err(FileSourceError::Locked { path });
+                return Err(CheckpointError::Locked { path });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -715,7 +741,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let held = StateLock::acquire(dir.path(), Duration::ZERO).expect("lock");
         let e = StateLock::acquire(dir.path(), Duration::from_millis(100)).expect_err("held");
-        assert!(matches!(e, FileSourceError::Locked { .. }), "{e}");
+        assert!(matches!(e, CheckpointError::Locked { .. }), "{e}");
         drop(held);
         StateLock::acquire(dir.path(), Duration::ZERO).expect("free again");
     }

@@ -14,8 +14,8 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::delivery::{shorten, DeliveryError, Http, Outgoing, Secret, Transport};
-use super::stix;
+use super::{shorten, DeliveryError, Http, Outgoing, Secret, Transport};
+use crate::share::render::stix;
 
 pub const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 

@@ -5,11 +5,9 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use super::delivery::Outgoing;
-use super::misp;
-use super::outbox::OutboxEntry;
-use super::sighting::Target;
-use super::stix;
+use super::{misp, stix};
+use crate::share::outbox::OutboxEntry;
+use crate::share::sighting::{Outgoing, Target};
 
 /// `tripline sightings export --format misp|stix`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

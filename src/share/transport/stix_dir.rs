@@ -1,0 +1,72 @@
+//! STIX 2.1 bundles in a directory: one file per sighting, rendered by
+//! [`crate::share::render::stix`].
+//!
+//! Invariant: a file that exists is complete (temporary file, fsync, rename, fsync of
+//! the directory), so `is_delivered` is "does the file exist". Costs: two fsyncs per
+//! sighting.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{DeliveryError, Outgoing, Transport};
+use crate::share::render::stix::{bundle, object_id, objects};
+
+/// One bundle file per sighting, `<dir>/<sighting id>.json`, written atomically
+/// (temporary file, fsync, rename): a file that exists is complete.
+pub struct StixDirTransport {
+    name: String,
+    dir: PathBuf,
+}
+
+impl StixDirTransport {
+    pub fn new(name: &str, dir: &Path) -> StixDirTransport {
+        StixDirTransport {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path_for(&self, out: &Outgoing<'_>) -> PathBuf {
+        self.dir
+            .join(format!("{}.json", object_id(out.sighting, out.key)))
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> DeliveryError {
+        DeliveryError::Io {
+            destination: self.name.clone(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl Transport for StixDirTransport {
+    fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
+        let objs = objects(out).ok_or_else(|| DeliveryError::Unsupported {
+            destination: self.name.clone(),
+            detail: "an expiration sighting has no STIX 2.1 form".into(),
+        })?;
+        fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
+        let path = self.path_for(out);
+        let tmp = self
+            .dir
+            .join(format!(".{}.tmp", object_id(out.sighting, out.key)));
+        let body = serde_json::to_vec_pretty(&bundle(objs, out.key))
+            .map_err(|e| self.io(&tmp, std::io::Error::other(e)))?;
+        let mut f = fs::File::create(&tmp).map_err(|e| self.io(&tmp, e))?;
+        f.write_all(&body).map_err(|e| self.io(&tmp, e))?;
+        f.sync_all().map_err(|e| self.io(&tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))?;
+        if let Ok(d) = fs::File::open(&self.dir) {
+            // Makes the rename durable; a failure here loses nothing we could fix.
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn is_delivered(&self, out: &Outgoing<'_>) -> Result<bool, DeliveryError> {
+        Ok(self.path_for(out).is_file())
+    }
+}
