@@ -8,7 +8,6 @@
 //! million indicators); matching goes on with the old index meanwhile.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +26,6 @@ use crate::sink::metrics::Metrics;
 /// The live index and how it was built.
 pub struct Live {
     pub index: ArcSwap<Index>,
-    pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -32,6 +32,7 @@ mod sources;
 
 use crate::config::Plan;
 use crate::emit::SourceInfo;
+use crate::sink::health::Health;
 use crate::sink::metrics::{self, Metrics};
 use crate::sink::output::AlertOutput;
 use crate::source::Batch;
@@ -67,13 +68,14 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     };
     let config = &plan.config;
     let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(Health::new());
+    health.set("intel", Some("no index loaded yet".into()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown_tx = Arc::new(shutdown_tx);
 
     let mut metrics_at = None;
     if let Some(addr) = opts.metrics_addr.or(plan.metrics_addr) {
-        let (bound, _) = metrics::serve(addr, metrics.clone(), ready.clone(), shutdown_rx.clone())
+        let (bound, _) = metrics::serve(addr, metrics.clone(), health.clone(), shutdown_rx.clone())
             .await
             .with_context(|| format!("binding the metrics listener on {addr}"))?;
         metrics_at = Some(bound);
@@ -114,6 +116,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             error = %why,
             "Intel not loaded; no log is read until it is (fix it: the change is picked up, or send SIGHUP)."
         );
+        health.set("intel", Some(format!("no index loaded: {why}")));
         tokio::select! {
             got = reload_rx.recv() => {
                 if got.is_none() {
@@ -133,7 +136,6 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let index_secs = t0.elapsed().as_secs_f64();
     let live = Arc::new(Live {
         index: ArcSwap::from_pointee(built.index),
-        ready: ready.clone(),
         metrics: metrics.clone(),
     });
 
@@ -146,6 +148,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             &config.state.dir,
             tx.clone(),
             metrics.clone(),
+            health.clone(),
             shutdown_rx.clone(),
         )
         .await
@@ -209,6 +212,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             correlation,
             finite: opts.stdin,
             stop,
+            health: health.clone(),
             on_fatal: {
                 let tx = shutdown_tx.clone();
                 Box::new(move || {
@@ -254,7 +258,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         })
     };
 
-    ready.store(true, Ordering::Release);
+    health.set("intel", None);
     metrics.ready.set(1);
     let names: Vec<&str> = plan.sources.iter().map(|s| s.name.as_str()).collect();
     tracing::info!(
@@ -279,6 +283,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         if let Err(e) = res {
             tracing::error!(source = %name, error = format!("{e:#}"), "Source stopped.");
             failed.push(format!("source {name:?} stopped: {e:#}"));
+            health.set(&format!("source:{name}"), Some(format!("stopped: {e:#}")));
             if config.pipeline.stop_on_source_failure {
                 let _ = shutdown_tx.send(true);
             }

@@ -35,6 +35,7 @@ use super::intel::Live;
 use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::Index;
 use crate::scan::{Scanned, Scanner};
+use crate::sink::health::Health;
 use crate::sink::metrics::Metrics;
 use crate::sink::output::{AlertOutput, CommitError, Pending, Verdict};
 use crate::source::{Ack, Batch, Origin};
@@ -95,6 +96,7 @@ struct LiveSink {
     lines: Vec<Vec<u8>>,
     /// Set at shutdown: stop retrying a stalled write.
     stop: Arc<AtomicBool>,
+    health: Arc<Health>,
     /// Whether the last commit failed (logs and health change on transitions only).
     failing: bool,
     /// How many of `lines` are line alerts (the rest are confirmations).
@@ -181,6 +183,7 @@ impl LiveSink {
                     if self.failing {
                         self.failing = false;
                         self.metrics.alerts_writable.set(1);
+                        self.health.set("alerts", None);
                         tracing::info!("Alerts can be written again; reading resumes.");
                     }
                     return Ok(());
@@ -188,6 +191,7 @@ impl LiveSink {
                 Err(e @ CommitError::Closed { .. }) => {
                     self.metrics.alert_write_failures.inc();
                     self.metrics.alerts_writable.set(0);
+                    self.health.set("alerts", Some(e.to_string()));
                     return Err(e.to_string());
                 }
                 Err(e) => {
@@ -195,6 +199,7 @@ impl LiveSink {
                     if !self.failing {
                         self.failing = true;
                         self.metrics.alerts_writable.set(0);
+                        self.health.set("alerts", Some(e.to_string()));
                         tracing::error!(error = %e, "Cannot write alerts; holding the input until they can be written.");
                     }
                     if self.stop.load(Ordering::Acquire) {
@@ -218,6 +223,8 @@ pub struct OutputParts {
     pub finite: bool,
     /// Set at shutdown: a write stalled on a failing output stops retrying.
     pub stop: Arc<AtomicBool>,
+    /// Where a write failure shows (`alerts`).
+    pub health: Arc<Health>,
     /// Called once when alerts can no longer be written at all (stdout closed, or a
     /// shutdown while stalled): stops the sources.
     pub on_fatal: Box<dyn FnOnce() + Send>,
@@ -236,6 +243,7 @@ pub fn start(
         correlation,
         finite,
         stop,
+        health,
         on_fatal,
     } = parts;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
@@ -291,6 +299,7 @@ pub fn start(
                 output,
                 lines: Vec::new(),
                 stop,
+                health,
                 failing: false,
                 line_alerts: 0,
                 correlation,

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{SourceKind, SourcePlan};
+use crate::sink::health::Health;
 use crate::sink::metrics::{set_counter, Metrics};
 use crate::source::file::{self, FileSourceStats};
 use crate::source::syslog::{self, SyslogStats};
@@ -26,6 +27,7 @@ pub async fn start_planned(
     state_dir: &Path,
     tx: BatchSender,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<()>>> {
     match &source.kind {
@@ -42,6 +44,13 @@ pub async fn start_planned(
             check_writable(&state)
                 .with_context(|| format!("state directory {}", state.display()))?;
             let stats = Arc::new(FileSourceStats::default());
+            let s3 = stats.clone();
+            let dir = state.display().to_string();
+            health.add_check(&format!("source:{name}"), move || {
+                s3.checkpoint_failing
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .then(|| format!("cannot write checkpoints in {dir}"))
+            });
             let s2 = stats.clone();
             metrics.on_scrape(move |m| {
                 use std::sync::atomic::Ordering::Relaxed;
@@ -55,6 +64,10 @@ pub async fn start_planned(
                 set_counter(
                     &m.checkpoint_writes.with_label_values(&l),
                     s2.checkpoint_writes.load(Relaxed),
+                );
+                set_counter(
+                    &m.checkpoint_write_failures.with_label_values(&l),
+                    s2.checkpoint_failures.load(Relaxed),
                 );
                 set_counter(
                     &m.lines_rejected
@@ -101,6 +114,29 @@ pub async fn start_planned(
                     &m.lines_rejected
                         .with_label_values(&[name.as_str(), "connection_rejected"]),
                     snap.connections_rejected,
+                );
+                for (reason, n) in [
+                    ("idle", snap.idle_timeouts),
+                    ("evicted", snap.connections_evicted),
+                    ("refused", snap.connections_rejected),
+                    ("tls_handshake_failed", snap.tls_handshake_failures),
+                    ("tls_handshake_timeout", snap.tls_handshake_timeouts),
+                    ("read_error", snap.read_errors),
+                    ("framing_error", snap.framing_errors),
+                ] {
+                    set_counter(
+                        &m.syslog_connections_closed
+                            .with_label_values(&[name.as_str(), reason]),
+                        n,
+                    );
+                }
+                set_counter(
+                    &m.syslog_messages_truncated.with_label_values(&l),
+                    snap.oversized,
+                );
+                set_counter(
+                    &m.syslog_parse_failures.with_label_values(&l),
+                    snap.parse_failures,
                 );
             });
             let bound = syslog::bind(cfg).await?;

@@ -11,10 +11,22 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// A check run at each probe: a part whose state lives elsewhere (a source's atomics).
+type Check = Box<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// The problems of the moment, by part.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Health {
     problems: Mutex<BTreeMap<String, String>>,
+    checks: Mutex<Vec<(String, Check)>>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("problems", &self.problems())
+            .finish()
+    }
 }
 
 impl Health {
@@ -33,16 +45,33 @@ impl Health {
         }
     }
 
-    /// Every problem, by part.
+    /// Adds a check run at each probe: `part` has the problem it returns.
+    pub fn add_check(
+        &self,
+        part: &str,
+        check: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) {
+        if let Ok(mut c) = self.checks.lock() {
+            c.push((part.to_string(), Box::new(check)));
+        }
+    }
+
+    /// Every problem, by part (checks included).
     pub fn problems(&self) -> Vec<(String, String)> {
-        self.problems
-            .lock()
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default()
+        let mut all: BTreeMap<String, String> =
+            self.problems.lock().map(|p| p.clone()).unwrap_or_default();
+        if let Ok(checks) = self.checks.lock() {
+            for (part, check) in checks.iter() {
+                if let Some(p) = check() {
+                    all.insert(part.clone(), p);
+                }
+            }
+        }
+        all.into_iter().collect()
     }
 
     pub fn is_healthy(&self) -> bool {
-        self.problems.lock().map(|p| p.is_empty()).unwrap_or(false)
+        self.problems().is_empty()
     }
 
     /// `/healthz`: (status, one line).
@@ -94,6 +123,18 @@ mod tests {
         assert!(h.set("alerts", None));
         assert!(!h.set("alerts", None));
         assert!(h.set("intel", None));
+        assert!(h.is_healthy());
+        let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let f = failing.clone();
+        h.add_check("state", move || {
+            f.load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| "cannot write checkpoints".to_string())
+        });
+        assert_eq!(
+            h.healthz(),
+            (503, "state: cannot write checkpoints\n".into())
+        );
+        failing.store(false, std::sync::atomic::Ordering::Relaxed);
         assert!(h.is_healthy());
     }
 }

@@ -25,7 +25,6 @@
 //! across restarts, which a gauge holding a running sum (as before) did not.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
@@ -167,6 +166,12 @@ pub const CHECKPOINT_WRITES: MetricDef = def(
     &["source"],
     "Checkpoint files written.",
 );
+pub const CHECKPOINT_WRITE_FAILURES: MetricDef = def(
+    "tripline_checkpoint_write_failures_total",
+    Counter,
+    &["source"],
+    "Checkpoint writes that failed (each retried; /healthz is 503 while they fail).",
+);
 pub const SYSLOG_CONNECTIONS: MetricDef = def(
     "tripline_syslog_connections",
     GaugeKind,
@@ -178,6 +183,25 @@ pub const SYSLOG_CONNECTIONS_ACCEPTED: MetricDef = def(
     Counter,
     &["source"],
     "Syslog connections accepted.",
+);
+pub const SYSLOG_CONNECTIONS_CLOSED: MetricDef = def(
+    "tripline_syslog_connections_closed_total",
+    Counter,
+    &["source", "reason"],
+    "Syslog connections closed by tripline, by reason (idle, evicted, refused, \
+     tls_handshake_failed, tls_handshake_timeout, read_error, framing_error).",
+);
+pub const SYSLOG_MESSAGES_TRUNCATED: MetricDef = def(
+    "tripline_syslog_messages_truncated_total",
+    Counter,
+    &["source"],
+    "Syslog messages longer than max_message_bytes, handed on truncated.",
+);
+pub const SYSLOG_PARSE_FAILURES: MetricDef = def(
+    "tripline_syslog_parse_failures_total",
+    Counter,
+    &["source"],
+    "Syslog messages without a readable syslog header (handed on and matched as text).",
 );
 pub const UDP_DROPS: MetricDef = def(
     "tripline_udp_drops_total",
@@ -320,8 +344,12 @@ pub const METRICS: &[MetricDef] = &[
     OPEN_FILES,
     FILE_LAG_BYTES,
     CHECKPOINT_WRITES,
+    CHECKPOINT_WRITE_FAILURES,
     SYSLOG_CONNECTIONS,
     SYSLOG_CONNECTIONS_ACCEPTED,
+    SYSLOG_CONNECTIONS_CLOSED,
+    SYSLOG_MESSAGES_TRUNCATED,
+    SYSLOG_PARSE_FAILURES,
     UDP_DROPS,
     QUEUE_DEPTH,
     ALERTS_WRITTEN,
@@ -394,8 +422,12 @@ pub struct Metrics {
     pub open_files: IntGaugeVec,
     pub file_lag_bytes: IntGaugeVec,
     pub checkpoint_writes: IntCounterVec,
+    pub checkpoint_write_failures: IntCounterVec,
     pub syslog_connections: IntGaugeVec,
     pub syslog_connections_accepted: IntCounterVec,
+    pub syslog_connections_closed: IntCounterVec,
+    pub syslog_messages_truncated: IntCounterVec,
+    pub syslog_parse_failures: IntCounterVec,
     pub udp_drops: IntCounterVec,
     pub queue_depth: IntGauge,
     pub alerts_written: IntCounter,
@@ -511,8 +543,12 @@ impl Metrics {
             open_files: r.gauge_vec(&OPEN_FILES),
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
             checkpoint_writes: r.counter_vec(&CHECKPOINT_WRITES),
+            checkpoint_write_failures: r.counter_vec(&CHECKPOINT_WRITE_FAILURES),
             syslog_connections: r.gauge_vec(&SYSLOG_CONNECTIONS),
             syslog_connections_accepted: r.counter_vec(&SYSLOG_CONNECTIONS_ACCEPTED),
+            syslog_connections_closed: r.counter_vec(&SYSLOG_CONNECTIONS_CLOSED),
+            syslog_messages_truncated: r.counter_vec(&SYSLOG_MESSAGES_TRUNCATED),
+            syslog_parse_failures: r.counter_vec(&SYSLOG_PARSE_FAILURES),
             udp_drops: r.counter_vec(&UDP_DROPS),
             queue_depth: r.gauge(&QUEUE_DEPTH),
             alerts_written: r.counter(&ALERTS_WRITTEN),
@@ -596,7 +632,7 @@ pub fn set_seconds_counter(c: &prometheus::Counter, value: f64) {
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<super::health::Health>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     use axum::http::{header, StatusCode};
@@ -604,6 +640,8 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let m = metrics.clone();
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let h = health.clone();
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -623,13 +661,24 @@ pub async fn serve(
         .route(
             "/healthz",
             get(move || {
-                let ready = ready.clone();
+                let h = h.clone();
                 async move {
-                    if ready.load(Ordering::Acquire) {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "loading\n")
-                    }
+                    let (code, body) = h.healthz();
+                    (status(code), body)
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let h = health.clone();
+                async move {
+                    let (code, body) = h.readyz();
+                    (
+                        status(code),
+                        [(header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
                 }
             }),
         );

@@ -112,6 +112,13 @@ fn failed_alert_writes_are_not_acknowledged() {
         metric(addr, "tripline_alert_write_failures_total").unwrap_or(0.0) >= 1.0
     });
     assert_eq!(metric(addr, "tripline_alerts_writable"), Some(0.0));
+    let (code, body) = crate::util::sidecar::get(addr, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("alerts: cannot write alerts to"), "{body}");
+    let (code, body) = crate::util::sidecar::get(addr, "/readyz").unwrap();
+    assert_eq!(code, 503);
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert_eq!(v["problems"][0]["part"], "alerts", "{v}");
     // Held, not lost: what is acknowledged is no further than what was written.
     let written = numbers(&std::fs::read_to_string(&alerts).unwrap_or_default());
     assert!(written.len() < n, "the disk never filled");
@@ -139,6 +146,7 @@ fn failed_alert_writes_are_not_acknowledged() {
         metric(addr, "tripline_alerts_written_total").unwrap_or(0.0) >= n as f64
     });
     assert_eq!(metric(addr, "tripline_alerts_writable"), Some(1.0));
+    assert_eq!(health(addr), Some(200));
     let (ok, err) = stop(child);
     assert!(ok, "{err}");
     assert!(err.contains("Cannot write alerts"), "{err}");

@@ -31,6 +31,16 @@ fn every_metric_with_a_value() -> Metrics {
     m.open_files.with_label_values(&["files"]).set(1);
     m.file_lag_bytes.with_label_values(&["files"]).set(10);
     m.checkpoint_writes.with_label_values(&["files"]).inc();
+    m.checkpoint_write_failures
+        .with_label_values(&["files"])
+        .inc();
+    m.syslog_connections_closed
+        .with_label_values(&["syslog", "idle"])
+        .inc();
+    m.syslog_messages_truncated
+        .with_label_values(&["syslog"])
+        .inc();
+    m.syslog_parse_failures.with_label_values(&["syslog"]).inc();
     m.syslog_connections.with_label_values(&["syslog"]).set(1);
     m.syslog_connections_accepted
         .with_label_values(&["syslog"])
@@ -39,6 +49,8 @@ fn every_metric_with_a_value() -> Metrics {
     m.queue_depth.set(1);
     m.alerts_written.inc();
     m.alerts_throttled.inc();
+    m.alert_write_failures.inc();
+    m.alerts_writable.set(1);
     m.ready.set(1);
     m.confirmations.with_label_values(&["rule-1"]).inc();
     m.sightings.with_label_values(&["circl", "queued"]).set(1);

@@ -73,7 +73,7 @@ use std::time::{Duration, Instant};
 
 use notify::RecursiveMode;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Batch, BatchSender};
 pub use checkpoint::CheckpointError;
@@ -155,6 +155,10 @@ pub struct FileSourceStats {
     pub lag_bytes: AtomicU64,
     /// Checkpoint files written.
     pub checkpoint_writes: AtomicU64,
+    /// Checkpoint writes that failed (each retried).
+    pub checkpoint_failures: AtomicU64,
+    /// Whether the last checkpoint write failed.
+    pub checkpoint_failing: std::sync::atomic::AtomicBool,
     /// Renames, disappearances and truncations seen.
     pub rotations: AtomicU64,
     /// Files that could not be opened or read (each retried at the next rescan).
@@ -261,13 +265,25 @@ pub async fn run_file_source(
         let due = now >= next_checkpoint;
         if (reader.known.take_urgent() || due) && reader.known.is_dirty() {
             match writer.write(&mut reader.known).await {
-                Ok(()) => write_failing = false,
-                Err(e) if write_failing => debug!(error = %e, "Cannot write checkpoints."),
+                Ok(()) => {
+                    if write_failing {
+                        info!("Checkpoints can be written again.");
+                    }
+                    write_failing = false;
+                }
                 Err(e) => {
-                    warn!(error = %e, "Cannot write checkpoints; trying again.");
-                    write_failing = true;
+                    stats.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+                    if write_failing {
+                        debug!(error = %e, "Cannot write checkpoints.");
+                    } else {
+                        error!(error = %e, "Cannot write checkpoints; trying again.");
+                        write_failing = true;
+                    }
                 }
             }
+            stats
+                .checkpoint_failing
+                .store(write_failing, Ordering::Relaxed);
         }
         if due {
             next_checkpoint = now + cfg.checkpoint_interval;
