@@ -723,6 +723,12 @@ mod tests {
         m.open_files.with_label_values(&["s"]).set(1);
         m.file_lag_bytes.with_label_values(&["s"]).set(1);
         m.checkpoint_writes.with_label_values(&["s"]).inc();
+        m.checkpoint_write_failures.with_label_values(&["s"]).inc();
+        m.syslog_connections_closed
+            .with_label_values(&["s", "idle"])
+            .inc();
+        m.syslog_messages_truncated.with_label_values(&["s"]).inc();
+        m.syslog_parse_failures.with_label_values(&["s"]).inc();
         m.syslog_connections.with_label_values(&["s"]).set(1);
         m.syslog_connections_accepted
             .with_label_values(&["s"])
