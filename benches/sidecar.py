@@ -34,6 +34,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "tripline")
+# The binary to run: BIN, or --bin.
+BIN_IN_USE = [BIN]
 PLANT = "c2-latency-probe.example.net"
 
 
@@ -103,7 +105,7 @@ dir = "{tmp}/state"
 
 
 def start(cfg):
-    return subprocess.Popen([BIN, "run", "--config", cfg], stdout=subprocess.PIPE,
+    return subprocess.Popen([BIN_IN_USE[0], "run", "--config", cfg], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=ROOT)
 
 
@@ -206,11 +208,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["throughput", "latency", "soak"])
     p.add_argument("--lines", type=int, default=2_000_000)
+    p.add_argument("--bin", default=BIN, help="the tripline binary to run (default: target/release/tripline)")
     p.add_argument("--rate", type=int, default=50_000)
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--iocs", default=os.path.join(ROOT, "benches/work/seed-42/iocs-1000000.txt"))
     p.add_argument("--log", default=os.path.join(ROOT, "benches/work/seed-42/log-1024.log"))
     a = p.parse_args()
+    BIN_IN_USE[0] = a.bin
     if not os.path.exists(a.log):
         a.log = os.path.join(ROOT, "fixtures/logs/apache_access.log")
     if a.mode in ("latency", "soak"):
