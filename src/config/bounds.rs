@@ -30,6 +30,10 @@ pub const MAX_MESSAGE_BYTES: RangeInclusive<u64> = 1..=16 << 20;
 pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=65_536;
 /// `sources[].idle_timeout_secs` (syslog): 1 second to 1 day.
 pub const IDLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `sources[].rotate_wait_secs` (file): 1 second to 1 day.
+pub const ROTATE_WAIT_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `sources[].partial_line_flush_secs` (file): 0 (never) to 1 hour.
+pub const PARTIAL_LINE_FLUSH_SECS: RangeInclusive<u64> = 0..=3_600;
 /// `sources[].busy_idle_timeout_secs` (syslog): 1 second to 1 day.
 pub const BUSY_IDLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `sources[].tls_handshake_timeout_secs` (syslog): 1 second to 10 minutes.
@@ -68,7 +72,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 20] = [
+pub const ALL: [Bound; 22] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -79,6 +83,12 @@ pub const ALL: [Bound; 20] = [
     int("sources[].max_line_bytes", MAX_LINE_BYTES, "bytes"),
     int("sources[].rescan_interval_ms", RESCAN_INTERVAL_MS, "ms"),
     int("sources[].fingerprint_bytes", FINGERPRINT_BYTES, "bytes"),
+    int("sources[].rotate_wait_secs", ROTATE_WAIT_SECS, "s"),
+    int(
+        "sources[].partial_line_flush_secs",
+        PARTIAL_LINE_FLUSH_SECS,
+        "s, 0: never",
+    ),
     int("sources[].max_message_bytes", MAX_MESSAGE_BYTES, "bytes"),
     int("sources[].max_connections", MAX_CONNECTIONS, "connections"),
     int("sources[].idle_timeout_secs", IDLE_TIMEOUT_SECS, "s"),

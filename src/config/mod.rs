@@ -221,11 +221,27 @@ pub struct FileSourceToml {
     /// 16 ..= 65536 (bytes, [`bounds::FINGERPRINT_BYTES`]).
     #[serde(default = "default_fingerprint_bytes")]
     pub fingerprint_bytes: usize,
+    /// A file whose name went away (renamed out of the patterns, deleted) is still
+    /// read for this long, then let go at its end. Default 30; range 1 ..= 86400
+    /// ([`bounds::ROTATE_WAIT_SECS`]).
+    #[serde(default = "default_rotate_wait_secs")]
+    pub rotate_wait_secs: u64,
+    /// An unterminated last line is alerted once its file has not grown for this long
+    /// (seconds; 0: only when the file is let go). Default 5; range 0 ..= 3600
+    /// ([`bounds::PARTIAL_LINE_FLUSH_SECS`]).
+    #[serde(default = "default_partial_line_flush_secs")]
+    pub partial_line_flush_secs: u64,
     /// The zone of times the files write without one: see [`parse_timezone`].
     #[serde(default = "default_timezone")]
     pub timezone: String,
 }
 
+fn default_rotate_wait_secs() -> u64 {
+    30
+}
+fn default_partial_line_flush_secs() -> u64 {
+    5
+}
 fn default_fingerprint_bytes() -> usize {
     // Covers a Zeek header and its first row, so two Zeek logs of one type opened in
     // the same second are still two files.

@@ -394,6 +394,16 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                 &bounds::FINGERPRINT_BYTES,
                 f.fingerprint_bytes as u64,
             );
+            p.range(
+                key("rotate_wait_secs"),
+                &bounds::ROTATE_WAIT_SECS,
+                f.rotate_wait_secs,
+            );
+            p.range(
+                key("partial_line_flush_secs"),
+                &bounds::PARTIAL_LINE_FLUSH_SECS,
+                f.partial_line_flush_secs,
+            );
             SourceKind::File(FileSourceConfig {
                 include: f.include.clone(),
                 exclude: f.exclude.clone(),
@@ -404,6 +414,9 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                 max_line_bytes: f.max_line_bytes,
                 rescan_interval: Duration::from_millis(f.rescan_interval_ms),
                 fingerprint_bytes: f.fingerprint_bytes,
+                rotate_wait: Duration::from_secs(f.rotate_wait_secs),
+                partial_line_flush: (f.partial_line_flush_secs > 0)
+                    .then(|| Duration::from_secs(f.partial_line_flush_secs)),
                 ..FileSourceConfig::default()
             })
         }

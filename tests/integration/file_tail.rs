@@ -57,6 +57,9 @@ fn cfg(include: &[&Path]) -> FileSourceConfig {
         rescan_interval: Duration::from_millis(50),
         checkpoint_interval: Duration::from_millis(100),
         rotate_wait: Duration::from_millis(500),
+        // Held until complete, whatever the machine's load (see
+        // `unterminated_last_line_is_handed_on_when_idle` for the flush).
+        partial_line_flush: None,
         ..Default::default()
     }
 }
@@ -226,6 +229,30 @@ async fn partial_lines_are_held_until_complete() {
     let want: Vec<(u64, &str)> = vec![(0, "alpha"), (6, "bravo"), (12, "charlie")];
     let got: Vec<(u64, &str)> = got.iter().map(|g| (g.offset, g.text.as_str())).collect();
     assert_eq!(got, want);
+}
+
+/// Defect: the unterminated last line of a followed file was never alerted (`hunt`
+/// alerts it at the end of the file). Now it is handed on once the file has been idle
+/// for `partial_line_flush`, with its line number; what the writer adds later comes
+/// as the next line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unterminated_last_line_is_handed_on_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    fs::write(&log, "alpha\nbravo-without-newline").unwrap();
+    let mut c = cfg(&[&log]);
+    c.partial_line_flush = Some(Duration::from_millis(300));
+    let src = start(c, &dir.path().join("state"), ack_all);
+    let got = src.wait_lines(2).await;
+    assert_eq!(got[1].text, "bravo-without-newline");
+    assert_eq!((got[1].offset, got[1].line), (6, Some(2)));
+    append(&log, "\ncharlie\n");
+    src.wait_lines(3).await;
+    settle().await;
+    let got = src.stop().await;
+    let texts: Vec<&str> = got.iter().map(|g| g.text.as_str()).collect();
+    // The newline that ended bravo ends an empty rest: bravo is not read twice.
+    assert_eq!(texts, vec!["alpha", "bravo-without-newline", "", "charlie"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

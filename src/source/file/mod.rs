@@ -122,6 +122,11 @@ pub struct FileSourceConfig {
     /// How long a file whose name disappeared (renamed out of the patterns, deleted)
     /// is still read; it is let go at its end after that. Default 30 s.
     pub rotate_wait: Duration,
+    /// An unterminated last line is handed on once its file has not grown for this
+    /// long (as `hunt` does at the end of a file); `None`: only when the file is let
+    /// go. Default 5 s. If the writer finishes the line later, its rest comes as a
+    /// line of its own.
+    pub partial_line_flush: Option<Duration>,
 }
 
 impl Default for FileSourceConfig {
@@ -136,6 +141,7 @@ impl Default for FileSourceConfig {
             fingerprint_bytes: 256,
             checkpoint_interval: Duration::from_secs(1),
             rotate_wait: Duration::from_secs(30),
+            partial_line_flush: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -478,6 +484,7 @@ struct Settings {
     batch_lines: usize,
     fingerprint_bytes: usize,
     rotate_wait: Duration,
+    partial_line_flush: Option<Duration>,
 }
 
 impl Settings {
@@ -508,6 +515,7 @@ impl Settings {
             batch_lines: cfg.batch_lines.max(1),
             fingerprint_bytes: cfg.fingerprint_bytes.max(1),
             rotate_wait: cfg.rotate_wait,
+            partial_line_flush: cfg.partial_line_flush,
         })
     }
 

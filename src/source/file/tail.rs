@@ -86,6 +86,8 @@ pub(super) struct Tail {
     skip_from: Option<u64>,
     /// Lines before `buf_start + next` (handed on or skipped), when known.
     line: Option<u64>,
+    /// When the file last gave new bytes (for handing on an idle partial line).
+    last_growth: Instant,
     /// Size at the last `fstat`.
     pub(super) size: u64,
     /// Size at which identity was last verified.
@@ -145,6 +147,7 @@ impl Tail {
         }
         Ok(Tail {
             line,
+            last_growth: Instant::now(),
             id,
             path: path.to_path_buf(),
             name,
@@ -217,6 +220,9 @@ impl Tail {
             Ok(n) => {
                 self.buf.truncate(len + n);
                 self.pos += n as u64;
+                if n > 0 {
+                    self.last_growth = Instant::now();
+                }
                 Ok(n)
             }
             Err(e) => {
@@ -414,6 +420,14 @@ pub(super) fn poll(
             if t.draining || t.is_gz() {
                 t.finish(s.max_line, out, stats);
                 t.done = true;
+            } else if t.skip_from.is_none()
+                && t.next < t.buf.len()
+                && s.partial_line_flush
+                    .is_some_and(|d| t.last_growth.elapsed() >= d)
+                && !budget.exhausted()
+            {
+                // An unterminated last line, idle long enough: hand it on.
+                t.finish(s.max_line, out, stats);
             }
             return Ok(());
         }
