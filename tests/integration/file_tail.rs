@@ -903,3 +903,30 @@ async fn directory_created_after_the_start_is_found() {
     let got = src.stop().await;
     assert_eq!(texts(&got), vec!["one", "two"]);
 }
+
+/// Defect: files sharing their first bytes (a long fixed header) were taken for one
+/// file and the second was skipped as a copy (988 of 2,000 lines lost). Now two files
+/// whose contents differ after the header are both read; a true copy still is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_with_equal_heads_are_two_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let header: String = (0..40)
+        .map(|i| format!("# fixed header line {i:02} of the appliance's log format ....\n"))
+        .collect();
+    assert!(header.len() > 2048);
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let body =
+        |tag: &str| -> String { (0..1000).map(|i| format!("{tag} line {i:04}\n")).collect() };
+    fs::write(&a, format!("{header}{}", body("a"))).unwrap();
+    fs::write(&b, format!("{header}{}", body("b"))).unwrap();
+    let src = start(
+        cfg(&[&dir.path().join("*.log")]),
+        &dir.path().join("state"),
+        ack_all,
+    );
+    src.wait_lines(2080).await;
+    settle().await;
+    let got = src.stop().await;
+    let from = |f: &str| got.iter().filter(|g| g.file_name() == f).count();
+    assert_eq!((from("a.log"), from("b.log")), (1040, 1040));
+}

@@ -23,9 +23,11 @@
 //! 4. anything else is a new file.
 //!
 //! Rule 3 needs the first bytes themselves, which are kept in memory only; after a
-//! restart a short file is recognised by rule 1 only (same inode). Two different files
-//! with the same first `fingerprint_bytes` bytes (a long fixed header) look like one:
-//! raise `fingerprint_bytes` for such logs.
+//! restart a short file is recognised by rule 1 only (same inode). A file whose full
+//! fingerprint equals that of a file being followed is a copy only if their bytes agree
+//! over their common length (the reader compares up to 1 MiB): two files with one
+//! long fixed header are two files; after a restart each finds its own entry by rule
+//! 1 (same device and inode).
 //!
 //! Persistence: `checkpoints.json` in the source's state directory, replaced atomically
 //! (write a temporary file, fsync it, rename it over, fsync the directory), so a crash

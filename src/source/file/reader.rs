@@ -19,7 +19,7 @@ use std::time::Instant;
 use flate2::read::MultiGzDecoder;
 use tracing::{debug, info, warn};
 
-use super::checkpoint::{unix_now, Checkpoints, Identity};
+use super::checkpoint::{unix_now, Checkpoints, Fingerprint, Identity};
 use super::tail::{end_position, poll, read_head, read_head_gz, Budget, Input, Tail};
 use super::{Ends, FileSourceStats, Settings, StartAt, BATCH_BYTES};
 use crate::source::Line;
@@ -80,6 +80,10 @@ pub(super) struct Reader {
 }
 
 /// Counts a file that cannot be opened or read; warns the first time in a row.
+/// How far two files with the same fingerprint are compared to tell a copy from a
+/// file of its own.
+const COMPARE_MAX_BYTES: u64 = 1 << 20;
+
 fn failed(failing: &mut HashSet<PathBuf>, stats: &FileSourceStats, path: &Path, e: &io::Error) {
     stats.read_errors.fetch_add(1, Ordering::Relaxed);
     if failing.insert(path.to_path_buf()) {
@@ -260,10 +264,16 @@ impl Reader {
             }
         };
         let name: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
-        let (id, start, skip_from, waiting) = match self
-            .known
-            .identify(&head, st.dev, st.inode, stable)
+        let mut identity = self.known.identify(&head, st.dev, st.inode, stable);
+        if matches!(identity, Identity::Copy)
+            && !gz
+            && self.differs_from_followed(&file, st.size, &head)
         {
+            // Same first bytes (a long fixed header), different content: its own file.
+            debug!(path = %path.display(), "Same first bytes as a followed file, other content: a file of its own.");
+            identity = Identity::New;
+        }
+        let (id, start, skip_from, waiting) = match identity {
             Identity::Undecided => {
                 self.deferred.insert(st.key(), (st, first_seen));
                 return;
@@ -325,6 +335,45 @@ impl Reader {
                 self.known.release(id, start, unix);
             }
         }
+    }
+
+    /// Whether `file` (whose first bytes are `head`) holds other bytes than the
+    /// followed file with the same fingerprint, over their common length (up to
+    /// [`COMPARE_MAX_BYTES`]): two files with one long header are two files; a copy
+    /// (copytruncate's, a backup) is byte for byte the same and is not read twice.
+    fn differs_from_followed(&self, file: &File, size: u64, head: &[u8]) -> bool {
+        use std::os::unix::fs::FileExt;
+        let n = self.s.fingerprint_bytes.min(head.len());
+        let fp = Fingerprint::of(&head[..n]);
+        let mut a = vec![0u8; 64 * 1024];
+        let mut b = vec![0u8; 64 * 1024];
+        for t in &self.tails {
+            let Some(other) = t.plain_file() else {
+                continue;
+            };
+            if self.known.get(t.id).map(|e| e.fingerprint) != Some(fp) {
+                continue;
+            }
+            let common = size.min(t.size).min(COMPARE_MAX_BYTES);
+            let mut at = 0u64;
+            while at < common {
+                let want = (common - at).min(a.len() as u64) as usize;
+                let (ra, rb) = (
+                    file.read_at(&mut a[..want], at),
+                    other.read_at(&mut b[..want], at),
+                );
+                let (Ok(ga), Ok(gb)) = (ra, rb) else { break };
+                let got = ga.min(gb);
+                if got == 0 {
+                    break;
+                }
+                if a[..got] != b[..got] {
+                    return true;
+                }
+                at += got as u64;
+            }
+        }
+        false
     }
 
     /// Reads the next batch, taking files in turn; `None` when nothing moved.

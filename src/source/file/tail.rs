@@ -168,6 +168,14 @@ impl Tail {
         })
     }
 
+    /// The open file, when it is read directly (not through a decompressor).
+    pub(super) fn plain_file(&self) -> Option<&File> {
+        match &self.input {
+            Input::Plain(f) => Some(f),
+            Input::Gzip(_) => None,
+        }
+    }
+
     pub(super) fn is_gz(&self) -> bool {
         matches!(self.input, Input::Gzip(_))
     }
