@@ -314,6 +314,22 @@ impl Checkpoints {
         }
     }
 
+    /// Whether a content not followed now was last followed under `path`: a file
+    /// there that is new to us replaced it (rotated while tripline was stopped).
+    pub fn was_followed_at(&self, path: &str) -> bool {
+        self.entries.values().any(|e| !e.live && e.path == path)
+    }
+
+    /// The contents not followed now: (id, path last followed under, fingerprint,
+    /// where to resume).
+    pub fn unclaimed(&self) -> Vec<(EntryId, String, Fingerprint, u64)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| !e.live)
+            .map(|(&id, e)| (id, e.path.clone(), e.fingerprint, e.resume_offset()))
+            .collect()
+    }
+
     /// Device and inode of the entries not being followed.
     pub fn free_inodes(&self) -> HashSet<(u64, u64)> {
         self.entries

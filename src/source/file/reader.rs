@@ -205,6 +205,9 @@ impl Reader {
         for (path, st) in candidates {
             self.consider(path, st, unix);
         }
+        if !self.scanned {
+            self.recover_rotated_while_down(unix);
+        }
         let present: HashSet<(u64, u64)> = found.values().map(Stat::key).collect();
         self.deferred.retain(|k, _| present.contains(k));
         self.skipped.retain(|st| present.contains(&st.key()));
@@ -301,20 +304,27 @@ impl Reader {
             Identity::New => {
                 // A `.gz` waits one rescan to be still: the first scan's if seen there.
                 let first = if gz { first_seen } else { !self.scanned };
-                let (start, skip_from) = if !first || self.s.start_at == StartAt::Beginning {
-                    (0, None)
-                } else if gz {
-                    self.finished.insert(st);
-                    return;
-                } else {
-                    match end_position(&file, st.size, self.s.max_line) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            failed(&mut self.failing, &self.stats, path, &e);
-                            return;
+                // A file where another was followed before the stop replaced it while
+                // tripline was down: it is read from its beginning, whatever start_at.
+                let replaced = first && self.known.was_followed_at(&name);
+                if replaced {
+                    info!(path = %path.display(), "File replaced while tripline was stopped; reading it from its beginning.");
+                }
+                let (start, skip_from) =
+                    if !first || replaced || self.s.start_at == StartAt::Beginning {
+                        (0, None)
+                    } else if gz {
+                        self.finished.insert(st);
+                        return;
+                    } else {
+                        match end_position(&file, st.size, self.s.max_line) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                failed(&mut self.failing, &self.stats, path, &e);
+                                return;
+                            }
                         }
-                    }
-                };
+                    };
                 info!(path = %path.display(), offset = start, "Following a new file.");
                 let id = self
                     .known
@@ -333,6 +343,79 @@ impl Reader {
             Err(e) => {
                 failed(&mut self.failing, &self.stats, path, &e);
                 self.known.release(id, start, unix);
+            }
+        }
+    }
+
+    /// At the first scan after a start: a content followed before the stop and not
+    /// found under the patterns was rotated while tripline was down. It is looked for
+    /// among the siblings of the path it was followed under (`app.log.1`,
+    /// `app.log-20241201`, `app.log.1.gz`…) by its fingerprint, and read from its
+    /// checkpoint to its end, so its unread tail is not lost.
+    fn recover_rotated_while_down(&mut self, unix: u64) {
+        let followed: HashSet<(u64, u64)> = self.tails.iter().map(|t| t.stat.key()).collect();
+        for (id, old_path, fp, offset) in self.known.unclaimed() {
+            let old = Path::new(&old_path);
+            let (Some(dir), Some(base)) = (old.parent(), old.file_name()) else {
+                continue;
+            };
+            let base = base.to_string_lossy().into_owned();
+            let Ok(rd) = fs::read_dir(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }) else {
+                continue;
+            };
+            let mut siblings: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        n.len() > base.len()
+                            && n.starts_with(&base)
+                            && matches!(n.as_bytes()[base.len()], b'.' | b'-' | b'_')
+                    })
+                })
+                .collect();
+            siblings.sort();
+            for sib in siblings {
+                let Ok(file) = File::open(&sib) else { continue };
+                let Ok(m) = file.metadata() else { continue };
+                let st = Stat::of(&m);
+                if !m.is_file() || followed.contains(&st.key()) {
+                    continue;
+                }
+                let gz = is_gz(&sib);
+                let head = if gz {
+                    read_head_gz(&file, fp.len)
+                } else {
+                    read_head(&file, (st.size.min(fp.len as u64)) as usize)
+                };
+                if !head.is_ok_and(|h| fp.matches(&h)) {
+                    continue;
+                }
+                info!(path = %sib.display(), from = %old_path, offset, "Found a file rotated while tripline was stopped; reading its rest.");
+                self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                let name: Arc<str> = Arc::from(sib.to_string_lossy().as_ref());
+                let head = read_head(&file, 0).unwrap_or_default();
+                self.known.claim(id, &head, st.dev, st.inode, &name, unix);
+                let input = if gz {
+                    Input::Gzip(Box::new(MultiGzDecoder::new(file)))
+                } else {
+                    Input::Plain(file)
+                };
+                match Tail::open(&sib, name, input, st, id, offset, None, false) {
+                    Ok(mut t) => {
+                        t.draining = true;
+                        self.tails.push(t);
+                    }
+                    Err(e) => {
+                        failed(&mut self.failing, &self.stats, &sib, &e);
+                        self.known.release(id, offset, unix);
+                    }
+                }
+                break;
             }
         }
     }
