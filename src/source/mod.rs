@@ -14,6 +14,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod file;
 pub mod framing;
+pub mod relp;
 pub mod stdin;
 pub mod syslog;
 
@@ -45,6 +46,8 @@ pub enum Transport {
     Udp,
     Tcp,
     Tls,
+    /// RELP (rsyslog's `omrelp`): TCP with application-level acknowledgements.
+    Relp,
 }
 
 impl Transport {
@@ -53,6 +56,7 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Relp => "relp",
         }
     }
 }
