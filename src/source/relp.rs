@@ -377,9 +377,11 @@ struct Conn {
     /// Frames are read and decoded.
     reading: bool,
     ending: Ending,
-    /// The batch being filled, and the transaction numbers it answers.
+    /// The batch being filled, the transaction numbers it answers, and how many of
+    /// its messages were truncated.
     lines: Vec<Line>,
     txnrs: Vec<u32>,
+    truncated: u64,
     pending: VecDeque<Pending>,
     /// Commands read and not answered yet (in `txnrs` and `pending`).
     in_flight: usize,
@@ -434,6 +436,7 @@ async fn serve(
         ending: Ending::No,
         lines: Vec::new(),
         txnrs: Vec::new(),
+        truncated: 0,
         pending: VecDeque::new(),
         in_flight: 0,
         handed_on: 0,
@@ -443,9 +446,6 @@ async fn serve(
     };
     let mut idle_until = Instant::now() + idle;
     loop {
-        if let Step::Abort = c.promote() {
-            break;
-        }
         if let Step::Abort = c.pump(&mut shutdown).await {
             break;
         }
@@ -592,6 +592,7 @@ impl Conn {
         self.in_flight = self.in_flight.saturating_sub(self.txnrs.len());
         self.txnrs.clear();
         self.lines.clear();
+        self.truncated = 0;
     }
 
     fn on_eof(&mut self) {
@@ -605,24 +606,48 @@ impl Conn {
         }
     }
 
-    /// Decodes what was read, as far as the window allows, and hands on the batch.
+    /// Decodes what was read, as far as the window allows, hands on the batch and
+    /// moves the answers that are ready to the output.
     async fn pump(&mut self, shutdown: &mut watch::Receiver<bool>) -> Step {
-        while self.reading && self.in_flight < self.ctx.cfg.window {
-            let frame = match self.decoder.decode() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    self.ctx.stats.framing_errors.fetch_add(1, Relaxed);
-                    warn!(peer = %self.peer, error = %e, "Closing RELP connection: framing error.");
-                    self.ending = Ending::Server;
+        loop {
+            let mut window_full = false;
+            loop {
+                if let Step::Abort = self.promote() {
                     return Step::Abort;
                 }
-            };
-            if let Step::Abort = self.on_frame(frame, shutdown).await {
+                if !self.reading {
+                    break;
+                }
+                if self.in_flight >= self.ctx.cfg.window {
+                    window_full = true;
+                    break;
+                }
+                let frame = match self.decoder.decode() {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.ctx.stats.framing_errors.fetch_add(1, Relaxed);
+                        warn!(peer = %self.peer, error = %e, "Closing RELP connection: framing error.");
+                        self.ending = Ending::Server;
+                        return Step::Abort;
+                    }
+                };
+                if let Step::Abort = self.on_frame(frame, shutdown).await {
+                    return Step::Abort;
+                }
+            }
+            if let Step::Abort = self.hand_on(shutdown).await {
                 return Step::Abort;
             }
+            if let Step::Abort = self.promote() {
+                return Step::Abort;
+            }
+            // Answers ready at once (empty messages) may have made room for frames
+            // still buffered.
+            if !(window_full && self.reading && self.in_flight < self.ctx.cfg.window) {
+                return Step::Go;
+            }
         }
-        self.hand_on(shutdown).await
     }
 
     fn protocol_error(&mut self, why: &str, frame: &Frame) -> Step {
@@ -704,14 +729,8 @@ impl Conn {
         if bytes.is_empty() {
             return; // answered with the batch; nothing to match
         }
-        let stats = &self.ctx.stats;
-        stats.messages.fetch_add(1, Relaxed);
-        stats.bytes.fetch_add(bytes.len() as u64, Relaxed);
         if frame.truncated {
-            stats.oversized.fetch_add(1, Relaxed);
-        }
-        if !crate::decode::is_syslog(&bytes) {
-            stats.parse_failures.fetch_add(1, Relaxed);
+            self.truncated += 1;
         }
         if self.lines.is_empty() {
             self.lines.reserve(self.ctx.cfg.window.min(1024));
@@ -720,6 +739,24 @@ impl Conn {
             bytes,
             origin: self.origin.clone(),
         });
+    }
+
+    /// What the batch being filled adds to the counters once handed on: messages,
+    /// bytes, truncated, without a syslog header.
+    fn batch_counts(&mut self) -> [u64; 4] {
+        let bytes: usize = self.lines.iter().map(|l| l.bytes.len()).sum();
+        let headerless = self
+            .lines
+            .iter()
+            .filter(|l| !crate::decode::is_syslog(&l.bytes))
+            .count();
+        let truncated = std::mem::take(&mut self.truncated);
+        [
+            self.lines.len() as u64,
+            bytes as u64,
+            truncated,
+            headerless as u64,
+        ]
     }
 
     /// Queues the answer to a command behind everything read before it.
@@ -770,6 +807,7 @@ impl Conn {
             });
             return Step::Go;
         }
+        let [messages, bytes, truncated, headerless] = self.batch_counts();
         let (ack, acked) = oneshot::channel();
         let batch = Batch {
             source: self.ctx.source,
@@ -793,7 +831,12 @@ impl Conn {
             }
         }
         self.handed_on += n;
-        self.ctx.stats.unanswered.fetch_add(n, Relaxed);
+        let stats = &self.ctx.stats;
+        stats.unanswered.fetch_add(n, Relaxed);
+        stats.messages.fetch_add(messages, Relaxed);
+        stats.bytes.fetch_add(bytes, Relaxed);
+        stats.oversized.fetch_add(truncated, Relaxed);
+        stats.parse_failures.fetch_add(headerless, Relaxed);
         self.pending.push_back(Pending::Batch {
             ack: acked,
             txnrs: std::mem::take(&mut self.txnrs),
