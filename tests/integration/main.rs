@@ -15,6 +15,7 @@ mod durability;
 mod file_tail;
 mod match_semantics;
 mod pipeline;
+mod relp;
 mod rules;
 mod run;
 mod share;
