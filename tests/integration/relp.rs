@@ -507,14 +507,23 @@ async fn window_bounds_unanswered_messages() {
         .flat_map(|t| frame(t, "syslog", &msg(t as usize)))
         .collect();
     c.send(&all).await;
-    let first = src.batch().await;
-    assert_eq!(first.lines.len(), 4, "{:?}", texts(&first.lines));
-    // Nothing more is read while those 4 are unanswered.
+    // Held, not acknowledged: the first 4 (in one batch, or more if the reads split
+    // them), and nothing more is read while they are unanswered.
+    let mut held = Vec::new();
+    let mut first = Vec::new();
+    while first.len() < 4 {
+        let b = src.batch().await;
+        first.extend(b.lines);
+        held.extend(b.ack);
+    }
+    assert_eq!(texts(&first), texts_of(&[2, 3, 4, 5]));
     let stats = src.stats.clone();
     wait_until("4 unanswered", || stats.snapshot().unanswered == 4).await;
     assert!(src.rx.try_recv().is_err());
     assert_eq!(src.stats.snapshot().messages, 4);
-    first.ack.unwrap().send(()).unwrap();
+    for ack in held {
+        ack.send(()).unwrap();
+    }
     let rest = src.ack_lines(6).await;
     assert_eq!(texts(&rest), texts_of(&[6, 7, 8, 9, 10, 11]));
     assert_eq!(c.answers(10).await, ok(2..=11));
@@ -798,7 +807,7 @@ fn rsyslog_relp_survives_kill_9() {
     .unwrap();
     let tlog = d.join("tripline.log");
     let metrics = free_addr();
-    let mut tripline = spawn_tripline(&config, metrics, &tlog);
+    let mut tripline = KillOnDrop(spawn_tripline(&config, metrics, &tlog));
     // Ready first: rsyslog resends the first messages it could not deliver (omrelp's
     // retry after a failed connect), which would blur the figures below.
     wait_for("tripline ready", 120, || {
@@ -879,19 +888,18 @@ ruleset(name="fwd") {{
         line_count(&alerts) >= KILL_AFTER
     });
     let sent_at_kill = sent.load(std::sync::atomic::Ordering::SeqCst);
-    tripline.kill().unwrap(); // SIGKILL
-    tripline.wait().unwrap();
+    tripline.0.kill().unwrap(); // SIGKILL
+    tripline.0.wait().unwrap();
     let (before, lines_before) = alerted(&alerts);
     eprintln!(
         "kill -9 with {sent_at_kill} of {N} messages sent, {} alerted ({lines_before} alert lines)",
         before.len()
     );
-    assert!(
-        before.len() < sent_at_kill && sent_at_kill < N,
-        "the kill did not come mid-stream"
-    );
+    // (The sender may have run on between the two counts: they are figures, and only
+    // the end of the stream is certain to be still to come.)
+    assert!(before.len() < N, "the kill came after the stream ended");
 
-    let mut tripline = spawn_tripline(&config, metrics, &tlog);
+    let mut tripline = KillOnDrop(spawn_tripline(&config, metrics, &tlog));
     // Every message, or the figures of what is missing after a generous deadline.
     let t0 = std::time::Instant::now();
     while alerted(&alerts).0.len() < N && t0.elapsed() < Duration::from_secs(120) {
@@ -912,10 +920,10 @@ ruleset(name="fwd") {{
         metric(metrics, "tripline_ready") == Some(1.0)
     });
     Command::new("kill")
-        .args(["-TERM", &tripline.id().to_string()])
+        .args(["-TERM", &tripline.0.id().to_string()])
         .status()
         .unwrap();
-    let status = tripline.wait().unwrap();
+    let status = tripline.0.wait().unwrap();
     let log = std::fs::read_to_string(&tlog).unwrap_or_default();
     assert!(status.success(), "tripline: {status}\n{log}");
 
