@@ -8,8 +8,9 @@
 //! peer and [`Transport::Relp`]. Headers and times are read by [`crate::decode`], with
 //! the source's zone, as for the syslog source.
 //!
-//! **The acknowledgement flow.** The messages of one connection that one read brings
-//! are handed on as one [`Batch`] carrying an [`Ack`](super::Ack). The `syslog` frames
+//! **The acknowledgement flow.** The messages a connection decodes from what it read
+//! (at most `window` of them) are handed on as one [`Batch`] carrying an
+//! [`Ack`](super::Ack); a full channel makes the connection wait. The `syslog` frames
 //! in it are answered `200 OK` only once the pipeline fires that ack, that is once
 //! their alerts were written and flushed; answers go out in the order the commands
 //! came (the spec requires it), so an `open`, `close` or unknown command behind a
@@ -40,9 +41,9 @@
 //!   channel is dropped, unanswered), wait up to `shutdown_grace` for the answers of
 //!   what was handed on, write them and the `serverclose` hint, and close.
 //!
-//! Not supported: TLS (RELP's `tls=on`; put a TLS terminator in front, or use the
-//! syslog source's TLS mode over plain TCP framing), `starttls`, and commands other
-//! than `open`, `syslog` and `close` (answered `500`).
+//! Not supported: TLS (omrelp's `tls="on"`: put a TLS terminator such as stunnel in
+//! front of the port; the acknowledgements pass through it), `starttls`, and commands
+//! other than `open`, `syslog` and `close` (answered `500`).
 //!
 //! Costs: one copy of each message (read buffer to its `Line`), one header check
 //! ([`crate::decode::is_syslog`]) to count parse failures, an answer of about 16 bytes
