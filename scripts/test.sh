@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real tools the test suites drive: the util-linux syslog client, rsyslog, logrotate,
-# Prometheus' promtool, openssl (a TLS certificate for the syslog TLS test), gzip.
+# Real tools the test suites drive: the util-linux syslog client, rsyslog and its RELP
+# output (omrelp, for the RELP source), logrotate, Prometheus' promtool, openssl (a TLS
+# certificate for the syslog TLS test), gzip.
 need_apt=()
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
 command -v logger >/dev/null 2>&1 || need_apt+=(bsdutils)
 command -v rsyslogd >/dev/null 2>&1 || need_apt+=(rsyslog)
+compgen -G "/usr/lib/*/rsyslog/omrelp.so" >/dev/null || compgen -G "/usr/lib/rsyslog/omrelp.so" >/dev/null \
+    || need_apt+=(rsyslog-relp)
 command -v logrotate >/dev/null 2>&1 || need_apt+=(logrotate)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)

@@ -24,11 +24,11 @@ pub const MAX_LINE_BYTES: RangeInclusive<u64> = 1..=64 << 20;
 pub const RESCAN_INTERVAL_MS: RangeInclusive<u64> = 10..=600_000;
 /// `sources[].fingerprint_bytes` (file): 16 bytes to 64 KiB.
 pub const FINGERPRINT_BYTES: RangeInclusive<u64> = 16..=64 << 10;
-/// `sources[].max_message_bytes` (syslog): up to 16 MiB.
+/// `sources[].max_message_bytes` (syslog, relp): up to 16 MiB.
 pub const MAX_MESSAGE_BYTES: RangeInclusive<u64> = 1..=16 << 20;
-/// `sources[].max_connections` (syslog): 1 to 65536 connections open at once.
+/// `sources[].max_connections` (syslog, relp): 1 to 65536 connections open at once.
 pub const MAX_CONNECTIONS: RangeInclusive<u64> = 1..=65_536;
-/// `sources[].idle_timeout_secs` (syslog): 1 second to 1 day.
+/// `sources[].idle_timeout_secs` (syslog, relp): 1 second to 1 day.
 pub const IDLE_TIMEOUT_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `sources[].rotate_wait_secs` (file): 1 second to 1 day.
 pub const ROTATE_WAIT_SECS: RangeInclusive<u64> = 1..=86_400;

@@ -178,7 +178,7 @@ impl Checker<'_> {
                         }
                     }
                 }
-                SourceConfig::Stdin(_) => {}
+                SourceConfig::Relp(_) | SourceConfig::Stdin(_) => {}
             }
         }
     }
@@ -378,6 +378,12 @@ fn summary(plan: &super::Plan, rules: &str, sharing: &[String]) -> Vec<String> {
                 },
                 sy.address,
                 sy.timezone.trim()
+            ),
+            SourceConfig::Relp(r) => format!(
+                "\"{}\" relp {} (zone {})",
+                p.name,
+                r.address,
+                r.timezone.trim()
             ),
             SourceConfig::Stdin(_) => format!("\"{}\" stdin", p.name),
         })

@@ -181,6 +181,7 @@ impl From<WarninglistModeConfig> for WarninglistMode {
 pub enum SourceConfig {
     File(FileSourceToml),
     Syslog(SyslogSourceToml),
+    Relp(RelpSourceToml),
     Stdin(StdinSourceToml),
 }
 
@@ -190,6 +191,7 @@ impl SourceConfig {
         let (n, kind) = match self {
             SourceConfig::File(f) => (&f.name, "file"),
             SourceConfig::Syslog(s) => (&s.name, "syslog"),
+            SourceConfig::Relp(r) => (&r.name, "relp"),
             SourceConfig::Stdin(s) => (&s.name, "stdin"),
         };
         n.clone().unwrap_or_else(|| format!("{kind}-{index}"))
@@ -304,6 +306,38 @@ pub struct SyslogSourceToml {
     /// The zone of times written without one (RFC 3164 stamps): see [`parse_timezone`].
     #[serde(default = "default_timezone")]
     pub timezone: String,
+}
+
+/// A RELP server (rsyslog's `omrelp`): each message is acknowledged once its alerts
+/// are written, so the sender keeps and resends what tripline did not finish.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelpSourceToml {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `IP:PORT` to listen on. Default `127.0.0.1:2514`.
+    #[serde(default = "default_relp_address")]
+    pub address: String,
+    /// Longer messages are truncated (and still acknowledged) and counted. Default
+    /// 64 KiB; range 1 ..= 16 MiB (bytes, [`bounds::MAX_MESSAGE_BYTES`]).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Connections open at once; more are closed at once and counted. Default 256;
+    /// range 1 ..= 65536 ([`bounds::MAX_CONNECTIONS`]).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection with nothing sent, unanswered or to answer for this long
+    /// (seconds) is closed. Default 300; range 1 ..= 86400
+    /// ([`bounds::IDLE_TIMEOUT_SECS`]).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// The zone of times written without one (RFC 3164 stamps): see [`parse_timezone`].
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+fn default_relp_address() -> String {
+    "127.0.0.1:2514".into()
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -546,6 +580,18 @@ mod tests {
             ),
             (
                 "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"syslog\"\ntimezone = \"Mars/Olympus\"\n",
+                "sources[0].timezone",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"relp\"\naddress = \"localhost\"\n",
+                "sources[0].address",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"relp\"\nmode = \"tcp\"\n",
+                "unknown field `mode`",
+            ),
+            (
+                "[intel]\npaths = [\"x\"]\n[[sources]]\ntype = \"relp\"\ntimezone = \"Mars/Olympus\"\n",
                 "sources[0].timezone",
             ),
             (

@@ -21,6 +21,7 @@ use std::time::Duration;
 use super::{bounds, Config, ConfigError, SourceConfig, StartAtConfig, SyslogModeConfig};
 use crate::intel::load::IntelSpec;
 use crate::source::file::{FileSourceConfig, StartAt};
+use crate::source::relp::RelpConfig;
 use crate::source::syslog::{SyslogConfig, SyslogMode};
 
 /// The longest source name: it is a metrics label and a directory name.
@@ -66,15 +67,17 @@ pub struct SourcePlan {
 pub enum SourceKind {
     File(FileSourceConfig),
     Syslog(SyslogConfig),
+    Relp(RelpConfig),
     Stdin,
 }
 
 impl SourceKind {
-    /// `file`, `syslog` or `stdin`, as in the configuration's `type`.
+    /// `file`, `syslog`, `relp` or `stdin`, as in the configuration's `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceKind::File(_) => "file",
             SourceKind::Syslog(_) => "syslog",
+            SourceKind::Relp(_) => "relp",
             SourceKind::Stdin => "stdin",
         }
     }
@@ -478,11 +481,37 @@ fn plan_source(i: usize, s: &SourceConfig, p: &mut Problems) -> Option<SourcePla
                 ..SyslogConfig::default()
             })
         }
+        SourceConfig::Relp(r) => {
+            let address = parse_addr(&r.address, &key("address"), p);
+            p.range(
+                key("max_message_bytes"),
+                &bounds::MAX_MESSAGE_BYTES,
+                r.max_message_bytes as u64,
+            );
+            p.range(
+                key("max_connections"),
+                &bounds::MAX_CONNECTIONS,
+                r.max_connections as u64,
+            );
+            p.range(
+                key("idle_timeout_secs"),
+                &bounds::IDLE_TIMEOUT_SECS,
+                r.idle_timeout_secs,
+            );
+            SourceKind::Relp(RelpConfig {
+                address: address.unwrap_or_else(|| RelpConfig::default().address),
+                max_message_bytes: r.max_message_bytes,
+                max_connections: r.max_connections,
+                idle_timeout: Duration::from_secs(r.idle_timeout_secs),
+                ..RelpConfig::default()
+            })
+        }
         SourceConfig::Stdin(_) => SourceKind::Stdin,
     };
     let timezone = match s {
         SourceConfig::File(f) => &f.timezone,
         SourceConfig::Syslog(sy) => &sy.timezone,
+        SourceConfig::Relp(r) => &r.timezone,
         SourceConfig::Stdin(st) => &st.timezone,
     };
     let zone = parse_timezone(timezone).unwrap_or_else(|m| {

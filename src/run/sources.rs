@@ -13,6 +13,7 @@ use crate::config::{SourceKind, SourcePlan};
 use crate::sink::health::Health;
 use crate::sink::metrics::{set_counter, Metrics};
 use crate::source::file::{self, FileSourceStats};
+use crate::source::relp::{self, RelpStats};
 use crate::source::syslog::{self, SyslogStats};
 use crate::source::BatchSender;
 
@@ -143,6 +144,40 @@ pub async fn start_planned(
             Ok(tokio::spawn(async move {
                 bound
                     .run(index, tx, stats, shutdown)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }))
+        }
+        SourceKind::Relp(cfg) => {
+            let cfg = cfg.clone();
+            let stats = Arc::new(RelpStats::default());
+            let name = source.name.clone();
+            let s2 = stats.clone();
+            // Through the syslog connection metrics and `lines_rejected` reasons until
+            // RELP has its own (answered, unanswered, truncated: see relp.rs).
+            metrics.on_scrape(move |m| {
+                let snap = s2.snapshot();
+                let l = [name.as_str()];
+                m.syslog_connections
+                    .with_label_values(&l)
+                    .set(snap.connections_open as i64);
+                set_counter(
+                    &m.syslog_connections_accepted.with_label_values(&l),
+                    snap.connections_accepted,
+                );
+                for (reason, value) in [
+                    ("framing_error", snap.framing_errors),
+                    ("protocol_error", snap.protocol_errors),
+                    ("connection_rejected", snap.connections_rejected),
+                ] {
+                    set_counter(
+                        &m.lines_rejected.with_label_values(&[name.as_str(), reason]),
+                        value,
+                    );
+                }
+            });
+            Ok(tokio::spawn(async move {
+                relp::run_relp_source(index, cfg, tx, stats, shutdown)
                     .await
                     .map_err(anyhow::Error::from)
             }))

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod file;
 pub mod framing;
+pub mod relp;
 pub mod stdin;
 pub mod syslog;
 
@@ -44,6 +45,8 @@ pub enum Transport {
     Udp,
     Tcp,
     Tls,
+    /// RELP (rsyslog's `omrelp`): TCP with application-level acknowledgements.
+    Relp,
 }
 
 impl Transport {
@@ -52,6 +55,7 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Relp => "relp",
         }
     }
 }

@@ -16,6 +16,7 @@ mod file_tail;
 mod match_semantics;
 mod metrics;
 mod pipeline;
+mod relp;
 mod rules;
 mod run;
 mod share;
