@@ -71,6 +71,10 @@ pub async fn start_planned(
                     s2.checkpoint_failures.load(Relaxed),
                 );
                 set_counter(
+                    &m.file_rotations.with_label_values(&l),
+                    s2.rotations.load(Relaxed),
+                );
+                set_counter(
                     &m.lines_rejected
                         .with_label_values(&[name.as_str(), "oversized"]),
                     s2.oversized.load(Relaxed),

@@ -166,6 +166,12 @@ pub const CHECKPOINT_WRITES: MetricDef = def(
     &["source"],
     "Checkpoint files written.",
 );
+pub const FILE_ROTATIONS: MetricDef = def(
+    "tripline_file_rotations_total",
+    Counter,
+    &["source"],
+    "Renames, disappearances, truncations and rotations while stopped seen by a file source.",
+);
 pub const CHECKPOINT_WRITE_FAILURES: MetricDef = def(
     "tripline_checkpoint_write_failures_total",
     Counter,
@@ -344,6 +350,7 @@ pub const METRICS: &[MetricDef] = &[
     OPEN_FILES,
     FILE_LAG_BYTES,
     CHECKPOINT_WRITES,
+    FILE_ROTATIONS,
     CHECKPOINT_WRITE_FAILURES,
     SYSLOG_CONNECTIONS,
     SYSLOG_CONNECTIONS_ACCEPTED,
@@ -423,6 +430,7 @@ pub struct Metrics {
     pub file_lag_bytes: IntGaugeVec,
     pub checkpoint_writes: IntCounterVec,
     pub checkpoint_write_failures: IntCounterVec,
+    pub file_rotations: IntCounterVec,
     pub syslog_connections: IntGaugeVec,
     pub syslog_connections_accepted: IntCounterVec,
     pub syslog_connections_closed: IntCounterVec,
@@ -544,6 +552,7 @@ impl Metrics {
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
             checkpoint_writes: r.counter_vec(&CHECKPOINT_WRITES),
             checkpoint_write_failures: r.counter_vec(&CHECKPOINT_WRITE_FAILURES),
+            file_rotations: r.counter_vec(&FILE_ROTATIONS),
             syslog_connections: r.gauge_vec(&SYSLOG_CONNECTIONS),
             syslog_connections_accepted: r.counter_vec(&SYSLOG_CONNECTIONS_ACCEPTED),
             syslog_connections_closed: r.counter_vec(&SYSLOG_CONNECTIONS_CLOSED),
@@ -724,6 +733,7 @@ mod tests {
         m.file_lag_bytes.with_label_values(&["s"]).set(1);
         m.checkpoint_writes.with_label_values(&["s"]).inc();
         m.checkpoint_write_failures.with_label_values(&["s"]).inc();
+        m.file_rotations.with_label_values(&["s"]).inc();
         m.syslog_connections_closed
             .with_label_values(&["s", "idle"])
             .inc();

@@ -34,6 +34,7 @@ fn every_metric_with_a_value() -> Metrics {
     m.checkpoint_write_failures
         .with_label_values(&["files"])
         .inc();
+    m.file_rotations.with_label_values(&["files"]).inc();
     m.syslog_connections_closed
         .with_label_values(&["syslog", "idle"])
         .inc();
