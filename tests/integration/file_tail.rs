@@ -979,3 +979,66 @@ async fn rotation_while_stopped_loses_nothing() {
         assert_eq!(texts, numbered_texts(100, 200), "compressed: {compress}");
     }
 }
+
+/// The same with the real logrotate while tripline is stopped, for each way it
+/// rotates: `create` (the renamed file keeps being named `.1`), `compress` (the
+/// rotated file is gzipped at once), `copytruncate`. Start at end, as by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logrotate_while_stopped_loses_nothing() {
+    if !logrotate_available() {
+        return;
+    }
+    for directives in [
+        "    create\n",
+        "    create\n    compress\n",
+        "    copytruncate\n",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, state) = (dir.path().join("app.log"), dir.path().join("state"));
+        fs::write(&log, "before tripline\n").unwrap();
+        let mut c = cfg(&[&log]);
+        c.start_at = StartAt::End;
+        let src = start(c.clone(), &state, ack_all);
+        let stats = src.stats.clone();
+        let deadline = Instant::now() + WAIT;
+        while stats.open_files.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the file was never followed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        append(&log, &numbered(0, 100));
+        src.wait_lines(100).await;
+        src.stop().await;
+        // While stopped: more lines, logrotate, more lines in the new file.
+        append(&log, &numbered(100, 150));
+        let conf = dir.path().join("logrotate.conf");
+        fs::write(
+            &conf,
+            format!("{} {{\n    rotate 5\n{directives}}}\n", log.display()),
+        )
+        .unwrap();
+        let out = Command::new("logrotate")
+            .arg("-s")
+            .arg(dir.path().join("logrotate.status"))
+            .arg("-f")
+            .arg(&conf)
+            .output()
+            .expect("run logrotate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        append(&log, &numbered(150, 200));
+        let src = start(c, &state, ack_all);
+        src.wait_lines(100).await;
+        settle().await;
+        let second = src.stop().await;
+        let mut texts: Vec<String> = second.iter().map(|g| g.text.clone()).collect();
+        texts.sort();
+        assert_eq!(
+            texts,
+            numbered_texts(100, 200),
+            "logrotate with {directives:?}"
+        );
+    }
+}
