@@ -157,8 +157,8 @@ pub async fn start_planned(
             let stats = Arc::new(RelpStats::default());
             let name = source.name.clone();
             let s2 = stats.clone();
-            // Through the syslog connection metrics and `lines_rejected` reasons until
-            // RELP has its own (answered, unanswered, truncated: see relp.rs).
+            // The syslog connection metrics (closes by reason, truncations, messages
+            // without a header) and RELP's own (answered, unanswered).
             metrics.on_scrape(move |m| {
                 let snap = s2.snapshot();
                 let l = [name.as_str()];
@@ -179,6 +179,35 @@ pub async fn start_planned(
                         value,
                     );
                 }
+                for (reason, n) in [
+                    ("idle", snap.idle_timeouts),
+                    ("refused", snap.connections_rejected),
+                    ("read_error", snap.io_errors),
+                    ("framing_error", snap.framing_errors),
+                    ("protocol_error", snap.protocol_errors),
+                ] {
+                    set_counter(
+                        &m.syslog_connections_closed
+                            .with_label_values(&[name.as_str(), reason]),
+                        n,
+                    );
+                }
+                set_counter(
+                    &m.syslog_messages_truncated.with_label_values(&l),
+                    snap.oversized,
+                );
+                set_counter(
+                    &m.syslog_parse_failures.with_label_values(&l),
+                    snap.parse_failures,
+                );
+                set_counter(&m.relp_answered.with_label_values(&l), snap.answered);
+                m.relp_unanswered
+                    .with_label_values(&l)
+                    .set(snap.unanswered as i64);
+                set_counter(
+                    &m.relp_unanswered_at_close.with_label_values(&l),
+                    snap.unanswered_at_close,
+                );
             });
             Ok(tokio::spawn(async move {
                 relp::run_relp_source(index, cfg, tx, stats, shutdown)

@@ -209,6 +209,25 @@ pub const SYSLOG_PARSE_FAILURES: MetricDef = def(
     &["source"],
     "Syslog messages without a readable syslog header (handed on and matched as text).",
 );
+pub const RELP_ANSWERED: MetricDef = def(
+    "tripline_relp_messages_answered_total",
+    Counter,
+    &["source"],
+    "RELP messages answered 200 OK (after their alerts were written).",
+);
+pub const RELP_UNANSWERED: MetricDef = def(
+    "tripline_relp_unanswered",
+    GaugeKind,
+    &["source"],
+    "RELP messages read and not answered yet (waiting for their alerts to be written).",
+);
+pub const RELP_UNANSWERED_AT_CLOSE: MetricDef = def(
+    "tripline_relp_unanswered_at_close_total",
+    Counter,
+    &["source"],
+    "RELP messages left unanswered when their connection closed: the client sends them \
+     again (possible duplicates, never losses).",
+);
 pub const UDP_DROPS: MetricDef = def(
     "tripline_udp_drops_total",
     Counter,
@@ -357,6 +376,9 @@ pub const METRICS: &[MetricDef] = &[
     SYSLOG_CONNECTIONS_CLOSED,
     SYSLOG_MESSAGES_TRUNCATED,
     SYSLOG_PARSE_FAILURES,
+    RELP_ANSWERED,
+    RELP_UNANSWERED,
+    RELP_UNANSWERED_AT_CLOSE,
     UDP_DROPS,
     QUEUE_DEPTH,
     ALERTS_WRITTEN,
@@ -436,6 +458,9 @@ pub struct Metrics {
     pub syslog_connections_closed: IntCounterVec,
     pub syslog_messages_truncated: IntCounterVec,
     pub syslog_parse_failures: IntCounterVec,
+    pub relp_answered: IntCounterVec,
+    pub relp_unanswered: IntGaugeVec,
+    pub relp_unanswered_at_close: IntCounterVec,
     pub udp_drops: IntCounterVec,
     pub queue_depth: IntGauge,
     pub alerts_written: IntCounter,
@@ -558,6 +583,9 @@ impl Metrics {
             syslog_connections_closed: r.counter_vec(&SYSLOG_CONNECTIONS_CLOSED),
             syslog_messages_truncated: r.counter_vec(&SYSLOG_MESSAGES_TRUNCATED),
             syslog_parse_failures: r.counter_vec(&SYSLOG_PARSE_FAILURES),
+            relp_answered: r.counter_vec(&RELP_ANSWERED),
+            relp_unanswered: r.gauge_vec(&RELP_UNANSWERED),
+            relp_unanswered_at_close: r.counter_vec(&RELP_UNANSWERED_AT_CLOSE),
             udp_drops: r.counter_vec(&UDP_DROPS),
             queue_depth: r.gauge(&QUEUE_DEPTH),
             alerts_written: r.counter(&ALERTS_WRITTEN),
@@ -734,6 +762,9 @@ mod tests {
         m.checkpoint_writes.with_label_values(&["s"]).inc();
         m.checkpoint_write_failures.with_label_values(&["s"]).inc();
         m.file_rotations.with_label_values(&["s"]).inc();
+        m.relp_answered.with_label_values(&["s"]).inc();
+        m.relp_unanswered.with_label_values(&["s"]).set(1);
+        m.relp_unanswered_at_close.with_label_values(&["s"]).inc();
         m.syslog_connections_closed
             .with_label_values(&["s", "idle"])
             .inc();

@@ -35,6 +35,11 @@ fn every_metric_with_a_value() -> Metrics {
         .with_label_values(&["files"])
         .inc();
     m.file_rotations.with_label_values(&["files"]).inc();
+    m.relp_answered.with_label_values(&["relp"]).inc();
+    m.relp_unanswered.with_label_values(&["relp"]).set(1);
+    m.relp_unanswered_at_close
+        .with_label_values(&["relp"])
+        .inc();
     m.syslog_connections_closed
         .with_label_values(&["syslog", "idle"])
         .inc();

@@ -329,7 +329,10 @@ fn metrics_pass_promtool() {
     let mut body = String::new();
     while t0.elapsed() < Duration::from_secs(30) {
         body = http_get(metrics, "/metrics").unwrap().1;
-        if body.contains("tripline_lines_received_total{source=\"stdin-0\"} 24") {
+        // Lines are counted when their batch is scanned, matches as it is emitted.
+        if body.contains("tripline_lines_received_total{source=\"stdin-0\"} 24")
+            && body.contains("tripline_matched_lines_total{source=\"stdin-0\"} 13")
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
