@@ -26,6 +26,18 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
     let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    // Chunked bodies: keep the text, drop the chunk sizes.
+    let body = if buf
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        body
+    };
     Some((status, body))
 }
 
