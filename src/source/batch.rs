@@ -1,10 +1,11 @@
-//! Batch input: files, directories (recursively), `.gz` archives and stdin, read as
+//! Batch input: files, directories (recursively), archives (gzip, zstd, bzip2, xz:
+//! detected by their magic bytes, multi-member/-frame/-stream) and stdin, read as
 //! chunks of whole lines.
 //!
 //! A [`ChunkReader`] turns one input into a sequence of [`Piece`]s: chunks of about
 //! [`CHUNK_BYTES`] that end on a line boundary, so that chunks can be matched in
-//! parallel and put back in order. Gzip is detected by its magic bytes, not the file
-//! name, and multi-member archives are read whole. A line longer than the limit is not
+//! parallel and put back in order. Compression ([`Compression`]) is detected by its
+//! magic bytes, not the file name, and multi-member archives are read whole. A line longer than the limit is not
 //! buffered whole: the reader skips to its end and reports it as
 //! [`Piece::Oversized`], so memory stays bounded by the chunk size plus the limit. A read
 //! error (a truncated archive) ends the input with [`Piece::Error`] after the lines read
@@ -116,8 +117,34 @@ pub fn buffer_pool(
     crossbeam_channel::bounded(capacity)
 }
 
+/// A compressed input, told by its magic bytes (never by its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    /// The compression whose magic bytes `head` starts with.
+    pub fn of(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+            Some(Compression::Bzip2)
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Some(Compression::Xz)
+        } else {
+            None
+        }
+    }
+}
+
 impl ChunkReader {
-    /// Opens `input`; gzip is detected by its magic bytes. Chunks are about `chunk`
+    /// Opens `input`; gzip, zstd, bzip2 and xz are detected by their magic bytes. Chunks are about `chunk`
     /// bytes.
     pub fn open(
         input: &Input,
@@ -129,9 +156,9 @@ impl ChunkReader {
             Input::Stdin => Box::new(io::stdin()),
             Input::Path(p) => Box::new(File::open(p)?),
         };
-        let mut magic = [0u8; 2];
+        let mut magic = [0u8; 6];
         let mut got = 0;
-        while got < 2 {
+        while got < magic.len() {
             match raw.read(&mut magic[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
@@ -141,12 +168,15 @@ impl ChunkReader {
         }
         let head = io::Cursor::new(magic[..got].to_vec());
         let chained = head.chain(raw);
-        let compressed = got == 2 && magic == [0x1f, 0x8b];
-        let reader: Box<dyn Read + Send> = if compressed {
-            Box::new(MultiGzDecoder::new(chained))
-        } else {
-            Box::new(chained)
+        let kind = Compression::of(&magic[..got]);
+        let reader: Box<dyn Read + Send> = match kind {
+            None => Box::new(chained),
+            Some(Compression::Gzip) => Box::new(MultiGzDecoder::new(chained)),
+            Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(chained)?),
+            Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(chained)),
+            Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(chained)),
         };
+        let compressed = kind.is_some();
         Ok(ChunkReader {
             reader,
             carry: Vec::with_capacity(chunk.max(1) * 2),

@@ -797,3 +797,64 @@ fn alerts_say_where_an_indicator_was_seen() {
     assert_eq!(e1["tripline"]["seen_as"], "source");
     assert_eq!(a[1]["tripline"]["format"], "json");
 }
+
+/// Defect: a `.zst`, `.bz2` or `.xz` archive was searched as raw compressed bytes: no
+/// error, exit 1, nothing found. Now each is detected by its magic bytes (whatever its
+/// name) and decompressed; a truncated one is reported with its path and the lines
+/// before the damage are kept.
+#[test]
+fn compressed_archives_are_not_searched_as_raw_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = std::fs::read(root().join("fixtures/logs/traps.log")).unwrap();
+    let want = by_line(&alerts(&tripline(&[
+        "hunt",
+        "-q",
+        "--intel",
+        "fixtures/intel/traps",
+        "fixtures/logs/traps.log",
+    ])));
+    assert!(!want.is_empty());
+    let zst = zstd::encode_all(&plain[..], 3).unwrap();
+    let bz2 = {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(&plain).unwrap();
+        e.finish().unwrap()
+    };
+    let xz = {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(&plain).unwrap();
+        e.finish().unwrap()
+    };
+    for (kind, bytes) in [("zstd", &zst), ("bzip2", &bz2), ("xz", &xz)] {
+        // Named .log: detection is by magic bytes.
+        let path = dir.path().join(format!("{kind}-archive.log"));
+        std::fs::write(&path, bytes).unwrap();
+        let out = tripline(&[
+            "hunt",
+            "-q",
+            "--intel",
+            "fixtures/intel/traps",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            code(&out),
+            0,
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(by_line(&alerts(&out)), want, "{kind}");
+        // Cut in the middle: an error naming the file, exit 2, lines before it kept.
+        let cut = dir.path().join(format!("{kind}-cut.log"));
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let out = tripline(&[
+            "hunt",
+            "-q",
+            "--intel",
+            "fixtures/intel/traps",
+            cut.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{kind}: {err}");
+        assert!(err.contains(&format!("{kind}-cut.log")), "{kind}: {err}");
+    }
+}
