@@ -27,7 +27,7 @@
 
 use std::net::Ipv6Addr;
 
-use crate::index::{ip, Index};
+use crate::index::{ip, Index, IpPortMatch};
 use crate::intel::{IndicatorId, Kind};
 
 /// One indicator found in a line.
@@ -35,12 +35,22 @@ use crate::intel::{IndicatorId, Kind};
 pub struct Hit {
     pub id: IndicatorId,
     /// The observable as it appeared in the line (the whole host for a domain match,
-    /// the address for a CIDR match).
+    /// the address for a CIDR match; for a name the line writes in another form — a
+    /// DNS wire name, a URL split over fields — the name in its usual form).
     pub atomic: String,
     /// Where `atomic` stands in the line (byte offsets), when it was found in the raw
     /// text rather than in decoded JSON strings: decoders map it to a field.
     pub span: Option<(usize, usize)>,
 }
+
+/// The longest host name (RFC 1035): no name lookup hashes more than this.
+const MAX_HOST: usize = 253;
+/// The longest e-mail local part (RFC 5321).
+const MAX_LOCAL: usize = 64;
+/// At most this many cut points (query, `&` parameters, fragment) are tried per URL.
+const MAX_URL_CUTS: usize = 64;
+/// How far back a query string is looked for when `query_hosts` is off.
+const QUERY_LOOKBACK: usize = 4096;
 
 // Byte classes, OR-ed over a word.
 const DIGIT: u8 = 1;
@@ -49,6 +59,8 @@ const ALPHA: u8 = 4; // g-z G-Z
 const DOT: u8 = 8;
 const DASH: u8 = 16; // '-' or '_'
 const UPPER: u8 = 32;
+/// Not a byte class: set on a word that holds non-ASCII letters.
+const UNICODE: u8 = 64;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -93,6 +105,48 @@ fn is_filename_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~' | b'$')
 }
 
+/// A non-ASCII character that belongs to a host name label: a letter or digit of any
+/// script, a combining mark, or the joiners IDNA allows. Returns its length in bytes
+/// when the UTF-8 character ending before `i` is one.
+fn label_char_before(line: &[u8], i: usize) -> Option<usize> {
+    let mut k = i;
+    while k > 0 && i - k < 4 {
+        k -= 1;
+        if line[k] & 0xC0 != 0x80 {
+            break;
+        }
+    }
+    label_char(&line[k..i]).then_some(i - k)
+}
+
+/// Like [`label_char_before`], for the character starting at `i`.
+fn label_char_at(line: &[u8], i: usize) -> Option<usize> {
+    let len = match line[i] {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    let bytes = line.get(i..i + len)?;
+    label_char(bytes).then_some(len)
+}
+
+fn label_char(bytes: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if !c.is_ascii() => {
+            c.is_alphanumeric()
+                || ('\u{300}'..='\u{36f}').contains(&c)
+                || c == '\u{200c}'
+                || c == '\u{200d}'
+        }
+        _ => false,
+    }
+}
+
 /// A reusable matcher over one index. Cheap to create; keep one per thread.
 pub struct Matcher<'i> {
     index: &'i Index,
@@ -106,6 +160,7 @@ pub struct Matcher<'i> {
     want_hostname: bool,
     want_domain: bool,
     json_buf: Vec<u8>,
+    cuts: Vec<usize>,
 }
 
 impl<'i> Matcher<'i> {
@@ -124,6 +179,7 @@ impl<'i> Matcher<'i> {
             want_hostname: nonempty(Kind::Hostname),
             want_domain: nonempty(Kind::Domain),
             json_buf: Vec::new(),
+            cuts: Vec::with_capacity(MAX_URL_CUTS),
         }
     }
 
@@ -135,29 +191,52 @@ impl<'i> Matcher<'i> {
     /// `hits` is not added again: give each line an empty vector.
     pub fn find(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
         self.scan(line, hits);
+        if self.want_hosts && memchr::memmem::find(line, b"(0)").is_some() {
+            self.dns_wire_names(line, hits);
+        }
         if self.index.literals.is_some() {
             self.literals(line, hits);
         }
     }
 
-    /// Like [`Matcher::find`], and for a JSON line holding a backslash escape also
-    /// matches its decoded string values, so `http:\/\/host\/x` still matches.
+    /// Like [`Matcher::find`], and for a line holding JSON string escapes (`\/`, `\"`,
+    /// `\uXXXX`, or any backslash in a line that starts with `{` or `[`) also matches
+    /// its text with the escapes decoded, so `http:\/\/host\/x` still matches — in a
+    /// JSON line, in a JSON array, or in JSON inside a syslog message.
     pub fn find_with_json(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
         self.find(line, hits);
-        let first = line.iter().position(|b| !b.is_ascii_whitespace());
-        if first.map(|i| line[i]) == Some(b'{') && memchr::memchr(b'\\', line).is_some() {
+        let before = hits.len();
+        let mut decoded = std::mem::take(&mut self.json_buf);
+        if has_json_escapes(line) {
             // The decoded text of the whole line, strings unescaped in place: the same
             // tokens as its decoded string values, without building a JSON tree.
-            let mut decoded = std::mem::take(&mut self.json_buf);
             unescape_json(line, &mut decoded);
-            let before = hits.len();
-            self.find(&decoded, hits);
-            // Offsets in the decoded text are not offsets in the line.
-            for h in &mut hits[before..] {
-                h.span = None;
+            if decoded != line {
+                self.find(&decoded, hits);
+                // JSON in a JSON string (an application's JSON log in journald's
+                // MESSAGE): one level more.
+                if has_json_escapes(&decoded) {
+                    let mut twice = Vec::with_capacity(decoded.len());
+                    unescape_json(&decoded, &mut twice);
+                    if twice != decoded {
+                        self.find(&twice, hits);
+                    }
+                }
             }
-            self.json_buf = decoded;
         }
+        // `journalctl -o json` writes a MESSAGE that is not valid UTF-8 as an array of
+        // byte values.
+        if let Some(k) = memchr::memmem::find(line, b"\"MESSAGE\":[") {
+            decoded.clear();
+            if journal_bytes(&line[k + 11..], &mut decoded) {
+                self.find(&decoded, hits);
+            }
+        }
+        // Offsets in decoded text are not offsets in the line.
+        for h in &mut hits[before..] {
+            h.span = None;
+        }
+        self.json_buf = decoded;
     }
 
     /// Finds the words worth a lookup without classifying every byte: every token
@@ -186,22 +265,47 @@ impl<'i> Matcher<'i> {
                 }
                 let mut flags = DOT;
                 let mut start = pos;
-                while start > 0 {
-                    let c = CLASS[line[start - 1] as usize];
-                    if c == 0 {
-                        break;
+                loop {
+                    while start > 0 {
+                        let c = CLASS[line[start - 1] as usize];
+                        if c == 0 {
+                            break;
+                        }
+                        flags |= c;
+                        start -= 1;
                     }
-                    flags |= c;
-                    start -= 1;
+                    // A UTF-8 letter is part of the word, never a label boundary.
+                    match (start > 0 && line[start - 1] >= 0x80)
+                        .then(|| label_char_before(line, start))
+                        .flatten()
+                    {
+                        Some(len) => {
+                            flags |= UNICODE;
+                            start -= len;
+                        }
+                        None => break,
+                    }
                 }
                 let mut end = pos + 1;
-                while end < n {
-                    let c = CLASS[line[end] as usize];
-                    if c == 0 {
-                        break;
+                loop {
+                    while end < n {
+                        let c = CLASS[line[end] as usize];
+                        if c == 0 {
+                            break;
+                        }
+                        flags |= c;
+                        end += 1;
                     }
-                    flags |= c;
-                    end += 1;
+                    match (end < n && line[end] >= 0x80)
+                        .then(|| label_char_at(line, end))
+                        .flatten()
+                    {
+                        Some(len) => {
+                            flags |= UNICODE;
+                            end += len;
+                        }
+                        None => break,
+                    }
                 }
                 self.word(line, start, end, flags, hits);
                 done = end;
@@ -260,12 +364,12 @@ impl<'i> Matcher<'i> {
     #[inline]
     fn word(&mut self, line: &[u8], start: usize, end: usize, flags: u8, hits: &mut Vec<Hit>) {
         if flags & DOT != 0 {
-            if flags & (HEXA | ALPHA) == 0 {
+            if flags & (HEXA | ALPHA | UNICODE) == 0 {
                 if self.want_v4 || self.want_url {
                     self.v4_word(line, start, end, hits);
                 }
             } else if self.want_hosts {
-                self.host_word(line, start, end, hits);
+                self.host_word(line, start, end, flags & UNICODE != 0, hits);
             }
         }
     }
@@ -291,19 +395,37 @@ impl<'i> Matcher<'i> {
         while end > start && line[end - 1] == b'.' {
             end -= 1;
         }
-        let word = &line[start..end];
-        let Some(addr) = ip::parse_v4(word) else {
-            return;
+        let mut word = &line[start..end];
+        let mut port = None;
+        let addr = match ip::parse_v4(word) {
+            Some(a) => a,
+            None => {
+                // tcpdump writes the port after a fifth dot: `IP 1.2.3.4.443 > …`.
+                let Some((a, p, cut)) = tcpdump_v4(line, start, end) else {
+                    return;
+                };
+                word = &line[start..cut];
+                port = Some(p);
+                end = cut;
+                a
+            }
         };
-        if is_version_context(line, start) {
+        if is_version_context(line, start, end) {
             return;
         }
         if self.want_v4 {
+            let port = port.or_else(|| port_after(line, end));
+            let exact = self.index.match_options.ip_port == IpPortMatch::Exact;
             self.index.v4.covering(addr, |_, id| {
-                push(self.index, hits, line, IndicatorId(id), word);
+                let id = IndicatorId(id);
+                if !exact || port_matches(self.index, id, port) {
+                    push(self.index, hits, line, id, word);
+                }
             });
         }
         if self.want_url && url_follows(line, start, end) {
+            self.buf.clear();
+            self.buf.extend_from_slice(word);
             self.url(line, start, end, hits);
         }
     }
@@ -328,13 +450,22 @@ impl<'i> Matcher<'i> {
         while e > at + 1 && line[e - 1] == b'.' {
             e -= 1;
         }
-        if s > 0 && line[s - 1].is_ascii_alphanumeric() {
-            return run_end;
+        if s > 0 && (line[s - 1].is_ascii_alphanumeric() || line[s - 1] == b'_') {
+            // `IPv6:2a02:…`, `addr:2a02:…`, `ip6:…`, `src_ip:…`: a key glued to the
+            // address by a colon. The address starts after the key's colon.
+            let Some(c) = memchr::memchr(b':', &line[s..e]) else {
+                return run_end;
+            };
+            s += c + 1;
+            if s >= e {
+                return run_end;
+            }
         }
         if e < line.len() && (line[e].is_ascii_alphanumeric() || line[e] == b'_') {
             return run_end;
         }
-        let run = &line[s..e];
+        let mut run = &line[s..e];
+        let mut port = None;
         // Cheap shape check before parsing: an IPv6 address has seven colons, or a
         // `::` and fewer; groups of at most four hex digits (`10:05:03.120` is a time).
         let colons = run.iter().filter(|&&b| b == b':').count();
@@ -342,28 +473,55 @@ impl<'i> Matcher<'i> {
         if !(2..=7).contains(&colons) || (colons < 7 && !compressed) {
             return run_end;
         }
-        let Some(addr) = std::str::from_utf8(run)
+        let mut addr = std::str::from_utf8(run)
             .ok()
-            .and_then(|t| t.parse::<Ipv6Addr>().ok())
-        else {
+            .and_then(|t| t.parse::<Ipv6Addr>().ok());
+        if addr.is_none() {
+            // tcpdump: `IP6 2001:db8::1.443 > …`.
+            if let Some(dot) = memchr::memrchr(b'.', run) {
+                let p = &run[dot + 1..];
+                if tcpdump_context(line, s, e) && (1..=5).contains(&p.len()) {
+                    if let Some(p) = std::str::from_utf8(p).ok().and_then(|t| t.parse().ok()) {
+                        addr = std::str::from_utf8(&run[..dot])
+                            .ok()
+                            .and_then(|t| t.parse::<Ipv6Addr>().ok());
+                        run = &run[..dot];
+                        port = Some(p);
+                    }
+                }
+            }
+        }
+        let Some(addr) = addr else {
             return run_end;
+        };
+        let exact = self.index.match_options.ip_port == IpPortMatch::Exact;
+        let port = port.or_else(|| v6_port_after(line, s, s + run.len()));
+        let index = self.index;
+        let mut emit = |id: u32| {
+            let id = IndicatorId(id);
+            if !exact || port_matches(index, id, port) {
+                push(index, hits, line, id, run);
+            }
         };
         if let Some(v4) = addr.to_ipv4_mapped() {
             if !run.contains(&b'.') {
                 // `::ffff:102:304`: the dotted form is found by the word scan.
-                self.index.v4.covering(ip::v4_bits(v4), |_, id| {
-                    push(self.index, hits, line, IndicatorId(id), run);
-                });
+                index.v4.covering(ip::v4_bits(v4), |_, id| emit(id));
             }
         } else {
-            self.index.v6.covering(ip::v6_bits(addr), |_, id| {
-                push(self.index, hits, line, IndicatorId(id), run);
-            });
+            index.v6.covering(ip::v6_bits(addr), |_, id| emit(id));
         }
         run_end
     }
 
-    fn host_word(&mut self, line: &[u8], mut start: usize, mut end: usize, hits: &mut Vec<Hit>) {
+    fn host_word(
+        &mut self,
+        line: &[u8],
+        mut start: usize,
+        mut end: usize,
+        unicode: bool,
+        hits: &mut Vec<Hit>,
+    ) {
         while start < end && CLASS[line[start] as usize] & (DOT | DASH) != 0 {
             start += 1;
         }
@@ -371,163 +529,414 @@ impl<'i> Matcher<'i> {
             end -= 1;
         }
         let host = &line[start..end];
+        self.buf.clear();
+        if unicode {
+            // `münchen.example` → `xn--mnchen-3ya.example`, as the intel holds it.
+            let Ok(text) = std::str::from_utf8(host) else {
+                return;
+            };
+            let Ok(ascii) = idna::domain_to_ascii(text) else {
+                return;
+            };
+            self.buf.extend_from_slice(ascii.as_bytes());
+            if !self.tld_known(&self.buf) {
+                return;
+            }
+        } else {
+            // Reject hosts whose last label no indicator has, before copying the host.
+            if !self.tld_known(host) {
+                return;
+            }
+            self.buf.extend(host.iter().map(|b| b.to_ascii_lowercase()));
+        }
+        if !self.index.match_options.query_hosts && in_query_string(line, start) {
+            return;
+        }
+        let atomic = Atomic::Span(start, end);
+        self.names(line, &atomic, hits);
+        if self.want_email && start > 1 && line[start - 1] == b'@' {
+            self.email(line, start, end, hits);
+        }
+        if self.want_url {
+            if url_follows(line, start, end) {
+                self.url(line, start, end, hits);
+            } else {
+                self.split_url(line, start, end, hits);
+            }
+        }
+    }
+
+    /// Is the last label of `host` (any case) one that some indicator has?
+    #[inline]
+    fn tld_known(&self, host: &[u8]) -> bool {
         let Some(dot) = memchr::memrchr(b'.', host) else {
-            return;
+            return false;
         };
-        // Reject hosts whose last label no indicator has, before copying the host.
         let tld = &host[dot + 1..];
-        if tld.len() > 63 {
-            return;
+        if tld.is_empty() || tld.len() > 63 {
+            return false;
         }
         let mut tld_buf = [0u8; 63];
         for (d, s) in tld_buf.iter_mut().zip(tld) {
             *d = s.to_ascii_lowercase();
         }
-        if self.index.tlds.find(&tld_buf[..tld.len()]).is_none() {
-            return;
-        }
-        self.buf.clear();
-        self.buf.extend(host.iter().map(|b| b.to_ascii_lowercase()));
+        self.index.tlds.find(&tld_buf[..tld.len()]).is_some()
+    }
+
+    /// Host name and domain lookups of the lower-case host in `self.buf`. A name is at
+    /// most 253 bytes, so only the suffixes within the last 253 bytes are hashed: the
+    /// work per token is bounded whatever its length.
+    fn names(&self, line: &[u8], atomic: &Atomic, hits: &mut Vec<Hit>) {
         let index = self.index;
-        if self.want_hostname {
-            if let Some(l) = index.set(Kind::Hostname).find(&self.buf) {
-                push(index, hits, line, IndicatorId::new(Kind::Hostname, l), host);
+        let key = &self.buf[..];
+        let Some(dot) = memchr::memrchr(b'.', key) else {
+            return;
+        };
+        if self.want_hostname && key.len() <= MAX_HOST {
+            if let Some(l) = index.set(Kind::Hostname).find(key) {
+                atomic.push(index, hits, line, IndicatorId::new(Kind::Hostname, l));
             }
         }
         if self.want_domain {
             let set = index.set(Kind::Domain);
-            let mut p = 0;
-            while p < dot {
-                if let Some(l) = set.find(&self.buf[p..]) {
-                    push(index, hits, line, IndicatorId::new(Kind::Domain, l), host);
+            // The first label start within the last 253 bytes.
+            let mut p = key.len().saturating_sub(MAX_HOST);
+            if p > 0 && key[p - 1] != b'.' {
+                match memchr::memchr(b'.', &key[p..]) {
+                    Some(q) => p += q + 1,
+                    None => return,
                 }
-                match memchr::memchr(b'.', &self.buf[p..dot]) {
+            }
+            while p < dot {
+                if let Some(l) = set.find(&key[p..]) {
+                    atomic.push(index, hits, line, IndicatorId::new(Kind::Domain, l));
+                }
+                match memchr::memchr(b'.', &key[p..dot]) {
                     Some(q) => p += q + 1,
                     None => break,
                 }
             }
         }
-        if self.want_email && start > 1 && line[start - 1] == b'@' {
-            let mut s = start - 1;
-            while s > 0 && crate::intel::canon::is_email_local_byte(line[s - 1]) {
-                s -= 1;
-            }
-            if s < start - 1 {
-                let local = &line[s..start - 1];
-                let mut key = Vec::with_capacity(local.len() + 1 + self.buf.len());
-                key.extend(local.iter().map(|b| b.to_ascii_lowercase()));
-                key.push(b'@');
-                key.extend_from_slice(&self.buf);
-                if let Some(l) = index.set(Kind::Email).find(&key) {
-                    push(
-                        index,
-                        hits,
-                        line,
-                        IndicatorId::new(Kind::Email, l),
-                        &line[s..end],
-                    );
-                }
-            }
+    }
+
+    /// The e-mail address whose domain is the host `line[start..end]` (its lower-case
+    /// form in `self.buf`). The local part is read back from the `@`, at most 64
+    /// bytes. Logs write `from=bad@x`, `'bad@x'` and `+bad@x`: besides the local
+    /// part as RFC 5322 allows it, the part after its last `=` and without leading
+    /// punctuation is tried.
+    fn email(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
+        let index = self.index;
+        let at = start - 1;
+        let mut s = at;
+        while s > 0 && at - s < MAX_LOCAL && crate::intel::canon::is_email_local_byte(line[s - 1]) {
+            s -= 1;
         }
-        if self.want_url && url_follows(line, start, end) {
-            self.url(line, start, end, hits);
+        if s == at {
+            return;
+        }
+        let mut short = s;
+        if let Some(eq) = memchr::memrchr(b'=', &line[s..at]) {
+            short = s + eq + 1;
+        }
+        // A leading quote or `+` (`'bad@x'`, a user agent's `+bad@x`).
+        while short < at && !line[short].is_ascii_alphanumeric() {
+            short += 1;
+        }
+        let mut candidates = [Some(s), None];
+        if short != s && short < at {
+            // The log's reading first: `from=bad@x` is `bad@x`.
+            candidates = [Some(short), Some(s)];
+        }
+        let mut key = Vec::with_capacity(MAX_LOCAL + 1 + self.buf.len());
+        for from in candidates.into_iter().flatten() {
+            key.clear();
+            key.extend(line[from..at].iter().map(|b| b.to_ascii_lowercase()));
+            key.push(b'@');
+            key.extend_from_slice(&self.buf);
+            if let Some(l) = index.set(Kind::Email).find(&key) {
+                push(
+                    index,
+                    hits,
+                    line,
+                    IndicatorId::new(Kind::Email, l),
+                    &line[from..end],
+                );
+                return;
+            }
         }
     }
 
-    /// Looks up the URL whose host is `line[start..end]` (see [`url_follows`]). The host
-    /// is lower-cased; the path is compared as written.
+    /// Looks up the URL whose host is `line[start..end]` (its lower-case form in
+    /// `self.buf`; see [`url_follows`]). The host is lower-cased, a default port
+    /// (`:80` for http or no scheme, `:443` for https) and a trailing dot after the
+    /// host dropped, `;jsessionid=…` removed from the path; the path is compared as
+    /// written.
     fn url(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
         let index = self.index;
-        self.buf.clear();
-        self.buf
-            .extend(line[start..end].iter().map(|b| b.to_ascii_lowercase()));
         if index.url_hosts.find(&self.buf).is_none() {
             return;
         }
         let mut e = end;
+        // `http://evil.com./x`: a trailing dot after the host.
+        if e + 1 < line.len() && line[e] == b'.' && matches!(line[e + 1], b'/' | b':' | b'?') {
+            e += 1;
+        }
         // `:port`
         if e < line.len() && line[e] == b':' {
             let mut p = e + 1;
-            while p < line.len() && line[p].is_ascii_digit() {
+            while p < line.len() && line[p].is_ascii_digit() && p - e <= 5 {
                 p += 1;
             }
-            if p == e + 1 || p >= line.len() || !matches!(line[p], b'/' | b'?') {
+            if p == e + 1
+                || (p < line.len() && !matches!(line[p], b'/' | b'?') && !ends_url(line[p]))
+            {
                 return;
             }
-            self.buf.extend_from_slice(&line[e..p]);
+            if !is_default_port(scheme_before(line, start), &line[e + 1..p]) {
+                self.buf.extend_from_slice(&line[e..p]);
+            }
             e = p;
         }
-        let host_len = self.buf.len();
-        if e < line.len() && line[e] == b'?' {
-            self.buf.push(b'/');
-        }
+        // The tail: at most as long as the longest URL indicator (a longer key cannot
+        // match), so a 1 MiB URL costs no more than a short one.
+        let limit = line.len().min(e + index.max_url_len + 1);
         let mut t = e;
-        while t < line.len() && !ends_url(line[t]) {
+        while t < limit && !ends_url(line[t]) {
             t += 1;
         }
-        // A JSON-escaped slash (`\/`) stops here; the decoded pass handles it.
-        let tail = &line[e..t];
-        self.buf.extend_from_slice(tail);
-        let set = index.set(Kind::Url);
-        // Candidates: the whole URL (less trailing punctuation), and the URL cut at the
-        // query string, at each `&` parameter boundary and at the fragment.
+        let Some((id, used)) = self.url_tail(&line[e..t]) else {
+            return;
+        };
+        if hits.iter().any(|h| h.id == id) {
+            return;
+        }
+        // The atomic: the URL as the line writes it, scheme included, without the
+        // punctuation that ends a sentence.
+        let mut t_end = t;
+        if t == limit {
+            while t_end < line.len() && !ends_url(line[t_end]) {
+                t_end += 1;
+            }
+        }
+        // Not below what the indicator used: it may itself end with `)` or `.`.
+        while t_end > e + used && matches!(line[t_end - 1], b'.' | b',' | b';' | b')' | b']') {
+            t_end -= 1;
+        }
+        let mut a = start;
+        // Show the scheme in the atomic when the line has one.
+        if a >= 3 && &line[a - 3..a] == b"://" {
+            let mut s = a - 3;
+            while s > 0 && line[s - 1].is_ascii_alphanumeric() {
+                s -= 1;
+            }
+            a = s;
+        }
+        push(index, hits, line, id, &line[a..t_end]);
+    }
+
+    /// Tries the URL made of the host key in `self.buf` and `tail` (path, query,
+    /// fragment). Candidates: the whole URL less trailing punctuation, the whole URL,
+    /// and the URL cut at the query string, at each `&` parameter and at the fragment
+    /// (at most [`MAX_URL_CUTS`], none longer than the longest URL indicator).
+    /// Returns the indicator and how many bytes of `tail` it used.
+    fn url_tail(&mut self, tail: &[u8]) -> Option<(IndicatorId, usize)> {
+        let index = self.index;
+        let host_len = self.buf.len();
+        if tail.first() == Some(&b'?') || tail.is_empty() {
+            self.buf.push(b'/');
+        }
+        let slash_added = self.buf.len() - host_len;
+        // `;jsessionid=…` (a session id in the path) up to the query or fragment.
+        let mut skipped: Option<(usize, usize)> = None;
+        if let Some(j) = find_ascii_ci(tail, b";jsessionid=") {
+            let to = tail[j..]
+                .iter()
+                .position(|&b| b == b'?' || b == b'#')
+                .map_or(tail.len(), |q| j + q);
+            skipped = Some((j, to));
+            self.buf.extend_from_slice(&tail[..j]);
+            self.buf.extend_from_slice(&tail[to..]);
+        } else {
+            self.buf.extend_from_slice(tail);
+        }
+        // Key offset → tail offset.
+        let to_tail = |k: usize| -> usize {
+            let k = (k - host_len).saturating_sub(slash_added);
+            match skipped {
+                Some((j, to)) if k > j => k + (to - j),
+                _ => k,
+            }
+        };
         let full_len = self.buf.len();
-        let mut cuts: [usize; 8] = [0; 8];
-        let mut ncut = 0;
+        let max = index.max_url_len;
+        self.cuts.clear();
         let mut trimmed = full_len;
         while trimmed > host_len + 1
             && matches!(self.buf[trimmed - 1], b'.' | b',' | b';' | b')' | b']')
         {
             trimmed -= 1;
         }
-        cuts[ncut] = trimmed;
-        ncut += 1;
-        if trimmed != full_len {
-            cuts[ncut] = full_len;
-            ncut += 1;
+        self.cuts.push(trimmed);
+        // Each level of trailing punctuation (`/a),` tries `/a)` and `/a),` too): an
+        // indicator may itself end with `)` or `.`.
+        let mut t = trimmed;
+        while t < full_len && self.cuts.len() < 4 {
+            t += 1;
+            self.cuts.push(t);
         }
         for (k, &b) in self.buf[host_len..full_len].iter().enumerate() {
-            if (b == b'?' || b == b'#' || b == b'&') && ncut < cuts.len() {
-                cuts[ncut] = host_len + k;
-                ncut += 1;
+            if self.cuts.len() >= MAX_URL_CUTS || host_len + k > max {
+                break;
+            }
+            if b == b'?' || b == b'#' || b == b'&' {
+                self.cuts.push(host_len + k);
             }
         }
-        let mut found: Option<u32> = None;
-        for &cut in &cuts[..ncut] {
-            let mut key = &self.buf[..cut];
-            let slash_only;
-            if key.len() == host_len {
-                // `http://evil.com` followed by the end: the URL `evil.com/`.
-                slash_only = [key, b"/"].concat();
-                key = &slash_only;
-                if let Some(l) = set.find(key) {
-                    found = Some(l);
-                    break;
-                }
+        let set = index.set(Kind::Url);
+        let mut found = None;
+        for &cut in &self.cuts {
+            if cut > max {
                 continue;
             }
-            if let Some(l) = set.find(key) {
-                found = Some(l);
+            let l = if cut == host_len {
+                // `http://evil.com` followed by the end: the URL `evil.com/`.
+                let mut key = self.buf[..cut].to_vec();
+                key.push(b'/');
+                set.find(&key)
+            } else {
+                set.find(&self.buf[..cut])
+            };
+            if let Some(l) = l {
+                found = Some((IndicatorId::new(Kind::Url, l), to_tail(cut).min(tail.len())));
                 break;
             }
         }
-        if let Some(l) = found {
-            let mut a = start;
-            // Show the scheme in the atomic when the line has one.
-            if a >= 3 && &line[a - 3..a] == b"://" {
-                let mut s = a - 3;
-                while s > 0 && line[s - 1].is_ascii_alphanumeric() {
-                    s -= 1;
-                }
-                a = s;
+        self.buf.truncate(host_len);
+        found
+    }
+
+    /// A URL that a structured log splits over fields: the host in one, the path in
+    /// the next (Zeek http.log `host` and `uri` columns; Suricata EVE `http.hostname`
+    /// and `http.url`, Zeek JSON `host` and `uri`). The atomic is host and path
+    /// joined, without a span.
+    fn split_url(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
+        let index = self.index;
+        if end >= line.len() || index.url_hosts.find(&self.buf).is_none() {
+            return;
+        }
+        // The path is looked for near the host (structured logs write the two fields
+        // side by side), so a line of many hosts costs no more than linear work.
+        const NEAR: usize = 4096;
+        let window = &line[start.saturating_sub(NEAR)..line.len().min(end + NEAR)];
+        let path: &[u8] = if line[end] == b'\t' && line.get(end + 1) == Some(&b'/') {
+            // TSV: the next column.
+            let p = &line[end + 1..];
+            let stop = memchr::memchr(b'\t', p).unwrap_or(p.len());
+            &p[..stop]
+        } else if line[end] == b'"' && start > 0 && line[start - 1] == b'"' {
+            let before = &line[..start - 1];
+            let key_is_host = [&b"\"hostname\":"[..], b"\"host\":"]
+                .iter()
+                .any(|k| before.trim_ascii_end().ends_with(k));
+            if !key_is_host {
+                return;
             }
-            push(
-                index,
-                hits,
-                line,
-                IndicatorId::new(Kind::Url, l),
-                &line[a..t],
-            );
+            let Some(v) = [
+                &b"\"url\":\""[..],
+                b"\"uri\":\"",
+                b"\"url\": \"",
+                b"\"uri\": \"",
+            ]
+            .iter()
+            .find_map(|k| memchr::memmem::find(window, k).map(|i| i + k.len())) else {
+                return;
+            };
+            let p = &window[v..];
+            let stop = memchr::memchr(b'"', p).unwrap_or(p.len());
+            let p = &p[..stop];
+            if p.first() != Some(&b'/') || p.contains(&b'\\') {
+                return;
+            }
+            p
+        } else {
+            return;
+        };
+        if path.is_empty() {
+            return;
+        }
+        if let Some((id, _)) = self.url_tail(path) {
+            let mut atomic = String::from_utf8_lossy(&line[start..end]).into_owned();
+            atomic.push_str(&String::from_utf8_lossy(path));
+            push_owned(index, hits, id, atomic, None);
+        }
+    }
+
+    /// Windows DNS debug logs write names as DNS wire labels:
+    /// `(3)www(4)evil(3)com(0)` is `www.evil.com`. Each such name is looked up as a
+    /// host; the atomic is the dotted name.
+    fn dns_wire_names(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        let mut from = 0;
+        while let Some(p) = memchr::memmem::find(&line[from..], b"(0)") {
+            let zero = from + p;
+            // The name starts after the last byte that cannot be part of it.
+            let mut s = zero;
+            while s > from && !matches!(line[s - 1], b' ' | b'\t' | b'"' | b'=' | b',' | b'[') {
+                s -= 1;
+            }
+            from = zero + 3;
+            self.buf.clear();
+            let mut k = s;
+            let mut ok = k < zero;
+            while ok && k < zero {
+                // `(n)label`
+                let Some(close) = line[k..zero].iter().position(|&b| b == b')') else {
+                    ok = false;
+                    break;
+                };
+                let digits = &line[k + 1..k + close];
+                let len: usize = match std::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                {
+                    Some(n) if line[k] == b'(' && (1..=63).contains(&n) => n,
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                };
+                let label = k + close + 1;
+                if label + len > zero
+                    || !line[label..label + len]
+                        .iter()
+                        .all(|&b| crate::intel::canon::is_host_byte(b))
+                {
+                    ok = false;
+                    break;
+                }
+                if !self.buf.is_empty() {
+                    self.buf.push(b'.');
+                }
+                self.buf.extend(
+                    line[label..label + len]
+                        .iter()
+                        .map(|b| b.to_ascii_lowercase()),
+                );
+                k = label + len;
+                if self.buf.len() > MAX_HOST {
+                    ok = false;
+                }
+            }
+            if !ok
+                || k != zero
+                || memchr::memchr(b'.', &self.buf).is_none()
+                || !self.tld_known(&self.buf)
+            {
+                continue;
+            }
+            // The atomic is the dotted name, which the line does not hold as such: no
+            // span.
+            let atomic = Atomic::Owned(String::from_utf8_lossy(&self.buf).into_owned());
+            self.names(line, &atomic, hits);
         }
     }
 
@@ -574,18 +983,106 @@ fn all_hex(w: u64) -> bool {
     (digit | letter) & ascii & HIGH == HIGH
 }
 
+/// Where a hit's atomic comes from: a span of the line, or a name the line writes in
+/// another form (a DNS wire name).
+enum Atomic {
+    Span(usize, usize),
+    Owned(String),
+}
+
+impl Atomic {
+    fn push(&self, index: &Index, hits: &mut Vec<Hit>, line: &[u8], id: IndicatorId) {
+        match self {
+            Atomic::Span(s, e) => push(index, hits, line, id, &line[*s..*e]),
+            Atomic::Owned(text) => push_owned(index, hits, id, text.clone(), None),
+        }
+    }
+}
+
 /// Can a URL start at the host `line[start..end]`: a path, port or query follows it,
 /// or a scheme (`://`) precedes it?
 #[inline]
 fn url_follows(line: &[u8], start: usize, end: usize) -> bool {
     (end < line.len() && matches!(line[end], b'/' | b':' | b'?'))
+        || (end + 1 < line.len() && line[end] == b'.' && matches!(line[end + 1], b'/' | b'?'))
         || (start >= 3 && &line[start - 3..start] == b"://")
 }
 
-/// Is the word starting at `start` a version (`Chrome/4.0.222.12`) rather than an
-/// address? True when it is glued to a `/` that follows a product name: a word with a
-/// letter that is not itself part of a path or URL.
-fn is_version_context(line: &[u8], start: usize) -> bool {
+/// The scheme written before the host at `start` (`http` of `http://host`).
+fn scheme_before(line: &[u8], start: usize) -> Option<&[u8]> {
+    if start < 3 || &line[start - 3..start] != b"://" {
+        return None;
+    }
+    let mut s = start - 3;
+    while s > 0 && line[s - 1].is_ascii_alphanumeric() {
+        s -= 1;
+    }
+    Some(&line[s..start - 3])
+}
+
+/// Is `port` the default port of `scheme` (`:80` of http or of a URL written without
+/// a scheme, `:443` of https)?
+fn is_default_port(scheme: Option<&[u8]>, port: &[u8]) -> bool {
+    match scheme {
+        None => port == b"80",
+        Some(s) if s.eq_ignore_ascii_case(b"http") || s.eq_ignore_ascii_case(b"hxxp") => {
+            port == b"80"
+        }
+        Some(s) if s.eq_ignore_ascii_case(b"https") || s.eq_ignore_ascii_case(b"hxxps") => {
+            port == b"443"
+        }
+        Some(_) => false,
+    }
+}
+
+/// The first position of `needle` in `hay`, ASCII case-insensitively.
+fn find_ascii_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = needle.first()?;
+    let mut from = 0;
+    while let Some(p) = memchr::memchr(*first, &hay[from..]) {
+        let i = from + p;
+        if hay.len() - i >= needle.len() && hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Does the host at `start` stand in a URL's query string (`/r?u=evil.com`)? Looks
+/// back at most [`QUERY_LOOKBACK`] bytes within the token.
+fn in_query_string(line: &[u8], start: usize) -> bool {
+    let from = start.saturating_sub(QUERY_LOOKBACK);
+    let mut k = start;
+    while k > from {
+        let b = line[k - 1];
+        if ends_url(b) {
+            return false;
+        }
+        if b == b'?' {
+            return line[from..k - 1]
+                .iter()
+                .rev()
+                .take_while(|&&b| !ends_url(b))
+                .any(|&b| b == b'/');
+        }
+        k -= 1;
+    }
+    false
+}
+
+/// Is the dotted quad at `line[start..end]` a version rather than an address?
+/// - after a key that names a version (`FileVersion`, `"ProductVersion": "…"`,
+///   `version=`);
+/// - glued to a `/` after a product name (`Chrome/4.0.222.12`), unless the name is a
+///   log keyword that introduces an address (Squid's `HIER_DIRECT/`, `ORIGINAL_DST/`,
+///   `DIRECT/`: upper case with `_`), the address carries a port in parentheses
+///   (Cisco ASA `outside/1.2.3.4(54321)`), or the name is itself part of a path or
+///   URL (`host/1.2.3.4`, `=dir/1.2.3.4`).
+fn is_version_context(line: &[u8], start: usize, end: usize) -> bool {
+    if version_key_before(line, start) {
+        return true;
+    }
     if start == 0 || line[start - 1] != b'/' {
         return false;
     }
@@ -604,18 +1101,153 @@ fn is_version_context(line: &[u8], start: usize) -> bool {
     if k == slash || !letter {
         return false;
     }
-    // `host/1.2.3.4` inside a URL or path: the word before is preceded by `/` or `:`.
-    !(k > 0 && matches!(line[k - 1], b'/' | b':' | b'='))
+    if k > 0 && matches!(line[k - 1], b'/' | b':' | b'=') {
+        return false;
+    }
+    if is_address_keyword(&line[k..slash]) {
+        return false;
+    }
+    let port_follows =
+        line.get(end) == Some(&b'(') && line.get(end + 1).is_some_and(u8::is_ascii_digit);
+    !port_follows
+}
+
+/// Squid's hierarchy codes and other upper-case log keywords that a `/` and an address
+/// follow (`HIER_DIRECT/1.2.3.4`, `ORIGINAL_DST/…`, `DIRECT/…`).
+fn is_address_keyword(word: &[u8]) -> bool {
+    let caps = word
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
+    caps && (word.contains(&b'_') || matches!(word, b"DIRECT" | b"NONE" | b"CARP" | b"PINNED"))
+}
+
+/// Does a key naming a version stand right before `start` (`FileVersion":"`,
+/// `version=`, `Version: `)?
+fn version_key_before(line: &[u8], start: usize) -> bool {
+    let mut k = start;
+    while k > 0 && start - k < 5 && matches!(line[k - 1], b'"' | b'\'' | b':' | b'=' | b' ') {
+        k -= 1;
+    }
+    if k == start || k < 7 {
+        return false;
+    }
+    let key = &line[k - 7..k];
+    key.eq_ignore_ascii_case(b"version") && (k == 7 || !line[k - 8].is_ascii_digit())
+}
+
+/// tcpdump's `1.2.3.4.443`: an address with its port after a fifth dot, in tcpdump's
+/// `IP a.p > b.p:` shape. Returns the address, the port and where the address ends.
+fn tcpdump_v4(line: &[u8], start: usize, end: usize) -> Option<(u32, u16, usize)> {
+    let word = &line[start..end];
+    let dot = memchr::memrchr(b'.', word)?;
+    let port = &word[dot + 1..];
+    if !(1..=5).contains(&port.len()) || !port.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let addr = ip::parse_v4(&word[..dot])?;
+    let port: u16 = std::str::from_utf8(port).ok()?.parse().ok()?;
+    tcpdump_context(line, start, end).then_some((addr, port, start + dot))
+}
+
+/// Is `line[start..end]` an endpoint of tcpdump's `IP a > b:` text?
+fn tcpdump_context(line: &[u8], start: usize, end: usize) -> bool {
+    let before = &line[..start];
+    let after = &line[end..];
+    after.starts_with(b" > ")
+        || before.ends_with(b"IP ")
+        || before.ends_with(b"IP6 ")
+        || (before.ends_with(b"> ") && after.first() == Some(&b':'))
+}
+
+/// The port written right after an address ending at `end`: `:443`, `/443` (Cisco),
+/// `(443)` (Cisco ASA), `#443`, ` port 443`.
+fn port_after(line: &[u8], end: usize) -> Option<u16> {
+    let rest = &line[end..];
+    let digits = match rest.first()? {
+        b':' | b'/' | b'(' | b'#' => &rest[1..],
+        b' ' if rest.starts_with(b" port ") => &rest[6..],
+        _ => return None,
+    };
+    let n = digits
+        .iter()
+        .take(6)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if n == 0 || n > 5 {
+        return None;
+    }
+    std::str::from_utf8(&digits[..n]).ok()?.parse().ok()
+}
+
+/// The port of an IPv6 address at `line[s..e]`: `[addr]:443`, or as after IPv4.
+fn v6_port_after(line: &[u8], s: usize, e: usize) -> Option<u16> {
+    if s > 0 && line[s - 1] == b'[' && line.get(e) == Some(&b']') {
+        return port_after(line, e + 1);
+    }
+    match line.get(e) {
+        Some(b':') => None,
+        _ => port_after(line, e),
+    }
+}
+
+/// With `ip_port = exact`: does the indicator allow `port`? An indicator that some
+/// source gave without a port matches any; one whose every source gave a port
+/// matches only one of those ports written next to the address.
+fn port_matches(index: &Index, id: IndicatorId, port: Option<u16>) -> bool {
+    let metas = index.metas_of(id);
+    if metas.iter().any(|&m| index.meta(m).port.is_none()) {
+        return true;
+    }
+    port.is_some_and(|p| metas.iter().any(|&m| index.meta(m).port == Some(p)))
+}
+
+/// Decodes journald's byte-array value (`[70,97,105,…]`, the text after `[`) into
+/// `out`. False when it is not a list of byte values.
+fn journal_bytes(text: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(close) = memchr::memchr(b']', text) else {
+        return false;
+    };
+    for item in text[..close].split(|&b| b == b',') {
+        let item = item.trim_ascii();
+        match std::str::from_utf8(item)
+            .ok()
+            .and_then(|t| t.parse::<u8>().ok())
+        {
+            Some(b) => out.push(b),
+            None => return false,
+        }
+    }
+    !out.is_empty()
+}
+
+/// Does the line hold JSON string escapes worth a decoded pass: any backslash in a
+/// line that starts with `{` or `[`, else `\/`, `\"` or `\uXXXX` anywhere (JSON in a
+/// syslog message)?
+fn has_json_escapes(line: &[u8]) -> bool {
+    let Some(first_bs) = memchr::memchr(b'\\', line) else {
+        return false;
+    };
+    let first = line.iter().position(|b| !b.is_ascii_whitespace());
+    if matches!(first.map(|i| line[i]), Some(b'{' | b'[')) {
+        return true;
+    }
+    memchr::memchr_iter(b'\\', &line[first_bs..]).any(|i| {
+        let i = first_bs + i;
+        match line.get(i + 1) {
+            Some(b'/' | b'"') => true,
+            Some(b'u') => line
+                .get(i + 2..i + 6)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+            _ => false,
+        }
+    })
 }
 
 /// Adds a hit unless the indicator is already there. `atomic` is a sub-slice of
 /// `line`; its offsets become the hit's span.
 #[inline]
 fn push(index: &Index, hits: &mut Vec<Hit>, line: &[u8], id: IndicatorId, atomic: &[u8]) {
-    if index.metas_of(id).is_empty() {
-        return;
-    }
-    if hits.iter().any(|h| h.id == id) {
+    if index.metas_of(id).is_empty() || hits.iter().any(|h| h.id == id) {
         return;
     }
     let start = (atomic.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
@@ -626,6 +1258,20 @@ fn push(index: &Index, hits: &mut Vec<Hit>, line: &[u8], id: IndicatorId, atomic
         atomic: String::from_utf8_lossy(atomic).into_owned(),
         span,
     });
+}
+
+/// Adds a hit whose atomic is not a slice of the line.
+fn push_owned(
+    index: &Index,
+    hits: &mut Vec<Hit>,
+    id: IndicatorId,
+    atomic: String,
+    span: Option<(usize, usize)>,
+) {
+    if index.metas_of(id).is_empty() || hits.iter().any(|h| h.id == id) {
+        return;
+    }
+    hits.push(Hit { id, atomic, span });
 }
 
 /// Writes `line` to `out` with JSON string escapes decoded (`\\/`, `\\\\`, `\\"`, `\\n`…,

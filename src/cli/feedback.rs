@@ -47,6 +47,8 @@ pub(super) fn feedback(args: FeedbackArgs) -> Result<ExitCode> {
         include_non_ids: true,
         strict: false,
         csv_column: None,
+        no_query_hosts: !config.matching.query_hosts,
+        ip_port: config.matching.ip_port,
     };
     let (index, _, _) = crate::cli::build_index(&intel, true)?;
     let refanged = canon::refang(&value);

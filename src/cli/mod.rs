@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::index::build::{build_index as build, IntelPlan};
-use crate::index::{Index, WarninglistMode};
+use crate::index::{Index, IpPortMatch, MatchOptions, WarninglistMode};
 use crate::intel::list::CsvColumn;
 use crate::intel::load::{IntelSpec, LoadOptions};
 use crate::intel::warninglist::Warninglists;
@@ -90,6 +90,14 @@ pub struct IntelArgs {
     /// Column holding the value in CSV lists (0-based index or header name).
     #[arg(long, value_name = "COLUMN", global = true)]
     pub csv_column: Option<CsvColumn>,
+    /// Do not look up host names that stand in a URL's query string
+    /// (`/redirect?u=evil.com`): fewer hits on tracking and search parameters.
+    #[arg(long, global = true)]
+    pub no_query_hosts: bool,
+    /// The port of an `ip|port` indicator: context only (`any`), or required next to
+    /// the address in the line (`exact`: `1.2.3.4:443`, `1.2.3.4.443`, `(443)`).
+    #[arg(long, value_enum, default_value = "any", global = true)]
+    pub ip_port: IpPortMatch,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -136,6 +144,10 @@ pub fn build_index(
             WarninglistMode::Flag
         } else {
             args.warninglist_mode
+        },
+        match_options: MatchOptions {
+            query_hosts: !args.no_query_hosts,
+            ip_port: args.ip_port,
         },
     };
     let built = build(&plan).context("loading intel")?;

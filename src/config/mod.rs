@@ -100,6 +100,39 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Where sightings go back to (see `share::policy`); none by default.
     pub share: crate::share::ShareConfig,
+    /// The match semantics that are a judgement call (README, "Match semantics").
+    #[serde(rename = "match")]
+    pub matching: MatchConfig,
+}
+
+/// `[match]`: the switchable match semantics; the defaults favour detection.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchConfig {
+    /// Look up host names that stand in a URL's query string (`?u=evil.com`).
+    pub query_hosts: bool,
+    /// The port of an `ip|port` indicator: `"any"` (context only) or `"exact"`
+    /// (required next to the address).
+    pub ip_port: crate::index::IpPortMatch,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        let d = crate::index::MatchOptions::default();
+        MatchConfig {
+            query_hosts: d.query_hosts,
+            ip_port: d.ip_port,
+        }
+    }
+}
+
+impl MatchConfig {
+    pub fn options(&self) -> crate::index::MatchOptions {
+        crate::index::MatchOptions {
+            query_hosts: self.query_hosts,
+            ip_port: self.ip_port,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

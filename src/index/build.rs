@@ -12,7 +12,7 @@ use crate::intel::load::{self, IntelSpec, LoadOptions};
 use crate::intel::warninglist::Warninglists;
 use crate::intel::IntelError;
 
-use super::{BuildOptions, Index, WarninglistMode};
+use super::{BuildOptions, Index, MatchOptions, WarninglistMode};
 
 /// What to load and how to build.
 #[derive(Clone, Debug)]
@@ -25,6 +25,8 @@ pub struct IntelPlan {
     /// Leave out the shipped warninglists.
     pub no_default_warninglists: bool,
     pub warninglist_mode: WarninglistMode,
+    /// The switchable match semantics (`[match]`, `--no-query-hosts`, `--ip-port`).
+    pub match_options: MatchOptions,
 }
 
 /// An index and what went into it.
@@ -43,13 +45,14 @@ pub fn build_index(plan: &IntelPlan) -> Result<Built, IntelError> {
     let (store, errors) = load::load_intel(&plan.specs, &plan.load)?;
     let problems = errors.iter().map(|e| e.to_string()).collect();
     let warninglists = load::load_warninglists(&plan.warninglists, plan.no_default_warninglists)?;
-    let index = Index::build(
+    let mut index = Index::build(
         store,
         &warninglists,
         BuildOptions {
             warninglist_mode: plan.warninglist_mode,
         },
     );
+    index.set_match_options(plan.match_options);
     Ok(Built {
         index,
         warninglists,

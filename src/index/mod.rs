@@ -51,6 +51,38 @@ pub struct BuildOptions {
     pub warninglist_mode: WarninglistMode,
 }
 
+/// The match semantics that are a judgement call, switchable per run (README, "Match
+/// semantics"). The defaults favour detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// Look up host names that stand inside a URL's query string
+    /// (`/redirect?u=evil.com`). On by default; off, a domain indicator matches only
+    /// where a host stands, not in a parameter value.
+    pub query_hosts: bool,
+    /// What the port of an `ip|port` indicator (MISP `ip-dst|port`, `1.2.3.4:443` in a
+    /// list) means: context only (`Any`, default: the address matches with any port or
+    /// none), or required next to the address (`Exact`).
+    pub ip_port: IpPortMatch,
+}
+
+impl Default for MatchOptions {
+    fn default() -> MatchOptions {
+        MatchOptions {
+            query_hosts: true,
+            ip_port: IpPortMatch::Any,
+        }
+    }
+}
+
+/// See [`MatchOptions::ip_port`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IpPortMatch {
+    #[default]
+    Any,
+    Exact,
+}
+
 /// Links from an indicator of one kind to its metas, in compressed-row form.
 #[derive(Clone, Debug, Default)]
 struct Links {
@@ -107,6 +139,11 @@ pub struct Index {
     pub(crate) tlds: StrSet,
     /// Hosts of URL indicators.
     pub(crate) url_hosts: StrSet,
+    /// The longest canonical URL indicator, in bytes: no URL key longer than this is
+    /// looked up (bounds the work per URL token).
+    pub(crate) max_url_len: usize,
+    /// The switchable match semantics (see [`MatchOptions`]).
+    pub(crate) match_options: MatchOptions,
     pub(crate) literals: Option<AhoCorasick>,
     /// Pattern id → indicator, for the literal automaton.
     pub(crate) literal_ids: Vec<IndicatorId>,
@@ -218,6 +255,8 @@ impl Index {
             v6: PrefixTable::new(),
             tlds: StrSet::new(),
             url_hosts: StrSet::new(),
+            max_url_len: 0,
+            match_options: MatchOptions::default(),
             literals: None,
             literal_ids: Vec::new(),
             has_validity: false,
@@ -288,6 +327,7 @@ impl Index {
                         let host = canon::url_host(text);
                         add_tld(&mut index.tlds, host);
                         index.url_hosts.insert(host.as_bytes());
+                        index.max_url_len = index.max_url_len.max(text.len());
                     }
                     Kind::Filename | Kind::Literal => {
                         case_insensitive |= kind == Kind::Filename;
@@ -402,6 +442,15 @@ impl Index {
     #[inline]
     pub(crate) fn set(&self, kind: Kind) -> &StrSet {
         &self.sets[kind as usize]
+    }
+
+    /// Sets the switchable match semantics (before matchers are made).
+    pub fn set_match_options(&mut self, options: MatchOptions) {
+        self.match_options = options;
+    }
+
+    pub fn match_options(&self) -> MatchOptions {
+        self.match_options
     }
 
     /// The canonical text of an indicator.

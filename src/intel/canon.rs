@@ -184,16 +184,16 @@ pub fn canonical_hash(kind: Kind, s: &str) -> Result<String, &'static str> {
 /// fragment dropped. A URL without a path gets `/`.
 pub fn canonical_url(s: &str) -> Result<String, &'static str> {
     let s = s.trim();
-    let rest = match s.find("://") {
+    let (scheme, rest) = match s.find("://") {
         Some(i)
             if s[..i]
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
         {
-            &s[i + 3..]
+            (Some(s[..i].to_ascii_lowercase()), &s[i + 3..])
         }
         Some(_) => return Err("malformed URL scheme"),
-        None => s,
+        None => (None, s),
     };
     // Strip user info.
     let rest = match rest.find(['/', '?', '#']) {
@@ -212,7 +212,25 @@ pub fn canonical_url(s: &str) -> Result<String, &'static str> {
     if authority.is_empty() {
         return Err("URL without host");
     }
-    let host = canonical_authority(authority)?;
+    let mut host = canonical_authority(authority)?;
+    // The scheme's default port says nothing: `http://evil.com:80/x` is `evil.com/x`.
+    let default_port = match scheme.as_deref() {
+        None | Some("http") | Some("hxxp") => ":80",
+        Some("https") | Some("hxxps") => ":443",
+        Some(_) => "",
+    };
+    if !default_port.is_empty() && host.ends_with(default_port) {
+        host.truncate(host.len() - default_port.len());
+    }
+    // A session id in the path (`;jsessionid=…`) is not part of the resource.
+    let tail = match tail.to_ascii_lowercase().find(";jsessionid=") {
+        Some(j) => {
+            let to = tail[j..].find('?').map_or(tail.len(), |q| j + q);
+            format!("{}{}", &tail[..j], &tail[to..])
+        }
+        None => tail.to_string(),
+    };
+    let tail = tail.as_str();
     let tail = if tail.is_empty() {
         "/".to_string()
     } else if tail.starts_with('?') {

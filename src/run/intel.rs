@@ -45,6 +45,7 @@ pub fn intel_plan(plan: &Plan) -> IntelPlan {
         warninglists: intel.warninglists.clone(),
         no_default_warninglists: intel.no_default_warninglists,
         warninglist_mode: intel.warninglist_mode.into(),
+        match_options: plan.config.matching.options(),
     }
 }
 

@@ -35,6 +35,7 @@ fn index_of(indicators: &[Ind], warninglists: &Warninglists) -> Index {
                 source: src,
                 misp_type,
                 to_ids: true,
+                port: c.port,
                 ..Meta::default()
             })
             .unwrap();
@@ -421,4 +422,365 @@ fn public_types_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Index>();
     assert_send_sync::<IntelStore>();
+}
+
+// Tokenizer rules for real formats (issue 9). Each table is named after the defect it
+// pins; the lines are shaped like the format's real lines (see fixtures/corpus).
+
+#[test]
+fn squid_and_asa_addresses_after_a_slash_match_and_versions_do_not() {
+    run_table(
+        "ipv4 after word/",
+        &[
+            (None, "1.2.3.4"),
+            (None, "4.0.222.12"),
+            (None, "10.0.19.41"),
+        ],
+        &[
+            (
+                "1286536309.450    250 192.168.0.68 TCP_MISS/200 3495 GET http://www.example.com/ - HIER_DIRECT/1.2.3.4 text/html",
+                &["1.2.3.4"],
+            ),
+            (
+                "1286536309.450      0 192.168.0.68 TCP_TUNNEL/200 0 CONNECT x.example:443 - ORIGINAL_DST/1.2.3.4 -",
+                &["1.2.3.4"],
+            ),
+            ("1186536309.450 1 10.0.0.2 TCP_MISS/200 10 GET http://a.example/ - DIRECT/1.2.3.4 text/html", &["1.2.3.4"]),
+            (
+                "%ASA-4-106100: access-list outside_in denied tcp outside/1.2.3.4(54321) -> inside/10.9.9.9(443) hit-cnt 1 first hit [0x0, 0x0]",
+                &["1.2.3.4"],
+            ),
+            ("Mozilla/5.0 (X11) AppleWebKit/532.2 Chrome/4.0.222.12 Safari/532.2", &[]),
+            ("Opera/9.80 OPR/4.0.222.12", &[]),
+            (r#"{"FileVersion":"10.0.19.41","ProductVersion": "4.0.222.12"}"#, &[]),
+            ("FileVersion: 10.0.19.41 Description: x", &[]),
+            ("agent version=10.0.19.41 started", &[]),
+            ("peer 10.0.19.41 connected", &["10.0.19.41"]),
+            ("GET http://mirror.example/pub/1.2.3.4/file", &["1.2.3.4"]),
+        ],
+    );
+}
+
+#[test]
+fn ipv6_after_a_key_and_colon_matches() {
+    run_table(
+        "ipv6 after letters:",
+        &[(None, "2a02:db8::1"), (None, "2a02:db8::2")],
+        &[
+            (
+                "Mar  1 10:00:00 mx postfix/smtpd[123]: connect from unknown[IPv6:2a02:db8::1]",
+                &["2a02:db8::1"],
+            ),
+            (
+                "eth0 inet6 addr:2a02:db8::1/64 Scope:Global",
+                &["2a02:db8::1"],
+            ),
+            (
+                "example.com. TXT \"v=spf1 ip6:2a02:db8::1 -all\"",
+                &["2a02:db8::1"],
+            ),
+            (
+                "src_ip:2a02:db8::1 dst_ip:2a02:db8::2",
+                &["2a02:db8::1", "2a02:db8::2"],
+            ),
+            ("key:2a02:db8::1x", &[]),
+            ("at 10:05:03.120 ok", &[]),
+        ],
+    );
+}
+
+#[test]
+fn email_after_equals_or_in_quotes_matches() {
+    run_table(
+        "e-mail after = or in quotes",
+        &[(None, "bad@evil.example"), (None, "o'brien@x.example")],
+        &[
+            (
+                "postfix/qmgr[1]: 4A3: from=bad@evil.example, size=1",
+                &["bad@evil.example"],
+            ),
+            (
+                "auth failed user=BAD@EVIL.EXAMPLE, rip=1",
+                &["bad@evil.example"],
+            ),
+            ("login failed for 'bad@evil.example'", &["bad@evil.example"]),
+            ("from=<bad@evil.example>", &["bad@evil.example"]),
+            ("from=o'brien@x.example", &["o'brien@x.example"]),
+            ("to=notbad@evil.example", &[]),
+        ],
+    );
+}
+
+#[test]
+fn utf8_bytes_are_not_label_boundaries_and_idns_match_their_punycode() {
+    run_table(
+        "unicode hosts",
+        &[
+            (Some(Kind::Domain), "cher.example"),
+            (Some(Kind::Domain), "münchen.example"),
+        ],
+        &[
+            ("GET http://bücher.example/ HTTP/1.1", &[]),
+            ("query bücher.example A", &[]),
+            ("query münchen.example A", &["xn--mnchen-3ya.example"]),
+            ("query www.MÜNCHEN.example A", &["xn--mnchen-3ya.example"]),
+            (
+                "query xn--mnchen-3ya.example A",
+                &["xn--mnchen-3ya.example"],
+            ),
+            ("visit «cher.example» now", &["cher.example"]),
+            ("visit é.cher.example", &["cher.example"]),
+        ],
+    );
+}
+
+#[test]
+fn escaped_json_inside_a_syslog_message_is_unescaped() {
+    run_table(
+        "escaped JSON in messages",
+        &[(None, "http://host.example/gate.php")],
+        &[
+            (
+                r#"<13>Mar  1 10:00:00 h app: {"url":"http:\/\/host.example\/gate.php"}"#,
+                &["host.example/gate.php"],
+            ),
+            (
+                r#"[{"u":"http:\/\/host.example\/gate.php"}]"#,
+                &["host.example/gate.php"],
+            ),
+            (r#"app: {"url":"http:\/\/host.example\/gate.php2"}"#, &[]),
+            (
+                r#"{"MESSAGE":"{\"url\":\"http:\\/\\/host.example\\/gate.php\"}"}"#,
+                &["host.example/gate.php"],
+            ),
+            (
+                // journalctl -o json: "GET http://host.example/gate.php" as byte values.
+                r#"{"MESSAGE":[71,69,84,32,104,116,116,112,58,47,47,104,111,115,116,46,101,120,97,109,112,108,101,47,103,97,116,101,46,112,104,112],"_PID":"1"}"#,
+                &["host.example/gate.php"],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn url_edge_cases_query_parameters_ports_session_ids_trailing_dots() {
+    run_table(
+        "url edge cases",
+        &[
+            (None, "http://evil.example/p?a=1&b=2&c=3&d=4&e=5&f=6&g=7"),
+            (None, "http://evil.example/gate.php"),
+            (None, "http://evil.example/x.jsp"),
+            (None, "http://other.example:80/a"),
+            (None, "https://tls.example:443/b"),
+        ],
+        &[
+            (
+                "GET http://evil.example/p?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8 HTTP/1.1",
+                &["evil.example/p?a=1&b=2&c=3&d=4&e=5&f=6&g=7"],
+            ),
+            (
+                "GET http://evil.example:80/gate.php",
+                &["evil.example/gate.php"],
+            ),
+            // The scheme is not part of a URL indicator: https with its default port is
+            // the same resource path.
+            (
+                "GET https://evil.example:443/gate.php",
+                &["evil.example/gate.php"],
+            ),
+            ("GET http://evil.example:8080/gate.php", &[]),
+            (
+                "GET http://evil.example./gate.php",
+                &["evil.example/gate.php"],
+            ),
+            (
+                "GET http://evil.example/x.jsp;jsessionid=0A1B2C?y=1",
+                &["evil.example/x.jsp"],
+            ),
+            ("GET http://other.example/a", &["other.example/a"]),
+            ("GET https://tls.example/b", &["tls.example/b"]),
+            ("GET https://tls.example:443/b", &["tls.example/b"]),
+        ],
+    );
+}
+
+/// The atomics the matcher reports for `line`.
+fn atomics(index: &Index, line: &str) -> BTreeSet<String> {
+    let mut m = Matcher::new(index);
+    let mut hits = Vec::new();
+    m.find_with_json(line.as_bytes(), &mut hits);
+    hits.into_iter().map(|h| h.atomic).collect()
+}
+
+#[test]
+fn url_atomic_has_no_trailing_comma() {
+    let index = index_of(
+        &[
+            (None, "http://evil.example/gate.php"),
+            (None, "http://evil.example/a)"),
+        ],
+        &Warninglists::new(),
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "see http://evil.example/gate.php, then",
+            "http://evil.example/gate.php",
+        ),
+        (
+            "(see http://evil.example/gate.php?x=1).",
+            "http://evil.example/gate.php?x=1",
+        ),
+        ("at evil.example/gate.php;", "evil.example/gate.php"),
+        ("link http://evil.example/a), ok", "http://evil.example/a)"),
+    ];
+    for (line, want) in cases {
+        let got = atomics(&index, line);
+        assert!(got.contains(*want), "{line:?}: want {want:?}, got {got:?}");
+    }
+}
+
+#[test]
+fn tcpdump_addresses_with_ports_match() {
+    run_table(
+        "tcpdump",
+        &[(None, "1.2.3.4"), (None, "2001:db8::5")],
+        &[
+            (
+                "10:00:00.000000 IP 1.2.3.4.443 > 10.0.0.8.51234: Flags [S], seq 1, length 0",
+                &["1.2.3.4"],
+            ),
+            (
+                "10:00:00.000001 IP 10.0.0.8.51234 > 1.2.3.4.443: Flags [.], ack 1",
+                &["1.2.3.4"],
+            ),
+            (
+                "10:00:00.000002 IP6 2001:db8::5.443 > 2001:db8::9.5555: Flags [S]",
+                &["2001:db8::5"],
+            ),
+            ("build 1.2.3.4.5 released", &[]),
+            (
+                "10:00:00.000003 IP 11.2.3.4.443 > 10.0.0.8.1: Flags [S]",
+                &[],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn windows_dns_debug_wire_names_match() {
+    run_table(
+        "windows dns debug",
+        &[(Some(Kind::Domain), "evil.example")],
+        &[
+            (
+                "6/10/2019 1:02:03 PM 0E40 PACKET  0000020D7B7D1F70 UDP Rcv 10.0.0.5        d2a4   Q [0001   D   NOERROR] A      (3)www(4)evil(7)example(0)",
+                &["evil.example"],
+            ),
+            ("UDP Rcv 10.0.0.5 d2a4 Q [0001 D NOERROR] A (4)EVIL(7)example(0)", &["evil.example"]),
+            ("UDP Rcv 10.0.0.5 d2a4 Q [0001 D NOERROR] A (3)www(7)notevil(7)example(0)", &[]),
+            ("UDP Rcv 10.0.0.5 d2a4 Q [0001 D NOERROR] A (3)www(4)evil(9)example(0)", &[]),
+        ],
+    );
+    let index = index_of(
+        &[(Some(Kind::Domain), "evil.example")],
+        &Warninglists::new(),
+    );
+    let got = atomics(&index, "A (3)www(4)evil(7)example(0)");
+    assert_eq!(got, BTreeSet::from(["www.evil.example".to_string()]));
+}
+
+#[test]
+fn url_split_over_fields_matches() {
+    run_table(
+        "url split over fields",
+        &[(None, "http://evil.example/gate.php")],
+        &[
+            (
+                "1331901000.000000\tCUmrqr\t192.168.1.1\t5555\t10.1.1.1\t80\t1\tGET\tevil.example\t/gate.php\t-\t1.1\tMozilla/5.0",
+                &["evil.example/gate.php"],
+            ),
+            (
+                r#"{"timestamp":"2024-05-01T10:00:00.000000+0000","event_type":"http","http":{"hostname":"evil.example","url":"/gate.php","http_user_agent":"x"}}"#,
+                &["evil.example/gate.php"],
+            ),
+            (r#"{"ts":1.0,"host":"evil.example","uri":"/gate.php?id=1"}"#, &["evil.example/gate.php"]),
+            (r#"{"hostname":"evil.example","url":"/other.php"}"#, &[]),
+            ("1331901000.0\tC1\tGET\tevil.example\t/gate.php2\t-", &[]),
+        ],
+    );
+}
+
+#[test]
+fn a_huge_dotted_token_is_matched_on_its_last_253_bytes() {
+    let index = index_of(
+        &[
+            (Some(Kind::Domain), "evil.example"),
+            (Some(Kind::Hostname), "a.evil.example"),
+        ],
+        &Warninglists::new(),
+    );
+    let line = format!("{}evil.example", "a.".repeat(512 * 1024));
+    let got = found(&index, &line);
+    assert_eq!(got, BTreeSet::from(["evil.example".to_string()]));
+}
+
+#[test]
+fn query_hosts_and_ip_port_switches() {
+    use tripline::index::{IpPortMatch, MatchOptions};
+    let mut index = index_of(
+        &[(Some(Kind::Domain), "evil.example"), (None, "1.2.3.4:443")],
+        &Warninglists::new(),
+    );
+    let line_q = "GET http://good.example/redirect?u=evil.example HTTP/1.1";
+    let line_host = "Host: evil.example";
+    let ports = [
+        ("dst 1.2.3.4:443", true),
+        ("dst 1.2.3.4:80", false),
+        ("dst 1.2.3.4 ok", false),
+        ("outside/1.2.3.4(443)", true),
+        ("IP 10.0.0.1.5 > 1.2.3.4.443: Flags", true),
+    ];
+    // Defaults: hosts in query strings match; the port is context only.
+    assert_eq!(found(&index, line_q).len(), 1);
+    for (line, _) in ports {
+        assert_eq!(found(&index, line).len(), 1, "{line}");
+    }
+    index.set_match_options(MatchOptions {
+        query_hosts: false,
+        ip_port: IpPortMatch::Exact,
+    });
+    assert!(found(&index, line_q).is_empty());
+    assert_eq!(found(&index, line_host).len(), 1);
+    for (line, want) in ports {
+        assert_eq!(found(&index, line).len() == 1, want, "{line}");
+    }
+}
+
+/// The switches reach the matcher from the command line (`hunt`) and from the
+/// configuration (`[match]`, read by `run`, `feedback`).
+#[test]
+fn match_switches_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel = dir.path().join("iocs.txt");
+    std::fs::write(&intel, "evil.example\n1.2.3.4:443\n").unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(
+        &log,
+        "GET http://good.example/r?u=evil.example HTTP/1.1\nconn 1.2.3.4:80\nconn 1.2.3.4:443\n",
+    )
+    .unwrap();
+    let count = |extra: &[&str]| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+            .args(["hunt", "-q", "-c", "--no-default-warninglists", "--intel"])
+            .arg(&intel)
+            .args(extra)
+            .arg(&log)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(count(&[]), "3");
+    assert_eq!(count(&["--no-query-hosts"]), "2");
+    assert_eq!(count(&["--ip-port", "exact"]), "2");
+    assert_eq!(count(&["--no-query-hosts", "--ip-port", "exact"]), "1");
 }
