@@ -10,6 +10,7 @@ mod util;
 mod cli;
 mod cli_share;
 mod config;
+mod corpus;
 mod decode;
 mod durability;
 mod file_tail;
