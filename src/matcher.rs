@@ -817,8 +817,8 @@ impl<'i> Matcher<'i> {
 
     /// A URL that a structured log splits over fields: the host in one, the path in
     /// the next (Zeek http.log `host` and `uri` columns; Suricata EVE `http.hostname`
-    /// and `http.url`, Zeek JSON `host` and `uri`). The atomic is host and path
-    /// joined, without a span.
+    /// and `http.url`, Zeek JSON `host` and `uri`, FortiGate `hostname="…"` and
+    /// `url="…"`). The atomic is host and path joined, without a span.
     fn split_url(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
         let index = self.index;
         if end >= line.len() || index.url_hosts.find(&self.buf).is_none() {
@@ -835,9 +835,15 @@ impl<'i> Matcher<'i> {
             &p[..stop]
         } else if line[end] == b'"' && start > 0 && line[start - 1] == b'"' {
             let before = &line[..start - 1];
-            let key_is_host = [&b"\"hostname\":"[..], b"\"host\":"]
-                .iter()
-                .any(|k| before.trim_ascii_end().ends_with(k));
+            // JSON (`"hostname":"…"`) or key=value (FortiGate `hostname="…"`).
+            let key_is_host = [
+                &b"\"hostname\":"[..],
+                b"\"host\":",
+                b" hostname=",
+                b" host=",
+            ]
+            .iter()
+            .any(|k| before.trim_ascii_end().ends_with(k));
             if !key_is_host {
                 return;
             }
@@ -846,6 +852,8 @@ impl<'i> Matcher<'i> {
                 b"\"uri\":\"",
                 b"\"url\": \"",
                 b"\"uri\": \"",
+                b" url=\"",
+                b" uri=\"",
             ]
             .iter()
             .find_map(|k| memchr::memmem::find(window, k).map(|i| i + k.len())) else {

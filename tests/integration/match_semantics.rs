@@ -705,6 +705,11 @@ fn url_split_over_fields_matches() {
             ),
             (r#"{"ts":1.0,"host":"evil.example","uri":"/gate.php?id=1"}"#, &["evil.example/gate.php"]),
             (r#"{"hostname":"evil.example","url":"/other.php"}"#, &[]),
+            (
+                r#"date=2019-05-13 time=16:29:45 type="utm" subtype="webfilter" hostname="evil.example" profile="p" url="/gate.php?id=1" sentbyte=84"#,
+                &["evil.example/gate.php"],
+            ),
+            (r#"hostname="evil.example" requrl="/gate.php""#, &[]),
             ("1331901000.0\tC1\tGET\tevil.example\t/gate.php2\t-", &[]),
         ],
     );
