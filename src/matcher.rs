@@ -226,7 +226,11 @@ impl<'i> Matcher<'i> {
         }
         // `journalctl -o json` writes a MESSAGE that is not valid UTF-8 as an array of
         // byte values.
-        if let Some(k) = memchr::memmem::find(line, b"\"MESSAGE\":[") {
+        let json_line = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if let Some(k) = json_line
+            .then(|| memchr::memmem::find(line, b"\"MESSAGE\":["))
+            .flatten()
+        {
             decoded.clear();
             if journal_bytes(&line[k + 11..], &mut decoded) {
                 self.find(&decoded, hits);
