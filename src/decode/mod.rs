@@ -609,6 +609,17 @@ mod tests {
     }
 
     #[test]
+    fn plain_line_host_is_not_an_indicator_value() {
+        let ev = Decoder::default().decode(b"2024-05-01T10:00:00Z evil.com no-host", now());
+        assert_eq!((ev.format, ev.host), (Format::Plain, None));
+        assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-05-01T10:00:00+00:00");
+        // A one-label host before free text is still rsyslog's layout.
+        let ev = Decoder::default().decode(b"2024-05-01T10:00:03Z fw01 blocked 1.2.3.4", now());
+        assert_eq!(ev.format, Format::Syslog3164);
+        assert_eq!(ev.host.as_deref(), Some("fw01"));
+    }
+
+    #[test]
     fn is_syslog_is_the_decoders_header_check() {
         for (line, want) in [
             (&b"<13>Nov 24 08:59:37 h app: x"[..], true),
