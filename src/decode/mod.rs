@@ -90,7 +90,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-pub use fields::{role_of, Field, Role};
+pub use fields::{ecs_name, role_of, Field, Role};
 pub use zone::{Zone, ZoneError};
 
 use time::Written;

@@ -230,8 +230,13 @@ fn header(
             }
         }
         if let Some((a, e)) = host {
-            let bare = line.get(start..end).is_some_and(|b| is_iso_date(skip_spaces(b)));
-            if bare && app.is_none() && !is_structured(&line[body..end]) && !is_single_label(&line[a..e])
+            let bare = line
+                .get(start..end)
+                .is_some_and(|b| is_iso_date(skip_spaces(b)));
+            if bare
+                && app.is_none()
+                && !is_structured(&line[body..end])
+                && !is_single_label(&line[a..e])
             {
                 // `2024-05-01T10:00:00Z evil.com no-host`: a plain line with a leading
                 // stamp, not rsyslog's layout.
@@ -285,7 +290,8 @@ fn is_single_label(b: &[u8]) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 #[cfg(test)]

@@ -94,6 +94,11 @@ pub struct IntelStore {
     pub excluded_by_reason: BTreeMap<String, u64>,
     /// Records read per source (accepted or not).
     pub records_by_source: Vec<u64>,
+    /// The indicator as the first source that holds it wrote it (`http://evil.com/x`
+    /// for the URL `evil.com/x`), kept only where that differs from the canonical text:
+    /// alerts name indicators as the intel does. Cost: the written bytes plus ~40 for
+    /// each indicator written otherwise than canonically.
+    pub written: HashMap<IndicatorId, Box<str>>,
 }
 
 impl IntelStore {
@@ -176,6 +181,23 @@ impl IntelStore {
         id
     }
 
+    /// Adds one canonical value under a meta id, remembering how the intel wrote it
+    /// (`written`, trimmed) when that differs from the canonical text and no source
+    /// wrote it before.
+    pub fn add_written(&mut self, c: &Canonical, written: &str, meta: u32) -> IndicatorId {
+        let id = self.add_canonical(c, meta);
+        let written = written.trim();
+        if written != c.value && !written.is_empty() {
+            self.written.entry(id).or_insert_with(|| written.into());
+        }
+        id
+    }
+
+    /// The indicator as the intel wrote it (see [`IntelStore::written`]).
+    pub fn written(&self, id: IndicatorId) -> &str {
+        self.written.get(&id).map_or_else(|| self.value(id), |w| w)
+    }
+
     /// Canonicalises `value` as `kind` and adds it, or records why not.
     pub fn add_typed(
         &mut self,
@@ -185,7 +207,7 @@ impl IntelStore {
         location: impl FnOnce() -> String,
     ) -> Option<IndicatorId> {
         match canon::canonical(kind, value) {
-            Ok(c) => Some(self.add_canonical(&c, meta)),
+            Ok(c) => Some(self.add_written(&c, value, meta)),
             Err(reason) => {
                 self.skip(location(), reason);
                 None
