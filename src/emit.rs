@@ -220,16 +220,19 @@ fn build_alert(
     enrichments: Vec<alert::Enrichment>,
 ) -> Alert {
     let mut syslog_peer = None;
+    let mut offset = None;
     let (log, line_number) = match origin {
-        Origin::File { path, offset, line } => (
-            alert::LogBlock {
-                file: Some(alert::LogFile {
-                    path: path.to_string(),
-                }),
-                offset: Some(*offset),
-            },
-            *line,
-        ),
+        Origin::File {
+            path,
+            offset: at,
+            line,
+        } => {
+            offset = Some(*at);
+            let file = Some(alert::LogFile {
+                path: path.to_string(),
+            });
+            (alert::LogBlock { file }, *line)
+        }
         Origin::Syslog { peer, .. } => {
             syslog_peer = Some(peer.to_string());
             (alert::LogBlock::default(), None)
@@ -268,6 +271,7 @@ fn build_alert(
             syslog_peer,
             format: event.format.name(),
             line_number,
+            offset,
             source,
             throttled: None,
             time_source,

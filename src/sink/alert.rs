@@ -2,11 +2,14 @@
 //!
 //! One alert per log line that matched: `event.kind: "event"` with
 //! `event.category: ["threat"]` (the log event, enriched; `alert` is kept for
-//! confirmed correlations), the line's place (`log.file.path`, `log.offset`,
+//! confirmed correlations), the line's place (`log.file.path`, `tripline.offset`,
 //! `tripline.line_number`), the line itself in `message` (cut at
 //! [`MESSAGE_MAX_BYTES`]), and `threat.enrichments`: one entry per indicator with
-//! `matched.*`, `indicator.*` and a `tripline` block listing every source that holds
-//! the indicator.
+//! ECS `matched.*` and `indicator.*` only. tripline's own record of each enrichment
+//! (canonical value, kind, where it was seen, every source that holds it) is
+//! `tripline.enrichments[i]`, at the same index: every field outside the top-level
+//! `tripline` object is an ECS field (`tests/integration/ecs.rs` checks each against
+//! the ECS definitions).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -357,19 +360,18 @@ pub struct EventBlock {
     pub kind_type: [&'static str; 1],
 }
 
-/// ECS `log.*`: the file and byte offset of the line (a syslog peer is
-/// `tripline.syslog_peer`: ECS has no field for it).
+/// ECS `log.*`: the file of the line. Its byte offset and a syslog peer are
+/// `tripline.offset` and `tripline.syslog_peer`: ECS has no field for them (`log.offset`
+/// is Filebeat's, not ECS).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LogBlock {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<LogFile>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
 }
 
 impl LogBlock {
     pub fn is_empty(&self) -> bool {
-        self.file.is_none() && self.offset.is_none()
+        self.file.is_none()
     }
 }
 
@@ -397,6 +399,9 @@ pub struct AlertTripline {
     /// 1-based line number in its file (or stdin), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line_number: Option<u64>,
+    /// The line's byte offset in its file (files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     /// The configured source that read the line (sidecar only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

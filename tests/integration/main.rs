@@ -12,6 +12,7 @@ mod cli_share;
 mod config;
 mod decode;
 mod durability;
+mod ecs;
 mod file_tail;
 mod match_semantics;
 mod metrics;
