@@ -198,7 +198,12 @@ pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32], occurred: &str) -> En
     typed_fields(kind, misp_type, canonical, written, &mut indicator);
     let first_seen = all.iter().filter_map(|m| m.first_seen).min();
     let last_seen = all.iter().filter_map(|m| m.last_seen).max();
-    for (name, t) in [("first_seen", first_seen), ("last_seen", last_seen)] {
+    let modified = all.iter().filter_map(|m| m.modified).max();
+    for (name, t) in [
+        ("first_seen", first_seen),
+        ("last_seen", last_seen),
+        ("modified_at", modified),
+    ] {
         let v = time_json(t);
         if !v.is_null() {
             indicator.insert(name.into(), v);
