@@ -15,7 +15,7 @@
 //! zone (IANA zones included) and the year rule with its reference.
 //!
 //! Checks: an RFC 3164 tag is only taken as the app name when a `:` follows it (after
-//! an optional `[pid]`), so `host action=block src=...` keeps `action=block` in the
+//! an optional `[pid]`) and it holds no `=`, `{` or `"` (`file=C:\x` is a pair), so `host action=block src=...` keeps `action=block` in the
 //! message; a tag `CEF` followed by `:<digit>` is the start of a CEF record; a host
 //! holding `=`, `{` or `"`, or starting with `%` (a Cisco message id such as
 //! `%ASA-6-302013:`) is message text. A UTF-8 byte order mark starting the message is
@@ -217,7 +217,8 @@ fn header(
             if k < end && line[k] == b'[' {
                 k = memchr::memchr(b']', &line[k..end]).map_or(end, |n| k + n + 1);
             }
-            if is_cef || k >= end || line[k] != b':' {
+            let pair = memchr::memchr3(b'=', b'{', b'"', &line[a..e]).is_some();
+            if is_cef || pair || k >= end || line[k] != b':' {
                 app = None;
                 body = body.min(a);
             }
@@ -488,6 +489,15 @@ mod tests {
                 Some("fw"),
                 None,
                 "CEF:0|V|P|1|2|N|3|src=1.2.3.4",
+            ),
+            // A `key=value` pair is no tag, even when a colon follows (a Windows path).
+            (
+                "2024-05-01T10:00:19Z av01 file=C:\\x md5=44D8",
+                B,
+                Some("2024-05-01T10:00:19+00:00"),
+                Some("av01"),
+                None,
+                "file=C:\\x md5=44D8",
             ),
             // A tag that no colon follows is message text.
             (
