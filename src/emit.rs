@@ -243,7 +243,6 @@ fn build_alert(
                 file: Some(alert::LogFile {
                     path: "-".to_string(),
                 }),
-                ..Default::default()
             },
             Some(*line),
         ),

@@ -419,7 +419,10 @@ impl Index {
     /// The indicator as the first source holding it wrote it (a URL with its scheme,
     /// a file name in its case); the canonical text when they are the same.
     pub fn written(&self, id: IndicatorId) -> &str {
-        self.written.get(&id).map_or_else(|| self.value(id), |w| w)
+        match self.written.get(&id) {
+            Some(w) => w,
+            None => self.value(id),
+        }
     }
 
     /// The metas of an indicator (empty when it is not matchable).

@@ -195,7 +195,10 @@ impl IntelStore {
 
     /// The indicator as the intel wrote it (see [`IntelStore::written`]).
     pub fn written(&self, id: IndicatorId) -> &str {
-        self.written.get(&id).map_or_else(|| self.value(id), |w| w)
+        match self.written.get(&id) {
+            Some(w) => w,
+            None => self.value(id),
+        }
     }
 
     /// Canonicalises `value` as `kind` and adds it, or records why not.
