@@ -121,9 +121,15 @@ fn url_fields(canonical: &str, written: &str, plain: &str, o: &mut Map<String, V
             put(o, "url.scheme", json!(scheme.to_ascii_lowercase()));
         }
     }
-    put(o, "url.domain", json!(url_host(canonical)));
     let end = canonical.find(['/', '?']).unwrap_or(canonical.len());
     let authority = &canonical[..end];
+    // ECS: an IPv6 literal keeps its brackets in `url.domain`.
+    let host = url_host(canonical);
+    if authority.starts_with('[') {
+        put(o, "url.domain", json!(format!("[{host}]")));
+    } else {
+        put(o, "url.domain", json!(host));
+    }
     let after_host = match authority.strip_prefix('[') {
         Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
         None => authority.split_once(':').map_or("", |(_, p)| p),
@@ -672,7 +678,7 @@ mod tests {
                 "url",
                 "[2001:db8::1]:81/",
                 "http://[2001:db8::1]:81/",
-                json!({"url": {"domain": "2001:db8::1", "full": "http://[2001:db8::1]:81/",
+                json!({"url": {"domain": "[2001:db8::1]", "full": "http://[2001:db8::1]:81/",
                     "original": "http://[2001:db8::1]:81/", "path": "/", "port": 81, "scheme": "http"}}),
             ),
             (
