@@ -251,3 +251,33 @@ impl IntelStore {
         meta.effective_tlp(&self.events)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_form_is_kept_when_it_differs_and_the_first_wins() {
+        let mut store = IntelStore::new(StoreOptions::default());
+        let meta = store
+            .meta_id(Meta {
+                to_ids: true,
+                ..Meta::default()
+            })
+            .expect("an included meta");
+        let url = store
+            .add_typed(Kind::Url, " hxxp://Evil[.]example/x ", meta, String::new)
+            .expect("a URL");
+        store.add_typed(Kind::Url, "https://evil.example/x", meta, String::new);
+        assert_eq!(store.value(url), "evil.example/x");
+        assert_eq!(store.written(url), "hxxp://Evil[.]example/x");
+        let ip = store
+            .add_typed(Kind::Ipv4, "192.0.2.1", meta, String::new)
+            .expect("an address");
+        assert_eq!(store.written(ip), "192.0.2.1");
+        assert!(
+            !store.written.contains_key(&ip),
+            "canonical text is not kept twice"
+        );
+    }
+}

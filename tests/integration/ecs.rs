@@ -259,6 +259,13 @@ fn every_hunt_alert_is_ecs() {
     for f in FORMATS {
         assert!(seen.contains(f), "no alert in format {f}: {seen:?}");
     }
+    // A plain line's leading stamp is followed by a domain it talks about: no host.
+    let plain = docs
+        .iter()
+        .find(|d| d["message"] == "2024-05-01T10:00:34Z evil-traps.com no-host")
+        .expect("the no-host line matched");
+    assert!(plain.get("host").is_none(), "{plain}");
+    assert_eq!(plain["tripline"]["format"], "plain");
     // Confirmations were checked too, and typed fields of several kinds.
     assert!(docs.iter().any(|d| d["event"]["kind"] == "alert"));
     let text = serde_json::to_string(&docs).unwrap();
