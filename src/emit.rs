@@ -188,11 +188,12 @@ impl Emitter {
         } else {
             Vec::new()
         };
+        let occurred = alert::time_text(time);
         let enrichments = matches
             .iter()
             .map(|(hit, metas)| {
-                let mut e = alert::enrichment(index, hit, metas);
-                alert::add_field(&mut e, &event, hit.span);
+                let mut e = alert::enrichment(index, hit, metas, &occurred);
+                alert::add_field(&mut e, &event, hit.span, hit.id.kind());
                 e
             })
             .collect();
@@ -216,39 +217,38 @@ fn build_alert(
     time: DateTime<Utc>,
     time_source: TimeSource,
     source: Option<String>,
-    enrichments: Vec<serde_json::Value>,
+    enrichments: Vec<alert::Enrichment>,
 ) -> Alert {
+    let mut syslog_peer = None;
+    let mut offset = None;
     let (log, line_number) = match origin {
-        Origin::File { path, offset, line } => (
-            alert::LogBlock {
-                file: Some(alert::LogFile {
-                    path: path.to_string(),
-                }),
-                offset: Some(*offset),
-                syslog: None,
-            },
-            *line,
-        ),
-        Origin::Syslog { peer, .. } => (
-            alert::LogBlock {
-                syslog: Some(alert::SyslogPeer {
-                    peer: peer.to_string(),
-                }),
-                ..Default::default()
-            },
-            None,
-        ),
+        Origin::File {
+            path,
+            offset: at,
+            line,
+        } => {
+            offset = Some(*at);
+            let file = Some(alert::LogFile {
+                path: path.to_string(),
+            });
+            (alert::LogBlock { file }, *line)
+        }
+        Origin::Syslog { peer, .. } => {
+            syslog_peer = Some(peer.to_string());
+            (alert::LogBlock::default(), None)
+        }
         // Standard input, named `-` as on the command line.
         Origin::Stdin { line } => (
             alert::LogBlock {
                 file: Some(alert::LogFile {
                     path: "-".to_string(),
                 }),
-                ..Default::default()
             },
             Some(*line),
         ),
     };
+    let (ecs, ours): (Vec<_>, Vec<_>) =
+        enrichments.into_iter().map(|e| (e.ecs, e.tripline)).unzip();
     let named = |s: &Option<String>| s.clone().map(|name| alert::Named { name });
     let address = |ip: Option<std::net::IpAddr>| ip.map(|ip| alert::Address { ip: ip.to_string() });
     Alert {
@@ -264,10 +264,13 @@ fn build_alert(
         message: alert::message(line),
         process: named(&event.app),
         source: address(event.source_ip),
-        threat: alert::Threat { enrichments },
+        threat: alert::Threat { enrichments: ecs },
         tripline: alert::AlertTripline {
+            enrichments: ours,
+            syslog_peer,
             format: event.format.name(),
             line_number,
+            offset,
             source,
             throttled: None,
             time_source,

@@ -174,6 +174,67 @@ fn known(lower: &str) -> Option<Role> {
     })
 }
 
+/// The Elastic Common Schema name of a decoded field, for an alert's `matched.field`:
+/// the ECS field that holds what this field holds (`src` → `source.ip`, Zeek's
+/// `query` → `dns.question.name`, `tls.sni` → `tls.client.server_name`), or `None`
+/// when ECS has none (the raw name is kept then). `ip` says whether the matched value
+/// is an IP address: an address field holding a name is ECS `*.address`. A name that
+/// already is an ECS name (ECS JSON input, the Apache decoder's) is not in this table
+/// and stays as it is.
+pub fn ecs_name(field: &Field, ip: bool) -> Option<&'static str> {
+    let lower = field.name.to_ascii_lowercase();
+    let addr = |ip_name, other| Some(if ip { ip_name } else { other });
+    match lower.as_str() {
+        "src" | "src_ip" | "srcip" | "src_addr" | "srcaddr" | "sip" | "saddr" | "client"
+        | "client_ip" | "clientip" | "client_addr" | "c-ip" | "remote_addr" | "remote_ip"
+        | "sourceaddress" | "orig_h" | "id.orig_h" => addr("source.ip", "source.address"),
+        "dst" | "dest" | "dst_ip" | "dest_ip" | "dstip" | "destip" | "dst_addr" | "dest_addr"
+        | "dstaddr" | "dip" | "daddr" | "server" | "server_ip" | "serverip" | "server_addr"
+        | "s-ip" | "destinationaddress" | "resp_h" | "id.resp_h" => {
+            addr("destination.ip", "destination.address")
+        }
+        "sourcetranslatedaddress" => addr("source.nat.ip", "source.address"),
+        "destinationtranslatedaddress" => addr("destination.nat.ip", "destination.address"),
+        "src_host" | "srchost" | "shost" | "sourcehostname" | "remote_host" => {
+            addr("source.ip", "source.domain")
+        }
+        "dst_host" | "dest_host" | "dsthost" | "dhost" | "destinationhostname" => {
+            addr("destination.ip", "destination.domain")
+        }
+        "suser" | "sourceusername" => Some("source.user.name"),
+        "duser" | "destinationusername" => Some("destination.user.name"),
+        "query" | "qname" | "rrname" | "dns.rrname" | "dns.query" | "dns_query" => {
+            Some("dns.question.name")
+        }
+        "answers" | "answer" | "rdata" | "dns.rdata" => Some("dns.answers.data"),
+        "server_name" | "sni" | "tls.sni" => Some("tls.client.server_name"),
+        "http.hostname" => Some("url.domain"),
+        "host" if field.role == Role::Destination => Some("url.domain"),
+        "host" | "hostname" => Some("host.name"),
+        "uri" | "url" | "http.url" | "request" | "request_url" | "requesturl" => {
+            Some("url.original")
+        }
+        "user_agent"
+        | "useragent"
+        | "http_user_agent"
+        | "http.http_user_agent"
+        | "requestclientapplication" => Some("user_agent.original"),
+        "referrer" | "referer" | "http_referer" | "http.http_refer" => {
+            Some("http.request.referrer")
+        }
+        "md5" | "filehash.md5" => Some("file.hash.md5"),
+        "sha1" => Some("file.hash.sha1"),
+        "sha256" => Some("file.hash.sha256"),
+        "sha512" => Some("file.hash.sha512"),
+        "filename" | "fname" | "file_name" => Some("file.name"),
+        "file" | "filepath" | "file_path" => Some("file.path"),
+        "mailfrom" | "from" => Some("email.from.address"),
+        "rcptto" | "to" => Some("email.to.address"),
+        "subject" => Some("email.subject"),
+        _ => None,
+    }
+}
+
 /// Zeek's own names, where they differ from [`role_of`]: in `http.log` `host` is the
 /// HTTP Host header, the server's name.
 pub(crate) fn zeek_role(name: &str) -> Role {
@@ -236,6 +297,42 @@ mod tests {
         }
         assert_eq!(zeek_role("host"), Role::Destination);
         assert_eq!(role_of("host"), Role::Other);
+    }
+
+    #[test]
+    fn matched_field_is_ecs_name() {
+        // (raw name, role override, value is an IP, ECS name)
+        let cases: &[(&str, Option<Role>, bool, Option<&str>)] = &[
+            ("dst", None, true, Some("destination.ip")),
+            ("DST", None, true, Some("destination.ip")),
+            ("src", None, true, Some("source.ip")),
+            ("src", None, false, Some("source.address")),
+            ("id.resp_h", None, true, Some("destination.ip")),
+            ("id.orig_h", None, true, Some("source.ip")),
+            ("dest_ip", None, true, Some("destination.ip")),
+            ("shost", None, false, Some("source.domain")),
+            ("query", None, false, Some("dns.question.name")),
+            ("dns.rrname", None, false, Some("dns.question.name")),
+            ("server_name", None, false, Some("tls.client.server_name")),
+            ("tls.sni", None, false, Some("tls.client.server_name")),
+            ("http.url", None, false, Some("url.original")),
+            ("uri", None, false, Some("url.original")),
+            ("host", Some(Role::Destination), false, Some("url.domain")),
+            ("host", None, false, Some("host.name")),
+            ("md5", None, false, Some("file.hash.md5")),
+            ("from", None, false, Some("email.from.address")),
+            // Already ECS, or unknown to ECS: the raw name is kept.
+            ("source.address", None, true, None),
+            ("dns.question.name", None, false, None),
+            ("eventID", None, false, None),
+        ];
+        for &(name, role, ip, want) in cases {
+            let mut f = Field::new(name, (0, 0));
+            if let Some(r) = role {
+                f.role = r;
+            }
+            assert_eq!(ecs_name(&f, ip), want, "{name}");
+        }
     }
 
     #[test]

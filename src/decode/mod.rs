@@ -90,7 +90,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-pub use fields::{role_of, Field, Role};
+pub use fields::{ecs_name, role_of, Field, Role};
 pub use zone::{Zone, ZoneError};
 
 use time::Written;
@@ -606,6 +606,17 @@ mod tests {
         // Only a stamp starting the line is its header: elsewhere it is text.
         let ev = Decoder::default().decode(b"fw01 blocked 1.2.3.4 at 2024-05-01 10:00:03", now());
         assert_eq!((ev.format, ev.time), (Format::Plain, None));
+    }
+
+    #[test]
+    fn plain_line_host_is_not_an_indicator_value() {
+        let ev = Decoder::default().decode(b"2024-05-01T10:00:00Z evil.com no-host", now());
+        assert_eq!((ev.format, ev.host), (Format::Plain, None));
+        assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-05-01T10:00:00+00:00");
+        // A one-label host before free text is still rsyslog's layout.
+        let ev = Decoder::default().decode(b"2024-05-01T10:00:03Z fw01 blocked 1.2.3.4", now());
+        assert_eq!(ev.format, Format::Syslog3164);
+        assert_eq!(ev.host.as_deref(), Some("fw01"));
     }
 
     #[test]

@@ -15,11 +15,17 @@
 //! zone (IANA zones included) and the year rule with its reference.
 //!
 //! Checks: an RFC 3164 tag is only taken as the app name when a `:` follows it (after
-//! an optional `[pid]`), so `host action=block src=...` keeps `action=block` in the
+//! an optional `[pid]`) and it holds no `=`, `{` or `"` (`file=C:\x` is a pair), so `host action=block src=...` keeps `action=block` in the
 //! message; a tag `CEF` followed by `:<digit>` is the start of a CEF record; a host
 //! holding `=`, `{` or `"`, or starting with `%` (a Cisco message id such as
 //! `%ASA-6-302013:`) is message text. A UTF-8 byte order mark starting the message is
-//! skipped.
+//! skipped. rsyslog's layout has no `<PRI>` to say it is syslog, and a plain line that
+//! starts with a stamp looks the same (`2024-05-01T10:00:00Z evil.com no-host`): there
+//! the word after the stamp is a host only when the shape says so: a tag with `:`
+//! follows it, or the message is structured (JSON, `@cee:`, CEF, `key=value` first), or
+//! it is a one-label name (`fw01`). Otherwise (a dotted name or an address before free
+//! text) the line is not syslog: a plain line with a leading time and no host, so a
+//! domain or address the line talks about is never taken for the host.
 //!
 //! Cost: a byte check on the line's start, then one syslog_loose parse (no allocation
 //! but the structured data list; a NILVALUE time costs one copy of the line).
@@ -160,7 +166,7 @@ pub(crate) fn parse(line: &[u8], start: usize, end: usize) -> Option<Header> {
     // (2000 is a leap year, so `Feb 29` parses).
     let parse = |t| parse_message_with_year_exact_tz(t, |_| 2000, Some(Utc), Variant::Either);
     if let Ok(m) = parse(text) {
-        return Some(header(line, start, end, text, text, &m, |o| o, false));
+        return header(line, start, end, text, text, &m, |o| o, false);
     }
     // A NILVALUE time: parse with a placeholder, then map offsets back.
     let nil = nil_time_at(text.as_bytes())?;
@@ -171,7 +177,7 @@ pub(crate) fn parse(line: &[u8], start: usize, end: usize) -> Option<Header> {
     }
     let shift = PLACEHOLDER_TIME.len() - 1;
     let back = move |o: usize| if o > nil { o.saturating_sub(shift) } else { o };
-    Some(header(line, start, end, text, &patched, &m, back, true))
+    header(line, start, end, text, &patched, &m, back, true)
 }
 
 /// The header of a parsed message. `parsed` is the text syslog_loose read (`text`, or
@@ -186,7 +192,7 @@ fn header(
     m: &Message<&str>,
     back: impl Fn(usize) -> usize,
     nil_time: bool,
-) -> Header {
+) -> Option<Header> {
     let span = |s: &str| {
         offset_in(parsed, s).map(|o| {
             let o = back(o);
@@ -211,7 +217,8 @@ fn header(
             if k < end && line[k] == b'[' {
                 k = memchr::memchr(b']', &line[k..end]).map_or(end, |n| k + n + 1);
             }
-            if is_cef || k >= end || line[k] != b':' {
+            let pair = memchr::memchr3(b'=', b'{', b'"', &line[a..e]).is_some();
+            if is_cef || pair || k >= end || line[k] != b':' {
                 app = None;
                 body = body.min(a);
             }
@@ -221,6 +228,20 @@ fn header(
                 host = None;
                 app = None;
                 body = body.min(a);
+            }
+        }
+        if let Some((a, e)) = host {
+            let bare = line
+                .get(start..end)
+                .is_some_and(|b| is_iso_date(skip_spaces(b)));
+            if bare
+                && app.is_none()
+                && !is_structured(&line[body..end])
+                && !is_single_label(&line[a..e])
+            {
+                // `2024-05-01T10:00:00Z evil.com no-host`: a plain line with a leading
+                // stamp, not rsyslog's layout.
+                return None;
             }
         }
         Format::Syslog3164
@@ -239,14 +260,39 @@ fn header(
     } else {
         stamp(line.get(start..end).unwrap_or_default(), rfc5424)
     };
-    Header {
+    Some(Header {
         format,
         time,
         host,
         app,
         body,
         params,
-    }
+    })
+}
+
+fn skip_spaces(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+/// A message that says it is one: JSON, `@cee:`, CEF, or a first word `key=value`.
+fn is_structured(msg: &[u8]) -> bool {
+    let msg = skip_spaces(msg);
+    let word = msg.split(|&c| c == b' ').next().unwrap_or_default();
+    msg.starts_with(b"{")
+        || msg.starts_with(b"@cee:")
+        || msg.starts_with(b"CEF:")
+        || word.iter().position(|&c| c == b'=').is_some_and(|i| i > 0)
+}
+
+/// A host name of one label (`fw01`, `web-2`): no dot, so it cannot be a domain or an
+/// address that a message talks about.
+fn is_single_label(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 #[cfg(test)]
@@ -401,6 +447,41 @@ mod tests {
                 None,
                 "action=block src=91.198.51.77",
             ),
+            // rsyslog's layout: a one-label host before free text, any host before a
+            // tag or a structured message.
+            (
+                "2024-05-01T10:00:03Z fw01 blocked a connection",
+                B,
+                Some("2024-05-01T10:00:03+00:00"),
+                Some("fw01"),
+                None,
+                "blocked a connection",
+            ),
+            (
+                "2024-05-01T10:00:03Z web01.example.com sshd[7]: x",
+                B,
+                Some("2024-05-01T10:00:03+00:00"),
+                Some("web01.example.com"),
+                Some("sshd"),
+                "x",
+            ),
+            (
+                "2024-05-01T10:00:03Z web01.example.com a=1",
+                B,
+                Some("2024-05-01T10:00:03+00:00"),
+                Some("web01.example.com"),
+                None,
+                "a=1",
+            ),
+            // With `<PRI>` the header says it is syslog: the host is where syslog puts it.
+            (
+                "<13>2024-05-01T10:00:03Z evil.com no-host",
+                B,
+                Some("2024-05-01T10:00:03+00:00"),
+                Some("evil.com"),
+                None,
+                "no-host",
+            ),
             (
                 "Nov 24 08:59:37 fw CEF:0|V|P|1|2|N|3|src=1.2.3.4",
                 B,
@@ -408,6 +489,15 @@ mod tests {
                 Some("fw"),
                 None,
                 "CEF:0|V|P|1|2|N|3|src=1.2.3.4",
+            ),
+            // A `key=value` pair is no tag, even when a colon follows (a Windows path).
+            (
+                "2024-05-01T10:00:19Z av01 file=C:\\x md5=44D8",
+                B,
+                Some("2024-05-01T10:00:19+00:00"),
+                Some("av01"),
+                None,
+                "file=C:\\x md5=44D8",
             ),
             // A tag that no colon follows is message text.
             (
@@ -505,6 +595,9 @@ mod tests {
             "<13>1 -",
             "<13>Feb 30 10:00:00 h app: x",
             "<13>Feb 29 2023 10:00:00 h app: x",
+            // A leading stamp, then a dotted name and free text: a plain line.
+            "2024-05-01T10:00:00Z evil.com no-host",
+            "2024-05-01T10:00:00Z 91.198.51.77 blocked",
         ] {
             assert!(run(s).is_none(), "{s}");
         }

@@ -154,6 +154,9 @@ pub struct Index {
     pub excluded_by_reason: BTreeMap<String, u64>,
     pub skipped: Vec<crate::intel::Skipped>,
     pub records_by_source: Vec<u64>,
+    /// Indicators the intel wrote otherwise than canonically (see
+    /// [`IntelStore::written`](crate::intel::IntelStore)).
+    written: std::collections::HashMap<IndicatorId, Box<str>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -187,6 +190,7 @@ impl Index {
             skipped_by_reason,
             excluded_by_reason,
             records_by_source,
+            written,
             ..
         } = store;
 
@@ -265,6 +269,7 @@ impl Index {
             excluded_by_reason,
             skipped,
             records_by_source,
+            written,
         };
 
         // Warninglists, per indicator, with the MISP type of its first meta.
@@ -425,9 +430,11 @@ impl Index {
                     + e.tags.iter().map(|t| t.len() + 24).sum::<usize>()
             })
             .sum();
+        let written: usize = self.written.values().map(|w| w.len() + 40).sum();
         sets + links
             + metas
             + events
+            + written
             + self.v4.memory_bytes()
             + self.v6.memory_bytes()
             + self.tlds.memory_bytes()
@@ -456,6 +463,15 @@ impl Index {
     /// The canonical text of an indicator.
     pub fn value(&self, id: IndicatorId) -> &str {
         self.sets[id.kind() as usize].get_str(id.local())
+    }
+
+    /// The indicator as the first source holding it wrote it (a URL with its scheme,
+    /// a file name in its case); the canonical text when they are the same.
+    pub fn written(&self, id: IndicatorId) -> &str {
+        match self.written.get(&id) {
+            Some(w) => w,
+            None => self.value(id),
+        }
     }
 
     /// The metas of an indicator (empty when it is not matchable).

@@ -76,7 +76,7 @@ fn add_value(
     match canon::detect(value) {
         Ok(c) => {
             if let Some(meta) = metas.get(store, c.kind, c.port) {
-                store.add_canonical(&c, meta);
+                store.add_written(&c, value, meta);
             }
         }
         Err(reason) => store.skip(location(), reason),

@@ -468,6 +468,7 @@ impl Loader<'_, '_> {
             distribution: a.get("distribution").and_then(small_u8),
             first_seen: a.get("first_seen").and_then(timestamp),
             last_seen: a.get("last_seen").and_then(timestamp),
+            modified: a.get("timestamp").and_then(timestamp),
             valid_from: None,
             valid_until: None,
             port: plan.port,

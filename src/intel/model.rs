@@ -259,6 +259,9 @@ pub struct Meta {
     pub distribution: Option<u8>,
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
+    /// When the source last changed it (MISP attribute `timestamp`, STIX `modified`),
+    /// seconds since the epoch: alerts' `indicator.modified_at`.
+    pub modified: Option<i64>,
     /// STIX `valid_from` / `valid_until`, seconds since the epoch.
     pub valid_from: Option<i64>,
     pub valid_until: Option<i64>,

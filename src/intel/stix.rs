@@ -292,6 +292,7 @@ fn load_indicator(
         tlp,
         valid_from: str_of(o, "valid_from").and_then(rfc3339),
         valid_until: str_of(o, "valid_until").and_then(rfc3339),
+        modified: str_of(o, "modified").and_then(rfc3339),
         ..Meta::default()
     };
     for (i, c) in comparisons.iter().enumerate() {

@@ -2,19 +2,23 @@
 //!
 //! One alert per log line that matched: `event.kind: "event"` with
 //! `event.category: ["threat"]` (the log event, enriched; `alert` is kept for
-//! confirmed correlations), the line's place (`log.file.path`, `log.offset`,
+//! confirmed correlations), the line's place (`log.file.path`, `tripline.offset`,
 //! `tripline.line_number`), the line itself in `message` (cut at
 //! [`MESSAGE_MAX_BYTES`]), and `threat.enrichments`: one entry per indicator with
-//! `matched.*`, `indicator.*` and a `tripline` block listing every source that holds
-//! the indicator.
+//! ECS `matched.*` and `indicator.*` only. tripline's own record of each enrichment
+//! (canonical value, kind, where it was seen, every source that holds it) is
+//! `tripline.enrichments[i]`, at the same index: every field outside the top-level
+//! `tripline` object is an ECS field (`tests/integration/ecs.rs` checks each against
+//! the ECS definitions).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::index::{Index, WarninglistMode};
+use crate::intel::canon::{refang, url_host};
 use crate::intel::model::ecs_type_for;
-use crate::intel::Tlp;
+use crate::intel::{Kind, Tlp};
 use crate::matcher::Hit;
 
 /// `message` is cut at this many bytes (on a character boundary).
@@ -33,8 +37,142 @@ pub fn message(line: &[u8]) -> String {
     s
 }
 
-/// One enrichment per hit, in hit order; `metas` are the ones valid at the event time.
-pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32]) -> Value {
+/// One indicator a line matched: its ECS enrichment (`threat.enrichments[i]`) and
+/// tripline's own record of it (`tripline.enrichments[i]`, at the same place).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Enrichment {
+    /// `indicator.*` and `matched.*`, ECS fields only.
+    pub ecs: Value,
+    /// The canonical value, kind, where it was seen, warninglist and every source.
+    pub tripline: Value,
+}
+
+/// Sets `path` (dotted) in `o`, creating the objects on the way.
+fn put(o: &mut Map<String, Value>, path: &str, v: Value) {
+    match path.split_once('.') {
+        None => {
+            o.insert(path.to_string(), v);
+        }
+        Some((head, rest)) => {
+            let child = o
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            if let Value::Object(c) = child {
+                put(c, rest, v);
+            }
+        }
+    }
+}
+
+/// The typed ECS `indicator.*` fields of an indicator of `kind` (MISP type
+/// `misp_type`), from its canonical text and the text the intel wrote (see the
+/// README's field list): `ip` for an address (not for a prefix: ECS `ip` holds one
+/// address), `url.*` for a URL (`url.full` only when the intel wrote a scheme),
+/// `url.domain` for a domain or host name, `email.address`, `file.hash.*` (ECS has no
+/// SHA-224), `file.name`, and `registry.*` for a MISP `regkey`.
+pub fn typed_fields(
+    kind: Kind,
+    misp_type: &str,
+    canonical: &str,
+    written: &str,
+    o: &mut Map<String, Value>,
+) {
+    let plain = refang(written.trim()).into_owned();
+    match kind {
+        Kind::Ipv4 | Kind::Ipv6 => {
+            if let Ok(ip) = canonical.parse::<std::net::IpAddr>() {
+                put(o, "ip", json!(ip.to_string()));
+            }
+        }
+        Kind::Domain | Kind::Hostname => put(o, "url.domain", json!(canonical)),
+        Kind::Url => url_fields(canonical, written, &plain, o),
+        Kind::Email => put(o, "email.address", json!(plain)),
+        Kind::Md5 => put(o, "file.hash.md5", json!(canonical)),
+        Kind::Sha1 => put(o, "file.hash.sha1", json!(canonical)),
+        Kind::Sha256 => put(o, "file.hash.sha256", json!(canonical)),
+        Kind::Sha384 => put(o, "file.hash.sha384", json!(canonical)),
+        Kind::Sha512 => put(o, "file.hash.sha512", json!(canonical)),
+        Kind::Sha224 => {}
+        Kind::Filename => {
+            let name = plain.rsplit(['/', '\\']).next().unwrap_or(&plain).trim();
+            put(o, "file.name", json!(name));
+        }
+        Kind::Literal => {
+            if matches!(misp_type, "regkey" | "regkey|value") {
+                registry_fields(&plain, o);
+            }
+        }
+    }
+}
+
+/// `url.*` from a canonical URL (`host[:port]/path[?query]`) and the intel's text.
+fn url_fields(canonical: &str, written: &str, plain: &str, o: &mut Map<String, Value>) {
+    put(o, "url.original", json!(written.trim()));
+    if let Some((scheme, _)) = plain.split_once("://") {
+        if !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+')
+        {
+            put(o, "url.full", json!(plain));
+            put(o, "url.scheme", json!(scheme.to_ascii_lowercase()));
+        }
+    }
+    let end = canonical.find(['/', '?']).unwrap_or(canonical.len());
+    let authority = &canonical[..end];
+    // ECS: an IPv6 literal keeps its brackets in `url.domain`.
+    let host = url_host(canonical);
+    if authority.starts_with('[') {
+        put(o, "url.domain", json!(format!("[{host}]")));
+    } else {
+        put(o, "url.domain", json!(host));
+    }
+    let after_host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => authority.split_once(':').map_or("", |(_, p)| p),
+    };
+    let port = after_host.trim_start_matches(':').parse::<u16>().ok();
+    if let Some(p) = port {
+        put(o, "url.port", json!(p));
+    }
+    let rest = &canonical[end..];
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if !path.is_empty() {
+        put(o, "url.path", json!(path));
+    }
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        put(o, "url.query", json!(q));
+    }
+}
+
+/// `registry.*` from a key path (`HKLM\Software\Run`): the path, the hive by its ECS
+/// short name and the hive-relative key.
+fn registry_fields(path: &str, o: &mut Map<String, Value>) {
+    let path = path.split('|').next().unwrap_or(path).trim();
+    put(o, "registry.path", json!(path));
+    if let Some((hive, key)) = path.split_once('\\') {
+        let hive = match hive.to_ascii_uppercase().as_str() {
+            "HKEY_LOCAL_MACHINE" | "HKLM" => "HKLM",
+            "HKEY_CURRENT_USER" | "HKCU" => "HKCU",
+            "HKEY_USERS" | "HKU" => "HKU",
+            "HKEY_CLASSES_ROOT" | "HKCR" => "HKCR",
+            "HKEY_CURRENT_CONFIG" | "HKCC" => "HKCC",
+            _ => return,
+        };
+        put(o, "registry.hive", json!(hive));
+        put(o, "registry.key", json!(key));
+    }
+}
+
+/// One enrichment per hit, in hit order; `metas` are the ones valid at the event
+/// time; `occurred` is the alert's `@timestamp` (`matched.occurred`).
+pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32], occurred: &str) -> Enrichment {
     let id = hit.id;
     let kind = id.kind();
     let first = metas.first().map(|&m| index.meta(m));
@@ -47,17 +185,48 @@ pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32]) -> Value {
         .and_then(|m| index.sources.get(m.source as usize))
         .map(|s| s.provider.clone().unwrap_or_else(|| s.name.clone()));
     let sources: Vec<Value> = metas.iter().map(|&m| source_entry(index, m)).collect();
+    let all: Vec<&crate::intel::Meta> = metas.iter().map(|&m| index.meta(m)).collect();
+    let event = all
+        .iter()
+        .find_map(|m| m.event.and_then(|e| index.events.get(e as usize)));
 
+    let canonical = index.value(id);
+    let written = index.written(id);
     let mut indicator = Map::new();
     indicator.insert("type".into(), json!(ecs_type_for(kind, misp_type)));
-    indicator.insert("name".into(), json!(index.value(id)));
+    indicator.insert("name".into(), json!(written));
     if let Some(p) = provider {
         indicator.insert("provider".into(), json!(p));
     }
     if let Some(t) = tlp {
-        indicator.insert("marking".into(), json!({ "tlp": t.as_str() }));
+        put(&mut indicator, "marking.tlp", json!(t.as_str()));
     }
+    typed_fields(kind, misp_type, canonical, written, &mut indicator);
+    let first_seen = all.iter().filter_map(|m| m.first_seen).min();
+    let last_seen = all.iter().filter_map(|m| m.last_seen).max();
+    let modified = all.iter().filter_map(|m| m.modified).max();
+    for (name, t) in [
+        ("first_seen", first_seen),
+        ("last_seen", last_seen),
+        ("modified_at", modified),
+    ] {
+        let v = time_json(t);
+        if !v.is_null() {
+            indicator.insert(name.into(), v);
+        }
+    }
+    if let Some(p) = all.iter().find_map(|m| m.port) {
+        indicator.insert("port".into(), json!(p));
+    }
+    if let Some(r) = event.and_then(|e| e.reference.as_ref()) {
+        indicator.insert("reference".into(), json!(r));
+    }
+    if let Some(i) = event.and_then(|e| e.info.as_ref()) {
+        indicator.insert("description".into(), json!(i));
+    }
+
     let mut tripline = Map::new();
+    tripline.insert("indicator".into(), json!(canonical));
     tripline.insert("kind".into(), json!(kind.name()));
     if index.warninglist_mode() == WarninglistMode::Flag {
         if let Some(list) = index.warninglist_of(id) {
@@ -65,14 +234,17 @@ pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32]) -> Value {
         }
     }
     tripline.insert("sources".into(), Value::Array(sources));
-    json!({
-        "matched": {
-            "atomic": hit.atomic,
-            "type": "indicator_match_rule",
-        },
-        "indicator": Value::Object(indicator),
-        "tripline": Value::Object(tripline),
-    })
+    Enrichment {
+        ecs: json!({
+            "matched": {
+                "atomic": hit.atomic,
+                "occurred": occurred,
+                "type": "indicator_match_rule",
+            },
+            "indicator": Value::Object(indicator),
+        }),
+        tripline: Value::Object(tripline),
+    }
 }
 
 fn source_entry(index: &Index, meta_id: u32) -> Value {
@@ -199,20 +371,18 @@ pub struct EventBlock {
     pub kind_type: [&'static str; 1],
 }
 
-/// ECS `log.*`: the file and byte offset of the line, or the syslog peer.
+/// ECS `log.*`: the file of the line. Its byte offset and a syslog peer are
+/// `tripline.offset` and `tripline.syslog_peer`: ECS has no field for them (`log.offset`
+/// is Filebeat's, not ECS).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LogBlock {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<LogFile>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syslog: Option<SyslogPeer>,
 }
 
 impl LogBlock {
     pub fn is_empty(&self) -> bool {
-        self.file.is_none() && self.offset.is_none() && self.syslog.is_none()
+        self.file.is_none()
     }
 }
 
@@ -222,27 +392,33 @@ pub struct LogFile {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct SyslogPeer {
-    pub peer: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
 pub struct Threat {
-    /// One per indicator the line matched, in hit order (see [`enrichment`]).
+    /// One per indicator the line matched, in hit order (see [`enrichment`]): ECS
+    /// fields only.
     pub enrichments: Vec<Value>,
 }
 
-/// tripline's own fields about the line.
+/// tripline's own fields about the line (outside every ECS object).
 #[derive(Clone, Debug, Serialize)]
 pub struct AlertTripline {
+    /// tripline's record of each enrichment, parallel to `threat.enrichments`
+    /// (entry `i` is about `threat.enrichments[i]`): canonical value, kind, where it
+    /// was seen, warninglist, every source.
+    pub enrichments: Vec<Value>,
     /// The decoded layout (`decode::Format::name`).
     pub format: &'static str,
     /// 1-based line number in its file (or stdin), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line_number: Option<u64>,
+    /// The line's byte offset in its file (files only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
     /// The configured source that read the line (sidecar only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The peer (address and port) a syslog line came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog_peer: Option<String>,
     /// Alerts for the same indicator and host held back by the throttle since the last
     /// one written (sidecar only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,23 +431,35 @@ pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Adds what decoding says to enrichment `e`: the field that held the match
-/// (`matched.field`) and whether it was a source or a destination
-/// (`tripline.seen_as`): a MISP `ip-src` attribute seen as a destination still
-/// matches, and the alert says where it was seen.
-pub fn add_field(e: &mut Value, event: &crate::decode::Event, span: Option<(usize, usize)>) {
+/// Adds what decoding says to enrichment `e` of a hit of `kind`: the field that held
+/// the match (`matched.field`, its ECS name where ECS has one, see
+/// [`ecs_name`](crate::decode::ecs_name), else the format's own name) and whether it
+/// was a source or a destination (`tripline.enrichments[i].seen_as`): a MISP `ip-src`
+/// attribute seen as a destination still matches, and the alert says where it was
+/// seen.
+pub fn add_field(
+    e: &mut Enrichment,
+    event: &crate::decode::Event,
+    span: Option<(usize, usize)>,
+    kind: Kind,
+) {
     let Some(f) = span.and_then(|s| event.field_at(s)) else {
         return;
     };
-    e["matched"]["field"] = json!(f.name);
+    let ip = matches!(kind, Kind::Ipv4 | Kind::Ipv6);
+    let name = crate::decode::ecs_name(f, ip).unwrap_or(&f.name);
+    e.ecs["matched"]["field"] = json!(name);
     if f.role != crate::decode::Role::Other {
-        e["tripline"]["seen_as"] = json!(f.role.name());
+        e.tripline["seen_as"] = json!(f.role.name());
     }
 }
 
 /// The alert for a confirmed correlation: `event.kind: "alert"`, the rule's id, title
-/// and level, and the matches that confirmed it. Local only: it names hosts and
-/// observables; sightings are built separately and carry none of this.
+/// and level, and the matches that confirmed it. Shaped as line alerts are: one
+/// `threat.enrichments` entry per distinct indicator (its first match's `atomic` and
+/// time; `indicator.name` is the canonical value, as the rules group by it), with
+/// tripline's record at the same place in `tripline.enrichments`. Local only: it names
+/// hosts and observables; sightings are built separately and carry none of this.
 pub fn confirmation_alert(c: &crate::correlate::Confirmation) -> Value {
     let mut indicators: Vec<&str> = c
         .observations
@@ -287,6 +475,42 @@ pub fn confirmation_alert(c: &crate::correlate::Confirmation) -> Value {
         .collect();
     sources.sort_unstable();
     sources.dedup();
+    let mut ecs = Vec::new();
+    let mut ours = Vec::new();
+    let mut seen: Vec<(&str, Kind)> = Vec::new();
+    for o in &c.observations {
+        if seen.contains(&(o.indicator.as_str(), o.kind)) {
+            continue;
+        }
+        seen.push((o.indicator.as_str(), o.kind));
+        let first = o.provenance.first();
+        let source_type = first.map_or("", |p| p.source_type.as_str());
+        let mut indicator = Map::new();
+        indicator.insert("type".into(), json!(ecs_type_for(o.kind, source_type)));
+        indicator.insert("name".into(), json!(o.indicator));
+        if let Some(p) = first {
+            indicator.insert("provider".into(), json!(p.source));
+        }
+        if let Some(t) = o.provenance.iter().filter_map(|p| p.tlp).max() {
+            put(&mut indicator, "marking.tlp", json!(t.as_str()));
+        }
+        typed_fields(
+            o.kind,
+            source_type,
+            &o.indicator,
+            &o.indicator,
+            &mut indicator,
+        );
+        ecs.push(json!({
+            "indicator": Value::Object(indicator),
+            "matched": {
+                "atomic": o.atomic,
+                "occurred": time_text(o.time),
+                "type": "indicator_match_rule",
+            },
+        }));
+        ours.push(json!({ "indicator": o.indicator, "kind": o.kind.name() }));
+    }
     let matches: Vec<Value> = c
         .observations
         .iter()
@@ -309,7 +533,9 @@ pub fn confirmation_alert(c: &crate::correlate::Confirmation) -> Value {
                    "start": c.first_seen.to_rfc3339_opts(SecondsFormat::AutoSi, true),
                    "end": c.last_seen.to_rfc3339_opts(SecondsFormat::AutoSi, true) },
         "rule": { "id": c.rule_id, "name": c.rule_title },
+        "threat": { "enrichments": ecs },
         "tripline": {
+            "enrichments": ours,
             "level": c.level,
             "group": group,
             "indicators": indicators,
@@ -323,6 +549,210 @@ pub fn confirmation_alert(c: &crate::correlate::Confirmation) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::{BuildOptions, Index};
+    use crate::intel::warninglist::Warninglists;
+    use crate::intel::{IntelStore, Source, StoreOptions};
+
+    /// An index of one source holding `values` (kind, text as written).
+    fn index_of(values: &[(Kind, &str)]) -> Index {
+        let mut store = IntelStore::new(StoreOptions::default());
+        let source = store.add_source(Source {
+            name: "t".into(),
+            format: "list",
+            location: "t.txt".into(),
+            provider: None,
+        });
+        for (kind, value) in values {
+            let misp_type = store.intern(kind.default_misp_type());
+            let meta = store
+                .meta_id(crate::intel::Meta {
+                    source,
+                    misp_type,
+                    to_ids: true,
+                    ..Default::default()
+                })
+                .expect("an included meta");
+            store.add_typed(*kind, value, meta, String::new);
+        }
+        Index::build(store, &Warninglists::new(), BuildOptions::default())
+    }
+
+    /// The enrichment of the indicator of `kind` whose canonical text is `canonical`.
+    fn enrich(index: &Index, kind: Kind, canonical: &str) -> Enrichment {
+        let id = index.find_exact(kind, canonical).expect("indicator loaded");
+        let hit = Hit {
+            id,
+            atomic: canonical.to_string(),
+            span: None,
+        };
+        enrichment(index, &hit, index.metas_of(id), "2024-05-01T10:00:00Z")
+    }
+
+    #[test]
+    fn indicator_name_is_as_in_the_intel() {
+        let index = index_of(&[
+            (Kind::Url, "https://Evil.example/Login?x=1"),
+            (Kind::Filename, "Invoice.PDF.exe"),
+        ]);
+        let e = enrich(&index, Kind::Url, "evil.example/Login?x=1");
+        assert_eq!(e.ecs["indicator"]["name"], "https://Evil.example/Login?x=1");
+        assert_eq!(e.tripline["indicator"], "evil.example/Login?x=1");
+        let e = enrich(&index, Kind::Filename, "invoice.pdf.exe");
+        assert_eq!(e.ecs["indicator"]["name"], "Invoice.PDF.exe");
+        assert_eq!(e.ecs["indicator"]["file"]["name"], "Invoice.PDF.exe");
+    }
+
+    #[test]
+    fn enrichment_has_no_custom_object() {
+        let index = index_of(&[(Kind::Domain, "evil.example"), (Kind::Ipv4, "198.51.100.7")]);
+        for (kind, v) in [(Kind::Domain, "evil.example"), (Kind::Ipv4, "198.51.100.7")] {
+            let e = enrich(&index, kind, v);
+            let keys: Vec<&String> = e.ecs.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["indicator", "matched"]);
+            assert!(e.ecs["indicator"].get("tripline").is_none());
+            assert!(e.ecs["matched"].get("tripline").is_none());
+            assert_eq!(e.ecs["matched"]["occurred"], "2024-05-01T10:00:00Z");
+            assert_eq!(e.tripline["sources"][0]["name"], "t");
+        }
+    }
+
+    #[test]
+    fn typed_indicator_fields_per_kind() {
+        // (kind, misp type, canonical, written, expected typed fields)
+        let cases: &[(Kind, &str, &str, &str, Value)] = &[
+            (
+                Kind::Ipv4,
+                "ip-dst",
+                "198.51.100.7",
+                "198.51.100.7",
+                json!({"ip": "198.51.100.7"}),
+            ),
+            (
+                Kind::Ipv6,
+                "ip-src",
+                "2001:db8::1",
+                "2001:DB8::1",
+                json!({"ip": "2001:db8::1"}),
+            ),
+            // A prefix is not one address: ECS `ip` stays empty.
+            (
+                Kind::Ipv4,
+                "ip-dst",
+                "198.51.100.0/24",
+                "198.51.100.0/24",
+                json!({}),
+            ),
+            (
+                Kind::Domain,
+                "domain",
+                "evil.example",
+                "EVIL.example",
+                json!({"url": {"domain": "evil.example"}}),
+            ),
+            (
+                Kind::Hostname,
+                "hostname",
+                "a.evil.example",
+                "a.evil.example",
+                json!({"url": {"domain": "a.evil.example"}}),
+            ),
+            (
+                Kind::Url,
+                "url",
+                "evil.example:8080/a/b?q=1",
+                "hxxps://evil[.]example:8080/a/b?q=1",
+                json!({"url": {"domain": "evil.example", "full": "https://evil.example:8080/a/b?q=1",
+                    "original": "hxxps://evil[.]example:8080/a/b?q=1", "path": "/a/b", "port": 8080,
+                    "query": "q=1", "scheme": "https"}}),
+            ),
+            // No scheme in the intel: no `url.full`.
+            (
+                Kind::Url,
+                "url",
+                "evil.example/x",
+                "evil.example/x",
+                json!({"url": {"domain": "evil.example", "original": "evil.example/x", "path": "/x"}}),
+            ),
+            (
+                Kind::Url,
+                "url",
+                "[2001:db8::1]:81/",
+                "http://[2001:db8::1]:81/",
+                json!({"url": {"domain": "[2001:db8::1]", "full": "http://[2001:db8::1]:81/",
+                    "original": "http://[2001:db8::1]:81/", "path": "/", "port": 81, "scheme": "http"}}),
+            ),
+            (
+                Kind::Email,
+                "email-src",
+                "bad@evil.example",
+                "Bad@evil.example",
+                json!({"email": {"address": "Bad@evil.example"}}),
+            ),
+            (
+                Kind::Md5,
+                "md5",
+                "44d88612fea8a8f36de82e1278abb02f",
+                "44D88612FEA8A8F36DE82E1278ABB02F",
+                json!({"file": {"hash": {"md5": "44d88612fea8a8f36de82e1278abb02f"}}}),
+            ),
+            (
+                Kind::Sha1,
+                "sha1",
+                "aa",
+                "aa",
+                json!({"file": {"hash": {"sha1": "aa"}}}),
+            ),
+            (
+                Kind::Sha256,
+                "sha256",
+                "bb",
+                "bb",
+                json!({"file": {"hash": {"sha256": "bb"}}}),
+            ),
+            (
+                Kind::Sha384,
+                "sha384",
+                "cc",
+                "cc",
+                json!({"file": {"hash": {"sha384": "cc"}}}),
+            ),
+            (
+                Kind::Sha512,
+                "sha512",
+                "dd",
+                "dd",
+                json!({"file": {"hash": {"sha512": "dd"}}}),
+            ),
+            (Kind::Sha224, "sha224", "ee", "ee", json!({})),
+            (
+                Kind::Filename,
+                "filename",
+                "evil.exe",
+                "%APPDATA%\\x\\Evil.exe",
+                json!({"file": {"name": "Evil.exe"}}),
+            ),
+            (
+                Kind::Literal,
+                "regkey",
+                "HKEY_LOCAL_MACHINE\\Software\\Run\\x",
+                "HKEY_LOCAL_MACHINE\\Software\\Run\\x",
+                json!({"registry": {"hive": "HKLM", "key": "Software\\Run\\x",
+                    "path": "HKEY_LOCAL_MACHINE\\Software\\Run\\x"}}),
+            ),
+            (
+                Kind::Literal,
+                "mutex",
+                "Global\\Mutex1",
+                "Global\\Mutex1",
+                json!({}),
+            ),
+        ];
+        for (kind, misp_type, canonical, written, want) in cases {
+            let mut o = Map::new();
+            typed_fields(*kind, misp_type, canonical, written, &mut o);
+            assert_eq!(Value::Object(o), *want, "{kind} {written}");
+        }
+    }
 
     #[test]
     fn message_is_cut_on_a_char_boundary() {

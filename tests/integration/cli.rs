@@ -40,16 +40,16 @@ fn alerts(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// line number → sorted indicator names.
+/// line number → sorted indicators (canonical values, `tripline.enrichments[].indicator`).
 fn by_line(alerts: &[serde_json::Value]) -> BTreeMap<u64, Vec<String>> {
     alerts
         .iter()
         .map(|a| {
-            let mut names: Vec<String> = a["threat"]["enrichments"]
+            let mut names: Vec<String> = a["tripline"]["enrichments"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|e| e["indicator"]["name"].as_str().unwrap().to_string())
+                .map(|e| e["indicator"].as_str().unwrap().to_string())
                 .collect();
             names.sort();
             (a["tripline"]["line_number"].as_u64().unwrap(), names)
@@ -145,18 +145,31 @@ fn trap_alerts_carry_ecs_fields() {
     assert_eq!(first["event"]["kind"], "event");
     assert_eq!(first["event"]["category"][0], "threat");
     assert_eq!(first["log"]["file"]["path"], "fixtures/logs/traps.log");
-    assert_eq!(first["log"]["offset"], 0);
+    assert_eq!(first["tripline"]["offset"], 0);
     let e = &first["threat"]["enrichments"][0];
     assert_eq!(e["matched"]["atomic"], "91.198.51.77");
     assert_eq!(e["matched"]["type"], "indicator_match_rule");
     assert_eq!(e["indicator"]["type"], "ipv4-addr");
     assert_eq!(e["indicator"]["provider"], "traps");
-    assert_eq!(e["tripline"]["sources"][0]["name"], "traps");
+    assert_eq!(
+        first["tripline"]["enrichments"][0]["sources"][0]["name"],
+        "traps"
+    );
     // The domain match shows the whole host as seen; the CIDR match the address.
     let dns = a
         .iter()
         .find(|x| x["tripline"]["line_number"] == 9)
         .unwrap();
+    // `indicator.name` as the intel wrote it (defanged in traps.txt), the canonical
+    // value in tripline's record.
+    assert_eq!(
+        dns["threat"]["enrichments"][0]["indicator"]["name"],
+        "evil-traps[.]com"
+    );
+    assert_eq!(
+        dns["tripline"]["enrichments"][0]["indicator"],
+        "evil-traps.com"
+    );
     assert_eq!(
         dns["threat"]["enrichments"][0]["matched"]["atomic"],
         "a.b.evil-traps.com"
@@ -176,7 +189,7 @@ fn trap_alerts_carry_ecs_fields() {
     // Offsets point at the line.
     let text = std::fs::read(root().join("fixtures/logs/traps.log")).unwrap();
     for x in &a {
-        let off = x["log"]["offset"].as_u64().unwrap() as usize;
+        let off = x["tripline"]["offset"].as_u64().unwrap() as usize;
         let line_no = x["tripline"]["line_number"].as_u64().unwrap() as usize;
         let nth = text.split(|&b| b == b'\n').nth(line_no - 1).unwrap();
         assert_eq!(&text[off..off + nth.len()], nth, "offset of line {line_no}");
@@ -209,7 +222,7 @@ fn warninglist_mode_flag_keeps_listed_indicators_with_a_mark() {
         .find(|x| x["tripline"]["line_number"] == 16)
         .unwrap();
     assert_eq!(
-        l16["threat"]["enrichments"][0]["tripline"]["warninglisted"],
+        l16["tripline"]["enrichments"][0]["warninglisted"],
         "List of known IPv4 public DNS resolvers"
     );
     // Without the shipped lists nothing is warninglisted at all.
@@ -598,7 +611,7 @@ fn one_indicator_from_several_sources_is_one_enrichment() {
         .unwrap();
     let enrich = av["threat"]["enrichments"].as_array().unwrap();
     assert_eq!(enrich.len(), 1, "{av}");
-    let names: Vec<&str> = enrich[0]["tripline"]["sources"]
+    let names: Vec<&str> = av["tripline"]["enrichments"][0]["sources"]
         .as_array()
         .unwrap()
         .iter()
@@ -606,7 +619,7 @@ fn one_indicator_from_several_sources_is_one_enrichment() {
         .collect();
     // Sources in load order.
     assert_eq!(names, vec!["traps", "harbor-campaign"]);
-    let stix = &enrich[0]["tripline"]["sources"][1];
+    let stix = &av["tripline"]["enrichments"][0]["sources"][1];
     assert!(stix["attribute"]["uuid"]
         .as_str()
         .unwrap()
@@ -632,7 +645,7 @@ fn misp_provenance_reaches_the_alert() {
     let e = &a[0]["threat"]["enrichments"][0];
     assert_eq!(e["indicator"]["type"], "file");
     assert_eq!(e["indicator"]["marking"]["tlp"], "CLEAR");
-    let s = &e["tripline"]["sources"][0];
+    let s = &a[0]["tripline"]["enrichments"][0]["sources"][0];
     assert_eq!(s["event"]["info"], "Ransomware - Xorist");
     assert_eq!(s["event"]["uuid"], "57c4445b-c548-4654-af0b-4be3950d210f");
     assert_eq!(s["attribute"]["type"], "sha256");
@@ -787,14 +800,15 @@ fn alerts_say_where_an_indicator_was_seen() {
     assert_eq!(a.len(), 2);
     // An ip-src attribute seen as a destination still matches, and says so.
     let e0 = &a[0]["threat"]["enrichments"][0];
-    assert_eq!(e0["tripline"]["sources"][0]["attribute"]["type"], "ip-src");
-    assert_eq!(e0["matched"]["field"], "dst");
-    assert_eq!(e0["tripline"]["seen_as"], "destination");
+    let t0 = &a[0]["tripline"]["enrichments"][0];
+    assert_eq!(t0["sources"][0]["attribute"]["type"], "ip-src");
+    assert_eq!(e0["matched"]["field"], "destination.ip");
+    assert_eq!(t0["seen_as"], "destination");
     assert_eq!(a[0]["host"]["name"], "fw01");
     assert_eq!(a[0]["destination"]["ip"], "91.198.51.77");
     let e1 = &a[1]["threat"]["enrichments"][0];
-    assert_eq!(e1["matched"]["field"], "src_ip");
-    assert_eq!(e1["tripline"]["seen_as"], "source");
+    assert_eq!(e1["matched"]["field"], "source.ip");
+    assert_eq!(a[1]["tripline"]["enrichments"][0]["seen_as"], "source");
     assert_eq!(a[1]["tripline"]["format"], "json");
 }
 

@@ -13,6 +13,7 @@ mod config;
 mod corpus;
 mod decode;
 mod durability;
+mod ecs;
 mod file_tail;
 mod match_semantics;
 mod metrics;

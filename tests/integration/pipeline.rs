@@ -62,7 +62,8 @@ fn line_alerts(alerts: &[Value]) -> BTreeMap<(String, u64), Value> {
                 "@timestamp": a["@timestamp"],
                 "threat": a["threat"],
                 "time_source": a["tripline"]["time_source"],
-                "offset": a["log"]["offset"],
+                "offset": a["tripline"]["offset"],
+                "enrichments": a["tripline"]["enrichments"],
                 "format": a["tripline"]["format"],
                 "host": a["host"],
             });

@@ -522,7 +522,7 @@ fn syslog_from_logger_reaches_alerts() {
     assert_eq!(v["process"]["name"], "sshd");
     assert!(v["host"]["name"].is_string(), "{v}");
     assert_eq!(v["tripline"]["source"], "udp");
-    assert!(v["log"]["syslog"]["peer"]
+    assert!(v["tripline"]["syslog_peer"]
         .as_str()
         .unwrap()
         .starts_with("127.0.0.1:"));
@@ -547,7 +547,7 @@ fn alert_offsets(path: &Path) -> Vec<(u64, u64)> {
                 .and_then(|s| s.split(' ').next())
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(u64::MAX);
-            (n, v["log"]["offset"].as_u64().unwrap_or(0))
+            (n, v["tripline"]["offset"].as_u64().unwrap_or(0))
         })
         .collect()
 }
