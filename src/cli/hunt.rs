@@ -69,6 +69,10 @@ pub struct HuntArgs {
 
 pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     let (index, _, intel_problems) = build_index(&args.intel, false)?;
+    // What each intel source lost at load: warnings, shown even with --quiet.
+    for line in crate::sink::report::intel_loss_lines(&index) {
+        eprintln!("tripline: warning: {line}");
+    }
     let (inputs, missing) = batch::expand(&args.logs);
     let mut errors: Vec<String> = missing
         .iter()

@@ -248,7 +248,7 @@ fn load_indicator(
     }
     let pattern_type = str_of(o, "pattern_type").unwrap_or("stix");
     if !pattern_type.eq_ignore_ascii_case("stix") {
-        store.skip(
+        store.unsupported(
             location(),
             format!("unsupported pattern_type: {pattern_type}"),
         );
@@ -262,7 +262,9 @@ fn load_indicator(
         Ok(c) => c,
         Err(why) => {
             tracing::debug!(location = %location(), why, "Unsupported STIX pattern.");
-            store.skip(location(), UNSUPPORTED_PATTERN);
+            // Valid STIX that tripline cannot evaluate (AND, qualifiers...): counted as
+            // unsupported, not malformed.
+            store.unsupported(location(), UNSUPPORTED_PATTERN);
             return;
         }
     };
@@ -795,6 +797,7 @@ mod tests {
         let options = StoreOptions {
             include_non_ids: false,
             keep_excluded: true,
+            ..StoreOptions::default()
         };
         let store = load_fixture("harbor-campaign.json", options);
         assert!(meta(&store, Kind::Domain, "old-harbor.example.org").revoked);

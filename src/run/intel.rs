@@ -38,6 +38,12 @@ pub fn intel_plan(plan: &Plan) -> IntelPlan {
             store: StoreOptions {
                 include_non_ids: intel.include_non_ids,
                 keep_excluded: false,
+                broad: crate::intel::broad::BroadPolicy {
+                    allow: intel.allow_broad,
+                    // In range: validated by the plan (config::bounds).
+                    min_prefix_v4: u8::try_from(intel.min_prefix_v4).unwrap_or(32),
+                    min_prefix_v6: u8::try_from(intel.min_prefix_v6).unwrap_or(128),
+                },
             },
             strict: false,
             csv_column: Default::default(),
@@ -94,6 +100,17 @@ pub fn publish_index(metrics: &Metrics, index: &Index, counts: &IndicatorCounts)
             .indicators_loaded
             .with_label_values(&[k, s.as_str()])
             .set(*n);
+    }
+    metrics.indicators_refused.reset();
+    for r in &index.refused {
+        let source = index
+            .sources
+            .get(r.source as usize)
+            .map_or("?", |s| s.name.as_str());
+        metrics
+            .indicators_refused
+            .with_label_values(&[r.reason, source])
+            .inc();
     }
     metrics.index_build_seconds.set(index.stats.build_secs);
     metrics
