@@ -123,9 +123,10 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     errors.extend(stats.errors.iter().cloned());
     if !args.quiet {
         eprint!("{}{rules_summary}", summary::hunt_summary(&index, &stats));
-        for p in &intel_problems {
-            eprintln!("  intel error: {p}");
-        }
+    }
+    // Errors, shown even with --quiet (as grep -q still reports unreadable files).
+    for p in &intel_problems {
+        eprintln!("  intel error: {p}");
     }
     Ok(if !errors.is_empty() || !intel_problems.is_empty() {
         ExitCode::from(2)

@@ -13,6 +13,7 @@ mod config;
 mod decode;
 mod durability;
 mod file_tail;
+mod intel_sanity;
 mod match_semantics;
 mod metrics;
 mod pipeline;
