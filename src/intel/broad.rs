@@ -92,11 +92,22 @@ impl BroadPolicy {
     }
 }
 
-/// Is the canonical (lower-case, punycode) domain a public suffix as a whole?
-/// `org.ru`, `co.uk`, `duckdns.org` are; `evil.org.ru` and unknown TLDs are not.
+/// Is the canonical (lower-case, punycode) domain a public suffix by a rule of its
+/// own? `org.ru`, `co.uk`, `duckdns.org` are; `evil.org.ru` and unknown TLDs are not.
+/// A name that is a suffix only through a wildcard rule (`*.localto.net` makes
+/// `jw8ndw9ev.localto.net` one: a single tunnel endpoint, as trails list them) is
+/// kept: its parent is no public suffix, so it flags one customer, not a registry.
 pub fn is_public_suffix(domain: &str) -> bool {
-    psl::suffix(domain.as_bytes())
-        .is_some_and(|s| s.typ().is_some() && s.as_bytes() == domain.as_bytes())
+    let whole = |d: &str| {
+        psl::suffix(d.as_bytes()).is_some_and(|s| s.typ().is_some() && s.as_bytes() == d.as_bytes())
+    };
+    if !whole(domain) {
+        return false;
+    }
+    match domain.split_once('.') {
+        Some((_, parent)) => whole(parent),
+        None => true,
+    }
 }
 
 /// Is the top-level label of `domain` on the Public Suffix List at all?
@@ -155,6 +166,10 @@ mod tests {
             "x.duckdns.org",
             "example.com",
             "evil.bit",
+            // Suffixes only by a wildcard rule: single hosts (real trail lines).
+            "jw8ndw9ev.localto.net",
+            "ec2-3-91-190-163.compute-1.amazonaws.com",
+            "whole-playback.at.ply.gg",
         ] {
             assert_eq!(p.refusal(Kind::Domain, v), None, "{v}");
         }

@@ -570,6 +570,7 @@ fn supported_path(ty: &str, property: &[String]) -> Option<(Kind, &'static str)>
         ("url", ["value"]) => (Kind::Url, "url:value"),
         ("email-addr", ["value"]) => (Kind::Email, "email-addr:value"),
         ("file", ["name"]) => (Kind::Filename, "file:name"),
+        ("windows-registry-key", ["key"]) => (Kind::Regkey, "windows-registry-key:key"),
         ("file", ["hashes", algo]) => {
             let algo: String = algo
                 .chars()
@@ -670,6 +671,8 @@ mod tests {
             ("([file:name = 'a'] OR ([file:name = 'b' OR (file:name = 'c')]))",
              &["filename file:name=a", "filename file:name=b", "filename file:name=c"]),
             (r"[file:name = 'O\'Brien \\ invoice.exe']", &[r"filename file:name=O'Brien \ invoice.exe"]),
+            (r"[windows-registry-key:key = 'HKEY_CURRENT_USER\\Software\\Harbor']",
+             &[r"regkey windows-registry-key:key=HKEY_CURRENT_USER\Software\Harbor"]),
         ];
         for (pattern, want) in cases {
             assert_eq!(

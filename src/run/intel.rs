@@ -312,4 +312,47 @@ mod tests {
             .contains("60% fewer"));
         assert!(check_shrink(100, 200, 0.0).is_ok());
     }
+
+    /// The refused indicators of a build reach `tripline_indicators_refused`, by
+    /// reason and source, and the next build replaces them.
+    #[test]
+    fn refused_indicators_are_published() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("trail.txt");
+        std::fs::write(
+            &list,
+            "org.ru
+co.cl
+0.0.0.0/0
+evil.example
+",
+        )
+        .expect("write");
+        let plan = IntelPlan {
+            specs: vec![list.to_string_lossy().parse().expect("spec")],
+            load: LoadOptions::default(),
+            warninglists: Vec::new(),
+            no_default_warninglists: true,
+            warninglist_mode: Default::default(),
+        };
+        let built = build(&plan).expect("builds");
+        let metrics = Metrics::new();
+        publish_index(&metrics, &built.index, &built.counts);
+        let get = |reason: &str| {
+            metrics
+                .indicators_refused
+                .with_label_values(&[reason, "trail"])
+                .get()
+        };
+        assert_eq!((get("public_suffix"), get("zero_prefix")), (2, 1));
+        std::fs::write(
+            &list,
+            "evil.example
+",
+        )
+        .expect("write");
+        let built = build(&plan).expect("builds");
+        publish_index(&metrics, &built.index, &built.counts);
+        assert_eq!(get("public_suffix"), 0);
+    }
 }
