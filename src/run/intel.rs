@@ -68,6 +68,9 @@ pub struct Built {
 /// Builds the index and counts it for the metrics, on the calling (blocking) thread.
 pub fn build(plan: &IntelPlan) -> Result<Built> {
     let built = build_index(plan)?;
+    for line in crate::sink::report::intel_loss_lines(&built.index) {
+        tracing::warn!(summary = %line, "Intel records skipped or refused at load.");
+    }
     let counts = indicator_counts(&built.index);
     Ok(Built {
         index: built.index,
