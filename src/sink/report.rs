@@ -39,7 +39,10 @@ pub fn intel_loss_lines(index: &Index) -> Vec<String> {
         let mut parts = Vec::new();
         if l.skipped > 0 {
             let unsupported = if l.unsupported > 0 {
-                format!(" ({} of a type or pattern not matched)", l.unsupported)
+                format!(
+                    " ({} of them valid, of a type or pattern not matched)",
+                    l.unsupported
+                )
             } else {
                 String::new()
             };
@@ -93,9 +96,10 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         let total: u64 = counts.values().sum();
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let records = index.records_by_source.get(i).copied().unwrap_or(0);
+        let losses = index.losses_by_source.get(i).cloned().unwrap_or_default();
         let _ = writeln!(
             t,
-            "  {} ({}, {}): {total} indicators{}{}",
+            "  {} ({}, {}): {total} indicators{}{}{}",
             s.name,
             s.format,
             s.location,
@@ -108,9 +112,14 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
                 format!(", {records} records read")
             } else {
                 String::new()
+            },
+            match (losses.skipped, losses.refused) {
+                (0, 0) => String::new(),
+                (k, r) => format!(", {k} skipped, {r} refused as too broad"),
             }
         );
-        sources_json.push(json!({"name": s.name, "format": s.format, "location": s.location, "provider": s.provider, "indicators": total, "by_type": counts, "records": records}));
+        sources_json.push(json!({"name": s.name, "format": s.format, "location": s.location, "provider": s.provider, "indicators": total, "by_type": counts, "records": records,
+            "skipped": losses.skipped, "unsupported": losses.unsupported, "refused": losses.refused}));
     }
 
     let _ = writeln!(t, "\nMatchable indicators by type:");
@@ -125,7 +134,16 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
     }
     let skipped_total: u64 = index.skipped_by_reason.values().sum();
     if skipped_total > 0 {
-        let _ = writeln!(t, "\nSkipped records: {skipped_total}");
+        let unsupported = index
+            .losses_by_source
+            .iter()
+            .map(|l| l.unsupported)
+            .sum::<u64>();
+        let _ = writeln!(
+            t,
+            "\nSkipped records: {skipped_total} ({unsupported} valid but of a type or pattern not matched, {} malformed)",
+            skipped_total.saturating_sub(unsupported)
+        );
         for (r, v) in &index.skipped_by_reason {
             let _ = writeln!(t, "  {r}: {v}");
         }

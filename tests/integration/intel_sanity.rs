@@ -337,11 +337,19 @@ fn skipped_intel_records_not_mentioned_on_stderr() {
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("and-patterns")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(
-        lines[0].contains("10 records skipped (10 of a type or pattern not matched)")
+        lines[0]
+            .contains("10 records skipped (10 of them valid, of a type or pattern not matched)")
             && lines[0].contains("and-patterns.json: objects[0] (indicator--")
             && lines[0].contains("unsupported STIX pattern")
             && lines[0].contains("run `tripline intel` for details"),
         "{err}"
+    );
+    let report = tripline(&["intel", "--json", "--intel", s(&intel)]);
+    let j: Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    assert_eq!(
+        (&j["sources"][0]["skipped"], &j["sources"][0]["unsupported"]),
+        (&json!(10), &json!(10)),
+        "{j}"
     );
     // Unsupported is not malformed: --strict accepts the file.
     let strict = tripline(&["hunt", "-q", "--strict", "--intel", s(&intel), s(&log)]);
