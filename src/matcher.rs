@@ -971,6 +971,26 @@ impl<'i> Matcher<'i> {
                         push(index, hits, line, id, text);
                     }
                 }
+                Kind::Regkey => {
+                    if text.eq_ignore_ascii_case(index.value(id).as_bytes()) {
+                        push(index, hits, line, id, text);
+                    }
+                }
+                Kind::RegkeyValue => {
+                    // `key|value`: the key here, the value elsewhere on the line.
+                    let (key, value) = index.value(id).split_once('|').unwrap_or(("", ""));
+                    let elsewhere = |part: &[u8]| {
+                        !value.is_empty()
+                            && part
+                                .windows(value.len())
+                                .any(|w| w.eq_ignore_ascii_case(value.as_bytes()))
+                    };
+                    if text.eq_ignore_ascii_case(key.as_bytes())
+                        && (elsewhere(&line[..s]) || elsewhere(&line[e..]))
+                    {
+                        push(index, hits, line, id, text);
+                    }
+                }
                 _ => {
                     if text == index.value(id).as_bytes() {
                         push(index, hits, line, id, text);

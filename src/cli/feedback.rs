@@ -49,6 +49,9 @@ pub(super) fn feedback(args: FeedbackArgs) -> Result<ExitCode> {
         csv_column: None,
         no_query_hosts: !config.matching.query_hosts,
         ip_port: config.matching.ip_port,
+        allow_broad: config.intel.allow_broad,
+        min_prefix_v4: u8::try_from(config.intel.min_prefix_v4).unwrap_or(32),
+        min_prefix_v6: u8::try_from(config.intel.min_prefix_v6).unwrap_or(128),
     };
     let (index, _, _) = crate::cli::build_index(&intel, true)?;
     let refanged = canon::refang(&value);

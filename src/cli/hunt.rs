@@ -69,6 +69,10 @@ pub struct HuntArgs {
 
 pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     let (index, _, intel_problems) = build_index(&args.intel, false)?;
+    // What each intel source lost at load: warnings, shown even with --quiet.
+    for line in crate::sink::report::intel_loss_lines(&index) {
+        eprintln!("tripline: warning: {line}");
+    }
     let (inputs, missing) = batch::expand(&args.logs);
     let mut errors: Vec<String> = missing
         .iter()
@@ -119,9 +123,10 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     errors.extend(stats.errors.iter().cloned());
     if !args.quiet {
         eprint!("{}{rules_summary}", summary::hunt_summary(&index, &stats));
-        for p in &intel_problems {
-            eprintln!("  intel error: {p}");
-        }
+    }
+    // Errors, shown even with --quiet (as grep -q still reports unreadable files).
+    for p in &intel_problems {
+        eprintln!("  intel error: {p}");
     }
     Ok(if !errors.is_empty() || !intel_problems.is_empty() {
         ExitCode::from(2)

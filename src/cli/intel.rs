@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use super::{build_index, IntelArgs};
-use crate::intel::canon;
+use crate::intel::{canon, Kind};
 use crate::matcher::Matcher;
 
 #[derive(Args, Debug)]
@@ -58,10 +58,28 @@ pub(super) fn run_intel(args: &IntelArgs, json: bool) -> Result<ExitCode> {
 pub(super) fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<ExitCode> {
     let (index, warninglists, _) = build_index(args, true)?;
     let refanged = canon::refang(value);
+    let detected = canon::detect(&refanged).ok();
+    // A UTF-8 host name (`bücher.example`, or in a URL or e-mail address) that the
+    // log-side tokenizer does not find as it stands is looked up in its punycode form,
+    // the form the intel holds it in.
+    let probe = match &detected {
+        Some(c)
+            if !refanged.is_ascii()
+                && matches!(
+                    c.kind,
+                    Kind::Domain | Kind::Hostname | Kind::Url | Kind::Email
+                ) =>
+        {
+            c.value.as_str()
+        }
+        _ => refanged.as_ref(),
+    };
     let mut matcher = Matcher::new(&index);
     let mut hits = Vec::new();
     matcher.find_with_json(refanged.as_bytes(), &mut hits);
-    let detected = canon::detect(&refanged).ok();
+    if hits.is_empty() && probe != refanged.as_ref() {
+        matcher.find_with_json(probe.as_bytes(), &mut hits);
+    }
     let report =
         crate::sink::report::lookup_report(&index, &warninglists, value, detected.as_ref(), &hits);
     let mut out = std::io::stdout().lock();

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::index::build::{build_index as build, IntelPlan};
 use crate::index::{Index, IpPortMatch, MatchOptions, WarninglistMode};
+use crate::intel::broad::BroadPolicy;
 use crate::intel::list::CsvColumn;
 use crate::intel::load::{IntelSpec, LoadOptions};
 use crate::intel::warninglist::Warninglists;
@@ -84,9 +85,22 @@ pub struct IntelArgs {
     /// Also match MISP attributes whose to_ids is false.
     #[arg(long, global = true)]
     pub include_non_ids: bool,
-    /// Treat any malformed intel record or unreadable intel file as fatal.
+    /// Treat any malformed intel record or unreadable intel file as fatal (records of
+    /// types tripline does not match, such as MISP `link` or `comment`, are counted).
     #[arg(long, global = true)]
     pub strict: bool,
+    /// Keep indicators that would match too much: public suffixes (`org.ru`,
+    /// `duckdns.org`) and prefixes shorter than --min-prefix-v4/-v6 (never a /0).
+    #[arg(long, global = true)]
+    pub allow_broad: bool,
+    /// Shortest IPv4 prefix accepted as an indicator (shorter ones are refused).
+    #[arg(long, value_name = "LEN", default_value_t = crate::intel::broad::DEFAULT_MIN_PREFIX_V4,
+          value_parser = clap::value_parser!(u8).range(1..=32), global = true)]
+    pub min_prefix_v4: u8,
+    /// Shortest IPv6 prefix accepted as an indicator (shorter ones are refused).
+    #[arg(long, value_name = "LEN", default_value_t = crate::intel::broad::DEFAULT_MIN_PREFIX_V6,
+          value_parser = clap::value_parser!(u8).range(1..=128), global = true)]
+    pub min_prefix_v6: u8,
     /// Column holding the value in CSV lists (0-based index or header name).
     #[arg(long, value_name = "COLUMN", global = true)]
     pub csv_column: Option<CsvColumn>,
@@ -134,6 +148,11 @@ pub fn build_index(
             store: StoreOptions {
                 include_non_ids: args.include_non_ids,
                 keep_excluded,
+                broad: BroadPolicy {
+                    allow: args.allow_broad,
+                    min_prefix_v4: args.min_prefix_v4,
+                    min_prefix_v6: args.min_prefix_v6,
+                },
             },
             strict: args.strict,
             csv_column: args.csv_column.clone().unwrap_or_default(),

@@ -18,6 +18,11 @@ use crate::share::policy as share;
 pub const MAX_SHRINK_RATIO: RangeInclusive<f64> = 0.0..=1.0;
 /// `intel.reload_debounce_ms`: up to 10 minutes.
 pub const RELOAD_DEBOUNCE_MS: RangeInclusive<u64> = 0..=600_000;
+/// `intel.min_prefix_v4`: the shortest IPv4 prefix kept as an indicator, /1 to /32
+/// (a /0 is never kept).
+pub const MIN_PREFIX_V4: RangeInclusive<u64> = 1..=32;
+/// `intel.min_prefix_v6`: the shortest IPv6 prefix kept as an indicator, /1 to /128.
+pub const MIN_PREFIX_V6: RangeInclusive<u64> = 1..=128;
 /// `sources[].max_line_bytes` (file): up to 64 MiB.
 pub const MAX_LINE_BYTES: RangeInclusive<u64> = 1..=64 << 20;
 /// `sources[].rescan_interval_ms` (file): 10 ms to 10 minutes.
@@ -72,7 +77,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 22] = [
+pub const ALL: [Bound; 24] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -80,6 +85,8 @@ pub const ALL: [Bound; 22] = [
         unit: "fraction",
     },
     int("intel.reload_debounce_ms", RELOAD_DEBOUNCE_MS, "ms"),
+    int("intel.min_prefix_v4", MIN_PREFIX_V4, "prefix length"),
+    int("intel.min_prefix_v6", MIN_PREFIX_V6, "prefix length"),
     int("sources[].max_line_bytes", MAX_LINE_BYTES, "bytes"),
     int("sources[].rescan_interval_ms", RESCAN_INTERVAL_MS, "ms"),
     int("sources[].fingerprint_bytes", FINGERPRINT_BYTES, "bytes"),

@@ -354,6 +354,14 @@ fn summary(plan: &super::Plan, rules: &str, sharing: &[String]) -> Vec<String> {
             ""
         }
     ));
+    out.push(if c.intel.allow_broad {
+        "broad intel: public suffixes and short prefixes kept (allow_broad; a /0 never)".to_string()
+    } else {
+        format!(
+            "broad intel: public suffixes and prefixes shorter than IPv4 /{} or IPv6 /{} refused",
+            c.intel.min_prefix_v4, c.intel.min_prefix_v6
+        )
+    });
     let sources: Vec<String> = c
         .sources
         .iter()

@@ -175,6 +175,14 @@ pub struct IntelConfig {
     pub reload_debounce_ms: u64,
     /// Watch intel paths and warninglists for changes (SIGHUP always reloads).
     pub watch: bool,
+    /// Keep public suffixes and short prefixes as indicators (never a `/0`).
+    pub allow_broad: bool,
+    /// IPv4 prefixes shorter than this are refused. Range 1 ..= 32
+    /// ([`bounds::MIN_PREFIX_V4`]).
+    pub min_prefix_v4: u64,
+    /// IPv6 prefixes shorter than this are refused. Range 1 ..= 128
+    /// ([`bounds::MIN_PREFIX_V6`]).
+    pub min_prefix_v6: u64,
 }
 
 impl Default for IntelConfig {
@@ -188,6 +196,9 @@ impl Default for IntelConfig {
             max_shrink_ratio: 0.5,
             reload_debounce_ms: 500,
             watch: true,
+            allow_broad: false,
+            min_prefix_v4: crate::intel::broad::DEFAULT_MIN_PREFIX_V4.into(),
+            min_prefix_v6: crate::intel::broad::DEFAULT_MIN_PREFIX_V6.into(),
         }
     }
 }

@@ -265,6 +265,16 @@ impl Config {
             &bounds::RELOAD_DEBOUNCE_MS,
             i.reload_debounce_ms,
         );
+        p.range(
+            "intel.min_prefix_v4",
+            &bounds::MIN_PREFIX_V4,
+            i.min_prefix_v4,
+        );
+        p.range(
+            "intel.min_prefix_v6",
+            &bounds::MIN_PREFIX_V6,
+            i.min_prefix_v6,
+        );
         specs
     }
 

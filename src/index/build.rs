@@ -39,12 +39,19 @@ pub struct Built {
 }
 
 /// Loads the intel and warninglists `plan` names and builds the index. Fails only on
-/// what makes the whole load meaningless (strict mode, unreadable warninglists);
-/// a bad intel file is reported in [`Built::problems`] and the rest still loads.
+/// what makes the whole load meaningless (strict mode, clashing source names); a bad
+/// intel or warninglist file is reported in [`Built::problems`] and the rest still
+/// loads.
 pub fn build_index(plan: &IntelPlan) -> Result<Built, IntelError> {
     let (store, errors) = load::load_intel(&plan.specs, &plan.load)?;
-    let problems = errors.iter().map(|e| e.to_string()).collect();
-    let warninglists = load::load_warninglists(&plan.warninglists, plan.no_default_warninglists)?;
+    let mut problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let (warninglists, list_errors) =
+        load::load_warninglists(&plan.warninglists, plan.no_default_warninglists)?;
+    problems.extend(
+        list_errors
+            .iter()
+            .map(|e| format!("warninglist not loaded: {e}")),
+    );
     let mut index = Index::build(
         store,
         &warninglists,

@@ -8,7 +8,7 @@
 //! | IPv4/IPv6 address or CIDR | [`PrefixTable`] (one hash map per prefix length) | one probe per distinct prefix length |
 //! | domain | [`StrSet`] probed with each label suffix of a host | one probe per label |
 //! | host name, URL, hash, e-mail | [`StrSet`] | one probe |
-//! | file name, other literals | one Aho-Corasick automaton over the line | linear in the line |
+//! | file name, registry key, other literals | one Aho-Corasick automaton over the line (ASCII case-insensitive when any file name or registry key is present; literals are confirmed byte for byte) | linear in the line |
 //!
 //! None of these costs grows with the number of indicators. A TLD set rejects host
 //! tokens whose last label no indicator has (file names such as `logo.png`), and a set
@@ -157,6 +157,11 @@ pub struct Index {
     /// Indicators the intel wrote otherwise than canonically (see
     /// [`IntelStore::written`](crate::intel::IntelStore)).
     written: std::collections::HashMap<IndicatorId, Box<str>>,
+    /// Indicators refused at load as too broad (public suffixes, short prefixes).
+    pub refused: Vec<crate::intel::store::Refused>,
+    pub refused_by_reason: BTreeMap<&'static str, u64>,
+    /// Per source: records skipped and indicators refused at load.
+    pub losses_by_source: Vec<crate::intel::store::SourceLosses>,
 }
 
 impl std::fmt::Debug for Index {
@@ -191,6 +196,9 @@ impl Index {
             excluded_by_reason,
             records_by_source,
             written,
+            refused,
+            refused_by_reason,
+            losses_by_source,
             ..
         } = store;
 
@@ -270,6 +278,9 @@ impl Index {
             skipped,
             records_by_source,
             written,
+            refused,
+            refused_by_reason,
+            losses_by_source,
         };
 
         // Warninglists, per indicator, with the MISP type of its first meta.
@@ -334,9 +345,17 @@ impl Index {
                         index.url_hosts.insert(host.as_bytes());
                         index.max_url_len = index.max_url_len.max(text.len());
                     }
-                    Kind::Filename | Kind::Literal => {
-                        case_insensitive |= kind == Kind::Filename;
+                    Kind::Filename | Kind::Literal | Kind::Regkey => {
+                        case_insensitive |= kind != Kind::Literal;
                         literal_patterns.push(value.to_vec());
+                        index.literal_ids.push(IndicatorId(id));
+                    }
+                    Kind::RegkeyValue => {
+                        // The key is the pattern; the matcher confirms the value on
+                        // the same line.
+                        case_insensitive = true;
+                        let key = value.split(|&b| b == b'|').next().unwrap_or(value);
+                        literal_patterns.push(key.to_vec());
                         index.literal_ids.push(IndicatorId(id));
                     }
                     _ => {}

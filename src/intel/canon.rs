@@ -304,6 +304,14 @@ pub fn canonical(kind: Kind, value: &str) -> Result<Canonical, &'static str> {
             }
             (kind, v.to_lowercase())
         }
+        Kind::Regkey => (kind, canonical_regkey(value)?),
+        Kind::RegkeyValue => {
+            let (key, data) = value.split_once('|').ok_or("regkey|value without '|'")?;
+            let data = regkey_data(data).ok_or(
+                "regkey|value with an empty value (not reduced to its key: that would match every use of the key)",
+            )?;
+            (kind, format!("{}|{data}", canonical_regkey(key)?))
+        }
         _ => {
             if value.len() < MIN_LITERAL_LEN {
                 return Err("literal shorter than 6 bytes");
@@ -318,6 +326,33 @@ pub fn canonical(kind: Kind, value: &str) -> Result<Canonical, &'static str> {
     })
 }
 
+/// Canonical registry key: trimmed, ASCII lower-case (Windows compares keys without
+/// regard to case), at least [`MIN_LITERAL_LEN`] bytes.
+pub fn canonical_regkey(s: &str) -> Result<String, &'static str> {
+    let s = s.trim();
+    if s.len() < MIN_LITERAL_LEN {
+        return Err("registry key shorter than 6 bytes");
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// The value part of `regkey|value` as it is compared: trimmed, quotes removed, ASCII
+/// lower-case; a path written with an environment variable (`%TEMP%\x.exe`, which
+/// logs show expanded) stands for its last component. `None` when empty.
+pub fn regkey_data(s: &str) -> Option<String> {
+    let s = s.trim().trim_matches('"').trim();
+    let s = if s.contains('%') {
+        s.rsplit(['\\', '/']).next().unwrap_or(s).trim()
+    } else {
+        s
+    };
+    (!s.is_empty()).then(|| s.to_ascii_lowercase())
+}
+
+/// Why [`detect`] refuses a URL path without a host: a valid entry that tripline
+/// does not match (counted as unsupported, not malformed).
+pub const PATH_ONLY: &str = "path-only entry (not matched yet)";
+
 /// Detects the type of a list entry and canonicalises it: IPs and CIDRs (`ip:port`
 /// keeps the port as context), URLs (with a scheme, or `host/path`), e-mail addresses,
 /// hashes by length, and anything else with a dot as a domain. Path-only entries and
@@ -329,7 +364,7 @@ pub fn detect(raw: &str) -> Result<Canonical, &'static str> {
         return Err("empty value");
     }
     if s.starts_with('/') {
-        return Err("path-only entry (not matched yet)");
+        return Err(PATH_ONLY);
     }
     if s.contains("://") {
         return canonical(Kind::Url, s);
@@ -379,6 +414,10 @@ pub fn detect(raw: &str) -> Result<Canonical, &'static str> {
         return canonical(Kind::Url, s);
     }
     if s.contains('.') {
+        // `invoice.exe`: a file name, not a domain (`.exe` is no top-level domain).
+        if super::broad::looks_like_file_name(s) {
+            return canonical(Kind::Filename, s);
+        }
         return canonical(Kind::Domain, s);
     }
     Err("unrecognised value (no type could be detected)")
@@ -470,6 +509,8 @@ mod tests {
             ("300.1.1.1/gate.php", None),
             ("1.2.3", None),
             ("", None),
+            ("Invoice.EXE", Some((Filename, "invoice.exe", None))),
+            ("invoice.zip", Some((Domain, "invoice.zip", None))),
         ];
         for (input, want) in cases {
             let got = detect(input)
@@ -486,6 +527,29 @@ mod tests {
         assert_eq!(url_host("evil.com/"), "evil.com");
         assert_eq!(url_host("[2001:db8::1]:80/x"), "2001:db8::1");
         assert_eq!(url_host("1.2.3.4/x?y"), "1.2.3.4");
+    }
+
+    #[test]
+    fn registry_keys_are_case_insensitive_and_pairs_keep_their_value() {
+        let key = canonical(Kind::Regkey, "HKCU\\Software\\Evil").map(|c| c.value);
+        assert_eq!(key, Ok("hkcu\\software\\evil".to_string()));
+        let pair = canonical(
+            Kind::RegkeyValue,
+            "Software\\Microsoft\\Windows\\CurrentVersion\\Run|%TEMP%\\3Z4wnG9603it23y.exe",
+        )
+        .map(|c| c.value);
+        assert_eq!(
+            pair,
+            Ok("software\\microsoft\\windows\\currentversion\\run|3z4wng9603it23y.exe".to_string())
+        );
+        let plain = canonical(Kind::RegkeyValue, "HKLM\\Software\\Run|\"C:\\x\\a.exe\" /s")
+            .map(|c| c.value);
+        assert_eq!(
+            plain,
+            Ok("hklm\\software\\run|c:\\x\\a.exe\" /s".to_string())
+        );
+        assert!(canonical(Kind::RegkeyValue, "HKLM\\Software\\Run| ").is_err());
+        assert!(canonical(Kind::RegkeyValue, "HKLM\\Software\\Run").is_err());
     }
 
     #[test]

@@ -76,9 +76,10 @@ fn add_value(
     match canon::detect(value) {
         Ok(c) => {
             if let Some(meta) = metas.get(store, c.kind, c.port) {
-                store.add_written(&c, value, meta);
+                store.add_written(&c, value, meta, location);
             }
         }
+        Err(canon::PATH_ONLY) => store.unsupported(location(), canon::PATH_ONLY),
         Err(reason) => store.skip(location(), reason),
     }
 }
@@ -137,19 +138,29 @@ pub fn load_csv(
         .from_reader(bytes);
     let headers = rdr
         .headers()
-        .map_err(|e| IntelError::Format {
+        .map_err(|e| IntelError::At {
             path: path.to_path_buf(),
-            message: format!("cannot read CSV header: {e}"),
+            line: e.position().map_or(1, |p| p.line()),
+            message: format!("cannot read the CSV header: {}", csv_message(&e)),
         })?
         .clone();
+    let header_line = headers.position().map_or(1, |p| p.line());
     let col = match column {
         CsvColumn::Index(i) => *i,
         CsvColumn::Name(n) => headers
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case(n))
-            .ok_or_else(|| IntelError::Format {
+            .ok_or_else(|| IntelError::At {
                 path: path.to_path_buf(),
-                message: format!("no CSV column named {n:?} (columns: {headers:?})"),
+                line: header_line,
+                message: format!(
+                    "no CSV column named {n:?} (columns: {})",
+                    headers
+                        .iter()
+                        .map(|h| format!("{:?}", h.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             })?,
         CsvColumn::Auto => headers
             .iter()
@@ -190,12 +201,25 @@ pub fn load_csv(
                 let line = e.position().map_or(0, |p| p.line());
                 store.skip(
                     format!("{shown}:{line}"),
-                    format!("malformed CSV record: {e}"),
+                    format!("malformed CSV record: {}", csv_message(&e)),
                 );
             }
         }
     }
     Ok(())
+}
+
+/// A CSV error as a sentence, without the position the caller already gives and
+/// without `Debug` output.
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not valid UTF-8", err.field() + 1),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields where the header has {expected_len}"),
+        csv::ErrorKind::Io(e) => e.to_string(),
+        _ => e.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -51,21 +51,26 @@ impl std::str::FromStr for IntelSpec {
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     pub store: StoreOptions,
-    /// Any skipped record or unreadable file is fatal.
+    /// A malformed record or an unreadable file is fatal. Valid records of a type
+    /// tripline does not match (MISP `link`, `comment`; STIX patterns it cannot
+    /// evaluate) and indicators refused as too broad are only counted.
     pub strict: bool,
     pub csv_column: CsvColumn,
 }
 
 /// Loads every spec into one store. Files that fail are returned as errors and the
-/// others still load; with `strict`, the first failure or skipped record is the error.
+/// others still load; with `strict`, the first failure or malformed record is the
+/// error. Two sources may not share a name ([`check_source_names`]).
 pub fn load_intel(
     specs: &[IntelSpec],
     opts: &LoadOptions,
 ) -> Result<(IntelStore, Vec<IntelError>), IntelError> {
     let mut store = IntelStore::new(opts.store);
     let mut errors = Vec::new();
-    for spec in specs {
-        let before = store.skipped_total();
+    // Per source: the spec it came from.
+    let mut spec_of: Vec<usize> = Vec::new();
+    for (n, spec) in specs.iter().enumerate() {
+        let before = store.malformed_total();
         let kept_before = store.skipped.len();
         load_one(
             &mut store,
@@ -75,27 +80,87 @@ pub fn load_intel(
             &mut errors,
             0,
         );
+        spec_of.resize(store.sources.len(), n);
         if opts.strict {
             if let Some(e) = errors.drain(..).next() {
                 return Err(e);
             }
-            if store.skipped_total() > before {
-                let first = store
-                    .skipped
-                    .get(kept_before)
-                    .map(|s| format!("{}: {}", s.location, s.reason))
+            if store.malformed_total() > before {
+                let first = store.skipped[kept_before..]
+                    .iter()
+                    .zip(&store.skipped_unsupported[kept_before..])
+                    .find(|(_, &unsupported)| !unsupported)
+                    .map(|(s, _)| format!("{}: {}", s.location, s.reason))
                     .unwrap_or_default();
                 return Err(IntelError::Format {
                     path: spec.path.clone(),
                     message: format!(
-                        "{} record(s) skipped (--strict); first: {first}",
-                        store.skipped_total() - before
+                        "{} malformed record(s) (--strict); first: {first}",
+                        store.malformed_total() - before
                     ),
                 });
             }
         }
     }
+    check_source_names(&mut store, specs, &spec_of)?;
     Ok((store, errors))
+}
+
+/// Makes source names unique. A file's default name is its stem (`circl` for
+/// `circl.json`); when two unnamed files share a stem (`list.txt`, `list.csv`) each is
+/// named by its whole file name instead. A name still shared by two sources that are
+/// not the files of one named directory (`--intel circl=a --intel circl=b`, or
+/// `a/iocs.txt` and `b/iocs.txt`) is an error naming both paths.
+fn check_source_names(
+    store: &mut IntelStore,
+    specs: &[IntelSpec],
+    spec_of: &[usize],
+) -> Result<(), IntelError> {
+    let named = |i: usize| {
+        spec_of
+            .get(i)
+            .and_then(|&n| specs.get(n))
+            .and_then(|s| s.name.as_ref())
+            .is_some()
+    };
+    let mut by_name: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for (i, s) in store.sources.iter().enumerate() {
+        by_name.entry(s.name.clone()).or_default().push(i);
+    }
+    for ids in by_name.values() {
+        let locations: std::collections::BTreeSet<&str> = ids
+            .iter()
+            .map(|&i| store.sources[i].location.as_str())
+            .collect();
+        if locations.len() < 2 || ids.iter().any(|&i| named(i)) {
+            continue;
+        }
+        for &i in ids {
+            let path = Path::new(&store.sources[i].location);
+            if let Some(f) = path.file_name() {
+                let f = f.to_string_lossy().into_owned();
+                store.sources[i].name = f;
+            }
+        }
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, s) in store.sources.iter().enumerate() {
+        if let Some(&j) = seen.get(s.name.as_str()) {
+            let one_named_spec = named(i) && spec_of.get(i) == spec_of.get(j);
+            if !one_named_spec {
+                return Err(IntelError::Format {
+                    path: PathBuf::from(&s.location),
+                    message: format!(
+                        "source name {:?} is also the name of {}: give each source its own name (--intel NAME=PATH)",
+                        s.name, store.sources[j].location
+                    ),
+                });
+            }
+        } else {
+            seen.insert(&s.name, i);
+        }
+    }
+    Ok(())
 }
 
 fn load_one(
@@ -276,10 +341,17 @@ pub const DEFAULT_WARNINGLISTS: &[(&str, &[u8])] = &[
 ];
 
 /// Loads the default warninglists (unless `no_default`) and every list under `dirs`
-/// (files or directories). A list file that fails is an error: a warninglist silently
-/// missing would let benign values through as indicators.
-pub fn load_warninglists(dirs: &[PathBuf], no_default: bool) -> Result<Warninglists, IntelError> {
+/// (files or directories). A list file that cannot be read or parsed (given directly
+/// or found in a directory) is skipped with a warning and returned among the errors,
+/// the way a bad intel file is: `hunt` reports it and exits 2, `tripline intel` lists
+/// it, the sidecar keeps its old index. Only a shipped list that fails to load is a
+/// fatal error (a broken binary).
+pub fn load_warninglists(
+    dirs: &[PathBuf],
+    no_default: bool,
+) -> Result<(Warninglists, Vec<IntelError>), IntelError> {
     let mut w = Warninglists::new();
+    let mut errors = Vec::new();
     if !no_default {
         for (name, bytes) in DEFAULT_WARNINGLISTS {
             w.load_json(&Path::new("rules/warninglists").join(name), bytes)?;
@@ -287,15 +359,14 @@ pub fn load_warninglists(dirs: &[PathBuf], no_default: bool) -> Result<Warningli
     }
     for d in dirs {
         if d.is_dir() {
-            if let Some(e) = w.load_dir(d)?.into_iter().next() {
-                return Err(e);
-            }
-        } else {
-            w.load_file(d)?;
+            errors.extend(w.load_dir(d)?);
+        } else if let Err(e) = w.load_file(d) {
+            tracing::warn!(error = %e, "Skipped warninglist file.");
+            errors.push(e);
         }
     }
     w.compile();
-    Ok(w)
+    Ok((w, errors))
 }
 
 #[cfg(test)]
@@ -322,9 +393,10 @@ mod tests {
 
     #[test]
     fn default_warninglists_load() {
-        let w = load_warninglists(&[], false).unwrap();
+        let (w, errors) = load_warninglists(&[], false).unwrap();
         assert_eq!(w.lists().len(), DEFAULT_WARNINGLISTS.len());
-        let none = load_warninglists(&[], true).unwrap();
+        assert!(errors.is_empty());
+        let (none, _) = load_warninglists(&[], true).unwrap();
         assert!(none.lists().is_empty());
     }
 }

@@ -158,7 +158,9 @@ fn load_feed_event(store: &mut IntelStore, path: &Path, source: u32) {
         let reason = match e {
             IntelError::Io { .. } => "feed event file cannot be read",
             IntelError::Json { .. } => "feed event file is not valid JSON",
-            IntelError::Format { .. } => "feed event file is not a MISP event",
+            IntelError::Format { .. } | IntelError::At { .. } => {
+                "feed event file is not a MISP event"
+            }
         };
         tracing::warn!(error = %e, "Skipped feed event file.");
         store.skip(e.to_string(), reason);
@@ -447,7 +449,13 @@ impl Loader<'_, '_> {
         };
         let plan = match plan(ty, &value) {
             Ok(p) => p,
-            Err(reason) => {
+            Err(Unplanned::Unsupported(reason)) => {
+                // A valid attribute of a type tripline does not match (`link`, `text`,
+                // `comment`...): counted, never malformed.
+                self.store.unsupported(loc.format(None), reason);
+                return;
+            }
+            Err(Unplanned::Malformed(reason)) => {
                 self.store.skip(loc.format(None), reason);
                 return;
             }
@@ -522,13 +530,40 @@ struct Plan<'a> {
     port: Option<u16>,
 }
 
+/// Why an attribute gives no value to match.
+#[derive(Debug, PartialEq)]
+enum Unplanned {
+    /// A valid attribute of a type tripline does not match.
+    Unsupported(String),
+    /// The value does not fit its type (a composite without `|`).
+    Malformed(String),
+}
+
 /// Splits an attribute into the values tripline matches. Composite types split both
-/// type and value on the first `|`: a `port` part becomes [`Meta::port`], the `value`
-/// of `regkey|value` is dropped, and a part of an unmatched type is left out as long
-/// as the other part is matched.
-fn plan<'a>(ty: &'a str, value: &'a str) -> Result<Plan<'a>, String> {
+/// type and value on the first `|`: a `port` part becomes [`Meta::port`], and a part
+/// of an unmatched type is left out as long as the other part is matched.
+/// `regkey|value` is one [`Kind::RegkeyValue`] indicator (key and value together),
+/// never reduced to its key.
+fn plan<'a>(ty: &'a str, value: &'a str) -> Result<Plan<'a>, Unplanned> {
+    if ty == "regkey|value" {
+        if !value.contains('|') {
+            return Err(Unplanned::Malformed(format!(
+                "composite {ty} value without '|'"
+            )));
+        }
+        return Ok(Plan {
+            parts: vec![Part {
+                kind: Kind::RegkeyValue,
+                misp_type: ty,
+                value,
+                index: None,
+            }],
+            port: None,
+        });
+    }
     let Some((t0, t1)) = ty.split_once('|') else {
-        let kind = kind_of(ty).ok_or_else(|| format!("type not matched: {ty}"))?;
+        let kind =
+            kind_of(ty).ok_or_else(|| Unplanned::Unsupported(format!("type not matched: {ty}")))?;
         return Ok(Plan {
             parts: vec![Part {
                 kind,
@@ -541,7 +576,7 @@ fn plan<'a>(ty: &'a str, value: &'a str) -> Result<Plan<'a>, String> {
     };
     let (v0, v1) = value
         .split_once('|')
-        .ok_or_else(|| format!("composite {ty} value without '|'"))?;
+        .ok_or_else(|| Unplanned::Malformed(format!("composite {ty} value without '|'")))?;
     let mut plan = Plan {
         parts: Vec::with_capacity(2),
         port: None,
@@ -563,7 +598,7 @@ fn plan<'a>(ty: &'a str, value: &'a str) -> Result<Plan<'a>, String> {
         }
     }
     if plan.parts.is_empty() {
-        return Err(format!("type not matched: {ty}"));
+        return Err(Unplanned::Unsupported(format!("type not matched: {ty}")));
     }
     Ok(plan)
 }
@@ -588,9 +623,8 @@ fn kind_of(ty: &str) -> Option<Kind> {
         "sha384" => Kind::Sha384,
         "sha512" => Kind::Sha512,
         "filename" => Kind::Filename,
-        "user-agent" | "mutex" | "regkey" | "named pipe" | "windows-service-name" | "cookie" => {
-            Kind::Literal
-        }
+        "regkey" => Kind::Regkey,
+        "user-agent" | "mutex" | "named pipe" | "windows-service-name" | "cookie" => Kind::Literal,
         _ => return None,
     })
 }
@@ -788,7 +822,7 @@ mod tests {
             &format!("sha256 {XORIST_SHA256}"),
             "filename a.dll",
             "md5 44d88612fea8a8f36de82e1278abb02f",
-            "literal HKCU\\Software\\Run",
+            "regkey_value hkcu\\software\\run|x.exe",
             "filename only-name.exe",
         ];
         assert_eq!(added(&store), want);
@@ -811,8 +845,8 @@ mod tests {
         );
         assert_eq!(part(Kind::Sha256, XORIST_SHA256), ("sha256", Some(1), None));
         assert_eq!(
-            part(Kind::Literal, "HKCU\\Software\\Run"),
-            ("regkey", Some(0), None)
+            part(Kind::RegkeyValue, "hkcu\\software\\run|x.exe"),
+            ("regkey|value", None, None)
         );
         assert_eq!(skipped(&store, "composite domain|ip value without '|'"), 1);
         assert_eq!(store.skipped_total(), 1);
@@ -919,6 +953,7 @@ mod tests {
         let options = StoreOptions {
             include_non_ids: false,
             keep_excluded: true,
+            ..StoreOptions::default()
         };
         let (mut explain, source) = new_store(options);
         load_misp_value(&mut explain, &event, source, "t").expect("loads");
@@ -1129,12 +1164,16 @@ mod tests {
             "md5 0749bae92ca336a02c83d126e04ec628",
             "sha1 77b0c41b7d340b8a3d903f21347bbf06aa766b5b",
             &format!("sha256 {XORIST_SHA256}"),
-            "literal Software\\Wow6432Node\\Microsoft\\Windows\\CurrentVersion\\Run",
+            // Key and value together, never the generic Run key alone.
+            "regkey_value software\\wow6432node\\microsoft\\windows\\currentversion\\run|3z4wng9603it23y.exe",
         ];
         assert_eq!(added(&store), want);
         assert_eq!(skipped(&store, "type not matched: link"), 2);
         assert_eq!(skipped(&store, "type not matched: comment"), 1);
         assert_eq!(skipped(&store, "type not matched: text"), 1);
+        // Valid attributes of unmatched types: unsupported, not malformed (--strict).
+        assert_eq!(store.unsupported_total, 4);
+        assert_eq!(store.malformed_total(), 0);
         let sha = metas(&store, Kind::Sha256, XORIST_SHA256)[0];
         assert_eq!(
             sha.attr_uuid.as_deref(),

@@ -4,6 +4,7 @@
 //! location and reason (see [`IntelStore::skip`]); only a file that cannot be read at
 //! all is an [`IntelError`].
 
+pub mod broad;
 pub mod canon;
 pub mod list;
 pub mod load;
@@ -36,6 +37,13 @@ pub enum IntelError {
     },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// A problem at one line of a file (`file:line: message`).
+    #[error("{path}:{line}: {message}")]
+    At {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
 }
 
 impl IntelError {

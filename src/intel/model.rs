@@ -38,16 +38,23 @@ pub enum Kind {
     Email = 11,
     /// A file name: a whole path component, case-insensitive.
     Filename = 12,
-    /// Any other string (user agent, mutex, registry key): a case-sensitive literal
+    /// Any other string (user agent, mutex, named pipe): a case-sensitive literal
     /// substring of at least [`MIN_LITERAL_LEN`] bytes.
     Literal = 13,
+    /// A Windows registry key (MISP `regkey`): a literal substring compared without
+    /// regard to ASCII case, as Windows compares keys.
+    Regkey = 14,
+    /// A registry key and its value (MISP `regkey|value`), stored as `key|value`: the
+    /// key as a [`Kind::Regkey`] and the value, case-insensitive, elsewhere on the same
+    /// line. Never reduced to its key alone.
+    RegkeyValue = 15,
 }
 
 /// Literals shorter than this are skipped at load: they would match everywhere.
 pub const MIN_LITERAL_LEN: usize = 6;
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Ipv4,
         Kind::Ipv6,
         Kind::Domain,
@@ -62,6 +69,8 @@ impl Kind {
         Kind::Email,
         Kind::Filename,
         Kind::Literal,
+        Kind::Regkey,
+        Kind::RegkeyValue,
     ];
 
     pub fn from_u8(v: u8) -> Kind {
@@ -85,6 +94,8 @@ impl Kind {
             Kind::Email => "email",
             Kind::Filename => "filename",
             Kind::Literal => "literal",
+            Kind::Regkey => "regkey",
+            Kind::RegkeyValue => "regkey_value",
         }
     }
 
@@ -125,6 +136,7 @@ impl Kind {
             | Kind::Sha512
             | Kind::Filename => "file",
             Kind::Literal => "artifact",
+            Kind::Regkey | Kind::RegkeyValue => "windows-registry-key",
         }
     }
 
@@ -145,6 +157,8 @@ impl Kind {
             Kind::Email => "email",
             Kind::Filename => "filename",
             Kind::Literal => "text",
+            Kind::Regkey => "regkey",
+            Kind::RegkeyValue => "regkey|value",
         }
     }
 }

@@ -248,7 +248,7 @@ fn load_indicator(
     }
     let pattern_type = str_of(o, "pattern_type").unwrap_or("stix");
     if !pattern_type.eq_ignore_ascii_case("stix") {
-        store.skip(
+        store.unsupported(
             location(),
             format!("unsupported pattern_type: {pattern_type}"),
         );
@@ -262,7 +262,9 @@ fn load_indicator(
         Ok(c) => c,
         Err(why) => {
             tracing::debug!(location = %location(), why, "Unsupported STIX pattern.");
-            store.skip(location(), UNSUPPORTED_PATTERN);
+            // Valid STIX that tripline cannot evaluate (AND, qualifiers...): counted as
+            // unsupported, not malformed.
+            store.unsupported(location(), UNSUPPORTED_PATTERN);
             return;
         }
     };
@@ -569,6 +571,7 @@ fn supported_path(ty: &str, property: &[String]) -> Option<(Kind, &'static str)>
         ("url", ["value"]) => (Kind::Url, "url:value"),
         ("email-addr", ["value"]) => (Kind::Email, "email-addr:value"),
         ("file", ["name"]) => (Kind::Filename, "file:name"),
+        ("windows-registry-key", ["key"]) => (Kind::Regkey, "windows-registry-key:key"),
         ("file", ["hashes", algo]) => {
             let algo: String = algo
                 .chars()
@@ -669,6 +672,8 @@ mod tests {
             ("([file:name = 'a'] OR ([file:name = 'b' OR (file:name = 'c')]))",
              &["filename file:name=a", "filename file:name=b", "filename file:name=c"]),
             (r"[file:name = 'O\'Brien \\ invoice.exe']", &[r"filename file:name=O'Brien \ invoice.exe"]),
+            (r"[windows-registry-key:key = 'HKEY_CURRENT_USER\\Software\\Harbor']",
+             &[r"regkey windows-registry-key:key=HKEY_CURRENT_USER\Software\Harbor"]),
         ];
         for (pattern, want) in cases {
             assert_eq!(
@@ -796,6 +801,7 @@ mod tests {
         let options = StoreOptions {
             include_non_ids: false,
             keep_excluded: true,
+            ..StoreOptions::default()
         };
         let store = load_fixture("harbor-campaign.json", options);
         assert!(meta(&store, Kind::Domain, "old-harbor.example.org").revoked);

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::lookup::StrSet;
 
+use super::broad::BroadPolicy;
 use super::canon::{self, Canonical};
 use super::model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};
 
@@ -29,6 +30,34 @@ pub struct StoreOptions {
     /// Keep excluded metas (with their reason) instead of dropping them: for
     /// `intel lookup`, which explains misses.
     pub keep_excluded: bool,
+    /// Which values are too broad to be indicators (public suffixes, short prefixes).
+    pub broad: BroadPolicy,
+}
+
+/// An indicator refused as too broad (see [`super::broad`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub kind: Kind,
+    /// The canonical value.
+    pub value: String,
+    pub source: u32,
+    pub location: String,
+    /// [`super::broad::PUBLIC_SUFFIX`], [`super::broad::SHORT_PREFIX`] or
+    /// [`super::broad::ZERO_PREFIX`].
+    pub reason: &'static str,
+    pub text: &'static str,
+}
+
+/// What one source lost at load: records skipped (malformed or unsupported) and
+/// indicators refused as too broad, with the first of each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceLosses {
+    pub skipped: u64,
+    /// Of `skipped`: valid records of a type or pattern tripline does not match.
+    pub unsupported: u64,
+    pub refused: u64,
+    pub first_skipped: Option<Skipped>,
+    pub first_refused: Option<Skipped>,
 }
 
 /// An indicator id: its kind in the top 4 bits, its index in the kind's set below.
@@ -99,6 +128,15 @@ pub struct IntelStore {
     /// alerts name indicators as the intel does. Cost: the written bytes plus ~40 for
     /// each indicator written otherwise than canonically.
     pub written: HashMap<IndicatorId, Box<str>>,
+    /// Per entry of `skipped`: was it an unsupported (valid) record?
+    pub skipped_unsupported: Vec<bool>,
+    /// Skipped records that are valid but not matched (a subset of all skipped).
+    pub unsupported_total: u64,
+    /// Indicators refused as too broad (the first [`MAX_SKIPPED_KEPT`] kept in full).
+    pub refused: Vec<Refused>,
+    pub refused_by_reason: BTreeMap<&'static str, u64>,
+    /// Per source: what it lost at load.
+    pub losses_by_source: Vec<SourceLosses>,
 }
 
 impl IntelStore {
@@ -113,10 +151,18 @@ impl IntelStore {
         s
     }
 
+    /// Adds a source. Records skipped from now on are charged to it (loaders add a
+    /// source, then read its records).
     pub fn add_source(&mut self, source: Source) -> u32 {
         self.sources.push(source);
         self.records_by_source.push(0);
+        self.losses_by_source.push(SourceLosses::default());
         (self.sources.len() - 1) as u32
+    }
+
+    /// The losses of the source being loaded (the last one added).
+    fn current_losses(&mut self) -> Option<&mut SourceLosses> {
+        self.losses_by_source.last_mut()
     }
 
     pub fn add_event(&mut self, event: EventInfo) -> u32 {
@@ -181,16 +227,23 @@ impl IntelStore {
         id
     }
 
-    /// Adds one canonical value under a meta id, remembering how the intel wrote it
-    /// (`written`, trimmed) when that differs from the canonical text and no source
-    /// wrote it before.
-    pub fn add_written(&mut self, c: &Canonical, written: &str, meta: u32) -> IndicatorId {
-        let id = self.add_canonical(c, meta);
+    /// Adds one canonical value from `location` under a meta id (unless the broad
+    /// policy refuses it, see [`IntelStore::add_checked`]), remembering how the intel
+    /// wrote it (`written`, trimmed) when that differs from the canonical text and no
+    /// source wrote it before.
+    pub fn add_written(
+        &mut self,
+        c: &Canonical,
+        written: &str,
+        meta: u32,
+        location: impl FnOnce() -> String,
+    ) -> Option<IndicatorId> {
+        let id = self.add_checked(c, meta, location)?;
         let written = written.trim();
         if written != c.value && !written.is_empty() {
             self.written.entry(id).or_insert_with(|| written.into());
         }
-        id
+        Some(id)
     }
 
     /// The indicator as the intel wrote it (see [`IntelStore::written`]).
@@ -199,6 +252,42 @@ impl IntelStore {
             Some(w) => w,
             None => self.value(id),
         }
+    }
+
+    /// Adds one canonical value from `location` under a meta id, unless the broad
+    /// policy refuses it (then it is recorded with its location and reason).
+    pub fn add_checked(
+        &mut self,
+        c: &Canonical,
+        meta: u32,
+        location: impl FnOnce() -> String,
+    ) -> Option<IndicatorId> {
+        if let Some(r) = self.options.broad.refusal(c.kind, &c.value) {
+            let location = location();
+            let source = self.metas.get(meta as usize).map_or(0, |m| m.source);
+            *self.refused_by_reason.entry(r.reason).or_default() += 1;
+            tracing::debug!(%location, value = %c.value, reason = r.reason, "Refused a too broad indicator.");
+            let first = Skipped {
+                location: location.clone(),
+                reason: format!("{} {}: {}", c.kind, c.value, r.text),
+            };
+            if let Some(l) = self.losses_by_source.get_mut(source as usize) {
+                l.refused += 1;
+                l.first_refused.get_or_insert(first);
+            }
+            if self.refused.len() < MAX_SKIPPED_KEPT {
+                self.refused.push(Refused {
+                    kind: c.kind,
+                    value: c.value.clone(),
+                    source,
+                    location,
+                    reason: r.reason,
+                    text: r.text,
+                });
+            }
+            return None;
+        }
+        Some(self.add_canonical(c, meta))
     }
 
     /// Canonicalises `value` as `kind` and adds it, or records why not.
@@ -210,7 +299,7 @@ impl IntelStore {
         location: impl FnOnce() -> String,
     ) -> Option<IndicatorId> {
         match canon::canonical(kind, value) {
-            Ok(c) => Some(self.add_written(&c, value, meta)),
+            Ok(c) => self.add_written(&c, value, meta, location),
             Err(reason) => {
                 self.skip(location(), reason);
                 None
@@ -218,14 +307,41 @@ impl IntelStore {
         }
     }
 
-    /// Records a record that could not be used.
+    /// Records a record that could not be used because it is malformed.
     pub fn skip(&mut self, location: String, reason: impl Into<String>) {
-        let reason = reason.into();
+        self.record_skip(location, reason.into(), false);
+    }
+
+    /// Records a valid record that tripline does not match (a MISP type such as
+    /// `link` or `comment`, a STIX pattern it cannot evaluate): counted and reported,
+    /// never fatal under `--strict`.
+    pub fn unsupported(&mut self, location: String, reason: impl Into<String>) {
+        self.record_skip(location, reason.into(), true);
+    }
+
+    fn record_skip(&mut self, location: String, reason: String, unsupported: bool) {
         *self.skipped_by_reason.entry(reason.clone()).or_default() += 1;
+        self.unsupported_total += u64::from(unsupported);
+        if let Some(l) = self.current_losses() {
+            l.skipped += 1;
+            l.unsupported += u64::from(unsupported);
+            if l.first_skipped.is_none() {
+                l.first_skipped = Some(Skipped {
+                    location: location.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        }
         if self.skipped.len() < MAX_SKIPPED_KEPT {
             tracing::debug!(%location, %reason, "Skipped intel record.");
             self.skipped.push(Skipped { location, reason });
+            self.skipped_unsupported.push(unsupported);
         }
+    }
+
+    /// Skipped records that are malformed (not merely unsupported).
+    pub fn malformed_total(&self) -> u64 {
+        self.skipped_total() - self.unsupported_total
     }
 
     pub fn skipped_total(&self) -> u64 {

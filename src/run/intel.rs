@@ -38,6 +38,12 @@ pub fn intel_plan(plan: &Plan) -> IntelPlan {
             store: StoreOptions {
                 include_non_ids: intel.include_non_ids,
                 keep_excluded: false,
+                broad: crate::intel::broad::BroadPolicy {
+                    allow: intel.allow_broad,
+                    // In range: validated by the plan (config::bounds).
+                    min_prefix_v4: u8::try_from(intel.min_prefix_v4).unwrap_or(32),
+                    min_prefix_v6: u8::try_from(intel.min_prefix_v6).unwrap_or(128),
+                },
             },
             strict: false,
             csv_column: Default::default(),
@@ -63,6 +69,9 @@ pub struct Built {
 /// Builds the index and counts it for the metrics, on the calling (blocking) thread.
 pub fn build(plan: &IntelPlan) -> Result<Built> {
     let built = build_index(plan)?;
+    for line in crate::sink::report::intel_loss_lines(&built.index) {
+        tracing::warn!(summary = %line, "Intel records skipped or refused at load.");
+    }
     let counts = indicator_counts(&built.index);
     Ok(Built {
         index: built.index,
@@ -95,6 +104,17 @@ pub fn publish_index(metrics: &Metrics, index: &Index, counts: &IndicatorCounts)
             .indicators_loaded
             .with_label_values(&[k, s.as_str()])
             .set(*n);
+    }
+    metrics.indicators_refused.reset();
+    for r in &index.refused {
+        let source = index
+            .sources
+            .get(r.source as usize)
+            .map_or("?", |s| s.name.as_str());
+        metrics
+            .indicators_refused
+            .with_label_values(&[r.reason, source])
+            .inc();
     }
     metrics.index_build_seconds.set(index.stats.build_secs);
     metrics
@@ -295,5 +315,49 @@ mod tests {
             .unwrap_err()
             .contains("60% fewer"));
         assert!(check_shrink(100, 200, 0.0).is_ok());
+    }
+
+    /// The refused indicators of a build reach `tripline_indicators_refused`, by
+    /// reason and source, and the next build replaces them.
+    #[test]
+    fn refused_indicators_are_published() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("trail.txt");
+        std::fs::write(
+            &list,
+            "org.ru
+co.cl
+0.0.0.0/0
+evil.example
+",
+        )
+        .expect("write");
+        let plan = IntelPlan {
+            specs: vec![list.to_string_lossy().parse().expect("spec")],
+            load: LoadOptions::default(),
+            warninglists: Vec::new(),
+            no_default_warninglists: true,
+            warninglist_mode: Default::default(),
+            match_options: Default::default(),
+        };
+        let built = build(&plan).expect("builds");
+        let metrics = Metrics::new();
+        publish_index(&metrics, &built.index, &built.counts);
+        let get = |reason: &str| {
+            metrics
+                .indicators_refused
+                .with_label_values(&[reason, "trail"])
+                .get()
+        };
+        assert_eq!((get("public_suffix"), get("zero_prefix")), (2, 1));
+        std::fs::write(
+            &list,
+            "evil.example
+",
+        )
+        .expect("write");
+        let built = build(&plan).expect("builds");
+        publish_index(&metrics, &built.index, &built.counts);
+        assert_eq!(get("public_suffix"), 0);
     }
 }

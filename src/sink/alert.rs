@@ -100,6 +100,7 @@ pub fn typed_fields(
             let name = plain.rsplit(['/', '\\']).next().unwrap_or(&plain).trim();
             put(o, "file.name", json!(name));
         }
+        Kind::Regkey | Kind::RegkeyValue => registry_fields(&plain, o),
         Kind::Literal => {
             if matches!(misp_type, "regkey" | "regkey|value") {
                 registry_fields(&plain, o);

@@ -118,6 +118,12 @@ pub const INDICATORS_LOADED: MetricDef = def(
     &["indicator_type", "intel_source"],
     "Matchable indicators in the live index.",
 );
+pub const INDICATORS_REFUSED: MetricDef = def(
+    "tripline_indicators_refused",
+    GaugeKind,
+    &["reason", "intel_source"],
+    "Indicators refused at the last load as too broad (public_suffix, short_prefix, zero_prefix); allow_broad keeps them.",
+);
 pub const INDEX_BUILD_SECONDS: MetricDef = def(
     "tripline_index_build_seconds",
     GaugeKind,
@@ -361,6 +367,7 @@ pub const METRICS: &[MetricDef] = &[
     MATCHES,
     MATCHED_LINES,
     INDICATORS_LOADED,
+    INDICATORS_REFUSED,
     INDEX_BUILD_SECONDS,
     INDEX_MEMORY_BYTES,
     RELOADS,
@@ -443,6 +450,7 @@ pub struct Metrics {
     pub matches: IntCounterVec,
     pub matched_lines: IntCounterVec,
     pub indicators_loaded: IntGaugeVec,
+    pub indicators_refused: IntGaugeVec,
     pub index_build_seconds: Gauge,
     pub index_memory_bytes: IntGauge,
     pub reloads: IntCounterVec,
@@ -568,6 +576,7 @@ impl Metrics {
             matches: r.counter_vec(&MATCHES),
             matched_lines: r.counter_vec(&MATCHED_LINES),
             indicators_loaded: r.gauge_vec(&INDICATORS_LOADED),
+            indicators_refused: r.gauge_vec(&INDICATORS_REFUSED),
             index_build_seconds: r.float_gauge(&INDEX_BUILD_SECONDS),
             index_memory_bytes: r.gauge(&INDEX_MEMORY_BYTES),
             reloads: r.counter_vec(&RELOADS),
@@ -755,6 +764,9 @@ mod tests {
         m.matched_lines.with_label_values(&["s"]).inc();
         m.indicators_loaded
             .with_label_values(&["domain", "x"])
+            .set(1);
+        m.indicators_refused
+            .with_label_values(&["public_suffix", "x"])
             .set(1);
         m.reloads.with_label_values(&["ok"]).inc();
         m.open_files.with_label_values(&["s"]).set(1);

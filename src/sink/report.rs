@@ -24,6 +24,57 @@ pub struct Report {
     pub matches: bool,
 }
 
+/// One line per intel source that lost records at load (skipped as malformed or
+/// unsupported, refused as too broad): counts, the first loss with its location, and
+/// where to look. `hunt` prints these on stderr.
+pub fn intel_loss_lines(index: &Index) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, l) in index.losses_by_source.iter().enumerate() {
+        if l.skipped == 0 && l.refused == 0 {
+            continue;
+        }
+        let Some(s) = index.sources.get(i) else {
+            continue;
+        };
+        let mut parts = Vec::new();
+        if l.skipped > 0 {
+            let unsupported = if l.unsupported > 0 {
+                format!(
+                    " ({} of them valid, of a type or pattern not matched)",
+                    l.unsupported
+                )
+            } else {
+                String::new()
+            };
+            parts.push(format!(
+                "{} record{} skipped{unsupported}",
+                l.skipped,
+                if l.skipped == 1 { "" } else { "s" }
+            ));
+        }
+        if l.refused > 0 {
+            parts.push(format!(
+                "{} indicator{} refused as too broad",
+                l.refused,
+                if l.refused == 1 { "" } else { "s" }
+            ));
+        }
+        let first = l
+            .first_skipped
+            .as_ref()
+            .or(l.first_refused.as_ref())
+            .map(|f| format!("; first: {}: {}", f.location, f.reason))
+            .unwrap_or_default();
+        out.push(format!(
+            "intel source \"{}\" ({}): {}{first}; run `tripline intel` for details",
+            s.name,
+            s.location,
+            parts.join(", ")
+        ));
+    }
+    out
+}
+
 pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: f64) -> Report {
     let mut t = String::new();
     let n = index.len();
@@ -45,9 +96,10 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         let total: u64 = counts.values().sum();
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let records = index.records_by_source.get(i).copied().unwrap_or(0);
+        let losses = index.losses_by_source.get(i).cloned().unwrap_or_default();
         let _ = writeln!(
             t,
-            "  {} ({}, {}): {total} indicators{}{}",
+            "  {} ({}, {}): {total} indicators{}{}{}",
             s.name,
             s.format,
             s.location,
@@ -60,9 +112,14 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
                 format!(", {records} records read")
             } else {
                 String::new()
+            },
+            match (losses.skipped, losses.refused) {
+                (0, 0) => String::new(),
+                (k, r) => format!(", {k} skipped, {r} refused as too broad"),
             }
         );
-        sources_json.push(json!({"name": s.name, "format": s.format, "location": s.location, "provider": s.provider, "indicators": total, "by_type": counts, "records": records}));
+        sources_json.push(json!({"name": s.name, "format": s.format, "location": s.location, "provider": s.provider, "indicators": total, "by_type": counts, "records": records,
+            "skipped": losses.skipped, "unsupported": losses.unsupported, "refused": losses.refused}));
     }
 
     let _ = writeln!(t, "\nMatchable indicators by type:");
@@ -77,13 +134,44 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
     }
     let skipped_total: u64 = index.skipped_by_reason.values().sum();
     if skipped_total > 0 {
-        let _ = writeln!(t, "\nSkipped records: {skipped_total}");
+        let unsupported = index
+            .losses_by_source
+            .iter()
+            .map(|l| l.unsupported)
+            .sum::<u64>();
+        let _ = writeln!(
+            t,
+            "\nSkipped records: {skipped_total} ({unsupported} valid but of a type or pattern not matched, {} malformed)",
+            skipped_total.saturating_sub(unsupported)
+        );
         for (r, v) in &index.skipped_by_reason {
             let _ = writeln!(t, "  {r}: {v}");
         }
         let _ = writeln!(t, "  first locations:");
         for s in index.skipped.iter().take(EXAMPLES) {
             let _ = writeln!(t, "    {}: {}", s.location, s.reason);
+        }
+    }
+    let refused_total: u64 = index.refused_by_reason.values().sum();
+    if refused_total > 0 {
+        let _ = writeln!(
+            t,
+            "\nRefused as too broad: {refused_total} (kept with --allow-broad, a /0 never)"
+        );
+        for (r, v) in &index.refused_by_reason {
+            let _ = writeln!(t, "  {r}: {v}");
+        }
+        let _ = writeln!(t, "  first locations:");
+        for r in index.refused.iter().take(EXAMPLES) {
+            let source = index
+                .sources
+                .get(r.source as usize)
+                .map_or("?", |s| s.name.as_str());
+            let _ = writeln!(
+                t,
+                "    {}: {} {} (source {source}): {}",
+                r.location, r.kind, r.value, r.text
+            );
         }
     }
     let hits = index.warninglist_hits();
@@ -115,15 +203,32 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
     }
 
     let broad = index.broad_parents(BROAD_PARENT_MIN_CHILDREN);
-    let shared: Vec<&crate::index::WarninglistHit> = hits
+    // Domains on the shared-parents list, whichever list (or the public-suffix check)
+    // took them out first: `duckdns.org` is also on the Cloudflare top-1k list.
+    let is_shared = |value: &str| {
+        w.check_all(crate::intel::Kind::Domain, "domain", value)
+            .into_iter()
+            .any(|l| {
+                w.lists()
+                    .get(l)
+                    .is_some_and(|l| l.name.to_ascii_lowercase().contains("shared parent"))
+            })
+    };
+    let mut shared: Vec<&str> = hits
         .iter()
-        .filter(|h| {
+        .filter(|h| h.indicator.kind() == crate::intel::Kind::Domain)
+        .map(|h| index.value(h.indicator))
+        .chain(
             index
-                .warninglist_name(h.list)
-                .to_ascii_lowercase()
-                .contains("shared parent")
-        })
+                .refused
+                .iter()
+                .filter(|r| r.kind == crate::intel::Kind::Domain)
+                .map(|r| r.value.as_str()),
+        )
+        .filter(|v| is_shared(v))
         .collect();
+    shared.sort_unstable();
+    shared.dedup();
     let _ = writeln!(
         t,
         "\nBroad parents (domain indicators that match every subdomain):"
@@ -133,8 +238,8 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         "  {} on the shared-parents warninglist (dynamic DNS, hosting)",
         shared.len()
     );
-    for h in shared.iter().take(EXAMPLES) {
-        let _ = writeln!(t, "    {}", index.value(h.indicator));
+    for v in shared.iter().take(EXAMPLES) {
+        let _ = writeln!(t, "    {v}");
     }
     let _ = writeln!(
         t,
@@ -173,6 +278,9 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
         "skipped": index.skipped.iter().map(|s| json!({"location": s.location, "reason": s.reason})).collect::<Vec<_>>(),
         "warninglists": w.lists().iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
         "warninglisted": warn_json,
+        "refused_by_reason": index.refused_by_reason,
+        "refused": index.refused.iter().map(|r| json!({"value": r.value, "type": r.kind.name(), "source": index.sources.get(r.source as usize).map(|s| s.name.as_str()), "location": r.location, "reason": r.reason})).collect::<Vec<_>>(),
+        "shared_parents": shared,
         "broad_parents": broad.iter().map(|(id, c)| json!({"domain": index.value(*id), "subdomain_indicators": c})).collect::<Vec<_>>(),
         "index": {"memory_bytes": mem, "bytes_per_indicator": per, "build_secs": index.stats.build_secs, "literal_automaton": index.stats.literal_automaton},
         "errors": problems,
@@ -254,10 +362,23 @@ pub fn lookup_report(
         entries.push(json!({"atomic": hit.atomic, "indicator": index.value(id), "type": id.kind().name(), "warninglisted": warn, "sources": sources}));
     }
     let mut would_be_warninglisted = Vec::new();
+    let mut refused = Vec::new();
     if hits.is_empty() {
         let _ = writeln!(t, "{value}: not in the intel");
         if let Some(c) = detected {
             let _ = writeln!(t, "  understood as {} {}", c.kind, c.value);
+            for r in index
+                .refused
+                .iter()
+                .filter(|r| r.kind == c.kind && r.value == c.value)
+            {
+                let _ = writeln!(
+                    t,
+                    "  refused at load as too broad ({}): {}; kept with --allow-broad",
+                    r.location, r.text
+                );
+                refused.push(json!({"location": r.location, "reason": r.reason}));
+            }
             for l in w.check_all(c.kind, c.kind.default_misp_type(), &c.value) {
                 let name = w.lists().get(l).map_or("?", |x| x.name.as_str());
                 would_be_warninglisted.push(name.to_string());
@@ -269,7 +390,7 @@ pub fn lookup_report(
     }
     let json = json!({"value": value, "matches": matches, "hits": entries,
         "detected": detected.map(|c| json!({"type": c.kind.name(), "value": c.value})),
-        "warninglists": would_be_warninglisted});
+        "warninglists": would_be_warninglisted, "refused": refused});
     Report {
         text: t,
         json,

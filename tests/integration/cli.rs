@@ -225,10 +225,12 @@ fn warninglist_mode_flag_keeps_listed_indicators_with_a_mark() {
         l16["tripline"]["enrichments"][0]["warninglisted"],
         "List of known IPv4 public DNS resolvers"
     );
-    // Without the shipped lists nothing is warninglisted at all.
+    // Without the shipped lists nothing is warninglisted at all (and with
+    // --allow-broad the public suffix duckdns.org is kept too).
     let out = tripline(&[
         "hunt",
         "-q",
+        "--allow-broad",
         "--no-default-warninglists",
         "--intel",
         "fixtures/intel/traps",
@@ -435,11 +437,23 @@ fn intel_report_text_and_json() {
         text.contains("8.8.8.8 (ipv4) on List of known IPv4 public DNS resolvers"),
         "{text}"
     );
-    assert!(text.contains("duckdns.org (domain) on"), "{text}");
+    // A public suffix: refused at load (before any warninglist), and still named
+    // as a shared parent.
+    assert!(
+        text.contains("traps.txt:10: domain duckdns.org (source traps): public suffix"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "1 on the shared-parents warninglist (dynamic DNS, hosting)\n    duckdns.org"
+        ),
+        "{text}"
+    );
     let out = tripline(&["intel", "--json", "--intel", "fixtures/intel/traps"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["by_type"]["domain"], 2);
-    assert_eq!(v["warninglisted"].as_array().unwrap().len(), 3);
+    assert_eq!(v["warninglisted"].as_array().unwrap().len(), 2);
+    assert_eq!(v["refused"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -520,9 +534,33 @@ fn strict_makes_bad_intel_fatal() {
         "fixtures/intel/traps",
         "fixtures/logs/traps.log",
     ]);
+    // traps.txt:14 is a path-only entry: valid, not matched, counted (not fatal).
+    assert_eq!(
+        code(&strict),
+        0,
+        "{}",
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(
+        &bad,
+        "evil.example
+999.1.1.1
+",
+    )
+    .unwrap();
+    let strict = tripline(&[
+        "hunt",
+        "-q",
+        "--strict",
+        "--intel",
+        bad.to_str().unwrap(),
+        "fixtures/logs/traps.log",
+    ]);
     assert_eq!(code(&strict), 2);
     let err = String::from_utf8_lossy(&strict.stderr);
-    assert!(err.contains("traps.txt:14: path-only entry"), "{err}");
+    assert!(err.contains("bad.txt:2: invalid IP address"), "{err}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod decode;
 mod durability;
 mod ecs;
 mod file_tail;
+mod intel_sanity;
 mod match_semantics;
 mod metrics;
 mod pipeline;

@@ -392,6 +392,43 @@ fn emails_filenames_and_literals() {
     );
 }
 
+/// Registry keys compare without regard to ASCII case, as Windows does; a
+/// `regkey|value` needs its value on the same line; a file name from a plain list
+/// (`None`: detected as a list entry) is a file name, not a domain.
+#[test]
+fn registry_keys_and_listed_file_names() {
+    run_table(
+        "registry",
+        &[
+            (Some(Kind::Regkey), "HKCU\\Software\\Harbor"),
+            (
+                Some(Kind::RegkeyValue),
+                "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run|%TEMP%\\x7evil.exe",
+            ),
+            (None, "dropper.dll"),
+            (Some(Kind::Literal), "Global\\BadMutex"),
+        ],
+        &[
+            ("set HKCU\\SOFTWARE\\harbor\\Cfg", &["hkcu\\software\\harbor"]),
+            ("set hkcu\\software\\harbor", &["hkcu\\software\\harbor"]),
+            (
+                "TargetObject=HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\OneDrive Details=C:\\OneDrive.exe",
+                &[],
+            ),
+            (
+                "TargetObject=HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\u Details=C:\\Temp\\X7EVIL.exe",
+                &["hklm\\software\\microsoft\\windows\\currentversion\\run|x7evil.exe"],
+            ),
+            // The value alone is no match.
+            ("file C:\\Temp\\x7evil.exe", &[]),
+            // Case-insensitive matching of keys leaves other literals exact.
+            ("mutex global\\badmutex", &[]),
+            ("load C:\\x\\Dropper.DLL", &["dropper.dll"]),
+            ("GET http://a.dropper.dll/ 200", &[]),
+        ],
+    );
+}
+
 #[test]
 fn binary_garbage_and_invalid_utf8_do_not_break_matching() {
     let index = index_of(

@@ -23,6 +23,9 @@ fn every_metric_with_a_value() -> Metrics {
     m.indicators_loaded
         .with_label_values(&["domain", "circl"])
         .set(2);
+    m.indicators_refused
+        .with_label_values(&["public_suffix", "circl"])
+        .set(1);
     m.index_build_seconds.set(0.25);
     m.index_memory_bytes.set(4096);
     m.reloads.with_label_values(&["ok"]).inc();

@@ -1177,7 +1177,7 @@ fn rule_validation_errors() {
         (
             "unknown indicator type",
             format!("{head}match:\n  types: [domain, ipv5]\n"),
-            "r.yml:5: match.types: unknown indicator type \"ipv5\": expected one of ipv4, ipv6, domain, hostname, url, md5, sha1, sha224, sha256, sha384, sha512, email, filename, literal, hash, ip",
+            "r.yml:5: match.types: unknown indicator type \"ipv5\": expected one of ipv4, ipv6, domain, hostname, url, md5, sha1, sha224, sha256, sha384, sha512, email, filename, literal, regkey, regkey_value, hash, ip",
         ),
         (
             "bad level",
