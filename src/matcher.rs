@@ -160,6 +160,8 @@ pub struct Matcher<'i> {
     want_hostname: bool,
     want_domain: bool,
     json_buf: Vec<u8>,
+    /// Scratch for e-mail keys.
+    key_buf: Vec<u8>,
     cuts: Vec<usize>,
 }
 
@@ -179,6 +181,7 @@ impl<'i> Matcher<'i> {
             want_hostname: nonempty(Kind::Hostname),
             want_domain: nonempty(Kind::Domain),
             json_buf: Vec::new(),
+            key_buf: Vec::new(),
             cuts: Vec::with_capacity(MAX_URL_CUTS),
         }
     }
@@ -536,7 +539,18 @@ impl<'i> Matcher<'i> {
         self.buf.clear();
         if unicode {
             // `münchen.example` → `xn--mnchen-3ya.example`, as the intel holds it.
-            let Ok(text) = std::str::from_utf8(host) else {
+            // A name is at most 253 bytes once converted, and each of those bytes
+            // comes from at least one character (at most 4 bytes) of the text: only
+            // the whole labels within the last 1012 bytes can matter.
+            let mut tail = host;
+            if host.len() > 4 * MAX_HOST {
+                let from = host.len() - 4 * MAX_HOST;
+                match memchr::memchr(b'.', &host[from..]) {
+                    Some(d) => tail = &host[from + d + 1..],
+                    None => return,
+                }
+            }
+            let Ok(text) = std::str::from_utf8(tail) else {
                 return;
             };
             let Ok(ascii) = idna::domain_to_ascii(text) else {
@@ -651,7 +665,7 @@ impl<'i> Matcher<'i> {
             // The log's reading first: `from=bad@x` is `bad@x`.
             candidates = [Some(short), Some(s)];
         }
-        let mut key = Vec::with_capacity(MAX_LOCAL + 1 + self.buf.len());
+        let mut key = std::mem::take(&mut self.key_buf);
         for from in candidates.into_iter().flatten() {
             key.clear();
             key.extend(line[from..at].iter().map(|b| b.to_ascii_lowercase()));
@@ -665,9 +679,10 @@ impl<'i> Matcher<'i> {
                     IndicatorId::new(Kind::Email, l),
                     &line[from..end],
                 );
-                return;
+                break;
             }
         }
+        self.key_buf = key;
     }
 
     /// Looks up the URL whose host is `line[start..end]` (its lower-case form in

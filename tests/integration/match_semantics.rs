@@ -768,6 +768,14 @@ fn a_huge_dotted_token_is_matched_on_its_last_253_bytes() {
     let line = format!("{}evil.example", "a.".repeat(512 * 1024));
     let got = found(&index, &line);
     assert_eq!(got, BTreeSet::from(["evil.example".to_string()]));
+    // The same in UTF-8 labels: converted to punycode on its last labels only.
+    let index = index_of(
+        &[(Some(Kind::Domain), "münchen.example")],
+        &Warninglists::new(),
+    );
+    let line = format!("{}münchen.example", "ü.".repeat(300 * 1024));
+    let got = found(&index, &line);
+    assert_eq!(got, BTreeSet::from(["xn--mnchen-3ya.example".to_string()]));
 }
 
 #[test]
