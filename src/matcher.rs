@@ -263,7 +263,7 @@ impl<'i> Matcher<'i> {
                 from = pos + 1;
                 if line[pos] == b':' {
                     if self.want_v6 && pos >= v6_done {
-                        v6_done = self.v6_at(line, pos, hits);
+                        v6_done = self.v6_at(line, pos, v6_done, hits);
                     }
                     continue;
                 }
@@ -437,19 +437,26 @@ impl<'i> Matcher<'i> {
         }
     }
 
-    /// Tries an IPv6 address over the hex/colon run around the colon at `at`. Returns
-    /// the end of the run, so that later colons in it are not tried again.
-    fn v6_at(&mut self, line: &[u8], at: usize, hits: &mut Vec<Hit>) -> usize {
+    /// Tries an IPv6 address over the hex/colon run around the colon at `at` (the run
+    /// starts at or after `floor`, the end of the previous one). Returns the end of the
+    /// run, so that later colons in it are not tried again: each byte is looked at
+    /// once, and a run too long to be an address (`1:2:3:4:5:6:7:8:…`) is skipped whole.
+    fn v6_at(&mut self, line: &[u8], at: usize, floor: usize, hits: &mut Vec<Hit>) -> usize {
         let is_run = |b: u8| b.is_ascii_hexdigit() || b == b':' || b == b'.';
         let mut s = at;
-        while s > 0 && is_run(line[s - 1]) && at - s < 45 {
+        while s > floor && is_run(line[s - 1]) {
             s -= 1;
         }
         let mut e = at + 1;
-        while e < line.len() && is_run(line[e]) && e - s < 46 {
+        while e < line.len() && is_run(line[e]) {
             e += 1;
         }
         let run_end = e;
+        // The longest address is 45 bytes (`ffff:…:255.255.255.255`); with a key's hex
+        // digits before it (`IPv6:`) and a tcpdump port after it, 64 is enough.
+        if e - s > 64 {
+            return run_end;
+        }
         // Leading dots belong to something else; a trailing dot ends a sentence.
         while s < at && line[s] == b'.' {
             s += 1;
