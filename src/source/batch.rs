@@ -200,6 +200,43 @@ impl Read for Counting {
     }
 }
 
+/// Concatenated LZ4 frames read as one stream. `lz4_flex`'s decoder returns 0 at
+/// the end of each frame and starts the next on the following read; the input is at
+/// its end only when a read that returned 0 consumed nothing.
+struct Lz4Frames {
+    decoder: lz4_flex::frame::FrameDecoder<Counting>,
+    consumed: ByteCounter,
+}
+
+impl Lz4Frames {
+    fn new(inner: impl Read + Send + 'static) -> Lz4Frames {
+        let consumed = ByteCounter::default();
+        let counting = Counting {
+            inner: Box::new(inner),
+            counter: consumed.clone(),
+        };
+        Lz4Frames {
+            decoder: lz4_flex::frame::FrameDecoder::new(counting),
+            consumed,
+        }
+    }
+}
+
+impl Read for Lz4Frames {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let before = self.consumed.load(Ordering::Relaxed);
+            let n = self.decoder.read(buf)?;
+            if n > 0 || self.consumed.load(Ordering::Relaxed) == before {
+                return Ok(n);
+            }
+        }
+    }
+}
+
 /// A compressed input, told by its magic bytes (never by its name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -268,7 +305,7 @@ impl ChunkReader {
             Some(Compression::Zstd) => Box::new(zstd::stream::read::Decoder::new(chained)?),
             Some(Compression::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(chained)),
             Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(chained)),
-            Some(Compression::Lz4) => Box::new(lz4_flex::frame::FrameDecoder::new(chained)),
+            Some(Compression::Lz4) => Box::new(Lz4Frames::new(chained)),
         };
         let compressed = kind.is_some();
         Ok(ChunkReader {
@@ -388,5 +425,87 @@ impl Iterator for ChunkReader {
             return Some(p);
         }
         self.pending_error.take().map(Piece::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn drain(r: ChunkReader) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in r {
+            match p {
+                Piece::Lines { data, .. } => out.extend(data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn magic_bytes_tell_the_compression() {
+        let table: &[(&[u8], Option<Compression>)] = &[
+            (&[0x1f, 0x8b, 8], Some(Compression::Gzip)),
+            (&[0x28, 0xb5, 0x2f, 0xfd], Some(Compression::Zstd)),
+            (b"BZh9", Some(Compression::Bzip2)),
+            (b"BZh0", None),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0], Some(Compression::Xz)),
+            (&[0x04, 0x22, 0x4d, 0x18], Some(Compression::Lz4)),
+            (&[0x04, 0x22, 0x4d], None),
+            (b"Mar  4 10:00:01 host", None),
+            (b"", None),
+        ];
+        for (head, want) in table {
+            assert_eq!(Compression::of(head), *want, "{head:?}");
+        }
+    }
+
+    /// The counter sees the bytes read from the file (compressed), not the lines
+    /// yielded (decompressed): what the progress bar measures against file sizes.
+    #[test]
+    fn byte_counter_counts_compressed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("line {i} of a log that compresses well\n").into_bytes())
+            .collect();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&text).unwrap();
+        let gz = e.finish().unwrap();
+        let path = dir.path().join("log.gz");
+        std::fs::write(&path, &gz).unwrap();
+        for (input, on_disk) in [(&path, gz.len()), (&dir.path().join("plain"), text.len())] {
+            if !input.exists() {
+                std::fs::write(input, &text).unwrap();
+            }
+            let counter = ByteCounter::default();
+            let r = ChunkReader::open(
+                &Input::Path(input.clone()),
+                4096,
+                1 << 20,
+                None,
+                Some(counter.clone()),
+            )
+            .unwrap();
+            assert_eq!(drain(r), text);
+            assert_eq!(counter.load(Ordering::Relaxed), on_disk as u64);
+        }
+    }
+
+    #[test]
+    fn lz4_frames_are_read_one_after_another() {
+        let mut data = Vec::new();
+        // An empty frame between two others does not end the input.
+        for part in [&b"a\nb\n"[..], b"", b"c\n"] {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(part).unwrap();
+            data.extend(e.finish().unwrap());
+        }
+        let mut out = Vec::new();
+        Lz4Frames::new(io::Cursor::new(data))
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"a\nb\nc\n");
     }
 }
