@@ -1,15 +1,28 @@
 //! `tripline hunt`: batch correlation of archived logs against the index — a driver
 //! of the one scan and emit path ([`crate::scan`], [`crate::emit`]).
 //!
-//! A reader thread splits the inputs into chunks of whole lines ([`source::batch`]);
-//! rayon workers scan chunks in parallel, each with its own [`Scanner`]; the caller's
-//! thread puts the results back in input order and emits them (decode, time,
+//! Reader threads split the inputs into chunks of whole lines ([`source::batch`]),
+//! inflating archives as they go: with `threads` = N there are N matching workers
+//! and up to N readers, each taking the next input not yet taken, so that several
+//! archives are inflated at once and inflating overlaps matching. With one thread the
+//! caller's thread matches and one reader runs beside it (so `-j1` may use two
+//! cores; pin the process for a one-core figure). Workers scan chunks in parallel,
+//! each with its own [`Scanner`]; the caller's thread puts the results back in order
+//! — by input, then by chunk within the input — and emits them (decode, time,
 //! validity, alert, observations), so the output is the same whatever the thread
 //! count. Lines are numbered per input; zoneless times are read in
 //! [`HuntOptions::decode`]'s zone; year-less stamps take the year that puts them
-//! before the input file's modification time. Every queue is bounded: at most `2 × threads`
-//! chunks wait to be matched and `4 × threads` results wait to be written. With one
-//! thread everything runs on the caller's thread, for honest single-core figures.
+//! before the input file's modification time.
+//!
+//! Every queue is bounded: at most `max(2 × threads, 4)` chunks wait to be matched
+//! and `4 × threads` results wait to be collected. Results of inputs after the one
+//! being written wait in the collector; past [`AHEAD_BYTES`] of them (their matched
+//! lines: chunk buffers go back to the pool once scanned) the readers of later inputs
+//! pause until the writer reaches them. The reader of the input being written never
+//! waits there, so the hunt always progresses.
+//!
+//! Progress is counted in bytes read from the files ([`batch::ByteCounter`]):
+//! compressed bytes for archives, against the files' total size.
 //!
 //! Every line is accounted for: matched, not matched, or counted as rejected
 //! (oversized). A file that cannot be read is reported and the rest still searched.

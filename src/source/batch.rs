@@ -283,7 +283,10 @@ impl ChunkReader {
             Input::Path(p) => Box::new(File::open(p)?),
         };
         let mut raw: Box<dyn Read + Send> = match counter {
-            Some(counter) => Box::new(Counting { inner: raw, counter }),
+            Some(counter) => Box::new(Counting {
+                inner: raw,
+                counter,
+            }),
             None => raw,
         };
         let mut magic = [0u8; 6];

@@ -372,7 +372,12 @@ fn directory_walks_skip_dot_files_unless_hidden() {
             })
             .collect()
     };
-    let out = tripline(&["hunt", "--intel", intel.to_str().unwrap(), top.to_str().unwrap()]);
+    let out = tripline(&[
+        "hunt",
+        "--intel",
+        intel.to_str().unwrap(),
+        top.to_str().unwrap(),
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(names(&out), ["a.log"]);
     assert!(
