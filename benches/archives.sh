@@ -63,39 +63,45 @@ if [[ -n $BEFORE ]]; then
         "before: hunt -j2 $N archives, 2 cores|$BEFORE ${HUNT[*]} -j2 $(echo "$PARTS"/*)"
     )
 fi
-declare -A secs count
+declare -A secs cpu count
 LOADS=()
 for r in $(seq "$REPS"); do
     LOADS+=("$(cut -d' ' -f1 /proc/loadavg)")
     for i in "${!CASES[@]}"; do
         cmd=${CASES[$i]#*|}
+        out="$TMP/o"; [[ $cmd == gzip* ]] && out=/dev/null
         # shellcheck disable=SC2086
-        /usr/bin/time -f "%e" -o "$TMP/t" $cmd > "$TMP/o" 2> /dev/null || true
-        secs[$i]+="$(tail -1 "$TMP/t") "
-        count[$i]=$(head -c 40 "$TMP/o" | head -1 | tr -dc '0-9')
+        /usr/bin/time -f "%e %U %S" -o "$TMP/t" $cmd > "$out" 2> /dev/null || true
+        read -r wall user sys < <(tail -1 "$TMP/t")
+        secs[$i]+="$wall "
+        cpu[$i]+="$(echo "$user + $sys" | bc -l) "
+        count[$i]=""; [[ $out == /dev/null ]] || count[$i]=$(head -1 "$out" | tr -dc '0-9')
     done
 done
 LOADS+=("$(cut -d' ' -f1 /proc/loadavg)")
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-declare -A med
-for i in "${!CASES[@]}"; do med[$i]=$(echo "${secs[$i]}" | median); done
+declare -A med cmed
+for i in "${!CASES[@]}"; do
+    med[$i]=$(echo "${secs[$i]}" | median); cmed[$i]=$(echo "${cpu[$i]}" | median)
+done
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 {
     echo "Host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at each round start and at the end: ${LOADS[*]}."
     echo "Workload: \`$(basename "$LOG")\` ($(stat -c %s "$LOG") bytes), \`$(basename "$GZ")\` ($(stat -c %s "$GZ") bytes, gzip -6), $N parts (split -n l/$N, gzip -6), \`$(basename "$IOCS")\`; $REPS interleaved rounds; wall seconds; \`hunt\` is \`tripline ${HUNT[*]/$IOCS/iocs-$SIZE.txt}\`."
     echo
-    echo "| command | median s | runs | matching lines |"
-    echo "|---|---|---|---|"
+    echo "| command | median wall s | wall runs | median CPU s (user+sys) | matching lines |"
+    echo "|---|---|---|---|---|"
     for i in "${!CASES[@]}"; do
-        echo "| ${CASES[$i]%%|*} | ${med[$i]} | ${secs[$i]% } | ${count[$i]} |"
+        echo "| ${CASES[$i]%%|*} | ${med[$i]} | ${secs[$i]% } | ${cmed[$i]} | ${count[$i]} |"
     done
     echo
     echo "Ratios of medians (same run):"
     echo
-    echo "- speed of hunt -j1 .gz relative to gzip -dc: 2 cores $(ratio "${med[0]}" "${med[1]}"), taskset -c 0 $(ratio "${med[0]}" "${med[2]}")"
+    echo "- setup (loading the list) is in every hunt row; scan alone (median minus setup): .gz -j1 2 cores $(echo "${med[1]} - ${med[8]}" | bc -l) s, taskset -c 0 $(echo "${med[2]} - ${med[8]}" | bc -l) s, plain $(echo "${med[3]} - ${med[8]}" | bc -l) s"
+    echo "- speed of hunt -j1 .gz relative to gzip -dc, wall: 2 cores $(ratio "${med[0]}" "${med[1]}"), taskset -c 0 $(ratio "${med[0]}" "${med[2]}"); CPU seconds (what one free core would take): $(ratio "${cmed[0]}" "${cmed[2]}"), setup excluded $(ratio "${cmed[0]}" "$(echo "${cmed[2]} - ${cmed[8]}" | bc -l)")"
     echo "- .gz hunt time over plain hunt time: 2 cores $(ratio "${med[1]}" "${med[3]}"), taskset -c 0 $(ratio "${med[2]}" "${med[4]}")"
     echo "- $N archives, -j2 speed-up over -j1 (both 2 cores): $(ratio "${med[5]}" "${med[6]}"); over -j1 pinned to one core: $(ratio "${med[7]}" "${med[6]}")"
     if [[ -n $BEFORE ]]; then
-        echo "- before/after, hunt -j1 .gz on 2 cores: $(ratio "${med[9]}" "${med[1]}")x; -j2 $N archives: $(ratio "${med[10]}" "${med[6]}")x"
+        echo "- before/after, wall: hunt -j1 .gz on 2 cores $(ratio "${med[9]}" "${med[1]}")x, -j2 $N archives $(ratio "${med[10]}" "${med[6]}")x; CPU seconds after/before: $(ratio "${cmed[1]}" "${cmed[9]}"), $(ratio "${cmed[6]}" "${cmed[10]}")"
     fi
 } | tee ${OUT:+"$OUT"}
