@@ -57,6 +57,9 @@ pub struct HuntOptions {
     pub observe: bool,
     /// Target chunk size: the unit of parallel work.
     pub chunk_bytes: usize,
+    /// Results of later inputs held while an earlier one is written, in bytes, before
+    /// their readers pause (default [`AHEAD_BYTES`]).
+    pub ahead_bytes: usize,
     /// How lines are decoded (the zone of zoneless times).
     pub decode: DecodeOptions,
 }
@@ -70,6 +73,7 @@ impl Default for HuntOptions {
             progress: false,
             observe: false,
             chunk_bytes: batch::CHUNK_BYTES,
+            ahead_bytes: AHEAD_BYTES,
             decode: DecodeOptions::default(),
         }
     }
@@ -123,8 +127,9 @@ struct Done {
 pub const AHEAD_BYTES: usize = 64 << 20;
 
 /// Where the writer is, shared with the readers: a reader of an input after the
-/// head waits while too much is held ([`AHEAD_BYTES`]); `stopped` releases all.
+/// head waits while too much is held ([`HuntOptions::ahead_bytes`]); `stopped` releases all.
 struct Gate {
+    limit: usize,
     state: Mutex<GateState>,
     cv: Condvar,
 }
@@ -137,8 +142,9 @@ struct GateState {
 }
 
 impl Gate {
-    fn new() -> Gate {
+    fn new(limit: usize) -> Gate {
         Gate {
+            limit,
             state: Mutex::new(GateState {
                 head: 0,
                 held: 0,
@@ -155,7 +161,7 @@ impl Gate {
     /// Waits until a piece of `input` may be sent; false when the hunt stopped.
     fn wait(&self, input: usize) -> bool {
         let mut g = self.lock();
-        while !g.stopped && input > g.head && g.held > AHEAD_BYTES {
+        while !g.stopped && input > g.head && g.held > self.limit {
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         !g.stopped
@@ -374,7 +380,7 @@ pub fn hunt<W: Write>(
     };
     let threads = opts.threads.max(1);
     let (recycle_tx, recycle_rx) = batch::buffer_pool(threads * 4);
-    let gate = Arc::new(Gate::new());
+    let gate = Arc::new(Gate::new(opts.ahead_bytes));
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>((threads * 2).max(4));
     let shared: Arc<[Input]> = inputs.into();
     let next_input = Arc::new(AtomicUsize::new(0));

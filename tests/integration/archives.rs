@@ -219,7 +219,7 @@ fn index(values: &str) -> Index {
 }
 
 /// Small chunks, so that every archive is many pieces and readers of later inputs
-/// run ahead of the writer: the bytes are those of one thread.
+/// run ahead of the writer, or are held back: the bytes are those of one thread.
 #[test]
 fn archives_in_many_chunks_give_the_same_output_whatever_the_threads() {
     let dir = tempfile::tempdir().unwrap();
@@ -230,23 +230,34 @@ fn archives_in_many_chunks_give_the_same_output_whatever_the_threads() {
     let index = index(
         "216.152.249.242\n91.198.51.77\nevil-traps.com\n204.79.197.200\nwhatismyipaddress.com\n198.199.92.0/22\n",
     );
-    let run = |threads: usize, chunk: usize| {
+    let run = |threads: usize, chunk: usize, ahead: usize| {
         let mut out = Vec::new();
         let opts = HuntOptions {
             threads,
             chunk_bytes: chunk,
+            ahead_bytes: ahead,
             ..HuntOptions::default()
         };
         let stats = hunt(&index, &inputs, &opts, &mut out).unwrap();
         (out, stats.matched_lines)
     };
-    let (one, matched) = run(1, 1 << 20);
+    let (one, matched) = run(1, 1 << 20, 64 << 20);
     assert!(matched > 10, "too few matches to compare: {matched}");
-    for (threads, chunk) in [(1, 300), (2, 300), (4, 1000), (3, 4096)] {
-        let (many, _) = run(threads, chunk);
+    // Nothing held ahead (ahead 0): readers of later inputs pause at every piece
+    // until the writer reaches them; the hunt still ends, with the same bytes.
+    for (threads, chunk, ahead) in [
+        (1, 300, 64 << 20),
+        (2, 300, 64 << 20),
+        (4, 1000, 64 << 20),
+        (3, 4096, 64 << 20),
+        (1, 300, 0),
+        (3, 300, 0),
+        (8, 2000, 1000),
+    ] {
+        let (many, _) = run(threads, chunk, ahead);
         assert!(
             many == one,
-            "{threads} threads, {chunk}-byte chunks differ from one thread"
+            "{threads} threads, {chunk}-byte chunks, {ahead} bytes ahead differ from one thread"
         );
     }
 }
