@@ -1,22 +1,36 @@
 //! `tripline hunt`: batch correlation of archived logs against the index — a driver
 //! of the one scan and emit path ([`crate::scan`], [`crate::emit`]).
 //!
-//! A reader thread splits the inputs into chunks of whole lines ([`source::batch`]);
-//! rayon workers scan chunks in parallel, each with its own [`Scanner`]; the caller's
-//! thread puts the results back in input order and emits them (decode, time,
+//! Reader threads split the inputs into chunks of whole lines ([`source::batch`]),
+//! inflating archives as they go: with `threads` = N there are N matching workers
+//! and up to N readers, each taking the next input not yet taken, so that several
+//! archives are inflated at once and inflating overlaps matching. With one thread the
+//! caller's thread matches and one reader runs beside it (so `-j1` may use two
+//! cores; pin the process for a one-core figure). Workers scan chunks in parallel,
+//! each with its own [`Scanner`]; the caller's thread puts the results back in order
+//! — by input, then by chunk within the input — and emits them (decode, time,
 //! validity, alert, observations), so the output is the same whatever the thread
 //! count. Lines are numbered per input; zoneless times are read in
 //! [`HuntOptions::decode`]'s zone; year-less stamps take the year that puts them
-//! before the input file's modification time. Every queue is bounded: at most `2 × threads`
-//! chunks wait to be matched and `4 × threads` results wait to be written. With one
-//! thread everything runs on the caller's thread, for honest single-core figures.
+//! before the input file's modification time.
+//!
+//! Every queue is bounded: at most `max(2 × threads, 4)` chunks wait to be matched
+//! and `4 × threads` results wait to be collected. Results of inputs after the one
+//! being written wait in the collector; past [`AHEAD_BYTES`] of them (their matched
+//! lines: chunk buffers go back to the pool once scanned) the readers of later inputs
+//! pause until the writer reaches them. The reader of the input being written never
+//! waits there, so the hunt always progresses.
+//!
+//! Progress is counted in bytes read from the files ([`batch::ByteCounter`]):
+//! compressed bytes for archives, against the files' total size.
 //!
 //! Every line is accounted for: matched, not matched, or counted as rejected
 //! (oversized). A file that cannot be read is reported and the rest still searched.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +39,7 @@ use crate::decode::DecodeOptions;
 use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::Index;
 use crate::scan::{Scanned, Scanner};
-use crate::source::batch::{self, ChunkReader, Input, Piece};
+use crate::source::batch::{self, ByteCounter, ChunkReader, Input, Piece};
 use crate::source::Origin;
 
 pub use crate::sink::summary::HuntStats;
@@ -43,6 +57,9 @@ pub struct HuntOptions {
     pub observe: bool,
     /// Target chunk size: the unit of parallel work.
     pub chunk_bytes: usize,
+    /// Results of later inputs held while an earlier one is written, in bytes, before
+    /// their readers pause (default [`AHEAD_BYTES`]).
+    pub ahead_bytes: usize,
     /// How lines are decoded (the zone of zoneless times).
     pub decode: DecodeOptions,
 }
@@ -56,6 +73,7 @@ impl Default for HuntOptions {
             progress: false,
             observe: false,
             chunk_bytes: batch::CHUNK_BYTES,
+            ahead_bytes: AHEAD_BYTES,
             decode: DecodeOptions::default(),
         }
     }
@@ -69,18 +87,99 @@ enum Outcome {
     Error(String),
     /// The input starts (resets its line counter).
     Start,
+    /// The input has no more pieces.
+    End,
 }
 
+impl Outcome {
+    /// About how many bytes this outcome holds while it waits to be written.
+    fn held_bytes(&self) -> usize {
+        const BASE: usize = 64;
+        match self {
+            Outcome::Scanned(s) => {
+                BASE + s.matched.iter().map(|m| m.line.len() + 32).sum::<usize>()
+                    + s.headers.iter().map(|(_, h)| h.len()).sum::<usize>()
+            }
+            Outcome::Error(e) => BASE + e.len(),
+            _ => BASE,
+        }
+    }
+}
+
+/// One piece of one input (`None`: the input has no more), numbered within its input.
 struct Job {
-    seq: u64,
     input: usize,
+    idx: u64,
     piece: Option<Piece>,
 }
 
 struct Done {
-    seq: u64,
     input: usize,
+    idx: u64,
     outcome: Outcome,
+}
+
+/// Results of inputs after the one being written wait (in [`Collector::pending`])
+/// up to about this many bytes; past it, their readers pause until the inputs
+/// before them are written. Only the lines that matched are held (chunk buffers go
+/// back to the pool once scanned), so an input with few matches can be read whole
+/// ahead of its turn.
+pub const AHEAD_BYTES: usize = 64 << 20;
+
+/// Where the writer is, shared with the readers: a reader of an input after the
+/// head waits while too much is held ([`HuntOptions::ahead_bytes`]); `stopped` releases all.
+struct Gate {
+    limit: usize,
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct GateState {
+    head: usize,
+    held: usize,
+    stopped: bool,
+}
+
+impl Gate {
+    fn new(limit: usize) -> Gate {
+        Gate {
+            limit,
+            state: Mutex::new(GateState {
+                head: 0,
+                held: 0,
+                stopped: false,
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a piece of `input` may be sent; false when the hunt stopped.
+    fn wait(&self, input: usize) -> bool {
+        let mut g = self.lock();
+        while !g.stopped && input > g.head && g.held > self.limit {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        !g.stopped
+    }
+
+    fn update(&self, head: usize, held: usize) {
+        let mut g = self.lock();
+        let new = GateState { head, held, ..*g };
+        if new != *g {
+            *g = new;
+            self.cv.notify_all();
+        }
+    }
+
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.cv.notify_all();
+    }
 }
 
 /// The hunt's [`AlertSink`]: figures, observations, and alerts written to `out`.
@@ -89,6 +188,9 @@ struct HuntSink<W: Write> {
     count_only: bool,
     stats: HuntStats,
     progress: Option<indicatif::ProgressBar>,
+    /// Bytes read from the inputs' files (compressed, for archives): the bar's
+    /// position, against the files' total size.
+    read: ByteCounter,
 }
 
 impl<W: Write> AlertSink for HuntSink<W> {
@@ -97,7 +199,7 @@ impl<W: Write> AlertSink for HuntSink<W> {
         self.stats.bytes += s.bytes;
         self.stats.oversized_lines += s.oversized;
         if let Some(pb) = &self.progress {
-            pb.inc(s.bytes);
+            pb.set_position(self.read.load(Ordering::Relaxed));
             pb.set_message(format!("{} matching lines", self.stats.matched_lines));
         }
     }
@@ -135,24 +237,43 @@ struct Collector<'a, W: Write> {
     now: DateTime<Utc>,
     emitter: Emitter,
     sink: HuntSink<W>,
-    next: u64,
-    pending: BTreeMap<u64, (usize, Outcome)>,
+    /// The next outcome to write: (input, piece number).
+    next: (usize, u64),
+    /// Outcomes that came before their turn, and about how many bytes they hold.
+    pending: BTreeMap<(usize, u64), Outcome>,
+    held: usize,
     /// Lines seen so far in each input.
     line_base: Vec<u64>,
     write_error: Option<io::Error>,
 }
 
 impl<W: Write> Collector<'_, W> {
-    fn accept(&mut self, seq: u64, input: usize, outcome: Outcome) {
-        self.pending.insert(seq, (input, outcome));
-        while let Some((input, outcome)) = self.pending.remove(&self.next) {
-            self.next += 1;
+    fn accept(&mut self, input: usize, idx: u64, outcome: Outcome) {
+        if (input, idx) != self.next {
+            self.held += outcome.held_bytes();
+            self.pending.insert((input, idx), outcome);
+            return;
+        }
+        self.take(input, outcome);
+        while let Some(outcome) = self.pending.remove(&self.next) {
+            self.held -= outcome.held_bytes();
+            self.take(self.next.0, outcome);
+        }
+    }
+
+    /// Writes the outcome whose turn it is and moves to the next.
+    fn take(&mut self, input: usize, outcome: Outcome) {
+        if let Outcome::End = outcome {
+            self.next = (input + 1, 0);
+        } else {
+            self.next.1 += 1;
             self.emit(input, outcome);
         }
     }
 
     fn emit(&mut self, input: usize, outcome: Outcome) {
         match outcome {
+            Outcome::End => {}
             Outcome::Start => self.sink.stats.inputs += 1,
             Outcome::Error(e) => {
                 let path = self
@@ -216,6 +337,7 @@ pub fn hunt<W: Write>(
     let t0 = Instant::now();
     let now = Utc::now();
     let progress = opts.progress.then(|| progress_bar(inputs));
+    let read = ByteCounter::default();
     let sources = inputs
         .iter()
         .map(|i| SourceInfo {
@@ -248,28 +370,49 @@ pub fn hunt<W: Write>(
             count_only: opts.count_only,
             stats: HuntStats::default(),
             progress,
+            read: read.clone(),
         },
-        next: 0,
+        next: (0, 0),
         pending: BTreeMap::new(),
+        held: 0,
         line_base: vec![0; inputs.len()],
         write_error: None,
     };
     let threads = opts.threads.max(1);
     let (recycle_tx, recycle_rx) = batch::buffer_pool(threads * 4);
+    let gate = Arc::new(Gate::new(opts.ahead_bytes));
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>((threads * 2).max(4));
+    let shared: Arc<[Input]> = inputs.into();
+    let next_input = Arc::new(AtomicUsize::new(0));
+    // Readers run detached: one blocked on an idle stdin must not hold up the end of
+    // a hunt that stopped (a closed output); each ends at its next send otherwise.
+    for r in 0..threads.min(inputs.len()).max(1) {
+        let reader = Reader {
+            inputs: shared.clone(),
+            next: next_input.clone(),
+            chunk: opts.chunk_bytes,
+            max_line: opts.max_line_bytes,
+            recycled: recycle_rx.clone(),
+            counter: read.clone(),
+            gate: gate.clone(),
+            tx: job_tx.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("tripline-read-{r}"))
+            .spawn(move || reader.run())?;
+    }
+    drop(job_tx);
     if threads == 1 {
+        // One matching thread, the caller's; the reader (inflating archives) runs
+        // beside it.
         let mut scanner = Scanner::new(index);
-        let mut seq = 0;
-        for (i, input) in inputs.iter().enumerate() {
-            for piece in pieces(
-                input,
-                opts.chunk_bytes,
-                opts.max_line_bytes,
-                recycle_rx.clone(),
-            ) {
-                let outcome = run_piece(&mut scanner, piece, opts.max_line_bytes, &recycle_tx);
-                c.accept(seq, i, outcome);
-                seq += 1;
-            }
+        for job in job_rx.iter() {
+            let outcome = match job.piece {
+                Some(p) => run_piece(&mut scanner, p, opts.max_line_bytes, &recycle_tx),
+                None => Outcome::End,
+            };
+            c.accept(job.input, job.idx, outcome);
+            gate.update(c.next.0, c.held);
             if c.write_error.is_some() {
                 break;
             }
@@ -280,29 +423,9 @@ pub fn hunt<W: Write>(
             .thread_name(|i| format!("tripline-match-{i}"))
             .build()
             .map_err(io::Error::other)?;
-        let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(threads * 2);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(threads * 4);
         let max_line = opts.max_line_bytes;
-        let chunk = opts.chunk_bytes;
         std::thread::scope(|s| {
-            s.spawn(move || {
-                let mut seq = 0;
-                for (i, input) in inputs.iter().enumerate() {
-                    for piece in pieces(input, chunk, max_line, recycle_rx.clone()) {
-                        if job_tx
-                            .send(Job {
-                                seq,
-                                input: i,
-                                piece: Some(piece),
-                            })
-                            .is_err()
-                        {
-                            return;
-                        }
-                        seq += 1;
-                    }
-                }
-            });
             let workers_rx = job_rx.clone();
             let workers_tx = done_tx.clone();
             s.spawn(move || {
@@ -316,11 +439,11 @@ pub fn hunt<W: Write>(
                             for job in rx.iter() {
                                 let outcome = match job.piece {
                                     Some(p) => run_piece(&mut scanner, p, max_line, &recycle),
-                                    None => Outcome::Start,
+                                    None => Outcome::End,
                                 };
                                 let done = Done {
-                                    seq: job.seq,
                                     input: job.input,
+                                    idx: job.idx,
                                     outcome,
                                 };
                                 if tx.send(done).is_err() {
@@ -331,18 +454,23 @@ pub fn hunt<W: Write>(
                     }
                 });
             });
-            drop(job_rx);
             drop(done_tx);
             for d in done_rx.iter() {
-                c.accept(d.seq, d.input, d.outcome);
+                c.accept(d.input, d.idx, d.outcome);
+                gate.update(c.next.0, c.held);
                 if c.write_error.is_some() {
                     break;
                 }
             }
-            // Dropping the receiver stops the workers and the reader.
+            // Stopping the gate and dropping the receivers stops the workers and
+            // the readers.
+            gate.stop();
+            drop(job_rx);
             drop(done_rx);
         });
     }
+    gate.stop();
+    c.sink.stats.read_bytes = read.load(Ordering::Relaxed);
     if let Some(pb) = &c.sink.progress {
         pb.finish_and_clear();
     }
@@ -354,6 +482,61 @@ pub fn hunt<W: Write>(
     Ok(c.sink.stats)
 }
 
+/// A reader thread: takes the next input not yet taken (in input order), reads it
+/// (inflating archives) and sends its pieces, numbered, then its end. Several
+/// readers read several inputs at once; the writer puts them back in order.
+struct Reader {
+    inputs: Arc<[Input]>,
+    next: Arc<AtomicUsize>,
+    chunk: usize,
+    max_line: usize,
+    recycled: crossbeam_channel::Receiver<Vec<u8>>,
+    counter: ByteCounter,
+    gate: Arc<Gate>,
+    tx: crossbeam_channel::Sender<Job>,
+}
+
+impl Reader {
+    fn run(self) {
+        loop {
+            let input = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(source) = self.inputs.get(input) else {
+                return;
+            };
+            let mut idx = 0;
+            let all = pieces(
+                source,
+                self.chunk,
+                self.max_line,
+                self.recycled.clone(),
+                self.counter.clone(),
+            );
+            for piece in all {
+                if !self.gate.wait(input) {
+                    return;
+                }
+                let job = Job {
+                    input,
+                    idx,
+                    piece: Some(piece),
+                };
+                if self.tx.send(job).is_err() {
+                    return;
+                }
+                idx += 1;
+            }
+            let end = Job {
+                input,
+                idx,
+                piece: None,
+            };
+            if self.tx.send(end).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// The pieces of one input, led by a start marker; an input that cannot be opened
 /// yields its error.
 fn pieces(
@@ -361,8 +544,9 @@ fn pieces(
     chunk: usize,
     max_line: usize,
     recycled: crossbeam_channel::Receiver<Vec<u8>>,
-) -> Box<dyn Iterator<Item = Piece> + Send + '_> {
-    match ChunkReader::open(input, chunk, max_line, Some(recycled)) {
+    counter: ByteCounter,
+) -> Box<dyn Iterator<Item = Piece> + Send> {
+    match ChunkReader::open(input, chunk, max_line, Some(recycled), Some(counter)) {
         Ok(r) => Box::new(
             std::iter::once(Piece::Lines {
                 offset: 0,

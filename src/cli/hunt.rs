@@ -62,7 +62,16 @@ pub struct HuntArgs {
     /// (default: one destination per intel source with the default policy).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Log files, directories (recursive), .gz archives; `-` for stdin.
+    /// Follow symlinks met in directories (a symlink loop is reported once and not
+    /// followed). Without it a walk skips symlinks; named operands are always read.
+    #[arg(long = "follow", short = 'L')]
+    pub follow: bool,
+    /// Search dot files and dot directories met in directories (skipped otherwise,
+    /// as ripgrep does; named operands are always read).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Log files, directories (recursive), archives (gzip, zstd, bzip2, xz, lz4); `-`
+    /// for stdin.
     #[arg(value_name = "LOG", required = true)]
     pub logs: Vec<PathBuf>,
 }
@@ -73,8 +82,16 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     for line in crate::sink::report::intel_loss_lines(&index) {
         eprintln!("tripline: warning: {line}");
     }
-    let (inputs, missing) = batch::expand(&args.logs);
-    let mut errors: Vec<String> = missing
+    let walked = batch::expand(
+        &args.logs,
+        batch::WalkOptions {
+            follow_links: args.follow,
+            hidden: args.hidden,
+        },
+    );
+    let inputs = walked.inputs;
+    let mut errors: Vec<String> = walked
+        .errors
         .iter()
         .map(|(p, e)| format!("{}: {e}", p.display()))
         .collect();
@@ -108,14 +125,32 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
             std::io::stdout().lock(),
         )),
     };
-    let mut stats = hunt::hunt(&index, &inputs, &opts, &mut out).context("writing alerts")?;
+    // A reader that went away (`| head`) ends the run quietly with status 0, as
+    // ripgrep does: nothing more is written, not even the summary.
+    let mut stats = match hunt::hunt(&index, &inputs, &opts, &mut out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        r => r.context("writing alerts")?,
+    };
+    stats.skipped_hidden = walked.skipped_hidden;
+    stats.skipped_links = walked.skipped_links;
     let mut rules_summary = String::new();
     if let Some(rules) = rules {
-        rules_summary = confirm_hunt(&args, &index, rules, &mut stats, &mut out)?;
+        match confirm_hunt(&args, &index, rules, &mut stats, &mut out) {
+            Err(e) if broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
+            r => rules_summary = r?,
+        }
     }
-    out.flush().context("writing alerts")?;
-    if args.count {
-        println!("{}", stats.matched_lines);
+    let flushed = out.flush().and_then(|()| {
+        if args.count {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", stats.matched_lines)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    });
+    match flushed {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        r => r.context("writing alerts")?,
     }
     for e in &stats.errors {
         eprintln!("tripline: {e}");
@@ -134,6 +169,17 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// Whether an error is (caused by) a write to a reader that went away.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|e| e.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
     })
 }
 

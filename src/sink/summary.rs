@@ -12,6 +12,12 @@ pub struct HuntStats {
     pub inputs: u64,
     pub lines: u64,
     pub bytes: u64,
+    /// Bytes read from the inputs' files: compressed bytes for archives.
+    pub read_bytes: u64,
+    /// Dot files and directories a directory walk left out (no `--hidden`).
+    pub skipped_hidden: u64,
+    /// Symlinks a directory walk left out (no `-L`).
+    pub skipped_links: u64,
     pub oversized_lines: u64,
     pub matched_lines: u64,
     pub enrichments: u64,
@@ -42,6 +48,20 @@ pub fn hunt_summary(index: &Index, s: &HuntStats) -> String {
         "tripline hunt: {} input(s), {} lines, {:.1} MB in {:.2} s ({:.1} MB/s, {:.0} lines/s)",
         s.inputs, s.lines, mb, s.secs, rate, lps
     );
+    if s.read_bytes != s.bytes {
+        let _ = writeln!(
+            o,
+            "  read from disk: {:.1} MB (archives count compressed)",
+            s.read_bytes as f64 / 1e6
+        );
+    }
+    if s.skipped_hidden + s.skipped_links > 0 {
+        let _ = writeln!(
+            o,
+            "  left out of directory walks: {} dot file(s) or dir(s) (--hidden), {} symlink(s) (-L)",
+            s.skipped_hidden, s.skipped_links
+        );
+    }
     let _ = writeln!(o, "  indicators loaded: {}", index.len());
     let _ = writeln!(
         o,

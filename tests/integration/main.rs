@@ -7,6 +7,7 @@
 
 mod util;
 
+mod archives;
 mod cli;
 mod cli_share;
 mod config;
