@@ -246,7 +246,11 @@ impl Checker<'_> {
                         (None, Some(p)) => Some(("key", "api_key_file", SecretAt::File(p))),
                         (None, None) => None,
                     };
-                    (format!("misp {url}"), secret, ca_file)
+                    (
+                        format!("misp {}", crate::net::http::redact_url(url)),
+                        secret,
+                        ca_file,
+                    )
                 }
                 TransportConfig::Taxii {
                     api_root,
@@ -267,7 +271,10 @@ impl Checker<'_> {
                         (Some(_), None, None) => None,
                     };
                     (
-                        format!("taxii {api_root} collection {collection_id}"),
+                        format!(
+                            "taxii {} collection {collection_id}",
+                            crate::net::http::redact_url(api_root)
+                        ),
                         secret,
                         ca_file,
                     )

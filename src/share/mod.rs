@@ -23,6 +23,7 @@ pub mod render;
 pub mod sighting;
 pub mod stats;
 pub mod transport;
+pub mod victim;
 
 /// Old paths, kept so that callers of `share::delivery`, `share::taxii`,
 /// `share::misp`, `share::stix` and `share::export` still compile.

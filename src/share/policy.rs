@@ -45,16 +45,17 @@
 //! Cost: routing one confirmation is O(observations × provenances × destinations),
 //! all small; no allocation beyond the sightings produced.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 use crate::correlate::{Confirmation, Provenance};
-use crate::intel::Tlp;
+use crate::intel::{Kind, Tlp};
 
 use super::sighting::{Sighting, Target};
 
@@ -64,6 +65,21 @@ use super::sighting::{Sighting, Target};
 pub struct ShareConfig {
     /// Our name in sightings: MISP `source`, STIX identity name. Default `tripline`.
     pub source_name: String,
+    /// MISP attribute types that are victim data and never shared: exact names, or a
+    /// prefix ending in `*`. Default `["target-*", "email-dst"]`.
+    pub victim_types: Vec<String>,
+    /// MISP categories that are victim data. Default `["Targeting data"]`.
+    pub victim_categories: Vec<String>,
+    /// Our own domains: an indicator in one of them (the domain, a subdomain, an
+    /// e-mail address or URL there) is victim data. Default none.
+    pub own_domains: Vec<String>,
+    /// Our own networks (CIDR or address): an address inside is victim data.
+    #[serde(deserialize_with = "de_networks")]
+    pub own_networks: Vec<IpNet>,
+    /// Levels for `tlp:*` tags that are not TLP 2.0 (`"tlp:ex:chr" = "red"`). Any other
+    /// unknown `tlp:*` tag makes the indicator not shareable.
+    #[serde(deserialize_with = "de_tlp_map")]
+    pub tlp_map: BTreeMap<String, Tlp>,
     pub destinations: Vec<DestinationConfig>,
 }
 
@@ -71,6 +87,11 @@ impl Default for ShareConfig {
     fn default() -> Self {
         ShareConfig {
             source_name: "tripline".to_string(),
+            victim_types: vec!["target-*".to_string(), "email-dst".to_string()],
+            victim_categories: vec!["Targeting data".to_string()],
+            own_domains: Vec::new(),
+            own_networks: Vec::new(),
+            tlp_map: BTreeMap::new(),
             destinations: Vec::new(),
         }
     }
@@ -109,9 +130,23 @@ pub struct DestinationConfig {
     /// Share indicators whose MISP distribution is 0 (organisation only). Default false.
     #[serde(default)]
     pub share_organisation_only: bool,
-    /// Leave our name out (no MISP `source`, no STIX identity). Default false.
+    /// Share indicators whose MISP distribution is 4 (a sharing group). Default false:
+    /// tripline cannot tell who is in the group, so it is treated as organisation only.
+    #[serde(default)]
+    pub share_sharing_group: bool,
+    /// Leave our name out (no MISP `source`, no STIX identity) and round times down to
+    /// `anonymise_granularity_secs`. Default false.
     #[serde(default)]
     pub anonymise: bool,
+    /// When anonymised: every time sent is rounded down to a multiple of this many
+    /// seconds. Default 3600; range 1 ..= 86400 ([`ANONYMISE_GRANULARITY_SECS`]).
+    #[serde(default = "default_anonymise_granularity_secs")]
+    pub anonymise_granularity_secs: u64,
+    /// When anonymised and not empty: counts are reported as the largest of these
+    /// bounds not above the count (`[1, 10, 100]`: 57 is sent as 10). Default empty
+    /// (exact counts). Each bound in 1 ..= 1000000000 ([`COUNT_BUCKET`]).
+    #[serde(default)]
+    pub count_buckets: Vec<u64>,
     /// Our name for this destination. Default: `[share].source_name`.
     #[serde(default)]
     pub source_name: Option<String>,
@@ -181,6 +216,10 @@ impl TransportConfig {
 
 /// `window_secs`: 1 second to 30 days.
 pub const WINDOW_SECS: RangeInclusive<u64> = 1..=2_592_000;
+/// `anonymise_granularity_secs`: 1 second to a day.
+pub const ANONYMISE_GRANULARITY_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `count_buckets[]`: 1 to a billion (STIX's `count` limit is 999999999).
+pub const COUNT_BUCKET: RangeInclusive<u64> = 1..=999_999_999;
 /// `retry_initial_secs`: 1 second to a day.
 pub const RETRY_INITIAL_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `retry_max_secs`: 1 second to a week (and at least `retry_initial_secs`).
@@ -197,6 +236,9 @@ fn default_max_tlp() -> Tlp {
 }
 fn default_default_tlp() -> Tlp {
     Tlp::Amber
+}
+fn default_anonymise_granularity_secs() -> u64 {
+    3600
 }
 fn default_retry_initial_secs() -> u64 {
     30
@@ -217,6 +259,44 @@ pub fn parse_tlp(name: &str) -> Option<Tlp> {
     } else {
         Tlp::from_tag(&format!("tlp:{n}"))
     }
+}
+
+fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .map(|s| {
+            let t = s.trim();
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not a network (expected an address or CIDR, 192.0.2.0/24)"
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn de_tlp_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Tlp>, D::Error> {
+    let raw = BTreeMap::<String, String>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(tag, level)| {
+            let key = tag.trim().to_ascii_lowercase();
+            if !key.starts_with("tlp:") {
+                return Err(serde::de::Error::custom(format!(
+                    "tlp_map key {tag:?} is not a tlp:* tag"
+                )));
+            }
+            let tlp = parse_tlp(&level).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "tlp_map[{tag:?}]: unknown TLP {level:?} (expected clear, green, amber, \
+                     amber+strict or red)"
+                ))
+            })?;
+            Ok((key, tlp))
+        })
+        .collect()
 }
 
 fn de_tlp<'de, D: Deserializer<'de>>(d: D) -> Result<Tlp, D::Error> {
@@ -240,6 +320,8 @@ pub enum ShareConfigError {
     },
     #[error("share.source_name: must not be empty")]
     EmptySourceName,
+    #[error("share.{key}: {reason}")]
+    Key { key: &'static str, reason: String },
 }
 
 impl ShareConfigError {
@@ -251,6 +333,7 @@ impl ShareConfigError {
                 format!("share.destinations[{index}].{key}")
             }
             ShareConfigError::EmptySourceName => "share.source_name".to_string(),
+            ShareConfigError::Key { key, .. } => format!("share.{key}"),
         }
     }
 
@@ -261,6 +344,7 @@ impl ShareConfigError {
                 format!("{reason} (destination \"{name}\")")
             }
             ShareConfigError::EmptySourceName => "must not be empty".to_string(),
+            ShareConfigError::Key { reason, .. } => reason.clone(),
         }
     }
 }
@@ -295,6 +379,21 @@ impl ShareConfig {
         if self.source_name.trim().is_empty() {
             out.push(ShareConfigError::EmptySourceName);
         }
+        for (key, list) in [
+            ("victim_types", &self.victim_types),
+            ("victim_categories", &self.victim_categories),
+            ("own_domains", &self.own_domains),
+        ] {
+            if list
+                .iter()
+                .any(|v| v.trim().trim_matches(['.', '*']).is_empty())
+            {
+                out.push(ShareConfigError::Key {
+                    key,
+                    reason: "holds an empty entry".into(),
+                });
+            }
+        }
         let mut names = BTreeSet::new();
         for (index, d) in self.destinations.iter().enumerate() {
             let mut err = |key: &'static str, reason: String| {
@@ -319,9 +418,19 @@ impl ShareConfig {
                 ),
                 ("retry_max_secs", &RETRY_MAX_SECS, d.retry_max_secs),
                 ("timeout_secs", &TIMEOUT_SECS, d.timeout_secs),
+                (
+                    "anonymise_granularity_secs",
+                    &ANONYMISE_GRANULARITY_SECS,
+                    d.anonymise_granularity_secs,
+                ),
             ] {
                 if let Err(reason) = in_range(range, value) {
                     err(key, reason);
+                }
+            }
+            for &bucket in &d.count_buckets {
+                if let Err(reason) = in_range(&COUNT_BUCKET, bucket) {
+                    err("count_buckets", reason);
                 }
             }
             if d.retry_max_secs < d.retry_initial_secs {
@@ -398,36 +507,10 @@ impl DestinationConfig {
     }
 }
 
-/// `https://…`, or `http://` to a loopback host (tests, local relays).
+/// `https://…`, or `http://` to a loopback address (tests, local relays); no
+/// userinfo. See [`crate::net::http::parse_destination_url`].
 fn check_url(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    if let Some(rest) = lower.strip_prefix("https://") {
-        if rest.is_empty() {
-            return Err("has no host".into());
-        }
-        return Ok(());
-    }
-    let Some(rest) = lower.strip_prefix("http://") else {
-        return Err(format!("{url:?} is not an https:// URL"));
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    let loopback = host == "localhost"
-        || host
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
-    if loopback {
-        Ok(())
-    } else {
-        Err(format!(
-            "{url:?}: plain http:// is allowed only on loopback; use https://"
-        ))
-    }
+    crate::net::http::parse_destination_url(url).map(|_| ())
 }
 
 /// Why a provenance produced no sighting for a destination.
@@ -437,17 +520,27 @@ pub enum DropReason {
     NoDestination,
     /// TLP above the destination's ceiling.
     Tlp,
-    /// MISP distribution 0 (organisation only).
+    /// A `tlp:*` tag that is not TLP 2.0 and not in `tlp_map`.
+    UnknownTlp,
+    /// MISP distribution 0 (organisation only), after inheritance (an attribute's 5
+    /// is its event's distribution); also an inherited distribution with no event.
     Distribution,
+    /// MISP distribution 4 (a sharing group) and `share_sharing_group` is off.
+    SharingGroup,
+    /// Victim data: a victim type or category, or one of our own domains or networks.
+    VictimData,
     /// A MISP destination and neither an attribute nor an event UUID to restrict to.
     NoTarget,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::NoDestination,
         DropReason::Tlp,
+        DropReason::UnknownTlp,
         DropReason::Distribution,
+        DropReason::SharingGroup,
+        DropReason::VictimData,
         DropReason::NoTarget,
     ];
 
@@ -456,7 +549,10 @@ impl DropReason {
         match self {
             DropReason::NoDestination => "no_destination",
             DropReason::Tlp => "tlp",
+            DropReason::UnknownTlp => "unknown_tlp",
             DropReason::Distribution => "distribution",
+            DropReason::SharingGroup => "sharing_group",
+            DropReason::VictimData => "victim_data",
             DropReason::NoTarget => "no_target",
         }
     }
@@ -468,8 +564,18 @@ impl fmt::Display for DropReason {
         f.write_str(match self {
             DropReason::NoDestination => "no destination is configured for its intel source",
             DropReason::Tlp => "its TLP is above the destination's max_tlp",
+            DropReason::UnknownTlp => {
+                "it has a tlp:* tag that is not TLP 2.0 and not mapped in [share].tlp_map"
+            }
             DropReason::Distribution => {
-                "its MISP distribution is organisation only (share_organisation_only is off)"
+                "its MISP distribution (inherited from the event when the attribute says 5) \
+                 is organisation only (share_organisation_only is off)"
+            }
+            DropReason::SharingGroup => {
+                "its MISP distribution is a sharing group (share_sharing_group is off)"
+            }
+            DropReason::VictimData => {
+                "it is victim data (a victim type or category, or our own domain or network)"
             }
             DropReason::NoTarget => {
                 "the intel names neither an attribute nor an event UUID to attach it to"
@@ -534,18 +640,24 @@ impl Router {
     pub fn route(&self, confirmation: &Confirmation) -> Routing {
         let mut out = Routing::default();
         for (i, obs) in confirmation.observations.iter().enumerate() {
-            self.route_provenances(i, &obs.provenance, &mut out, |target, src, dest| {
-                Sighting::from_observation(obs, target, src, dest)
-            });
+            self.route_provenances(
+                i,
+                (&obs.indicator, obs.kind),
+                &obs.provenance,
+                &mut out,
+                |target, src, dest| Sighting::from_observation(obs, target, src, dest),
+            );
         }
         out
     }
 
-    /// The destinations and targets that `provenances` allow for one observation;
-    /// `make` builds each sighting from its target, our source name and destination.
+    /// The destinations and targets that `provenances` allow for one observation of
+    /// `indicator` (canonical value and kind); `make` builds each sighting from its
+    /// target, our source name and destination.
     pub(crate) fn route_provenances(
         &self,
         observation: usize,
+        indicator: (&str, Kind),
         provenances: &[Provenance],
         out: &mut Routing,
         make: impl Fn(Target, Option<&str>, &str) -> Sighting,
@@ -567,7 +679,7 @@ impl Router {
             let mut any = false;
             let is_misp = matches!(dest.transport, TransportConfig::Misp { .. });
             for p in provenances.iter().filter(|p| serves(dest, &p.source)) {
-                if let Some(reason) = refuse(dest, p) {
+                if let Some(reason) = self.refuse(dest, p, indicator) {
                     out.dropped.push((Some(dest.name.clone()), reason));
                     continue;
                 }
@@ -606,6 +718,60 @@ impl Router {
     }
 }
 
+impl Router {
+    /// The policy reason this provenance of `indicator` may not go back to `dest`, if
+    /// any. In order: victim data (never shared, whatever else is configured), TLP
+    /// (the most restrictive of the attribute's and the event's), distribution
+    /// (resolved through inheritance).
+    pub fn refuse(
+        &self,
+        dest: &DestinationConfig,
+        p: &Provenance,
+        indicator: (&str, Kind),
+    ) -> Option<DropReason> {
+        if super::victim::is_victim(&self.config, indicator.0, indicator.1, p) {
+            return Some(DropReason::VictimData);
+        }
+        let tlp = match resolve_tlp(p, &self.config.tlp_map) {
+            Ok(t) => t.unwrap_or(dest.default_tlp),
+            Err(_) => return Some(DropReason::UnknownTlp),
+        };
+        if tlp > dest.max_tlp {
+            return Some(DropReason::Tlp);
+        }
+        match p.distribution {
+            Some(0) if !dest.share_organisation_only => Some(DropReason::Distribution),
+            Some(4) if !dest.share_sharing_group => Some(DropReason::SharingGroup),
+            // 5 ("inherit the event's") that could not be resolved, or a value MISP
+            // does not define: unknown, so treated as the strictest.
+            Some(d) if d >= 5 => Some(DropReason::Distribution),
+            _ => None,
+        }
+    }
+}
+
+/// The TLP of a provenance: the most restrictive of its own level (attribute and event
+/// together) and of every `tlp:*` tag on the attribute or the event. `Err(tag)` for a
+/// `tlp:*` tag that is neither TLP 2.0 nor in `tlp_map`: not shareable.
+pub fn resolve_tlp(p: &Provenance, tlp_map: &BTreeMap<String, Tlp>) -> Result<Option<Tlp>, String> {
+    let mut level = p.tlp;
+    for tag in &p.tags {
+        let lower = tag.trim().to_ascii_lowercase();
+        if !lower.starts_with("tlp:") {
+            continue;
+        }
+        let t = match Tlp::from_tag(&lower) {
+            Some(t) => t,
+            None => match tlp_map.get(lower.trim_matches('"')) {
+                Some(t) => *t,
+                None => return Err(tag.clone()),
+            },
+        };
+        level = level.max(Some(t));
+    }
+    Ok(level)
+}
+
 /// Does `dest` give back to intel source `source`?
 fn serves(dest: &DestinationConfig, source: &str) -> bool {
     if dest.intel_sources.is_empty() {
@@ -613,18 +779,6 @@ fn serves(dest: &DestinationConfig, source: &str) -> bool {
     } else {
         dest.intel_sources.iter().any(|s| s == source)
     }
-}
-
-/// The policy reason this provenance may not go back to `dest`, if any.
-fn refuse(dest: &DestinationConfig, p: &Provenance) -> Option<DropReason> {
-    let tlp = p.tlp.unwrap_or(dest.default_tlp);
-    if tlp > dest.max_tlp {
-        return Some(DropReason::Tlp);
-    }
-    if p.distribution == Some(0) && !dest.share_organisation_only {
-        return Some(DropReason::Distribution);
-    }
-    None
 }
 
 /// MISP wants bare UUIDs; an id the STIX loader kept as `indicator--<uuid>` (MISP's
@@ -668,10 +822,111 @@ mod tests {
             ("http://[::1]:9/x", true),
             ("http://10.20.30.40", false),
             ("http://misp.example.org", false),
+            ("http://localhost:x@192.0.2.10:8080/misp", false),
             ("ftp://x", false),
         ] {
             assert_eq!(check_url(url).is_ok(), ok, "{url}");
         }
+    }
+
+    fn prov(tags: &[&str], tlp: Option<Tlp>, distribution: Option<u8>) -> Provenance {
+        Provenance {
+            source: "circl".into(),
+            event_uuid: Some("e1".into()),
+            attribute_uuid: Some("a1".into()),
+            source_type: "domain".into(),
+            category: Some("Network activity".into()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            tlp,
+            distribution,
+        }
+    }
+
+    fn router(toml_text: &str) -> Router {
+        let config: ShareConfig = toml::from_str(toml_text).expect("a [share] table");
+        Router::new(&config).expect("a valid config")
+    }
+
+    const ONE: &str = "[[destinations]]\nname = \"circl\"\nmax_tlp = \"amber\"\n\
+                       [destinations.transport]\ntype = \"stix_dir\"\npath = \"x\"\n";
+
+    #[test]
+    fn policy_table() {
+        let r = router(ONE);
+        let d = &r.config().destinations[0];
+        let ind = ("evil.example", Kind::Domain);
+        for (p, want) in [
+            (prov(&[], None, Some(3)), None),
+            (prov(&[], None, Some(0)), Some(DropReason::Distribution)),
+            (prov(&[], None, Some(5)), Some(DropReason::Distribution)),
+            (prov(&[], None, Some(4)), Some(DropReason::SharingGroup)),
+            (prov(&[], None, None), None),
+            (
+                prov(&["tlp:clear", "tlp:red"], None, Some(3)),
+                Some(DropReason::Tlp),
+            ),
+            (
+                prov(&["tlp:clear"], Some(Tlp::Red), Some(3)),
+                Some(DropReason::Tlp),
+            ),
+            (prov(&["tlp:green"], None, Some(3)), None),
+            (
+                prov(&["tlp:ex:chr"], None, Some(3)),
+                Some(DropReason::UnknownTlp),
+            ),
+            (
+                prov(&["TLP:Unclear", "tlp:green"], None, Some(3)),
+                Some(DropReason::UnknownTlp),
+            ),
+        ] {
+            assert_eq!(r.refuse(d, &p, ind), want, "{p:?}");
+        }
+        let mut victim = prov(&[], None, Some(3));
+        victim.source_type = "target-email".into();
+        assert_eq!(
+            r.refuse(d, &victim, ("jane.doe@x.example", Kind::Email)),
+            Some(DropReason::VictimData)
+        );
+    }
+
+    #[test]
+    fn mapped_tlp_tags_take_their_level() {
+        let r = router(&format!(
+            "tlp_map = {{ \"tlp:ex:chr\" = \"green\" }}\n{ONE}"
+        ));
+        let d = &r.config().destinations[0];
+        let p = prov(&["TLP:EX:CHR"], None, Some(3));
+        assert_eq!(r.refuse(d, &p, ("evil.example", Kind::Domain)), None);
+        let r = router(&format!("tlp_map = {{ \"tlp:ex:chr\" = \"red\" }}\n{ONE}"));
+        let d = &r.config().destinations[0];
+        assert_eq!(
+            r.refuse(d, &p, ("evil.example", Kind::Domain)),
+            Some(DropReason::Tlp)
+        );
+        let bad: Result<ShareConfig, _> = toml::from_str("tlp_map = { \"tlp:x\" = \"purple\" }");
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn new_keys_are_checked() {
+        let bad: Result<ShareConfig, _> = toml::from_str("own_networks = [\"10.0.0.0/33\"]");
+        assert!(bad
+            .expect_err("a bad network")
+            .to_string()
+            .contains("not a network"));
+        let c: ShareConfig = toml::from_str(&ONE.replace(
+            "max_tlp",
+            "anonymise_granularity_secs = 0\ncount_buckets = [0]\nmax_tlp",
+        ))
+        .expect("parses");
+        let keys: Vec<String> = c.problems().iter().map(|p| p.key()).collect();
+        assert_eq!(
+            keys,
+            [
+                "share.destinations[0].anonymise_granularity_secs",
+                "share.destinations[0].count_buckets"
+            ]
+        );
     }
 
     #[test]

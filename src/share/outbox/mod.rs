@@ -352,8 +352,12 @@ impl Outbox {
     ) -> Result<RecordOutcome, OutboxError> {
         let now = Utc::now();
         let mut routing = Routing::default();
-        self.router
-            .route_provenances(0, provenances, &mut routing, |target, source, dest| {
+        self.router.route_provenances(
+            0,
+            (indicator, kind),
+            provenances,
+            &mut routing,
+            |target, source, dest| {
                 Sighting::new(
                     indicator,
                     kind,
@@ -365,7 +369,8 @@ impl Outbox {
                     source,
                     dest,
                 )
-            });
+            },
+        );
         // Every report counts: a fresh fingerprint each time.
         let fp = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
         self.store(routing, |_| Some(fp), reason)
