@@ -25,7 +25,8 @@ pub struct SightingsArgs {
 pub enum SightingsAction {
     /// List sightings in the outbox.
     List {
-        /// Only this state: pending_approval, queued, sending, sent, failed, rejected.
+        /// Only this state: pending_approval, queued, sending, sent, failed, rejected,
+        /// withheld.
         #[arg(long)]
         state: Option<String>,
         #[arg(long)]
@@ -158,6 +159,10 @@ pub(super) fn delivery_sentence(r: &DeliveryReport) -> String {
         (
             r.deferred,
             "left for later (destination unreachable or not configured)",
+        ),
+        (
+            r.withheld,
+            "withheld by the sharing policy (see sightings list)",
         ),
     ] {
         if n > 0 {

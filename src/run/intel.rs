@@ -29,6 +29,29 @@ pub struct Live {
     pub metrics: Arc<Metrics>,
 }
 
+/// The live index as the outbox's send-time policy check reads it: the provenances
+/// the intel holds for an indicator now (after every reload).
+impl crate::share::outbox::IntelView for Live {
+    fn provenances(
+        &self,
+        indicator: &str,
+        kind: crate::intel::Kind,
+    ) -> Option<Vec<crate::correlate::Provenance>> {
+        let index = self.index.load();
+        let Some(id) = index.find_exact(kind, indicator) else {
+            return Some(Vec::new());
+        };
+        Some(
+            index
+                .metas_of(id)
+                .iter()
+                .filter(|&&m| index.meta_exclusion(m).is_none())
+                .map(|&m| crate::correlate::observe::provenance(&index, m))
+                .collect(),
+        )
+    }
+}
+
 /// What the configuration says to load.
 pub fn intel_plan(plan: &Plan) -> IntelPlan {
     let intel = &plan.config.intel;

@@ -51,6 +51,7 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use chrono::{DateTime, TimeZone, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
@@ -531,10 +532,13 @@ pub enum DropReason {
     VictimData,
     /// A MISP destination and neither an attribute nor an event UUID to restrict to.
     NoTarget,
+    /// Asked again before delivery: the current intel no longer holds the indicator
+    /// from the source, event and attribute it was queued for.
+    Withdrawn,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::NoDestination,
         DropReason::Tlp,
         DropReason::UnknownTlp,
@@ -542,6 +546,7 @@ impl DropReason {
         DropReason::SharingGroup,
         DropReason::VictimData,
         DropReason::NoTarget,
+        DropReason::Withdrawn,
     ];
 
     /// Metrics label.
@@ -554,6 +559,7 @@ impl DropReason {
             DropReason::SharingGroup => "sharing_group",
             DropReason::VictimData => "victim_data",
             DropReason::NoTarget => "no_target",
+            DropReason::Withdrawn => "withdrawn",
         }
     }
 }
@@ -580,6 +586,9 @@ impl fmt::Display for DropReason {
             DropReason::NoTarget => {
                 "the intel names neither an attribute nor an event UUID to attach it to"
             }
+            DropReason::Withdrawn => {
+                "the current intel no longer holds it from the source it was queued for"
+            }
         })
     }
 }
@@ -592,6 +601,9 @@ pub struct Routed {
     /// Index into the confirmation's observations (for de-duplication).
     pub observation: usize,
     pub sighting: Sighting,
+    /// The provenances that allowed it: kept with the row, so that the policy can be
+    /// asked again before delivery ([`Router::recheck`]).
+    pub provenances: Vec<Provenance>,
 }
 
 /// What routing one confirmation produced.
@@ -677,6 +689,7 @@ impl Router {
             let mut events: BTreeSet<String> = BTreeSet::new();
             let mut bare = false;
             let mut any = false;
+            let mut allowed: Vec<Provenance> = Vec::new();
             let is_misp = matches!(dest.transport, TransportConfig::Misp { .. });
             for p in provenances.iter().filter(|p| serves(dest, &p.source)) {
                 if let Some(reason) = self.refuse(dest, p, indicator) {
@@ -684,6 +697,7 @@ impl Router {
                     continue;
                 }
                 any = true;
+                allowed.push(p.clone());
                 match (&p.attribute_uuid, &p.event_uuid) {
                     (Some(a), _) if !a.trim().is_empty() => {
                         attrs.insert(target_id(a, is_misp));
@@ -712,6 +726,7 @@ impl Router {
                     destination: di,
                     observation,
                     sighting: make(target, source.as_deref(), &dest.name),
+                    provenances: allowed.clone(),
                 });
             }
         }
@@ -748,6 +763,128 @@ impl Router {
             _ => None,
         }
     }
+}
+
+impl Router {
+    /// Asks the policy again, just before delivery, with the current configuration:
+    /// may a sighting of `indicator` pointing at `target` still go to `dest`, given
+    /// the provenances that allowed it when it was queued (as the current intel now
+    /// has them)? Returns the target to use (a by-value target keeps only the events
+    /// still allowed) or the reason it is withheld.
+    pub fn recheck(
+        &self,
+        dest: &DestinationConfig,
+        indicator: (&str, Kind),
+        target: &Target,
+        provenances: &[Provenance],
+    ) -> Result<Target, DropReason> {
+        let is_misp = matches!(dest.transport, TransportConfig::Misp { .. });
+        let mut reason = DropReason::NoDestination;
+        let mut allowed: Vec<&Provenance> = Vec::new();
+        for p in provenances {
+            if !serves(dest, &p.source) {
+                continue;
+            }
+            match self.refuse(dest, p, indicator) {
+                Some(r) => reason = r,
+                None => allowed.push(p),
+            }
+        }
+        match target {
+            Target::Attribute(a) => {
+                let still = allowed.iter().any(|p| {
+                    p.attribute_uuid
+                        .as_deref()
+                        .is_some_and(|x| target_id(x, is_misp) == *a)
+                });
+                if still {
+                    Ok(target.clone())
+                } else {
+                    Err(reason)
+                }
+            }
+            Target::Value { event_uuids } if event_uuids.is_empty() => {
+                if allowed.is_empty() {
+                    Err(reason)
+                } else {
+                    Ok(target.clone())
+                }
+            }
+            Target::Value { event_uuids } => {
+                let kept: Vec<String> = event_uuids
+                    .iter()
+                    .filter(|e| {
+                        allowed.iter().any(|p| {
+                            p.event_uuid
+                                .as_deref()
+                                .is_some_and(|x| target_id(x, is_misp) == **e)
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                if kept.is_empty() {
+                    Err(reason)
+                } else {
+                    Ok(Target::Value { event_uuids: kept })
+                }
+            }
+        }
+    }
+
+    /// The sighting as it leaves for `dest` under the current configuration: our
+    /// source name now (none when anonymised), and when anonymised every time rounded
+    /// down to `anonymise_granularity_secs` and the count bucketed (`count_buckets`).
+    /// `created` (STIX `created`/`modified`) is rounded the same way.
+    pub fn outgoing(
+        &self,
+        dest: &DestinationConfig,
+        s: &Sighting,
+        target: Target,
+        created: DateTime<Utc>,
+    ) -> (Sighting, DateTime<Utc>) {
+        let source = self.source_for(dest);
+        let (first, last, count, created) = if dest.anonymise {
+            let g = dest.anonymise_granularity_secs;
+            (
+                round_down(s.first_seen, g),
+                round_down(s.last_seen, g),
+                bucket(s.count, &dest.count_buckets),
+                round_down(created, g),
+            )
+        } else {
+            (s.first_seen, s.last_seen, s.count, created)
+        };
+        let out = Sighting::new(
+            &s.indicator,
+            s.kind,
+            target,
+            s.sighting_type,
+            count,
+            first,
+            last,
+            source.as_deref(),
+            &s.destination,
+        );
+        (out, created)
+    }
+}
+
+/// `t` rounded down to a multiple of `granularity_secs` since the epoch (whole
+/// seconds: the milliseconds go too).
+pub fn round_down(t: DateTime<Utc>, granularity_secs: u64) -> DateTime<Utc> {
+    let g = i64::try_from(granularity_secs.max(1)).unwrap_or(i64::MAX);
+    let secs = t.timestamp().div_euclid(g) * g;
+    Utc.timestamp_opt(secs, 0).single().unwrap_or(t)
+}
+
+/// The largest bucket bound not above `count` (the smallest bound when all are above);
+/// `count` itself when there are no buckets.
+pub fn bucket(count: u64, buckets: &[u64]) -> u64 {
+    let below = buckets.iter().copied().filter(|b| *b <= count).max();
+    below
+        .or_else(|| buckets.iter().copied().min())
+        .unwrap_or(count)
+        .max(1)
 }
 
 /// The TLP of a provenance: the most restrictive of its own level (attribute and event

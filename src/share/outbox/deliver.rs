@@ -92,6 +92,14 @@ impl Outbox {
                 report.deferred += 1;
                 continue;
             };
+            let (sighting, created) = match self.prepare(&entry, dest) {
+                Ok(prepared) => prepared,
+                Err(reason) => {
+                    self.withhold(&entry, reason)?;
+                    report.withheld += 1;
+                    continue;
+                }
+            };
             let transport = match self.transport(dest) {
                 Ok(t) => t,
                 Err(e) => {
@@ -103,9 +111,9 @@ impl Outbox {
                 }
             };
             let out = Outgoing {
-                sighting: &entry.sighting,
+                sighting: &sighting,
                 key: &entry.key,
-                created: entry.created,
+                created,
             };
             let started = Instant::now();
             let result = if entry.verify {
@@ -170,6 +178,7 @@ impl Outbox {
                 retrying = report.retrying,
                 failed = report.failed,
                 deferred = report.deferred,
+                withheld = report.withheld,
                 "Sightings delivery pass."
             );
         }
