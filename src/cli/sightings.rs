@@ -80,7 +80,11 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
                 })?),
                 None => None,
             };
-            let rows = outbox.list(state)?;
+            let mut rows = outbox.list(state)?;
+            for r in &mut rows {
+                // Rows written before URLs with credentials were refused may quote one.
+                r.last_error = r.last_error.as_deref().map(crate::net::http::redact_text);
+            }
             for r in &rows {
                 if json {
                     println!(

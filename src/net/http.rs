@@ -78,6 +78,29 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// `text` with the user information of every `scheme://user:pass@host` in it replaced
+/// by `***` (for text stored before URLs were checked, such as an old `last_error`).
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/?#\"'<>".contains(c))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `text` with every occurrence of `raw` replaced by its redacted form (a library's
 /// error message may quote the URL it was given).
 fn redact_in(text: &str, raw: &str) -> String {
@@ -339,6 +362,16 @@ mod tests {
         ] {
             assert_eq!(redact_url(raw), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn redacted_text_keeps_no_credentials() {
+        assert_eq!(
+            redact_text("misp: http://localhost:s3cr3t@192.0.2.10:8080/misp answered 500"),
+            "misp: http://***@192.0.2.10:8080/misp answered 500"
+        );
+        assert_eq!(redact_text("a https://h/x@y b"), "a https://h/x@y b");
+        assert_eq!(redact_text("u:p@h no scheme"), "u:p@h no scheme");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! ```toml
 //! [share]
 //! source_name = "ACME SOC"            # default "tripline"
+//! victim_types = ["target-*", "email-dst"]  # never sighted (the default)
+//! victim_categories = ["Targeting data"]    # never sighted (the default)
+//! own_domains = ["acme.example"]      # our own: never sighted (default none)
+//! own_networks = ["192.0.2.0/24"]     # our own: never sighted (default none)
+//! tlp_map = { "tlp:ex:chr" = "red" }  # other tlp:* tags are not shareable
 //!
 //! [[share.destinations]]
 //! name = "circl"                      # also the default intel source it serves
@@ -14,7 +19,10 @@
 //! max_tlp = "amber+strict"            # default: nothing from tlp:red leaves
 //! default_tlp = "amber"               # TLP of intel without a tlp:* tag
 //! share_organisation_only = false     # MISP distribution 0 stays local
+//! share_sharing_group = false         # MISP distribution 4 stays local
 //! anonymise = false                   # true: no source name, no STIX identity
+//! anonymise_granularity_secs = 3600   # when anonymised: times rounded down
+//! count_buckets = []                  # when anonymised: e.g. [1, 10, 100]
 //! approval = "manual"                 # or "auto"
 //! retry_initial_secs = 30             # exponential backoff ...
 //! retry_max_secs = 3600               # ... capped here
@@ -34,10 +42,16 @@
 //! - a sighting goes back only to a destination that serves the intel source
 //!   ([`crate::correlate::Provenance::source`]) that supplied the indicator, never to
 //!   another community;
-//! - the provenance's TLP (or the destination's `default_tlp` when untagged) must not
-//!   exceed `max_tlp`; TLP 2.0 names, `white` reads as `clear`;
-//! - MISP distribution 0 (organisation only) is kept local unless
-//!   `share_organisation_only`;
+//! - victim data ([`super::victim`]) never leaves;
+//! - the provenance's TLP, the most restrictive of its attribute's and its event's
+//!   tags (or the destination's `default_tlp` when untagged), must not exceed
+//!   `max_tlp`; TLP 2.0 names, `white` reads as `clear`; another `tlp:*` tag is not
+//!   shareable unless `tlp_map` names its level;
+//! - MISP distribution, resolved through inheritance (an attribute's 5 is its event's,
+//!   see `correlate::observe::resolve_distribution`): 0 is kept local unless
+//!   `share_organisation_only`, 4 unless `share_sharing_group`, an unresolved 5 always;
+//! - all of this is asked again just before delivery, with the configuration and
+//!   intel of that moment ([`Router::recheck`], [`Router::outgoing`]);
 //! - a MISP destination gets a sighting by attribute UUID, or by value restricted to
 //!   the supplying events' UUIDs; with neither known, none (it could touch another
 //!   community's attribute).
