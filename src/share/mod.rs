@@ -32,7 +32,8 @@ pub use transport as delivery;
 pub use transport::taxii;
 
 pub use outbox::{
-    preview, DeliveryReport, Outbox, OutboxEntry, OutboxError, RecordOutcome, Selection, State,
+    preview, DeliveryReport, IntelView, Outbox, OutboxEntry, OutboxError, RecordOutcome, Selection,
+    State,
 };
 pub use policy::{
     Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,
