@@ -644,6 +644,18 @@ path = "{}"
         assert!(t.ends_with(":00:00.000Z"), "{k} = {t}");
     }
     assert_eq!(s["count"], 12);
+    // The object id is not the one the (guessable) idempotency key gives.
+    let cert_row = outbox
+        .list(Some(State::Sent))
+        .expect("list")
+        .into_iter()
+        .find(|r| r.sighting.destination == "cert")
+        .expect("cert row");
+    assert_ne!(
+        s["id"],
+        tripline::share::stix::object_id(&cert_row.sighting, &cert_row.key),
+        "{bundle_text}"
+    );
     for leak in ["ACME SOC", "identity", ".123", "10:11", "where_sighted"] {
         assert!(!bundle_text.contains(leak), "{leak} in {bundle_text}");
     }

@@ -110,9 +110,10 @@ impl Outbox {
                     continue;
                 }
             };
+            let key = self.wire_key(&entry.key, dest);
             let out = Outgoing {
                 sighting: &sighting,
-                key: &entry.key,
+                key: &key,
                 created,
             };
             let started = Instant::now();

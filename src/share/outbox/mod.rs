@@ -708,6 +708,7 @@ impl Outbox {
                 let (sighting, created) = self.prepare(&e, dest).ok()?;
                 e.sighting = sighting;
                 e.created = created;
+                e.key = self.wire_key(&e.key, dest);
                 Some(e)
             })
             .collect();

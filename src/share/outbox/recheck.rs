@@ -74,6 +74,19 @@ impl Outbox {
         Ok(self.router.outgoing(dest, s, target, entry.created))
     }
 
+    /// The key the transports derive object ids from (STIX `sighting--…`, bundle ids).
+    /// The row's idempotency key holds the window start, and an id hashed from it could
+    /// be matched against guessed windows to recover the time at window precision; for
+    /// an anonymised destination the key is salted with this outbox's secret salt
+    /// first (still the same on every attempt, so a retried push is one object).
+    pub fn wire_key(&self, key: &str, dest: &DestinationConfig) -> String {
+        if dest.anonymise {
+            format!("{:016x}\u{1f}{key}", self.salt)
+        } else {
+            key.to_string()
+        }
+    }
+
     /// Marks a claimed row `withheld` by the policy, counts and logs why.
     pub(super) fn withhold(
         &self,
