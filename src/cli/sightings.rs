@@ -134,6 +134,25 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
             for problem in missing_secrets(&config.share) {
                 eprintln!("tripline: {problem}");
             }
+            // The policy is asked again before each row leaves, against the intel
+            // as it stands now.
+            let shown = args
+                .config
+                .as_deref()
+                .unwrap_or(Path::new("(embedded configuration)"));
+            let plan = config.plan(shown)?;
+            let built = crate::run::intel::build(&crate::run::intel::intel_plan(&plan))
+                .context("loading the intel to check the sharing policy; nothing sent")?;
+            if !built.problems.is_empty() {
+                for p in &built.problems {
+                    eprintln!("tripline: {p}");
+                }
+                bail!(
+                    "the intel did not load cleanly, so the sharing policy cannot be checked \
+                     against it; nothing sent"
+                );
+            }
+            outbox.set_intel(std::sync::Arc::new(built.index));
             let r = outbox.send_now()?;
             println!("{}", delivery_sentence(&r));
             if r.failed > 0 || r.retrying > 0 {

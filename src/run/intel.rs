@@ -37,18 +37,7 @@ impl crate::share::outbox::IntelView for Live {
         indicator: &str,
         kind: crate::intel::Kind,
     ) -> Option<Vec<crate::correlate::Provenance>> {
-        let index = self.index.load();
-        let Some(id) = index.find_exact(kind, indicator) else {
-            return Some(Vec::new());
-        };
-        Some(
-            index
-                .metas_of(id)
-                .iter()
-                .filter(|&&m| index.meta_exclusion(m).is_none())
-                .map(|&m| crate::correlate::observe::provenance(&index, m))
-                .collect(),
-        )
+        self.index.load().provenances(indicator, kind)
     }
 }
 

@@ -800,3 +800,100 @@ fn secrets_in_urls_are_never_printed() {
         assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 }
+
+/// `tripline sightings send` asks the intel its configuration names, as it is at send
+/// time: an attribute re-tagged `tlp:red` since its sighting was queued stays local.
+#[test]
+fn intel_changed_since_queued_is_checked_at_send() {
+    require_python_module("pymisp", "pymisp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = dir.path().join("event.json");
+    let event_uuid = "6c3d4e5f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
+    let attrs: &[(&str, &str, &str, &[&str])] =
+        &[("domain", "c2.evil.example", "Network activity", &[])];
+    pymisp_event(&event, event_uuid, &["tlp:green"], attrs);
+    let attr_uuid = attribute_uuids(&event)("c2.evil.example");
+    let state = dir.path().join("state");
+    let bundles = dir.path().join("bundles");
+    let conf = dir.path().join("tripline.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[intel]\npaths = [\"circl={}\"]\n[state]\ndir = \"{}\"\n\
+             [[share.destinations]]\nname = \"circl\"\n[share.destinations.transport]\n\
+             type = \"stix_dir\"\npath = \"{}\"\n",
+            event.display(),
+            state.display(),
+            bundles.display()
+        ),
+    )
+    .expect("config written");
+    let cfg = config(&format!(
+        "[[destinations]]\nname = \"circl\"\n[destinations.transport]\ntype = \"stix_dir\"\n\
+         path = \"{}\"\n",
+        bundles.display()
+    ));
+    let mut p = prov("circl", Some(event_uuid), Some(&attr_uuid));
+    p.tags = vec!["tlp:green".into()];
+    let queue = |c: &str| {
+        let outbox = Outbox::open(&state, &cfg).expect("outbox");
+        outbox
+            .record(&confirmation(
+                "r",
+                vec![obs(T0, c, Kind::Domain, vec![p.clone()])],
+            ))
+            .expect("record");
+    };
+    let c = conf.to_str().expect("path");
+    let send = || {
+        assert!(tripline(&["sightings", "--config", c, "approve", "--all"])
+            .status
+            .success());
+        let out = tripline(&["sightings", "--config", c, "send"]);
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+
+    // Unchanged intel: delivered.
+    queue("c2.evil.example");
+    let said = send();
+    assert!(said.contains("1 sighting(s) delivered"), "{said}");
+    assert_eq!(std::fs::read_dir(&bundles).expect("bundles").count(), 1);
+
+    // Re-tagged red since (same event and attribute): withheld, nothing written.
+    let mut ev: Value =
+        serde_json::from_str(&std::fs::read_to_string(&event).expect("event")).expect("json");
+    let body = match ev.get_mut("Event") {
+        Some(e) => e,
+        None => &mut ev,
+    };
+    let tags = body["Tag"].as_array_mut().expect("event tags");
+    assert_eq!(tags[0]["name"], "tlp:green");
+    tags[0]["name"] = Value::from("tlp:red");
+    std::fs::write(&event, ev.to_string()).expect("event rewritten");
+    let later = p.clone();
+    let outbox = Outbox::open(&state, &cfg).expect("outbox");
+    outbox
+        .record(&confirmation(
+            "r",
+            vec![obs(T0 + 7200, "c2.evil.example", Kind::Domain, vec![later])],
+        ))
+        .expect("record");
+    drop(outbox);
+    let said = send();
+    assert!(said.contains("1 withheld by the sharing policy"), "{said}");
+    assert_eq!(std::fs::read_dir(&bundles).expect("bundles").count(), 1);
+    let list = tripline(&["sightings", "--config", c, "list", "--state", "withheld"]);
+    let shown = text(&list);
+    assert!(shown.contains("TLP is above"), "{shown}");
+
+    // Intel that does not load: nothing is sent.
+    queue("c2.evil.example");
+    std::fs::write(&event, "{ not json").expect("broken intel");
+    assert!(tripline(&["sightings", "--config", c, "approve", "--all"])
+        .status
+        .success());
+    let out = tripline(&["sightings", "--config", c, "send"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing sent"), "{}", text(&out));
+}

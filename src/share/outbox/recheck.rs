@@ -5,6 +5,10 @@
 //! with. A row the policy no longer allows becomes `withheld`, with the reason in
 //! `last_error`, a count in `tripline_sightings_dropped_total{reason}` and a log line.
 //!
+//! The sidecar reads its live index (swapped whole at each reload); `tripline
+//! sightings send` loads the intel its configuration names before sending, and sends
+//! nothing when that intel does not load cleanly.
+//!
 //! Rows written before provenances were kept (`provenance` NULL) cannot be asked
 //! again about TLP, distribution or victim data; they get the current source name and
 //! anonymisation only.
@@ -26,6 +30,22 @@ pub trait IntelView: Send + Sync {
     /// kind), empty when it holds none; `None` when this view cannot tell (then the
     /// provenances stored with the row are used as they are).
     fn provenances(&self, indicator: &str, kind: Kind) -> Option<Vec<Provenance>>;
+}
+
+/// An index as it stands: the provenances of its (not excluded) metas for the value.
+impl IntelView for crate::index::Index {
+    fn provenances(&self, indicator: &str, kind: Kind) -> Option<Vec<Provenance>> {
+        let Some(id) = self.find_exact(kind, indicator) else {
+            return Some(Vec::new());
+        };
+        Some(
+            self.metas_of(id)
+                .iter()
+                .filter(|&&m| self.meta_exclusion(m).is_none())
+                .map(|&m| crate::correlate::observe::provenance(self, m))
+                .collect(),
+        )
+    }
 }
 
 impl Outbox {
