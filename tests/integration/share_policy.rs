@@ -61,13 +61,25 @@ fn rules_dir(dir: &Path, kinds: &str) -> PathBuf {
 
 /// `tripline hunt` with the rule above, writing the MISP preview; returns it.
 fn hunt_preview(dir: &Path, intel: &[String], log: &str, kinds: &str, extra: &[&str]) -> String {
+    hunt_preview_and_summary(dir, intel, log, kinds, extra).0
+}
+
+/// [`hunt_preview`], and the summary the hunt printed.
+fn hunt_preview_and_summary(
+    dir: &Path,
+    intel: &[String],
+    log: &str,
+    kinds: &str,
+    extra: &[&str],
+) -> (String, String) {
     let logs = dir.join("mail.log");
     std::fs::write(&logs, log).expect("log written");
     let out_path = dir.join("preview.json");
     let rules = rules_dir(dir, kinds);
     let mut args: Vec<String> = vec![
         "hunt".into(),
-        "-q".into(),
+        "-o".into(),
+        dir.join("alerts.jsonl").display().to_string(),
         "--include-non-ids".into(),
         "--no-default-warninglists".into(),
         "--rules".into(),
@@ -84,7 +96,10 @@ fn hunt_preview(dir: &Path, intel: &[String], log: &str, kinds: &str, extra: &[&
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = tripline(&argv);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    std::fs::read_to_string(&out_path).expect("preview written")
+    (
+        std::fs::read_to_string(&out_path).expect("preview written"),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 /// Builds a MISP event with PyMISP: `attrs` are (type, value, category, tags),
@@ -225,12 +240,17 @@ fn victim_emails_are_never_sighted() {
     let log = "2024-05-01T10:00:00Z mx01 postfix/smtp: to=<jane.doe@acme.example>, status=sent\n\
                2024-05-01T10:01:00Z mx01 postfix/smtp: to=<cfo@acme.example>, status=sent\n\
                2024-05-01T10:02:00Z mx01 postfix/smtpd: from=<billing@evil-invoices.example>\n";
-    let preview = hunt_preview(
+    let (preview, summary) = hunt_preview_and_summary(
         dir.path(),
         &[format!("circl={}", event.display())],
         log,
         "email, domain",
         &[],
+    );
+    // The summary says what was withheld and why.
+    assert!(
+        summary.contains("2  withheld (victim_data): it is victim data"),
+        "{summary}"
     );
     let uuid_of = attribute_uuids(&event);
     let mut got: Vec<String> = sightings_in(&preview)
@@ -606,6 +626,25 @@ path = "{}"
         "{}",
         bodies[0]
     );
+
+    // And PyMISP reads it as a sighting with no source.
+    require_python_module("pymisp", "pymisp");
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, &bodies[0]).expect("written");
+    let checked = python(
+        r#"
+import json, sys
+from pymisp import MISPSighting
+s = MISPSighting()
+s.from_dict(**json.load(open(sys.argv[1])))
+d = s.to_dict()
+assert "source" not in d, d
+assert int(d["timestamp"]) % 3600 == 0, d
+print("pymisp ok")
+"#,
+        &[body_file.to_str().expect("path")],
+    );
+    assert!(checked.contains("pymisp ok"), "{checked}");
 
     let files: Vec<PathBuf> = std::fs::read_dir(&stix_dir)
         .expect("stix dir")

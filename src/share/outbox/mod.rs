@@ -792,11 +792,24 @@ pub fn preview(
     confirmations: &[Confirmation],
     format: ExportFormat,
 ) -> Result<String, OutboxError> {
+    preview_with_drops(config, confirmations, format).map(|(text, _)| text)
+}
+
+/// [`preview`], and how many provenances the policy left out, by reason (for the
+/// summary that says what was withheld and why).
+pub fn preview_with_drops(
+    config: &ShareConfig,
+    confirmations: &[Confirmation],
+    format: ExportFormat,
+) -> Result<(String, Vec<(DropReason, u64)>), OutboxError> {
     let outbox = Outbox::in_memory(config)?;
+    let mut dropped: std::collections::BTreeMap<DropReason, u64> = Default::default();
     for c in confirmations {
-        outbox.record(c)?;
+        for (_, reason) in outbox.record(c)?.dropped {
+            *dropped.entry(reason).or_default() += 1;
+        }
     }
-    outbox.export(format, None)
+    Ok((outbox.export(format, None)?, dropped.into_iter().collect()))
 }
 
 #[cfg(test)]
