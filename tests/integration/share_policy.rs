@@ -13,9 +13,10 @@ use tripline::correlate::Provenance;
 use tripline::intel::Kind;
 use tripline::share::{IntelView, Outbox, Selection, State};
 
-/// The real PyMISP test event: distribution 0 (organisation only), its attributes
-/// distribution 5 (inherit the event's), as MISP exports them.
-const ORG_ONLY_EVENT: &str = "/work/shared/data/misp/events/pymisp-tests/misp_event.json";
+/// The real PyMISP test event (`tests/misp_event.json`, see fixtures/intel/SOURCES.txt):
+/// distribution 0 (organisation only), its attributes distribution 5 (inherit the
+/// event's), as MISP exports them.
+const ORG_ONLY_EVENT: &str = "fixtures/intel/misp/pymisp-tests/misp_event.json";
 /// Its URL attribute (`to_ids` false, hence `--include-non-ids`).
 const ORG_ONLY_URL: &str = "http://fake.website.com/malware/is/here";
 const ORG_ONLY_ATTR: &str = "575c8598-f1f0-4c16-a94a-0612c0a83866";
@@ -187,7 +188,7 @@ fn inherited_distribution_zero_is_not_shared() {
     // The same event shared with all communities (3): the sighting is there, so the
     // hunt did match and confirm; only the distribution kept it local.
     let mut event: Value =
-        serde_json::from_str(&std::fs::read_to_string(ORG_ONLY_EVENT).expect("event"))
+        serde_json::from_str(&std::fs::read_to_string(root().join(ORG_ONLY_EVENT)).expect("event"))
             .expect("json");
     match event.get_mut("Event") {
         Some(ev) => ev["distribution"] = Value::from("3"),
