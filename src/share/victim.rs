@@ -8,8 +8,9 @@
 //!   `Targeting data`), case-insensitive;
 //! - its MISP type matches `victim_types` (default `target-*` and `email-dst`): an
 //!   exact name, or a prefix ending in `*`, case-insensitive;
-//! - the indicator is in one of `own_domains` (a domain or host there, an e-mail
-//!   address there, a URL whose host is there), on label boundaries;
+//! - the indicator is in one of `own_domains` (written in UTF-8 or punycode): a domain
+//!   or host there, an e-mail address there, a URL whose host is there, on label
+//!   boundaries;
 //! - the indicator is an address or prefix inside (or overlapping) one of
 //!   `own_networks`, or a URL whose host is such an address.
 //!
@@ -59,7 +60,8 @@ pub fn is_own(config: &ShareConfig, indicator: &str, kind: Kind) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     config.own_domains.iter().any(|d| {
         let d = d.trim().trim_start_matches("*.").trim_matches('.');
-        let d = d.to_ascii_lowercase();
+        // Indicators are canonical (IDN as punycode): compare in the same form.
+        let d = idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_ascii_lowercase());
         !d.is_empty()
             && (host == d
                 || (host.len() > d.len()
@@ -126,7 +128,7 @@ mod tests {
 
     fn config() -> ShareConfig {
         ShareConfig {
-            own_domains: vec!["ourcorp.example".into()],
+            own_domains: vec!["ourcorp.example".into(), "München.example".into()],
             own_networks: vec!["192.0.2.0/24".parse().expect("a network")],
             ..ShareConfig::default()
         }
@@ -200,6 +202,13 @@ mod tests {
             ("192.0.0.0/16", Kind::Ipv4, "ip-dst", None, true),
             ("198.51.100.7", Kind::Ipv4, "ip-dst", None, false),
             ("192.0.2.9/admin", Kind::Url, "url", None, true),
+            (
+                "mail.xn--mnchen-3ya.example",
+                Kind::Hostname,
+                "hostname",
+                None,
+                true,
+            ),
         ] {
             assert_eq!(
                 is_victim(&c, indicator, kind, &prov(ty, category)),
