@@ -261,12 +261,18 @@ pub(super) fn confirm_hunt(
             .parse()
             .map_err(|e| anyhow::anyhow!("--sightings-format: {e}"))?;
         let policy = preview_policy(args.config.as_deref(), index)?;
-        let text = crate::share::preview(&policy, &confirmations, format)?;
+        let (text, dropped) = crate::share::preview_with_drops(&policy, &confirmations, format)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         summary.push_str(&format!(
             "  sightings that would be shared: written to {} (nothing sent)\n",
             path.display()
         ));
+        for (reason, n) in dropped {
+            summary.push_str(&format!(
+                "    {n:>6}  withheld ({}): {reason}\n",
+                reason.name()
+            ));
+        }
     }
     Ok(summary)
 }

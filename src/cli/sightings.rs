@@ -25,7 +25,8 @@ pub struct SightingsArgs {
 pub enum SightingsAction {
     /// List sightings in the outbox.
     List {
-        /// Only this state: pending_approval, queued, sending, sent, failed, rejected.
+        /// Only this state: pending_approval, queued, sending, sent, failed, rejected,
+        /// withheld.
         #[arg(long)]
         state: Option<String>,
         #[arg(long)]
@@ -79,7 +80,11 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
                 })?),
                 None => None,
             };
-            let rows = outbox.list(state)?;
+            let mut rows = outbox.list(state)?;
+            for r in &mut rows {
+                // Rows written before URLs with credentials were refused may quote one.
+                r.last_error = r.last_error.as_deref().map(crate::net::http::redact_text);
+            }
             for r in &rows {
                 if json {
                     println!(
@@ -129,6 +134,25 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
             for problem in missing_secrets(&config.share) {
                 eprintln!("tripline: {problem}");
             }
+            // The policy is asked again before each row leaves, against the intel
+            // as it stands now.
+            let shown = args
+                .config
+                .as_deref()
+                .unwrap_or(Path::new("(embedded configuration)"));
+            let plan = config.plan(shown)?;
+            let built = crate::run::intel::build(&crate::run::intel::intel_plan(&plan))
+                .context("loading the intel to check the sharing policy; nothing sent")?;
+            if !built.problems.is_empty() {
+                for p in &built.problems {
+                    eprintln!("tripline: {p}");
+                }
+                bail!(
+                    "the intel did not load cleanly, so the sharing policy cannot be checked \
+                     against it; nothing sent"
+                );
+            }
+            outbox.set_intel(std::sync::Arc::new(built.index));
             let r = outbox.send_now()?;
             println!("{}", delivery_sentence(&r));
             if r.failed > 0 || r.retrying > 0 {
@@ -158,6 +182,10 @@ pub(super) fn delivery_sentence(r: &DeliveryReport) -> String {
         (
             r.deferred,
             "left for later (destination unreachable or not configured)",
+        ),
+        (
+            r.withheld,
+            "withheld by the sharing policy (see sightings list)",
         ),
     ] {
         if n > 0 {

@@ -77,7 +77,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 24] = [
+pub const ALL: [Bound; 25] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -129,6 +129,11 @@ pub const ALL: [Bound; 24] = [
     int(
         "share.destinations[].timeout_secs",
         share::TIMEOUT_SECS,
+        "s",
+    ),
+    int(
+        "share.destinations[].anonymise_granularity_secs",
+        share::ANONYMISE_GRANULARITY_SECS,
         "s",
     ),
 ];
@@ -189,6 +194,7 @@ mod tests {
             *share::WINDOW_SECS.end(),
             *share::RETRY_MAX_SECS.end(),
             *share::TIMEOUT_SECS.end(),
+            *share::ANONYMISE_GRANULARITY_SECS.end(),
         ] {
             assert!(now
                 .checked_add(std::time::Duration::from_secs(secs))

@@ -246,7 +246,11 @@ impl Checker<'_> {
                         (None, Some(p)) => Some(("key", "api_key_file", SecretAt::File(p))),
                         (None, None) => None,
                     };
-                    (format!("misp {url}"), secret, ca_file)
+                    (
+                        format!("misp {}", crate::net::http::redact_url(url)),
+                        secret,
+                        ca_file,
+                    )
                 }
                 TransportConfig::Taxii {
                     api_root,
@@ -267,7 +271,10 @@ impl Checker<'_> {
                         (Some(_), None, None) => None,
                     };
                     (
-                        format!("taxii {api_root} collection {collection_id}"),
+                        format!(
+                            "taxii {} collection {collection_id}",
+                            crate::net::http::redact_url(api_root)
+                        ),
                         secret,
                         ca_file,
                     )
@@ -300,6 +307,23 @@ impl Checker<'_> {
             } else if matches!(d.transport, TransportConfig::Taxii { .. }) {
                 line.push_str(" (no authentication)");
             }
+            line.push_str(&format!(
+                ", max_tlp {}, {}",
+                d.max_tlp.as_str().to_ascii_lowercase(),
+                if d.anonymise {
+                    format!(
+                        "anonymised (times rounded down to {} s{})",
+                        d.anonymise_granularity_secs,
+                        if d.count_buckets.is_empty() {
+                            ""
+                        } else {
+                            ", counts bucketed"
+                        }
+                    )
+                } else {
+                    "not anonymised".to_string()
+                }
+            ));
             out.push(line);
         }
         out
@@ -438,6 +462,21 @@ fn summary(plan: &super::Plan, rules: &str, sharing: &[String]) -> Vec<String> {
             sharing.join("; ")
         )
     });
+    if !sharing.is_empty() {
+        let sh = &c.share;
+        out.push(format!(
+            "sharing policy: victim data never shared (types {}; categories {}; {} own \
+             domain{}, {} own network{}); {} mapped tlp tag{}",
+            sh.victim_types.join(", "),
+            sh.victim_categories.join(", "),
+            sh.own_domains.len(),
+            plural(sh.own_domains.len()),
+            sh.own_networks.len(),
+            plural(sh.own_networks.len()),
+            sh.tlp_map.len(),
+            plural(sh.tlp_map.len()),
+        ));
+    }
     out.push(match plan.metrics_addr {
         Some(a) => format!("metrics: http://{a}/metrics"),
         None => "metrics: off".to_string(),

@@ -34,10 +34,28 @@ pub fn provenance(index: &Index, meta_id: u32) -> Provenance {
         source_type: index.string(meta.misp_type).to_string(),
         category: meta.category.map(|c| index.string(c).to_string()),
         tags,
-        tlp: index.tlp_of(meta),
-        distribution: meta
-            .distribution
-            .or_else(|| event.and_then(|e| e.distribution)),
+        // The most restrictive of the attribute's and the event's (an attribute
+        // tagged tlp:clear in a tlp:red event is red).
+        tlp: meta.tlp.max(event.and_then(|e| e.tlp)),
+        distribution: resolve_distribution(meta.distribution, event.and_then(|e| e.distribution)),
+    }
+}
+
+/// MISP distribution after inheritance: an attribute's 5 ("inherit the event's") or
+/// none is its event's; an attribute may narrow its event's (the lower number
+/// wins, 4 "sharing group" counting as the narrowest but 0). An inherited 5 with no
+/// event distribution stays 5: the sharing policy treats it as unknown.
+pub fn resolve_distribution(attribute: Option<u8>, event: Option<u8>) -> Option<u8> {
+    let narrowness = |d: u8| match d {
+        0 => 0,
+        4 => 1,
+        3 => 4,
+        d => d + 1,
+    };
+    match (attribute, event) {
+        (Some(5) | None, e) => e.or(attribute),
+        (Some(a), Some(e)) if e != 5 => Some(if narrowness(e) < narrowness(a) { e } else { a }),
+        (a, _) => a,
     }
 }
 
@@ -69,4 +87,31 @@ pub fn observations(
             log_source: log_source.to_string(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inherited_distribution_resolves_to_the_event() {
+        for (attribute, event, want) in [
+            (Some(5), Some(0), Some(0)),
+            (Some(5), Some(3), Some(3)),
+            (None, Some(1), Some(1)),
+            (Some(3), Some(0), Some(0)),
+            (Some(0), Some(3), Some(0)),
+            (Some(1), Some(3), Some(1)),
+            (Some(3), Some(4), Some(4)),
+            (Some(5), None, Some(5)),
+            (None, None, None),
+            (Some(2), None, Some(2)),
+        ] {
+            assert_eq!(
+                resolve_distribution(attribute, event),
+                want,
+                "{attribute:?} in {event:?}"
+            );
+        }
+    }
 }

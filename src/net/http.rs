@@ -9,6 +9,12 @@
 //! something twice checks before retrying the latter. Header values (credentials)
 //! never appear in errors; answer bodies are shortened to one line.
 //!
+//! Destination URLs are parsed with the `url` crate (the parser ureq itself uses, so
+//! what is checked is what is connected to): [`parse_destination_url`] refuses
+//! userinfo (`http://localhost:x@192.0.2.10/` names host 192.0.2.10, and would carry a
+//! credential in clear) and allows plain `http://` only to a loopback host after
+//! parsing. Every URL shown in an error passes through [`redact_url`] first.
+//!
 //! Costs: blocking; one connection pool per client (build one per server and keep it).
 //! Bodies are read whole, up to ureq's 10 MB limit. Async callers run it on a
 //! blocking thread.
@@ -16,6 +22,95 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Parses a destination URL: `https://`, or `http://` to a loopback address
+/// (`localhost`, `127.0.0.0/8`, `::1`) after parsing; never with userinfo (credentials
+/// come from an environment variable or a file). The error shows the URL redacted.
+pub fn parse_destination_url(raw: &str) -> Result<url::Url, String> {
+    let shown = redact_url(raw);
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{shown:?} holds a user name or password: credentials in a URL are refused \
+             (set api_key_env / api_key_file, or username with password_env / password_file)"
+        ));
+    }
+    let host = url.host().ok_or_else(|| format!("{shown:?} has no host"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" => {
+            let loopback = match host {
+                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            };
+            if loopback {
+                Ok(url)
+            } else {
+                Err(format!(
+                    "{shown:?}: plain http:// is allowed only to a loopback address; use https://"
+                ))
+            }
+        }
+        other => Err(format!("{shown:?} is not an https:// URL (scheme {other})")),
+    }
+}
+
+/// `url` with any user name and password replaced by `***`, for errors and logs. A
+/// string that does not parse has everything between `://` and the last `@` of its
+/// authority replaced the same way.
+pub fn redact_url(raw: &str) -> String {
+    if let Ok(mut url) = url::Url::parse(raw.trim()) {
+        if url.username().is_empty() && url.password().is_none() {
+            return raw.trim().to_string();
+        }
+        if url.set_username("***").is_ok() && url.set_password(None).is_ok() {
+            return url.to_string();
+        }
+    }
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => raw.to_string(),
+    }
+}
+
+/// `text` with the user information of every `scheme://user:pass@host` in it replaced
+/// by `***` (for text stored before URLs were checked, such as an old `last_error`).
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/?#\"'<>".contains(c))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` with every occurrence of `raw` replaced by its redacted form (a library's
+/// error message may quote the URL it was given).
+fn redact_in(text: &str, raw: &str) -> String {
+    let shown = redact_url(raw);
+    if shown == raw || raw.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(raw, &shown)
+    }
+}
 
 /// The longest connect timeout, whatever the overall timeout.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,7 +234,9 @@ impl HttpClient {
     }
 }
 
-fn finish(url: &str, result: Result<ureq::Response, ureq::Error>) -> Result<Answer, HttpError> {
+fn finish(raw: &str, result: Result<ureq::Response, ureq::Error>) -> Result<Answer, HttpError> {
+    let shown = redact_url(raw);
+    let url = shown.as_str();
     match result {
         Ok(resp) => {
             let status = resp.status();
@@ -158,7 +255,7 @@ fn finish(url: &str, result: Result<ureq::Response, ureq::Error>) -> Result<Answ
             })
         }
         Err(ureq::Error::Transport(t)) => {
-            let detail = t.to_string();
+            let detail = redact_in(&t.to_string(), raw);
             let not_sent = matches!(
                 t.kind(),
                 ureq::ErrorKind::Dns
@@ -216,6 +313,66 @@ pub fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destination_urls() {
+        for (url, ok) in [
+            ("https://misp.example.org", true),
+            ("https://misp.example.org:8443/misp/", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.1:8080/", true),
+            ("http://localhost/", true),
+            ("http://LOCALHOST:9/", true),
+            ("http://[::1]:9/x", true),
+            ("http://10.20.30.40", false),
+            ("http://misp.example.org", false),
+            ("http://localhost.example.org/", false),
+            ("http://localhost:x@192.0.2.10:8080/misp", false),
+            ("http://127.0.0.1@192.0.2.10/", false),
+            ("https://user:pass@misp.example.org/", false),
+            ("https://user@misp.example.org/", false),
+            ("ftp://x", false),
+            ("https://", false),
+            ("misp.example.org", false),
+        ] {
+            assert_eq!(parse_destination_url(url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn userinfo_in_destination_url_is_refused() {
+        let e = parse_destination_url("http://localhost:s3cr3t@192.0.2.10:8080/misp")
+            .expect_err("userinfo");
+        assert!(e.contains("user name or password"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(!e.contains("localhost:"), "{e}");
+    }
+
+    #[test]
+    fn redacted_urls_keep_no_credentials() {
+        for (raw, want) in [
+            (
+                "http://localhost:s3cr3t@192.0.2.10:8080/misp",
+                "http://***@192.0.2.10:8080/misp",
+            ),
+            ("https://u:p@h.example/x?y", "https://***@h.example/x?y"),
+            ("https://h.example/a@b", "https://h.example/a@b"),
+            ("bad://u:s3cr3t@[zz/x", "bad://***@[zz/x"),
+            ("no scheme", "no scheme"),
+        ] {
+            assert_eq!(redact_url(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn redacted_text_keeps_no_credentials() {
+        assert_eq!(
+            redact_text("misp: http://localhost:s3cr3t@192.0.2.10:8080/misp answered 500"),
+            "misp: http://***@192.0.2.10:8080/misp answered 500"
+        );
+        assert_eq!(redact_text("a https://h/x@y b"), "a https://h/x@y b");
+        assert_eq!(redact_text("u:p@h no scheme"), "u:p@h no scheme");
+    }
 
     #[test]
     fn shorten_cuts_on_char_boundaries() {

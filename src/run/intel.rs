@@ -29,6 +29,18 @@ pub struct Live {
     pub metrics: Arc<Metrics>,
 }
 
+/// The live index as the outbox's send-time policy check reads it: the provenances
+/// the intel holds for an indicator now (after every reload).
+impl crate::share::outbox::IntelView for Live {
+    fn provenances(
+        &self,
+        indicator: &str,
+        kind: crate::intel::Kind,
+    ) -> Option<Vec<crate::correlate::Provenance>> {
+        self.index.load().provenances(indicator, kind)
+    }
+}
+
 /// What the configuration says to load.
 pub fn intel_plan(plan: &Plan) -> IntelPlan {
     let intel = &plan.config.intel;

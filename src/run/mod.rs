@@ -173,6 +173,11 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     )
     .context("opening alert outputs")?;
     let outbox = confirm::open_outbox(config, &metrics).context("opening the sightings outbox")?;
+    if let Some(o) = &outbox {
+        // The policy is asked again before every delivery, against the intel as it
+        // stands then.
+        o.set_intel(live.clone());
+    }
     let correlation =
         confirm::Correlation::open(config, outbox.clone()).context("loading rules")?;
     let rules = correlation.as_ref().map_or(0, |c| c.rules());

@@ -23,6 +23,7 @@ pub mod render;
 pub mod sighting;
 pub mod stats;
 pub mod transport;
+pub mod victim;
 
 /// Old paths, kept so that callers of `share::delivery`, `share::taxii`,
 /// `share::misp`, `share::stix` and `share::export` still compile.
@@ -31,7 +32,8 @@ pub use transport as delivery;
 pub use transport::taxii;
 
 pub use outbox::{
-    preview, DeliveryReport, Outbox, OutboxEntry, OutboxError, RecordOutcome, Selection, State,
+    preview, preview_with_drops, DeliveryReport, IntelView, Outbox, OutboxEntry, OutboxError,
+    RecordOutcome, Selection, State,
 };
 pub use policy::{
     Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,

@@ -304,8 +304,9 @@ pub const SIGHTINGS_DROPPED: MetricDef = def(
     "tripline_sightings_dropped_total",
     Counter,
     &["reason"],
-    "Indicator provenances the sharing policy left out of sightings, by reason \
-     (no_destination, tlp, distribution, no_target).",
+    "Indicator provenances the sharing policy left out of sightings (when queued) and \
+     sightings it withheld (asked again before delivery), by reason (no_destination, \
+     tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn).",
 );
 pub const SIGHTING_LATE_OBSERVATIONS: MetricDef = def(
     "tripline_sighting_late_observations_total",

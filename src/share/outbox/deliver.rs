@@ -92,6 +92,14 @@ impl Outbox {
                 report.deferred += 1;
                 continue;
             };
+            let (sighting, created) = match self.prepare(&entry, dest) {
+                Ok(prepared) => prepared,
+                Err(reason) => {
+                    self.withhold(&entry, reason)?;
+                    report.withheld += 1;
+                    continue;
+                }
+            };
             let transport = match self.transport(dest) {
                 Ok(t) => t,
                 Err(e) => {
@@ -102,10 +110,11 @@ impl Outbox {
                     continue;
                 }
             };
+            let key = self.wire_key(&entry.key, dest);
             let out = Outgoing {
-                sighting: &entry.sighting,
-                key: &entry.key,
-                created: entry.created,
+                sighting: &sighting,
+                key: &key,
+                created,
             };
             let started = Instant::now();
             let result = if entry.verify {
@@ -170,6 +179,7 @@ impl Outbox {
                 retrying = report.retrying,
                 failed = report.failed,
                 deferred = report.deferred,
+                withheld = report.withheld,
                 "Sightings delivery pass."
             );
         }

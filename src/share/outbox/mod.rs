@@ -10,7 +10,9 @@
 //! sent or sent are counted in `late_count` and stay local: a window is one sighting.
 //!
 //! States: `pending_approval` (manual approval) → `queued` → `sending` → `sent`;
-//! `rejected` by an analyst; `failed` when the destination refused the content
+//! `rejected` by an analyst; `withheld` when the policy, asked again just before
+//! delivery with the current configuration and intel, no longer allows it
+//! (`recheck.rs`); `failed` when the destination refused the content
 //! (retrying cannot help; `approve` re-queues it). A transient failure puts the row
 //! back in `queued` with `attempts`, `last_error` and `next_attempt` (exponential
 //! backoff, capped): a destination down for hours loses nothing.
@@ -32,7 +34,10 @@
 //! while it is open. Delivery holds the database lock only between requests.
 
 mod deliver;
+mod recheck;
 mod row;
+
+pub use recheck::IntelView;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,7 +54,7 @@ use super::policy::{Approval, DropReason, Routed, Router, Routing, ShareConfig, 
 use super::sighting::{from_millis, window_start, Sighting, SightingType};
 use super::stats::{Counters, ShareStats};
 use super::transport::Transport;
-use row::{event_uuids, raw_row, target_attr, COLUMNS, SCHEMA};
+use row::{event_uuids, provenance_json, raw_row, target_attr, COLUMNS, SCHEMA};
 
 /// The outbox file name under the state directory.
 pub const FILE_NAME: &str = "sightings.sqlite";
@@ -63,16 +68,20 @@ pub enum State {
     Sent,
     Failed,
     Rejected,
+    /// The policy, asked again just before delivery, no longer allows it (the
+    /// configuration or the intel changed since it was queued); `last_error` says why.
+    Withheld,
 }
 
 impl State {
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::PendingApproval,
         State::Queued,
         State::Sending,
         State::Sent,
         State::Failed,
         State::Rejected,
+        State::Withheld,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +92,7 @@ impl State {
             State::Sent => "sent",
             State::Failed => "failed",
             State::Rejected => "rejected",
+            State::Withheld => "withheld",
         }
     }
 
@@ -161,6 +171,9 @@ pub struct OutboxEntry {
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The provenances that allowed the row (asked again before delivery); `None` for
+    /// a row written before they were kept.
+    pub provenance: Option<Vec<Provenance>>,
 }
 
 /// Which rows `approve` takes.
@@ -200,6 +213,8 @@ pub struct DeliveryReport {
     pub failed: usize,
     /// Due rows left for a later pass (destination unreachable, unknown destination).
     pub deferred: usize,
+    /// No longer allowed by the policy, asked again before sending: now `withheld`.
+    pub withheld: usize,
 }
 
 /// The outbox. `Send + Sync`; one connection behind a mutex, held only between
@@ -213,6 +228,7 @@ pub struct Outbox {
     transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     counters: Mutex<Counters>,
     deliver_lock: Mutex<()>,
+    intel: Mutex<Option<Arc<dyn IntelView>>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -274,6 +290,7 @@ impl Outbox {
         conn.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        row::migrate(&conn).map_err(db)?;
         let salt: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
                 r.get(0)
@@ -301,6 +318,7 @@ impl Outbox {
             transports: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             deliver_lock: Mutex::new(()),
+            intel: Mutex::new(None),
         })
     }
 
@@ -352,8 +370,12 @@ impl Outbox {
     ) -> Result<RecordOutcome, OutboxError> {
         let now = Utc::now();
         let mut routing = Routing::default();
-        self.router
-            .route_provenances(0, provenances, &mut routing, |target, source, dest| {
+        self.router.route_provenances(
+            0,
+            (indicator, kind),
+            provenances,
+            &mut routing,
+            |target, source, dest| {
                 Sighting::new(
                     indicator,
                     kind,
@@ -365,7 +387,8 @@ impl Outbox {
                     source,
                     dest,
                 )
-            });
+            },
+        );
         // Every report counts: a fresh fingerprint each time.
         let fp = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
         self.store(routing, |_| Some(fp), reason)
@@ -393,11 +416,11 @@ impl Outbox {
             let we = ws.saturating_add(i64::try_from(dest.window_secs).unwrap_or(i64::MAX));
             let key = s.idempotency_key(ws);
             let events = event_uuids(&s.target);
-            let existing: Option<(i64, String, String)> = tx
+            let existing: Option<(i64, String, String, Option<String>)> = tx
                 .query_row(
-                    "SELECT id, state, event_uuids FROM sightings WHERE idem_key = ?1",
+                    "SELECT id, state, event_uuids, provenance FROM sightings WHERE idem_key = ?1",
                     params![key],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
                 )
                 .optional()
                 .map_err(|e| self.db(e))?;
@@ -410,9 +433,10 @@ impl Outbox {
                     tx.execute(
                         "INSERT INTO sightings (idem_key, destination, indicator, kind, target, \
                          event_uuids, sighting_type, count, first_seen, last_seen, window_start, \
-                         window_end, source, state, next_attempt, note, created, updated) \
+                         window_end, source, state, next_attempt, note, created, updated, \
+                         provenance) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, \
-                         ?15, ?16, ?16)",
+                         ?15, ?16, ?16, ?17)",
                         params![
                             key,
                             s.destination,
@@ -430,6 +454,7 @@ impl Outbox {
                             state.as_str(),
                             note,
                             now,
+                            provenance_json(None, &r.provenances),
                         ],
                     )
                     .map_err(|e| self.db(e))?;
@@ -444,7 +469,7 @@ impl Outbox {
                     out.created += 1;
                     id
                 }
-                Some((id, state, stored_events)) => {
+                Some((id, state, stored_events, stored_provenance)) => {
                     let fresh = match fp_of(r) {
                         Some(fp) => {
                             tx.execute(
@@ -473,8 +498,8 @@ impl Outbox {
                         tx.execute(
                             "UPDATE sightings SET count = count + ?1, \
                              first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3), \
-                             event_uuids = ?4, note = coalesce(note, ?5), updated = ?6 \
-                             WHERE id = ?7",
+                             event_uuids = ?4, note = coalesce(note, ?5), updated = ?6, \
+                             provenance = ?8 WHERE id = ?7",
                             params![
                                 s.count as i64,
                                 s.first_seen.timestamp_millis(),
@@ -482,7 +507,8 @@ impl Outbox {
                                 serde_json::to_string(&merged).unwrap_or_else(|_| "[]".into()),
                                 note,
                                 now,
-                                id
+                                id,
+                                provenance_json(stored_provenance.as_deref(), &r.provenances),
                             ],
                         )
                         .map_err(|e| self.db(e))?;
@@ -506,9 +532,26 @@ impl Outbox {
         tx.commit().map_err(|e| self.db(e))?;
         drop(conn);
         let mut c = self.counters();
-        for (_, reason) in &out.dropped {
+        let mut by_reason: std::collections::BTreeMap<(Option<&str>, DropReason), usize> =
+            std::collections::BTreeMap::new();
+        for (dest, reason) in &out.dropped {
             *c.dropped.entry(*reason).or_default() += 1;
+            *by_reason.entry((dest.as_deref(), *reason)).or_default() += 1;
         }
+        drop(c);
+        // One line per destination and reason (never the indicator: it may be victim
+        // data); the counts are in tripline_sightings_dropped_total{reason}.
+        for ((dest, reason), n) in by_reason {
+            if reason != DropReason::NoDestination {
+                tracing::info!(
+                    destination = dest.unwrap_or("-"),
+                    reason = reason.name(),
+                    provenances = n,
+                    "Sharing policy left provenances out of sightings: {reason}."
+                );
+            }
+        }
+        let mut c = self.counters();
         c.late += out.late as u64;
         Ok(out)
     }
@@ -641,8 +684,9 @@ impl Outbox {
         Ok(1)
     }
 
-    /// What would be shared (rows not yet sent or rejected), in `format`; only
-    /// `destination`'s rows when given.
+    /// What would be shared (rows not yet sent or rejected, as the policy and the
+    /// anonymisation would let them leave now), in `format`; only `destination`'s rows
+    /// when given.
     pub fn export(
         &self,
         format: ExportFormat,
@@ -653,6 +697,20 @@ impl Outbox {
             .into_iter()
             .filter(|e| e.state.is_open())
             .filter(|e| destination.is_none_or(|d| e.sighting.destination == d))
+            .filter_map(|mut e| {
+                // As it would leave now: the policy asked again, current anonymisation.
+                let dest = self
+                    .router
+                    .config()
+                    .destinations
+                    .iter()
+                    .find(|d| d.name == e.sighting.destination)?;
+                let (sighting, created) = self.prepare(&e, dest).ok()?;
+                e.sighting = sighting;
+                e.created = created;
+                e.key = self.wire_key(&e.key, dest);
+                Some(e)
+            })
             .collect();
         Ok(export::render(format, &rows))
     }
@@ -734,11 +792,24 @@ pub fn preview(
     confirmations: &[Confirmation],
     format: ExportFormat,
 ) -> Result<String, OutboxError> {
+    preview_with_drops(config, confirmations, format).map(|(text, _)| text)
+}
+
+/// [`preview`], and how many provenances the policy left out, by reason (for the
+/// summary that says what was withheld and why).
+pub fn preview_with_drops(
+    config: &ShareConfig,
+    confirmations: &[Confirmation],
+    format: ExportFormat,
+) -> Result<(String, Vec<(DropReason, u64)>), OutboxError> {
     let outbox = Outbox::in_memory(config)?;
+    let mut dropped: std::collections::BTreeMap<DropReason, u64> = Default::default();
     for c in confirmations {
-        outbox.record(c)?;
+        for (_, reason) in outbox.record(c)?.dropped {
+            *dropped.entry(reason).or_default() += 1;
+        }
     }
-    outbox.export(format, None)
+    Ok((outbox.export(format, None)?, dropped.into_iter().collect()))
 }
 
 #[cfg(test)]

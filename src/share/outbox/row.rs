@@ -4,11 +4,20 @@
 //! milliseconds (windows in seconds); a `target` of NULL means by value (restricted to
 //! `event_uuids`, a JSON list). `observed`: `(row, fingerprint)` pairs of the
 //! observations an open row counts. `meta`: the fingerprint salt.
+//!
+//! `provenance` (added with the send-time policy check; NULL in rows written before)
+//! is a JSON list of the provenances that allowed the row: intel source, event and
+//! attribute ids, type, category, tags, TLP and distribution, what
+//! [`Router::recheck`](crate::share::policy::Router::recheck) needs to ask the policy
+//! again before delivery. It holds nothing from a log line.
 
-use rusqlite::Row;
+use rusqlite::{Connection, Row};
+use serde::{Deserialize, Serialize};
 
 use super::{Outbox, OutboxEntry, OutboxError, State};
-use crate::intel::Kind;
+use crate::correlate::Provenance;
+use crate::intel::{Kind, Tlp};
+use crate::share::policy::parse_tlp;
 use crate::share::sighting::{from_millis, Sighting, SightingType, Target};
 
 pub(super) const SCHEMA: &str = "
@@ -39,7 +48,8 @@ CREATE TABLE IF NOT EXISTS sightings (
     note TEXT,
     created INTEGER NOT NULL,
     updated INTEGER NOT NULL,
-    sent_at INTEGER
+    sent_at INTEGER,
+    provenance TEXT
 );
 CREATE INDEX IF NOT EXISTS sightings_state ON sightings (state, next_attempt);
 CREATE TABLE IF NOT EXISTS observed (
@@ -52,7 +62,7 @@ CREATE TABLE IF NOT EXISTS observed (
 pub(super) const COLUMNS: &str =
     "id, idem_key, destination, indicator, kind, target, event_uuids, \
     sighting_type, count, first_seen, last_seen, window_start, window_end, source, state, \
-    attempts, next_attempt, last_error, verify, late_count, note, created, updated, sent_at";
+    attempts, next_attempt, last_error, verify, late_count, note, created, updated, sent_at, provenance";
 
 /// A row as stored.
 pub(super) struct RawRow {
@@ -80,6 +90,7 @@ pub(super) struct RawRow {
     created: i64,
     updated: i64,
     sent_at: Option<i64>,
+    provenance: Option<String>,
 }
 
 pub(super) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
@@ -108,6 +119,7 @@ pub(super) fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
         created: r.get(21)?,
         updated: r.get(22)?,
         sent_at: r.get(23)?,
+        provenance: r.get(24)?,
     })
 }
 
@@ -116,6 +128,80 @@ pub(super) fn target_attr(t: &Target) -> Option<&str> {
         Target::Attribute(a) => Some(a),
         Target::Value { .. } => None,
     }
+}
+
+/// Adds the `provenance` column to an outbox written before it existed.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('sightings') WHERE name = 'provenance'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE sightings ADD COLUMN provenance TEXT")?;
+    }
+    Ok(())
+}
+
+/// A provenance as the `provenance` column stores it.
+#[derive(Serialize, Deserialize)]
+struct StoredProvenance {
+    source: String,
+    #[serde(default)]
+    event_uuid: Option<String>,
+    #[serde(default)]
+    attribute_uuid: Option<String>,
+    #[serde(default)]
+    source_type: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    tlp: Option<String>,
+    #[serde(default)]
+    distribution: Option<u8>,
+}
+
+/// The JSON of `provenances`, merged into `existing` (a stored list) without repeats.
+pub(super) fn provenance_json(existing: Option<&str>, provenances: &[Provenance]) -> String {
+    let mut all: Vec<Provenance> = existing.map(parse_provenance).unwrap_or_default();
+    for p in provenances {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    let stored: Vec<StoredProvenance> = all
+        .into_iter()
+        .map(|p| StoredProvenance {
+            source: p.source,
+            event_uuid: p.event_uuid,
+            attribute_uuid: p.attribute_uuid,
+            source_type: p.source_type,
+            category: p.category,
+            tags: p.tags,
+            tlp: p.tlp.map(|t: Tlp| t.as_str().to_ascii_lowercase()),
+            distribution: p.distribution,
+        })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into())
+}
+
+/// The provenances of a `provenance` column. A list that does not read back is empty:
+/// the policy then finds nothing that allows the row, and it is withheld.
+pub(super) fn parse_provenance(json: &str) -> Vec<Provenance> {
+    let stored: Vec<StoredProvenance> = serde_json::from_str(json).unwrap_or_default();
+    stored
+        .into_iter()
+        .map(|p| Provenance {
+            source: p.source,
+            event_uuid: p.event_uuid,
+            attribute_uuid: p.attribute_uuid,
+            source_type: p.source_type,
+            category: p.category,
+            tags: p.tags,
+            tlp: p.tlp.as_deref().and_then(parse_tlp),
+            distribution: p.distribution,
+        })
+        .collect()
 }
 
 pub(super) fn event_uuids(t: &Target) -> Vec<String> {
@@ -185,6 +271,7 @@ impl Outbox {
             created: from_millis(raw.created),
             updated: from_millis(raw.updated),
             sent_at: raw.sent_at.map(from_millis),
+            provenance: raw.provenance.as_deref().map(parse_provenance),
         })
     }
 }

@@ -1,62 +1,16 @@
-//! Sharing policy: which destination gets a sighting of which confirmation, if any.
-//!
-//! Configuration (`[share]` in TOML, every key optional but `destinations[].name` and
-//! `destinations[].transport`):
-//!
-//! ```toml
-//! [share]
-//! source_name = "ACME SOC"            # default "tripline"
-//!
-//! [[share.destinations]]
-//! name = "circl"                      # also the default intel source it serves
-//! intel_sources = ["circl-osint"]     # default [name]
-//! window_secs = 3600                  # one sighting per indicator per window
-//! max_tlp = "amber+strict"            # default: nothing from tlp:red leaves
-//! default_tlp = "amber"               # TLP of intel without a tlp:* tag
-//! share_organisation_only = false     # MISP distribution 0 stays local
-//! anonymise = false                   # true: no source name, no STIX identity
-//! approval = "manual"                 # or "auto"
-//! retry_initial_secs = 30             # exponential backoff ...
-//! retry_max_secs = 3600               # ... capped here
-//! timeout_secs = 30                   # per HTTP request
-//! [share.destinations.transport]
-//! type = "misp"                       # or "taxii", "stix_dir"
-//! url = "https://misp.example.org"
-//! api_key_env = "CIRCL_MISP_KEY"      # or api_key_file = "/etc/tripline/circl.key"
-//! # ca_file = "/etc/tripline/circl-ca.pem"  # trust this CA instead of the public roots
-//! ```
-//!
-//! TAXII: `type = "taxii"`, `api_root`, `collection_id`, optional `username` with
-//! `password_env` or `password_file`, optional `ca_file`. STIX bundles in a directory:
-//! `type = "stix_dir"`, `path`.
-//!
-//! Routing invariants:
-//! - a sighting goes back only to a destination that serves the intel source
-//!   ([`crate::correlate::Provenance::source`]) that supplied the indicator, never to
-//!   another community;
-//! - the provenance's TLP (or the destination's `default_tlp` when untagged) must not
-//!   exceed `max_tlp`; TLP 2.0 names, `white` reads as `clear`;
-//! - MISP distribution 0 (organisation only) is kept local unless
-//!   `share_organisation_only`;
-//! - a MISP destination gets a sighting by attribute UUID, or by value restricted to
-//!   the supplying events' UUIDs; with neither known, none (it could touch another
-//!   community's attribute).
-//!
-//! Cost: routing one confirmation is O(observations × provenances × destinations),
-//! all small; no allocation beyond the sightings produced.
+//! `[share]` as configured: the keys, their defaults and ranges, and the checks serde
+//! cannot make (unique names, numbers in range, URLs, key sources). See the parent
+//! module for the whole table and the routing rules built on it.
 
-use std::collections::BTreeSet;
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
-use crate::correlate::{Confirmation, Provenance};
 use crate::intel::Tlp;
-
-use super::sighting::{Sighting, Target};
 
 /// `[share]`: our name and where sightings go.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -64,6 +18,21 @@ use super::sighting::{Sighting, Target};
 pub struct ShareConfig {
     /// Our name in sightings: MISP `source`, STIX identity name. Default `tripline`.
     pub source_name: String,
+    /// MISP attribute types that are victim data and never shared: exact names, or a
+    /// prefix ending in `*`. Default `["target-*", "email-dst"]`.
+    pub victim_types: Vec<String>,
+    /// MISP categories that are victim data. Default `["Targeting data"]`.
+    pub victim_categories: Vec<String>,
+    /// Our own domains: an indicator in one of them (the domain, a subdomain, an
+    /// e-mail address or URL there) is victim data. Default none.
+    pub own_domains: Vec<String>,
+    /// Our own networks (CIDR or address): an address inside is victim data.
+    #[serde(deserialize_with = "de_networks")]
+    pub own_networks: Vec<IpNet>,
+    /// Levels for `tlp:*` tags that are not TLP 2.0 (`"tlp:ex:chr" = "red"`). Any other
+    /// unknown `tlp:*` tag makes the indicator not shareable.
+    #[serde(deserialize_with = "de_tlp_map")]
+    pub tlp_map: BTreeMap<String, Tlp>,
     pub destinations: Vec<DestinationConfig>,
 }
 
@@ -71,6 +40,11 @@ impl Default for ShareConfig {
     fn default() -> Self {
         ShareConfig {
             source_name: "tripline".to_string(),
+            victim_types: vec!["target-*".to_string(), "email-dst".to_string()],
+            victim_categories: vec!["Targeting data".to_string()],
+            own_domains: Vec::new(),
+            own_networks: Vec::new(),
+            tlp_map: BTreeMap::new(),
             destinations: Vec::new(),
         }
     }
@@ -109,9 +83,23 @@ pub struct DestinationConfig {
     /// Share indicators whose MISP distribution is 0 (organisation only). Default false.
     #[serde(default)]
     pub share_organisation_only: bool,
-    /// Leave our name out (no MISP `source`, no STIX identity). Default false.
+    /// Share indicators whose MISP distribution is 4 (a sharing group). Default false:
+    /// tripline cannot tell who is in the group, so it is treated as organisation only.
+    #[serde(default)]
+    pub share_sharing_group: bool,
+    /// Leave our name out (no MISP `source`, no STIX identity) and round times down to
+    /// `anonymise_granularity_secs`. Default false.
     #[serde(default)]
     pub anonymise: bool,
+    /// When anonymised: every time sent is rounded down to a multiple of this many
+    /// seconds. Default 3600; range 1 ..= 86400 ([`ANONYMISE_GRANULARITY_SECS`]).
+    #[serde(default = "default_anonymise_granularity_secs")]
+    pub anonymise_granularity_secs: u64,
+    /// When anonymised and not empty: counts are reported as the largest of these
+    /// bounds not above the count (`[1, 10, 100]`: 57 is sent as 10). Default empty
+    /// (exact counts). Each bound in 1 ..= 1000000000 ([`COUNT_BUCKET`]).
+    #[serde(default)]
+    pub count_buckets: Vec<u64>,
     /// Our name for this destination. Default: `[share].source_name`.
     #[serde(default)]
     pub source_name: Option<String>,
@@ -181,6 +169,10 @@ impl TransportConfig {
 
 /// `window_secs`: 1 second to 30 days.
 pub const WINDOW_SECS: RangeInclusive<u64> = 1..=2_592_000;
+/// `anonymise_granularity_secs`: 1 second to a day.
+pub const ANONYMISE_GRANULARITY_SECS: RangeInclusive<u64> = 1..=86_400;
+/// `count_buckets[]`: 1 to a billion (STIX's `count` limit is 999999999).
+pub const COUNT_BUCKET: RangeInclusive<u64> = 1..=999_999_999;
 /// `retry_initial_secs`: 1 second to a day.
 pub const RETRY_INITIAL_SECS: RangeInclusive<u64> = 1..=86_400;
 /// `retry_max_secs`: 1 second to a week (and at least `retry_initial_secs`).
@@ -197,6 +189,9 @@ fn default_max_tlp() -> Tlp {
 }
 fn default_default_tlp() -> Tlp {
     Tlp::Amber
+}
+fn default_anonymise_granularity_secs() -> u64 {
+    3600
 }
 fn default_retry_initial_secs() -> u64 {
     30
@@ -217,6 +212,44 @@ pub fn parse_tlp(name: &str) -> Option<Tlp> {
     } else {
         Tlp::from_tag(&format!("tlp:{n}"))
     }
+}
+
+fn de_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .map(|s| {
+            let t = s.trim();
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not a network (expected an address or CIDR, 192.0.2.0/24)"
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn de_tlp_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Tlp>, D::Error> {
+    let raw = BTreeMap::<String, String>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(tag, level)| {
+            let key = tag.trim().to_ascii_lowercase();
+            if !key.starts_with("tlp:") {
+                return Err(serde::de::Error::custom(format!(
+                    "tlp_map key {tag:?} is not a tlp:* tag"
+                )));
+            }
+            let tlp = parse_tlp(&level).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "tlp_map[{tag:?}]: unknown TLP {level:?} (expected clear, green, amber, \
+                     amber+strict or red)"
+                ))
+            })?;
+            Ok((key, tlp))
+        })
+        .collect()
 }
 
 fn de_tlp<'de, D: Deserializer<'de>>(d: D) -> Result<Tlp, D::Error> {
@@ -240,6 +273,8 @@ pub enum ShareConfigError {
     },
     #[error("share.source_name: must not be empty")]
     EmptySourceName,
+    #[error("share.{key}: {reason}")]
+    Key { key: &'static str, reason: String },
 }
 
 impl ShareConfigError {
@@ -251,6 +286,7 @@ impl ShareConfigError {
                 format!("share.destinations[{index}].{key}")
             }
             ShareConfigError::EmptySourceName => "share.source_name".to_string(),
+            ShareConfigError::Key { key, .. } => format!("share.{key}"),
         }
     }
 
@@ -261,6 +297,7 @@ impl ShareConfigError {
                 format!("{reason} (destination \"{name}\")")
             }
             ShareConfigError::EmptySourceName => "must not be empty".to_string(),
+            ShareConfigError::Key { reason, .. } => reason.clone(),
         }
     }
 }
@@ -295,6 +332,21 @@ impl ShareConfig {
         if self.source_name.trim().is_empty() {
             out.push(ShareConfigError::EmptySourceName);
         }
+        for (key, list) in [
+            ("victim_types", &self.victim_types),
+            ("victim_categories", &self.victim_categories),
+            ("own_domains", &self.own_domains),
+        ] {
+            if list
+                .iter()
+                .any(|v| v.trim().trim_matches(['.', '*']).is_empty())
+            {
+                out.push(ShareConfigError::Key {
+                    key,
+                    reason: "holds an empty entry".into(),
+                });
+            }
+        }
         let mut names = BTreeSet::new();
         for (index, d) in self.destinations.iter().enumerate() {
             let mut err = |key: &'static str, reason: String| {
@@ -319,9 +371,19 @@ impl ShareConfig {
                 ),
                 ("retry_max_secs", &RETRY_MAX_SECS, d.retry_max_secs),
                 ("timeout_secs", &TIMEOUT_SECS, d.timeout_secs),
+                (
+                    "anonymise_granularity_secs",
+                    &ANONYMISE_GRANULARITY_SECS,
+                    d.anonymise_granularity_secs,
+                ),
             ] {
                 if let Err(reason) = in_range(range, value) {
                     err(key, reason);
+                }
+            }
+            for &bucket in &d.count_buckets {
+                if let Err(reason) = in_range(&COUNT_BUCKET, bucket) {
+                    err("count_buckets", reason);
                 }
             }
             if d.retry_max_secs < d.retry_initial_secs {
@@ -398,245 +460,19 @@ impl DestinationConfig {
     }
 }
 
-/// `https://…`, or `http://` to a loopback host (tests, local relays).
-fn check_url(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    if let Some(rest) = lower.strip_prefix("https://") {
-        if rest.is_empty() {
-            return Err("has no host".into());
-        }
-        return Ok(());
-    }
-    let Some(rest) = lower.strip_prefix("http://") else {
-        return Err(format!("{url:?} is not an https:// URL"));
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    let loopback = host == "localhost"
-        || host
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
-    if loopback {
-        Ok(())
-    } else {
-        Err(format!(
-            "{url:?}: plain http:// is allowed only on loopback; use https://"
-        ))
-    }
-}
-
-/// Why a provenance produced no sighting for a destination.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
-    /// No destination serves the intel source.
-    NoDestination,
-    /// TLP above the destination's ceiling.
-    Tlp,
-    /// MISP distribution 0 (organisation only).
-    Distribution,
-    /// A MISP destination and neither an attribute nor an event UUID to restrict to.
-    NoTarget,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 4] = [
-        DropReason::NoDestination,
-        DropReason::Tlp,
-        DropReason::Distribution,
-        DropReason::NoTarget,
-    ];
-
-    /// Metrics label.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::NoDestination => "no_destination",
-            DropReason::Tlp => "tlp",
-            DropReason::Distribution => "distribution",
-            DropReason::NoTarget => "no_target",
-        }
-    }
-}
-
-/// For people: why a sighting was not created, as a sentence fragment.
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DropReason::NoDestination => "no destination is configured for its intel source",
-            DropReason::Tlp => "its TLP is above the destination's max_tlp",
-            DropReason::Distribution => {
-                "its MISP distribution is organisation only (share_organisation_only is off)"
-            }
-            DropReason::NoTarget => {
-                "the intel names neither an attribute nor an event UUID to attach it to"
-            }
-        })
-    }
-}
-
-/// A sighting of one observation for one destination (count 1, not yet aggregated).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Routed {
-    /// Index into [`ShareConfig::destinations`].
-    pub destination: usize,
-    /// Index into the confirmation's observations (for de-duplication).
-    pub observation: usize,
-    pub sighting: Sighting,
-}
-
-/// What routing one confirmation produced.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Routing {
-    pub routed: Vec<Routed>,
-    /// `(destination name, or None for NoDestination; reason)`, one per provenance
-    /// (and destination) left out.
-    pub dropped: Vec<(Option<String>, DropReason)>,
-}
-
-/// Applies [`ShareConfig`] to confirmations. Built once; cheap to share.
-#[derive(Clone, Debug)]
-pub struct Router {
-    config: ShareConfig,
-}
-
-impl Router {
-    pub fn new(config: &ShareConfig) -> Result<Router, ShareConfigError> {
-        config.validate()?;
-        Ok(Router {
-            config: config.clone(),
-        })
-    }
-
-    pub fn config(&self) -> &ShareConfig {
-        &self.config
-    }
-
-    /// Our source name for a destination, `None` when it anonymises.
-    pub fn source_for(&self, destination: &DestinationConfig) -> Option<String> {
-        if destination.anonymise {
-            None
-        } else {
-            Some(
-                destination
-                    .source_name
-                    .clone()
-                    .unwrap_or_else(|| self.config.source_name.clone()),
-            )
-        }
-    }
-
-    /// Sightings of every observation of `confirmation`, one per (observation,
-    /// destination, target) that policy allows.
-    pub fn route(&self, confirmation: &Confirmation) -> Routing {
-        let mut out = Routing::default();
-        for (i, obs) in confirmation.observations.iter().enumerate() {
-            self.route_provenances(i, &obs.provenance, &mut out, |target, src, dest| {
-                Sighting::from_observation(obs, target, src, dest)
-            });
-        }
-        out
-    }
-
-    /// The destinations and targets that `provenances` allow for one observation;
-    /// `make` builds each sighting from its target, our source name and destination.
-    pub(crate) fn route_provenances(
-        &self,
-        observation: usize,
-        provenances: &[Provenance],
-        out: &mut Routing,
-        make: impl Fn(Target, Option<&str>, &str) -> Sighting,
-    ) {
-        for p in provenances {
-            if !self
-                .config
-                .destinations
-                .iter()
-                .any(|d| serves(d, &p.source))
-            {
-                out.dropped.push((None, DropReason::NoDestination));
-            }
-        }
-        for (di, dest) in self.config.destinations.iter().enumerate() {
-            let mut attrs: BTreeSet<String> = BTreeSet::new();
-            let mut events: BTreeSet<String> = BTreeSet::new();
-            let mut bare = false;
-            let mut any = false;
-            let is_misp = matches!(dest.transport, TransportConfig::Misp { .. });
-            for p in provenances.iter().filter(|p| serves(dest, &p.source)) {
-                if let Some(reason) = refuse(dest, p) {
-                    out.dropped.push((Some(dest.name.clone()), reason));
-                    continue;
-                }
-                any = true;
-                match (&p.attribute_uuid, &p.event_uuid) {
-                    (Some(a), _) if !a.trim().is_empty() => {
-                        attrs.insert(target_id(a, is_misp));
-                    }
-                    (_, Some(e)) if !e.trim().is_empty() => {
-                        events.insert(target_id(e, is_misp));
-                    }
-                    _ => bare = true,
-                }
-            }
-            if !any {
-                continue;
-            }
-            let source = self.source_for(dest);
-            let mut targets: Vec<Target> = attrs.into_iter().map(Target::Attribute).collect();
-            if !events.is_empty() || (bare && !is_misp) {
-                targets.push(Target::Value {
-                    event_uuids: events.into_iter().collect(),
-                });
-            } else if bare && targets.is_empty() {
-                out.dropped
-                    .push((Some(dest.name.clone()), DropReason::NoTarget));
-            }
-            for target in targets {
-                out.routed.push(Routed {
-                    destination: di,
-                    observation,
-                    sighting: make(target, source.as_deref(), &dest.name),
-                });
-            }
-        }
-    }
+/// `https://…`, or `http://` to a loopback address (tests, local relays); no
+/// userinfo. See [`crate::net::http::parse_destination_url`].
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    crate::net::http::parse_destination_url(url).map(|_| ())
 }
 
 /// Does `dest` give back to intel source `source`?
-fn serves(dest: &DestinationConfig, source: &str) -> bool {
+pub(crate) fn serves(dest: &DestinationConfig, source: &str) -> bool {
     if dest.intel_sources.is_empty() {
         dest.name == source
     } else {
         dest.intel_sources.iter().any(|s| s == source)
     }
-}
-
-/// The policy reason this provenance may not go back to `dest`, if any.
-fn refuse(dest: &DestinationConfig, p: &Provenance) -> Option<DropReason> {
-    let tlp = p.tlp.unwrap_or(dest.default_tlp);
-    if tlp > dest.max_tlp {
-        return Some(DropReason::Tlp);
-    }
-    if p.distribution == Some(0) && !dest.share_organisation_only {
-        return Some(DropReason::Distribution);
-    }
-    None
-}
-
-/// MISP wants bare UUIDs; an id the STIX loader kept as `indicator--<uuid>` (MISP's
-/// own STIX export names attributes so) is stripped for MISP destinations.
-fn target_id(id: &str, misp: bool) -> String {
-    let id = id.trim();
-    if misp {
-        if let Some((_, uuid)) = id.split_once("--") {
-            return uuid.to_string();
-        }
-    }
-    id.to_string()
 }
 
 #[cfg(test)]
@@ -668,20 +504,35 @@ mod tests {
             ("http://[::1]:9/x", true),
             ("http://10.20.30.40", false),
             ("http://misp.example.org", false),
+            ("http://localhost:x@192.0.2.10:8080/misp", false),
             ("ftp://x", false),
         ] {
             assert_eq!(check_url(url).is_ok(), ok, "{url}");
         }
     }
 
+    const ONE: &str = "[[destinations]]\nname = \"circl\"\nmax_tlp = \"amber\"\n\
+                       [destinations.transport]\ntype = \"stix_dir\"\npath = \"x\"\n";
+
     #[test]
-    fn target_ids_for_misp_are_bare_uuids() {
-        let u = "8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
-        assert_eq!(target_id(&format!("indicator--{u}"), true), u);
+    fn new_keys_are_checked() {
+        let bad: Result<ShareConfig, _> = toml::from_str("own_networks = [\"10.0.0.0/33\"]");
+        assert!(bad
+            .expect_err("a bad network")
+            .to_string()
+            .contains("not a network"));
+        let c: ShareConfig = toml::from_str(&ONE.replace(
+            "max_tlp",
+            "anonymise_granularity_secs = 0\ncount_buckets = [0]\nmax_tlp",
+        ))
+        .expect("parses");
+        let keys: Vec<String> = c.problems().iter().map(|p| p.key()).collect();
         assert_eq!(
-            target_id(&format!("indicator--{u}"), false),
-            format!("indicator--{u}")
+            keys,
+            [
+                "share.destinations[0].anonymise_granularity_secs",
+                "share.destinations[0].count_buckets"
+            ]
         );
-        assert_eq!(target_id(u, true), u);
     }
 }

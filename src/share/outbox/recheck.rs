@@ -1,0 +1,145 @@
+//! The policy asked again just before delivery: a row is sent only if the current
+//! configuration, applied to the provenances it was queued for (as the current intel
+//! now has them), still allows it; what is sent is built from the current
+//! configuration (source name, anonymisation), never from what the row was queued
+//! with. A row the policy no longer allows becomes `withheld`, with the reason in
+//! `last_error`, a count in `tripline_sightings_dropped_total{reason}` and a log line.
+//!
+//! The sidecar reads its live index (swapped whole at each reload); `tripline
+//! sightings send` loads the intel its configuration names before sending, and sends
+//! nothing when that intel does not load cleanly.
+//!
+//! Rows written before provenances were kept (`provenance` NULL) cannot be asked
+//! again about TLP, distribution or victim data; they get the current source name and
+//! anonymisation only.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::{Outbox, OutboxEntry, OutboxError};
+use crate::correlate::Provenance;
+use crate::intel::Kind;
+use crate::share::policy::{DestinationConfig, DropReason};
+use crate::share::sighting::Sighting;
+
+/// The current intel, as the send-time check reads it (the sidecar's live index).
+pub trait IntelView: Send + Sync {
+    /// Every provenance the current intel holds for `indicator` (canonical value and
+    /// kind), empty when it holds none; `None` when this view cannot tell (then the
+    /// provenances stored with the row are used as they are).
+    fn provenances(&self, indicator: &str, kind: Kind) -> Option<Vec<Provenance>>;
+}
+
+/// An index as it stands: the provenances of its (not excluded) metas for the value.
+impl IntelView for crate::index::Index {
+    fn provenances(&self, indicator: &str, kind: Kind) -> Option<Vec<Provenance>> {
+        let Some(id) = self.find_exact(kind, indicator) else {
+            return Some(Vec::new());
+        };
+        Some(
+            self.metas_of(id)
+                .iter()
+                .filter(|&&m| self.meta_exclusion(m).is_none())
+                .map(|&m| crate::correlate::observe::provenance(self, m))
+                .collect(),
+        )
+    }
+}
+
+impl Outbox {
+    /// Reads the current intel through `view` at every send-time check.
+    pub fn set_intel(&self, view: Arc<dyn IntelView>) {
+        *self.intel.lock().unwrap_or_else(|p| p.into_inner()) = Some(view);
+    }
+
+    /// What leaves for this row now (the sighting and its STIX `created` time), or why
+    /// the policy withholds it.
+    pub fn prepare(
+        &self,
+        entry: &OutboxEntry,
+        dest: &DestinationConfig,
+    ) -> Result<(Sighting, DateTime<Utc>), DropReason> {
+        let s = &entry.sighting;
+        let Some(stored) = &entry.provenance else {
+            return Ok(self
+                .router
+                .outgoing(dest, s, s.target.clone(), entry.created));
+        };
+        let view = self.intel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let current: Vec<Provenance> = match view.and_then(|v| v.provenances(&s.indicator, s.kind))
+        {
+            Some(fresh) => stored
+                .iter()
+                .filter_map(|p| {
+                    fresh
+                        .iter()
+                        .find(|q| {
+                            q.source == p.source
+                                && q.attribute_uuid == p.attribute_uuid
+                                && q.event_uuid == p.event_uuid
+                        })
+                        .cloned()
+                })
+                .collect(),
+            None => stored.clone(),
+        };
+        if current.is_empty() && !stored.is_empty() {
+            return Err(DropReason::Withdrawn);
+        }
+        let target = self
+            .router
+            .recheck(dest, (&s.indicator, s.kind), &s.target, &current)?;
+        Ok(self.router.outgoing(dest, s, target, entry.created))
+    }
+
+    /// The key the transports derive object ids from (STIX `sighting--…`, bundle ids).
+    /// The row's idempotency key holds the window start, and an id hashed from it could
+    /// be matched against guessed windows to recover the time at window precision; for
+    /// an anonymised destination the key is salted with this outbox's secret salt
+    /// first (still the same on every attempt, so a retried push is one object).
+    pub fn wire_key(&self, key: &str, dest: &DestinationConfig) -> String {
+        if dest.anonymise {
+            format!("{:016x}\u{1f}{key}", self.salt)
+        } else {
+            key.to_string()
+        }
+    }
+
+    /// Marks a claimed row `withheld` by the policy, counts and logs why.
+    pub(super) fn withhold(
+        &self,
+        entry: &OutboxEntry,
+        reason: DropReason,
+    ) -> Result<(), OutboxError> {
+        let now = Utc::now().timestamp_millis();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        tx.execute(
+            "UPDATE sightings SET state = 'withheld', last_error = ?1, owner = NULL, \
+             next_attempt = NULL, updated = ?2 WHERE id = ?3",
+            params![
+                format!("withheld by the sharing policy at send: {reason}"),
+                now,
+                entry.id
+            ],
+        )
+        .map_err(|e| self.db(e))?;
+        tx.execute(
+            "DELETE FROM observed WHERE sighting_id = ?1",
+            params![entry.id],
+        )
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
+        drop(conn);
+        *self.counters().dropped.entry(reason).or_default() += 1;
+        tracing::info!(
+            destination = %entry.sighting.destination,
+            id = entry.id,
+            reason = reason.name(),
+            "Sighting withheld at send: {reason}."
+        );
+        Ok(())
+    }
+}
