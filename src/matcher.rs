@@ -7,8 +7,10 @@
 //! candidate. Colons trigger an IPv6 candidate over the surrounding hex run. Host
 //! candidates are then looked up as a host name, as a domain (each label suffix), as
 //! the domain of an e-mail address when an `@` precedes them, and as a URL when a path
-//! follows them. Literal types (file names, user agents, mutexes…) are found by one
-//! Aho-Corasick automaton over the line. Cost per line is linear in its length and
+//! follows them. File names of word bytes (`invoice.exe`) are looked up as dotted
+//! words whose extension some indicator has; other literal types (user agents,
+//! mutexes, registry keys, file names with `~` or spaces…) are found by one
+//! Aho-Corasick automaton over the line, built only when such indicators exist. Cost per line is linear in its length and
 //! does not depend on the number of indicators.
 //!
 //! Token rules (each pinned by a test below):
@@ -159,6 +161,7 @@ pub struct Matcher<'i> {
     want_url: bool,
     want_hostname: bool,
     want_domain: bool,
+    want_file_words: bool,
     json_buf: Vec<u8>,
     /// Scratch for e-mail keys.
     key_buf: Vec<u8>,
@@ -180,6 +183,7 @@ impl<'i> Matcher<'i> {
             want_url: nonempty(Kind::Url),
             want_hostname: nonempty(Kind::Hostname),
             want_domain: nonempty(Kind::Domain),
+            want_file_words: !index.file_exts.is_empty(),
             json_buf: Vec::new(),
             key_buf: Vec::new(),
             cuts: Vec::with_capacity(MAX_URL_CUTS),
@@ -256,7 +260,8 @@ impl<'i> Matcher<'i> {
         // Words and IPv6 runs already looked at end before these offsets.
         let mut done = 0usize;
         let mut v6_done = 0usize;
-        if self.want_hosts || self.want_v4 || self.want_url || self.want_v6 {
+        if self.want_hosts || self.want_v4 || self.want_url || self.want_v6 || self.want_file_words
+        {
             let mut from = 0usize;
             while let Some(p) = memchr::memchr2(b'.', b':', &line[from..]) {
                 let pos = from + p;
@@ -371,6 +376,9 @@ impl<'i> Matcher<'i> {
     #[inline]
     fn word(&mut self, line: &[u8], start: usize, end: usize, flags: u8, hits: &mut Vec<Hit>) {
         if flags & DOT != 0 {
+            if self.want_file_words && flags & (HEXA | ALPHA) != 0 && flags & UNICODE == 0 {
+                self.file_word(line, start, end, hits);
+            }
             if flags & (HEXA | ALPHA | UNICODE) == 0 {
                 if self.want_v4 || self.want_url {
                     self.v4_word(line, start, end, hits);
@@ -378,6 +386,43 @@ impl<'i> Matcher<'i> {
             } else if self.want_hosts {
                 self.host_word(line, start, end, flags & UNICODE != 0, hits);
             }
+        }
+    }
+
+    /// A file name the word scan finds (see `index::is_word_file_name`): the whole
+    /// word, any case, when its extension is one some indicator has. Same semantics as
+    /// the automaton's file names: a whole path component (`~` and `$` glued to it
+    /// make another name).
+    fn file_word(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
+        let glued = |b: u8| matches!(b, b'~' | b'$');
+        if (start > 0 && glued(line[start - 1])) || (end < line.len() && glued(line[end])) {
+            return;
+        }
+        let word = &line[start..end];
+        let Some(dot) = memchr::memrchr(b'.', word) else {
+            return;
+        };
+        let ext = &word[dot + 1..];
+        if ext.is_empty() || ext.len() > 16 || word.len() > 255 {
+            return;
+        }
+        let mut e = [0u8; 16];
+        for (d, s) in e.iter_mut().zip(ext) {
+            *d = s.to_ascii_lowercase();
+        }
+        if self.index.file_exts.find(&e[..ext.len()]).is_none() {
+            return;
+        }
+        self.buf.clear();
+        self.buf.extend(word.iter().map(|b| b.to_ascii_lowercase()));
+        if let Some(l) = self.index.set(Kind::Filename).find(&self.buf) {
+            push(
+                self.index,
+                hits,
+                line,
+                IndicatorId::new(Kind::Filename, l),
+                word,
+            );
         }
     }
 

@@ -51,6 +51,19 @@ pub struct BuildOptions {
     pub warninglist_mode: WarninglistMode,
 }
 
+/// Is a (canonical, lower-case) file name one the matcher's word scan finds: word
+/// bytes only (`[a-z0-9._-]`), a dot with an extension of at most 16 bytes after it?
+pub(crate) fn is_word_file_name(name: &[u8]) -> bool {
+    let Some(dot) = memchr::memrchr(b'.', name) else {
+        return false;
+    };
+    let ext = name.len() - dot - 1;
+    (1..=16).contains(&ext)
+        && name.iter().all(|&b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        })
+}
+
 /// The match semantics that are a judgement call, switchable per run (README, "Match
 /// semantics"). The defaults favour detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +152,9 @@ pub struct Index {
     pub(crate) tlds: StrSet,
     /// Hosts of URL indicators.
     pub(crate) url_hosts: StrSet,
+    /// Extensions of the file-name indicators the word scan finds (a name of word
+    /// bytes with a dot, `invoice.exe`); other file names go to the automaton.
+    pub(crate) file_exts: StrSet,
     /// The longest canonical URL indicator, in bytes: no URL key longer than this is
     /// looked up (bounds the work per URL token).
     pub(crate) max_url_len: usize,
@@ -267,6 +283,7 @@ impl Index {
             v6: PrefixTable::new(),
             tlds: StrSet::new(),
             url_hosts: StrSet::new(),
+            file_exts: StrSet::new(),
             max_url_len: 0,
             match_options: MatchOptions::default(),
             literals: None,
@@ -345,6 +362,12 @@ impl Index {
                         index.url_hosts.insert(host.as_bytes());
                         index.max_url_len = index.max_url_len.max(text.len());
                     }
+                    Kind::Filename if is_word_file_name(value) => {
+                        // Found by the word scan (no automaton pass per line): the
+                        // matcher looks up dotted words whose extension is here.
+                        let ext = value.rsplit(|&b| b == b'.').next().unwrap_or(value);
+                        index.file_exts.insert(ext);
+                    }
                     Kind::Filename | Kind::Literal | Kind::Regkey => {
                         case_insensitive |= kind != Kind::Literal;
                         literal_patterns.push(value.to_vec());
@@ -406,6 +429,7 @@ impl Index {
         index.v6.shrink();
         index.tlds.shrink();
         index.url_hosts.shrink();
+        index.file_exts.shrink();
         index.stats.memory_bytes = index.memory_bytes();
         index.stats.build_secs = t0.elapsed().as_secs_f64();
         tracing::info!(
@@ -458,6 +482,7 @@ impl Index {
             + self.v6.memory_bytes()
             + self.tlds.memory_bytes()
             + self.url_hosts.memory_bytes()
+            + self.file_exts.memory_bytes()
             + self.strings.memory_bytes()
             + self.literals.as_ref().map_or(0, |a| a.memory_usage())
             + self.literal_ids.capacity() * 4

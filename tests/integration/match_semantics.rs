@@ -838,3 +838,26 @@ fn match_switches_from_the_command_line() {
     assert_eq!(count(&["--ip-port", "exact"]), "2");
     assert_eq!(count(&["--no-query-hosts", "--ip-port", "exact"]), "1");
 }
+
+/// File names of word bytes are found by the word scan, others by the automaton:
+/// both with the same whole-path-component semantics.
+#[test]
+fn file_names_found_by_the_word_scan_and_the_automaton_alike() {
+    run_table(
+        "file names",
+        &[
+            (Some(Kind::Filename), "dropper.dll"),
+            (Some(Kind::Filename), "invoic~1.exe"),
+        ],
+        &[
+            ("load C:\\x\\Dropper.DLL", &["dropper.dll"]),
+            ("open \"/tmp/dropper.dll\": ok", &["dropper.dll"]),
+            ("load x.dropper.dll", &[]),
+            ("load dropper.dll~ and $dropper.dll", &[]),
+            ("load dropper.dll.bak", &[]),
+            ("load my_dropper.dll", &[]),
+            ("run C:\\Users\\a\\INVOIC~1.EXE", &["invoic~1.exe"]),
+            ("run C:\\Users\\a\\XINVOIC~1.EXE", &[]),
+        ],
+    );
+}
