@@ -198,7 +198,7 @@ impl<'i> Matcher<'i> {
     /// `hits` is not added again: give each line an empty vector.
     pub fn find(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
         self.scan(line, hits);
-        if self.want_hosts && memchr::memmem::find(line, b"(0)").is_some() {
+        if self.want_hosts && wire_name_end().find(line).is_some() {
             self.dns_wire_names(line, hits);
         }
         if self.index.literals.is_some() {
@@ -406,6 +406,11 @@ impl<'i> Matcher<'i> {
         if ext.is_empty() || ext.len() > 16 || word.len() > 255 {
             return;
         }
+        // A table of the extensions' first bytes before the set lookup: most dotted
+        // words are host names whose last label no file-name indicator ends with.
+        if !self.index.file_ext_first[ext[0].to_ascii_lowercase() as usize] {
+            return;
+        }
         let mut e = [0u8; 16];
         for (d, s) in e.iter_mut().zip(ext) {
             *d = s.to_ascii_lowercase();
@@ -528,7 +533,7 @@ impl<'i> Matcher<'i> {
         // Cheap shape check before parsing: an IPv6 address has seven colons, or a
         // `::` and fewer; groups of at most four hex digits (`10:05:03.120` is a time).
         let colons = run.iter().filter(|&&b| b == b':').count();
-        let compressed = memchr::memmem::find(run, b"::").is_some();
+        let compressed = run.windows(2).any(|w| w == b"::");
         if !(2..=7).contains(&colons) || (colons < 7 && !compressed) {
             return run_end;
         }
@@ -892,21 +897,15 @@ impl<'i> Matcher<'i> {
     /// `url="…"`). The atomic is host and path joined, without a span.
     fn split_url(&mut self, line: &[u8], start: usize, end: usize, hits: &mut Vec<Hit>) {
         let index = self.index;
-        if end >= line.len() || index.url_hosts.find(&self.buf).is_none() {
+        // The shape first (cheap), the host lookup last.
+        let tsv = end + 1 < line.len() && line[end] == b'\t' && line[end + 1] == b'/';
+        let quoted = end < line.len() && line[end] == b'"' && start > 0 && line[start - 1] == b'"';
+        if !(tsv || quoted) {
             return;
         }
-        // The path is looked for near the host (structured logs write the two fields
-        // side by side), so a line of many hosts costs no more than linear work.
-        const NEAR: usize = 4096;
-        let window = &line[start.saturating_sub(NEAR)..line.len().min(end + NEAR)];
-        let path: &[u8] = if line[end] == b'\t' && line.get(end + 1) == Some(&b'/') {
-            // TSV: the next column.
-            let p = &line[end + 1..];
-            let stop = memchr::memchr(b'\t', p).unwrap_or(p.len());
-            &p[..stop]
-        } else if line[end] == b'"' && start > 0 && line[start - 1] == b'"' {
-            let before = &line[..start - 1];
+        if quoted {
             // JSON (`"hostname":"…"`) or key=value (FortiGate `hostname="…"`).
+            let before = line[..start - 1].trim_ascii_end();
             let key_is_host = [
                 &b"\"hostname\":"[..],
                 b"\"host\":",
@@ -914,10 +913,24 @@ impl<'i> Matcher<'i> {
                 b" host=",
             ]
             .iter()
-            .any(|k| before.trim_ascii_end().ends_with(k));
+            .any(|k| before.ends_with(k));
             if !key_is_host {
                 return;
             }
+        }
+        if index.url_hosts.find(&self.buf).is_none() {
+            return;
+        }
+        // The path is looked for near the host (structured logs write the two fields
+        // side by side), so a line of many hosts costs no more than linear work.
+        const NEAR: usize = 4096;
+        let window = &line[start.saturating_sub(NEAR)..line.len().min(end + NEAR)];
+        let path: &[u8] = if tsv {
+            // TSV: the next column.
+            let p = &line[end + 1..];
+            let stop = memchr::memchr(b'\t', p).unwrap_or(p.len());
+            &p[..stop]
+        } else {
             let Some(v) = [
                 &b"\"url\":\""[..],
                 b"\"uri\":\"",
@@ -937,8 +950,6 @@ impl<'i> Matcher<'i> {
                 return;
             }
             p
-        } else {
-            return;
         };
         if path.is_empty() {
             return;
@@ -955,7 +966,7 @@ impl<'i> Matcher<'i> {
     /// host; the atomic is the dotted name.
     fn dns_wire_names(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
         let mut from = 0;
-        while let Some(p) = memchr::memmem::find(&line[from..], b"(0)") {
+        while let Some(p) = wire_name_end().find(&line[from..]) {
             let zero = from + p;
             // The name starts after the last byte that cannot be part of it.
             let mut s = zero;
@@ -1080,6 +1091,14 @@ fn all_hex(w: u64) -> bool {
     let lower = low | (0x20 * ONES);
     let letter = (lower + (0x80 - 0x61) * ONES) & !(lower + (0x80 - 0x67) * ONES);
     (digit | letter) & ascii & HIGH == HIGH
+}
+
+/// The end of a DNS wire name, `(0)`: a searcher built once (building one per line
+/// cost more than the search).
+fn wire_name_end() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"(0)"))
 }
 
 /// Where a hit's atomic comes from: a span of the line, or a name the line writes in

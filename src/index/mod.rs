@@ -155,6 +155,8 @@ pub struct Index {
     /// Extensions of the file-name indicators the word scan finds (a name of word
     /// bytes with a dot, `invoice.exe`); other file names go to the automaton.
     pub(crate) file_exts: StrSet,
+    /// The first bytes of `file_exts`, for a reject without hashing.
+    pub(crate) file_ext_first: [bool; 256],
     /// The longest canonical URL indicator, in bytes: no URL key longer than this is
     /// looked up (bounds the work per URL token).
     pub(crate) max_url_len: usize,
@@ -284,6 +286,7 @@ impl Index {
             tlds: StrSet::new(),
             url_hosts: StrSet::new(),
             file_exts: StrSet::new(),
+            file_ext_first: [false; 256],
             max_url_len: 0,
             match_options: MatchOptions::default(),
             literals: None,
@@ -367,6 +370,9 @@ impl Index {
                         // matcher looks up dotted words whose extension is here.
                         let ext = value.rsplit(|&b| b == b'.').next().unwrap_or(value);
                         index.file_exts.insert(ext);
+                        if let Some(&b) = ext.first() {
+                            index.file_ext_first[b as usize] = true;
+                        }
                     }
                     Kind::Filename | Kind::Literal | Kind::Regkey => {
                         case_insensitive |= kind != Kind::Literal;
