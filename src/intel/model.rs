@@ -330,13 +330,15 @@ impl Meta {
         }
     }
 
-    /// The TLP that applies: the meta's own, else its event's.
+    /// The TLP that applies: the most restrictive of the meta's own and its event's
+    /// (an attribute tagged `tlp:clear` in a `tlp:red` event stays red), as the
+    /// sharing policy judges it.
     pub fn effective_tlp(&self, events: &[EventInfo]) -> Option<Tlp> {
-        self.tlp.or_else(|| {
-            self.event
-                .and_then(|e| events.get(e as usize))
-                .and_then(|e| e.tlp)
-        })
+        let event = self
+            .event
+            .and_then(|e| events.get(e as usize))
+            .and_then(|e| e.tlp);
+        self.tlp.max(event)
     }
 
     /// Is this meta valid at time `t` (STIX validity window)?
@@ -350,4 +352,36 @@ impl Meta {
 pub struct Skipped {
     pub location: String,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_tlp_red_wins_over_attribute_clear() {
+        let events = vec![EventInfo {
+            tlp: Some(Tlp::Red),
+            ..EventInfo::default()
+        }];
+        let meta = |tlp: Option<Tlp>| Meta {
+            event: Some(0),
+            tlp,
+            ..Meta::default()
+        };
+        assert_eq!(
+            meta(Some(Tlp::Clear)).effective_tlp(&events),
+            Some(Tlp::Red)
+        );
+        assert_eq!(meta(None).effective_tlp(&events), Some(Tlp::Red));
+        let green = vec![EventInfo {
+            tlp: Some(Tlp::Green),
+            ..EventInfo::default()
+        }];
+        assert_eq!(
+            meta(Some(Tlp::Amber)).effective_tlp(&green),
+            Some(Tlp::Amber)
+        );
+        assert_eq!(meta(None).effective_tlp(&[]), None);
+    }
 }
