@@ -197,8 +197,14 @@ impl<'i> Matcher<'i> {
     /// Finds every indicator in `line`, appending to `hits`. An indicator already in
     /// `hits` is not added again: give each line an empty vector.
     pub fn find(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
+        let wire = self.want_hosts && wire_name_end().find(line).is_some();
+        self.find_marked(line, wire, hits);
+    }
+
+    /// [`Matcher::find`] once it is known whether the line holds a DNS wire name.
+    fn find_marked(&mut self, line: &[u8], wire: bool, hits: &mut Vec<Hit>) {
         self.scan(line, hits);
-        if self.want_hosts && wire_name_end().find(line).is_some() {
+        if wire {
             self.dns_wire_names(line, hits);
         }
         if self.index.literals.is_some() {
@@ -206,15 +212,41 @@ impl<'i> Matcher<'i> {
         }
     }
 
+    /// One pass over the bytes `\\` and `(` of a line: does it hold JSON string escapes
+    /// (see [`Matcher::find_with_json`]), and the end of a DNS wire name `(0)`?
+    fn markers(&self, line: &[u8]) -> (bool, bool) {
+        let json = matches!(
+            line.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        );
+        let (mut escapes, mut wire) = (false, false);
+        for p in memchr::memchr2_iter(b'\\', b'(', line) {
+            if line[p] == b'(' {
+                wire |= self.want_hosts && line.get(p + 1..p + 3) == Some(b"0)");
+            } else if !escapes {
+                escapes = json
+                    || match line.get(p + 1) {
+                        Some(b'/' | b'"') => true,
+                        Some(b'u') => line
+                            .get(p + 2..p + 6)
+                            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+                        _ => false,
+                    };
+            }
+        }
+        (escapes, wire)
+    }
+
     /// Like [`Matcher::find`], and for a line holding JSON string escapes (`\/`, `\"`,
     /// `\uXXXX`, or any backslash in a line that starts with `{` or `[`) also matches
     /// its text with the escapes decoded, so `http:\/\/host\/x` still matches — in a
     /// JSON line, in a JSON array, or in JSON inside a syslog message.
     pub fn find_with_json(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
-        self.find(line, hits);
+        let (escapes, wire) = self.markers(line);
+        self.find_marked(line, wire, hits);
         let before = hits.len();
         let mut decoded = std::mem::take(&mut self.json_buf);
-        if has_json_escapes(line) {
+        if escapes {
             // The decoded text of the whole line, strings unescaped in place: the same
             // tokens as its decoded string values, without building a JSON tree.
             unescape_json(line, &mut decoded);
@@ -471,8 +503,12 @@ impl<'i> Matcher<'i> {
             return;
         }
         if self.want_v4 {
-            let port = port.or_else(|| port_after(line, end));
             let exact = self.index.match_options.ip_port == IpPortMatch::Exact;
+            let port = if exact {
+                port.or_else(|| port_after(line, end))
+            } else {
+                None
+            };
             self.index.v4.covering(addr, |_, id| {
                 let id = IndicatorId(id);
                 if !exact || port_matches(self.index, id, port) {
@@ -559,7 +595,11 @@ impl<'i> Matcher<'i> {
             return run_end;
         };
         let exact = self.index.match_options.ip_port == IpPortMatch::Exact;
-        let port = port.or_else(|| v6_port_after(line, s, s + run.len()));
+        let port = if exact {
+            port.or_else(|| v6_port_after(line, s, s + run.len()))
+        } else {
+            None
+        };
         let index = self.index;
         let mut emit = |id: u32| {
             let id = IndicatorId(id);
