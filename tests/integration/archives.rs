@@ -8,24 +8,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::util::{root, tripline};
 use tripline::hunt::{hunt, HuntOptions};
 use tripline::index::{BuildOptions, Index};
 use tripline::intel::list::load_plain;
 use tripline::intel::warninglist::Warninglists;
 use tripline::intel::{IntelStore, Source, StoreOptions};
 use tripline::source::batch::Input;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tripline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run tripline")
-}
 
 fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)

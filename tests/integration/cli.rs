@@ -3,22 +3,11 @@
 //!
 //! Set `UPDATE_GOLDEN=1` to rewrite the golden files after a reviewed change.
 
+use crate::util::{root, tripline};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tripline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run tripline")
-}
 
 fn tripline_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))

@@ -1,20 +1,8 @@
 //! The real binary: `rules check`, `hunt --rules --sightings-out`, `sightings`, and
 //! `feedback false-positive`.
 
-use std::path::PathBuf;
+use crate::util::{root, tripline};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tripline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run tripline")
-}
 
 #[test]
 fn rules_check_reports_precise_errors() {

@@ -6,11 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::util::root;
 use tripline::config::{bounds, Config, SourcePlan};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs the binary in the repository root with `env` set (and nothing else of the
 /// caller's secrets-looking variables inherited).

@@ -8,11 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::util::root;
 use crate::util::sidecar::{free_addr, metric, wait_for, Tmpfs};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `n` lines that each match the traps intel, numbered.
 fn write_log(path: &Path, n: usize) {

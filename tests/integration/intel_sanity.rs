@@ -8,11 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::util::root;
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn tripline(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tripline"))

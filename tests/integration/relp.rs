@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,7 @@ use tripline::source::relp::frame::{Command as Cmd, Frame, FrameDecoder};
 use tripline::source::relp::{bind, RelpConfig, RelpError, RelpStats};
 use tripline::source::{Batch, Line, Origin, Transport};
 
+use crate::util::root;
 use crate::util::sidecar::{free_addr, metric, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -669,10 +670,6 @@ fn relp_source_config() {
 
 // ---------------------------------------------------------------------------------------
 // rsyslog omrelp, end to end, with kill -9
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Ends the child (started by this test, by its id) when dropped.
 struct KillOnDrop(Child);

@@ -3,16 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use crate::util::root;
 use crate::util::sidecar::free_addr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn write_config(dir: &Path, intel: &str, extra: &str) -> PathBuf {
     let path = dir.join("tripline.toml");

@@ -4,9 +4,10 @@
 //! `sightings list`. One regression test per defect, named after it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::util::*;
+use crate::util::{root, tripline};
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 use tripline::correlate::Provenance;
@@ -23,18 +24,6 @@ const ORG_ONLY_ATTR: &str = "575c8598-f1f0-4c16-a94a-0612c0a83866";
 
 const A1: &str = "6f1a0c3e-2d4b-4c5a-9e8f-0a1b2c3d4e5f";
 const E1: &str = "11111111-2222-4333-8444-555555555555";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tripline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run tripline")
-}
 
 fn text(out: &Output) -> String {
     format!(

@@ -103,6 +103,20 @@ pub fn config(toml_text: &str) -> ShareConfig {
     c
 }
 
+/// The repository root (tests run the binary from there, with relative fixture paths).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the real binary from the repository root and waits for it.
+pub fn tripline(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run tripline")
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
