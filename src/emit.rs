@@ -176,6 +176,10 @@ impl Emitter {
         let info = self.sources.get(source);
         let source_name = info.map_or("", |s| s.name.as_str());
         let fallback_host = default_host(origin);
+        let sender = match origin {
+            Origin::Syslog { .. } => Some(fallback_host.as_str()),
+            _ => None,
+        };
         let observations = if self.observe {
             crate::correlate::observe::observations(
                 index,
@@ -183,7 +187,7 @@ impl Emitter {
                 &event,
                 time,
                 source_name,
-                &fallback_host,
+                sender,
             )
         } else {
             Vec::new()

@@ -266,6 +266,12 @@ impl Engine {
         self.sweep(None)
     }
 
+    /// Observations a rule selected but could not group or count (see
+    /// [`EngineStats::unkeyed`]), without building the whole [`EngineStats`].
+    pub fn unkeyed(&self) -> u64 {
+        self.counters.unkeyed
+    }
+
     pub fn stats(&self) -> EngineStats {
         let c = &self.counters;
         EngineStats {

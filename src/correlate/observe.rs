@@ -59,15 +59,18 @@ pub fn resolve_distribution(attribute: Option<u8>, event: Option<u8>) -> Option<
     }
 }
 
-/// One observation per hit. `host` falls back to `default_host` (the file in batch
-/// hunts, the source name live) when the line names none.
+/// One observation per hit. `host` is the line's own host, else `sender` (the peer
+/// address of a syslog message: the host that sent it); a line read from a file or
+/// stdin that names no host has none — never its file path, which would make one
+/// client spread over three files "3 distinct hosts". Rules that group or count by
+/// host skip such observations (counted as unkeyed).
 pub fn observations(
     index: &Index,
     hits: &[(Hit, Vec<u32>)],
     event: &Event,
     time: DateTime<Utc>,
     log_source: &str,
-    default_host: &str,
+    sender: Option<&str>,
 ) -> Vec<Observation> {
     hits.iter()
         .map(|(hit, metas)| Observation {
@@ -76,12 +79,7 @@ pub fn observations(
             kind: hit.id.kind(),
             atomic: hit.atomic.clone(),
             provenance: metas.iter().map(|&m| provenance(index, m)).collect(),
-            host: Some(
-                event
-                    .host
-                    .clone()
-                    .unwrap_or_else(|| default_host.to_string()),
-            ),
+            host: event.host.clone().or_else(|| sender.map(str::to_string)),
             source_ip: event.source_ip,
             destination_ip: event.destination_ip,
             log_source: log_source.to_string(),

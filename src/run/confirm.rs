@@ -195,6 +195,10 @@ impl Correlation {
         out: &mut Vec<Vec<u8>>,
         metrics: &Metrics,
     ) {
+        crate::sink::metrics::set_counter(
+            &metrics.rule_observations_unkeyed,
+            self.engine.unkeyed(),
+        );
         for c in confirmed {
             metrics
                 .confirmations

@@ -282,6 +282,12 @@ pub const CONFIRMATIONS: MetricDef = def(
     &["rule"],
     "Correlations confirmed, by rule id.",
 );
+pub const RULE_OBSERVATIONS_UNKEYED: MetricDef = def(
+    "tripline_rule_observations_unkeyed_total",
+    Counter,
+    &[],
+    "Observations a rule selected but could not group or count because a field it needs is missing (a line that names no host, for a rule by host; no source address...).",
+);
 pub const SIGHTINGS: MetricDef = def(
     "tripline_sightings",
     GaugeKind,
@@ -395,6 +401,7 @@ pub const METRICS: &[MetricDef] = &[
     ALERTS_WRITABLE,
     READY,
     CONFIRMATIONS,
+    RULE_OBSERVATIONS_UNKEYED,
     SIGHTINGS,
     OUTBOX_DEPTH,
     OUTBOX_OLDEST_AGE,
@@ -480,6 +487,7 @@ pub struct Metrics {
     pub alerts_writable: IntGauge,
     pub ready: IntGauge,
     pub confirmations: IntCounterVec,
+    pub rule_observations_unkeyed: IntCounter,
     pub sightings: IntGaugeVec,
     pub outbox_depth: IntGauge,
     pub outbox_oldest_age: Gauge,
@@ -604,6 +612,7 @@ impl Metrics {
             alerts_writable: r.gauge(&ALERTS_WRITABLE),
             ready: r.gauge(&READY),
             confirmations: r.counter_vec(&CONFIRMATIONS),
+            rule_observations_unkeyed: r.counter(&RULE_OBSERVATIONS_UNKEYED),
             sightings: r.gauge_vec(&SIGHTINGS),
             outbox_depth: r.gauge(&OUTBOX_DEPTH),
             outbox_oldest_age: r.float_gauge(&OUTBOX_OLDEST_AGE),

@@ -1300,3 +1300,108 @@ fn load_rules_from_a_directory() {
         Err([RuleError::Read { .. }])
     ));
 }
+
+/// A line that names no host gets none: not its file path (one client spread over
+/// three files was "3 distinct hosts"), so rules that count or group by host skip it.
+#[test]
+fn line_without_host_falls_back_to_its_file_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("hosts.yml"),
+        "title: One indicator from three distinct hosts\nid: 0b6c9f0e-5f1c-4c36-9d55-7a5f6c1e2d3a\n\
+         level: high\ncorrelation:\n  type: value_count\n  field: host\n  group-by: [indicator]\n  \
+         timespan: 1h\n  condition:\n    gte: 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("repeated.yml"),
+        "title: One indicator three times on one host\nid: 5d0f4b1e-8c2a-4f7e-a1b9-3e6d2c4f5a7b\n\
+         level: medium\ncorrelation:\n  type: event_count\n  group-by: [indicator, host]\n  \
+         timespan: 1h\n  condition:\n    gte: 3\n",
+    )
+    .unwrap();
+    let intel = dir.path().join("iocs.txt");
+    std::fs::write(&intel, "evil.example\n").unwrap();
+    let mut logs = Vec::new();
+    for (i, name) in ["a.log", "b.log", "c.log"].iter().enumerate() {
+        let p = dir.path().join(name);
+        // JSON lines without a host field: one client, three files.
+        let mut text = String::new();
+        for k in 0..3 {
+            text.push_str(&format!(
+                "{{\"@timestamp\":\"2024-05-01T10:0{i}:0{k}Z\",\"query\":\"evil.example\"}}\n"
+            ));
+        }
+        std::fs::write(&p, text).unwrap();
+        logs.push(p);
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["hunt", "-q", "--no-default-warninglists", "--intel"])
+        .arg(&intel)
+        .arg("--rules")
+        .arg(&rules)
+        .args(&logs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 9, "{stdout}");
+    let confirmations: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|a| a["event"]["kind"] == "alert")
+        .collect();
+    assert!(confirmations.is_empty(), "{confirmations:?}");
+    // The same lines with a host do confirm both rules (the rules work).
+    for (i, p) in logs.iter().enumerate() {
+        let mut text = String::new();
+        for k in 0..3 {
+            text.push_str(&format!(
+                "{{\"@timestamp\":\"2024-05-01T10:0{i}:0{k}Z\",\"host\":\"ws{i}\",\"query\":\"evil.example\"}}\n"
+            ));
+        }
+        std::fs::write(p, text).unwrap();
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["hunt", "-q", "--no-default-warninglists", "--intel"])
+        .arg(&intel)
+        .arg("--rules")
+        .arg(&rules)
+        .args(&logs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["event"]["kind"] == "alert")
+        .map(|a| a["rule"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.contains("three distinct hosts")),
+        "{stdout}"
+    );
+    assert!(kinds.iter().any(|k| k.contains("three times")), "{stdout}");
+}
+
+/// Observations without the field a rule groups by are skipped and counted
+/// (`tripline_rule_observations_unkeyed_total`), never grouped under a made-up value.
+#[test]
+fn observations_without_a_host_are_counted_as_unkeyed() {
+    let r = correlation("event_count", "[indicator, host]", "1h", "{gte: 2}");
+    let mut engine = Engine::new(vec![r]);
+    let input = vec![
+        obs("10:00:00", "evil.example").host(None),
+        obs("10:00:01", "evil.example").host(None),
+        obs("10:00:02", "evil.example").host(Some("ws1")),
+        obs("10:00:03", "evil.example").host(Some("ws1")),
+    ];
+    let (at, _) = run(&mut engine, input);
+    assert_eq!(at, [3], "only the two lines with a host confirm");
+    assert_eq!(engine.unkeyed(), 2);
+    assert_eq!(engine.stats().unkeyed, 2);
+}
