@@ -212,41 +212,16 @@ impl<'i> Matcher<'i> {
         }
     }
 
-    /// One pass over the bytes `\\` and `(` of a line: does it hold JSON string escapes
-    /// (see [`Matcher::find_with_json`]), and the end of a DNS wire name `(0)`?
-    fn markers(&self, line: &[u8]) -> (bool, bool) {
-        let json = matches!(
-            line.iter().find(|b| !b.is_ascii_whitespace()),
-            Some(b'{' | b'[')
-        );
-        let (mut escapes, mut wire) = (false, false);
-        for p in memchr::memchr2_iter(b'\\', b'(', line) {
-            if line[p] == b'(' {
-                wire |= self.want_hosts && line.get(p + 1..p + 3) == Some(b"0)");
-            } else if !escapes {
-                escapes = json
-                    || match line.get(p + 1) {
-                        Some(b'/' | b'"') => true,
-                        Some(b'u') => line
-                            .get(p + 2..p + 6)
-                            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
-                        _ => false,
-                    };
-            }
-        }
-        (escapes, wire)
-    }
-
     /// Like [`Matcher::find`], and for a line holding JSON string escapes (`\/`, `\"`,
     /// `\uXXXX`, or any backslash in a line that starts with `{` or `[`) also matches
     /// its text with the escapes decoded, so `http:\/\/host\/x` still matches — in a
     /// JSON line, in a JSON array, or in JSON inside a syslog message.
     pub fn find_with_json(&mut self, line: &[u8], hits: &mut Vec<Hit>) {
-        let (escapes, wire) = self.markers(line);
-        self.find_marked(line, wire, hits);
+        let marks = markers(line, self.want_hosts);
+        self.find_marked(line, marks.wire_name, hits);
         let before = hits.len();
         let mut decoded = std::mem::take(&mut self.json_buf);
-        if escapes {
+        if marks.escapes {
             // The decoded text of the whole line, strings unescaped in place: the same
             // tokens as its decoded string values, without building a JSON tree.
             unescape_json(line, &mut decoded);
@@ -254,7 +229,7 @@ impl<'i> Matcher<'i> {
                 self.find(&decoded, hits);
                 // JSON in a JSON string (an application's JSON log in journald's
                 // MESSAGE): one level more.
-                if has_json_escapes(&decoded) {
+                if markers(&decoded, false).escapes {
                     let mut twice = Vec::with_capacity(decoded.len());
                     unescape_json(&decoded, &mut twice);
                     if twice != decoded {
@@ -265,8 +240,7 @@ impl<'i> Matcher<'i> {
         }
         // `journalctl -o json` writes a MESSAGE that is not valid UTF-8 as an array of
         // byte values.
-        let json_line = line.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-        if let Some(k) = json_line
+        if let Some(k) = (marks.first == Some(b'{'))
             .then(|| memchr::memmem::find(line, b"\"MESSAGE\":["))
             .flatten()
         {
@@ -1378,27 +1352,43 @@ fn journal_bytes(text: &[u8], out: &mut Vec<u8>) -> bool {
     !out.is_empty()
 }
 
-/// Does the line hold JSON string escapes worth a decoded pass: any backslash in a
-/// line that starts with `{` or `[`, else `\/`, `\"` or `\uXXXX` anywhere (JSON in a
-/// syslog message)?
-fn has_json_escapes(line: &[u8]) -> bool {
-    let Some(first_bs) = memchr::memchr(b'\\', line) else {
-        return false;
-    };
-    let first = line.iter().position(|b| !b.is_ascii_whitespace());
-    if matches!(first.map(|i| line[i]), Some(b'{' | b'[')) {
-        return true;
-    }
-    memchr::memchr_iter(b'\\', &line[first_bs..]).any(|i| {
-        let i = first_bs + i;
-        match line.get(i + 1) {
-            Some(b'/' | b'"') => true,
-            Some(b'u') => line
-                .get(i + 2..i + 6)
-                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
-            _ => false,
+/// What one pass over a line's `\\` and `(` bytes tells (see [`markers`]).
+struct Markers {
+    /// The first byte that is not white space.
+    first: Option<u8>,
+    /// JSON string escapes worth a decoded pass: any backslash in a line that starts
+    /// with `{` or `[`, else `\/`, `\"` or `\uXXXX` anywhere (JSON in a syslog message).
+    escapes: bool,
+    /// The end of a DNS wire name, `(0)` (looked for only when `want_wire`).
+    wire_name: bool,
+}
+
+fn markers(line: &[u8], want_wire: bool) -> Markers {
+    let first = line.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let json = matches!(first, Some(b'{' | b'['));
+    let (mut escapes, mut wire_name) = (false, false);
+    for p in memchr::memchr2_iter(b'\\', b'(', line) {
+        if line[p] == b'(' {
+            wire_name |= want_wire && line.get(p + 1..p + 3) == Some(b"0)");
+        } else if !escapes {
+            escapes = json
+                || match line.get(p + 1) {
+                    Some(b'/' | b'"') => true,
+                    Some(b'u') => line
+                        .get(p + 2..p + 6)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+                    _ => false,
+                };
         }
-    })
+        if escapes && (wire_name || !want_wire) {
+            break;
+        }
+    }
+    Markers {
+        first,
+        escapes,
+        wire_name,
+    }
 }
 
 /// Adds a hit unless the indicator is already there. `atomic` is a sub-slice of

@@ -50,7 +50,7 @@ pub fn is_own(config: &ShareConfig, indicator: &str, kind: Kind) -> bool {
     let host = match kind {
         Kind::Domain | Kind::Hostname => indicator,
         Kind::Email => indicator.rsplit_once('@').map_or("", |(_, d)| d),
-        Kind::Url => url_host(indicator),
+        Kind::Url => crate::intel::canon::url_host(indicator),
         Kind::Ipv4 | Kind::Ipv6 => return in_networks(&config.own_networks, indicator),
         _ => return false,
     };
@@ -79,17 +79,6 @@ fn type_matches(pattern: &str, ty: &str) -> bool {
             .is_some_and(|head| head.eq_ignore_ascii_case(prefix)),
         None => pattern.eq_ignore_ascii_case(ty.trim()),
     }
-}
-
-/// The host of a URL indicator (`host[:port]/path`, scheme optional).
-fn url_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
-    }
-    authority.split(':').next().unwrap_or("")
 }
 
 /// Is `value` (an address or prefix) inside or overlapping one of `networks`?

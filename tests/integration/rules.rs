@@ -1337,15 +1337,18 @@ fn line_without_host_falls_back_to_its_file_path() {
         std::fs::write(&p, text).unwrap();
         logs.push(p);
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(["hunt", "-q", "--no-default-warninglists", "--intel"])
-        .arg(&intel)
-        .arg("--rules")
-        .arg(&rules)
-        .args(&logs)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hunt = |logs: &[std::path::PathBuf]| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+            .args(["hunt", "-q", "--no-default-warninglists", "--intel"])
+            .arg(&intel)
+            .arg("--rules")
+            .arg(&rules)
+            .args(logs)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = hunt(&logs);
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -1366,15 +1369,7 @@ fn line_without_host_falls_back_to_its_file_path() {
         }
         std::fs::write(p, text).unwrap();
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args(["hunt", "-q", "--no-default-warninglists", "--intel"])
-        .arg(&intel)
-        .arg("--rules")
-        .arg(&rules)
-        .args(&logs)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = hunt(&logs);
     let kinds: Vec<String> = stdout
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
