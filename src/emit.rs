@@ -83,6 +83,34 @@ pub struct Emitter {
     sources: Vec<SourceInfo>,
     decoders: HashMap<String, Decoder>,
     observe: bool,
+    /// Unique per emitter: names the streams that cannot be read twice (stdin,
+    /// syslog), so two runs never share one.
+    run: u64,
+    /// Syslog messages emitted so far: their position in their stream.
+    messages: u64,
+}
+
+/// The stream and position of a line, as its observations carry them
+/// ([`crate::correlate::LineOrigin`]): a file followed by the sidecar is named by
+/// its persistent id and the line by its byte offset, so a line read again after a
+/// restart has the origin it had; a hunt's input by its path and line number; stdin
+/// by its line number and syslog by a message count, in streams unique to this run.
+fn line_origin(origin: &Origin, run: u64, messages: u64) -> (String, u64) {
+    match origin {
+        Origin::File {
+            file_id: Some(id),
+            offset,
+            ..
+        } => (format!("file:{id:016x}"), *offset),
+        Origin::File {
+            path, offset, line, ..
+        } => (format!("path:{path}"), line.unwrap_or(*offset)),
+        Origin::Syslog { peer, transport } => (
+            format!("syslog:{peer}/{}#{run:016x}", transport.as_str()),
+            messages,
+        ),
+        Origin::Stdin { line } => (format!("stdin#{run:016x}"), *line),
+    }
 }
 
 /// The host a line without one is credited to: its file, its syslog peer, or stdin.
@@ -101,6 +129,8 @@ impl Emitter {
             sources,
             decoders: HashMap::new(),
             observe,
+            run: uuid::Uuid::new_v4().as_u64_pair().0,
+            messages: 0,
         }
     }
 
@@ -180,7 +210,11 @@ impl Emitter {
             Origin::Syslog { .. } => Some(fallback_host.as_str()),
             _ => None,
         };
+        if matches!(origin, Origin::Syslog { .. }) {
+            self.messages += 1;
+        }
         let observations = if self.observe {
+            let (stream, position) = line_origin(origin, self.run, self.messages);
             crate::correlate::observe::observations(
                 index,
                 &matches,
@@ -188,6 +222,7 @@ impl Emitter {
                 time,
                 source_name,
                 sender,
+                Some((&stream, position)),
             )
         } else {
             Vec::new()
@@ -230,6 +265,7 @@ fn build_alert(
             path,
             offset: at,
             line,
+            ..
         } => {
             offset = Some(*at);
             let file = Some(alert::LogFile {

@@ -307,6 +307,7 @@ impl<W: Write> Collector<'_, W> {
                             path: path.clone(),
                             offset,
                             line: Some(line),
+                            file_id: None,
                         }
                     }
                 };

@@ -55,6 +55,8 @@ pub const QUEUE_BATCHES: RangeInclusive<u64> = 1..=65_536;
 pub const WORKERS: RangeInclusive<u64> = 0..=1024;
 /// `rules.max_groups`: 1 to 10 million correlation groups.
 pub const MAX_GROUPS: RangeInclusive<u64> = 1..=10_000_000;
+/// `rules.lateness_secs`: 0 to 1 day.
+pub const LATENESS_SECS: RangeInclusive<u64> = 0..=86_400;
 
 /// One numeric key: its name as written in TOML (`[]` for each element of a list),
 /// its range and its unit.
@@ -77,7 +79,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 25] = [
+pub const ALL: [Bound; 26] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -115,6 +117,7 @@ pub const ALL: [Bound; 25] = [
     int("pipeline.queue_batches", QUEUE_BATCHES, "batches"),
     int("pipeline.workers", WORKERS, "threads, 0: one per core"),
     int("rules.max_groups", MAX_GROUPS, "groups"),
+    int("rules.lateness_secs", LATENESS_SECS, "s"),
     int("share.destinations[].window_secs", share::WINDOW_SECS, "s"),
     int(
         "share.destinations[].retry_initial_secs",

@@ -144,6 +144,11 @@ pub struct RulesConfig {
     /// Correlation groups kept at most (oldest evicted, counted). Range 1 ..= 10
     /// million groups ([`bounds::MAX_GROUPS`]).
     pub max_groups: usize,
+    /// How far behind the newest event time (seconds) an event may reach the
+    /// sidecar's rules and still be correlated in time order; later ones are counted
+    /// (`tripline_rule_observations_late_total`) and correlated with their own time
+    /// where their window is still held. Range 0 ..= 86400 ([`bounds::LATENESS_SECS`]).
+    pub lateness_secs: u64,
 }
 
 impl Default for RulesConfig {
@@ -152,6 +157,7 @@ impl Default for RulesConfig {
             dir: None,
             enabled: true,
             max_groups: 100_000,
+            lateness_secs: 300,
         }
     }
 }

@@ -197,6 +197,11 @@ impl Config {
             &bounds::MAX_GROUPS,
             self.rules.max_groups as u64,
         );
+        p.range(
+            "rules.lateness_secs",
+            &bounds::LATENESS_SECS,
+            self.rules.lateness_secs,
+        );
         if self
             .rules
             .dir

@@ -4,8 +4,8 @@
 //! [`Engine::stats`]. Persistence of this state is in `correlate/state.rs`.
 //!
 //! # Time
-//! Windows run in the observation's own time (`Observation::time`): batch hunts pass
-//! event time, live runs arrival time; the caller decides. Nothing here reads a clock.
+//! Windows run in the observation's own time (`Observation::time`, the event time in
+//! hunts and in the sidecar alike). Nothing here reads a clock.
 //!
 //! # Windows (rules whose condition is a lower bound: `gte`, `gt`)
 //! A group's window is the last timespan of its observations: every stored
@@ -255,7 +255,7 @@ impl Engine {
 
     /// Closes deferred windows that ended before `now` and drops groups whose window
     /// and quiet period have passed (counted as `expired`). The sidecar calls it on a
-    /// timer with the arrival clock. O(groups).
+    /// timer with its event-time watermark. O(groups).
     pub fn flush(&mut self, now: DateTime<Utc>) -> Vec<Confirmation> {
         self.sweep(Some(now))
     }
@@ -578,6 +578,7 @@ mod tests {
             source_ip: None,
             destination_ip: None,
             log_source: "test.log".into(),
+            origin: None,
         }
     }
 

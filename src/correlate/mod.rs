@@ -6,6 +6,9 @@
 //!
 //! Invariant: an observation carries what rules group by and what sightings need
 //! about the indicator and its provenance; it never carries the log line itself.
+//! Its [`LineOrigin`] (which input, where in it) stays on this machine: it tells a
+//! line read twice (a replay after a restart) from two lines that look alike, and is
+//! never part of a sighting.
 
 use std::net::IpAddr;
 
@@ -32,10 +35,29 @@ pub struct Provenance {
     pub distribution: Option<u8>,
 }
 
+/// Where the line of an observation was read: the input stream and the position in
+/// it. Two observations with the same origin are the same event (a line read again
+/// after a restart); two lines with the same time, host and indicator but different
+/// origins are two events. Positions of one stream only grow while it is read (a file
+/// truncated in place is a new stream), which is how the sidecar recognises a replay.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LineOrigin {
+    /// `file:<id>` (the file source's persistent id of the file content),
+    /// `path:<path>` (a hunt's input), `syslog:<peer>/<transport>#<run>` or
+    /// `stdin#<run>` (inputs that cannot be read twice: `<run>` is unique per
+    /// process).
+    pub stream: String,
+    /// Byte offset (files followed by the sidecar), line number (hunt inputs,
+    /// stdin) or message number (syslog) of the line in the stream.
+    pub position: u64,
+    /// Which hit of the line (its index among the line's observations).
+    pub hit: u32,
+}
+
 /// An indicator seen in one event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {
-    /// Event time (batch hunts) or arrival time (live runs).
+    /// Event time: the line's own time, else when it was read.
     pub time: DateTime<Utc>,
     /// The indicator as it stands in the intel (canonical form).
     pub indicator: String,
@@ -51,6 +73,9 @@ pub struct Observation {
     pub destination_ip: Option<IpAddr>,
     /// The configured source name (live) or the file path (batch).
     pub log_source: String,
+    /// Where the line was read; `None` when unknown (an observation built by hand).
+    /// Local only: never in a sighting.
+    pub origin: Option<LineOrigin>,
 }
 
 /// A rule's verdict: these observations together are a real correlation.

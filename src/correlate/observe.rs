@@ -12,7 +12,7 @@ use crate::decode::Event;
 use crate::index::Index;
 use crate::matcher::Hit;
 
-use super::{Observation, Provenance};
+use super::{LineOrigin, Observation, Provenance};
 
 /// The provenance of a meta, as sightings need it.
 pub fn provenance(index: &Index, meta_id: u32) -> Provenance {
@@ -63,7 +63,8 @@ pub fn resolve_distribution(attribute: Option<u8>, event: Option<u8>) -> Option<
 /// address of a syslog message: the host that sent it); a line read from a file or
 /// stdin that names no host has none — never its file path, which would make one
 /// client spread over three files "3 distinct hosts". Rules that group or count by
-/// host skip such observations (counted as unkeyed).
+/// host skip such observations (counted as unkeyed). `origin` is the line's (stream
+/// and position); each hit gets its index in `hits`.
 pub fn observations(
     index: &Index,
     hits: &[(Hit, Vec<u32>)],
@@ -71,9 +72,11 @@ pub fn observations(
     time: DateTime<Utc>,
     log_source: &str,
     sender: Option<&str>,
+    origin: Option<(&str, u64)>,
 ) -> Vec<Observation> {
     hits.iter()
-        .map(|(hit, metas)| Observation {
+        .enumerate()
+        .map(|(i, (hit, metas))| Observation {
             time,
             indicator: index.value(hit.id).to_string(),
             kind: hit.id.kind(),
@@ -83,6 +86,11 @@ pub fn observations(
             source_ip: event.source_ip,
             destination_ip: event.destination_ip,
             log_source: log_source.to_string(),
+            origin: origin.map(|(stream, position)| LineOrigin {
+                stream: stream.to_string(),
+                position,
+                hit: u32::try_from(i).unwrap_or(u32::MAX),
+            }),
         })
         .collect()
 }

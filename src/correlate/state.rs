@@ -6,7 +6,7 @@
 //! order with its rule id, the rule's fingerprint ([`Rule::fingerprint`]), its
 //! group-by values, times (RFC 3339, nanoseconds) and stored observations, plus the
 //! engine's counters. The observations hold what `Observation` holds (indicator,
-//! provenance, host, addresses, log source), never log text.
+//! provenance, host, addresses, log source, origin), never log text.
 //!
 //! Invariants: restoring replaces the engine's state; a group is restored only into
 //! a rule with the same id and fingerprint (same type, group-by, timespan, condition,
@@ -21,7 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::engine::{Counters, Engine, Entry, Group};
-use super::{Observation, Provenance};
+use super::{LineOrigin, Observation, Provenance};
 use crate::intel::{Kind, Tlp};
 
 /// The snapshot format version this build writes and reads.
@@ -85,9 +85,10 @@ struct EntryDoc {
     obs: ObservationDoc,
 }
 
+/// An [`Observation`] as stored in snapshots and the sidecar's journal.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ObservationDoc {
+pub struct ObservationDoc {
     time: String,
     indicator: String,
     kind: String,
@@ -97,6 +98,17 @@ struct ObservationDoc {
     source_ip: Option<IpAddr>,
     destination_ip: Option<IpAddr>,
     log_source: String,
+    /// Absent in snapshots written before origins existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<OriginDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginDoc {
+    stream: String,
+    position: u64,
+    hit: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,7 +139,7 @@ fn opt_time_in(s: &Option<String>) -> Result<Option<DateTime<Utc>>, StateError> 
 }
 
 impl ObservationDoc {
-    fn from_obs(o: &Observation) -> ObservationDoc {
+    pub fn from_obs(o: &Observation) -> ObservationDoc {
         ObservationDoc {
             time: time_out(o.time),
             indicator: o.indicator.clone(),
@@ -151,10 +163,15 @@ impl ObservationDoc {
             source_ip: o.source_ip,
             destination_ip: o.destination_ip,
             log_source: o.log_source.clone(),
+            origin: o.origin.as_ref().map(|g| OriginDoc {
+                stream: g.stream.clone(),
+                position: g.position,
+                hit: g.hit,
+            }),
         }
     }
 
-    fn into_obs(self) -> Result<Observation, StateError> {
+    pub fn into_obs(self) -> Result<Observation, StateError> {
         let kind = Kind::ALL
             .into_iter()
             .find(|k| k.name() == self.kind)
@@ -192,6 +209,11 @@ impl ObservationDoc {
             source_ip: self.source_ip,
             destination_ip: self.destination_ip,
             log_source: self.log_source,
+            origin: self.origin.map(|g| LineOrigin {
+                stream: g.stream,
+                position: g.position,
+                hit: g.hit,
+            }),
         })
     }
 }

@@ -26,6 +26,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 mod confirm;
+mod journal;
 pub mod intel;
 pub mod pipeline;
 mod sources;

@@ -12,7 +12,8 @@
 //! feeds the rules, throttles and counts, and gathers the batch's alert lines.
 //!
 //! A batch is acknowledged (file checkpoints move) only after all its alerts were
-//! written and flushed to every output ([`AlertOutput::commit`]). When they cannot be
+//! written and flushed to every output ([`AlertOutput::commit`]) and the rules'
+//! observations of it are in their journal ([`confirm::Correlation::sync`]). When they cannot be
 //! (a full disk), the output thread holds the batch and retries with backoff: it stops
 //! taking batches, the bounded queues fill and the sources stop reading — nothing is
 //! read that cannot be alerted — and it resumes where it stopped when the output
@@ -386,6 +387,11 @@ fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) -> Result<(), 
         tracing::error!(error = %e, "Cannot render an alert.");
     }
     sink.commit()?;
+    // The batch's observations are durable before it is acknowledged (its file
+    // checkpoint may move only then).
+    if let Some(c) = sink.correlation.as_mut() {
+        c.sync()?;
+    }
     if let Some(ack) = d.ack {
         let _ = ack.send(());
     }

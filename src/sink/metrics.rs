@@ -288,6 +288,18 @@ pub const RULE_OBSERVATIONS_UNKEYED: MetricDef = def(
     &[],
     "Observations a rule selected but could not group or count because a field it needs is missing (a line that names no host, for a rule by host; no source address...).",
 );
+pub const RULE_OBSERVATIONS_LATE: MetricDef = def(
+    "tripline_rule_observations_late_total",
+    Counter,
+    &[],
+    "Observations that reached the sidecar's rules more than `rules.lateness_secs` behind the newest event time; correlated with their own time where their window is still held.",
+);
+pub const RULE_OBSERVATIONS_REPLAYED: MetricDef = def(
+    "tripline_rule_observations_replayed_total",
+    Counter,
+    &[],
+    "Observations of lines read again after a restart (same input and position as one already correlated), not counted again.",
+);
 pub const SIGHTINGS: MetricDef = def(
     "tripline_sightings",
     GaugeKind,
@@ -402,6 +414,8 @@ pub const METRICS: &[MetricDef] = &[
     READY,
     CONFIRMATIONS,
     RULE_OBSERVATIONS_UNKEYED,
+    RULE_OBSERVATIONS_LATE,
+    RULE_OBSERVATIONS_REPLAYED,
     SIGHTINGS,
     OUTBOX_DEPTH,
     OUTBOX_OLDEST_AGE,
@@ -488,6 +502,8 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub confirmations: IntCounterVec,
     pub rule_observations_unkeyed: IntCounter,
+    pub rule_observations_late: IntCounter,
+    pub rule_observations_replayed: IntCounter,
     pub sightings: IntGaugeVec,
     pub outbox_depth: IntGauge,
     pub outbox_oldest_age: Gauge,
@@ -613,6 +629,8 @@ impl Metrics {
             ready: r.gauge(&READY),
             confirmations: r.counter_vec(&CONFIRMATIONS),
             rule_observations_unkeyed: r.counter(&RULE_OBSERVATIONS_UNKEYED),
+            rule_observations_late: r.counter(&RULE_OBSERVATIONS_LATE),
+            rule_observations_replayed: r.counter(&RULE_OBSERVATIONS_REPLAYED),
             sightings: r.gauge_vec(&SIGHTINGS),
             outbox_depth: r.gauge(&OUTBOX_DEPTH),
             outbox_oldest_age: r.float_gauge(&OUTBOX_OLDEST_AGE),

@@ -30,6 +30,10 @@ pub enum Origin {
         path: Arc<str>,
         offset: u64,
         line: Option<u64>,
+        /// The file source's persistent id of the file content (it follows the file
+        /// through renames and restarts; a file truncated in place gets a new one).
+        /// `None` for a hunt's inputs.
+        file_id: Option<u64>,
     },
     /// A syslog message: the sending peer and transport.
     Syslog {

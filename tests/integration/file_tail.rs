@@ -95,7 +95,9 @@ fn start(cfg: FileSourceConfig, state: &Path, policy: AckPolicy) -> Running {
                 .lines
                 .iter()
                 .map(|l| match &l.origin {
-                    Origin::File { path, offset, line } => Got {
+                    Origin::File {
+                        path, offset, line, ..
+                    } => Got {
                         path: path.to_string(),
                         offset: *offset,
                         line: *line,

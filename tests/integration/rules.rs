@@ -55,6 +55,7 @@ fn obs(time: &str, indicator: &str) -> Obs {
         source_ip: None,
         destination_ip: None,
         log_source: "dns.log".into(),
+        origin: None,
     })
 }
 

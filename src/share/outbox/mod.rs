@@ -754,8 +754,13 @@ impl Outbox {
     }
 }
 
-/// A salted FNV-1a 64 of what identifies one observation (time, indicator, where it
-/// was seen). Only the hash is stored; it never leaves the outbox.
+/// A salted FNV-1a 64 of what identifies one observation: the line it came from
+/// (its origin: input stream and position, [`crate::correlate::LineOrigin`]) and the
+/// indicator seen there. A line read again after a restart has the same origin, so it
+/// counts once; two lines alike in time, host and indicator have different origins,
+/// so each counts: counts are events. An observation without an origin (built by
+/// hand) is identified by what it holds (time, indicator, where it was seen). Only
+/// the hash is stored; it never leaves the outbox.
 fn fingerprint(salt: u64, o: &Observation) -> i64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
@@ -767,6 +772,14 @@ fn fingerprint(salt: u64, o: &Observation) -> i64 {
         h ^= 0xff;
         h = h.wrapping_mul(PRIME);
     };
+    if let Some(origin) = &o.origin {
+        eat(b"origin");
+        eat(origin.stream.as_bytes());
+        eat(&origin.position.to_le_bytes());
+        eat(o.indicator.as_bytes());
+        eat(o.atomic.as_bytes());
+        return (h >> 1) as i64;
+    }
     eat(&o.time.timestamp_nanos_opt().unwrap_or(0).to_le_bytes());
     eat(o.indicator.as_bytes());
     eat(o.atomic.as_bytes());

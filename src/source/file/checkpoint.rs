@@ -98,6 +98,11 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// A fresh, random, non-zero file content id.
+fn new_uid() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0.max(1)
+}
+
 /// The hash of a file's first `len` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
@@ -122,6 +127,10 @@ impl Fingerprint {
 /// What is known about one file content.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// Persistent id of this content, never reused: where observations of its lines
+    /// say they came from (`file:<id>`), so a line read again after a restart is
+    /// recognised by its id and offset.
+    pub uid: u64,
     pub fingerprint: Fingerprint,
     pub dev: u64,
     pub inode: u64,
@@ -216,6 +225,8 @@ impl Checkpoints {
         }
         for f in state.files {
             cp.insert(Entry {
+                // Checkpoints written before ids existed get one now.
+                uid: if f.id == 0 { new_uid() } else { f.id },
                 fingerprint: Fingerprint {
                     hash: f.fingerprint,
                     len: f.fingerprint_bytes,
@@ -354,6 +365,7 @@ impl Checkpoints {
         let head = &head[..head.len().min(self.fingerprint_bytes)];
         self.urgent = true;
         self.insert(Entry {
+            uid: new_uid(),
             fingerprint: Fingerprint::of(head),
             dev,
             inode,
@@ -464,6 +476,7 @@ impl Checkpoints {
                     e.seen = now;
                 }
                 WireFile {
+                    id: e.uid,
                     fingerprint: e.fingerprint.hash,
                     fingerprint_bytes: e.fingerprint.len,
                     dev: e.dev,
@@ -480,6 +493,10 @@ impl Checkpoints {
 /// One entry as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireFile {
+    /// The entry's persistent id ([`Entry::uid`]); 0 in checkpoints written before
+    /// ids existed (one is given at load).
+    #[serde(default, with = "hex_u64")]
+    pub id: u64,
     /// FNV-1a 64 of the first `fingerprint_bytes` bytes, as 16 hex digits.
     #[serde(with = "hex_u64")]
     pub fingerprint: u64,

@@ -339,7 +339,10 @@ impl Reader {
             Input::Plain(file)
         };
         match Tail::open(path, name, input, st, id, start, skip_from, waiting) {
-            Ok(t) => self.tails.push(t),
+            Ok(mut t) => {
+                t.uid = self.known.get(id).map_or(0, |e| e.uid);
+                self.tails.push(t);
+            }
             Err(e) => {
                 failed(&mut self.failing, &self.stats, path, &e);
                 self.known.release(id, start, unix);
@@ -408,6 +411,7 @@ impl Reader {
                 match Tail::open(&sib, name, input, st, id, offset, None, false) {
                     Ok(mut t) => {
                         t.draining = true;
+                        t.uid = self.known.get(id).map_or(0, |e| e.uid);
                         self.tails.push(t);
                     }
                     Err(e) => {

@@ -69,6 +69,9 @@ impl Budget {
 /// One followed file.
 pub(super) struct Tail {
     pub(super) id: EntryId,
+    /// The entry's persistent id ([`super::checkpoint::Entry::uid`]), named in each
+    /// line's origin; 0 until the reader sets it.
+    pub(super) uid: u64,
     pub(super) path: PathBuf,
     pub(super) name: Arc<str>,
     pub(super) stat: Stat,
@@ -149,6 +152,7 @@ impl Tail {
             line,
             last_growth: Instant::now(),
             id,
+            uid: 0,
             path: path.to_path_buf(),
             name,
             stat,
@@ -289,6 +293,7 @@ impl Tail {
                             path: self.name.clone(),
                             offset: start,
                             line: self.next_line(),
+                            file_id: Some(self.uid),
                         },
                     });
                 }
@@ -331,6 +336,7 @@ impl Tail {
                         path: self.name.clone(),
                         offset: start,
                         line: self.next_line(),
+                        file_id: Some(self.uid),
                     },
                 });
             }
@@ -464,6 +470,7 @@ fn check_identity(
         let unix = unix_now();
         known.release(t.id, t.committed(), unix);
         t.id = known.create(&head, t.stat.dev, t.stat.inode, &t.name, 0, unix);
+        t.uid = known.get(t.id).map_or(0, |e| e.uid);
         t.reset(0);
     } else if fp.is_some_and(|fp| head.len() > fp.len) {
         known.refine(t.id, &head);

@@ -76,6 +76,7 @@ pub fn obs(time: i64, indicator: &str, kind: Kind, provenance: Vec<Provenance>) 
         source_ip: Some("10.20.30.40".parse::<IpAddr>().expect("ip")),
         destination_ip: Some("10.20.30.41".parse::<IpAddr>().expect("ip")),
         log_source: "/home/jdoe/secret.txt".to_string(),
+        origin: None,
     }
 }
 
