@@ -194,21 +194,22 @@ impl Correlation {
             return 0;
         };
         let path = self.state_path.display().to_string();
-        let (engine, generation, waiting, streams) =
-            match serde_json::from_slice::<SavedState>(&bytes) {
-                Ok(s) if s.version == STATE_VERSION => (
-                    serde_json::to_vec(&s.engine).unwrap_or_default(),
-                    s.generation,
-                    s.waiting,
-                    s.streams,
-                ),
-                Ok(s) => {
-                    tracing::warn!(path = %path, version = s.version, "Ignored saved correlation state of an unknown version.");
-                    return 0;
-                }
-                // Version 1: the engine's snapshot alone.
-                Err(_) => (bytes, 0, Vec::new(), Vec::new()),
-            };
+        let (engine, generation, waiting, streams) = match serde_json::from_slice::<SavedState>(
+            &bytes,
+        ) {
+            Ok(s) if s.version == STATE_VERSION => (
+                serde_json::to_vec(&s.engine).unwrap_or_default(),
+                s.generation,
+                s.waiting,
+                s.streams,
+            ),
+            Ok(s) => {
+                tracing::warn!(path = %path, version = s.version, "Ignored saved correlation state of an unknown version.");
+                return 0;
+            }
+            // Version 1: the engine's snapshot alone.
+            Err(_) => (bytes, 0, Vec::new(), Vec::new()),
+        };
         match self.engine.restore(&engine) {
             Ok(r) => tracing::info!(
                 groups = r.groups,
@@ -265,10 +266,12 @@ impl Correlation {
                     self.replayed += 1;
                     return;
                 }
-                Some(seen) => *seen = Seen {
-                    position: at,
-                    touched,
-                },
+                Some(seen) => {
+                    *seen = Seen {
+                        position: at,
+                        touched,
+                    }
+                }
                 None => {
                     if self.streams.len() >= MAX_STREAMS {
                         let oldest = self
@@ -367,7 +370,9 @@ impl Correlation {
         set_counter(&metrics.rule_observations_late, self.late);
         set_counter(&metrics.rule_observations_replayed, self.replayed);
         if self.late > self.late_logged
-            && self.late_log_at.is_none_or(|t| t.elapsed() >= LATE_LOG_EVERY)
+            && self
+                .late_log_at
+                .is_none_or(|t| t.elapsed() >= LATE_LOG_EVERY)
         {
             tracing::warn!(
                 late = self.late - self.late_logged,
@@ -377,7 +382,9 @@ impl Correlation {
             self.late_logged = self.late;
             self.late_log_at = Some(Instant::now());
         }
-        if self.last_snapshot.elapsed() >= SNAPSHOT_EVERY || self.journal.bytes() > JOURNAL_MAX_BYTES {
+        if self.last_snapshot.elapsed() >= SNAPSHOT_EVERY
+            || self.journal.bytes() > JOURNAL_MAX_BYTES
+        {
             if let Err(e) = self.save() {
                 tracing::error!(path = %self.state_path.display(), error = format!("{e:#}"), "Cannot save correlation state.");
             }
@@ -441,7 +448,11 @@ impl Correlation {
             version: STATE_VERSION,
             generation,
             engine,
-            waiting: self.waiting.values().map(ObservationDoc::from_obs).collect(),
+            waiting: self
+                .waiting
+                .values()
+                .map(ObservationDoc::from_obs)
+                .collect(),
             streams: self
                 .streams
                 .iter()
@@ -451,9 +462,12 @@ impl Correlation {
         let bytes = serde_json::to_vec(&doc).context("serialising the correlation state")?;
         write_atomic(&self.state_path, &bytes)?;
         self.generation = generation;
-        self.journal
-            .reset(generation)
-            .with_context(|| format!("starting the correlation journal in {}", self.state_path.display()))?;
+        self.journal.reset(generation).with_context(|| {
+            format!(
+                "starting the correlation journal in {}",
+                self.state_path.display()
+            )
+        })?;
         Ok(())
     }
 }

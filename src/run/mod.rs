@@ -26,8 +26,8 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 mod confirm;
-mod journal;
 pub mod intel;
+mod journal;
 pub mod pipeline;
 mod sources;
 

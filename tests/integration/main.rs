@@ -15,6 +15,7 @@ mod corpus;
 mod decode;
 mod durability;
 mod ecs;
+mod exactly_once_ingest;
 mod file_tail;
 mod intel_sanity;
 mod match_semantics;
