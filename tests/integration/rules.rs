@@ -1401,3 +1401,97 @@ fn observations_without_a_host_are_counted_as_unkeyed() {
     assert_eq!(engine.unkeyed(), 2);
     assert_eq!(engine.stats().unkeyed, 2);
 }
+
+/// `tripline run --stdin` correlates in event time as `tripline hunt` does: three
+/// hits four weeks apart in a backlog do not confirm "3 within an hour" in either
+/// (the sidecar used to, by arrival time); a burst within the hour confirms in both,
+/// with the same first and last times.
+#[test]
+fn defect_12_sidecar_and_hunt_confirm_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let rules = p.join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("three.yml"),
+        "title: Three times within an hour\nid: 2c7e9a41-6b0d-4f3e-8a15-9d2b7c4e6f80\nlevel: high\n\
+         correlation:\n  type: event_count\n  group-by: [indicator, host]\n  timespan: 1h\n  \
+         condition:\n    gte: 3\n",
+    )
+    .unwrap();
+    let intel = p.join("iocs.txt");
+    std::fs::write(&intel, "slow.example\nburst.example\n").unwrap();
+    let mut log = String::new();
+    for day in ["01", "08", "15", "22", "29"] {
+        log.push_str(&format!(
+            "2024-04-{day}T09:00:00Z web01 named[7]: query: slow.example IN A\n"
+        ));
+    }
+    for m in ["10", "25", "40"] {
+        log.push_str(&format!(
+            "2024-05-01T10:{m}:00Z web01 named[7]: query: burst.example IN A\n"
+        ));
+    }
+    let logfile = p.join("dns.log");
+    std::fs::write(&logfile, &log).unwrap();
+    let confirmations = |stdout: &[u8]| -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = String::from_utf8_lossy(stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|a| a["event"]["kind"] == "alert")
+            .map(|a| {
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+                (
+                    s(&a["threat"]["enrichments"][0]["indicator"]["name"]),
+                    s(&a["event"]["start"]),
+                    s(&a["event"]["end"]),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let hunt = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["hunt", "-q", "--no-default-warninglists", "--intel"])
+        .arg(&intel)
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&logfile)
+        .output()
+        .unwrap();
+    assert!(hunt.status.success(), "{}", String::from_utf8_lossy(&hunt.stderr));
+    let config = p.join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [{:?}]\nno_default_warninglists = true\n[rules]\ndir = {:?}\n\
+             [metrics]\naddress = \"127.0.0.1:0\"\n[state]\ndir = {:?}\n",
+            intel.display().to_string(),
+            rules.display().to_string(),
+            p.join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--stdin", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(log.as_bytes()).unwrap();
+    }
+    let run = child.wait_with_output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let want = vec![(
+        "burst.example".to_string(),
+        "2024-05-01T10:10:00Z".to_string(),
+        "2024-05-01T10:40:00Z".to_string(),
+    )];
+    assert_eq!(confirmations(&hunt.stdout), want, "hunt");
+    assert_eq!(confirmations(&run.stdout), want, "run --stdin");
+}
