@@ -8,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::util::sidecar::wait_for;
 use crate::util::{config, confirmation, obs, prov, root, T0};
 use tripline::correlate::LineOrigin;
 use tripline::intel::Kind;

@@ -1459,7 +1459,11 @@ fn defect_12_sidecar_and_hunt_confirm_the_same() {
         .arg(&logfile)
         .output()
         .unwrap();
-    assert!(hunt.status.success(), "{}", String::from_utf8_lossy(&hunt.stderr));
+    assert!(
+        hunt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hunt.stderr)
+    );
     let config = p.join("tripline.toml");
     std::fs::write(
         &config,
@@ -1486,7 +1490,11 @@ fn defect_12_sidecar_and_hunt_confirm_the_same() {
         stdin.write_all(log.as_bytes()).unwrap();
     }
     let run = child.wait_with_output().unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let want = vec![(
         "burst.example".to_string(),
         "2024-05-01T10:10:00Z".to_string(),
