@@ -32,7 +32,7 @@ pub use transport as delivery;
 pub use transport::taxii;
 
 pub use outbox::{
-    preview, preview_with_drops, DeliveryReport, IntelView, Outbox, OutboxEntry, OutboxError,
+    preview, preview_with_drops, AuditEntry, DeliveryReport, IntelView, Outbox, OutboxEntry, OutboxError,
     RecordOutcome, Selection, State,
 };
 pub use policy::{
