@@ -270,7 +270,11 @@ impl Outbox {
                 return Ok(report);
             }
         };
-        let batch_size = usize::try_from(dest.batch_size).unwrap_or(1).max(1);
+        let batch_size = if transport.batches() {
+            usize::try_from(dest.batch_size).unwrap_or(1).max(1)
+        } else {
+            1
+        };
         let mut left = ids.into_iter().peekable();
         let mut stop = false;
         while left.peek().is_some() {

@@ -66,6 +66,11 @@ pub trait Transport: Send + Sync {
         }
         self.deliver(out)
     }
+    /// Whether [`Transport::deliver_many`] carries several rows in one request (the
+    /// outbox then claims up to `batch_size` rows at once; otherwise one at a time).
+    fn batches(&self) -> bool {
+        false
+    }
     /// Delivers several rows in as few requests as the format allows (TAXII: one
     /// envelope); one result per row, in order. Default: one by one.
     fn deliver_many(&self, outs: &[Outgoing<'_>]) -> Vec<Result<(), DeliveryError>> {

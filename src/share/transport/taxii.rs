@@ -103,6 +103,10 @@ impl TaxiiTransport {
 }
 
 impl Transport for TaxiiTransport {
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn take_exchanges(&self) -> Vec<Exchange> {
         self.http.take_exchanges()
     }
