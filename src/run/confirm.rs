@@ -310,7 +310,10 @@ fn share_metrics(m: &Metrics, stats: &ShareStats, now: DateTime<Utc>) {
             .with_label_values(&l)
             .set(i64::from(d.blocked));
         set_counter(&m.sighting_batches.with_label_values(&l), d.batches);
-        set_counter(&m.sighting_batched_rows.with_label_values(&l), d.batched_rows);
+        set_counter(
+            &m.sighting_batched_rows.with_label_values(&l),
+            d.batched_rows,
+        );
     }
 }
 

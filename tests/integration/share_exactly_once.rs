@@ -104,13 +104,21 @@ fn defect_8_slow_server_applies_after_the_timeout_and_is_not_sent_again() {
     // the server to settle instead of checking now and sending a second time.
     let r = outbox.send_now().expect("send again");
     assert_eq!((r.delivered, r.already_delivered), (0, 0), "{r:?}");
-    assert_eq!(arrived(&misp), 1, "nothing sent while the server may still apply");
+    assert_eq!(
+        arrived(&misp),
+        1,
+        "nothing sent while the server may still apply"
+    );
     misp.wait_for("the slow sighting", |s| {
         s["sightings"].as_array().is_some_and(|a| a.len() == 1)
     });
     let r = outbox.deliver_due(in_hours(1)).expect("deliver");
     assert_eq!(r.already_delivered, 1, "{r:?}");
-    assert_eq!(misp.sightings().len(), 1, "one sighting for one confirmation");
+    assert_eq!(
+        misp.sightings().len(),
+        1,
+        "one sighting for one confirmation"
+    );
     assert_eq!(arrived(&misp), 1);
 }
 
@@ -136,7 +144,11 @@ fn defect_9_a_row_is_frozen_from_its_first_attempt() {
         .expect("record");
     assert_eq!((rec.created, rec.merged), (1, 0), "{rec:?}");
     let rows = outbox.list(None).expect("list");
-    assert_eq!(rows.len(), 2, "a new row; the frozen one unchanged: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        2,
+        "a new row; the frozen one unchanged: {rows:?}"
+    );
     assert_eq!(
         (rows[0].sighting.count, rows[0].sighting.last_seen),
         (1, t(T0 + 5))
@@ -188,7 +200,10 @@ fn defect_14_a_slow_destination_does_not_delay_the_others() {
                 vec![prov(
                     "cert-feed",
                     None,
-                    Some(&format!("indicator--5d0092c5-5f74-4287-9642-{:012x}", i + 1)),
+                    Some(&format!(
+                        "indicator--5d0092c5-5f74-4287-9642-{:012x}",
+                        i + 1
+                    )),
                 )],
             )
         })
@@ -239,7 +254,11 @@ fn defect_14_a_revoked_key_stops_the_destination_until_the_key_changes() {
         .collect();
     outbox.record(&confirmation("r", hits)).expect("record");
     let r = outbox.send_now().expect("send");
-    assert_eq!(misp.requests().len(), 1, "one request, then the destination stops");
+    assert_eq!(
+        misp.requests().len(),
+        1,
+        "one request, then the destination stops"
+    );
     assert_eq!(r.blocked.len(), 1, "{r:?}");
     let why = &r.blocked[0];
     assert!(
@@ -248,7 +267,10 @@ fn defect_14_a_revoked_key_stops_the_destination_until_the_key_changes() {
     );
     assert!(!why.contains("revoked-key-never-printed"));
     let stats = outbox.stats().expect("stats");
-    assert!(stats.deliveries.iter().any(|d| d.destination == "circl" && d.blocked));
+    assert!(stats
+        .deliveries
+        .iter()
+        .any(|d| d.destination == "circl" && d.blocked));
     // Later passes, and another process, send nothing while the key is unchanged.
     outbox.send_now().expect("send");
     outbox.deliver_due(in_hours(3)).expect("deliver");
@@ -258,7 +280,10 @@ fn defect_14_a_revoked_key_stops_the_destination_until_the_key_changes() {
     assert_eq!(r.deferred, 20, "{r:?}");
     assert_eq!(misp.requests().len(), 1, "still one request");
     let rows = outbox.list(None).expect("list");
-    assert!(rows.iter().all(|e| e.state == State::Queued), "nothing lost");
+    assert!(
+        rows.iter().all(|e| e.state == State::Queued),
+        "nothing lost"
+    );
     // The key is replaced: everything goes.
     std::fs::write(&key_file, format!("{}\n", misp.key)).expect("key");
     let r = outbox.deliver_due(in_hours(5)).expect("deliver");
@@ -279,7 +304,10 @@ fn defect_14_older_misp_releases_are_checked_by_numeric_id() {
     let outbox = Outbox::open(&dir.path().join("state"), &cfg).expect("outbox");
     // Landed, answer lost: found by numeric id, not sent again.
     outbox
-        .record(&confirmation("r", vec![hit(T0, "evil-2.example", &uuids[2])]))
+        .record(&confirmation(
+            "r",
+            vec![hit(T0, "evil-2.example", &uuids[2])],
+        ))
         .expect("record");
     misp.control("fail_after_record", Some(1), 0.0);
     assert_eq!(outbox.send_now().expect("send").retrying, 1);
@@ -287,7 +315,10 @@ fn defect_14_older_misp_releases_are_checked_by_numeric_id() {
     assert_eq!((r.already_delivered, r.failed), (1, 0), "{r:?}");
     // Not landed: searched by id, found missing, sent.
     outbox
-        .record(&confirmation("r", vec![hit(T0, "evil-1.example", &uuids[1])]))
+        .record(&confirmation(
+            "r",
+            vec![hit(T0, "evil-1.example", &uuids[1])],
+        ))
         .expect("record");
     misp.control("fail", Some(1), 0.0);
     assert_eq!(outbox.send_now().expect("send").retrying, 1);
@@ -437,7 +468,10 @@ password_file = "{}"
                 vec![prov(
                     "cert-feed",
                     None,
-                    Some(&format!("indicator--5d0092c5-5f74-4287-9642-{:012x}", i + 1)),
+                    Some(&format!(
+                        "indicator--5d0092c5-5f74-4287-9642-{:012x}",
+                        i + 1
+                    )),
                 )],
             )
         })
@@ -474,9 +508,7 @@ fn the_audit_log_holds_every_body_sent_byte_for_byte() {
         .map(|(i, u)| hit(T0 + i as i64, &format!("evil-{i}.example"), u))
         .collect();
     outbox.record(&confirmation("r", hits)).expect("record");
-    outbox
-        .approve_by(Selection::All, "alice")
-        .expect("approve");
+    outbox.approve_by(Selection::All, "alice").expect("approve");
     // One lands with its answer lost, so a check (a search) is audited too.
     misp.control("fail_after_record", Some(1), 0.0);
     outbox.send_now().expect("send");
@@ -502,10 +534,9 @@ fn the_audit_log_holds_every_body_sent_byte_for_byte() {
     assert!(audit.iter().any(|a| a.status == Some(500)));
     // Through the CLI, with no secret in it.
     let cfg_file = dir.path().join("tripline.toml");
-    let share_section = text.replace("[[destinations]]", "[[share.destinations]]").replace(
-        "[destinations.transport]",
-        "[share.destinations.transport]",
-    );
+    let share_section = text
+        .replace("[[destinations]]", "[[share.destinations]]")
+        .replace("[destinations.transport]", "[share.destinations.transport]");
     std::fs::write(
         &cfg_file,
         format!(
@@ -522,7 +553,11 @@ fn the_audit_log_holds_every_body_sent_byte_for_byte() {
         cfg_file.to_str().expect("utf-8"),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))

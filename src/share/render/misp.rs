@@ -132,8 +132,9 @@ pub fn attribute_ids(s: &Sighting, answer: &Value) -> Vec<String> {
                 });
                 text("value").is_some_and(|v| v.eq_ignore_ascii_case(&s.indicator))
                     && (event_uuids.is_empty()
-                        || event
-                            .is_some_and(|e| event_uuids.iter().any(|u| u.eq_ignore_ascii_case(&e))))
+                        || event.is_some_and(|e| {
+                            event_uuids.iter().any(|u| u.eq_ignore_ascii_case(&e))
+                        }))
             }
         };
         if ours && !out.contains(&id) {

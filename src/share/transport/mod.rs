@@ -395,7 +395,10 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
                     dest.timeout_secs,
                     ca_file.as_deref(),
                 )?
-                .with_limits(dest.max_requests_per_minute, dest.misp_max_sightings_per_row),
+                .with_limits(
+                    dest.max_requests_per_minute,
+                    dest.misp_max_sightings_per_row,
+                ),
             )
         }
         TransportConfig::Taxii {

@@ -123,7 +123,10 @@ impl Transport for TaxiiTransport {
                 Some(objects) => {
                     for o in objects {
                         let id = (
-                            o.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                            o.get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
                             o.get("modified").map(Value::to_string).unwrap_or_default(),
                         );
                         if seen.insert(id) {
@@ -160,7 +163,9 @@ impl Transport for TaxiiTransport {
                 // One failure for the whole envelope: each pending row gets it.
                 let text = e.to_string();
                 let kind_of = |_: usize| match &e {
-                    DeliveryError::Connect { destination, url, .. } => DeliveryError::Connect {
+                    DeliveryError::Connect {
+                        destination, url, ..
+                    } => DeliveryError::Connect {
                         destination: destination.clone(),
                         url: url.clone(),
                         detail: text.clone(),
@@ -176,7 +181,10 @@ impl Transport for TaxiiTransport {
                         status: *status,
                         body: body.clone(),
                     },
-                    DeliveryError::Tls { destination, detail } => DeliveryError::Tls {
+                    DeliveryError::Tls {
+                        destination,
+                        detail,
+                    } => DeliveryError::Tls {
                         destination: destination.clone(),
                         detail: detail.clone(),
                     },
