@@ -565,4 +565,16 @@ fn the_audit_log_holds_every_body_sent_byte_for_byte() {
     assert_eq!(lines.len(), audit.len());
     assert_eq!(lines[0]["body"], audit[0].body.as_str());
     assert!(!stdout.contains(&misp.key), "the API key never appears");
+
+    // Retention: records older than audit_retention_days go at the next pass.
+    let db = rusqlite::Connection::open(state.join("sightings.sqlite")).expect("db");
+    db.execute("UPDATE audit SET at = at - 2 * 86400000 WHERE id = 1", [])
+        .expect("age one record");
+    drop(db);
+    let short = config(&format!("audit_retention_days = 1\n{text}"));
+    let outbox = Outbox::open(&state, &short).expect("reopen");
+    outbox.deliver_due(in_hours(2)).expect("pass");
+    let kept = outbox.audit().expect("audit");
+    assert_eq!(kept.len(), audit.len() - 1);
+    assert!(kept.iter().all(|a| a.id != 1));
 }

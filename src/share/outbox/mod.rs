@@ -17,6 +17,12 @@
 //! back in `queued` with `attempts`, `last_error` and `next_attempt` (exponential
 //! backoff, capped): a destination down for hours loses nothing.
 //!
+//! Frozen rows: a row is frozen from its first delivery attempt (`attempts > 0`); an
+//! observation for its aggregate after that opens the next generation (a new row and
+//! idempotency key, `row.rs`), never alters what was sent, so the crash check always
+//! looks for what the attempt carried (issue 10 defect 9). Rows `sending` or `sent`
+//! still count later observations in `late_count` only.
+//!
 //! Exactly once: a row is claimed (`sending`, with this process's owner token and a
 //! lease) in a committed transaction before its request goes out. Whenever the outcome
 //! of an attempt is unknown (the process was killed, the request timed out, the
@@ -24,7 +30,10 @@
 //! destination whether the sighting already landed ([`Transport::is_delivered`]);
 //! only if not is it sent again. Rows left in `sending` by a dead process are taken
 //! back (with `verify = 1`) by the first delivery pass after their lease ends (three
-//! request timeouts plus a minute).
+//! request timeouts plus a minute, and a timeout per further request of the row).
+//! After an unknown outcome the check waits `settle_secs` (defect 8); see
+//! `deliver.rs` for the per-destination workers, blocked destinations and the audit
+//! log (`audit` table, every request, kept `audit_retention_days`).
 //!
 //! A queued row is due when its window has closed (so its count is complete) and its
 //! backoff has passed; [`Outbox::send_now`] ignores both.
