@@ -50,6 +50,13 @@ pub enum SightingsAction {
         #[arg(long)]
         destination: Option<String>,
     },
+    /// The delivery audit log: every request that carried sightings (time,
+    /// destination, rows, exact body, answer, who approved), oldest first.
+    Audit {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(super) fn load_config(path: Option<&Path>) -> Result<Config> {
@@ -167,6 +174,30 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
             println!("{}", outbox.export(format, destination.as_deref())?);
+        }
+        SightingsAction::Audit { json } => {
+            let entries = outbox.audit()?;
+            for a in &entries {
+                if json {
+                    println!("{}", a.to_json());
+                } else {
+                    println!(
+                        "{:>6}  {}  {:<12} rows {:?}  {}  -> {}  {}  approved by {}\n        {}",
+                        a.id,
+                        a.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                        a.destination,
+                        a.sighting_ids,
+                        a.url,
+                        a.status.map_or_else(|| "-".to_string(), |s| s.to_string()),
+                        a.answer,
+                        a.approved_by.as_deref().unwrap_or("-"),
+                        a.body
+                    );
+                }
+            }
+            if !json {
+                println!("{} request(s)", entries.len());
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -79,7 +79,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 26] = [
+pub const ALL: [Bound; 31] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -138,6 +138,27 @@ pub const ALL: [Bound; 26] = [
         "share.destinations[].anonymise_granularity_secs",
         share::ANONYMISE_GRANULARITY_SECS,
         "s",
+    ),
+    int(
+        "share.destinations[].settle_secs",
+        share::SETTLE_SECS,
+        "s, default 2 × timeout_secs",
+    ),
+    int("share.destinations[].batch_size", share::BATCH_SIZE, "rows"),
+    int(
+        "share.destinations[].max_requests_per_minute",
+        share::MAX_REQUESTS_PER_MINUTE,
+        "requests",
+    ),
+    int(
+        "share.destinations[].misp_max_sightings_per_row",
+        share::MISP_MAX_SIGHTINGS_PER_ROW,
+        "sightings",
+    ),
+    int(
+        "share.audit_retention_days",
+        share::AUDIT_RETENTION_DAYS,
+        "days",
     ),
 ];
 

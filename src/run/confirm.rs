@@ -553,6 +553,14 @@ fn share_metrics(m: &Metrics, stats: &ShareStats, now: DateTime<Utc>) {
             &m.sighting_delivery_seconds.with_label_values(&l),
             d.delivery_age_seconds_sum,
         );
+        m.sighting_destination_blocked
+            .with_label_values(&l)
+            .set(i64::from(d.blocked));
+        set_counter(&m.sighting_batches.with_label_values(&l), d.batches);
+        set_counter(
+            &m.sighting_batched_rows.with_label_values(&l),
+            d.batched_rows,
+        );
     }
 }
 
@@ -581,6 +589,9 @@ mod tests {
                 request_seconds_sum: 1.5,
                 request_seconds_max: 0.75,
                 delivery_age_seconds_sum: 600.0,
+                blocked: true,
+                batches: 3,
+                batched_rows: 5,
             }],
             dropped: vec![(DropReason::Tlp, 5), (DropReason::NoTarget, 0)],
             late_observations: 9,
@@ -601,6 +612,9 @@ mod tests {
             r#"tripline_sighting_delivery_failures_total{destination="circl",kind="connect"} 2"#,
             r#"tripline_sighting_request_seconds_total{destination="circl"} 1.5"#,
             r#"tripline_sighting_request_max_seconds{destination="circl"} 0.75"#,
+            r#"tripline_sighting_destination_blocked{destination="circl"} 1"#,
+            r#"tripline_sighting_batches_total{destination="circl"} 3"#,
+            r#"tripline_sighting_batched_rows_total{destination="circl"} 5"#,
             r#"tripline_sighting_delivery_delay_seconds_total{destination="circl"} 600"#,
         ] {
             assert!(text.lines().any(|l| l == want), "{want} not in\n{text}");

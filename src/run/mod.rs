@@ -227,27 +227,47 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             },
         },
     );
-    // Deliver due sightings every few seconds, off the async threads.
-    let delivery = outbox.clone().map(|outbox| {
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                every.tick().await;
-                let o = outbox.clone();
-                match tokio::task::spawn_blocking(move || o.deliver_due(Utc::now())).await {
-                    Ok(Ok(r)) if r.delivered + r.failed + r.retrying > 0 => {
-                        tracing::info!(
-                            delivered = r.delivered,
-                            failed = r.failed,
-                            retrying = r.retrying,
-                            "Sightings delivery pass."
-                        );
+    // Deliver due sightings every few seconds, off the async threads: one worker per
+    // destination, so a slow or failing one never delays the others.
+    let delivery: Option<Vec<tokio::task::JoinHandle<()>>> = outbox.clone().map(|outbox| {
+        let names: Vec<String> = outbox
+            .config()
+            .destinations
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval(Duration::from_secs(5));
+                    loop {
+                        every.tick().await;
+                        let o = outbox.clone();
+                        let n = name.clone();
+                        let pass = tokio::task::spawn_blocking(move || {
+                            o.deliver_destination(&n, Utc::now(), false)
+                        });
+                        match pass.await {
+                            Ok(Ok(r)) if r.delivered + r.failed + r.retrying > 0 => {
+                                tracing::info!(
+                                    destination = %name,
+                                    delivered = r.delivered,
+                                    failed = r.failed,
+                                    retrying = r.retrying,
+                                    "Sightings delivery pass."
+                                );
+                            }
+                            Ok(Err(e)) => {
+                                tracing::error!(destination = %name, error = %e, "Sightings delivery failed.")
+                            }
+                            _ => {}
+                        }
                     }
-                    Ok(Err(e)) => tracing::error!(error = %e, "Sightings delivery failed."),
-                    _ => {}
-                }
-            }
-        })
+                })
+            })
+            .collect()
     });
 
     // Reload on SIGHUP and on changes to the intel.
@@ -304,8 +324,8 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     if let Some(p) = poller {
         p.abort();
     }
-    if let Some(d) = delivery {
-        d.abort();
+    for worker in delivery.into_iter().flatten() {
+        worker.abort();
     }
     let queued = outbox
         .and_then(|o| o.stats().ok())

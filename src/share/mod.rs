@@ -32,8 +32,8 @@ pub use transport as delivery;
 pub use transport::taxii;
 
 pub use outbox::{
-    preview, preview_with_drops, DeliveryReport, IntelView, Outbox, OutboxEntry, OutboxError,
-    RecordOutcome, Selection, State,
+    preview, preview_with_drops, AuditEntry, DeliveryReport, IntelView, Outbox, OutboxEntry,
+    OutboxError, RecordOutcome, Selection, State,
 };
 pub use policy::{
     Approval, DestinationConfig, DropReason, Router, ShareConfig, ShareConfigError, TransportConfig,

@@ -18,6 +18,9 @@
 //! | `request_seconds_sum` | `tripline_sighting_request_seconds_total{destination}` |
 //! | `request_seconds_max` | `tripline_sighting_request_max_seconds{destination}` (gauge) |
 //! | `delivery_age_seconds_sum` | `tripline_sighting_delivery_delay_seconds_total{destination}` |
+//! | `blocked` | `tripline_sighting_destination_blocked{destination}` (gauge, 0/1) |
+//! | `batches` | `tripline_sighting_batches_total{destination}` |
+//! | `batched_rows` | `tripline_sighting_batched_rows_total{destination}` |
 //!
 //! Labels are bounded: destination names come from the configuration, states,
 //! reasons and error kinds from fixed sets.
@@ -46,6 +49,11 @@ pub struct DeliveryStats {
     pub request_seconds_max: f64,
     /// From the row's creation to its delivery, summed over delivered rows.
     pub delivery_age_seconds_sum: f64,
+    /// Refused our credentials: no requests until its configuration or key changes.
+    pub blocked: bool,
+    /// Requests that carried rows, and the rows they carried (mean batch size).
+    pub batches: u64,
+    pub batched_rows: u64,
 }
 
 /// A snapshot for metrics.
@@ -101,6 +109,16 @@ impl Counters {
         *d.failures_by_kind.entry(kind).or_default() += 1;
         d.request_seconds_sum += request_secs;
         d.request_seconds_max = d.request_seconds_max.max(request_secs);
+    }
+
+    pub fn set_blocked(&mut self, name: &str, blocked: bool) {
+        self.dest(name).blocked = blocked;
+    }
+
+    pub fn batch(&mut self, name: &str, rows: usize) {
+        let d = self.dest(name);
+        d.batches += 1;
+        d.batched_rows += rows as u64;
     }
 
     pub fn snapshot(

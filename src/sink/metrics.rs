@@ -377,6 +377,25 @@ pub const SIGHTING_DELIVERY_DELAY: MetricDef = def(
     "Seconds from sightings' creation to their delivery, summed over delivered \
      sightings; divided by the delivered count, the mean delay.",
 );
+pub const SIGHTING_DESTINATION_BLOCKED: MetricDef = def(
+    "tripline_sighting_destination_blocked",
+    GaugeKind,
+    &["destination"],
+    "1 while a destination is blocked because it refused our credentials (HTTP 401/403): \
+     no request goes to it until its configuration or key changes; its sightings stay queued.",
+);
+pub const SIGHTING_BATCHES: MetricDef = def(
+    "tripline_sighting_batches_total",
+    Counter,
+    &["destination"],
+    "Delivery attempts that carried outbox rows (one request, or one envelope of several rows).",
+);
+pub const SIGHTING_BATCHED_ROWS: MetricDef = def(
+    "tripline_sighting_batched_rows_total",
+    Counter,
+    &["destination"],
+    "Outbox rows carried by those attempts; divided by the batches, the mean batch size.",
+);
 
 /// Every metric tripline exports, in the order of the documentation.
 pub const METRICS: &[MetricDef] = &[
@@ -428,6 +447,9 @@ pub const METRICS: &[MetricDef] = &[
     SIGHTING_REQUEST_SECONDS,
     SIGHTING_REQUEST_MAX_SECONDS,
     SIGHTING_DELIVERY_DELAY,
+    SIGHTING_DESTINATION_BLOCKED,
+    SIGHTING_BATCHES,
+    SIGHTING_BATCHED_ROWS,
 ];
 
 /// Every exported metric name, from [`METRICS`] (histograms also export `_bucket`,
@@ -518,6 +540,9 @@ pub struct Metrics {
     /// [`SIGHTING_DELIVERY_DELAY`]: a counter (seconds summed over delivered
     /// sightings).
     pub sighting_delivery_seconds: CounterVec,
+    pub sighting_destination_blocked: IntGaugeVec,
+    pub sighting_batches: IntCounterVec,
+    pub sighting_batched_rows: IntCounterVec,
     /// What was registered, as the registry describes it (for the documentation test).
     descs: Vec<Desc>,
     refreshers: std::sync::Mutex<Vec<Refresher>>,
@@ -643,6 +668,9 @@ impl Metrics {
             sighting_request_seconds: r.seconds_vec(&SIGHTING_REQUEST_SECONDS),
             sighting_request_max_seconds: r.float_gauge_vec(&SIGHTING_REQUEST_MAX_SECONDS),
             sighting_delivery_seconds: r.seconds_vec(&SIGHTING_DELIVERY_DELAY),
+            sighting_destination_blocked: r.gauge_vec(&SIGHTING_DESTINATION_BLOCKED),
+            sighting_batches: r.counter_vec(&SIGHTING_BATCHES),
+            sighting_batched_rows: r.counter_vec(&SIGHTING_BATCHED_ROWS),
             registry: r.registry,
             descs: r.descs,
             refreshers: std::sync::Mutex::new(Vec::new()),
@@ -836,6 +864,11 @@ mod tests {
         m.sighting_delivery_seconds
             .with_label_values(&["d"])
             .inc_by(1.0);
+        m.sighting_destination_blocked
+            .with_label_values(&["d"])
+            .set(1);
+        m.sighting_batches.with_label_values(&["d"]).inc();
+        m.sighting_batched_rows.with_label_values(&["d"]).inc();
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod rules;
 mod run;
 mod share;
 mod share_delivery;
+mod share_exactly_once;
 mod share_policy;
 mod share_taxii;
 mod syslog;

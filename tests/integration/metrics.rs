@@ -86,6 +86,11 @@ fn every_metric_with_a_value() -> Metrics {
     m.sighting_delivery_seconds
         .with_label_values(&["circl"])
         .inc_by(60.0);
+    m.sighting_destination_blocked
+        .with_label_values(&["circl"])
+        .set(0);
+    m.sighting_batches.with_label_values(&["circl"]).inc();
+    m.sighting_batched_rows.with_label_values(&["circl"]).inc();
     m
 }
 

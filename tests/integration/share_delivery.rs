@@ -110,6 +110,14 @@ fn by_uuid_and_by_value_touch_only_the_community() {
     assert_eq!(
         got,
         vec![
+            // Count 2: two sightings (MISP records no count).
+            (
+                A1.into(),
+                (T0 + 9).to_string(),
+                "0".into(),
+                "ACME SOC".into(),
+                false
+            ),
             (
                 A1.into(),
                 (T0 + 9).to_string(),

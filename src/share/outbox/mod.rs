@@ -17,6 +17,12 @@
 //! back in `queued` with `attempts`, `last_error` and `next_attempt` (exponential
 //! backoff, capped): a destination down for hours loses nothing.
 //!
+//! Frozen rows: a row is frozen from its first delivery attempt (`attempts > 0`); an
+//! observation for its aggregate after that opens the next generation (a new row and
+//! idempotency key, `row.rs`), never alters what was sent, so the crash check always
+//! looks for what the attempt carried (issue 10 defect 9). Rows `sending` or `sent`
+//! still count later observations in `late_count` only.
+//!
 //! Exactly once: a row is claimed (`sending`, with this process's owner token and a
 //! lease) in a committed transaction before its request goes out. Whenever the outcome
 //! of an attempt is unknown (the process was killed, the request timed out, the
@@ -24,7 +30,10 @@
 //! destination whether the sighting already landed ([`Transport::is_delivered`]);
 //! only if not is it sent again. Rows left in `sending` by a dead process are taken
 //! back (with `verify = 1`) by the first delivery pass after their lease ends (three
-//! request timeouts plus a minute).
+//! request timeouts plus a minute, and a timeout per further request of the row).
+//! After an unknown outcome the check waits `settle_secs` (defect 8); see
+//! `deliver.rs` for the per-destination workers, blocked destinations and the audit
+//! log (`audit` table, every request, kept `audit_retention_days`).
 //!
 //! A queued row is due when its window has closed (so its count is complete) and its
 //! backoff has passed; [`Outbox::send_now`] ignores both.
@@ -215,6 +224,45 @@ pub struct DeliveryReport {
     pub deferred: usize,
     /// No longer allowed by the policy, asked again before sending: now `withheld`.
     pub withheld: usize,
+    /// Destinations that refused our credentials and get no requests until their
+    /// configuration or key changes: one sentence each (name, status, what to do).
+    pub blocked: Vec<String>,
+}
+
+/// One request of the delivery audit log (`tripline sightings audit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub destination: String,
+    /// The outbox rows the request carried (or checked).
+    pub sighting_ids: Vec<i64>,
+    pub url: String,
+    /// Exactly what was sent.
+    pub body: String,
+    /// The answer's HTTP status; `None` when there was none (timeout, a file written).
+    pub status: Option<u16>,
+    /// The answer's first bytes, or what went wrong.
+    pub answer: String,
+    /// Who approved the rows (`auto` for destinations without approval).
+    pub approved_by: Option<String>,
+}
+
+impl AuditEntry {
+    /// As `tripline sightings audit --json` writes it (one object per line).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "at": self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "destination": self.destination,
+            "sighting_ids": self.sighting_ids,
+            "url": self.url,
+            "body": self.body,
+            "status": self.status,
+            "answer": self.answer,
+            "approved_by": self.approved_by,
+        })
+    }
 }
 
 /// The outbox. `Send + Sync`; one connection behind a mutex, held only between
@@ -227,7 +275,8 @@ pub struct Outbox {
     salt: u64,
     transports: Mutex<HashMap<String, Arc<dyn Transport>>>,
     counters: Mutex<Counters>,
-    deliver_lock: Mutex<()>,
+    /// One delivery pass at a time per destination.
+    dest_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     intel: Mutex<Option<Arc<dyn IntelView>>>,
 }
 
@@ -317,7 +366,7 @@ impl Outbox {
             salt,
             transports: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
-            deliver_lock: Mutex::new(()),
+            dest_locks: Mutex::new(HashMap::new()),
             intel: Mutex::new(None),
         })
     }
@@ -416,78 +465,119 @@ impl Outbox {
             let we = ws.saturating_add(i64::try_from(dest.window_secs).unwrap_or(i64::MAX));
             let key = s.idempotency_key(ws);
             let events = event_uuids(&s.target);
-            let existing: Option<(i64, String, String, Option<String>)> = tx
+            // The newest generation of this aggregate (see `row.rs`: frozen rows).
+            let existing: Option<(i64, String, String, Option<String>, i64, i64)> = tx
                 .query_row(
-                    "SELECT id, state, event_uuids, provenance FROM sightings WHERE idem_key = ?1",
+                    "SELECT id, state, event_uuids, provenance, attempts, generation \
+                     FROM sightings WHERE base_key = ?1 ORDER BY generation DESC LIMIT 1",
                     params![key],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                        ))
+                    },
                 )
                 .optional()
                 .map_err(|e| self.db(e))?;
-            let id = match existing {
-                None => {
-                    let state = match dest.approval {
-                        Approval::Auto => State::Queued,
-                        Approval::Manual => State::PendingApproval,
-                    };
+            // Counted already by any generation of this aggregate (another rule
+            // confirmed the same observation)?
+            let seen = match fp_of(r) {
+                Some(fp) => tx
+                    .query_row(
+                        "SELECT 1 FROM observed o JOIN sightings s ON s.id = o.sighting_id \
+                         WHERE s.base_key = ?1 AND o.fp = ?2",
+                        params![key, fp],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(|e| self.db(e))?
+                    .is_some(),
+                None => false,
+            };
+            let insert = |generation: i64| -> Result<i64, OutboxError> {
+                let state = match dest.approval {
+                    Approval::Auto => State::Queued,
+                    Approval::Manual => State::PendingApproval,
+                };
+                let idem = if generation == 0 {
+                    key.clone()
+                } else {
+                    format!("{key}#g{generation}")
+                };
+                tx.execute(
+                    "INSERT INTO sightings (idem_key, destination, indicator, kind, target, \
+                     event_uuids, sighting_type, count, first_seen, last_seen, window_start, \
+                     window_end, source, state, next_attempt, note, created, updated, \
+                     provenance, base_key, generation, approved_by) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, \
+                     ?15, ?16, ?16, ?17, ?18, ?19, ?20)",
+                    params![
+                        idem,
+                        s.destination,
+                        s.indicator,
+                        s.kind as u8,
+                        target_attr(&s.target),
+                        serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
+                        s.sighting_type.code(),
+                        s.count as i64,
+                        s.first_seen.timestamp_millis(),
+                        s.last_seen.timestamp_millis(),
+                        ws,
+                        we,
+                        s.source,
+                        state.as_str(),
+                        note,
+                        now,
+                        provenance_json(None, &r.provenances),
+                        key,
+                        generation,
+                        (state == State::Queued).then_some("auto"),
+                    ],
+                )
+                .map_err(|e| self.db(e))?;
+                let id = tx.last_insert_rowid();
+                if let Some(fp) = fp_of(r) {
                     tx.execute(
-                        "INSERT INTO sightings (idem_key, destination, indicator, kind, target, \
-                         event_uuids, sighting_type, count, first_seen, last_seen, window_start, \
-                         window_end, source, state, next_attempt, note, created, updated, \
-                         provenance) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0, \
-                         ?15, ?16, ?16, ?17)",
-                        params![
-                            key,
-                            s.destination,
-                            s.indicator,
-                            s.kind as u8,
-                            target_attr(&s.target),
-                            serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
-                            s.sighting_type.code(),
-                            s.count as i64,
-                            s.first_seen.timestamp_millis(),
-                            s.last_seen.timestamp_millis(),
-                            ws,
-                            we,
-                            s.source,
-                            state.as_str(),
-                            note,
-                            now,
-                            provenance_json(None, &r.provenances),
-                        ],
+                        "INSERT OR IGNORE INTO observed (sighting_id, fp) VALUES (?1, ?2)",
+                        params![id, fp],
                     )
                     .map_err(|e| self.db(e))?;
-                    let id = tx.last_insert_rowid();
-                    if let Some(fp) = fp_of(r) {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO observed (sighting_id, fp) VALUES (?1, ?2)",
-                            params![id, fp],
-                        )
-                        .map_err(|e| self.db(e))?;
-                    }
+                }
+                Ok(id)
+            };
+            let id = match existing {
+                None => {
                     out.created += 1;
+                    insert(0)?
+                }
+                Some((id, _, _, _, _, _)) if seen => {
+                    out.duplicates += 1;
                     id
                 }
-                Some((id, state, stored_events, stored_provenance)) => {
-                    let fresh = match fp_of(r) {
-                        Some(fp) => {
-                            tx.execute(
-                                "INSERT OR IGNORE INTO observed (sighting_id, fp) VALUES (?1, ?2)",
-                                params![id, fp],
-                            )
-                            .map_err(|e| self.db(e))?
-                                > 0
-                        }
-                        None => true,
-                    };
+                Some((id, state, stored_events, stored_provenance, attempts, generation)) => {
                     let open = matches!(
                         State::parse(&state),
                         Some(State::PendingApproval | State::Queued | State::Failed)
                     );
-                    if !fresh {
-                        out.duplicates += 1;
+                    if open && attempts > 0 {
+                        // Frozen since its first attempt (issue 10 defect 9): what was
+                        // sent, and what the crash check looks for, stays as it was; the
+                        // observation opens the next generation.
+                        out.created += 1;
+                        insert(generation + 1)?
                     } else if open {
+                        if let Some(fp) = fp_of(r) {
+                            tx.execute(
+                                "INSERT OR IGNORE INTO observed (sighting_id, fp) VALUES (?1, ?2)",
+                                params![id, fp],
+                            )
+                            .map_err(|e| self.db(e))?;
+                        }
                         let mut merged: Vec<String> =
                             serde_json::from_str(&stored_events).unwrap_or_default();
                         for e in &events {
@@ -513,7 +603,15 @@ impl Outbox {
                         )
                         .map_err(|e| self.db(e))?;
                         out.merged += 1;
+                        id
                     } else {
+                        if let Some(fp) = fp_of(r) {
+                            tx.execute(
+                                "INSERT OR IGNORE INTO observed (sighting_id, fp) VALUES (?1, ?2)",
+                                params![id, fp],
+                            )
+                            .map_err(|e| self.db(e))?;
+                        }
                         tx.execute(
                             "UPDATE sightings SET late_count = late_count + ?1, updated = ?2 \
                              WHERE id = ?3",
@@ -521,8 +619,8 @@ impl Outbox {
                         )
                         .map_err(|e| self.db(e))?;
                         out.late += 1;
+                        id
                     }
-                    id
                 }
             };
             if !out.ids.contains(&id) {
@@ -579,6 +677,36 @@ impl Outbox {
         Ok(out)
     }
 
+    /// The delivery audit log, oldest first (`tripline sightings audit`).
+    pub fn audit(&self) -> Result<Vec<AuditEntry>, OutboxError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, at, destination, sighting_ids, url, body, status, answer, \
+                 approved_by FROM audit ORDER BY id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let ids: String = r.get(3)?;
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    at: from_millis(r.get(1)?),
+                    destination: r.get(2)?,
+                    sighting_ids: serde_json::from_str(&ids).unwrap_or_default(),
+                    url: r.get(4)?,
+                    body: r.get(5)?,
+                    status: r.get(6)?,
+                    answer: r.get(7)?,
+                    approved_by: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.db(e))?;
+        Ok(rows)
+    }
+
     /// One row.
     pub fn get(&self, id: i64) -> Result<OutboxEntry, OutboxError> {
         let conn = self.lock();
@@ -600,17 +728,23 @@ impl Outbox {
         }
     }
 
-    /// Queues rows held for approval (or a `failed` row, to try again). Returns how
-    /// many rows were queued.
+    /// Queues rows held for approval (or a `failed` row, to try again), approved by
+    /// `$USER` (as the audit log shows it). Returns how many rows were queued.
     pub fn approve(&self, which: Selection) -> Result<usize, OutboxError> {
+        let by = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
+        self.approve_by(which, &by)
+    }
+
+    /// [`Outbox::approve`], naming who approved (`tripline sightings approve --by`).
+    pub fn approve_by(&self, which: Selection, by: &str) -> Result<usize, OutboxError> {
         let now = Utc::now().timestamp_millis();
         match which {
             Selection::All => {
                 let conn = self.lock();
                 conn.execute(
-                    "UPDATE sightings SET state = 'queued', next_attempt = 0, updated = ?1 \
-                     WHERE state = 'pending_approval'",
-                    params![now],
+                    "UPDATE sightings SET state = 'queued', next_attempt = 0, updated = ?1, \
+                     approved_by = ?2 WHERE state = 'pending_approval'",
+                    params![now, by],
                 )
                 .map_err(|e| self.db(e))
             }
@@ -620,9 +754,9 @@ impl Outbox {
                 "approve",
                 |c| {
                     c.execute(
-                        "UPDATE sightings SET state = 'queued', next_attempt = 0, updated = ?1 \
-                         WHERE id = ?2",
-                        params![now, id],
+                        "UPDATE sightings SET state = 'queued', next_attempt = 0, updated = ?1, \
+                         approved_by = ?3 WHERE id = ?2",
+                        params![now, id, by],
                     )
                 },
             ),

@@ -49,9 +49,25 @@ CREATE TABLE IF NOT EXISTS sightings (
     created INTEGER NOT NULL,
     updated INTEGER NOT NULL,
     sent_at INTEGER,
-    provenance TEXT
+    provenance TEXT,
+    base_key TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
+    unknown_at INTEGER,
+    approved_by TEXT
 );
 CREATE INDEX IF NOT EXISTS sightings_state ON sightings (state, next_attempt);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    destination TEXT NOT NULL,
+    sighting_ids TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status INTEGER,
+    answer TEXT NOT NULL,
+    approved_by TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TABLE IF NOT EXISTS observed (
     sighting_id INTEGER NOT NULL,
     fp INTEGER NOT NULL,
@@ -130,15 +146,28 @@ pub(super) fn target_attr(t: &Target) -> Option<&str> {
     }
 }
 
-/// Adds the `provenance` column to an outbox written before it existed.
+/// Adds the columns an outbox written before them lacks (`provenance`, the frozen
+/// rows' `base_key` and `generation`, `unknown_at`, `approved_by`), and the index on
+/// `base_key`.
 pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('sightings') WHERE name = 'provenance'")?
-        .exists([])?;
-    if !has {
-        conn.execute_batch("ALTER TABLE sightings ADD COLUMN provenance TEXT")?;
+    for (column, ddl) in [
+        ("provenance", "provenance TEXT"),
+        ("base_key", "base_key TEXT"),
+        ("generation", "generation INTEGER NOT NULL DEFAULT 0"),
+        ("unknown_at", "unknown_at INTEGER"),
+        ("approved_by", "approved_by TEXT"),
+    ] {
+        let has: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('sightings') WHERE name = ?1")?
+            .exists([column])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE sightings ADD COLUMN {ddl}"))?;
+        }
     }
-    Ok(())
+    conn.execute_batch(
+        "UPDATE sightings SET base_key = idem_key WHERE base_key IS NULL;
+         CREATE INDEX IF NOT EXISTS sightings_base ON sightings (base_key, generation);",
+    )
 }
 
 /// A provenance as the `provenance` column stores it.

@@ -33,6 +33,8 @@ pub struct ShareConfig {
     /// unknown `tlp:*` tag makes the indicator not shareable.
     #[serde(deserialize_with = "de_tlp_map")]
     pub tlp_map: BTreeMap<String, Tlp>,
+    /// Days the delivery audit log keeps a request. Default 90; range 1 ..= 3650.
+    pub audit_retention_days: u64,
     pub destinations: Vec<DestinationConfig>,
 }
 
@@ -45,6 +47,7 @@ impl Default for ShareConfig {
             own_domains: Vec::new(),
             own_networks: Vec::new(),
             tlp_map: BTreeMap::new(),
+            audit_retention_days: 90,
             destinations: Vec::new(),
         }
     }
@@ -117,7 +120,53 @@ pub struct DestinationConfig {
     /// 1 ..= 3600 ([`TIMEOUT_SECS`]).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// After an attempt whose outcome is unknown (timeout, 5xx), seconds to wait
+    /// before asking the destination whether it landed (a slow server may still apply
+    /// it). Default `2 × timeout_secs`; range 0 ..= 86400.
+    #[serde(default)]
+    pub settle_secs: Option<u64>,
+    /// Rows sent in one request where the body can hold several (TAXII envelopes).
+    /// Default 50; range 1 ..= 1000 ([`BATCH_SIZE`]).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u64,
+    /// Requests to this destination per minute, at most (evenly spaced). Default 600;
+    /// range 1 ..= 60000 ([`MAX_REQUESTS_PER_MINUTE`]).
+    #[serde(default = "default_max_requests_per_minute")]
+    pub max_requests_per_minute: u64,
+    /// MISP records no count: a row of count n is sent as min(n, this) sightings.
+    /// Default 100; range 1 ..= 10000 ([`MISP_MAX_SIGHTINGS_PER_ROW`]).
+    #[serde(default = "default_misp_max_sightings_per_row")]
+    pub misp_max_sightings_per_row: u64,
     pub transport: TransportConfig,
+}
+
+impl DestinationConfig {
+    /// `settle_secs`, or its default (two request timeouts).
+    pub fn settle_secs(&self) -> u64 {
+        self.settle_secs
+            .unwrap_or_else(|| self.timeout_secs.saturating_mul(2))
+    }
+}
+
+/// `batch_size`: 1 to 1000 rows per request.
+pub const BATCH_SIZE: RangeInclusive<u64> = 1..=1_000;
+/// `max_requests_per_minute`: 1 to 60000.
+pub const MAX_REQUESTS_PER_MINUTE: RangeInclusive<u64> = 1..=60_000;
+/// `misp_max_sightings_per_row`: 1 to 10000.
+pub const MISP_MAX_SIGHTINGS_PER_ROW: RangeInclusive<u64> = 1..=10_000;
+/// `settle_secs`: 0 to a day.
+pub const SETTLE_SECS: RangeInclusive<u64> = 0..=86_400;
+/// `[share] audit_retention_days`: 1 day to 10 years.
+pub const AUDIT_RETENTION_DAYS: RangeInclusive<u64> = 1..=3_650;
+
+fn default_batch_size() -> u64 {
+    50
+}
+fn default_max_requests_per_minute() -> u64 {
+    600
+}
+fn default_misp_max_sightings_per_row() -> u64 {
+    100
 }
 
 /// How sightings reach a destination.
@@ -347,6 +396,12 @@ impl ShareConfig {
                 });
             }
         }
+        if let Err(reason) = in_range(&AUDIT_RETENTION_DAYS, self.audit_retention_days) {
+            out.push(ShareConfigError::Key {
+                key: "audit_retention_days",
+                reason,
+            });
+        }
         let mut names = BTreeSet::new();
         for (index, d) in self.destinations.iter().enumerate() {
             let mut err = |key: &'static str, reason: String| {
@@ -371,6 +426,18 @@ impl ShareConfig {
                 ),
                 ("retry_max_secs", &RETRY_MAX_SECS, d.retry_max_secs),
                 ("timeout_secs", &TIMEOUT_SECS, d.timeout_secs),
+                ("settle_secs", &SETTLE_SECS, d.settle_secs()),
+                ("batch_size", &BATCH_SIZE, d.batch_size),
+                (
+                    "max_requests_per_minute",
+                    &MAX_REQUESTS_PER_MINUTE,
+                    d.max_requests_per_minute,
+                ),
+                (
+                    "misp_max_sightings_per_row",
+                    &MISP_MAX_SIGHTINGS_PER_ROW,
+                    d.misp_max_sightings_per_row,
+                ),
                 (
                     "anonymise_granularity_secs",
                     &ANONYMISE_GRANULARITY_SECS,

@@ -17,8 +17,12 @@
 //! destination anonymises (MISP still knows which API key posted it).
 //!
 //! The check searches sightings of the attribute (or of the events, for a by-value
-//! sighting) at exactly our `timestamp`, of our type and source: an aggregate has one
-//! `last_seen`, so a match is that aggregate.
+//! sighting) at exactly our `timestamp`, of our type and source: a row is frozen from
+//! its first attempt (its `last_seen` never moves after that), so a match is that
+//! row. A row of count n is n sightings (capped, see `share::transport::misp`); the
+//! check counts them ([`search_count`]). Older releases search by numeric id only:
+//! [`attribute_ids`] reads them from `attributes/restSearch`, and
+//! [`search_request_by_ids`] searches with them.
 
 use serde_json::{json, Map, Value};
 
@@ -81,9 +85,75 @@ pub fn search_request(s: &Sighting) -> (&'static str, Value) {
     (path, body)
 }
 
+/// The restSearch for older MISP releases, which find sightings by numeric attribute
+/// id only: `restSearch/attribute` with `id` (one, or a list), same filters.
+pub fn search_request_by_ids(s: &Sighting, ids: &[String]) -> (&'static str, Value) {
+    let (_, mut body) = search_request(s);
+    if let Some(m) = body.as_object_mut() {
+        m.remove("uuid");
+        let id = match ids {
+            [one] => Value::String(one.clone()),
+            many => json!(many),
+        };
+        m.insert("id".into(), id);
+    }
+    ("sightings/restSearch/attribute", body)
+}
+
+/// The numeric ids of the attributes an `attributes/restSearch` answer lists that
+/// this sighting lands on: the attribute by UUID, or the value within the row's
+/// events. Accepts `{"response": {"Attribute": […]}}`, `{"Attribute": […]}` or `[…]`.
+pub fn attribute_ids(s: &Sighting, answer: &Value) -> Vec<String> {
+    let list = answer
+        .get("response")
+        .unwrap_or(answer)
+        .get("Attribute")
+        .or(Some(answer))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for a in &list {
+        let a = a.get("Attribute").unwrap_or(a);
+        let text = |k: &str| match a.get(k) {
+            Some(Value::String(v)) => Some(v.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let Some(id) = text("id") else { continue };
+        let ours = match &s.target {
+            Target::Attribute(uuid) => text("uuid").is_some_and(|u| u.eq_ignore_ascii_case(uuid)),
+            Target::Value { event_uuids } => {
+                let event = text("event_uuid").or_else(|| {
+                    a.get("Event")
+                        .and_then(|e| e.get("uuid"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+                text("value").is_some_and(|v| v.eq_ignore_ascii_case(&s.indicator))
+                    && (event_uuids.is_empty()
+                        || event.is_some_and(|e| {
+                            event_uuids.iter().any(|u| u.eq_ignore_ascii_case(&e))
+                        }))
+            }
+        };
+        if ours && !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
 /// Does a restSearch answer hold this sighting? Accepts `[…]` or `{"response": […]}`,
 /// items flat or under `"Sighting"`; numbers as strings or numbers.
 pub fn search_finds(s: &Sighting, answer: &Value) -> bool {
+    search_count(s, answer) > 0
+}
+
+/// How many of this row's sightings a restSearch answer holds: the matching items
+/// (our time, type and source, our attribute or value), counted per attribute, the
+/// largest count (a by-value sighting lands once on each attribute of the value).
+pub fn search_count(s: &Sighting, answer: &Value) -> u64 {
     let items = match answer {
         Value::Array(a) => a.as_slice(),
         Value::Object(o) => match o.get("response") {
@@ -93,7 +163,8 @@ pub fn search_finds(s: &Sighting, answer: &Value) -> bool {
         _ => &[],
     };
     let ts = s.last_seen.timestamp();
-    items.iter().any(|item| {
+    let mut per_attribute: std::collections::HashMap<String, u64> = Default::default();
+    for item in items {
         let it = item.get("Sighting").unwrap_or(item);
         let num = |k: &str| match it.get(k) {
             Some(Value::String(v)) => v.trim().parse::<i64>().ok(),
@@ -112,21 +183,28 @@ pub fn search_finds(s: &Sighting, answer: &Value) -> bool {
         if num("date_sighting") != Some(ts)
             || num("type") != Some(i64::from(s.sighting_type.code()))
         {
-            return false;
+            continue;
         }
         let source = text("source").unwrap_or_default();
         if source != s.source.clone().unwrap_or_default() {
-            return false;
+            continue;
         }
-        match &s.target {
+        let ours = match &s.target {
             Target::Attribute(uuid) => {
                 attr("attribute_uuid").is_none_or(|u| u.eq_ignore_ascii_case(uuid))
             }
             Target::Value { .. } => {
                 attr("attribute_value").is_none_or(|v| v.eq_ignore_ascii_case(&s.indicator))
             }
+        };
+        if ours {
+            let which = attr("attribute_uuid")
+                .or_else(|| num("attribute_id").map(|n| n.to_string()))
+                .unwrap_or_default();
+            *per_attribute.entry(which).or_default() += 1;
         }
-    })
+    }
+    per_attribute.values().copied().max().unwrap_or(0)
 }
 
 #[cfg(test)]

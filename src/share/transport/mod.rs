@@ -16,10 +16,15 @@
 //! read when a destination's transport is built; they go into one header and nowhere
 //! else: not into errors, logs or URLs.
 //!
+//! Every HTTP request to a destination waits for its slot (`max_requests_per_minute`,
+//! evenly spaced: [`Pacer`]), and every POST is kept as an [`Exchange`] (URL, exact
+//! body, answer) for the outbox's audit log. Headers (where the secrets are) are not.
+//!
 //! Costs: blocking HTTP through [`crate::net::http`] (ureq, rustls, TLS verification
 //! on against the public roots or a destination's `ca_file`, no redirects followed);
-//! one request per sighting plus one search when a check is needed. The sidecar runs
-//! delivery on a blocking thread.
+//! MISP: one request per sighting (a row of count n is min(n, cap) sightings) plus
+//! one search when a check is needed; TAXII: one envelope per batch of rows. Each
+//! destination is delivered by its own worker thread.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +48,84 @@ pub trait Transport: Send + Sync {
     /// Did an earlier attempt already land? Called before re-sending a row whose last
     /// attempt has an unknown outcome.
     fn is_delivered(&self, out: &Outgoing<'_>) -> Result<bool, DeliveryError>;
+
+    /// How many records this row is at the destination: 1, except where the
+    /// destination records no count (MISP: one sighting per event, capped).
+    fn wanted(&self, _out: &Outgoing<'_>) -> u64 {
+        1
+    }
+    /// How many of the row's [`Transport::wanted`] records the destination holds
+    /// (the crash check).
+    fn landed(&self, out: &Outgoing<'_>) -> Result<u64, DeliveryError> {
+        self.is_delivered(out).map(u64::from)
+    }
+    /// Delivers what is missing when `already` records of the row are there.
+    fn deliver_rest(&self, out: &Outgoing<'_>, already: u64) -> Result<(), DeliveryError> {
+        if already >= self.wanted(out) {
+            return Ok(());
+        }
+        self.deliver(out)
+    }
+    /// Whether [`Transport::deliver_many`] carries several rows in one request (the
+    /// outbox then claims up to `batch_size` rows at once; otherwise one at a time).
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Delivers several rows in as few requests as the format allows (TAXII: one
+    /// envelope); one result per row, in order. Default: one by one.
+    fn deliver_many(&self, outs: &[Outgoing<'_>]) -> Vec<Result<(), DeliveryError>> {
+        outs.iter().map(|o| self.deliver(o)).collect()
+    }
+    /// The requests that carried sightings since the last call (for the audit log).
+    fn take_exchanges(&self) -> Vec<Exchange> {
+        Vec::new()
+    }
+}
+
+/// One request that carried sightings, as the audit log keeps it: where, the exact
+/// body, and the answer (status and its first bytes; `None`: no answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    pub url: String,
+    pub body: String,
+    pub status: Option<u16>,
+    pub answer: String,
+}
+
+/// Spaces requests evenly: at most `per_minute` in any minute (no bursts).
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    next: std::sync::Mutex<(Duration, Option<std::time::Instant>)>,
+}
+
+impl Pacer {
+    pub fn new(per_minute: u64) -> Pacer {
+        Pacer {
+            next: std::sync::Mutex::new((Pacer::interval(per_minute), None)),
+        }
+    }
+
+    fn interval(per_minute: u64) -> Duration {
+        Duration::from_secs(60) / u32::try_from(per_minute.max(1)).unwrap_or(u32::MAX)
+    }
+
+    pub fn set_rate(&self, per_minute: u64) {
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).0 = Pacer::interval(per_minute);
+    }
+
+    /// Waits for this request's slot.
+    pub fn wait(&self) {
+        let now = std::time::Instant::now();
+        let slot = {
+            let mut g = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = g.1.map_or(now, |n| n.max(now));
+            g.1 = Some(slot + g.0);
+            slot
+        };
+        if slot > now {
+            std::thread::sleep(slot - now);
+        }
+    }
 }
 
 /// A delivery failure, with the destination and where it happened.
@@ -95,6 +178,15 @@ pub enum DeliveryError {
     /// The destination's `ca_file` cannot be used.
     #[error("{destination}: ca_file: {detail}")]
     Tls { destination: String, detail: String },
+    /// Some of a row's requests landed (MISP: a row of count n is n sightings), then
+    /// one failed: the next attempt counts what is there and sends the rest.
+    #[error("{destination}: {done} of {wanted} sightings of the row delivered, then: {detail}")]
+    Partial {
+        destination: String,
+        done: u64,
+        wanted: u64,
+        detail: String,
+    },
     /// This destination cannot carry this sighting (e.g. an expiration over STIX).
     #[error("{destination}: {detail}")]
     Unsupported { destination: String, detail: String },
@@ -115,12 +207,33 @@ impl DeliveryError {
     /// The sighting surely did not land: a retry needs no check first.
     pub fn surely_not_applied(&self) -> bool {
         self.is_permanent()
+            || self.is_auth()
             || matches!(
                 self,
                 DeliveryError::Connect { .. }
                     | DeliveryError::Secret { .. }
                     | DeliveryError::Tls { .. }
             )
+    }
+
+    /// The destination refused our credentials (HTTP 401 or 403): no request to it
+    /// can succeed until its configuration or key changes.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
+    /// The HTTP status, where the destination answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DeliveryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 
     /// The destination cannot be reached now: its other rows wait for the next pass.
@@ -173,15 +286,19 @@ impl DeliveryError {
             DeliveryError::Secret { .. } => "secret",
             DeliveryError::Tls { .. } => "tls",
             DeliveryError::Unsupported { .. } => "unsupported",
+            DeliveryError::Partial { .. } => "partial",
         }
     }
 }
 
 /// The shared HTTP client ([`crate::net::http`]) for one destination: its errors
-/// become [`DeliveryError`]s naming the destination.
+/// become [`DeliveryError`]s naming the destination; requests are paced
+/// (`max_requests_per_minute`) and POSTs recorded for the audit log.
 pub(crate) struct Http {
     client: HttpClient,
     destination: String,
+    pub pacer: Pacer,
+    log: std::sync::Mutex<Vec<Exchange>>,
 }
 
 impl Http {
@@ -200,7 +317,14 @@ impl Http {
         Ok(Http {
             client,
             destination: destination.to_string(),
+            pacer: Pacer::new(600),
+            log: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The POSTs made since the last call.
+    pub fn take_exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// POST `body` with `headers`; a non-2xx status is an error (body kept, shortened).
@@ -210,9 +334,23 @@ impl Http {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Result<Answer, DeliveryError> {
-        self.client
-            .post(url, headers, body)
-            .map_err(|e| DeliveryError::from_http(&self.destination, e))
+        self.pacer.wait();
+        let got = self.client.post(url, headers, body);
+        let (status, answer) = match &got {
+            Ok(a) => (Some(a.status), shorten(&a.body, 300)),
+            Err(HttpError::Status { status, body, .. }) => (Some(*status), shorten(body, 300)),
+            Err(e) => (None, shorten(&e.to_string(), 300)),
+        };
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Exchange {
+                url: url.to_string(),
+                body: body.to_string(),
+                status,
+                answer,
+            });
+        got.map_err(|e| DeliveryError::from_http(&self.destination, e))
     }
 
     /// GET with query parameters.
@@ -222,6 +360,7 @@ impl Http {
         query: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> Result<Answer, DeliveryError> {
+        self.pacer.wait();
         self.client
             .get(url, query, headers)
             .map_err(|e| DeliveryError::from_http(&self.destination, e))
@@ -248,13 +387,19 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
                 (None, Some(path)) => Secret::from_file(path).map_err(unreadable)?,
                 (None, None) => return Err(secret_err("no api_key_env or api_key_file".into())),
             };
-            Box::new(misp::MispTransport::new(
-                &dest.name,
-                url,
-                key,
-                dest.timeout_secs,
-                ca_file.as_deref(),
-            )?)
+            Box::new(
+                misp::MispTransport::new(
+                    &dest.name,
+                    url,
+                    key,
+                    dest.timeout_secs,
+                    ca_file.as_deref(),
+                )?
+                .with_limits(
+                    dest.max_requests_per_minute,
+                    dest.misp_max_sightings_per_row,
+                ),
+            )
         }
         TransportConfig::Taxii {
             api_root,
@@ -275,14 +420,17 @@ pub(crate) fn build(dest: &DestinationConfig) -> Result<Box<dyn Transport>, Deli
                     password.unwrap_or_else(|| Secret::new(String::new())),
                 )
             });
-            Box::new(taxii::TaxiiTransport::new(
-                &dest.name,
-                api_root,
-                collection_id,
-                auth,
-                dest.timeout_secs,
-                ca_file.as_deref(),
-            )?)
+            Box::new(
+                taxii::TaxiiTransport::new(
+                    &dest.name,
+                    api_root,
+                    collection_id,
+                    auth,
+                    dest.timeout_secs,
+                    ca_file.as_deref(),
+                )?
+                .with_max_requests_per_minute(dest.max_requests_per_minute),
+            )
         }
         TransportConfig::StixDir { path } => {
             Box::new(stix_dir::StixDirTransport::new(&dest.name, path))

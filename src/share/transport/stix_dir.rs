@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{DeliveryError, Outgoing, Transport};
+use super::{DeliveryError, Exchange, Outgoing, Transport};
 use crate::share::render::stix::{bundle, object_id, objects};
 
 /// One bundle file per sighting, `<dir>/<sighting id>.json`, written atomically
@@ -17,6 +17,7 @@ use crate::share::render::stix::{bundle, object_id, objects};
 pub struct StixDirTransport {
     name: String,
     dir: PathBuf,
+    log: std::sync::Mutex<Vec<Exchange>>,
 }
 
 impl StixDirTransport {
@@ -24,6 +25,7 @@ impl StixDirTransport {
         StixDirTransport {
             name: name.to_string(),
             dir: dir.to_path_buf(),
+            log: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -59,6 +61,15 @@ impl Transport for StixDirTransport {
         f.sync_all().map_err(|e| self.io(&tmp, e))?;
         drop(f);
         fs::rename(&tmp, &path).map_err(|e| self.io(&path, e))?;
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Exchange {
+                url: path.display().to_string(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+                status: None,
+                answer: "written".into(),
+            });
         if let Ok(d) = fs::File::open(&self.dir) {
             // Makes the rename durable; a failure here loses nothing we could fix.
             let _ = d.sync_all();
@@ -68,5 +79,9 @@ impl Transport for StixDirTransport {
 
     fn is_delivered(&self, out: &Outgoing<'_>) -> Result<bool, DeliveryError> {
         Ok(self.path_for(out).is_file())
+    }
+
+    fn take_exchanges(&self) -> Vec<Exchange> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

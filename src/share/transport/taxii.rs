@@ -8,13 +8,17 @@
 //! server refuses an object version it already holds (a retried push).
 //!
 //! Check: `GET …/objects/?match[id]=<object id>`.
+//!
+//! Batches: [`Transport::deliver_many`] pushes the objects of several rows in one
+//! envelope (`batch_size` rows, objects shared by rows, such as our identity, once);
+//! each row's result is read from the status resource by its own sighting id.
 
 use std::path::Path;
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{shorten, DeliveryError, Http, Outgoing, Secret, Transport};
+use super::{shorten, DeliveryError, Exchange, Http, Outgoing, Secret, Transport};
 use crate::share::render::stix;
 
 pub const MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
@@ -90,7 +94,141 @@ impl TaxiiTransport {
     }
 }
 
+impl TaxiiTransport {
+    /// At most `per_minute` requests a minute.
+    pub fn with_max_requests_per_minute(self, per_minute: u64) -> TaxiiTransport {
+        self.http.pacer.set_rate(per_minute);
+        self
+    }
+}
+
 impl Transport for TaxiiTransport {
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn take_exchanges(&self) -> Vec<Exchange> {
+        self.http.take_exchanges()
+    }
+
+    fn deliver_many(&self, outs: &[Outgoing<'_>]) -> Vec<Result<(), DeliveryError>> {
+        if outs.len() == 1 {
+            return vec![self.deliver(&outs[0])];
+        }
+        let mut results: Vec<Option<Result<(), DeliveryError>>> = Vec::new();
+        let mut envelope: Vec<Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for out in outs {
+            match stix::objects(out) {
+                Some(objects) => {
+                    for o in objects {
+                        let id = (
+                            o.get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            o.get("modified").map(Value::to_string).unwrap_or_default(),
+                        );
+                        if seen.insert(id) {
+                            envelope.push(o);
+                        }
+                    }
+                    results.push(None);
+                }
+                None => results.push(Some(Err(DeliveryError::Unsupported {
+                    destination: self.name.clone(),
+                    detail: "an expiration sighting has no STIX 2.1 form".into(),
+                }))),
+            }
+        }
+        if envelope.is_empty() {
+            return results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect();
+        }
+        tracing::debug!(destination = %self.name, url = %self.objects_url, rows = outs.len(), "Pushing a batch to TAXII.");
+        let body = json!({ "objects": envelope }).to_string();
+        let status = self
+            .http
+            .post(&self.objects_url, &self.headers(true), &body)
+            .and_then(|answer| {
+                serde_json::from_str::<Value>(&answer.body).map_err(|e| {
+                    self.bad_answer(format!(
+                        "status not JSON ({e}): {}",
+                        shorten(&answer.body, 200)
+                    ))
+                })
+            });
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => {
+                // One failure for the whole envelope: each pending row gets it.
+                let text = e.to_string();
+                let kind_of = |_: usize| match &e {
+                    DeliveryError::Connect {
+                        destination, url, ..
+                    } => DeliveryError::Connect {
+                        destination: destination.clone(),
+                        url: url.clone(),
+                        detail: text.clone(),
+                    },
+                    DeliveryError::Status {
+                        destination,
+                        url,
+                        status,
+                        body,
+                    } => DeliveryError::Status {
+                        destination: destination.clone(),
+                        url: url.clone(),
+                        status: *status,
+                        body: body.clone(),
+                    },
+                    DeliveryError::Tls {
+                        destination,
+                        detail,
+                    } => DeliveryError::Tls {
+                        destination: destination.clone(),
+                        detail: detail.clone(),
+                    },
+                    _ => DeliveryError::Transport {
+                        destination: self.name.clone(),
+                        url: self.objects_url.clone(),
+                        detail: text.clone(),
+                    },
+                };
+                return results
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| r.unwrap_or_else(|| Err(kind_of(i))))
+                    .collect();
+            }
+        };
+        let failed: Vec<String> = status
+            .get("failures")
+            .and_then(Value::as_array)
+            .map(|f| {
+                f.iter()
+                    .filter_map(|d| d.get("id").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        results
+            .into_iter()
+            .zip(outs)
+            .map(|(r, out)| {
+                r.unwrap_or_else(|| {
+                    let ours = stix::object_id(out.sighting, out.key);
+                    if failed.contains(&ours) && !self.holds(&ours)? {
+                        return Err(DeliveryError::Refused {
+                            destination: self.name.clone(),
+                            url: self.objects_url.clone(),
+                            detail: shorten(&status.to_string(), 300),
+                        });
+                    }
+                    Ok(())
+                })
+            })
+            .collect()
+    }
+
     fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
         let objects = stix::objects(out).ok_or_else(|| DeliveryError::Unsupported {
             destination: self.name.clone(),

@@ -13,11 +13,18 @@ Usage: fake_misp.py --key KEY --attributes ATTRS.json [--port N] [--state FILE]
   --state FILE: load and save recorded sightings there (survives a restart: "down").
 Prints "PORT <n>" on its first line once listening.
 
-Control (no auth): POST /_control {"mode": M, "times": N, "hang_secs": S}
+Control (no auth): POST /_control {"mode": M, "times": N, "hang_secs": S,
+                                   "old_release": B}
   M: ok | fail (500, nothing recorded) | fail_after_record (records, then 500) |
      hang (records, then answers after S seconds) |
      hang_before_record (waits S seconds, records nothing, then 500) |
+     slow (waits S seconds, then records and answers: a server slower than the
+           client's timeout that still applies the sighting) |
      fail_search (restSearch answers 500)
+  B (kept until changed): an older MISP release whose sightings restSearch takes only
+     numeric ids (`id`); a `uuid` filter with a context answers 405 "An id must be
+     provided if the context is set." /attributes/restSearch (uuid or value) gives the
+     attributes' numeric ids (their position in ATTRS.json, from 1).
   N: how many /sightings/add (or restSearch) requests the mode applies to (default:
      until changed). GET /_state: {"sightings": [...], "requests": [...], "arrived": n}
      (requests list answered ones; arrived counts /sightings/add requests as they come).
@@ -54,6 +61,9 @@ class State:
         self.mode = "ok"
         self.times = None
         self.hang_secs = 30.0
+        self.old_release = False
+        for i, a in enumerate(self.attributes):
+            a.setdefault("id", str(i + 1))
         if state_file:
             try:
                 with open(state_file) as f:
@@ -117,6 +127,7 @@ class Handler(BaseHTTPRequestHandler):
     def note(self, path, status, raw):
         with self.state.lock:
             self.state.requests.append({
+                "at": time.time(),
                 "path": path,
                 "status": status,
                 "authorization_ok": self.headers.get("Authorization") == self.state.key,
@@ -137,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_control":
             body = json.loads(raw or b"{}")
             with self.state.lock:
+                if "old_release" in body:
+                    self.state.old_release = bool(body["old_release"])
                 self.state.mode = body.get("mode", "ok")
                 self.state.times = body.get("times")
                 self.state.hang_secs = float(body.get("hang_secs", 30))
@@ -163,6 +176,8 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/sightings/restSearch(?:/(attribute|event))?", path)
         if m:
             return self.search(body, m.group(1), raw)
+        if path == "/attributes/restSearch":
+            return self.attributes_search(body, raw)
         self.note(path, 404, raw)
         self.reply(404, {"message": "Invalid action"})
 
@@ -204,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "fail":
             self.note("/sightings/add", 500, raw)
             return self.reply(500, {"name": "An Internal Error Has Occurred.", "url": "/sightings/add"})
+        if mode == "slow":
+            time.sleep(st.hang_secs)
         if mode == "hang_before_record":
             time.sleep(st.hang_secs)
             self.note("/sightings/add", 500, raw)
@@ -230,6 +247,7 @@ class Handler(BaseHTTPRequestHandler):
                     "id": str(len(st.sightings) + 1),
                     "uuid": str(uuid.uuid4()),
                     "attribute_uuid": a["uuid"],
+                    "attribute_id": a["id"],
                     "event_uuid": a["event_uuid"],
                     "attribute_value": a["value"],
                     "org_id": "1",
@@ -241,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
                 })
             st.save()
             last = dict(st.sightings[-1])
-        for k in ("raw", "unrestricted", "attribute_value", "event_uuid"):
+        for k in ("raw", "unrestricted", "attribute_value", "event_uuid", "attribute_id"):
             last.pop(k, None)
         if mode == "fail_after_record":
             self.note("/sightings/add", 500, raw)
@@ -257,6 +275,12 @@ class Handler(BaseHTTPRequestHandler):
         if unknown:
             self.note("/sightings/restSearch", 400, raw)
             return self.reply(400, {"message": "unknown filters %s" % sorted(unknown)})
+        if st.old_release and context and "id" not in body:
+            # MISP before restSearch took UUIDs: MethodNotAllowedException.
+            self.note("/sightings/restSearch", 405, raw)
+            return self.reply(405, {"name": "An id must be provided if the context is set.",
+                                    "message": "An id must be provided if the context is set.",
+                                    "url": "/sightings/restSearch/" + context})
         if context and "uuid" not in body and "id" not in body:
             self.note("/sightings/restSearch", 400, raw)
             return self.reply(400, {"message": "An ID or UUID must be provided if the context is set."})
@@ -267,6 +291,10 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(uuids, str):
             uuids = [uuids]
         uuids = {u.lower() for u in (uuids or [])}
+        ids = body.get("id")
+        if ids is not None and not isinstance(ids, list):
+            ids = [ids]
+        ids = None if ids is None else {str(i) for i in ids}
         frm, to = as_int(body.get("from")), as_int(body.get("to"))
         if frm is None and to is None and "last" not in body:
             frm = int(time.time()) - 30 * 86400  # MISP's default: the last 30 days
@@ -274,7 +302,10 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             for s in st.sightings:
                 d = int(s["date_sighting"])
-                if context == "attribute" and s["attribute_uuid"].lower() not in uuids:
+                if ids is not None:
+                    if context == "attribute" and s.get("attribute_id") not in ids:
+                        continue
+                elif context == "attribute" and s["attribute_uuid"].lower() not in uuids:
                     continue
                 if context == "event" and s["event_uuid"].lower() not in uuids:
                     continue
@@ -285,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
                 if "source" in body and body["source"] != s["source"]:
                     continue
                 item = {k: s[k] for k in ("id", "uuid", "org_id", "date_sighting", "type", "source")}
-                item["attribute_id"] = "1"
+                item["attribute_id"] = s.get("attribute_id", "1")
                 item["event_id"] = "1"
                 if body.get("includeAttribute"):
                     item["attribute_uuid"] = s["attribute_uuid"]
@@ -293,6 +324,23 @@ class Handler(BaseHTTPRequestHandler):
                 out.append({"Sighting": item})
         self.note("/sightings/restSearch", 200, raw)
         self.reply(200, {"response": out})
+
+
+    def attributes_search(self, body, raw):
+        st = self.state
+        out = []
+        want_uuid = body.get("uuid")
+        want_value = body.get("value")
+        for a in st.attributes:
+            if want_uuid is not None and a["uuid"].lower() != str(want_uuid).lower():
+                continue
+            if want_value is not None and a["value"].lower() != str(want_value).lower():
+                continue
+            out.append({"id": a["id"], "uuid": a["uuid"], "value": a["value"],
+                        "type": a.get("type", "domain"), "event_id": "1",
+                        "Event": {"uuid": a["event_uuid"]}})
+        self.note("/attributes/restSearch", 200, raw)
+        self.reply(200, {"response": {"Attribute": out}})
 
 
 class Server(ThreadingHTTPServer):

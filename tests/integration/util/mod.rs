@@ -286,6 +286,21 @@ impl FakeMisp {
             .expect("control fake misp");
     }
 
+    /// Makes the fake an older MISP release (sightings searched by numeric id only).
+    pub fn set_old_release(&self, old: bool) {
+        ureq::post(&format!("{}/_control", self.url()))
+            .send_string(&json!({"mode": "ok", "old_release": old}).to_string())
+            .expect("control fake misp");
+    }
+
+    /// The requests it answered, in order (`path`, `status`, `body`, `at`).
+    pub fn requests(&self) -> Vec<Value> {
+        self.state()["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn state(&self) -> Value {
         let body = ureq::get(&format!("{}/_state", self.url()))
             .call()
