@@ -288,6 +288,12 @@ pub const RULE_OBSERVATIONS_UNKEYED: MetricDef = def(
     &[],
     "Observations a rule selected but could not group or count because a field it needs is missing (a line that names no host, for a rule by host; no source address...).",
 );
+pub const OBSERVATIONS_SUPPRESSED: MetricDef = def(
+    "tripline_observations_suppressed_total",
+    Counter,
+    &[],
+    "Matches of indicators reported as false positives (tripline feedback): their alerts are marked or dropped and no positive sighting of them is queued.",
+);
 pub const SIGHTINGS: MetricDef = def(
     "tripline_sightings",
     GaugeKind,
@@ -312,7 +318,8 @@ pub const SIGHTINGS_DROPPED: MetricDef = def(
     &["reason"],
     "Indicator provenances the sharing policy left out of sightings (when queued) and \
      sightings it withheld (asked again before delivery), by reason (no_destination, \
-     tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn).",
+     tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn, \
+     suppressed).",
 );
 pub const SIGHTING_LATE_OBSERVATIONS: MetricDef = def(
     "tripline_sighting_late_observations_total",
@@ -402,6 +409,7 @@ pub const METRICS: &[MetricDef] = &[
     READY,
     CONFIRMATIONS,
     RULE_OBSERVATIONS_UNKEYED,
+    OBSERVATIONS_SUPPRESSED,
     SIGHTINGS,
     OUTBOX_DEPTH,
     OUTBOX_OLDEST_AGE,
@@ -488,6 +496,7 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub confirmations: IntCounterVec,
     pub rule_observations_unkeyed: IntCounter,
+    pub observations_suppressed: IntCounter,
     pub sightings: IntGaugeVec,
     pub outbox_depth: IntGauge,
     pub outbox_oldest_age: Gauge,
@@ -613,6 +622,7 @@ impl Metrics {
             ready: r.gauge(&READY),
             confirmations: r.counter_vec(&CONFIRMATIONS),
             rule_observations_unkeyed: r.counter(&RULE_OBSERVATIONS_UNKEYED),
+            observations_suppressed: r.counter(&OBSERVATIONS_SUPPRESSED),
             sightings: r.gauge_vec(&SIGHTINGS),
             outbox_depth: r.gauge(&OUTBOX_DEPTH),
             outbox_oldest_age: r.float_gauge(&OUTBOX_OLDEST_AGE),
