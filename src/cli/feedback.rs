@@ -94,8 +94,8 @@ pub(super) fn feedback(args: FeedbackArgs) -> Result<ExitCode> {
     }
 }
 
-/// The index the configuration's intel builds (every `to_ids` state: a false positive
-/// may be reported for any indicator an alert showed).
+/// The index the configuration's intel builds (non-`to_ids` attributes included: a
+/// false positive may be reported for any indicator an alert showed).
 fn index_of(config: &Config, path: &Path) -> Result<Index> {
     let plan = config.plan(path)?;
     let intel = IntelArgs {
@@ -112,7 +112,9 @@ fn index_of(config: &Config, path: &Path) -> Result<Index> {
         min_prefix_v4: u8::try_from(config.intel.min_prefix_v4).unwrap_or(32),
         min_prefix_v6: u8::try_from(config.intel.min_prefix_v6).unwrap_or(128),
     };
-    let (index, _, _) = crate::cli::build_index(&intel, true)?;
+    // Without the indicators a warninglist excludes: they match nothing, as in the
+    // sidecar.
+    let (index, _, _) = crate::cli::build_index(&intel, false)?;
     Ok(index)
 }
 
@@ -240,8 +242,10 @@ fn false_positive(
             println!("{v}: not a value tripline can match; nothing to report");
             return Ok(ExitCode::from(1));
         }
+        // Kept as it matched (refanged, without a trailing dot): `remove` takes it.
+        let shown = canon::refang(v).trim().trim_end_matches('.').to_string();
         for i in resolve(&index, v) {
-            targets.push((i, v.trim().to_string()));
+            targets.push((i, shown.clone()));
         }
     }
     if targets.is_empty() {
@@ -274,9 +278,17 @@ fn false_positive(
         } else {
             format!(", which {reported} matched")
         };
+        let merged = if outcome.merged > 0 {
+            format!(
+                ", {} added to a false positive already queued",
+                outcome.merged
+            )
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "false positive {indicator} ({kind}{matched}) queued: {} sighting(s) created, {} not allowed by policy",
+            "false positive {indicator} ({kind}{matched}) queued: {} sighting(s) created{merged}, {} not allowed by policy",
             outcome.created,
             outcome.dropped.len(),
             kind = kind.name(),

@@ -310,14 +310,14 @@ impl SuppressionList {
         let communities_json =
             serde_json::to_string(communities).unwrap_or_else(|_| "[]".to_string());
         {
-            let db = self.lock();
-            db.conn
+            // Update, else insert (an upsert would use up an AUTOINCREMENT id each
+            // time, and ids are what people type).
+            let mut db = self.lock();
+            let tx = db.conn.transaction().map_err(|e| self.err(e))?;
+            let updated = tx
                 .execute(
-                    "INSERT INTO suppressions (indicator, kind, reported, reason, created, communities) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (indicator, kind) DO UPDATE SET reported = excluded.reported, \
-                     reason = coalesce(excluded.reason, reason), created = excluded.created, \
-                     communities = excluded.communities",
+                    "UPDATE suppressions SET reported = ?3, reason = coalesce(?4, reason), \
+                     created = ?5, communities = ?6 WHERE indicator = ?1 AND kind = ?2",
                     params![
                         indicator,
                         kind.name(),
@@ -328,6 +328,22 @@ impl SuppressionList {
                     ],
                 )
                 .map_err(|e| self.err(e))?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO suppressions (indicator, kind, reported, reason, created, \
+                     communities) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        indicator,
+                        kind.name(),
+                        reported,
+                        reason,
+                        now.timestamp_millis(),
+                        communities_json
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+            tx.commit().map_err(|e| self.err(e))?;
         }
         // Our own write does not move our connection's data_version: read it again.
         self.force_reload()?;

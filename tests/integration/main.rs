@@ -15,6 +15,7 @@ mod corpus;
 mod decode;
 mod durability;
 mod ecs;
+mod feedback;
 mod file_tail;
 mod intel_sanity;
 mod match_semantics;
