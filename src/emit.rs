@@ -111,7 +111,11 @@ impl Emitter {
     }
 
     /// Marks (`Mark`) or drops (`Drop`) alerts of indicators on `list`.
-    pub fn with_suppressions(mut self, list: Option<Arc<SuppressionList>>, mode: SuppressedAlerts) -> Emitter {
+    pub fn with_suppressions(
+        mut self,
+        list: Option<Arc<SuppressionList>>,
+        mode: SuppressedAlerts,
+    ) -> Emitter {
         self.suppressions = list.map(|l| (l, mode));
         self
     }
@@ -274,7 +278,10 @@ fn build_alert(
     let timestamp = alert::time_text(time);
     let place = match origin {
         Origin::Syslog { peer, .. } => peer.to_string(),
-        _ => log.file.as_ref().map_or_else(String::new, |f| f.path.clone()),
+        _ => log
+            .file
+            .as_ref()
+            .map_or_else(String::new, |f| f.path.clone()),
     };
     let alert_id = alert::alert_id(&place, offset, line_number, &timestamp, line);
     let named = |s: &Option<String>| s.clone().map(|name| alert::Named { name });

@@ -157,7 +157,11 @@ pub(crate) fn resolve(index: &Index, value: &str) -> Vec<IndicatorId> {
 
 /// `(indicator, what the alert showed)` of alert `id`, from the first alert file that
 /// holds it.
-fn alert_indicators(config: &Config, files: &[PathBuf], id: &str) -> Result<Vec<(String, Kind, String)>> {
+fn alert_indicators(
+    config: &Config,
+    files: &[PathBuf],
+    id: &str,
+) -> Result<Vec<(String, Kind, String)>> {
     let mut candidates: Vec<PathBuf> = files.to_vec();
     if candidates.is_empty() {
         for p in config.alerts.paths() {
@@ -191,8 +195,14 @@ fn alert_indicators(config: &Config, files: &[PathBuf], id: &str) -> Result<Vec<
             if doc["tripline"]["alert_id"] != id {
                 continue;
             }
-            let ours = doc["tripline"]["enrichments"].as_array().cloned().unwrap_or_default();
-            let ecs = doc["threat"]["enrichments"].as_array().cloned().unwrap_or_default();
+            let ours = doc["tripline"]["enrichments"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let ecs = doc["threat"]["enrichments"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let mut out = Vec::new();
             for (i, e) in ours.iter().enumerate() {
                 let (Some(ind), Some(kind)) = (e["indicator"].as_str(), e["kind"].as_str()) else {
@@ -308,7 +318,12 @@ fn false_positive(
             writeln!(out, "{l}")?;
         }
         for p in &provenances {
-            if !config.share.destinations.iter().any(|d| d.serves(&p.source)) {
+            if !config
+                .share
+                .destinations
+                .iter()
+                .any(|d| d.serves(&p.source))
+            {
                 unserved.insert(p.source.clone());
             }
         }
@@ -370,7 +385,10 @@ fn remove(config: &Config, path: &Path, target: &str) -> Result<ExitCode> {
         Ok(id) => vec![id],
         Err(_) => {
             let all = list.list()?;
-            let plain = canon::refang(target).trim().trim_end_matches('.').to_lowercase();
+            let plain = canon::refang(target)
+                .trim()
+                .trim_end_matches('.')
+                .to_lowercase();
             let mut ids: Vec<i64> = all
                 .iter()
                 .filter(|s| s.reported.to_lowercase() == plain || s.indicator == plain)

@@ -229,9 +229,7 @@ impl SuppressionList {
     /// Reads the whole list into a new snapshot when `data_version` moved.
     fn reload(&self) -> Result<(), rusqlite::Error> {
         let mut db = self.lock();
-        let version: i64 = db
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let version: i64 = db.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if version == db.version {
             return Ok(());
         }

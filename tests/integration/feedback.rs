@@ -155,7 +155,10 @@ fn defect_15_false_positive_by_shown_subdomain_is_reported() {
     // What the alert showed, not the indicator: was "nothing to report".
     let out = s.false_positive(&shown, "our updater");
     let said = text(&out);
-    assert!(said.contains("false positive atlas-upd.com (domain"), "{said}");
+    assert!(
+        said.contains("false positive atlas-upd.com (domain"),
+        "{said}"
+    );
     let fps: Vec<Value> = s
         .rows()
         .into_iter()
@@ -229,7 +232,11 @@ fn defect_15_false_positive_stops_positive_sightings() {
     let alerts =
         s.run_stdin("2024-05-03T10:00:00Z fw01 dns query c.atlas-upd.com then other-bad.example\n");
     let lines = line_alerts(&alerts);
-    assert!(lines[0]["tripline"].get("suppressed").is_none(), "{}", lines[0]);
+    assert!(
+        lines[0]["tripline"].get("suppressed").is_none(),
+        "{}",
+        lines[0]
+    );
     assert_eq!(s.positive_rows("other-bad.example").len(), 1);
     assert_eq!(s.positive_rows("atlas-upd.com").len(), 1);
 }
@@ -246,7 +253,9 @@ fn feedback_remove_resumes_positive_sightings() {
     let list = text(&s.run(&["feedback", "list"]));
     assert!(list.contains("0 suppression(s)"), "{list}");
     let alerts = s.run_stdin("2024-05-02T10:00:00Z fw01 dns query c.atlas-upd.com\n");
-    assert!(line_alerts(&alerts)[0]["tripline"].get("suppressed").is_none());
+    assert!(line_alerts(&alerts)[0]["tripline"]
+        .get("suppressed")
+        .is_none());
     assert_eq!(s.positive_rows("atlas-upd.com").len(), 1);
     // The false positive already queued stays.
     assert!(s
@@ -256,8 +265,8 @@ fn feedback_remove_resumes_positive_sightings() {
     // By id too; an unknown one removes nothing.
     s.false_positive("45.77.10.1", "scanner of ours");
     let entries = text(&s.run(&["feedback", "list", "--json"]));
-    let id = serde_json::from_str::<Value>(entries.lines().next().expect("one"))
-        .expect("json")["id"]
+    let id = serde_json::from_str::<Value>(entries.lines().next().expect("one")).expect("json")
+        ["id"]
         .to_string();
     assert!(s.run(&["feedback", "remove", &id]).status.success());
     assert_eq!(s.run(&["feedback", "remove", &id]).status.code(), Some(1));
@@ -277,7 +286,10 @@ fn suppressed_alerts_drop_mode_drops_alerts() {
     let e = lines[0]["threat"]["enrichments"].as_array().expect("array");
     assert_eq!(e.len(), 1, "{}", lines[0]);
     assert_eq!(e[0]["indicator"]["name"], "other-bad.example");
-    assert_eq!(lines[0]["tripline"]["enrichments"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        lines[0]["tripline"]["enrichments"].as_array().map(Vec::len),
+        Some(1)
+    );
     assert!(s.positive_rows("atlas-upd.com").is_empty());
 }
 
@@ -346,8 +358,16 @@ fn false_positive_by_alert_id_sends_only_the_indicator() {
         "secret-reason-xyz",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("false positive atlas-upd.com"), "{}", text(&out));
-    assert!(text(&out).contains("which a.b.atlas-upd.com matched"), "{}", text(&out));
+    assert!(
+        text(&out).contains("false positive atlas-upd.com"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("which a.b.atlas-upd.com matched"),
+        "{}",
+        text(&out)
+    );
     let unknown = s.run(&["feedback", "false-positive", "--alert", "0000000000000000"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
     assert!(text(&unknown).contains("no alert with id 0000000000000000"));
@@ -361,11 +381,20 @@ fn false_positive_by_alert_id_sends_only_the_indicator() {
         .filter(|r| r["path"] == "/sightings/add")
         .map(|r| r["body"].as_str().unwrap_or("").to_string())
         .collect();
-    let fp: Vec<&String> = bodies.iter().filter(|b| b.contains("\"type\":\"1\"") || b.contains("\"type\":1")).collect();
+    let fp: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.contains("\"type\":\"1\"") || b.contains("\"type\":1"))
+        .collect();
     assert_eq!(fp.len(), 1, "{bodies:?}");
     assert!(fp[0].contains(ATTR), "{}", fp[0]);
     for b in &bodies {
-        for needle in ["a.b.atlas-upd.com", "secret-reason-xyz", "jane.doe", "fw01", "dns query"] {
+        for needle in [
+            "a.b.atlas-upd.com",
+            "secret-reason-xyz",
+            "jane.doe",
+            "fw01",
+            "dns query",
+        ] {
             assert!(!b.contains(needle), "{needle} left in {b}");
         }
     }
@@ -405,8 +434,11 @@ fn running_sidecar_picks_up_a_false_positive_from_another_process() {
             .open(&log)
             .expect("open log");
         // Ten minutes apart: each line moves the rules' event clock past the last.
-        let t = chrono::DateTime::<chrono::Utc>::from_timestamp(1_714_557_600 + i64::from(minute) * 600, 0)
-            .expect("time");
+        let t = chrono::DateTime::<chrono::Utc>::from_timestamp(
+            1_714_557_600 + i64::from(minute) * 600,
+            0,
+        )
+        .expect("time");
         writeln!(
             f,
             "{} fw01 dns query n{minute}.atlas-upd.com",
@@ -451,7 +483,10 @@ fn running_sidecar_picks_up_a_false_positive_from_another_process() {
         .iter()
         .filter_map(|r| r["count"].as_i64())
         .sum();
-    assert!(counted < i64::from(minute), "{counted} of {minute} lines sighted");
+    assert!(
+        counted < i64::from(minute),
+        "{counted} of {minute} lines sighted"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

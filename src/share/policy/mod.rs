@@ -154,7 +154,9 @@ impl fmt::Display for DropReason {
             DropReason::Withdrawn => {
                 "the current intel no longer holds it from the source it was queued for"
             }
-            DropReason::Suppressed => "it was reported as a false positive (tripline feedback list)",
+            DropReason::Suppressed => {
+                "it was reported as a false positive (tripline feedback list)"
+            }
         })
     }
 }
