@@ -283,7 +283,14 @@ fn build_alert(
             .as_ref()
             .map_or_else(String::new, |f| f.path.clone()),
     };
-    let alert_id = alert::alert_id(&place, offset, line_number, &timestamp, line);
+    // The time of reading is no part of the line: a line without its own time keeps
+    // its id when read again.
+    let own_time = if time_source == TimeSource::Event {
+        timestamp.as_str()
+    } else {
+        ""
+    };
+    let alert_id = alert::alert_id(&place, offset, line_number, own_time, line);
     let named = |s: &Option<String>| s.clone().map(|name| alert::Named { name });
     let address = |ip: Option<std::net::IpAddr>| ip.map(|ip| alert::Address { ip: ip.to_string() });
     Alert {

@@ -437,7 +437,8 @@ pub struct AlertTripline {
 
 /// The alert id of a line: 16 hex digits of a 64-bit FNV-1a hash of where the line
 /// is (`place`: its file, `-` for stdin, or its syslog peer; its byte offset and line
-/// number when known), its time as the alert writes it and its text. Stable across
+/// number when known), its own time as the alert writes it (empty for a line with
+/// no time of its own: the time of reading is no part of the line) and its text. Stable across
 /// runs and versions (no random seed); it identifies, it does not protect (not a
 /// secret, not collision-proof against a forger).
 pub fn alert_id(
