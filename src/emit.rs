@@ -11,7 +11,9 @@
 //!    dropping hits whose intel was not valid then;
 //! 4. builds the typed [`Alert`] from the line's origin and the decoded context, and
 //!    the rules' [`Observation`]s through `correlate::observe`;
-//! 5. hands both to the driver's [`AlertSink`].
+//! 5. marks (or drops) what the local suppression list says was reported as a
+//!    false positive ([`crate::share::suppress`]), when the driver gave one;
+//! 6. hands both to the driver's [`AlertSink`].
 //!
 //! `hunt` and `run` are drivers only: they differ in where lines come from, how
 //! lines are numbered and how alerts are acknowledged, never in how a line is
@@ -23,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +34,7 @@ use crate::decode::{DecodeOptions, Decoder, Event};
 use crate::index::Index;
 use crate::matcher::Hit;
 use crate::scan::Scanned;
+use crate::share::suppress::{SuppressedAlerts, SuppressionList};
 use crate::sink::alert::{self, Alert, TimeSource};
 use crate::source::Origin;
 
@@ -83,6 +87,7 @@ pub struct Emitter {
     sources: Vec<SourceInfo>,
     decoders: HashMap<String, Decoder>,
     observe: bool,
+    suppressions: Option<(Arc<SuppressionList>, SuppressedAlerts)>,
     /// Unique per emitter: names the streams that cannot be read twice (stdin,
     /// syslog), so two runs never share one.
     run: u64,
@@ -131,7 +136,18 @@ impl Emitter {
             observe,
             run: uuid::Uuid::new_v4().as_u64_pair().0,
             messages: 0,
+            suppressions: None,
         }
+    }
+
+    /// Marks (`Mark`) or drops (`Drop`) alerts of indicators on `list`.
+    pub fn with_suppressions(
+        mut self,
+        list: Option<Arc<SuppressionList>>,
+        mode: SuppressedAlerts,
+    ) -> Emitter {
+        self.suppressions = list.map(|l| (l, mode));
+        self
     }
 
     fn decoder(&mut self, source: usize, origin: &Origin) -> &mut Decoder {
@@ -237,7 +253,13 @@ impl Emitter {
             })
             .collect();
         let named = info.filter(|s| s.named).map(|s| s.name.clone());
-        let alert = build_alert(origin, line, &event, time, time_source, named, enrichments);
+        let mut alert = build_alert(origin, line, &event, time, time_source, named, enrichments);
+        let (mut matches, mut observations) = (matches, observations);
+        if let Some((list, mode)) = &self.suppressions {
+            if !list.apply(*mode, index, &mut alert, &mut matches, &mut observations) {
+                return None;
+            }
+        }
         Some(Emitted {
             alert,
             host: event.host.clone().unwrap_or(fallback_host),
@@ -289,10 +311,26 @@ fn build_alert(
     };
     let (ecs, ours): (Vec<_>, Vec<_>) =
         enrichments.into_iter().map(|e| (e.ecs, e.tripline)).unzip();
+    let timestamp = alert::time_text(time);
+    let place = match origin {
+        Origin::Syslog { peer, .. } => peer.to_string(),
+        _ => log
+            .file
+            .as_ref()
+            .map_or_else(String::new, |f| f.path.clone()),
+    };
+    // The time of reading is no part of the line: a line without its own time keeps
+    // its id when read again.
+    let own_time = if time_source == TimeSource::Event {
+        timestamp.as_str()
+    } else {
+        ""
+    };
+    let alert_id = alert::alert_id(&place, offset, line_number, own_time, line);
     let named = |s: &Option<String>| s.clone().map(|name| alert::Named { name });
     let address = |ip: Option<std::net::IpAddr>| ip.map(|ip| alert::Address { ip: ip.to_string() });
     Alert {
-        timestamp: alert::time_text(time),
+        timestamp,
         destination: address(event.destination_ip),
         event: alert::EventBlock {
             category: ["threat"],
@@ -306,12 +344,14 @@ fn build_alert(
         source: address(event.source_ip),
         threat: alert::Threat { enrichments: ecs },
         tripline: alert::AlertTripline {
+            alert_id,
             enrichments: ours,
             syslog_peer,
             format: event.format.name(),
             line_number,
             offset,
             source,
+            suppressed: None,
             throttled: None,
             time_source,
         },

@@ -103,6 +103,9 @@ pub struct Config {
     /// The match semantics that are a judgement call (README, "Match semantics").
     #[serde(rename = "match")]
     pub matching: MatchConfig,
+    /// False-positive reports (`tripline feedback`): what happens to the alerts of
+    /// suppressed indicators.
+    pub feedback: crate::share::FeedbackConfig,
 }
 
 /// `[match]`: the switchable match semantics; the defaults favour detection.

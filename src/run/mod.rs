@@ -174,6 +174,17 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     )
     .context("opening alert outputs")?;
     let outbox = confirm::open_outbox(config, &metrics).context("opening the sightings outbox")?;
+    // False positives reported with `tripline feedback` (by this or another process).
+    let suppressions = Arc::new(
+        crate::share::SuppressionList::open(&config.state.dir)
+            .context("opening the suppression list")?,
+    );
+    {
+        let list = suppressions.clone();
+        metrics.on_scrape(move |m| {
+            metrics::set_counter(&m.observations_suppressed, list.observed());
+        });
+    }
     if let Some(o) = &outbox {
         // The policy is asked again before every delivery, against the intel as it
         // stands then.
@@ -225,6 +236,8 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
                     let _ = tx.send(true);
                 })
             },
+            suppressions: Some(suppressions),
+            suppressed_alerts: config.feedback.suppressed_alerts,
         },
     );
     // Deliver due sightings every few seconds, off the async threads: one worker per

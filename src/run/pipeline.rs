@@ -229,6 +229,9 @@ pub struct OutputParts {
     /// Called once when alerts can no longer be written at all (stdout closed, or a
     /// shutdown while stalled): stops the sources.
     pub on_fatal: Box<dyn FnOnce() + Send>,
+    /// Reported false positives: their alerts are marked or dropped.
+    pub suppressions: Option<Arc<crate::share::SuppressionList>>,
+    pub suppressed_alerts: crate::share::SuppressedAlerts,
 }
 
 /// Starts the dispatcher, `workers` matching threads and the output thread.
@@ -246,6 +249,8 @@ pub fn start(
         stop,
         health,
         on_fatal,
+        suppressions,
+        suppressed_alerts,
     } = parts;
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
     let observe = correlation.is_some();
@@ -295,7 +300,8 @@ pub fn start(
     let output = std::thread::Builder::new()
         .name("tripline-output".into())
         .spawn(move || {
-            let mut emitter = Emitter::new(sources, observe);
+            let mut emitter =
+                Emitter::new(sources, observe).with_suppressions(suppressions, suppressed_alerts);
             let mut sink = LiveSink {
                 output,
                 lines: Vec::new(),

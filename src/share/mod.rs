@@ -15,6 +15,10 @@
 //! time, our source name (or none) and the destination; nothing from the log line.
 //! Every format written here is rendered from a `Sighting` and nothing else.
 //!
+//! False-positive reports go back the same way (type 1 sightings) and add the
+//! indicator to the local [`SuppressionList`] ([`suppress`]): its alerts are marked
+//! (or dropped) and its positive sightings stop.
+//!
 //! Blocking: delivery uses blocking HTTP; the sidecar calls it from a blocking thread.
 
 pub mod outbox;
@@ -22,6 +26,7 @@ pub mod policy;
 pub mod render;
 pub mod sighting;
 pub mod stats;
+pub mod suppress;
 pub mod transport;
 pub mod victim;
 
@@ -41,4 +46,5 @@ pub use policy::{
 pub use render::export::ExportFormat;
 pub use sighting::{Outgoing, Sighting, SightingType, Target};
 pub use stats::{DeliveryStats, ShareStats};
+pub use suppress::{FeedbackConfig, SuppressedAlerts, Suppression, SuppressionList};
 pub use transport::{DeliveryError, Secret, Transport};

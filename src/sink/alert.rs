@@ -402,6 +402,10 @@ pub struct Threat {
 /// tripline's own fields about the line (outside every ECS object).
 #[derive(Clone, Debug, Serialize)]
 pub struct AlertTripline {
+    /// A stable id of the alert ([`alert_id`]): the same line read again (a replay, a
+    /// hunt over the same file) gets the same id. `tripline feedback false-positive
+    /// --alert ID` finds the alert's indicators by it.
+    pub alert_id: String,
     /// tripline's record of each enrichment, parallel to `threat.enrichments`
     /// (entry `i` is about `threat.enrichments[i]`): canonical value, kind, where it
     /// was seen, warninglist, every source.
@@ -417,6 +421,10 @@ pub struct AlertTripline {
     /// The configured source that read the line (sidecar only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `true` when every indicator of the line was reported as a false positive (each
+    /// enrichment then carries its report: `tripline.enrichments[i].suppressed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<bool>,
     /// The peer (address and port) a syslog line came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog_peer: Option<String>,
@@ -425,6 +433,64 @@ pub struct AlertTripline {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttled: Option<u64>,
     pub time_source: TimeSource,
+}
+
+/// The alert id of a line: 16 hex digits of a 64-bit FNV-1a hash of where the line
+/// is (`place`: its file, `-` for stdin, or its syslog peer; its byte offset and line
+/// number when known), its own time as the alert writes it (empty for a line with
+/// no time of its own: the time of reading is no part of the line) and its text. Stable across
+/// runs and versions (no random seed); it identifies, it does not protect (not a
+/// secret, not collision-proof against a forger).
+pub fn alert_id(
+    place: &str,
+    offset: Option<u64>,
+    line_number: Option<u64>,
+    timestamp: &str,
+    line: &[u8],
+) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        h ^= 0x1f;
+        h = h.wrapping_mul(PRIME);
+    };
+    eat(place.as_bytes());
+    eat(&offset.unwrap_or(u64::MAX).to_le_bytes());
+    eat(&line_number.unwrap_or(u64::MAX).to_le_bytes());
+    eat(timestamp.as_bytes());
+    eat(line);
+    format!("{h:016x}")
+}
+
+impl Alert {
+    /// Marks enrichment `i` as the indicator of a reported false positive (`mark`: the
+    /// report's id, reason and time).
+    pub fn mark_suppressed(&mut self, i: usize, mark: Value) {
+        if let Some(Value::Object(o)) = self.tripline.enrichments.get_mut(i) {
+            o.insert("suppressed".into(), mark);
+        }
+    }
+
+    /// Keeps only the enrichments `i` with `keep[i]` (both `threat.enrichments` and
+    /// `tripline.enrichments`, which stay parallel).
+    pub fn retain_enrichments(&mut self, keep: &[bool]) {
+        let mut i = 0;
+        self.threat.enrichments.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
+        });
+        let mut i = 0;
+        self.tripline.enrichments.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
+        });
+    }
 }
 
 /// Formats a time as alerts do (RFC 3339, UTC, `Z`, fractions only when present).
@@ -752,6 +818,55 @@ mod tests {
             let mut o = Map::new();
             typed_fields(*kind, misp_type, canonical, written, &mut o);
             assert_eq!(Value::Object(o), *want, "{kind} {written}");
+        }
+    }
+
+    #[test]
+    fn alert_ids_are_stable_and_tell_lines_apart() {
+        let id = alert_id(
+            "/var/log/a",
+            Some(10),
+            Some(2),
+            "2024-05-01T10:00:00Z",
+            b"x",
+        );
+        // Pinned: the id must not change between versions (analysts keep them); the
+        // value is FNV-1a 64 as computed independently (Python).
+        assert_eq!(id, "4690864169b878a4");
+        assert_eq!(id.len(), 16);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        for other in [
+            alert_id(
+                "/var/log/b",
+                Some(10),
+                Some(2),
+                "2024-05-01T10:00:00Z",
+                b"x",
+            ),
+            alert_id(
+                "/var/log/a",
+                Some(11),
+                Some(2),
+                "2024-05-01T10:00:00Z",
+                b"x",
+            ),
+            alert_id("/var/log/a", Some(10), None, "2024-05-01T10:00:00Z", b"x"),
+            alert_id(
+                "/var/log/a",
+                Some(10),
+                Some(2),
+                "2024-05-01T10:00:01Z",
+                b"x",
+            ),
+            alert_id(
+                "/var/log/a",
+                Some(10),
+                Some(2),
+                "2024-05-01T10:00:00Z",
+                b"y",
+            ),
+        ] {
+            assert_ne!(id, other);
         }
     }
 

@@ -300,6 +300,12 @@ pub const RULE_OBSERVATIONS_REPLAYED: MetricDef = def(
     &[],
     "Observations of lines read again after a restart (same input and position as one already correlated), not counted again.",
 );
+pub const OBSERVATIONS_SUPPRESSED: MetricDef = def(
+    "tripline_observations_suppressed_total",
+    Counter,
+    &[],
+    "Matches of indicators reported as false positives (tripline feedback): their alerts are marked or dropped and no positive sighting of them is queued.",
+);
 pub const SIGHTINGS: MetricDef = def(
     "tripline_sightings",
     GaugeKind,
@@ -324,7 +330,8 @@ pub const SIGHTINGS_DROPPED: MetricDef = def(
     &["reason"],
     "Indicator provenances the sharing policy left out of sightings (when queued) and \
      sightings it withheld (asked again before delivery), by reason (no_destination, \
-     tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn).",
+     tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn, \
+     suppressed).",
 );
 pub const SIGHTING_LATE_OBSERVATIONS: MetricDef = def(
     "tripline_sighting_late_observations_total",
@@ -435,6 +442,7 @@ pub const METRICS: &[MetricDef] = &[
     RULE_OBSERVATIONS_UNKEYED,
     RULE_OBSERVATIONS_LATE,
     RULE_OBSERVATIONS_REPLAYED,
+    OBSERVATIONS_SUPPRESSED,
     SIGHTINGS,
     OUTBOX_DEPTH,
     OUTBOX_OLDEST_AGE,
@@ -526,6 +534,7 @@ pub struct Metrics {
     pub rule_observations_unkeyed: IntCounter,
     pub rule_observations_late: IntCounter,
     pub rule_observations_replayed: IntCounter,
+    pub observations_suppressed: IntCounter,
     pub sightings: IntGaugeVec,
     pub outbox_depth: IntGauge,
     pub outbox_oldest_age: Gauge,
@@ -656,6 +665,7 @@ impl Metrics {
             rule_observations_unkeyed: r.counter(&RULE_OBSERVATIONS_UNKEYED),
             rule_observations_late: r.counter(&RULE_OBSERVATIONS_LATE),
             rule_observations_replayed: r.counter(&RULE_OBSERVATIONS_REPLAYED),
+            observations_suppressed: r.counter(&OBSERVATIONS_SUPPRESSED),
             sightings: r.gauge_vec(&SIGHTINGS),
             outbox_depth: r.gauge(&OUTBOX_DEPTH),
             outbox_oldest_age: r.float_gauge(&OUTBOX_OLDEST_AGE),

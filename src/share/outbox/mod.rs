@@ -141,6 +141,8 @@ pub enum OutboxError {
     },
     #[error(transparent)]
     Config(#[from] ShareConfigError),
+    #[error(transparent)]
+    Suppressions(#[from] super::suppress::SuppressError),
     #[error("outbox {path}: no sighting with id {id}")]
     NotFound { path: String, id: i64 },
     #[error("outbox {path}: sighting {id} is {state}; cannot {action} it")]
@@ -311,7 +313,11 @@ impl Outbox {
             path: shown.clone(),
             source,
         })?;
-        Outbox::init(conn, shown, config)
+        let mut outbox = Outbox::init(conn, shown, config)?;
+        // False positives reported with `tripline feedback`: no positive sightings.
+        let suppressions = super::SuppressionList::open(state_dir)?;
+        outbox.router = outbox.router.with_suppressions(Arc::new(suppressions));
+        Ok(outbox)
     }
 
     /// An outbox in memory: `tripline hunt --sightings-out`, tests.

@@ -22,7 +22,7 @@ use super::{Outbox, OutboxEntry, OutboxError};
 use crate::correlate::Provenance;
 use crate::intel::Kind;
 use crate::share::policy::{DestinationConfig, DropReason};
-use crate::share::sighting::Sighting;
+use crate::share::sighting::{Sighting, SightingType};
 
 /// The current intel, as the send-time check reads it (the sidecar's live index).
 pub trait IntelView: Send + Sync {
@@ -62,6 +62,10 @@ impl Outbox {
         dest: &DestinationConfig,
     ) -> Result<(Sighting, DateTime<Utc>), DropReason> {
         let s = &entry.sighting;
+        if s.sighting_type == SightingType::Sighting && self.router.suppressed(&s.indicator, s.kind)
+        {
+            return Err(DropReason::Suppressed);
+        }
         let Some(stored) = &entry.provenance else {
             return Ok(self
                 .router

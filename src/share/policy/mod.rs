@@ -95,10 +95,13 @@ pub enum DropReason {
     /// Asked again before delivery: the current intel no longer holds the indicator
     /// from the source, event and attribute it was queued for.
     Withdrawn,
+    /// The indicator was reported as a false positive (the local suppression list,
+    /// [`super::suppress`]): no positive sighting of it leaves.
+    Suppressed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::NoDestination,
         DropReason::Tlp,
         DropReason::UnknownTlp,
@@ -107,6 +110,7 @@ impl DropReason {
         DropReason::VictimData,
         DropReason::NoTarget,
         DropReason::Withdrawn,
+        DropReason::Suppressed,
     ];
 
     /// Metrics label.
@@ -120,6 +124,7 @@ impl DropReason {
             DropReason::VictimData => "victim_data",
             DropReason::NoTarget => "no_target",
             DropReason::Withdrawn => "withdrawn",
+            DropReason::Suppressed => "suppressed",
         }
     }
 }
@@ -148,6 +153,9 @@ impl fmt::Display for DropReason {
             }
             DropReason::Withdrawn => {
                 "the current intel no longer holds it from the source it was queued for"
+            }
+            DropReason::Suppressed => {
+                "it was reported as a false positive (tripline feedback list)"
             }
         })
     }
@@ -179,6 +187,8 @@ pub struct Routing {
 #[derive(Clone, Debug)]
 pub struct Router {
     config: ShareConfig,
+    /// False positives reported here: their positive sightings are dropped.
+    suppressions: Option<std::sync::Arc<super::SuppressionList>>,
 }
 
 impl Router {
@@ -186,7 +196,21 @@ impl Router {
         config.validate()?;
         Ok(Router {
             config: config.clone(),
+            suppressions: None,
         })
+    }
+
+    /// Drops positive sightings of the indicators on `list` ([`DropReason::Suppressed`]).
+    pub fn with_suppressions(mut self, list: std::sync::Arc<super::SuppressionList>) -> Router {
+        self.suppressions = Some(list);
+        self
+    }
+
+    /// Whether `indicator` was reported as a false positive (no positive sighting).
+    pub fn suppressed(&self, indicator: &str, kind: Kind) -> bool {
+        self.suppressions
+            .as_ref()
+            .is_some_and(|l| l.get(indicator, kind).is_some())
     }
 
     pub fn config(&self) -> &ShareConfig {
@@ -212,6 +236,10 @@ impl Router {
     pub fn route(&self, confirmation: &Confirmation) -> Routing {
         let mut out = Routing::default();
         for (i, obs) in confirmation.observations.iter().enumerate() {
+            if self.suppressed(&obs.indicator, obs.kind) {
+                out.dropped.push((None, DropReason::Suppressed));
+                continue;
+            }
             self.route_provenances(
                 i,
                 (&obs.indicator, obs.kind),
