@@ -647,7 +647,7 @@ mod tests {
             r.route_provenances(
                 0,
                 ("evil.example", kind),
-                &[list.clone()],
+                std::slice::from_ref(&list),
                 &mut out,
                 |t, s, d| {
                     Sighting::new(
@@ -706,7 +706,12 @@ mod tests {
         let r = router(&with_events);
         let dest = &r.config().destinations[0];
         assert_eq!(
-            r.recheck(dest, ("evil.example", Kind::Domain), &t[0], &[list.clone()]),
+            r.recheck(
+                dest,
+                ("evil.example", Kind::Domain),
+                &t[0],
+                std::slice::from_ref(&list)
+            ),
             Ok(t[0].clone())
         );
     }
