@@ -26,6 +26,7 @@ mod run;
 mod share;
 mod share_delivery;
 mod share_policy;
+mod share_preview;
 mod share_taxii;
 mod syslog;
 mod thread_invariance;

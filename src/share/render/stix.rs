@@ -147,6 +147,11 @@ pub fn has_value_form(kind: Kind) -> bool {
     kind != Kind::Literal
 }
 
+/// The fixed description of by-value indicator objects (nothing local in it).
+const VALUE_INDICATOR_DESCRIPTION: &str =
+    "A value of this community's intel that came without a STIX id (a plain or CSV list); \
+     sent with the sighting so that the sighting can name what was seen.";
+
 /// The `indicator` object a by-value sighting carries: see the module doc.
 pub fn value_indicator(s: &Sighting) -> Option<Value> {
     let pattern = pattern(s.kind, &s.indicator)?;
@@ -157,6 +162,7 @@ pub fn value_indicator(s: &Sighting) -> Option<Value> {
         "created": FIXED_TIME,
         "modified": FIXED_TIME,
         "name": s.indicator,
+        "description": VALUE_INDICATOR_DESCRIPTION,
         "pattern": pattern,
         "pattern_type": "stix",
         "valid_from": FIXED_TIME,
