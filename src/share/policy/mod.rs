@@ -14,7 +14,8 @@
 //!
 //! [[share.destinations]]
 //! name = "circl"                      # also the default intel source it serves
-//! intel_sources = ["circl-osint"]     # default [name]
+//! intel_sources = ["circl-osint"]     # default [name]; a list loaded as NAME=PATH is source NAME
+//! list_event_uuids = []               # MISP: events list-intel sightings are restricted to
 //! window_secs = 3600                  # one sighting per indicator per window
 //! max_tlp = "amber+strict"            # default: nothing from tlp:red leaves
 //! default_tlp = "amber"               # TLP of intel without a tlp:* tag
