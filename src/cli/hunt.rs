@@ -69,7 +69,7 @@ pub struct HuntArgs {
     pub sightings_out: Option<PathBuf>,
     /// Deprecated: with --sightings-out, only destinations of this format (misp: MISP
     /// destinations; stix: TAXII and STIX directories). Default: all.
-    #[arg(long, value_name = "misp|stix")]
+    #[arg(long, value_name = "misp|stix", requires = "sightings_out")]
     pub sightings_format: Option<String>,
     /// A `tripline run` configuration whose `[share]` section gives the sharing policy
     /// (default: one destination per intel source with the default policy).

@@ -389,7 +389,10 @@ impl Router {
                 }
             }
             Target::Value { event_uuids } if event_uuids.is_empty() => {
-                if allowed.is_empty() {
+                if is_misp {
+                    // Unrestricted, it would touch every community's attribute.
+                    Err(DropReason::NoTarget)
+                } else if allowed.is_empty() {
                     Err(reason)
                 } else {
                     Ok(target.clone())
@@ -703,6 +706,19 @@ mod tests {
             }]
         );
         assert!(d.is_empty());
+        // A MISP row by value with no event (queued by an older release): withheld.
+        let r = router(misp);
+        assert_eq!(
+            r.recheck(
+                &r.config().destinations[0],
+                ("evil.example", Kind::Domain),
+                &Target::Value {
+                    event_uuids: vec![]
+                },
+                std::slice::from_ref(&list)
+            ),
+            Err(DropReason::NoTarget)
+        );
         // Asked again before delivery: still allowed.
         let r = router(&with_events);
         let dest = &r.config().destinations[0];
