@@ -1,6 +1,8 @@
 //! `tripline hunt`: batch correlation of files, directories, archives or stdin, with
 //! optional confirmation by the rules (`--rules`, `--default-rules`) and a preview of
-//! what would be shared (`--sightings-out`).
+//! what would be shared (`--preview-sharing DIR`: each destination's exact bodies and
+//! a summary, see [`crate::share::preview`]; `--sightings-out FILE`, deprecated, the
+//! same bodies in one JSON file keyed by destination).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use crate::correlate::load;
 use crate::correlate::rule::Rule;
 use crate::hunt::{self, HuntOptions, HuntStats};
 use crate::index::Index;
+use crate::share::preview::{Preview, Seen};
 use crate::share::{ExportFormat, ShareConfig};
 use crate::sink::summary;
 use crate::source::batch;
@@ -51,13 +54,23 @@ pub struct HuntArgs {
     /// Confirm with the shipped rules (`rules/`, compiled in).
     #[arg(long, conflicts_with = "rules")]
     pub default_rules: bool,
-    /// Write what would be shared (sightings of confirmed matches) to FILE, without
-    /// sending anything. Needs --rules or --default-rules.
+    /// Write what would be shared with each destination community into DIR, without
+    /// sending anything: one subdirectory per destination with exactly the bodies its
+    /// transport would send (MISP JSON, STIX bundles or TAXII envelopes), and
+    /// summary.txt / summary.json (what would be sent, what is withheld and why, how
+    /// the local data relates to each community's intel). Needs --rules or
+    /// --default-rules.
+    #[arg(long, value_name = "DIR")]
+    pub preview_sharing: Option<PathBuf>,
+    /// Deprecated (use --preview-sharing DIR): write the bodies that would be sent to
+    /// FILE, as one JSON object keyed by destination name:
+    /// `{"<destination>": {"transport": "misp", "bodies": [...]}}`.
     #[arg(long, value_name = "FILE")]
     pub sightings_out: Option<PathBuf>,
-    /// Format of --sightings-out.
-    #[arg(long, value_name = "misp|stix", default_value = "misp")]
-    pub sightings_format: String,
+    /// Deprecated: with --sightings-out, only destinations of this format (misp: MISP
+    /// destinations; stix: TAXII and STIX directories). Default: all.
+    #[arg(long, value_name = "misp|stix", requires = "sightings_out")]
+    pub sightings_format: Option<String>,
     /// A `tripline run` configuration whose `[share]` section gives the sharing policy
     /// (default: one destination per intel source with the default policy).
     #[arg(long, value_name = "FILE")]
@@ -197,32 +210,106 @@ pub(super) fn hunt_rules(args: &HuntArgs) -> Result<Option<Vec<Rule>>> {
     if args.default_rules {
         return Ok(Some(load::default_rules()));
     }
-    if args.sightings_out.is_some() {
-        bail!("--sightings-out needs --rules DIR or --default-rules: only confirmed matches are shared");
+    if args.sightings_out.is_some() || args.preview_sharing.is_some() {
+        bail!("--preview-sharing and --sightings-out need --rules DIR or --default-rules: only confirmed matches are shared");
     }
     Ok(None)
 }
 
-/// The sharing policy for previews: the config's `[share]`, or one destination per
-/// intel source with the default policy (what each community would receive).
-fn preview_policy(config: Option<&Path>, index: &Index) -> Result<ShareConfig> {
+/// The sharing policy for previews and where it came from: the config's `[share]`,
+/// or one destination per intel source with the default policy, in the source's own
+/// format (MISP for MISP events and feeds, a STIX directory for STIX and lists): what
+/// each community would receive.
+fn preview_policy(config: Option<&Path>, index: &Index) -> Result<(ShareConfig, String)> {
     if let Some(p) = config {
         let c = Config::load(p)?;
         if !c.share.destinations.is_empty() {
-            return Ok(c.share);
+            return Ok((c.share, format!("[share] of {}", p.display())));
         }
     }
-    let mut names: Vec<&str> = index.sources.iter().map(|s| s.name.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
+    let mut sources: Vec<(&str, &str)> = index
+        .sources
+        .iter()
+        .map(|s| (s.name.as_str(), s.format))
+        .collect();
+    sources.sort_unstable();
+    sources.dedup_by(|a, b| a.0 == b.0);
     let mut toml = String::new();
-    for n in names {
+    for (n, format) in sources {
+        let transport = if format.starts_with("misp") {
+            "type = \"misp\"\nurl = \"https://misp.invalid\"\napi_key_env = \"TRIPLINE_PREVIEW_ONLY\"\n"
+        } else {
+            "type = \"stix_dir\"\npath = \"/nonexistent/preview\"\n"
+        };
         toml.push_str(&format!(
-            "[[destinations]]\nname = {n:?}\napproval = \"auto\"\n[destinations.transport]\ntype = \"stix_dir\"\npath = \"/nonexistent/preview\"\n"
+            "[[destinations]]\nname = {n:?}\napproval = \"auto\"\n[destinations.transport]\n{transport}"
         ));
     }
     let share: ShareConfig = toml::from_str(&toml).context("building the preview policy")?;
-    Ok(share)
+    Ok((
+        share,
+        "default: one destination per intel source, in the source's own format (MISP or \
+         STIX), default policy; give --config for yours"
+            .to_string(),
+    ))
+}
+
+/// `--sightings-out` (deprecated): the preview's bodies in one JSON object keyed by
+/// destination, only destinations of `format` when given.
+fn sightings_out_json(preview: &Preview, format: Option<ExportFormat>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for d in &preview.destinations {
+        let family = if d.transport == "misp" {
+            ExportFormat::Misp
+        } else {
+            ExportFormat::Stix
+        };
+        if format.is_some_and(|f| f != family) || d.bodies.is_empty() {
+            continue;
+        }
+        let bodies: Vec<serde_json::Value> = d
+            .bodies
+            .iter()
+            .filter_map(|b| serde_json::from_slice(&b.bytes).ok())
+            .collect();
+        out.insert(
+            d.name.clone(),
+            serde_json::json!({"transport": d.transport, "bodies": bodies}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The hunt summary's lines about a preview: per destination what would be sent and
+/// what is withheld, by reason.
+fn preview_lines(preview: &Preview) -> String {
+    let mut s = String::new();
+    for d in &preview.destinations {
+        s.push_str(&format!(
+            "    {:>6}  to {} ({})\n",
+            d.bodies.len(),
+            d.name,
+            d.transport
+        ));
+        let mut by_reason: std::collections::BTreeMap<&str, (u64, &str)> = Default::default();
+        for w in &d.withheld {
+            let e = by_reason.entry(w.reason.as_str()).or_insert((0, &w.why));
+            e.0 += 1;
+        }
+        for (reason, (n, why)) in by_reason {
+            s.push_str(&format!(
+                "    {n:>6}  withheld from {} ({reason}): {why}\n",
+                d.name
+            ));
+        }
+    }
+    if !preview.no_destination.is_empty() {
+        s.push_str(&format!(
+            "    {:>6}  withheld (no_destination): no destination serves their intel source\n",
+            preview.no_destination.len()
+        ));
+    }
+    s
 }
 
 /// Runs the rules over a hunt's observations, writes confirmation alerts, and the
@@ -237,6 +324,12 @@ pub(super) fn confirm_hunt(
     let mut summary = String::new();
     let mut engine = Engine::with_options(rules, EngineOptions::default());
     let observations = std::mem::take(&mut stats.observations);
+    let sharing = args.preview_sharing.is_some() || args.sightings_out.is_some();
+    let seen = if sharing {
+        Seen::from_observations(&observations)
+    } else {
+        Seen::default()
+    };
     let confirmations = engine.observe_batch(observations);
     for c in &confirmations {
         let doc = crate::sink::alert::confirmation_alert(c);
@@ -255,24 +348,44 @@ pub(super) fn confirm_hunt(
             titles.get(rule.as_str()).copied().unwrap_or(rule)
         ));
     }
-    if let Some(path) = &args.sightings_out {
-        let format: ExportFormat = args
-            .sightings_format
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--sightings-format: {e}"))?;
-        let policy = preview_policy(args.config.as_deref(), index)?;
-        let (text, dropped) = crate::share::preview_with_drops(&policy, &confirmations, format)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-        summary.push_str(&format!(
-            "  sightings that would be shared: written to {} (nothing sent)\n",
-            path.display()
-        ));
-        for (reason, n) in dropped {
+    if sharing {
+        let (policy, policy_note) = preview_policy(args.config.as_deref(), index)?;
+        let preview =
+            crate::share::preview::from_confirmations(&policy, &confirmations, seen, &policy_note)?;
+        if let Some(dir) = &args.preview_sharing {
+            preview
+                .write(dir)
+                .with_context(|| format!("writing the sharing preview to {}", dir.display()))?;
             summary.push_str(&format!(
-                "    {n:>6}  withheld ({}): {reason}\n",
-                reason.name()
+                "  sharing preview: {} body(ies) for {} destination(s), {} withheld, written to {} (nothing sent)\n",
+                preview.body_count(),
+                preview.destinations.len(),
+                preview.withheld_count(),
+                dir.display()
             ));
         }
+        if let Some(path) = &args.sightings_out {
+            eprintln!(
+                "tripline: warning: --sightings-out is deprecated: use --preview-sharing DIR \
+                 (each destination's exact bodies in its own directory, and what is withheld \
+                 and why); --sightings-out now writes {{\"<destination>\": {{\"transport\": …, \
+                 \"bodies\": […]}}}}"
+            );
+            let format: Option<ExportFormat> = args
+                .sightings_format
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--sightings-format: {e}"))?;
+            let mut text = serde_json::to_string_pretty(&sightings_out_json(&preview, format))?;
+            text.push('\n');
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            summary.push_str(&format!(
+                "  sightings that would be shared: written to {} (nothing sent)\n",
+                path.display()
+            ));
+        }
+        summary.push_str(&preview_lines(&preview));
     }
     Ok(summary)
 }

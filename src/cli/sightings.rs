@@ -1,5 +1,10 @@
-//! `tripline sightings …`: review, approve, reject, send and export the sightings
-//! waiting in the outbox; helpers shared with `feedback`.
+//! `tripline sightings …`: review, approve, reject, send, export and preview the
+//! sightings waiting in the outbox; helpers shared with `feedback`.
+//!
+//! `list` shows, per row: id, state, sighting type (sighting / false-positive /
+//! expiration), destination, indicator, count, first..last time, the intel events it
+//! is about, and the TLP of that intel; `--json` prints one object per line with the
+//! same fields (`type` is the sighting type, `kind` the indicator's kind).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,14 +28,24 @@ pub struct SightingsArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum SightingsAction {
-    /// List sightings in the outbox.
+    /// List sightings in the outbox: state, type, destination, indicator, count,
+    /// times, event and TLP.
     List {
         /// Only this state: pending_approval, queued, sending, sent, failed, rejected,
         /// withheld.
         #[arg(long)]
         state: Option<String>,
+        /// One JSON object per line, with the same fields.
         #[arg(long)]
         json: bool,
+    },
+    /// Write what the outbox would send to each destination into DIR (one
+    /// subdirectory per destination with its exact bodies, and summary.txt /
+    /// summary.json: what is withheld and why, how the local data relates to each
+    /// community's intel). Nothing is sent.
+    Preview {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Approve one sighting (or --all pending ones) for delivery.
     Approve {
@@ -92,28 +107,69 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
                 // Rows written before URLs with credentials were refused may quote one.
                 r.last_error = r.last_error.as_deref().map(crate::net::http::redact_text);
             }
+            if !json {
+                println!(
+                    "{:>6}  {:<16} {:<14} {:<12} {:<40} {:<6} {:<41} {:<36} TLP",
+                    "ID",
+                    "STATE",
+                    "TYPE",
+                    "DESTINATION",
+                    "INDICATOR",
+                    "COUNT",
+                    "FIRST..LAST",
+                    "EVENT",
+                );
+            }
             for r in &rows {
+                let dest = config
+                    .share
+                    .destinations
+                    .iter()
+                    .find(|d| d.name == r.sighting.destination);
+                let tlp = dest
+                    .and_then(|d| crate::share::preview::entry_tlp(r, d, &config.share))
+                    .map(|t| t.as_str().to_ascii_lowercase());
+                let events = crate::share::preview::entry_events(r);
                 if json {
                     println!(
                         "{}",
                         serde_json::json!({
-                            "id": r.id, "state": r.state.as_str(), "destination": r.sighting.destination,
-                            "indicator": r.sighting.indicator, "type": r.sighting.kind.name(),
-                            "sighting_type": r.sighting.sighting_type.name(), "count": r.sighting.count,
+                            "id": r.id, "state": r.state.as_str(),
+                            "type": r.sighting.sighting_type.name(),
+                            "sighting_type": r.sighting.sighting_type.name(),
+                            "destination": r.sighting.destination,
+                            "indicator": r.sighting.indicator, "kind": r.sighting.kind.name(),
+                            "count": r.sighting.count,
                             "first_seen": r.sighting.first_seen.to_rfc3339(), "last_seen": r.sighting.last_seen.to_rfc3339(),
+                            "events": events,
+                            "attribute": match &r.sighting.target {
+                                crate::share::Target::Attribute(a) => Some(a.as_str()),
+                                crate::share::Target::Value { .. } => None,
+                            },
+                            "tlp": tlp,
                             "attempts": r.attempts, "last_error": r.last_error,
                         })
                     );
                 } else {
                     println!(
-                        "{:>6}  {:<16} {:<12} {:<40} x{:<5} {}..{}{}",
+                        "{:>6}  {:<16} {:<14} {:<12} {:<40} {:<6} {:<41} {:<36} {}{}",
                         r.id,
                         r.state.as_str(),
+                        r.sighting.sighting_type.name(),
                         r.sighting.destination,
                         r.sighting.indicator,
                         r.sighting.count,
-                        r.sighting.first_seen.format("%Y-%m-%dT%H:%M:%SZ"),
-                        r.sighting.last_seen.format("%Y-%m-%dT%H:%M:%SZ"),
+                        format!(
+                            "{}..{}",
+                            r.sighting.first_seen.format("%Y-%m-%dT%H:%M:%SZ"),
+                            r.sighting.last_seen.format("%Y-%m-%dT%H:%M:%SZ")
+                        ),
+                        if events.is_empty() {
+                            "-".to_string()
+                        } else {
+                            events.join(",")
+                        },
+                        tlp.as_deref().unwrap_or("-"),
                         r.last_error
                             .as_ref()
                             .map(|e| format!("  ({e})"))
@@ -124,6 +180,47 @@ pub(super) fn sightings(args: SightingsArgs) -> Result<ExitCode> {
             if !json {
                 println!("{} sighting(s)", rows.len());
             }
+        }
+        SightingsAction::Preview { dir } => {
+            let shown = args
+                .config
+                .as_deref()
+                .unwrap_or(Path::new("(embedded configuration)"));
+            // The intel as it stands now, so the preview asks the policy as `send`
+            // would; without it the rows' stored provenances are used.
+            let intel: Option<std::sync::Arc<dyn crate::share::IntelView>> = match config
+                .plan(shown)
+                .map_err(anyhow::Error::from)
+                .and_then(|plan| crate::run::intel::build(&crate::run::intel::intel_plan(&plan)))
+            {
+                Ok(built) if built.problems.is_empty() => Some(std::sync::Arc::new(built.index)),
+                Ok(built) => {
+                    for p in &built.problems {
+                        eprintln!("tripline: warning: {p}");
+                    }
+                    eprintln!("tripline: warning: the intel did not load cleanly; previewing against the rows as queued");
+                    None
+                }
+                Err(e) => {
+                    eprintln!("tripline: warning: cannot load the intel ({e:#}); previewing against the rows as queued");
+                    None
+                }
+            };
+            let preview = crate::share::preview::from_outbox(
+                &outbox,
+                intel,
+                &format!("[share] of {}", shown.display()),
+            )?;
+            preview
+                .write(&dir)
+                .with_context(|| format!("writing the sharing preview to {}", dir.display()))?;
+            println!(
+                "{} body(ies) for {} destination(s), {} withheld: written to {} (nothing sent)",
+                preview.body_count(),
+                preview.destinations.len(),
+                preview.withheld_count(),
+                dir.display()
+            );
         }
         SightingsAction::Approve { id, all } => {
             let n = match (id, all) {

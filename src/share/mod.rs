@@ -23,6 +23,7 @@
 
 pub mod outbox;
 pub mod policy;
+pub mod preview;
 pub mod render;
 pub mod sighting;
 pub mod stats;

@@ -77,11 +77,14 @@ fn hunt_confirms_and_previews_sightings_without_log_text() {
     assert_eq!(repeated["tripline"]["group"]["host"], "fw01");
     assert_eq!(repeated["tripline"]["count"], 3);
     let shared = std::fs::read_to_string(&out_path).unwrap();
-    let bundle: serde_json::Value = serde_json::from_str(&shared).unwrap();
-    let sightings: Vec<&serde_json::Value> = bundle["objects"]
-        .as_array()
+    // Keyed by destination (one per intel source by default), STIX bundles each.
+    let by_dest: serde_json::Value = serde_json::from_str(&shared).unwrap();
+    let sightings: Vec<&serde_json::Value> = by_dest
+        .as_object()
         .unwrap()
-        .iter()
+        .values()
+        .flat_map(|d| d["bodies"].as_array().unwrap())
+        .flat_map(|b| b["objects"].as_array().unwrap())
         .filter(|o| o["type"] == "sighting")
         .collect();
     assert_eq!(sightings.len(), 2, "{shared}");

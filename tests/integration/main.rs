@@ -29,6 +29,7 @@ mod share;
 mod share_delivery;
 mod share_exactly_once;
 mod share_policy;
+mod share_preview;
 mod share_taxii;
 mod syslog;
 mod thread_invariance;

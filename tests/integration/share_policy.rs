@@ -35,7 +35,7 @@ fn text(out: &Output) -> String {
 
 /// A rule that confirms every match of these kinds (as `any-file-hash` does for
 /// hashes), so one log line is one sighting candidate.
-fn rules_dir(dir: &Path, kinds: &str) -> PathBuf {
+pub(crate) fn rules_dir(dir: &Path, kinds: &str) -> PathBuf {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).expect("rules dir");
     std::fs::write(
@@ -94,7 +94,7 @@ fn hunt_preview_and_summary(
 
 /// Builds a MISP event with PyMISP: `attrs` are (type, value, category, tags),
 /// `event_tags` on the event; distribution 3 on the event, 5 on the attributes.
-fn pymisp_event(
+pub(crate) fn pymisp_event(
     path: &Path,
     event_uuid: &str,
     event_tags: &[&str],
@@ -133,7 +133,7 @@ print("ok")
 }
 
 /// value → attribute UUID of an event file PyMISP wrote.
-fn attribute_uuids(path: &Path) -> impl Fn(&str) -> String {
+pub(crate) fn attribute_uuids(path: &Path) -> impl Fn(&str) -> String {
     let event: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("event")).expect("json");
     let ev = event.get("Event").cloned().unwrap_or(event);
@@ -148,12 +148,22 @@ fn attribute_uuids(path: &Path) -> impl Fn(&str) -> String {
     }
 }
 
+/// Every sighting in a `--sightings-out` file (keyed by destination): MISP bodies as
+/// they are, the `sighting` objects of STIX bundles.
 fn sightings_in(preview: &str) -> Vec<Value> {
-    serde_json::from_str::<Value>(preview)
-        .expect("preview is JSON")
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let by_dest = serde_json::from_str::<Value>(preview).expect("preview is JSON");
+    let mut out = Vec::new();
+    for d in by_dest.as_object().expect("keyed by destination").values() {
+        for body in d["bodies"].as_array().expect("bodies") {
+            match body["objects"].as_array() {
+                Some(objects) => {
+                    out.extend(objects.iter().filter(|o| o["type"] == "sighting").cloned())
+                }
+                None => out.push(body.clone()),
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------
@@ -239,7 +249,7 @@ fn victim_emails_are_never_sighted() {
     );
     // The summary says what was withheld and why.
     assert!(
-        summary.contains("2  withheld (victim_data): it is victim data"),
+        summary.contains("2  withheld from circl (victim_data): it is victim data"),
         "{summary}"
     );
     let uuid_of = attribute_uuids(&event);

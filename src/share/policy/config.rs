@@ -71,8 +71,17 @@ pub enum Approval {
 pub struct DestinationConfig {
     pub name: String,
     /// Intel source names (as loaded) this destination gives back to. Default: `[name]`.
+    /// A plain or CSV list loaded as `--intel NAME=PATH` (or `intel.paths = ["NAME=PATH"]`)
+    /// is the source `NAME`: list it here to send its sightings to this community.
     #[serde(default)]
     pub intel_sources: Vec<String>,
+    /// MISP only: the event UUIDs of this community that by-value sightings of its
+    /// intel without events of its own (plain and CSV lists) are restricted to
+    /// (`/sightings/add` with `filters.uuid`). Default empty: such sightings are
+    /// withheld (`no_target`), since an unrestricted value would touch every
+    /// community's attribute on that server.
+    #[serde(default)]
+    pub list_event_uuids: Vec<String>,
     /// Aggregation window: one sighting per indicator per window, in seconds.
     /// Default 3600; range 1 ..= 2592000 (30 days, [`WINDOW_SECS`]).
     #[serde(default = "default_window_secs")]
@@ -478,6 +487,9 @@ impl ShareConfig {
                     if let Err(r) = check_url(url) {
                         err("transport.url", r);
                     }
+                    if d.list_event_uuids.iter().any(|e| e.trim().is_empty()) {
+                        err("list_event_uuids", "holds an empty entry".into());
+                    }
                     if api_key_env.is_some() == api_key_file.is_some() {
                         err(
                             "transport.api_key_env",
@@ -493,6 +505,12 @@ impl ShareConfig {
                     password_file,
                     ..
                 } => {
+                    if !d.list_event_uuids.is_empty() {
+                        err(
+                            "list_event_uuids",
+                            "only a MISP destination takes it".into(),
+                        );
+                    }
                     if let Err(r) = check_url(api_root) {
                         err("transport.api_root", r);
                     }
@@ -510,6 +528,12 @@ impl ShareConfig {
                     }
                 }
                 TransportConfig::StixDir { path } => {
+                    if !d.list_event_uuids.is_empty() {
+                        err(
+                            "list_event_uuids",
+                            "only a MISP destination takes it".into(),
+                        );
+                    }
                     if path.as_os_str().is_empty() {
                         err("transport.path", "must not be empty".into());
                     }

@@ -14,7 +14,8 @@
 //!
 //! [[share.destinations]]
 //! name = "circl"                      # also the default intel source it serves
-//! intel_sources = ["circl-osint"]     # default [name]
+//! intel_sources = ["circl-osint"]     # default [name]; a list loaded as NAME=PATH is source NAME
+//! list_event_uuids = []               # MISP: events list-intel sightings are restricted to
 //! window_secs = 3600                  # one sighting per indicator per window
 //! max_tlp = "amber+strict"            # default: nothing from tlp:red leaves
 //! default_tlp = "amber"               # TLP of intel without a tlp:* tag
@@ -53,8 +54,18 @@
 //! - all of this is asked again just before delivery, with the configuration and
 //!   intel of that moment ([`Router::recheck`], [`Router::outgoing`]);
 //! - a MISP destination gets a sighting by attribute UUID, or by value restricted to
-//!   the supplying events' UUIDs; with neither known, none (it could touch another
-//!   community's attribute).
+//!   the supplying events' UUIDs; intel with neither (a plain or CSV list) by value
+//!   restricted to the destination's `list_event_uuids`; with none of these known,
+//!   none (it could touch another community's attribute): withheld as `no_target`;
+//! - a STIX destination (TAXII, directory) gets a sighting of the attribute's or
+//!   indicator's id when the intel has one, else by value: the sighting carries an
+//!   `indicator` whose pattern holds the value (`render::stix`); a kind with no STIX
+//!   pattern (a free literal) is withheld as `no_target`.
+//!
+//! List intel reaches a community this way: `--intel circl-list=lists/circl.txt` (or
+//! `intel.paths = ["circl-list=lists/circl.txt"]`) loads the list as source
+//! `circl-list`, and the destination that names it in `intel_sources` gets its
+//! sightings.
 //!
 //! Cost: routing one confirmation is O(observations × provenances × destinations),
 //! all small; no allocation beyond the sightings produced.
@@ -90,7 +101,9 @@ pub enum DropReason {
     SharingGroup,
     /// Victim data: a victim type or category, or one of our own domains or networks.
     VictimData,
-    /// A MISP destination and neither an attribute nor an event UUID to restrict to.
+    /// Nothing to attach the sighting to: a MISP destination and neither an attribute
+    /// nor an event UUID to restrict it to (list intel without `list_event_uuids`), or
+    /// a STIX destination and a value with no STIX pattern.
     NoTarget,
     /// Asked again before delivery: the current intel no longer holds the indicator
     /// from the source, event and attribute it was queued for.
@@ -149,7 +162,9 @@ impl fmt::Display for DropReason {
                 "it is victim data (a victim type or category, or our own domain or network)"
             }
             DropReason::NoTarget => {
-                "the intel names neither an attribute nor an event UUID to attach it to"
+                "nothing to attach it to: the intel names no attribute or event (a list; \
+                 set list_event_uuids for a MISP destination), or STIX has no pattern for \
+                 the value"
             }
             DropReason::Withdrawn => {
                 "the current intel no longer holds it from the source it was queued for"
@@ -299,13 +314,23 @@ impl Router {
             if !any {
                 continue;
             }
+            if bare && is_misp {
+                // List intel: the community's events named in the configuration.
+                events.extend(
+                    dest.list_event_uuids
+                        .iter()
+                        .map(|e| target_id(e, true))
+                        .filter(|e| !e.is_empty()),
+                );
+            }
             let source = self.source_for(dest);
             let mut targets: Vec<Target> = attrs.into_iter().map(Target::Attribute).collect();
-            if !events.is_empty() || (bare && !is_misp) {
+            let value_form = is_misp || crate::share::render::stix::has_value_form(indicator.1);
+            if value_form && (!events.is_empty() || (bare && !is_misp)) {
                 targets.push(Target::Value {
                     event_uuids: events.into_iter().collect(),
                 });
-            } else if bare && targets.is_empty() {
+            } else if (bare || !events.is_empty()) && targets.is_empty() {
                 out.dropped
                     .push((Some(dest.name.clone()), DropReason::NoTarget));
             }
@@ -392,21 +417,37 @@ impl Router {
                 }
             }
             Target::Value { event_uuids } if event_uuids.is_empty() => {
-                if allowed.is_empty() {
+                if is_misp {
+                    // Unrestricted, it would touch every community's attribute.
+                    Err(DropReason::NoTarget)
+                } else if allowed.is_empty() {
                     Err(reason)
                 } else {
                     Ok(target.clone())
                 }
             }
             Target::Value { event_uuids } => {
+                // List intel (no attribute, no event) may use the configured events.
+                let bare = allowed.iter().any(|p| {
+                    p.attribute_uuid
+                        .as_deref()
+                        .is_none_or(|a| a.trim().is_empty())
+                        && p.event_uuid.as_deref().is_none_or(|e| e.trim().is_empty())
+                });
                 let kept: Vec<String> = event_uuids
                     .iter()
                     .filter(|e| {
-                        allowed.iter().any(|p| {
-                            p.event_uuid
-                                .as_deref()
-                                .is_some_and(|x| target_id(x, is_misp) == **e)
-                        })
+                        (bare
+                            && is_misp
+                            && dest
+                                .list_event_uuids
+                                .iter()
+                                .any(|x| target_id(x, true) == **e))
+                            || allowed.iter().any(|p| {
+                                p.event_uuid
+                                    .as_deref()
+                                    .is_some_and(|x| target_id(x, is_misp) == **e)
+                            })
                     })
                     .cloned()
                     .collect();
@@ -622,5 +663,101 @@ mod tests {
             format!("indicator--{u}")
         );
         assert_eq!(target_id(u, true), u);
+    }
+
+    #[test]
+    fn list_intel_routes_by_value_or_is_withheld() {
+        let list = Provenance {
+            event_uuid: None,
+            attribute_uuid: None,
+            source: "lists".into(),
+            ..prov(&[], None, None)
+        };
+        let route = |toml_text: &str, kind: Kind| {
+            let r = router(toml_text);
+            let mut out = Routing::default();
+            r.route_provenances(
+                0,
+                ("evil.example", kind),
+                std::slice::from_ref(&list),
+                &mut out,
+                |t, s, d| {
+                    Sighting::new(
+                        "evil.example",
+                        kind,
+                        t,
+                        crate::share::SightingType::Sighting,
+                        1,
+                        Utc::now(),
+                        Utc::now(),
+                        s,
+                        d,
+                    )
+                },
+            );
+            (
+                out.routed
+                    .iter()
+                    .map(|r| r.sighting.target.clone())
+                    .collect::<Vec<_>>(),
+                out.dropped,
+            )
+        };
+        let stix = "[[destinations]]\nname = \"c\"\nintel_sources = [\"lists\"]\n\
+                    [destinations.transport]\ntype = \"stix_dir\"\npath = \"x\"\n";
+        let (t, d) = route(stix, Kind::Domain);
+        assert_eq!(
+            t,
+            [Target::Value {
+                event_uuids: vec![]
+            }]
+        );
+        assert!(d.is_empty());
+        let (t, d) = route(stix, Kind::Literal);
+        assert!(t.is_empty());
+        assert_eq!(d, [(Some("c".to_string()), DropReason::NoTarget)]);
+        let misp = "[[destinations]]\nname = \"c\"\nintel_sources = [\"lists\"]\n\
+                    [destinations.transport]\ntype = \"misp\"\nurl = \"https://m.example\"\n\
+                    api_key_env = \"K\"\n";
+        let (t, d) = route(misp, Kind::Domain);
+        assert!(t.is_empty());
+        assert_eq!(d, [(Some("c".to_string()), DropReason::NoTarget)]);
+        let with_events = misp.replace(
+            "intel_sources",
+            "list_event_uuids = [\"e9\"]\nintel_sources",
+        );
+        let (t, d) = route(&with_events, Kind::Domain);
+        assert_eq!(
+            t,
+            [Target::Value {
+                event_uuids: vec!["e9".into()]
+            }]
+        );
+        assert!(d.is_empty());
+        // A MISP row by value with no event (queued by an older release): withheld.
+        let r = router(misp);
+        assert_eq!(
+            r.recheck(
+                &r.config().destinations[0],
+                ("evil.example", Kind::Domain),
+                &Target::Value {
+                    event_uuids: vec![]
+                },
+                std::slice::from_ref(&list)
+            ),
+            Err(DropReason::NoTarget)
+        );
+        // Asked again before delivery: still allowed.
+        let r = router(&with_events);
+        let dest = &r.config().destinations[0];
+        assert_eq!(
+            r.recheck(
+                dest,
+                ("evil.example", Kind::Domain),
+                &t[0],
+                std::slice::from_ref(&list)
+            ),
+            Ok(t[0].clone())
+        );
     }
 }

@@ -6,8 +6,15 @@
 //! Objects for one outbox row:
 //! - `sighting` (type 0): `sighting_of_ref` is the indicator's STIX id when the intel
 //!   had one; `indicator--<attribute uuid>` for MISP intel (MISP's own STIX export
-//!   names indicators so); else a deterministic `indicator--<uuid v5 of kind:value>`.
-//!   `count`, `first_seen`, `last_seen`, and `where_sighted_refs` = our identity;
+//!   names indicators so). A by-value sighting (intel from a plain or CSV list, which
+//!   has no id to point at) refers to an `indicator` object sent in the same bundle,
+//!   whose `pattern` holds the value (`[domain-name:value = 'evil.example']`, see
+//!   [`pattern`]) and whose id is a uuid v5 of the destination, kind and value: every
+//!   sighting of that value to that destination points at the same object. Its
+//!   timestamps are fixed (one version, whatever row carries it) and it names no
+//!   creator. A kind with no STIX object path ([`Kind::Literal`]) has no such form:
+//!   routing withholds it (`no_target`). `count`, `first_seen`, `last_seen`, and
+//!   `where_sighted_refs` = our identity;
 //! - `opinion` (type 1, false positive): `strongly-disagree` about the indicator, as
 //!   MISP's STIX export writes false-positive sightings;
 //! - expirations (type 2) have no STIX form: [`objects`] returns `None`;
@@ -23,13 +30,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::intel::Kind;
 use crate::share::sighting::{Outgoing, Sighting, SightingType, Target};
 
 /// The namespace of tripline's deterministic (v5) STIX ids.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x11f3b792_18b0_4754_825f_e63d44805d77);
 
-/// `created`/`modified` of our identity object: fixed, so it has one version.
-const IDENTITY_TIME: &str = "2024-01-01T00:00:00.000Z";
+/// `created`/`modified` of our identity object and of by-value indicator objects
+/// (and their `valid_from`): fixed, so each has one version.
+const FIXED_TIME: &str = "2024-01-01T00:00:00.000Z";
 
 /// A STIX timestamp: RFC 3339, UTC, millisecond precision.
 pub fn timestamp(t: DateTime<Utc>) -> String {
@@ -57,8 +66,8 @@ pub fn identity(source_name: &str) -> Value {
         "type": "identity",
         "spec_version": "2.1",
         "id": identity_id(source_name),
-        "created": IDENTITY_TIME,
-        "modified": IDENTITY_TIME,
+        "created": FIXED_TIME,
+        "modified": FIXED_TIME,
         "name": source_name,
         "identity_class": "organization",
     })
@@ -74,7 +83,90 @@ pub fn indicator_ref(s: &Sighting) -> String {
             return format!("indicator--{}", a.to_ascii_lowercase());
         }
     }
-    id("indicator", &format!("{}:{}", s.kind.name(), s.indicator))
+    value_indicator_id(&s.destination, s.kind, &s.indicator)
+}
+
+/// The id of the indicator object a by-value sighting of `value` to `destination`
+/// refers to (and carries).
+pub fn value_indicator_id(destination: &str, kind: Kind, value: &str) -> String {
+    id(
+        "indicator",
+        &format!("value\u{1f}{destination}\u{1f}{}\u{1f}{value}", kind.name()),
+    )
+}
+
+/// A STIX pattern string literal: `'` and `\` escaped with a backslash (STIX 2.1
+/// patterning, string constants).
+fn literal(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('\'');
+    for c in v.chars() {
+        if c == '\'' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// The STIX pattern that matches `value` of `kind` (the object path per kind, as the
+/// STIX loader reads it back), or `None` for a kind with no STIX object path (a free
+/// literal: user agent, mutex, pipe name; tripline does not know which).
+pub fn pattern(kind: Kind, value: &str) -> Option<String> {
+    let path = match kind {
+        Kind::Ipv4 => "ipv4-addr:value",
+        Kind::Ipv6 => "ipv6-addr:value",
+        Kind::Domain | Kind::Hostname => "domain-name:value",
+        Kind::Url => "url:value",
+        Kind::Md5 => "file:hashes.MD5",
+        Kind::Sha1 => "file:hashes.'SHA-1'",
+        Kind::Sha224 => "file:hashes.'SHA-224'",
+        Kind::Sha256 => "file:hashes.'SHA-256'",
+        Kind::Sha384 => "file:hashes.'SHA-384'",
+        Kind::Sha512 => "file:hashes.'SHA-512'",
+        Kind::Email => "email-addr:value",
+        Kind::Filename => "file:name",
+        Kind::Regkey => "windows-registry-key:key",
+        Kind::RegkeyValue => {
+            let (key, data) = value.split_once('|')?;
+            return Some(format!(
+                "[windows-registry-key:key = {} AND windows-registry-key:values[*].data = {}]",
+                literal(key),
+                literal(data)
+            ));
+        }
+        Kind::Literal => return None,
+    };
+    Some(format!("[{path} = {}]", literal(value)))
+}
+
+/// Can a STIX destination take a by-value sighting of this kind (is there a pattern
+/// for it)?
+pub fn has_value_form(kind: Kind) -> bool {
+    kind != Kind::Literal
+}
+
+/// The fixed description of by-value indicator objects (nothing local in it).
+const VALUE_INDICATOR_DESCRIPTION: &str =
+    "A value of this community's intel that came without a STIX id (a plain or CSV list); \
+     sent with the sighting so that the sighting can name what was seen.";
+
+/// The `indicator` object a by-value sighting carries: see the module doc.
+pub fn value_indicator(s: &Sighting) -> Option<Value> {
+    let pattern = pattern(s.kind, &s.indicator)?;
+    Some(json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": value_indicator_id(&s.destination, s.kind, &s.indicator),
+        "created": FIXED_TIME,
+        "modified": FIXED_TIME,
+        "name": s.indicator,
+        "description": VALUE_INDICATOR_DESCRIPTION,
+        "pattern": pattern,
+        "pattern_type": "stix",
+        "valid_from": FIXED_TIME,
+    }))
 }
 
 /// The id of the sighting (or opinion) object of the row with idempotency `key`.
@@ -86,10 +178,16 @@ pub fn object_id(s: &Sighting, key: &str) -> String {
     id(ty, key)
 }
 
-/// The objects for one row (identity first, when not anonymous); `None` for an
-/// expiration, which STIX cannot say.
+/// The objects for one row (identity first, when not anonymous, then the by-value
+/// indicator when the sighting is by value); `None` for an expiration, which STIX
+/// cannot say, and for a by-value sighting of a kind with no pattern (routing never
+/// queues one).
 pub fn objects(out: &Outgoing<'_>) -> Option<Vec<Value>> {
     let s = out.sighting;
+    let indicator = match &s.target {
+        Target::Value { .. } => Some(value_indicator(s)?),
+        Target::Attribute(_) => None,
+    };
     let created = timestamp(out.created);
     let mut main = match s.sighting_type {
         SightingType::Sighting => json!({
@@ -114,7 +212,7 @@ pub fn objects(out: &Outgoing<'_>) -> Option<Vec<Value>> {
         }),
         SightingType::Expiration => return None,
     };
-    let mut objects = Vec::with_capacity(2);
+    let mut objects = Vec::with_capacity(3);
     if let (Some(source), Some(m)) = (&s.source, main.as_object_mut()) {
         let who = identity_id(source);
         m.insert("created_by_ref".into(), Value::String(who.clone()));
@@ -123,8 +221,23 @@ pub fn objects(out: &Outgoing<'_>) -> Option<Vec<Value>> {
         }
         objects.push(identity(source));
     }
+    objects.extend(indicator);
     objects.push(main);
     Some(objects)
+}
+
+/// The name and bytes of the file the `stix_dir` transport writes for one row:
+/// `<sighting id>.json`, the pretty bundle of [`objects`]. `None` as for [`objects`].
+pub fn dir_file(out: &Outgoing<'_>) -> Option<(String, Vec<u8>)> {
+    let objs = objects(out)?;
+    let body = serde_json::to_vec_pretty(&bundle(objs, out.key)).ok()?;
+    Some((format!("{}.json", object_id(out.sighting, out.key)), body))
+}
+
+/// The body the TAXII transport posts for one row: the envelope `{"objects": […]}`
+/// of [`objects`], compact. `None` as for [`objects`].
+pub fn envelope(out: &Outgoing<'_>) -> Option<String> {
+    Some(json!({ "objects": objects(out)? }).to_string())
 }
 
 /// A bundle of `objects`, its id derived from `name`. Identities appear once.
@@ -206,9 +319,7 @@ mod tests {
     #[test]
     fn sighting_objects_name_us_unless_anonymous() {
         let sg = s(
-            Target::Value {
-                event_uuids: vec![],
-            },
+            Target::Attribute("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into()),
             SightingType::Sighting,
             Some("ACME"),
         );
@@ -228,9 +339,7 @@ mod tests {
         assert_eq!(main["created_by_ref"], objs[0]["id"]);
 
         let anon = s(
-            Target::Value {
-                event_uuids: vec![],
-            },
+            Target::Attribute("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into()),
             SightingType::Sighting,
             None,
         );
@@ -248,9 +357,7 @@ mod tests {
     #[test]
     fn false_positive_is_an_opinion_and_expiration_has_no_form() {
         let fp = s(
-            Target::Value {
-                event_uuids: vec![],
-            },
+            Target::Attribute("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into()),
             SightingType::FalsePositive,
             None,
         );
@@ -263,9 +370,7 @@ mod tests {
         assert_eq!(objs[0]["type"], "opinion");
         assert_eq!(objs[0]["opinion"], "strongly-disagree");
         let exp = s(
-            Target::Value {
-                event_uuids: vec![],
-            },
+            Target::Attribute("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into()),
             SightingType::Expiration,
             None,
         );
@@ -275,5 +380,105 @@ mod tests {
             created: t(30)
         })
         .is_none());
+    }
+
+    #[test]
+    fn patterns_escape_and_use_the_path_of_each_kind() {
+        for (kind, value, want) in [
+            (
+                Kind::Domain,
+                "evil.example",
+                Some("[domain-name:value = 'evil.example']"),
+            ),
+            (
+                Kind::Hostname,
+                "a.evil.example",
+                Some("[domain-name:value = 'a.evil.example']"),
+            ),
+            (
+                Kind::Ipv4,
+                "192.0.2.1",
+                Some("[ipv4-addr:value = '192.0.2.1']"),
+            ),
+            (
+                Kind::Ipv6,
+                "2001:db8::1",
+                Some("[ipv6-addr:value = '2001:db8::1']"),
+            ),
+            (
+                Kind::Url,
+                "evil.example/a'b",
+                Some(r"[url:value = 'evil.example/a\'b']"),
+            ),
+            (
+                Kind::Email,
+                "x@evil.example",
+                Some("[email-addr:value = 'x@evil.example']"),
+            ),
+            (
+                Kind::Md5,
+                "d41d8cd98f00b204e9800998ecf8427e",
+                Some("[file:hashes.MD5 = 'd41d8cd98f00b204e9800998ecf8427e']"),
+            ),
+            (Kind::Sha256, "ab", Some("[file:hashes.'SHA-256' = 'ab']")),
+            (
+                Kind::Filename,
+                r"a\b.exe",
+                Some(r"[file:name = 'a\\b.exe']"),
+            ),
+            (
+                Kind::Regkey,
+                r"HKLM\Run",
+                Some(r"[windows-registry-key:key = 'HKLM\\Run']"),
+            ),
+            (
+                Kind::RegkeyValue,
+                r"HKLM\Run|x.exe",
+                Some(
+                    r"[windows-registry-key:key = 'HKLM\\Run' AND windows-registry-key:values[*].data = 'x.exe']",
+                ),
+            ),
+            (Kind::Literal, "Mozilla/4.0 (evil)", None),
+        ] {
+            assert_eq!(pattern(kind, value).as_deref(), want, "{kind:?} {value}");
+        }
+    }
+
+    #[test]
+    fn by_value_sightings_carry_their_indicator() {
+        let sg = s(
+            Target::Value {
+                event_uuids: vec![],
+            },
+            SightingType::Sighting,
+            None,
+        );
+        let objs = objects(&Outgoing {
+            sighting: &sg,
+            key: "k",
+            created: t(30),
+        })
+        .expect("a STIX form");
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[0]["type"], "indicator");
+        assert_eq!(objs[0]["pattern"], "[domain-name:value = 'evil.com']");
+        assert_eq!(objs[1]["sighting_of_ref"], objs[0]["id"]);
+        // Another destination: another indicator id.
+        let mut other = sg.clone();
+        other.destination = "e".into();
+        assert_ne!(indicator_ref(&other), indicator_ref(&sg));
+        // By attribute: no indicator object.
+        let by_attr = s(
+            Target::Attribute("8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f".into()),
+            SightingType::Sighting,
+            None,
+        );
+        let objs = objects(&Outgoing {
+            sighting: &by_attr,
+            key: "k",
+            created: t(30),
+        })
+        .expect("a STIX form");
+        assert_eq!(objs.len(), 1);
     }
 }
