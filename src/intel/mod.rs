@@ -12,6 +12,7 @@ pub mod misp;
 pub mod model;
 pub mod stix;
 pub mod store;
+pub mod sync;
 pub mod warninglist;
 
 pub use model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};

@@ -15,9 +15,14 @@
 //! credential in clear) and allows plain `http://` only to a loopback host after
 //! parsing. Every URL shown in an error passes through [`redact_url`] first.
 //!
+//! A proxy (`http://host:port`, HTTP CONNECT for `https://` targets) may be set per
+//! client; its userinfo, if any, is never shown either.
+//!
 //! Costs: blocking; one connection pool per client (build one per server and keep it).
-//! Bodies are read whole, up to ureq's 10 MB limit. Async callers run it on a
-//! blocking thread.
+//! Bodies are read whole, up to `max_body_bytes` (64 MiB by default; a larger body is
+//! a [`HttpError::Transport`] that says so). Answers keep their headers (names in
+//! lower case) for conditional requests and paging (`ETag`, `Last-Modified`,
+//! `X-TAXII-Date-Added-Last`). Async callers run it on a blocking thread.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,18 +141,35 @@ pub enum HttpError {
     CaFile { path: PathBuf, detail: String },
 }
 
-/// An answer with a 2xx status, and its body.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An answer with a status below 400 (2xx, or 304 to a conditional request), its
+/// headers (names in lower case, in the order received) and its body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
+    pub headers: Vec<(String, String)>,
 }
+
+impl Answer {
+    /// The first value of header `name` (case-insensitive), verbatim.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The default largest body read (64 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 << 20;
 
 /// Builds an [`HttpClient`]: `HttpClient::builder().timeout(t).ca_file(p).build()`.
 #[derive(Clone, Debug)]
 pub struct HttpClientBuilder {
     timeout: Duration,
     ca_file: Option<PathBuf>,
+    proxy: Option<String>,
+    max_body_bytes: u64,
 }
 
 impl HttpClientBuilder {
@@ -160,6 +182,18 @@ impl HttpClientBuilder {
     /// Trust exactly the PEM certificates in `path` instead of the public roots.
     pub fn ca_file(mut self, path: Option<&Path>) -> Self {
         self.ca_file = path.map(Path::to_path_buf);
+        self
+    }
+
+    /// Send every request through this HTTP proxy (`http://[user:pass@]host:port`).
+    pub fn proxy(mut self, proxy: Option<&str>) -> Self {
+        self.proxy = proxy.map(str::to_string);
+        self
+    }
+
+    /// The largest answer body read (at least 1 KiB).
+    pub fn max_body_bytes(mut self, max: u64) -> Self {
+        self.max_body_bytes = max.max(1024);
         self
     }
 
@@ -176,8 +210,16 @@ impl HttpClientBuilder {
             })?;
             builder = builder.tls_config(tls);
         }
+        if let Some(raw) = &self.proxy {
+            let proxy = ureq::Proxy::new(raw).map_err(|e| HttpError::Connect {
+                url: redact_url(raw),
+                detail: format!("unusable proxy: {}", redact_in(&e.to_string(), raw)),
+            })?;
+            builder = builder.proxy(proxy);
+        }
         Ok(HttpClient {
             agent: builder.build(),
+            max_body_bytes: self.max_body_bytes,
         })
     }
 }
@@ -186,6 +228,7 @@ impl HttpClientBuilder {
 #[derive(Clone)]
 pub struct HttpClient {
     agent: ureq::Agent,
+    max_body_bytes: u64,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -199,6 +242,8 @@ impl HttpClient {
         HttpClientBuilder {
             timeout: Duration::from_secs(30),
             ca_file: None,
+            proxy: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
@@ -213,7 +258,7 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.set(k, v);
         }
-        finish(url, req.send_string(body))
+        finish(url, req.send_string(body), self.max_body_bytes)
     }
 
     /// GET with query parameters.
@@ -230,21 +275,37 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.set(k, v);
         }
-        finish(url, req.call())
+        finish(url, req.call(), self.max_body_bytes)
     }
 }
 
-fn finish(raw: &str, result: Result<ureq::Response, ureq::Error>) -> Result<Answer, HttpError> {
+fn finish(
+    raw: &str,
+    result: Result<ureq::Response, ureq::Error>,
+    max_body_bytes: u64,
+) -> Result<Answer, HttpError> {
     let shown = redact_url(raw);
     let url = shown.as_str();
     match result {
         Ok(resp) => {
             let status = resp.status();
-            let body = resp.into_string().map_err(|e| HttpError::Transport {
+            let headers = resp
+                .headers_names()
+                .into_iter()
+                .filter_map(|name| {
+                    let value = resp.header(&name)?.to_string();
+                    Some((name.to_ascii_lowercase(), value))
+                })
+                .collect();
+            let body = read_body(resp, max_body_bytes).map_err(|detail| HttpError::Transport {
                 url: url.to_string(),
-                detail: format!("reading the answer: {e}"),
+                detail,
             })?;
-            Ok(Answer { status, body })
+            Ok(Answer {
+                status,
+                body,
+                headers,
+            })
         }
         Err(ureq::Error::Status(status, resp)) => {
             let body = resp.into_string().unwrap_or_default();
@@ -274,6 +335,25 @@ fn finish(raw: &str, result: Result<ureq::Response, ureq::Error>) -> Result<Answ
             }
         }
     }
+}
+
+/// Reads a body whole, refusing one over `max` bytes or not UTF-8.
+fn read_body(resp: ureq::Response, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("the answer is larger than {max} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the answer is not UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// A rustls client configuration trusting exactly the PEM certificates in `path`.

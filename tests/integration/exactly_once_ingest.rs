@@ -189,9 +189,8 @@ fn defect_10_alike_lines_in_a_hunt_each_count() {
         .arg(p.join("iocs.txt"))
         .arg("--rules")
         .arg(p.join("rules"))
-        .arg("--sightings-out")
-        .arg(p.join("sightings.json"))
-        .args(["--sightings-format", "stix"])
+        .arg("--preview-sharing")
+        .arg(p.join("preview"))
         .arg(p.join("dns.log"))
         .output()
         .unwrap();
@@ -200,15 +199,30 @@ fn defect_10_alike_lines_in_a_hunt_each_count() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bundle: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(p.join("sightings.json")).unwrap()).unwrap();
-    let counts: Vec<u64> = bundle["objects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| o["type"] == "sighting")
-        .filter_map(|o| o["count"].as_u64())
-        .collect();
+    // The preview holds exactly the bodies delivery would send: one STIX bundle per
+    // sighting in the list source's destination directory.
+    let mut counts: Vec<u64> = Vec::new();
+    let mut bodies = Vec::new();
+    for dest in std::fs::read_dir(p.join("preview")).unwrap() {
+        let dest = dest.unwrap().path();
+        if !dest.is_dir() {
+            continue;
+        }
+        for body in std::fs::read_dir(&dest).unwrap() {
+            let bundle: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(body.unwrap().path()).unwrap()).unwrap();
+            counts.extend(
+                bundle["objects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|o| o["type"] == "sighting")
+                    .filter_map(|o| o["count"].as_u64()),
+            );
+            bodies.push(bundle);
+        }
+    }
+    let bundle = serde_json::Value::Array(bodies);
     assert_eq!(counts, [10], "{bundle:#}");
 }
 
