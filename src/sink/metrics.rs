@@ -288,6 +288,12 @@ pub const RULE_OBSERVATIONS_UNKEYED: MetricDef = def(
     &[],
     "Observations a rule selected but could not group or count because a field it needs is missing (a line that names no host, for a rule by host; no source address...).",
 );
+pub const RULE_GROUPS_EVICTED: MetricDef = def(
+    "tripline_rule_groups_evicted_total",
+    Counter,
+    &[],
+    "Correlation groups dropped because `rules.max_groups` was reached (the least recently touched first): their partial counts are lost.",
+);
 pub const RULE_OBSERVATIONS_LATE: MetricDef = def(
     "tripline_rule_observations_late_total",
     Counter,
@@ -440,6 +446,7 @@ pub const METRICS: &[MetricDef] = &[
     READY,
     CONFIRMATIONS,
     RULE_OBSERVATIONS_UNKEYED,
+    RULE_GROUPS_EVICTED,
     RULE_OBSERVATIONS_LATE,
     RULE_OBSERVATIONS_REPLAYED,
     OBSERVATIONS_SUPPRESSED,
@@ -532,6 +539,7 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub confirmations: IntCounterVec,
     pub rule_observations_unkeyed: IntCounter,
+    pub rule_groups_evicted: IntCounter,
     pub rule_observations_late: IntCounter,
     pub rule_observations_replayed: IntCounter,
     pub observations_suppressed: IntCounter,
@@ -663,6 +671,7 @@ impl Metrics {
             ready: r.gauge(&READY),
             confirmations: r.counter_vec(&CONFIRMATIONS),
             rule_observations_unkeyed: r.counter(&RULE_OBSERVATIONS_UNKEYED),
+            rule_groups_evicted: r.counter(&RULE_GROUPS_EVICTED),
             rule_observations_late: r.counter(&RULE_OBSERVATIONS_LATE),
             rule_observations_replayed: r.counter(&RULE_OBSERVATIONS_REPLAYED),
             observations_suppressed: r.counter(&OBSERVATIONS_SUPPRESSED),
