@@ -7,7 +7,7 @@
 //!    collection that says `can_read: false`;
 //! 2. polls `GET {root}collections/{id}/objects/` with `match[type]` (the `types`
 //!    option, `indicator` by default), `match[version]=last`, `limit` (the `limit`
-//!    option, else the server's page size) and, on an incremental pass,
+//!    option, 1000 by default; the server may cap it) and, on an incremental pass,
 //!    `added_after=<cursor>`;
 //! 3. pages while the envelope says `more: true`. A chain that started without
 //!    `added_after` follows `next`; a chain that pages by date continues with
@@ -16,8 +16,9 @@
 //!    `added_after` (servers disagree on what that means: the "feed bleed" of issue
 //!    11), and the header is kept **verbatim** (a string, never parsed and
 //!    re-formatted: `…:00.123456Z` cut to `…:00.123Z` fetches the same objects again,
-//!    forever). A page that would repeat the previous request is a protocol error,
-//!    not an endless loop.
+//!    forever). A request that would repeat the previous one without progress (the same
+//!    `added_after`, or the same `next` after an empty page) is a protocol error, not
+//!    an endless loop.
 //!
 //! The cursor (`{"api_root", "collection", "added_after"}`) is the last
 //! `X-TAXII-Date-Added-Last` seen. A pass without a cursor for this API root and
@@ -62,6 +63,10 @@ pub const SHARDS: u64 = 64;
 /// The paging header whose value is the next `added_after`, verbatim.
 const DATE_ADDED_LAST: &str = "X-TAXII-Date-Added-Last";
 
+/// The page size asked for when the `limit` option is not set (servers cap it to their
+/// own maximum; medallion fails a `next` request without any `limit`).
+const DEFAULT_LIMIT: u64 = 1000;
+
 /// Largest `limit` accepted (TAXII servers cap their pages anyway).
 const MAX_LIMIT: i64 = 100_000;
 
@@ -83,7 +88,7 @@ impl TaxiiFetcher {
 
 /// The validated options of a source.
 struct Options {
-    limit: Option<u64>,
+    limit: u64,
     types: Vec<String>,
 }
 
@@ -111,8 +116,8 @@ fn options(source: &SourceConfig) -> Result<Options, SyncError> {
         ));
     }
     let limit = match source.options.get("limit") {
-        None => None,
-        Some(toml::Value::Integer(n)) if (1..=MAX_LIMIT).contains(n) => Some(*n as u64),
+        None => DEFAULT_LIMIT,
+        Some(toml::Value::Integer(n)) if (1..=MAX_LIMIT).contains(n) => *n as u64,
         Some(_) => {
             return Err(config_error(
                 source,
@@ -352,7 +357,7 @@ impl Session<'_> {
         added_after: Option<&str>,
     ) -> Result<(HashMap<String, Fetched>, Option<String>), SyncError> {
         let types = opts.types.join(",");
-        let limit = opts.limit.map(|l| l.to_string());
+        let limit = opts.limit.to_string();
         let mut fetched: HashMap<String, Fetched> = HashMap::new();
         let mut last: Option<String> = None;
         // What the next request pages by.
@@ -363,13 +368,18 @@ impl Session<'_> {
         }
         let mut page = Page::Start(added_after.map(str::to_string));
         let mut by_date = added_after.is_some();
+        // The previous request's paging, and whether its page was empty: the same
+        // `added_after` twice, or the same `next` after an empty page, makes no progress
+        // (medallion keeps one `next` token for a whole chain, so a repeated token
+        // alone is fine).
         let mut previous: Option<String> = None;
+        let mut previous_empty = false;
         for _ in 0..MAX_PAGES {
-            let mut query: Vec<(&str, &str)> =
-                vec![("match[type]", &types), ("match[version]", "last")];
-            if let Some(l) = &limit {
-                query.push(("limit", l));
-            }
+            let mut query: Vec<(&str, &str)> = vec![
+                ("match[type]", &types),
+                ("match[version]", "last"),
+                ("limit", &limit),
+            ];
             let paging = match &page {
                 Page::Start(None) => None,
                 Page::Start(Some(a)) | Page::AddedAfter(a) => Some(("added_after", a.as_str())),
@@ -377,7 +387,8 @@ impl Session<'_> {
             };
             query.extend(paging);
             let key = paging.map(|(k, v)| format!("{k}={v}"));
-            if key.is_some() && key == previous {
+            let stuck = matches!(page, Page::AddedAfter(_)) || previous_empty;
+            if stuck && key.is_some() && key == previous {
                 return Err(self.protocol(
                     url,
                     format_args!(
@@ -394,6 +405,7 @@ impl Session<'_> {
                 Some(Value::Array(list)) => list.as_slice(),
                 Some(_) => return Err(self.protocol(url, "envelope \"objects\" is not a list")),
             };
+            previous_empty = objects.is_empty();
             for (i, object) in objects.iter().enumerate() {
                 let (id, version, revoked) = self.object_fields(url, i, object)?;
                 let keep = match fetched.get(&id) {
