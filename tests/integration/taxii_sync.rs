@@ -337,9 +337,13 @@ fn taxii_medallion_full_then_incremental_with_modified_and_revoked() {
 
     // First pass: everything, paged by `next` (pages of 3), indicators only.
     let mut cursor = Value::Null;
-    let r = sync(&src, &data, &mut cursor)
-        .unwrap_or_else(|e| panic!("first pass: {e}
-medallion: {:?}", log()));
+    let r = sync(&src, &data, &mut cursor).unwrap_or_else(|e| {
+        panic!(
+            "first pass: {e}
+medallion: {:?}",
+            log()
+        )
+    });
     assert_eq!((r.requests, r.upserted, r.deleted), (1 + 3, 7, 0), "{r:?}");
     assert!(r.changed && r.bytes_fetched > 0);
     let want = loaded(&root().join(HARBOR));
@@ -359,7 +363,10 @@ medallion: {:?}", log()));
 
     // Nothing new: one page, nothing written.
     let r = sync(&src, &data, &mut cursor).expect("second pass");
-    assert_eq!((r.requests, r.upserted, r.deleted, r.changed), (2, 0, 0, false));
+    assert_eq!(
+        (r.requests, r.upserted, r.deleted, r.changed),
+        (2, 0, 0, false)
+    );
     assert_eq!(snapshot(&data), before);
 
     // Five new indicators, a modified C2 indicator (new value), a revoked one, and an
@@ -431,7 +438,10 @@ medallion: {:?}", log()));
     };
     let e = sync(&source(&server, wrong, ""), &data, &mut cursor).expect_err("401");
     assert_eq!(http_status(&e), Some(401), "{e}");
-    assert!(!format!("{e} {e:?}").contains("not-the-password-x9"), "{e:?}");
+    assert!(
+        !format!("{e} {e:?}").contains("not-the-password-x9"),
+        "{e:?}"
+    );
     assert_eq!(snapshot(&data), kept);
 }
 
@@ -510,10 +520,10 @@ fn taxii_without_next_pages_by_the_verbatim_date_header() {
     let want_after = [None, Some(&*dates[2]), Some(&*dates[5]), Some(&*dates[8])];
     assert_eq!(after, want_after);
     assert!(reqs.iter().all(|q| !q.contains_key("next")));
-    assert!(reqs
-        .iter()
-        .all(|q| q.get("match[type]").map(String::as_str) == Some("indicator")
-            && q.get("match[version]").map(String::as_str) == Some("last")));
+    assert!(reqs.iter().all(
+        |q| q.get("match[type]").map(String::as_str) == Some("indicator")
+            && q.get("match[version]").map(String::as_str) == Some("last")
+    ));
     assert_eq!(cursor["added_after"], dates[9].as_str());
     let s = served(&srv_dir);
     assert_eq!(s.len(), 10, "each object served once: {s:#?}");
@@ -531,7 +541,10 @@ fn taxii_without_next_pages_by_the_verbatim_date_header() {
     let r = sync(&src, &data, &mut cursor).expect("incremental pass");
     assert_eq!((r.requests, r.upserted, r.deleted), (1 + 2, 4, 0), "{r:?}");
     let reqs = objects_requests(&srv_dir);
-    assert_eq!(reqs[4].get("added_after").map(String::as_str), Some(dates[9].as_str()));
+    assert_eq!(
+        reqs[4].get("added_after").map(String::as_str),
+        Some(dates[9].as_str())
+    );
     let s = served(&srv_dir);
     let distinct: BTreeSet<&String> = s.iter().collect();
     assert_eq!((s.len(), distinct.len()), (14, 14), "nothing twice: {s:#?}");
@@ -544,12 +557,61 @@ fn taxii_without_next_pages_by_the_verbatim_date_header() {
         .values()
         .map(|b| String::from_utf8_lossy(b).into_owned())
         .collect();
-    assert!(text.contains("trail, confirmed"), "the newer version is kept");
+    assert!(
+        text.contains("trail, confirmed"),
+        "the newer version is kept"
+    );
     assert_eq!(cursor["added_after"], table[13]["date_added"]);
     // Every request since the start: never `next` and `added_after` together.
     assert!(objects_requests(&srv_dir)
         .iter()
         .all(|q| !q.contains_key("next")));
+}
+
+/// A server that gives both `next` and the date header: a full chain follows `next`,
+/// an incremental chain (started with `added_after`) goes on by date; no request
+/// carries both (the stand-in answers 400 to that).
+#[test]
+fn taxii_next_and_added_after_are_never_sent_together() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let srv_dir = dir.path().join("server");
+    std::fs::create_dir_all(&srv_dir).expect("server dir");
+    let ips = trail_ips(60, 8);
+    let objects: Vec<Value> = ips
+        .iter()
+        .map(|ip| ip_indicator(ip, "2024-05-01T00:00:00.000Z"))
+        .collect();
+    write_json(
+        &srv_dir.join("objects.json"),
+        &json!(rows(&objects[..5], 0)),
+    );
+    write_json(
+        &srv_dir.join("control.json"),
+        &json!({"page_size": 2, "give_next": true}),
+    );
+    let server = nonext(&srv_dir);
+    let src = source(&server, Credentials::None, "");
+    let mut cursor = Value::Null;
+    let r = sync(&src, &data, &mut cursor).expect("full pass");
+    assert_eq!((r.requests, r.upserted), (1 + 3, 5), "{r:?}");
+    let keys =
+        |q: &BTreeMap<String, String>| (q.contains_key("next"), q.contains_key("added_after"));
+    let reqs = objects_requests(&srv_dir);
+    let paging: Vec<_> = reqs.iter().map(keys).collect();
+    assert_eq!(paging, [(false, false), (true, false), (true, false)]);
+
+    write_json(&srv_dir.join("objects.json"), &json!(rows(&objects, 0)));
+    let r = sync(&src, &data, &mut cursor).expect("incremental pass");
+    assert_eq!((r.requests, r.upserted), (1 + 2, 3), "{r:?}");
+    let reqs = objects_requests(&srv_dir);
+    let paging: Vec<_> = reqs[3..].iter().map(keys).collect();
+    assert_eq!(paging, [(false, true), (false, true)]);
+    let s = served(&srv_dir);
+    let distinct: BTreeSet<&String> = s.iter().collect();
+    assert_eq!((s.len(), distinct.len()), (8, 8), "{s:#?}");
+    assert_eq!(loaded(&data).len(), 8);
 }
 
 #[test]
@@ -564,7 +626,10 @@ fn taxii_failing_collection_keeps_the_last_good_data() {
         .iter()
         .map(|ip| ip_indicator(ip, "2024-05-01T00:00:00.000Z"))
         .collect();
-    write_json(&srv_dir.join("objects.json"), &json!(rows(&objects[..6], 0)));
+    write_json(
+        &srv_dir.join("objects.json"),
+        &json!(rows(&objects[..6], 0)),
+    );
     write_json(&srv_dir.join("control.json"), &json!({"page_size": 2}));
     let server = nonext(&srv_dir);
     let src = source(&server, Credentials::None, "");
@@ -591,7 +656,10 @@ fn taxii_failing_collection_keeps_the_last_good_data() {
     );
     let e = sync(&src, &data, &mut cursor).expect_err("bad JSON");
     assert!(matches!(e, SyncError::Protocol { .. }), "{e:?}");
-    assert!(e.to_string().contains("/objects/") && e.to_string().contains("not JSON"), "{e}");
+    assert!(
+        e.to_string().contains("/objects/") && e.to_string().contains("not JSON"),
+        "{e}"
+    );
     assert_eq!((snapshot(&data), &cursor), (kept.clone(), &kept_cursor));
 
     // The server recovers: the next pass fetches what the failed ones missed.

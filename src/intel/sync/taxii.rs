@@ -788,4 +788,48 @@ mod tests {
         );
         assert!(authorization(&Credentials::None).is_none());
     }
+
+    #[test]
+    fn objects_without_id_or_version_are_protocol_errors() {
+        let client = HttpClient::builder().build().expect("client");
+        let session = Session {
+            name: "cert",
+            client: &client,
+            authorization: None,
+            report: PassReport::default(),
+        };
+        let url = "http://127.0.0.1:9/root/collections/c/objects/";
+        for (object, want) in [
+            (json!({"type": "indicator"}), "objects[3]: no \"id\""),
+            (
+                json!({"id": "indicator--1"}),
+                "objects[3]: indicator--1: no \"type\"",
+            ),
+            (
+                json!({"id": "indicator--1", "type": "indicator"}),
+                "indicator--1: neither \"modified\" nor \"created\"",
+            ),
+            (json!("x"), "objects[3]: not a JSON object"),
+        ] {
+            match session.object_fields(url, 3, &object) {
+                Err(e @ SyncError::Protocol { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(url) && text.contains(want), "{text}");
+                }
+                other => panic!("{object}: {other:?}"),
+            }
+        }
+        let (id, version, revoked) = session
+            .object_fields(
+                url,
+                0,
+                &json!({"id": "marking-definition--1", "type": "marking-definition",
+                        "created": "2017-01-20T00:00:00.000Z", "revoked": true}),
+            )
+            .expect("fields");
+        assert_eq!(
+            (id.as_str(), version.as_str(), revoked),
+            ("marking-definition--1", "2017-01-20T00:00:00.000Z", true)
+        );
+    }
 }

@@ -1,4 +1,4 @@
-"""A TAXII 2.1 stand-in that pages only by X-TAXII-Date-Added-Last (never gives `next`).
+"""A TAXII 2.1 stand-in that pages by X-TAXII-Date-Added-Last (and gives `next` only when told).
 
 Usage: python3 taxii_nonext.py PORT DIR
 
@@ -14,12 +14,12 @@ rewriting files:
 - DIR/control.json (optional): {"page_size": N, "token": "T" (require Bearer T),
   "fail_status": 500, "fail_from": K (answer fail_status from the K-th objects request
   on, counted from 1 since the file was last written), "bad_json": true (answer objects
-  requests with HTML)}.
+  requests with HTML), "give_next": true (also give `next` tokens while `more`)}.
 
 Every request's raw path and query goes to DIR/requests.log, one line each; every object
-served goes to DIR/served.log as `<id> <version> <date_added>`. A request with `next`
-(which this server never gives), with both `next` and `added_after`, or with an
-`added_after` that is not a TAXII timestamp is answered 400.
+served goes to DIR/served.log as `<id> <version> <date_added>`. A request with a `next`
+this server did not give, with both `next` and `added_after`, or with an `added_after`
+that is not a TAXII timestamp is answered 400.
 """
 
 import datetime as dt
@@ -113,9 +113,14 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return None
-        if "next" in query:
-            return self.answer(400, {"title": "this server never gives next"})
+        if "next" in query and "added_after" in query:
+            return self.answer(400, {"title": "next and added_after together"})
         after = None
+        if "next" in query:
+            token = query["next"][0]
+            if not control.get("give_next") or not token.startswith("after-"):
+                return self.answer(400, {"title": "no such next"})
+            after = parse_ts(token[len("after-"):])
         if "added_after" in query:
             try:
                 after = parse_ts(query["added_after"][0])
@@ -146,6 +151,8 @@ class Handler(BaseHTTPRequestHandler):
         for e in page:
             log("served.log", f'{e["object"]["id"]} {version_of(e["object"])} {e["date_added"]}')
         body = {"more": len(ordered) > len(page), "objects": [e["object"] for e in page]}
+        if control.get("give_next") and body["more"]:
+            body["next"] = "after-" + page[-1]["date_added"]
         return self.answer(200, body, headers)
 
 
