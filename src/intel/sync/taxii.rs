@@ -209,6 +209,8 @@ impl Fetcher for TaxiiFetcher {
         } else {
             format!("{}/", ctx.source.url)
         };
+        crate::net::http::parse_destination_url(&root)
+            .map_err(|message| config_error(ctx.source, "url", message))?;
         let mut session = Session {
             name: &ctx.source.name,
             client: ctx.client,
