@@ -32,4 +32,5 @@ mod share_policy;
 mod share_preview;
 mod share_taxii;
 mod syslog;
+mod taxii_sync;
 mod thread_invariance;
