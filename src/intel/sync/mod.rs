@@ -28,6 +28,11 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod feed;
+pub mod registry;
+pub mod runner;
+pub mod spec;
+
 use chrono::{DateTime, Utc};
 
 use crate::net::{HttpClient, HttpError, Secret};
