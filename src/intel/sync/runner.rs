@@ -119,14 +119,6 @@ fn jitter() -> f64 {
     (r as f64 - 1000.0) / 10_000.0
 }
 
-/// Creates `<state>/intel/<name>/data` for every source that has a cache.
-pub fn prepare_dirs(state_dir: &Path, sources: &[SourceSpec]) -> std::io::Result<()> {
-    for s in sources.iter().filter(|s| s.kind() != SourceKind::File) {
-        std::fs::create_dir_all(data_dir(state_dir, s.name()))?;
-    }
-    Ok(())
-}
-
 /// Holds `flock` on a file while alive.
 struct Lock(std::fs::File);
 

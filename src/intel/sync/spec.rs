@@ -108,10 +108,9 @@ pub fn has_data(dir: &Path) -> bool {
 }
 
 /// The intel specs of the configured sources: a `file` source is its path, named;
-/// every other source is its cache directory, named, when it holds data (with
-/// `all`, even when it does not yet: `tripline run` creates the directories and
-/// loads them empty, so that a first sync only needs a reload).
-pub fn cache_specs(state_dir: &Path, sources: &[SourceSpec], all: bool) -> Vec<IntelSpec> {
+/// every other source is its cache directory, named, when it holds data (a source
+/// never synced yet adds nothing, and the index is built without it).
+pub fn cache_specs(state_dir: &Path, sources: &[SourceSpec]) -> Vec<IntelSpec> {
     sources
         .iter()
         .filter_map(|s| {
@@ -119,7 +118,7 @@ pub fn cache_specs(state_dir: &Path, sources: &[SourceSpec], all: bool) -> Vec<I
                 SourceKind::File => PathBuf::from(&s.config.url),
                 _ => {
                     let d = data_dir(state_dir, s.name());
-                    if !all && !has_data(&d) {
+                    if !has_data(&d) {
                         return None;
                     }
                     d
@@ -181,17 +180,16 @@ mod tests {
             spec(SourceKind::Csv, "https://x.example/", CredentialsAt::None),
             spec(SourceKind::File, "/etc/intel.txt", CredentialsAt::None),
         ];
-        let specs = cache_specs(dir.path(), &sources, false);
+        let specs = cache_specs(dir.path(), &sources);
         assert_eq!(specs.len(), 1, "no data yet: only the file");
         assert_eq!(specs[0].path, PathBuf::from("/etc/intel.txt"));
         let d = data_dir(dir.path(), "s");
         std::fs::create_dir_all(&d).expect("mkdir");
         std::fs::write(d.join(".feed.txt.tmp-1"), "x").expect("write");
-        assert_eq!(cache_specs(dir.path(), &sources, false).len(), 1);
+        assert_eq!(cache_specs(dir.path(), &sources).len(), 1);
         std::fs::write(d.join("feed.txt"), "x").expect("write");
-        let specs = cache_specs(dir.path(), &sources, false);
+        let specs = cache_specs(dir.path(), &sources);
         assert_eq!(specs[0].path, d);
         assert_eq!(specs[0].name.as_deref(), Some("s"));
-        assert_eq!(cache_specs(dir.path(), &sources, true).len(), 2);
     }
 }
