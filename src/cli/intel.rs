@@ -103,9 +103,8 @@ pub(super) fn run_sync(config: Option<&Path>, only: Option<&str>) -> Result<Exit
             .map(|s| {
                 let state = &state;
                 let file = s.kind() == SourceKind::File;
-                let h = scope.spawn(move || {
-                    (!file).then(|| runner::run_pass(s, state, chrono::Utc::now()))
-                });
+                let h = scope
+                    .spawn(move || (!file).then(|| runner::run_pass(s, state, chrono::Utc::now())));
                 (s.name().to_string(), h)
             })
             .collect();
@@ -209,7 +208,14 @@ pub(super) fn run_status(config: Option<&Path>, json_out: bool) -> Result<ExitCo
             ]
         })
         .collect();
-    let head = ["NAME", "KIND", "INDICATORS", "LAST SUCCESS", "NEXT RUN", "LAST ERROR"];
+    let head = [
+        "NAME",
+        "KIND",
+        "INDICATORS",
+        "LAST SUCCESS",
+        "NEXT RUN",
+        "LAST ERROR",
+    ];
     let mut widths = head.map(str::len);
     for row in &table {
         for (w, cell) in widths.iter_mut().zip(row.iter()).take(5) {

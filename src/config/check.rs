@@ -162,14 +162,20 @@ impl Checker<'_> {
         use crate::intel::sync::SourceKind;
         for (i, s) in config.intel.sources.iter().enumerate() {
             let key = |k: &str| format!("intel.sources[{i}].{k}");
-            for (k, var) in [("api_key_env", &s.api_key_env), ("password_env", &s.password_env)] {
+            for (k, var) in [
+                ("api_key_env", &s.api_key_env),
+                ("password_env", &s.password_env),
+            ] {
                 if let Some(var) = var.as_ref().filter(|v| !v.trim().is_empty()) {
                     if let Err(e) = Secret::from_env(var) {
                         self.push(key(k), e.to_string());
                     }
                 }
             }
-            for (k, file) in [("api_key_file", &s.api_key_file), ("password_file", &s.password_file)] {
+            for (k, file) in [
+                ("api_key_file", &s.api_key_file),
+                ("password_file", &s.password_file),
+            ] {
                 if let Some(f) = file.as_ref().filter(|f| !f.as_os_str().is_empty()) {
                     match readable_file(f) {
                         Err(m) => self.push(key(k), m),

@@ -300,7 +300,9 @@ impl Config {
         let mut names: HashMap<String, String> = HashMap::new();
         for (n, spec) in paths.iter().enumerate() {
             if let Some(name) = &spec.name {
-                names.entry(name.clone()).or_insert(format!("intel.paths[{n}]"));
+                names
+                    .entry(name.clone())
+                    .or_insert(format!("intel.paths[{n}]"));
             }
         }
         let destinations: Vec<&str> = self
@@ -318,7 +320,10 @@ impl Config {
             } else if let Some(other) = names.get(&s.name) {
                 p.push(
                     key("name"),
-                    format!("duplicate intel source name \"{}\": {other} has it too", s.name),
+                    format!(
+                        "duplicate intel source name \"{}\": {other} has it too",
+                        s.name
+                    ),
                 );
             } else {
                 names.insert(s.name.clone(), format!("intel.sources[{i}]"));
@@ -343,7 +348,10 @@ impl Config {
             }
             let api_key = match (&s.api_key_env, &s.api_key_file) {
                 (Some(_), Some(_)) => {
-                    p.push(key("api_key_file"), "give api_key_env or api_key_file, not both");
+                    p.push(
+                        key("api_key_file"),
+                        "give api_key_env or api_key_file, not both",
+                    );
                     None
                 }
                 (Some(v), None) => Some(SecretAt::Env(v.clone())),
@@ -352,7 +360,10 @@ impl Config {
             };
             let password = match (&s.password_env, &s.password_file) {
                 (Some(_), Some(_)) => {
-                    p.push(key("password_file"), "give password_env or password_file, not both");
+                    p.push(
+                        key("password_file"),
+                        "give password_env or password_file, not both",
+                    );
                     None
                 }
                 (Some(v), None) => Some(SecretAt::Env(v.clone())),
@@ -360,13 +371,38 @@ impl Config {
                 (None, None) => None,
             };
             for (k, empty) in [
-                ("api_key_env", s.api_key_env.as_ref().is_some_and(|v| v.trim().is_empty())),
-                ("password_env", s.password_env.as_ref().is_some_and(|v| v.trim().is_empty())),
-                ("api_key_file", s.api_key_file.as_ref().is_some_and(|v| v.as_os_str().is_empty())),
-                ("password_file", s.password_file.as_ref().is_some_and(|v| v.as_os_str().is_empty())),
-                ("username", s.username.as_ref().is_some_and(|v| v.trim().is_empty())),
-                ("ca_file", s.ca_file.as_ref().is_some_and(|v| v.as_os_str().is_empty())),
-                ("destination", s.destination.as_ref().is_some_and(|v| v.trim().is_empty())),
+                (
+                    "api_key_env",
+                    s.api_key_env.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+                (
+                    "password_env",
+                    s.password_env.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+                (
+                    "api_key_file",
+                    s.api_key_file
+                        .as_ref()
+                        .is_some_and(|v| v.as_os_str().is_empty()),
+                ),
+                (
+                    "password_file",
+                    s.password_file
+                        .as_ref()
+                        .is_some_and(|v| v.as_os_str().is_empty()),
+                ),
+                (
+                    "username",
+                    s.username.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+                (
+                    "ca_file",
+                    s.ca_file.as_ref().is_some_and(|v| v.as_os_str().is_empty()),
+                ),
+                (
+                    "destination",
+                    s.destination.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
             ] {
                 if empty {
                     p.push(key(k), "must not be empty");
@@ -386,7 +422,10 @@ impl Config {
                     CredentialsAt::None
                 }
                 (None, Some(_), None) => {
-                    p.push(key("password_env"), "username needs password_env or password_file");
+                    p.push(
+                        key("password_env"),
+                        "username needs password_env or password_file",
+                    );
                     CredentialsAt::None
                 }
                 (None, Some(u), Some(pw)) => CredentialsAt::Basic {
@@ -398,8 +437,16 @@ impl Config {
             if s.kind == SourceKind::File && credentials != CredentialsAt::None {
                 p.push(key("api_key_env"), "a file source takes no credentials");
             }
-            p.range(key("interval_secs"), &bounds::INTEL_INTERVAL_SECS, s.interval_secs);
-            p.range(key("timeout_secs"), &bounds::INTEL_TIMEOUT_SECS, s.timeout_secs);
+            p.range(
+                key("interval_secs"),
+                &bounds::INTEL_INTERVAL_SECS,
+                s.interval_secs,
+            );
+            p.range(
+                key("timeout_secs"),
+                &bounds::INTEL_TIMEOUT_SECS,
+                s.timeout_secs,
+            );
             if let Some(proxy) = &s.proxy {
                 match url::Url::parse(proxy.trim()) {
                     Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
@@ -434,7 +481,9 @@ impl Config {
             };
             if let Err(e) = registry::fetcher(s.kind).check_options(&config) {
                 match e {
-                    SyncError::Config { key: k, message, .. } => p.push(key(&k), message),
+                    SyncError::Config {
+                        key: k, message, ..
+                    } => p.push(key(&k), message),
                     other => p.push(format!("intel.sources[{i}]"), other.to_string()),
                 }
             }

@@ -55,7 +55,10 @@ fn publish_pass(metrics: &Metrics, outcome: &PassOutcome) {
                 .with_label_values(&[name])
                 .inc_by(r.deleted);
         }
-        Err(_) => metrics.intel_syncs.with_label_values(&[name, "error"]).inc(),
+        Err(_) => metrics
+            .intel_syncs
+            .with_label_values(&[name, "error"])
+            .inc(),
     }
     publish_status(metrics, name, &outcome.status);
 }

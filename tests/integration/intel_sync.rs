@@ -27,7 +27,9 @@ struct FeedServer {
 impl FeedServer {
     fn start(dir: &Path, key: Option<&str>) -> FeedServer {
         let mut cmd = Command::new("python3");
-        cmd.arg(support_dir().join("feed_server.py")).arg("--dir").arg(dir);
+        cmd.arg(support_dir().join("feed_server.py"))
+            .arg("--dir")
+            .arg(dir);
         if let Some(k) = key {
             cmd.args(["--key", k]);
         }
@@ -134,8 +136,7 @@ fn write_feeds(served: &Path) {
     std::fs::create_dir_all(&misp).expect("misp dir");
     let src = root().join(FEED);
     let manifest: serde_json::Map<String, Value> =
-        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
     let mut kept = serde_json::Map::new();
     for (uuid, entry) in manifest {
         let f = src.join(format!("{uuid}.json"));
@@ -179,8 +180,19 @@ fn sync(config: &Path) -> Output {
 }
 
 fn status(config: &Path) -> Value {
-    let out = tripline(&["intel", "status", "--json", "--config", config.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tripline(&[
+        "intel",
+        "status",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("status json")
 }
 
@@ -213,8 +225,14 @@ fn hunt(dir: &Path, config: &Path, lines: &[&str]) -> Vec<(String, String, Vec<S
     let mut hits = Vec::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
         let a: Value = serde_json::from_str(l).expect("alert json");
-        let ecs = a["threat"]["enrichments"].as_array().cloned().unwrap_or_default();
-        let ours = a["tripline"]["enrichments"].as_array().cloned().unwrap_or_default();
+        let ecs = a["threat"]["enrichments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ours = a["tripline"]["enrichments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for (e, t) in ecs.iter().zip(ours.iter()) {
             let names = t["sources"]
                 .as_array()
@@ -226,7 +244,10 @@ fn hunt(dir: &Path, config: &Path, lines: &[&str]) -> Vec<(String, String, Vec<S
                 .unwrap_or_default();
             hits.push((
                 t["indicator"].as_str().unwrap_or_default().to_string(),
-                e["indicator"]["provider"].as_str().unwrap_or_default().to_string(),
+                e["indicator"]["provider"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 names,
             ));
         }
@@ -264,7 +285,12 @@ fn feeds_sync_change_and_answer_304() {
     let config = write_config(dir.path(), &three_sources(&server));
 
     let out = sync(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let st = status(&config);
     for name in ["ft", "ips", "feed"] {
         let s = source(&st, name);
@@ -289,8 +315,16 @@ fn feeds_sync_change_and_answer_304() {
     ];
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let hits = hunt(dir.path(), &config, &refs);
-    assert_eq!(matched(&hits, &domains[0]), Some(("ft".into(), vec!["ft".into()])), "{hits:?}");
-    assert_eq!(matched(&hits, &ips[1]), Some(("ips".into(), vec!["ips".into()])), "{hits:?}");
+    assert_eq!(
+        matched(&hits, &domains[0]),
+        Some(("ft".into(), vec!["ft".into()])),
+        "{hits:?}"
+    );
+    assert_eq!(
+        matched(&hits, &ips[1]),
+        Some(("ips".into(), vec!["ips".into()])),
+        "{hits:?}"
+    );
     let (_, names) = matched(&hits, FEED_VALUE).expect("feed value matches");
     assert_eq!(names, vec!["feed".to_string()]);
     assert!(matched(&hits, REMOVED_VALUE).is_some(), "{hits:?}");
@@ -299,7 +333,12 @@ fn feeds_sync_change_and_answer_304() {
     // Nothing changed: 304 for every list and the manifest, no event fetched.
     let before = server.log().len();
     let out = sync(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut got = server.requests_since(before);
     got.sort();
     assert_eq!(
@@ -321,7 +360,10 @@ fn feeds_sync_change_and_answer_304() {
     std::fs::write(served.join("list.txt"), list).unwrap();
     std::fs::write(
         served.join("iocs.csv"),
-        format!("first_seen,ip,port\n2024-05-02,{},80\n2024-05-02,{},80\n", ips[1], ips[3]),
+        format!(
+            "first_seen,ip,port\n2024-05-02,{},80\n2024-05-02,{},80\n",
+            ips[1], ips[3]
+        ),
     )
     .unwrap();
     let misp = served.join("misp");
@@ -331,11 +373,20 @@ fn feeds_sync_change_and_answer_304() {
     manifest.remove(REMOVED_EVENT);
     std::fs::remove_file(misp.join(format!("{REMOVED_EVENT}.json"))).unwrap();
     manifest[RESTAMPED_EVENT]["timestamp"] = json!("1800000000");
-    std::fs::write(misp.join("manifest.json"), Value::Object(manifest).to_string()).unwrap();
+    std::fs::write(
+        misp.join("manifest.json"),
+        Value::Object(manifest).to_string(),
+    )
+    .unwrap();
 
     let before = server.log().len();
     let out = sync(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut got = server.requests_since(before);
     got.sort();
     assert_eq!(
@@ -357,9 +408,15 @@ fn feeds_sync_change_and_answer_304() {
     let data = dir.path().join("state/intel/feed/data");
     assert!(!data.join(format!("{REMOVED_EVENT}.json")).exists());
     let hits = hunt(dir.path(), &config, &refs);
-    assert!(matched(&hits, &domains[4]).is_some(), "added value: {hits:?}");
+    assert!(
+        matched(&hits, &domains[4]).is_some(),
+        "added value: {hits:?}"
+    );
     assert!(matched(&hits, &ips[3]).is_some(), "{hits:?}");
-    assert!(matched(&hits, REMOVED_VALUE).is_none(), "removed event: {hits:?}");
+    assert!(
+        matched(&hits, REMOVED_VALUE).is_none(),
+        "removed event: {hits:?}"
+    );
     assert!(matched(&hits, FEED_VALUE).is_some(), "{hits:?}");
 
     // The table names every source.
@@ -406,10 +463,16 @@ fn a_failing_source_leaves_the_others_current() {
     let st = status(&config);
     let ips_status = source(&st, "ips");
     assert!(
-        ips_status["last_error"].as_str().unwrap_or("").contains("500"),
+        ips_status["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("500"),
         "{ips_status}"
     );
-    assert!(ips_status["last_success"].is_string(), "kept from the first pass");
+    assert!(
+        ips_status["last_success"].is_string(),
+        "kept from the first pass"
+    );
     assert_eq!(ips_status["indicators"], 3, "last good data kept");
     assert_eq!(ips_status["consecutive_failures"], 1);
     assert_eq!(source(&st, "ft")["indicators"], 5);
@@ -417,14 +480,36 @@ fn a_failing_source_leaves_the_others_current() {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let hits = hunt(dir.path(), &config, &refs);
     assert!(matched(&hits, &domains[4]).is_some(), "current: {hits:?}");
-    assert!(matched(&hits, &ips[0]).is_some(), "last good data: {hits:?}");
+    assert!(
+        matched(&hits, &ips[0]).is_some(),
+        "last good data: {hits:?}"
+    );
 
     // Only one source.
     server.control(json!({}));
-    let out = tripline(&["intel", "sync", "--config", config.to_str().unwrap(), "--source", "ips"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tripline(&[
+        "intel",
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--source",
+        "ips",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(source(&status(&config), "ips")["last_error"].is_null());
-    let out = tripline(&["intel", "sync", "--config", config.to_str().unwrap(), "--source", "nope"]);
+    let out = tripline(&[
+        "intel",
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--source",
+        "nope",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no intel source named \"nope\""));
 }
@@ -483,7 +568,9 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
         }
     });
     writeln!(stdin, "offline {}", domains[1]).unwrap();
-    let alert = rx.recv_timeout(Duration::from_secs(60)).expect("an alert from the cache");
+    let alert = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("an alert from the cache");
     assert!(alert.contains(&domains[1]), "{alert}");
 
     // The server comes back on the same port with a new value; make the sources due.
@@ -500,7 +587,9 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
         .spawn()
         .expect("feed server back");
     let mut line = String::new();
-    BufReader::new(back.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(back.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("PORT"), "{line}");
     // The sidecar retries after its backoff (30 s ± 10%); wait on the metric.
     let ok_passes = || {
@@ -516,7 +605,10 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
     };
     let t0 = Instant::now();
     while !ok_passes() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no successful pass of ft");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no successful pass of ft"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // The reload after the pass makes the new value match.
@@ -584,7 +676,10 @@ fn kill_during_a_feed_sync_resumes_without_duplicates() {
         v
     };
     let partial = events(&data);
-    assert!(!partial.contains(&"manifest.json".to_string()), "{partial:?}");
+    assert!(
+        !partial.contains(&"manifest.json".to_string()),
+        "{partial:?}"
+    );
     assert!(partial.len() >= 3, "{partial:?}");
     // Loadable as it stands.
     let hits = hunt(dir.path(), &config, &["q wordpress.agrupem.com"]);
@@ -592,9 +687,18 @@ fn kill_during_a_feed_sync_resumes_without_duplicates() {
 
     server.control(json!({}));
     let out = sync(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let complete = events(&data);
-    assert_eq!(complete.len(), 7, "six events and the manifest: {complete:?}");
+    assert_eq!(
+        complete.len(),
+        7,
+        "six events and the manifest: {complete:?}"
+    );
     assert!(complete.iter().all(|n| !n.starts_with('.')), "{complete:?}");
     // The cache holds what the feed holds: the same indicators, each once.
     let count = |path: &Path| -> u64 {
@@ -612,7 +716,11 @@ fn kill_during_a_feed_sync_resumes_without_duplicates() {
     assert!(want > 100, "{want}");
     assert_eq!(count(&data), want);
     let st = status(&config);
-    assert_eq!(source(&st, "feed")["indicators"].as_u64(), Some(want), "{st}");
+    assert_eq!(
+        source(&st, "feed")["indicators"].as_u64(),
+        Some(want),
+        "{st}"
+    );
 }
 
 fn refused(text: &str, key: &str, needle: &str) -> String {
@@ -647,7 +755,9 @@ fn config_refuses_unsafe_urls_and_names_the_key() {
         "intel.paths[0]",
     );
     refused(
-        &format!("{head}name = \"a\"\nkind = \"csv\"\nurl = \"https://feeds.example/x\"\ncolum = 2\n"),
+        &format!(
+            "{head}name = \"a\"\nkind = \"csv\"\nurl = \"https://feeds.example/x\"\ncolum = 2\n"
+        ),
         "intel.sources[0].colum",
         "unknown key",
     );
@@ -694,13 +804,24 @@ fn a_secret_never_appears_in_status_or_errors() {
     );
     let config = write_config(dir.path(), &sources);
     let out = sync(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(server.log().iter().all(|r| r["authorization_ok"] == true));
     // A wrong key now: 401.
     std::fs::write(&key_file, "wrong-key-but-also-secret\n").unwrap();
     let out = sync(&config);
     assert_eq!(out.status.code(), Some(2));
-    let st = tripline(&["intel", "status", "--json", "--config", config.to_str().unwrap()]);
+    let st = tripline(&[
+        "intel",
+        "status",
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     let shown = format!(
         "{}{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -739,7 +860,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn every_intel_source_key_is_documented() {
     let example = std::fs::read_to_string(root().join("contrib/tripline.example.toml")).unwrap();
-    let start = example.find("[[intel.sources]]").expect("an [[intel.sources]] example");
+    let start = example
+        .find("[[intel.sources]]")
+        .expect("an [[intel.sources]] example");
     let section = &example[start..];
     for key in [
         "name",

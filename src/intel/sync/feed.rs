@@ -31,9 +31,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use super::{
-    write_atomic, Credentials, Fetcher, PassContext, PassReport, SourceConfig, SyncError,
-};
+use super::{write_atomic, Credentials, Fetcher, PassContext, PassReport, SourceConfig, SyncError};
 use crate::net::Answer;
 
 /// The file a list feed keeps (read by the plain-list loader).
@@ -54,11 +52,7 @@ fn auth_header(source: &SourceConfig) -> Option<String> {
 }
 
 /// One GET with the source's credentials and `extra` headers.
-fn get(
-    ctx: &PassContext<'_>,
-    url: &str,
-    extra: &[(String, String)],
-) -> Result<Answer, SyncError> {
+fn get(ctx: &PassContext<'_>, url: &str, extra: &[(String, String)]) -> Result<Answer, SyncError> {
     let auth = auth_header(ctx.source);
     let mut headers: Vec<(&str, &str)> = extra
         .iter()
@@ -270,7 +264,13 @@ impl CsvOptions {
         let skip_header = match o.get("skip_header") {
             None => false,
             Some(toml::Value::Boolean(b)) => *b,
-            Some(_) => return Err(config_error(source, "skip_header", "expected true or false")),
+            Some(_) => {
+                return Err(config_error(
+                    source,
+                    "skip_header",
+                    "expected true or false",
+                ))
+            }
         };
         Ok(CsvOptions {
             column,
@@ -497,7 +497,8 @@ impl Fetcher for MispFeedFetcher {
         // Events gone from the manifest: removed before the manifest is written, so
         // that a crash in between leaves them listed but missing (skipped), never
         // loaded as unlisted extras.
-        let rd = std::fs::read_dir(ctx.data_dir).map_err(|e| io_error(ctx.source, ctx.data_dir, e))?;
+        let rd =
+            std::fs::read_dir(ctx.data_dir).map_err(|e| io_error(ctx.source, ctx.data_dir, e))?;
         for entry in rd.filter_map(Result::ok) {
             let p = entry.path();
             let Some(stem) = p
@@ -561,7 +562,10 @@ mod tests {
 
     #[test]
     fn csv_options_are_checked_by_name() {
-        let ok = source(SourceKind::Csv, "column = 2\ndelimiter = \";\"\nskip_header = true");
+        let ok = source(
+            SourceKind::Csv,
+            "column = 2\ndelimiter = \";\"\nskip_header = true",
+        );
         assert_eq!(
             CsvOptions::parse(&ok).expect("valid"),
             CsvOptions {
@@ -604,17 +608,26 @@ mod tests {
             column: Column::Name("DST_IP".into()),
             ..by_index.clone()
         };
-        assert_eq!(by_name.extract(body).expect("ok"), "192.0.2.7\n198.51.100.9\n");
+        assert_eq!(
+            by_name.extract(body).expect("ok"),
+            "192.0.2.7\n198.51.100.9\n"
+        );
         let missing = CsvOptions {
             column: Column::Name("src".into()),
             ..by_index
         };
-        assert!(missing.extract(body).unwrap_err().contains("no CSV column named \"src\""));
+        assert!(missing
+            .extract(body)
+            .unwrap_err()
+            .contains("no CSV column named \"src\""));
     }
 
     #[test]
     fn feed_urls() {
-        assert_eq!(feed_base("https://f.example/feed"), "https://f.example/feed/");
+        assert_eq!(
+            feed_base("https://f.example/feed"),
+            "https://f.example/feed/"
+        );
         assert_eq!(
             feed_base("https://f.example/feed/manifest.json"),
             "https://f.example/feed/"

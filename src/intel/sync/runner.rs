@@ -396,7 +396,10 @@ mod tests {
         assert_eq!(retry_delay(5, hour, 0.0), Duration::from_secs(480));
         assert_eq!(retry_delay(8, hour, 0.0), hour);
         assert_eq!(retry_delay(u32::MAX, hour, 0.0), hour);
-        assert_eq!(retry_delay(1, Duration::from_secs(10), 0.0), Duration::from_secs(10));
+        assert_eq!(
+            retry_delay(1, Duration::from_secs(10), 0.0),
+            Duration::from_secs(10)
+        );
         assert_eq!(retry_delay(1, hour, 0.1), Duration::from_secs(33));
         for _ in 0..100 {
             assert!((-0.1..=0.1).contains(&jitter()));
@@ -410,7 +413,10 @@ mod tests {
         assert_eq!(next_due(&s, now), Duration::ZERO);
         s.next_run = Some(rfc3339(now + Duration::from_secs(100)));
         let d = next_due(&s, now);
-        assert!(d <= Duration::from_secs(100) && d >= Duration::from_secs(98), "{d:?}");
+        assert!(
+            d <= Duration::from_secs(100) && d >= Duration::from_secs(98),
+            "{d:?}"
+        );
         s.next_run = Some(rfc3339(now - Duration::from_secs(100)));
         assert_eq!(next_due(&s, now), Duration::ZERO);
     }
@@ -429,7 +435,10 @@ mod tests {
             proxy: None,
             options: toml::Table::new(),
         };
-        assert_eq!(redact("got hunter2 back from http://u:p@h/x", Some(&c)), "got *** back from http://***@h/x");
+        assert_eq!(
+            redact("got hunter2 back from http://u:p@h/x", Some(&c)),
+            "got *** back from http://***@h/x"
+        );
         c.credentials = Credentials::None;
         assert_eq!(redact("plain", Some(&c)), "plain");
     }

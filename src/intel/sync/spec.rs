@@ -43,7 +43,10 @@ impl SecretAt {
 pub enum CredentialsAt {
     None,
     ApiKey(SecretAt),
-    Basic { username: String, password: SecretAt },
+    Basic {
+        username: String,
+        password: SecretAt,
+    },
 }
 
 /// One validated `[[intel.sources]]` entry.
