@@ -73,7 +73,9 @@ pub struct HuntArgs {
     #[arg(long, value_name = "misp|stix", requires = "sightings_out")]
     pub sightings_format: Option<String>,
     /// A `tripline run` configuration whose `[share]` section gives the sharing policy
-    /// (default: one destination per intel source with the default policy).
+    /// (default: one destination per intel source with the default policy), and,
+    /// without --intel, the intel: `[intel] paths` and the `[[intel.sources]]` (files,
+    /// and what `tripline intel sync` or `run` cached).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Follow symlinks met in directories (a symlink loop is reported once and not
@@ -91,7 +93,16 @@ pub struct HuntArgs {
 }
 
 pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
-    let (index, _, intel_problems) = build_index(&args.intel, false)?;
+    // With --config and no --intel: the configuration's intel (files and synced cache).
+    let intel = match (&args.config, args.intel.intel.is_empty()) {
+        (Some(p), true) => {
+            let c = Config::load(p)?;
+            let plan = c.plan(p)?;
+            super::intel_args_from_config(&c, &plan, &args.intel)
+        }
+        _ => args.intel.clone(),
+    };
+    let (index, _, intel_problems) = build_index(&intel, false)?;
     // What each intel source lost at load: warnings, shown even with --quiet.
     for line in crate::sink::report::intel_loss_lines(&index) {
         eprintln!("tripline: warning: {line}");

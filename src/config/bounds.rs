@@ -23,6 +23,10 @@ pub const RELOAD_DEBOUNCE_MS: RangeInclusive<u64> = 0..=600_000;
 pub const MIN_PREFIX_V4: RangeInclusive<u64> = 1..=32;
 /// `intel.min_prefix_v6`: the shortest IPv6 prefix kept as an indicator, /1 to /128.
 pub const MIN_PREFIX_V6: RangeInclusive<u64> = 1..=128;
+/// `intel.sources[].interval_secs`: 10 seconds to 1 week between sync passes.
+pub const INTEL_INTERVAL_SECS: RangeInclusive<u64> = 10..=604_800;
+/// `intel.sources[].timeout_secs`: 1 second to 10 minutes per request.
+pub const INTEL_TIMEOUT_SECS: RangeInclusive<u64> = 1..=600;
 /// `sources[].max_line_bytes` (file): up to 64 MiB.
 pub const MAX_LINE_BYTES: RangeInclusive<u64> = 1..=64 << 20;
 /// `sources[].rescan_interval_ms` (file): 10 ms to 10 minutes.
@@ -79,7 +83,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 31] = [
+pub const ALL: [Bound; 33] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -89,6 +93,8 @@ pub const ALL: [Bound; 31] = [
     int("intel.reload_debounce_ms", RELOAD_DEBOUNCE_MS, "ms"),
     int("intel.min_prefix_v4", MIN_PREFIX_V4, "prefix length"),
     int("intel.min_prefix_v6", MIN_PREFIX_V6, "prefix length"),
+    int("intel.sources[].interval_secs", INTEL_INTERVAL_SECS, "s"),
+    int("intel.sources[].timeout_secs", INTEL_TIMEOUT_SECS, "s"),
     int("sources[].max_line_bytes", MAX_LINE_BYTES, "bytes"),
     int("sources[].rescan_interval_ms", RESCAN_INTERVAL_MS, "ms"),
     int("sources[].fingerprint_bytes", FINGERPRINT_BYTES, "bytes"),

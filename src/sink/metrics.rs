@@ -410,6 +410,43 @@ pub const SIGHTING_BATCHED_ROWS: MetricDef = def(
     "Outbox rows carried by those attempts; divided by the batches, the mean batch size.",
 );
 
+pub const INTEL_SOURCE_INDICATORS: MetricDef = def(
+    "tripline_intel_source_indicators",
+    GaugeKind,
+    &["source"],
+    "Indicators in each synced intel source's cache after its last pass that changed it.",
+);
+pub const INTEL_SYNC_DURATION: MetricDef = def(
+    "tripline_intel_sync_duration_seconds",
+    GaugeKind,
+    &["source"],
+    "How long the last sync pass of each intel source took.",
+);
+pub const INTEL_SYNCS: MetricDef = def(
+    "tripline_intel_syncs_total",
+    Counter,
+    &["source", "result"],
+    "Sync passes of each intel source, by result (ok, error).",
+);
+pub const INTEL_SYNC_LAST_SUCCESS: MetricDef = def(
+    "tripline_intel_sync_last_success_timestamp_seconds",
+    GaugeKind,
+    &["source"],
+    "Unix time of each intel source's last successful sync pass.",
+);
+pub const INTEL_SYNC_BYTES: MetricDef = def(
+    "tripline_intel_sync_bytes_total",
+    Counter,
+    &["source"],
+    "Body bytes fetched by sync passes, per intel source.",
+);
+pub const INTEL_SYNC_DELETED: MetricDef = def(
+    "tripline_intel_sync_deleted_total",
+    Counter,
+    &["source"],
+    "Records removed from an intel source's cache (deleted at the source, dropped from a feed).",
+);
+
 /// Every metric tripline exports, in the order of the documentation.
 pub const METRICS: &[MetricDef] = &[
     LINES_RECEIVED,
@@ -423,6 +460,12 @@ pub const METRICS: &[MetricDef] = &[
     INDEX_MEMORY_BYTES,
     RELOADS,
     LAST_RELOAD_TIMESTAMP,
+    INTEL_SOURCE_INDICATORS,
+    INTEL_SYNC_DURATION,
+    INTEL_SYNCS,
+    INTEL_SYNC_LAST_SUCCESS,
+    INTEL_SYNC_BYTES,
+    INTEL_SYNC_DELETED,
     MATCH_DURATION,
     OPEN_FILES,
     FILE_LAG_BYTES,
@@ -514,6 +557,12 @@ pub struct Metrics {
     pub index_memory_bytes: IntGauge,
     pub reloads: IntCounterVec,
     pub last_reload_timestamp: Gauge,
+    pub intel_source_indicators: IntGaugeVec,
+    pub intel_sync_duration: GaugeVec,
+    pub intel_syncs: IntCounterVec,
+    pub intel_sync_last_success: GaugeVec,
+    pub intel_sync_bytes: IntCounterVec,
+    pub intel_sync_deleted: IntCounterVec,
     pub match_duration: Histogram,
     pub open_files: IntGaugeVec,
     pub file_lag_bytes: IntGaugeVec,
@@ -648,6 +697,12 @@ impl Metrics {
             index_memory_bytes: r.gauge(&INDEX_MEMORY_BYTES),
             reloads: r.counter_vec(&RELOADS),
             last_reload_timestamp: r.float_gauge(&LAST_RELOAD_TIMESTAMP),
+            intel_source_indicators: r.gauge_vec(&INTEL_SOURCE_INDICATORS),
+            intel_sync_duration: r.float_gauge_vec(&INTEL_SYNC_DURATION),
+            intel_syncs: r.counter_vec(&INTEL_SYNCS),
+            intel_sync_last_success: r.float_gauge_vec(&INTEL_SYNC_LAST_SUCCESS),
+            intel_sync_bytes: r.counter_vec(&INTEL_SYNC_BYTES),
+            intel_sync_deleted: r.counter_vec(&INTEL_SYNC_DELETED),
             match_duration: r.histogram(&MATCH_DURATION, match_buckets),
             open_files: r.gauge_vec(&OPEN_FILES),
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
@@ -844,6 +899,12 @@ mod tests {
             .with_label_values(&["public_suffix", "x"])
             .set(1);
         m.reloads.with_label_values(&["ok"]).inc();
+        m.intel_source_indicators.with_label_values(&["s"]).set(1);
+        m.intel_sync_duration.with_label_values(&["s"]).set(0.5);
+        m.intel_syncs.with_label_values(&["s", "ok"]).inc();
+        m.intel_sync_last_success.with_label_values(&["s"]).set(1.0);
+        m.intel_sync_bytes.with_label_values(&["s"]).inc();
+        m.intel_sync_deleted.with_label_values(&["s"]).inc();
         m.open_files.with_label_values(&["s"]).set(1);
         m.file_lag_bytes.with_label_values(&["s"]).set(1);
         m.checkpoint_writes.with_label_values(&["s"]).inc();

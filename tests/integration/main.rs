@@ -19,6 +19,7 @@ mod exactly_once_ingest;
 mod feedback;
 mod file_tail;
 mod intel_sanity;
+mod intel_sync;
 mod match_semantics;
 mod metrics;
 mod pipeline;

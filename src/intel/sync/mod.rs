@@ -30,6 +30,11 @@ pub mod taxii;
 
 use std::path::{Path, PathBuf};
 
+pub mod feed;
+pub mod registry;
+pub mod runner;
+pub mod spec;
+
 use chrono::{DateTime, Utc};
 
 use crate::net::{HttpClient, HttpError, Secret};
