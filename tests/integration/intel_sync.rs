@@ -325,8 +325,13 @@ fn feeds_sync_change_and_answer_304() {
         Some(("ips".into(), vec!["ips".into()])),
         "{hits:?}"
     );
-    let (_, names) = matched(&hits, FEED_VALUE).expect("feed value matches");
-    assert_eq!(names, vec!["feed".to_string()]);
+    // Every kind names its source in `indicator.provider` (a MISP-format feed too,
+    // whose events' organisation is kept in `tripline.enrichments[].sources[]`).
+    assert_eq!(
+        matched(&hits, FEED_VALUE),
+        Some(("feed".into(), vec!["feed".into()])),
+        "{hits:?}"
+    );
     assert!(matched(&hits, REMOVED_VALUE).is_some(), "{hits:?}");
     assert!(matched(&hits, &domains[4]).is_none(), "{hits:?}");
 

@@ -673,3 +673,104 @@ fn taxii_failing_collection_keeps_the_last_good_data() {
         .collect();
     assert_eq!(loaded(&data), want);
 }
+
+/// The interface end to end: a `kind = "taxii"` source in the configuration,
+/// `tripline intel sync` against medallion (basic auth from a password file), `intel
+/// status --json`, and `hunt --config` matching the synced indicators with the source
+/// named in `indicator.provider` — then again with medallion stopped (from the cache).
+#[test]
+fn taxii_source_in_the_config_syncs_and_hunts_from_the_cache() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path();
+    let objects = harbor_objects();
+    let entries: Vec<(String, Value)> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (format!("2024-03-04T12:00:00.{:06}Z", i + 1), o.clone()))
+        .collect();
+    let server = medallion(&p.join("medallion"), &entries, 3);
+    std::fs::write(p.join("taxii.password"), format!("{TAXII_PASSWORD}\n")).expect("password");
+    let config = p.join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = []\nno_default_warninglists = true\n\
+             [[intel.sources]]\nname = \"harbor-isac\"\nkind = \"taxii\"\nurl = {:?}\n\
+             collection = {:?}\nusername = {TAXII_USER:?}\npassword_file = {:?}\nlimit = 3\n\
+             [metrics]\nenabled = false\n[state]\ndir = {:?}\n",
+            server.api_root,
+            server.collection,
+            p.join("taxii.password").display().to_string(),
+            p.join("state").display().to_string(),
+        ),
+    )
+    .expect("config");
+    let c = config.to_str().expect("utf-8");
+    let out = tripline(&["intel", "sync", "--config", c]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains(TAXII_PASSWORD), "{said}");
+    let status: Value =
+        serde_json::from_slice(&tripline(&["intel", "status", "--config", c, "--json"]).stdout)
+            .expect("status json");
+    let s = &status["sources"][0];
+    assert_eq!(
+        (s["name"].as_str(), s["kind"].as_str()),
+        (Some("harbor-isac"), Some("taxii"))
+    );
+    assert!(
+        s["last_success"].is_string() && s["last_error"].is_null(),
+        "{s}"
+    );
+    assert!(s["indicators"].as_u64().is_some_and(|n| n > 0), "{s}");
+
+    // A value of the collection's indicators (the fixture's pattern
+    // `[domain-name:value = 'update-check.example.net']`), as a log line shows it.
+    let domain = "update-check.example.net";
+    let log = p.join("dns.log");
+    std::fs::write(
+        &log,
+        format!("2024-05-01T10:00:00Z dns01 query: {domain} IN A\n"),
+    )
+    .expect("log");
+    let hunt = || {
+        let out = tripline(&["hunt", "-q", "--config", c, log.to_str().expect("utf-8")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        alerts
+            .iter()
+            .flat_map(|a| {
+                a["threat"]["enrichments"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .map(|e| {
+                e["indicator"]["provider"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hunt(), ["harbor-isac"]);
+    drop(server);
+    assert_eq!(
+        hunt(),
+        ["harbor-isac"],
+        "from the cache, with the server gone"
+    );
+    let out = tripline(&["intel", "sync", "--config", c]);
+    assert_eq!(out.status.code(), Some(2), "the server is gone");
+}

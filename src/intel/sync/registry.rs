@@ -13,7 +13,7 @@ pub fn fetcher(kind: SourceKind) -> Box<dyn Fetcher> {
         SourceKind::MispFeed => Box::new(MispFeedFetcher),
         SourceKind::File => Box::new(FileFetcher),
         SourceKind::Misp => Box::new(NotBuilt(kind)),
-        SourceKind::Taxii => Box::new(NotBuilt(kind)),
+        SourceKind::Taxii => Box::new(super::taxii::TaxiiFetcher::new()),
     }
 }
 
