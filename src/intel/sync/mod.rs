@@ -26,6 +26,8 @@
 //! - Credentials come from an environment variable or a file ([`crate::net::Secret`]),
 //!   never from the config text, and never appear in errors, status or metrics.
 
+pub mod misp_rest;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
