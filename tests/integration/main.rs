@@ -21,6 +21,7 @@ mod file_tail;
 mod intel_sanity;
 mod match_semantics;
 mod metrics;
+mod misp_sync;
 mod pipeline;
 mod relp;
 mod rules;

@@ -425,6 +425,33 @@ fn rest_attribute(value: Value) -> Result<RestAttribute, String> {
     })
 }
 
+/// Parses and applies restSearch page bodies into a cache directory (created) and
+/// writes it, as a first pull does without the HTTP: for the benchmark that compares
+/// parse+apply with reading the same bytes. Returns the attributes upserted.
+#[doc(hidden)]
+pub fn bench_apply(bodies: &[String], dir: &Path) -> Result<u64, SyncError> {
+    let io = |source| SyncError::Io {
+        source_name: "bench".into(),
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut cache = Cache::open(dir, "bench")?;
+    for (i, body) in bodies.iter().enumerate() {
+        let what = || format!("page {}", i + 1);
+        let attrs = parse_page(body, &what).map_err(|what| SyncError::Protocol {
+            source_name: "bench".into(),
+            what,
+        })?;
+        for a in attrs {
+            cache.upsert(a)?;
+        }
+    }
+    let mut report = PassReport::default();
+    cache.commit(&mut report)?;
+    Ok(report.upserted)
+}
+
 /// The HTTP side of a pass.
 struct Client<'a> {
     source: &'a SourceConfig,
