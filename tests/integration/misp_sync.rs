@@ -91,7 +91,10 @@ impl MispRest {
     }
 
     fn requests(&self) -> Vec<Value> {
-        self.state()["requests"].as_array().cloned().unwrap_or_default()
+        self.state()["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn assert_no_violations(&self) {
@@ -282,7 +285,10 @@ fn first_pull_pages_through_everything_and_keeps_provenance() {
         assert_eq!(b["deleted"], json!([0, 1]));
         assert_eq!(b["includeEventUuid"], true);
         assert_eq!(b["includeEventTags"], true);
-        assert!(b.get("attribute_timestamp").is_none(), "a first pull is full");
+        assert!(
+            b.get("attribute_timestamp").is_none(),
+            "a first pull is full"
+        );
         assert!(b.get("timestamp").is_none());
     }
     assert!(server
@@ -364,14 +370,20 @@ fn incremental_pull_sees_a_changed_and_a_deleted_attribute() {
     assert_eq!(cache.cursor["watermark"], NOW - 50);
 
     let provs = provenances(&load(&cache.data));
-    assert!(!provs.contains_key(deleted), "deleted attribute still loaded");
+    assert!(
+        !provs.contains_key(deleted),
+        "deleted attribute still loaded"
+    );
     let values: Vec<&str> = provs[changed].iter().map(|p| p.value.as_str()).collect();
     assert_eq!(values, ["webviewres-changed.net"]);
     assert_eq!(cache.cached_attributes(), server.live_attributes());
 
     // The deletion arrives again inside the overlap window: nothing more happens.
     let again = cache.pass(&source, NOW + 600).expect("again");
-    assert_eq!((again.upserted, again.deleted, again.changed), (0, 0, false));
+    assert_eq!(
+        (again.upserted, again.deleted, again.changed),
+        (0, 0, false)
+    );
 }
 
 #[test]
@@ -381,8 +393,10 @@ fn backdated_event_is_found_by_reconcile_and_not_by_the_poll() {
     let mut cache = Cache::new();
     cache.pass(&source, NOW).expect("first pass");
     // A recent edit, polled, moves the watermark far past the event that arrives next.
-    server.control(json!({"op": "edit", "uuid": "5a3ce6ae-3b00-420a-82fd-45fb950d210f",
-        "set": {}, "timestamp": NOW - 10}));
+    server.control(
+        json!({"op": "edit", "uuid": "5a3ce6ae-3b00-420a-82fd-45fb950d210f",
+        "set": {}, "timestamp": NOW - 10}),
+    );
     cache.pass(&source, NOW + 30).expect("poll the edit");
     assert_eq!(cache.cursor["watermark"], NOW - 10);
     let event: Value = serde_json::from_slice(
@@ -420,18 +434,28 @@ fn backdated_event_is_found_by_reconcile_and_not_by_the_poll() {
     let provs = provenances(&load(&cache.data));
     let p = &provs[backdated_attr][0];
     assert_eq!(p.value, "62.171.178.147");
-    assert_eq!(p.event_uuid.as_deref(), Some("27dceb7d-92bd-4848-bfbd-8570e86de7de"));
+    assert_eq!(
+        p.event_uuid.as_deref(),
+        Some("27dceb7d-92bd-4848-bfbd-8570e86de7de")
+    );
     assert_eq!(p.tlp.as_deref(), Some("clear"));
     assert_eq!(cache.cached_attributes(), server.live_attributes());
 
     // An event deleted at the server leaves at the next reconcile.
     server.control(json!({"op": "remove_event", "uuid": "27dceb7d-92bd-4848-bfbd-8570e86de7de"}));
-    let report = cache.pass(&source, NOW + 7200).expect("reconcile after removal");
+    let report = cache
+        .pass(&source, NOW + 7200)
+        .expect("reconcile after removal");
     assert_eq!(report.deleted, 121);
-    assert!(!cache.data.join("27dceb7d-92bd-4848-bfbd-8570e86de7de.json").exists());
+    assert!(!cache
+        .data
+        .join("27dceb7d-92bd-4848-bfbd-8570e86de7de.json")
+        .exists());
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(cache.data.join("manifest.json")).unwrap()).unwrap();
-    assert!(manifest.get("27dceb7d-92bd-4848-bfbd-8570e86de7de").is_none());
+    assert!(manifest
+        .get("27dceb7d-92bd-4848-bfbd-8570e86de7de")
+        .is_none());
     assert_eq!(cache.cached_attributes(), server.live_attributes());
     server.assert_no_violations();
 }
@@ -443,11 +467,16 @@ fn a_failed_page_fails_the_pass_and_keeps_the_last_good_data() {
 
     // A first pull that fails on page 2 writes nothing at all.
     let mut fresh = Cache::new();
-    server.control(json!({"op": "fail", "path": "/attributes/restSearch", "page": 2,
-        "status": 500, "times": 1}));
+    server.control(
+        json!({"op": "fail", "path": "/attributes/restSearch", "page": 2,
+        "status": 500, "times": 1}),
+    );
     let err = fresh.pass(&source, NOW).expect_err("page 2 failed");
     assert!(matches!(err, SyncError::Http { .. }), "{err}");
-    assert!(fresh.snapshot().is_empty(), "a failed first pull wrote files");
+    assert!(
+        fresh.snapshot().is_empty(),
+        "a failed first pull wrote files"
+    );
     assert_eq!(fresh.cursor, Value::Null);
 
     let mut cache = Cache::new();
@@ -455,22 +484,29 @@ fn a_failed_page_fails_the_pass_and_keeps_the_last_good_data() {
     let good = cache.snapshot();
     let cursor = cache.cursor.clone();
     // Enough changes for two pages, so that page 2 is asked for.
-    let changed: Vec<String> = server
-        .live_attributes()
-        .into_keys()
-        .take(60)
-        .collect();
+    let changed: Vec<String> = server.live_attributes().into_keys().take(60).collect();
     for (i, uuid) in changed.iter().enumerate() {
-        server.control(json!({"op": "edit", "uuid": uuid, "set": {"comment": "edited"},
-            "timestamp": NOW - 1000 + i as i64}));
+        server.control(
+            json!({"op": "edit", "uuid": uuid, "set": {"comment": "edited"},
+            "timestamp": NOW - 1000 + i as i64}),
+        );
     }
-    server.control(json!({"op": "fail", "path": "/attributes/restSearch", "page": 2,
-        "status": 500, "times": 1}));
+    server.control(
+        json!({"op": "fail", "path": "/attributes/restSearch", "page": 2,
+        "status": 500, "times": 1}),
+    );
     let err = cache.pass(&source, NOW + 60).expect_err("page 2 failed");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("500"), "{shown}");
-    assert!(!shown.contains(KEY), "the API key leaked into an error: {shown}");
-    assert_eq!(cache.snapshot(), good, "a failed pass changed the data directory");
+    assert!(
+        !shown.contains(KEY),
+        "the API key leaked into an error: {shown}"
+    );
+    assert_eq!(
+        cache.snapshot(),
+        good,
+        "a failed pass changed the data directory"
+    );
     assert_eq!(cache.cursor, cursor, "a failed pass moved the cursor");
     assert!(provenances(&load(&cache.data)).len() > 100);
 
@@ -507,7 +543,10 @@ fn a_rerun_adds_nothing_and_rewrites_nothing() {
     // Again with the cursor (a reconcile every pass), and again as after a lost
     // cursor (a full pull over the existing cache): nothing changes.
     let again = cache.pass(&source, NOW + 60).expect("rerun");
-    assert_eq!((again.upserted, again.deleted, again.changed), (0, 0, false));
+    assert_eq!(
+        (again.upserted, again.deleted, again.changed),
+        (0, 0, false)
+    );
     cache.cursor = Value::Null;
     let full = cache.pass(&source, NOW + 120).expect("full rerun");
     assert_eq!((full.upserted, full.deleted, full.changed), (0, 0, false));
@@ -592,6 +631,7 @@ fn stand_in_refuses_what_misp_does_not_document() {
             .set("Accept", "application/json")
             .set("Content-Type", "application/json")
             .send_string(&body.to_string())
+            .map_err(Box::new)
     };
     let base = json!({"returnFormat": "json", "limit": 10, "page": 1});
     assert!(post(base.clone()).is_ok());
@@ -601,7 +641,7 @@ fn stand_in_refuses_what_misp_does_not_document() {
     unknown["since"] = json!(1);
     for bad in [with_timestamp, unknown, json!({"limit": 10, "page": 1})] {
         match post(bad.clone()) {
-            Err(ureq::Error::Status(400, _)) => {}
+            Err(e) if matches!(*e, ureq::Error::Status(400, _)) => {}
             other => panic!("{bad}: {other:?}"),
         }
     }
@@ -640,35 +680,50 @@ fn bench_initial_pull_of_1m_attributes() {
         std::fs::write(&p, body).unwrap();
         files.push(p);
     }
-    let bytes: u64 = files.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let bytes: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
     let start = Instant::now();
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("cat {}/page*.json > /dev/null", tmp.path().display()))
+        .arg(format!(
+            "cat {}/page*.json > /dev/null",
+            tmp.path().display()
+        ))
         .status()
         .unwrap();
     assert!(status.success());
     let cat = start.elapsed();
-    let bodies: Vec<String> = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let bodies: Vec<String> = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     let start = Instant::now();
     let applied = tripline::intel::sync::misp_rest::bench_apply(&bodies, &tmp.path().join("data"))
         .expect("apply");
     let parse_apply = start.elapsed();
     assert_eq!(applied, total);
 
+    drop(bodies);
     let mut cache = Cache::new();
     let start = Instant::now();
     let report = cache.pass(&source, NOW).expect("pass");
     let pass = start.elapsed();
     assert_eq!(report.upserted, total);
+    let start = Instant::now();
+    let store = load(&cache.data);
+    let load_time = start.elapsed();
     let per_100k = |d: Duration| d.as_secs_f64() * 100_000.0 / total as f64;
     println!(
-        "misp bench: {total} attributes, {pages} pages, {:.1} MB: cat {:.3}s, parse+apply+write {:.3}s ({:.3}s per 100k), whole pass over HTTP {:.3}s ({:.3}s per 100k)",
+        "misp bench: {total} attributes, {pages} pages, {:.1} MB of JSON\n  cat of the page files: {:.3}s\n  parse+apply+write (no HTTP): {:.3}s ({:.3}s per 100k)\n  whole pass over HTTP from the stand-in: {:.3}s ({:.3}s per 100k)\n  loading the cache ({} indicators): {:.3}s",
         bytes as f64 / 1e6,
         cat.as_secs_f64(),
         parse_apply.as_secs_f64(),
         per_100k(parse_apply),
         pass.as_secs_f64(),
         per_100k(pass),
+        store.links.len(),
+        load_time.as_secs_f64(),
     );
 }

@@ -145,7 +145,12 @@ impl MispOptions {
             }
         };
         Ok(MispOptions {
-            page_size: int("page_size", DEFAULT_PAGE_SIZE as i64, 1, MAX_PAGE_SIZE as i64)? as u64,
+            page_size: int(
+                "page_size",
+                DEFAULT_PAGE_SIZE as i64,
+                1,
+                MAX_PAGE_SIZE as i64,
+            )? as u64,
             overlap_secs: int("overlap_secs", DEFAULT_OVERLAP_SECS, 0, MAX_OVERLAP_SECS)?,
             reconcile_secs: int(
                 "reconcile_secs",
@@ -259,7 +264,9 @@ impl Fetcher for MispRestFetcher {
         };
 
         // The poll.
-        let since = cursor.watermark.map(|w| w.saturating_sub(opts.overlap_secs));
+        let since = cursor
+            .watermark
+            .map(|w| w.saturating_sub(opts.overlap_secs));
         let mut watermark = cursor.watermark;
         let mut polled: HashSet<String> = HashSet::new();
         client.search(&opts, since, None, |page| {
@@ -388,11 +395,14 @@ fn rest_attribute(value: Value) -> Result<RestAttribute, String> {
     let event_uuid = a
         .remove("event_uuid")
         .and_then(|v| v.as_str().map(str::to_string))
-        .or_else(|| event.get("uuid").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            event
+                .get("uuid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .filter(|s| looks_like_uuid(s))
-        .ok_or_else(|| {
-            format!("attribute {uuid}: no event uuid (event_uuid or Event.uuid)")
-        })?
+        .ok_or_else(|| format!("attribute {uuid}: no event uuid (event_uuid or Event.uuid)"))?
         .to_ascii_lowercase();
     event.remove("uuid");
     let (inherited, own): (Vec<Value>, Vec<Value>) = match a.remove("Tag") {
@@ -489,7 +499,10 @@ impl Client<'_> {
     }
 
     /// `events/index` (minimal): event UUID → timestamp.
-    fn events_index(&mut self, published: Option<bool>) -> Result<BTreeMap<String, i64>, SyncError> {
+    fn events_index(
+        &mut self,
+        published: Option<bool>,
+    ) -> Result<BTreeMap<String, i64>, SyncError> {
         let mut body = json!({"minimal": true});
         if let (Some(b), Some(o)) = (published, body.as_object_mut()) {
             o.insert("published".into(), json!(b));
@@ -512,9 +525,9 @@ impl Client<'_> {
                     out.insert(u.to_ascii_lowercase(), t);
                 }
                 _ => {
-                    return Err(self.protocol(format!(
-                        "{url}: event [{i}] lacks a uuid or a timestamp"
-                    )))
+                    return Err(
+                        self.protocol(format!("{url}: event [{i}] lacks a uuid or a timestamp"))
+                    )
                 }
             }
         }
