@@ -472,7 +472,19 @@ impl Config {
                 kind: s.kind,
                 url,
                 collection: s.collection.clone(),
-                credentials: Credentials::None,
+                // The shape of the credentials, never their value (the plan holds no
+                // secret; a pass reads it): enough for a fetcher to check it has the
+                // kind it needs.
+                credentials: if s.api_key_env.is_some() || s.api_key_file.is_some() {
+                    Credentials::ApiKey(crate::net::Secret::new(String::new()))
+                } else if let Some(user) = &s.username {
+                    Credentials::Basic {
+                        username: user.clone(),
+                        password: crate::net::Secret::new(String::new()),
+                    }
+                } else {
+                    Credentials::None
+                },
                 interval_secs: s.interval_secs,
                 timeout_secs: s.timeout_secs,
                 ca_file: s.ca_file.clone(),

@@ -22,6 +22,7 @@ mod intel_sanity;
 mod intel_sync;
 mod match_semantics;
 mod metrics;
+mod misp_sync;
 mod pipeline;
 mod relp;
 mod rules;

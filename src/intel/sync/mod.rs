@@ -26,6 +26,7 @@
 //! - Credentials come from an environment variable or a file ([`crate::net::Secret`]),
 //!   never from the config text, and never appear in errors, status or metrics.
 
+pub mod misp_rest;
 pub mod taxii;
 
 use std::path::{Path, PathBuf};
