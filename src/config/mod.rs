@@ -239,6 +239,10 @@ pub struct IntelSourceToml {
     /// The sharing destination (`[[share.destinations]]` name) this source pairs with.
     #[serde(default)]
     pub destination: Option<String>,
+    /// A sync pass that would shrink this source by more than this fraction is held
+    /// for review. Default: `[intel] max_shrink_ratio`; range 0 ..= 1.
+    #[serde(default)]
+    pub max_shrink_ratio: Option<f64>,
     /// Every other key: the kind's own settings.
     #[serde(flatten)]
     pub options: toml::Table,

@@ -459,6 +459,15 @@ impl Config {
                     ),
                 }
             }
+            if let Some(r) = s.max_shrink_ratio {
+                // NaN is in no range.
+                if !bounds::MAX_SHRINK_RATIO.contains(&r) {
+                    p.push(
+                        key("max_shrink_ratio"),
+                        format!("must be between 0 and 1 (a fraction of the source's indicators), got {r}"),
+                    );
+                }
+            }
             if let Some(d) = s.destination.as_ref().filter(|d| !d.trim().is_empty()) {
                 if !destinations.contains(&d.as_str()) {
                     p.push(
@@ -492,6 +501,7 @@ impl Config {
                     config,
                     credentials,
                     destination: s.destination.clone(),
+                    max_shrink_ratio: s.max_shrink_ratio.unwrap_or(self.intel.max_shrink_ratio),
                 });
             }
         }

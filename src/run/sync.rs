@@ -18,6 +18,10 @@ use crate::sink::metrics::Metrics;
 
 /// Publishes a source's last known state (from `status.json`) before any pass.
 fn publish_status(metrics: &Metrics, name: &str, status: &Status) {
+    metrics
+        .intel_sync_held
+        .with_label_values(&[name])
+        .set(i64::from(status.held.is_some()));
     if let Some(n) = status.indicators {
         metrics
             .intel_source_indicators
@@ -57,7 +61,7 @@ fn publish_pass(metrics: &Metrics, outcome: &PassOutcome) {
         }
         Err(_) => metrics
             .intel_syncs
-            .with_label_values(&[name, "error"])
+            .with_label_values(&[name, if outcome.held { "held" } else { "error" }])
             .inc(),
     }
     publish_status(metrics, name, &outcome.status);
@@ -101,6 +105,11 @@ pub fn start(
                     let _ = reload.try_send("intel synced");
                 }
             }
+            Err(e) if outcome.held => tracing::error!(
+                source = %outcome.name,
+                error = %e,
+                "Intel sync held by the shrink guard; the last good data stays."
+            ),
             Err(e) => tracing::warn!(
                 source = %outcome.name,
                 error = %e,
