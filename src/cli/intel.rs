@@ -172,6 +172,15 @@ fn status_json(c: &Config, s: &SourceSpec) -> Value {
         "kind": s.kind().as_str(),
         "url": crate::net::http::redact_url(&s.config.url),
         "destination": s.destination,
+        // Every destination its sightings go back to (explicit, paired by URL, or
+        // listing it in its own `intel_sources`).
+        "destinations": c
+            .share
+            .destinations
+            .iter()
+            .filter(|d| d.serves(s.name()))
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
         "interval_secs": s.config.interval_secs,
         "indicators": indicators,
         "last_success": st.last_success,

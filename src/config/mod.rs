@@ -599,11 +599,11 @@ impl Default for PipelineConfig {
 }
 
 impl Config {
-    /// Reads and validates a TOML file.
+    /// Reads and validates a TOML file; the configuration as the plan completed it
+    /// (intel sources paired with their sharing destinations).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let config = Config::read(path)?;
-        config.validate(path)?;
-        Ok(config)
+        Ok(config.plan(path)?.config)
     }
 
     /// Reads and parses a TOML file, without the checks of [`Config::validate`] (for
@@ -619,8 +619,7 @@ impl Config {
     /// Parses and validates TOML text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config = Config::from_toml(text, path)?;
-        config.validate(path)?;
-        Ok(config)
+        Ok(config.plan(path)?.config)
     }
 
     /// Parses TOML text into a `Config`, unchecked. Errors name the line and, where
