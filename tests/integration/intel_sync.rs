@@ -650,9 +650,10 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
 }
 
 /// The feed server stalls half-way through an event; the `intel sync` process is
-/// killed with SIGKILL. The cache still loads (the pass was staged), and the next sync
-/// completes it: every event once, no temporary file left, the indicators those of
-/// the feed itself.
+/// killed with SIGKILL. The pass was staged, so the cache holds its last good version
+/// (nothing, on a first pass: see `intel_sync_guard` for kills around the swap), and
+/// the next sync completes it: every event once, no temporary file left, the
+/// indicators those of the feed itself.
 #[test]
 fn kill_during_a_feed_sync_resumes_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
@@ -697,9 +698,6 @@ fn kill_during_a_feed_sync_resumes_without_duplicates() {
     );
     assert!(partial.len() >= 3, "{partial:?}");
     assert!(events(&data).is_empty(), "{:?}", events(&data));
-    // Loadable as it stands.
-    let hits = hunt(dir.path(), &config, &["q wordpress.agrupem.com"]);
-    assert!(matched(&hits, FEED_VALUE).is_none(), "{hits:?}");
 
     server.control(json!({}));
     let out = sync(&config);
