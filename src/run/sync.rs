@@ -120,3 +120,44 @@ pub fn start(
     });
     Some(Scheduler::start(&sources, state, on_pass))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::sync::runner::Held;
+
+    #[test]
+    fn a_held_pass_sets_the_gauge_and_counts_as_held() {
+        let m = Metrics::new();
+        let mut status = Status {
+            held: Some(Held {
+                indicators_before: 4,
+                indicators_after: 0,
+                at: "2026-01-01T00:00:00Z".into(),
+            }),
+            ..Status::default()
+        };
+        let outcome = PassOutcome {
+            name: "a".into(),
+            result: Err("held for review".into()),
+            status: status.clone(),
+            duration: std::time::Duration::ZERO,
+            held: true,
+        };
+        publish_pass(&m, &outcome);
+        let text = m.render();
+        assert!(
+            text.contains("tripline_intel_sync_held{source=\"a\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tripline_intel_syncs_total{result=\"held\",source=\"a\"} 1"),
+            "{text}"
+        );
+        status.held = None;
+        publish_status(&m, "a", &status);
+        assert!(m
+            .render()
+            .contains("tripline_intel_sync_held{source=\"a\"} 0"));
+    }
+}

@@ -27,7 +27,11 @@
 //! [`super`]): a file written in place would change the hard-linked `data/` too.
 //!
 //! Costs: one `link` per file of the data directory per pass (and one `unlink` when
-//! the copy is dropped), no data copied; see the README for measured figures.
+//! the copy is dropped), no data copied. Measured on ext4 here (release build): 100
+//! files 0.5 ms to link; 10,000 files 0.11 s to link and 0.12 s to drop; 100,000 files
+//! 1.2 s and 0.7 s. The swap itself is 6–13 ms (two fsyncs of directories). A TAXII
+//! source keeps a fixed number of shard files and a list feed one file, so only a
+//! MISP source with very many events pays the upper figures.
 
 use std::io;
 use std::path::{Path, PathBuf};
