@@ -48,6 +48,10 @@ pub enum IntelAction {
         /// Only this source.
         #[arg(long, value_name = "NAME")]
         source: Option<String>,
+        /// Apply the pass even if it shrinks the source by more than its
+        /// `max_shrink_ratio` (what a held pass's status asks for). Needs --source.
+        #[arg(long, requires = "source")]
+        accept_shrink: bool,
     },
     /// Each intel source's state: indicators, last success, last error, cursor, next
     /// run.
@@ -78,7 +82,11 @@ fn load_plan(config: Option<&Path>) -> Result<(Config, Plan)> {
 
 /// `tripline intel sync`: one pass per source (each on its own thread, so a slow one
 /// does not hold the others up); a line per source on stdout, errors on stderr.
-pub(super) fn run_sync(config: Option<&Path>, only: Option<&str>) -> Result<ExitCode> {
+pub(super) fn run_sync(
+    config: Option<&Path>,
+    only: Option<&str>,
+    accept_shrink: bool,
+) -> Result<ExitCode> {
     let (c, plan) = load_plan(config)?;
     let sources: Vec<&SourceSpec> = plan
         .intel_sources
@@ -103,8 +111,10 @@ pub(super) fn run_sync(config: Option<&Path>, only: Option<&str>) -> Result<Exit
             .map(|s| {
                 let state = &state;
                 let file = s.kind() == SourceKind::File;
-                let h = scope
-                    .spawn(move || (!file).then(|| runner::run_pass(s, state, chrono::Utc::now())));
+                let options = runner::PassOptions { accept_shrink };
+                let h = scope.spawn(move || {
+                    (!file).then(|| runner::run_pass_with(s, state, chrono::Utc::now(), options))
+                });
                 (s.name().to_string(), h)
             })
             .collect();
@@ -130,6 +140,11 @@ pub(super) fn run_sync(config: Option<&Path>, only: Option<&str>) -> Result<Exit
                     r.deleted,
                     o.status.indicators.map_or("?".to_string(), |n| n.to_string()),
                 )?,
+                Err(e) if o.held => {
+                    failed += 1;
+                    eprintln!("tripline: intel source {name}: {e} (last good data kept; the held data is in {})",
+                        crate::intel::sync::spec::source_dir(&state, &name).join("held").display());
+                }
                 Err(e) => {
                     failed += 1;
                     eprintln!("tripline: intel source {name}: sync failed (last good data kept): {e}");
@@ -157,6 +172,15 @@ fn status_json(c: &Config, s: &SourceSpec) -> Value {
         "kind": s.kind().as_str(),
         "url": crate::net::http::redact_url(&s.config.url),
         "destination": s.destination,
+        // Every destination its sightings go back to (explicit, paired by URL, or
+        // listing it in its own `intel_sources`).
+        "destinations": c
+            .share
+            .destinations
+            .iter()
+            .filter(|d| d.serves(s.name()))
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
         "interval_secs": s.config.interval_secs,
         "indicators": indicators,
         "last_success": st.last_success,
@@ -165,6 +189,8 @@ fn status_json(c: &Config, s: &SourceSpec) -> Value {
         "consecutive_failures": st.consecutive_failures,
         "cursor": runner::cursor_summary(&cursor),
         "next_run": st.next_run,
+        "held": st.held,
+        "max_shrink_ratio": s.max_shrink_ratio,
         "last_pass": {
             "duration_secs": st.duration_secs,
             "requests": st.requests,

@@ -130,9 +130,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Some(intel::IntelAction::Lookup { value }) => {
                     intel::run_lookup(&args, &value, cmd.json)
                 }
-                Some(intel::IntelAction::Sync { source }) => {
-                    intel::run_sync(cmd.config.as_deref(), source.as_deref())
-                }
+                Some(intel::IntelAction::Sync {
+                    source,
+                    accept_shrink,
+                }) => intel::run_sync(cmd.config.as_deref(), source.as_deref(), accept_shrink),
                 Some(intel::IntelAction::Status) => {
                     intel::run_status(cmd.config.as_deref(), cmd.json)
                 }

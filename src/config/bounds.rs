@@ -83,7 +83,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 33] = [
+pub const ALL: [Bound; 34] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -95,6 +95,12 @@ pub const ALL: [Bound; 33] = [
     int("intel.min_prefix_v6", MIN_PREFIX_V6, "prefix length"),
     int("intel.sources[].interval_secs", INTEL_INTERVAL_SECS, "s"),
     int("intel.sources[].timeout_secs", INTEL_TIMEOUT_SECS, "s"),
+    Bound {
+        key: "intel.sources[].max_shrink_ratio",
+        min: *MAX_SHRINK_RATIO.start(),
+        max: *MAX_SHRINK_RATIO.end(),
+        unit: "fraction",
+    },
     int("sources[].max_line_bytes", MAX_LINE_BYTES, "bytes"),
     int("sources[].rescan_interval_ms", RESCAN_INTERVAL_MS, "ms"),
     int("sources[].fingerprint_bytes", FINGERPRINT_BYTES, "bytes"),

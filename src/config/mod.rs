@@ -239,6 +239,10 @@ pub struct IntelSourceToml {
     /// The sharing destination (`[[share.destinations]]` name) this source pairs with.
     #[serde(default)]
     pub destination: Option<String>,
+    /// A sync pass that would shrink this source by more than this fraction is held
+    /// for review. Default: `[intel] max_shrink_ratio`; range 0 ..= 1.
+    #[serde(default)]
+    pub max_shrink_ratio: Option<f64>,
     /// Every other key: the kind's own settings.
     #[serde(flatten)]
     pub options: toml::Table,
@@ -595,11 +599,11 @@ impl Default for PipelineConfig {
 }
 
 impl Config {
-    /// Reads and validates a TOML file.
+    /// Reads and validates a TOML file; the configuration as the plan completed it
+    /// (intel sources paired with their sharing destinations).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let config = Config::read(path)?;
-        config.validate(path)?;
-        Ok(config)
+        Ok(config.plan(path)?.config)
     }
 
     /// Reads and parses a TOML file, without the checks of [`Config::validate`] (for
@@ -615,8 +619,7 @@ impl Config {
     /// Parses and validates TOML text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config = Config::from_toml(text, path)?;
-        config.validate(path)?;
-        Ok(config)
+        Ok(config.plan(path)?.config)
     }
 
     /// Parses TOML text into a `Config`, unchecked. Errors name the line and, where

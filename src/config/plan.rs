@@ -225,8 +225,10 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let mut config = self.clone();
+        config.pair_intel_sources();
         Ok(Plan {
-            config: self.clone(),
+            config,
             intel,
             intel_sources,
             sources,
@@ -289,6 +291,39 @@ impl Config {
             i.min_prefix_v6,
         );
         specs
+    }
+
+    /// Pairs each `[[intel.sources]]` entry with the sharing destinations that give
+    /// its sightings back (into [`crate::share::policy::DestinationConfig`]'s
+    /// `paired_intel_sources`): the destination its `destination` key names, else,
+    /// for a `misp` source, every destination whose MISP transport `url` is the same
+    /// server (scheme, host, port and path compared after parsing; a trailing `/`
+    /// ignored). An explicit `destination` wins: the source is then paired with that
+    /// one only. A destination's own `intel_sources` list still adds to this.
+    fn pair_intel_sources(&mut self) {
+        use crate::intel::sync::SourceKind;
+        use crate::share::policy::TransportConfig;
+        let mut pairs: Vec<(usize, String)> = Vec::new();
+        for s in &self.intel.sources {
+            for (i, d) in self.share.destinations.iter().enumerate() {
+                let paired = match (&s.destination, s.kind, &d.transport) {
+                    (Some(name), _, _) => *name == d.name,
+                    (None, SourceKind::Misp, TransportConfig::Misp { url, .. }) => {
+                        s.url.as_deref().is_some_and(|u| same_server(u, url))
+                    }
+                    _ => false,
+                };
+                if paired {
+                    pairs.push((i, s.name.clone()));
+                }
+            }
+        }
+        for (i, name) in pairs {
+            let d = &mut self.share.destinations[i];
+            if !d.paired_intel_sources.contains(&name) {
+                d.paired_intel_sources.push(name);
+            }
+        }
     }
 
     /// `[[intel.sources]]`: names unique among the sources and the names of
@@ -459,6 +494,15 @@ impl Config {
                     ),
                 }
             }
+            if let Some(r) = s.max_shrink_ratio {
+                // NaN is in no range.
+                if !bounds::MAX_SHRINK_RATIO.contains(&r) {
+                    p.push(
+                        key("max_shrink_ratio"),
+                        format!("must be between 0 and 1 (a fraction of the source's indicators), got {r}"),
+                    );
+                }
+            }
             if let Some(d) = s.destination.as_ref().filter(|d| !d.trim().is_empty()) {
                 if !destinations.contains(&d.as_str()) {
                     p.push(
@@ -504,6 +548,7 @@ impl Config {
                     config,
                     credentials,
                     destination: s.destination.clone(),
+                    max_shrink_ratio: s.max_shrink_ratio.unwrap_or(self.intel.max_shrink_ratio),
                 });
             }
         }
@@ -577,6 +622,22 @@ impl SourcePlan {
             message: "cannot be built".into(),
         })
     }
+}
+
+/// Whether two URLs name the same server and base path: scheme, host, port (the
+/// scheme's default filled in) and path, a trailing `/` ignored. Unparsable: never.
+fn same_server(a: &str, b: &str) -> bool {
+    let key = |u: &str| {
+        url::Url::parse(u.trim()).ok().map(|u| {
+            (
+                u.scheme().to_string(),
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+                u.path().trim_end_matches('/').to_string(),
+            )
+        })
+    };
+    matches!((key(a), key(b)), (Some(x), Some(y)) if x == y)
 }
 
 fn plan_sources(sources: &[SourceConfig], p: &mut Problems) -> Vec<SourcePlan> {
@@ -1040,5 +1101,62 @@ mod tests {
             .unwrap_err()
             .contains("\"Mars/Olympus\""));
         assert!(parse_timezone("+").is_err());
+    }
+
+    #[test]
+    fn same_server_compares_parsed_urls() {
+        assert!(same_server(
+            "https://misp.example",
+            "https://MISP.example:443/"
+        ));
+        assert!(same_server(
+            "https://m.example/misp/",
+            "https://m.example/misp"
+        ));
+        assert!(!same_server("https://m.example", "http://m.example"));
+        assert!(!same_server("https://m.example", "https://m.example:8443"));
+        assert!(!same_server("https://m.example/a", "https://m.example/b"));
+        assert!(!same_server("nonsense", "nonsense"));
+    }
+
+    #[test]
+    fn misp_sources_pair_by_url_unless_a_destination_is_named() {
+        let text = r#"
+[intel]
+paths = []
+[[intel.sources]]
+name = "isac"
+kind = "misp"
+url = "https://misp.isac.example/"
+api_key_env = "K"
+[[intel.sources]]
+name = "cert"
+kind = "misp"
+url = "https://misp.isac.example"
+api_key_env = "K"
+destination = "other"
+[[intel.sources]]
+name = "feed"
+kind = "csv"
+url = "https://misp.isac.example"
+[[share.destinations]]
+name = "isac-misp"
+[share.destinations.transport]
+type = "misp"
+url = "https://misp.isac.example:443"
+api_key_env = "K"
+[[share.destinations]]
+name = "other"
+[share.destinations.transport]
+type = "stix_dir"
+path = "/tmp/x"
+"#;
+        let c = Config::parse(text, Path::new("t.toml")).expect("valid");
+        let d = &c.share.destinations;
+        assert_eq!(d[0].paired_intel_sources, ["isac"]);
+        assert!(d[0].serves("isac") && d[0].serves("isac-misp"));
+        assert!(!d[0].serves("cert") && !d[0].serves("feed"));
+        assert_eq!(d[1].paired_intel_sources, ["cert"]);
+        assert!(d[1].serves("other") && !d[1].serves("isac"));
     }
 }

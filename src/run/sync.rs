@@ -18,6 +18,10 @@ use crate::sink::metrics::Metrics;
 
 /// Publishes a source's last known state (from `status.json`) before any pass.
 fn publish_status(metrics: &Metrics, name: &str, status: &Status) {
+    metrics
+        .intel_sync_held
+        .with_label_values(&[name])
+        .set(i64::from(status.held.is_some()));
     if let Some(n) = status.indicators {
         metrics
             .intel_source_indicators
@@ -57,7 +61,7 @@ fn publish_pass(metrics: &Metrics, outcome: &PassOutcome) {
         }
         Err(_) => metrics
             .intel_syncs
-            .with_label_values(&[name, "error"])
+            .with_label_values(&[name, if outcome.held { "held" } else { "error" }])
             .inc(),
     }
     publish_status(metrics, name, &outcome.status);
@@ -101,6 +105,11 @@ pub fn start(
                     let _ = reload.try_send("intel synced");
                 }
             }
+            Err(e) if outcome.held => tracing::error!(
+                source = %outcome.name,
+                error = %e,
+                "Intel sync held by the shrink guard; the last good data stays."
+            ),
             Err(e) => tracing::warn!(
                 source = %outcome.name,
                 error = %e,
@@ -110,4 +119,45 @@ pub fn start(
         }
     });
     Some(Scheduler::start(&sources, state, on_pass))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intel::sync::runner::Held;
+
+    #[test]
+    fn a_held_pass_sets_the_gauge_and_counts_as_held() {
+        let m = Metrics::new();
+        let mut status = Status {
+            held: Some(Held {
+                indicators_before: 4,
+                indicators_after: 0,
+                at: "2026-01-01T00:00:00Z".into(),
+            }),
+            ..Status::default()
+        };
+        let outcome = PassOutcome {
+            name: "a".into(),
+            result: Err("held for review".into()),
+            status: status.clone(),
+            duration: std::time::Duration::ZERO,
+            held: true,
+        };
+        publish_pass(&m, &outcome);
+        let text = m.render();
+        assert!(
+            text.contains("tripline_intel_sync_held{source=\"a\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tripline_intel_syncs_total{result=\"held\",source=\"a\"} 1"),
+            "{text}"
+        );
+        status.held = None;
+        publish_status(&m, "a", &status);
+        assert!(m
+            .render()
+            .contains("tripline_intel_sync_held{source=\"a\"} 0"));
+    }
 }

@@ -426,7 +426,7 @@ pub const INTEL_SYNCS: MetricDef = def(
     "tripline_intel_syncs_total",
     Counter,
     &["source", "result"],
-    "Sync passes of each intel source, by result (ok, error).",
+    "Sync passes of each intel source, by result (ok, error, held).",
 );
 pub const INTEL_SYNC_LAST_SUCCESS: MetricDef = def(
     "tripline_intel_sync_last_success_timestamp_seconds",
@@ -445,6 +445,12 @@ pub const INTEL_SYNC_DELETED: MetricDef = def(
     Counter,
     &["source"],
     "Records removed from an intel source's cache (deleted at the source, dropped from a feed).",
+);
+pub const INTEL_SYNC_HELD: MetricDef = def(
+    "tripline_intel_sync_held",
+    GaugeKind,
+    &["source"],
+    "1 while an intel source's last pass is held for review by the shrink guard (intel sync --accept-shrink applies it), else 0.",
 );
 
 /// Every metric tripline exports, in the order of the documentation.
@@ -466,6 +472,7 @@ pub const METRICS: &[MetricDef] = &[
     INTEL_SYNC_LAST_SUCCESS,
     INTEL_SYNC_BYTES,
     INTEL_SYNC_DELETED,
+    INTEL_SYNC_HELD,
     MATCH_DURATION,
     OPEN_FILES,
     FILE_LAG_BYTES,
@@ -563,6 +570,7 @@ pub struct Metrics {
     pub intel_sync_last_success: GaugeVec,
     pub intel_sync_bytes: IntCounterVec,
     pub intel_sync_deleted: IntCounterVec,
+    pub intel_sync_held: IntGaugeVec,
     pub match_duration: Histogram,
     pub open_files: IntGaugeVec,
     pub file_lag_bytes: IntGaugeVec,
@@ -703,6 +711,7 @@ impl Metrics {
             intel_sync_last_success: r.float_gauge_vec(&INTEL_SYNC_LAST_SUCCESS),
             intel_sync_bytes: r.counter_vec(&INTEL_SYNC_BYTES),
             intel_sync_deleted: r.counter_vec(&INTEL_SYNC_DELETED),
+            intel_sync_held: r.gauge_vec(&INTEL_SYNC_HELD),
             match_duration: r.histogram(&MATCH_DURATION, match_buckets),
             open_files: r.gauge_vec(&OPEN_FILES),
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
@@ -905,6 +914,7 @@ mod tests {
         m.intel_sync_last_success.with_label_values(&["s"]).set(1.0);
         m.intel_sync_bytes.with_label_values(&["s"]).inc();
         m.intel_sync_deleted.with_label_values(&["s"]).inc();
+        m.intel_sync_held.with_label_values(&["s"]).set(1);
         m.open_files.with_label_values(&["s"]).set(1);
         m.file_lag_bytes.with_label_values(&["s"]).set(1);
         m.checkpoint_writes.with_label_values(&["s"]).inc();

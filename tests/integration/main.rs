@@ -20,6 +20,7 @@ mod feedback;
 mod file_tail;
 mod intel_sanity;
 mod intel_sync;
+mod intel_sync_guard;
 mod match_semantics;
 mod metrics;
 mod misp_sync;

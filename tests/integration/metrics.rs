@@ -101,6 +101,7 @@ fn every_metric_with_a_value() -> Metrics {
         .set(1.7e9);
     m.intel_sync_bytes.with_label_values(&["circl"]).inc_by(100);
     m.intel_sync_deleted.with_label_values(&["circl"]).inc();
+    m.intel_sync_held.with_label_values(&["circl"]).set(1);
     m
 }
 

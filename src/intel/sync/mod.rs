@@ -14,7 +14,9 @@
 //! Invariants:
 //! - A [`Fetcher`] pass changes its data directory only by writing a whole file to a
 //!   temporary name and renaming it (or removing a file): a kill -9 at any point
-//!   leaves files that each hold the old or the new content, never a torn one.
+//!   leaves files that each hold the old or the new content, never a torn one. It
+//!   never writes into an existing file: the pass runs on hard links of the last good
+//!   data ([`stage`]), which a write in place would change too.
 //! - The cursor (`<state>/intel/<name>/cursor.json`, the fetcher's own JSON value) is
 //!   saved only after the pass's data is in place, so after a crash the next pass
 //!   starts from the older cursor and fetches again what it may have applied:
@@ -35,6 +37,7 @@ pub mod feed;
 pub mod registry;
 pub mod runner;
 pub mod spec;
+pub mod stage;
 
 use chrono::{DateTime, Utc};
 
@@ -117,7 +120,9 @@ pub struct PassContext<'a> {
     pub source: &'a SourceConfig,
     /// Built for this source (timeout, CA file, proxy).
     pub client: &'a HttpClient,
-    /// `<state>/intel/<name>/data`: exists; the fetcher's files only.
+    /// The directory to bring up to date: `<state>/intel/<name>/staging`, a copy of
+    /// the last good data (hard links; [`stage`]) that replaces `data/` after the
+    /// pass. Exists; the fetcher's files only.
     pub data_dir: &'a Path,
     /// The cursor saved by the last successful pass (`Value::Null` at first); the
     /// fetcher replaces it, and it is saved only if the pass succeeds.

@@ -8,16 +8,29 @@
 //! - `cursor.json`: the fetcher's cursor, saved only after a successful pass;
 //! - `status.json`: the last attempt, last success, last error (redacted: never a
 //!   credential), indicator count, figures of the last pass, and the next run;
-//! - `lock`: held (`flock`) during a pass, so two processes never write one source.
+//! - `lock`: held (`flock`) during a pass, so two processes never write one source;
+//! - `staging/`, `old/`, `held/`: see [`super::stage`].
 //!
-//! A pass whose process is killed leaves the data directory as the fetcher left it
-//! (whole files only) and the older cursor: the next pass fetches again what it may
-//! have applied. Temporary files of a killed pass (`.NAME.tmp-PID`) are removed at
-//! the start of the next one.
+//! A pass works on `staging/` (a hard-linked copy of `data/`, [`super::stage`]).
+//! When it changed something, the staged data is counted and, unless the **shrink
+//! guard** holds it, swapped in atomically; then the cursor is saved. The guard: a
+//! pass that would leave the source with fewer than `(1 − max_shrink_ratio) ×` its
+//! last good count (a TAXII full pass answering nothing, a feed answering an empty
+//! file) is held for review: `data/` and the cursor stay, the staged data moves to
+//! `held/`, the status records `held` and a `last_error` naming the command that
+//! accepts it (`intel sync --source NAME --accept-shrink`, [`PassOptions`]), which
+//! runs a pass again with the guard off. A source with no last good count (its
+//! first pass) is never held.
 //!
-//! Costs: after a pass that changed data, the source's data directory is loaded once
-//! with the intel loaders to count its indicators (about the cost of loading it for
-//! the index); a pass that changed nothing keeps the last count.
+//! A pass whose process is killed (or that fails) leaves `data/` as the last good
+//! pass left it, `staging/` with whole files only and the older cursor: the next pass
+//! resumes from `staging/` and fetches again what it may have applied. Temporary
+//! files of a killed pass (`.NAME.tmp-PID`) are removed at the start of the next one.
+//!
+//! Costs: one hard link per cached file per pass; after a pass that changed data, the
+//! staged directory is loaded once with the intel loaders to count its indicators
+//! (about the cost of loading it for the index); a pass that changed nothing keeps
+//! the last count.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -28,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::spec::{data_dir, source_dir, SourceSpec};
+use super::stage::{self, Dirs};
 use super::{registry, write_atomic, Credentials, PassContext, PassReport, SourceKind, SyncError};
 use crate::intel::load::{load_intel, IntelSpec, LoadOptions};
 use crate::net::HttpClient;
@@ -60,6 +74,33 @@ pub struct Status {
     /// RFC 3339: when `tripline run` passes next (interval, or backoff after a
     /// failure).
     pub next_run: Option<String>,
+    /// The last pass was held by the shrink guard (none once a pass applies).
+    pub held: Option<Held>,
+}
+
+/// A pass held for review by the shrink guard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The last good count (still what the cache holds).
+    pub indicators_before: u64,
+    /// What the held pass would have left.
+    pub indicators_after: u64,
+    /// RFC 3339, of the held pass.
+    pub at: String,
+}
+
+/// How a pass runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassOptions {
+    /// Apply the pass however much it shrinks the source (`intel sync
+    /// --accept-shrink`).
+    pub accept_shrink: bool,
+}
+
+/// Whether going from `before` to `after` indicators shrinks by more than `ratio`
+/// (the reload guard's rule; nothing before: never).
+pub fn shrinks_too_much(before: u64, after: u64, ratio: f64) -> bool {
+    before > 0 && after < before && 1.0 - after as f64 / before as f64 > ratio
 }
 
 impl Status {
@@ -70,6 +111,15 @@ impl Status {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
+    }
+
+    /// The figures of the last pass.
+    fn set_figures(&mut self, r: &PassReport) {
+        self.bytes_fetched = r.bytes_fetched;
+        self.requests = r.requests;
+        self.upserted = r.upserted;
+        self.deleted = r.deleted;
+        self.changed = r.changed;
     }
 
     fn save(&self, state_dir: &Path, name: &str) -> std::io::Result<()> {
@@ -99,6 +149,8 @@ pub struct PassOutcome {
     pub result: Result<PassReport, String>,
     pub status: Status,
     pub duration: Duration,
+    /// The pass was held by the shrink guard (`result` is its message).
+    pub held: bool,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -161,13 +213,26 @@ fn remove_stale_temporaries(dir: &Path) {
 
 /// Counts the indicators the loaders find in `path` (as source `name`).
 pub fn count_indicators(name: &str, path: &Path) -> Option<u64> {
+    try_count_indicators(name, path).ok()
+}
+
+/// [`count_indicators`], with the loader's error.
+fn try_count_indicators(name: &str, path: &Path) -> Result<u64, String> {
     let spec = IntelSpec {
         name: Some(name.to_string()),
         path: path.to_path_buf(),
     };
     load_intel(&[spec], &LoadOptions::default())
-        .ok()
         .map(|(store, _)| store.len() as u64)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// What a pass that did not fail did.
+enum Applied {
+    /// Applied (or nothing changed); the count of the new data when it was counted.
+    Done(PassReport, Option<u64>),
+    /// Held by the shrink guard: the report and the count it would have left.
+    Held(PassReport, u64),
 }
 
 /// `message` with the source's credentials, if any slipped in, replaced by `***`, and
@@ -187,23 +252,34 @@ fn redact(message: &str, source: Option<&super::SourceConfig>) -> String {
     m
 }
 
+/// One pass of `spec` now, with the shrink guard on: see [`run_pass_with`].
+pub fn run_pass(spec: &SourceSpec, state_dir: &Path, now: DateTime<Utc>) -> PassOutcome {
+    run_pass_with(spec, state_dir, now, PassOptions::default())
+}
+
 /// One pass of `spec` now: see the module doc. Never panics on outside data; every
 /// failure is in the outcome (and in `status.json`).
-pub fn run_pass(spec: &SourceSpec, state_dir: &Path, now: DateTime<Utc>) -> PassOutcome {
+pub fn run_pass_with(
+    spec: &SourceSpec,
+    state_dir: &Path,
+    now: DateTime<Utc>,
+    options: PassOptions,
+) -> PassOutcome {
     let t0 = Instant::now();
     let name = spec.name().to_string();
     let mut status = Status::load(state_dir, &name);
     status.last_attempt = Some(rfc3339(now));
+    let last_good = status.indicators;
     let mut resolved = None;
-    let result = (|| -> Result<PassReport, SyncError> {
+    let result = (|| -> Result<Applied, SyncError> {
         let io = |path: &Path, e: std::io::Error| SyncError::Io {
             source_name: name.clone(),
             path: path.to_path_buf(),
             source: e,
         };
         let dir = source_dir(state_dir, &name);
-        let data = data_dir(state_dir, &name);
-        std::fs::create_dir_all(&data).map_err(|e| io(&data, e))?;
+        let dirs = Dirs::new(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let lock_path = dir.join("lock");
         let Some(_lock) = Lock::take(&lock_path).map_err(|e| io(&lock_path, e))? else {
             return Err(SyncError::Config {
@@ -212,7 +288,8 @@ pub fn run_pass(spec: &SourceSpec, state_dir: &Path, now: DateTime<Utc>) -> Pass
                 message: "another pass of this source is running (its lock is held)".into(),
             });
         };
-        remove_stale_temporaries(&data);
+        stage::recover(&dirs).map_err(|e| io(&dir, e))?;
+        remove_stale_temporaries(&dirs.data);
         let source = spec.resolve()?;
         let client = HttpClient::builder()
             .timeout(Duration::from_secs(source.timeout_secs))
@@ -228,48 +305,95 @@ pub fn run_pass(spec: &SourceSpec, state_dir: &Path, now: DateTime<Utc>) -> Pass
         let before = cursor.clone();
         let mut fetcher = registry::fetcher(source.kind);
         fetcher.check_options(&source)?;
+        let resumed = stage::prepare(&dirs).map_err(|e| io(&dirs.staging, e))?;
+        remove_stale_temporaries(&dirs.staging);
+        if resumed {
+            tracing::info!(source = %name, "Resuming from the data a killed or failed pass staged.");
+        }
+        // A failure leaves `staging/` for the next pass to resume from.
         let report = fetcher.pass(&mut PassContext {
             source: &source,
             client: &client,
-            data_dir: &data,
+            data_dir: &dirs.staging,
             cursor: &mut cursor,
             now,
         })?;
-        if cursor != before {
-            let p = dir.join("cursor.json");
-            let text = serde_json::to_vec(&cursor).map_err(|e| io(&p, std::io::Error::other(e)))?;
-            write_atomic(&p, &text).map_err(|e| io(&p, e))?;
+        let save_cursor = |cursor: &serde_json::Value| -> Result<(), SyncError> {
+            if *cursor != before {
+                let p = dir.join("cursor.json");
+                let text =
+                    serde_json::to_vec(cursor).map_err(|e| io(&p, std::io::Error::other(e)))?;
+                write_atomic(&p, &text).map_err(|e| io(&p, e))?;
+            }
+            Ok(())
+        };
+        if !report.changed && !resumed {
+            stage::drop_staging(&dirs).map_err(|e| io(&dirs.staging, e))?;
+            save_cursor(&cursor)?;
+            return Ok(Applied::Done(report, None));
         }
-        Ok(report)
+        let after = match try_count_indicators(&name, &dirs.staging) {
+            Ok(n) => n,
+            Err(e) => {
+                stage::drop_staging(&dirs).map_err(|e| io(&dirs.staging, e))?;
+                return Err(SyncError::Protocol {
+                    source_name: name.clone(),
+                    what: format!("the new data cannot be loaded (the last good data stays): {e}"),
+                });
+            }
+        };
+        let before_count = last_good.unwrap_or(0);
+        if !options.accept_shrink && shrinks_too_much(before_count, after, spec.max_shrink_ratio) {
+            stage::hold(&dirs).map_err(|e| io(&dirs.held, e))?;
+            return Ok(Applied::Held(report, after));
+        }
+        stage::swap(&dirs).map_err(|e| io(&dirs.data, e))?;
+        save_cursor(&cursor)?;
+        stage::drop_old(&dirs).map_err(|e| io(&dirs.old, e))?;
+        stage::drop_held(&dirs).map_err(|e| io(&dirs.held, e))?;
+        Ok(Applied::Done(report, Some(after)))
     })();
     let duration = t0.elapsed();
     status.duration_secs = duration.as_secs_f64();
     let interval = Duration::from_secs(spec.config.interval_secs);
+    let mut held = false;
     let result = match result {
-        Ok(report) => {
-            if report.changed || status.indicators.is_none() {
+        Ok(Applied::Done(report, count)) => {
+            if let Some(n) = count {
+                status.indicators = Some(n);
+            } else if status.indicators.is_none() {
                 status.indicators = count_indicators(&name, &data_dir(state_dir, &name));
             }
             status.last_success = Some(rfc3339(now));
             status.last_error = None;
+            status.held = None;
             status.consecutive_failures = 0;
-            status.bytes_fetched = report.bytes_fetched;
-            status.requests = report.requests;
-            status.upserted = report.upserted;
-            status.deleted = report.deleted;
-            status.changed = report.changed;
+            status.set_figures(&report);
             status.next_run = Some(rfc3339(now + interval));
             Ok(report)
+        }
+        Ok(Applied::Held(report, after)) => {
+            held = true;
+            let before = last_good.unwrap_or(0);
+            let message = format!(
+                "held for review: would shrink from {before} to {after} indicators; \
+                 run `tripline intel sync --source {name} --accept-shrink` to accept"
+            );
+            status.last_error = Some(message.clone());
+            status.held = Some(Held {
+                indicators_before: before,
+                indicators_after: after,
+                at: rfc3339(now),
+            });
+            status.set_figures(&report);
+            status.next_run = Some(rfc3339(now + interval));
+            Err(message)
         }
         Err(e) => {
             let message = redact(&e.to_string(), resolved.as_ref());
             status.last_error = Some(message.clone());
             status.consecutive_failures = status.consecutive_failures.saturating_add(1);
-            status.bytes_fetched = 0;
-            status.requests = 0;
-            status.upserted = 0;
-            status.deleted = 0;
-            status.changed = false;
+            status.set_figures(&PassReport::default());
             let wait = retry_delay(status.consecutive_failures, interval, jitter());
             status.next_run = Some(rfc3339(now + wait));
             Err(message)
@@ -283,6 +407,7 @@ pub fn run_pass(spec: &SourceSpec, state_dir: &Path, now: DateTime<Utc>) -> Pass
         result,
         status,
         duration,
+        held,
     }
 }
 

@@ -57,6 +57,8 @@ pub struct SourceSpec {
     pub credentials: CredentialsAt,
     /// The sharing destination it pairs with (kept for the sharing policy).
     pub destination: Option<String>,
+    /// The shrink guard's limit: its own `max_shrink_ratio`, else `[intel]`'s.
+    pub max_shrink_ratio: f64,
 }
 
 impl SourceSpec {
@@ -120,7 +122,7 @@ pub fn cache_specs(state_dir: &Path, sources: &[SourceSpec]) -> Vec<IntelSpec> {
             let path = match s.kind() {
                 SourceKind::File => PathBuf::from(&s.config.url),
                 _ => {
-                    let d = data_dir(state_dir, s.name());
+                    let d = super::stage::readable_data_dir(&source_dir(state_dir, s.name()));
                     if !has_data(&d) {
                         return None;
                     }
@@ -155,6 +157,7 @@ mod tests {
             },
             credentials,
             destination: None,
+            max_shrink_ratio: 0.5,
         }
     }
 

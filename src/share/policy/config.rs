@@ -75,6 +75,12 @@ pub struct DestinationConfig {
     /// is the source `NAME`: list it here to send its sightings to this community.
     #[serde(default)]
     pub intel_sources: Vec<String>,
+    /// Intel sources paired with this destination by `[[intel.sources]]` (its
+    /// `destination` key, or a MISP source at this MISP server's URL): served on top
+    /// of `intel_sources` (or its default). Filled by the config plan, never read from
+    /// the file.
+    #[serde(skip)]
+    pub paired_intel_sources: Vec<String>,
     /// MISP only: the event UUIDs of this community that by-value sightings of its
     /// intel without events of its own (plain and CSV lists) are restricted to
     /// (`/sightings/add` with `filters.uuid`). Default empty: such sightings are
@@ -559,11 +565,12 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
 
 /// Does `dest` give back to intel source `source`?
 pub(crate) fn serves(dest: &DestinationConfig, source: &str) -> bool {
-    if dest.intel_sources.is_empty() {
+    let listed = if dest.intel_sources.is_empty() {
         dest.name == source
     } else {
         dest.intel_sources.iter().any(|s| s == source)
-    }
+    };
+    listed || dest.paired_intel_sources.iter().any(|s| s == source)
 }
 
 #[cfg(test)]
