@@ -168,6 +168,10 @@ pub fn build_index(
             query_hosts: !args.no_query_hosts,
             ip_port: args.ip_port,
         },
+        // The defaults of `[intel.decay]`/`[intel.lifetimes]`, judged at each line's
+        // time.
+        expiry: crate::intel::expiry::ExpiryPolicy::default(),
+        drop_lapsed: false,
     };
     let built = build(&plan).context("loading intel")?;
     for e in &built.problems {

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::expiry::DecayInput;
 use super::model::{EventInfo, Kind, Meta, Source, Tlp};
 use super::store::IntelStore;
 use super::IntelError;
@@ -312,6 +313,9 @@ impl Loader<'_, '_> {
             self.fill_provider(org);
         }
         let event = self.store.add_event(info);
+        // A soft-deleted event (`deleted` on the event, as newer MISP exports carry)
+        // withdraws every attribute in it.
+        let event_deleted = ev.get("deleted").and_then(flag).unwrap_or(false);
         let base = Loc {
             path: self.path,
             event: Some(&label),
@@ -327,11 +331,11 @@ impl Loader<'_, '_> {
                     attribute: i,
                     ..base
                 },
-                false,
+                event_deleted,
             );
         }
         for (oi, obj) in array(ev, "Object").iter().enumerate() {
-            let deleted = obj.get("deleted").and_then(flag).unwrap_or(false);
+            let deleted = event_deleted || obj.get("deleted").and_then(flag).unwrap_or(false);
             for (ai, attr) in array_of(obj, "Attribute").iter().enumerate() {
                 let loc = Loc {
                     object: Some(oi),
@@ -419,7 +423,11 @@ impl Loader<'_, '_> {
                 attribute: i,
                 attr_uuid: None,
             };
-            self.attribute(attr, event, loc, false);
+            let event_deleted = ev
+                .and_then(|e| e.get("deleted"))
+                .and_then(flag)
+                .unwrap_or(false);
+            self.attribute(attr, event, loc, event_deleted);
         }
     }
 
@@ -462,6 +470,11 @@ impl Loader<'_, '_> {
         };
 
         let tag_list: Vec<&str> = tag_names(a).collect();
+        let sightings = sightings(a);
+        let decay_input = self.store.decay_input(DecayInput {
+            last_sighting: sightings.last_positive,
+            base_score: base_score(a),
+        });
         let base = Meta {
             source: self.source,
             event,
@@ -478,9 +491,11 @@ impl Loader<'_, '_> {
             last_seen: a.get("last_seen").and_then(timestamp),
             modified: a.get("timestamp").and_then(timestamp),
             valid_from: None,
-            valid_until: None,
+            // MISP's expiration sighting (type 2): the indicator expired then.
+            valid_until: sightings.expired,
             port: plan.port,
             composite_part: None,
+            decay_input,
         };
         for part in &plan.parts {
             let meta = Meta {
@@ -497,6 +512,50 @@ impl Loader<'_, '_> {
                 .add_typed(part.kind, part.value, meta, || loc.format(part.index));
         }
     }
+}
+
+/// What an attribute's embedded `Sighting` list says about its age.
+#[derive(Debug, Default, PartialEq)]
+struct Sightings {
+    /// The latest positive sighting (type 0), seconds.
+    last_positive: Option<i64>,
+    /// The earliest expiration sighting (type 2), seconds.
+    expired: Option<i64>,
+}
+
+/// `Sighting[]` of an attribute (MISP exports them with `includeSightings`): the
+/// latest positive one and the earliest expiration. False positives (type 1) do not
+/// age an indicator here; they are the suppression list's business.
+fn sightings(a: &Map<String, Value>) -> Sightings {
+    let mut out = Sightings::default();
+    for s in array(a, "Sighting") {
+        let Some(date) = s.get("date_sighting").and_then(timestamp) else {
+            continue;
+        };
+        let ty = s.get("type").and_then(small_u8).unwrap_or(0);
+        match ty {
+            0 => out.last_positive = out.last_positive.max(Some(date)),
+            2 => out.expired = Some(out.expired.map_or(date, |e| e.min(date))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// MISP's exported base score (`decay_score[].base_score`, with
+/// `includeDecayScore`): the highest of the models that scored the attribute.
+fn base_score(a: &Map<String, Value>) -> Option<f32> {
+    array(a, "decay_score")
+        .iter()
+        .filter_map(|d| d.get("base_score"))
+        .filter_map(|v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|b| b.is_finite())
+        .map(|b| b.clamp(0.0, 100.0) as f32)
+        .reduce(f32::max)
 }
 
 /// The type and the value (a string, or a number as text) of an attribute.

@@ -64,6 +64,8 @@ pub fn intel_plan(plan: &Plan) -> IntelPlan {
         no_default_warninglists: intel.no_default_warninglists,
         warninglist_mode: intel.warninglist_mode.into(),
         match_options: plan.config.matching.options(),
+        expiry: intel.expiry_policy(),
+        drop_lapsed: true,
     }
 }
 
