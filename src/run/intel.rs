@@ -39,6 +39,15 @@ impl crate::share::outbox::IntelView for Live {
     ) -> Option<Vec<crate::correlate::Provenance>> {
         self.index.load().provenances(indicator, kind)
     }
+
+    fn lapsed(
+        &self,
+        indicator: &str,
+        kind: crate::intel::Kind,
+        provenances: &[crate::correlate::Provenance],
+    ) -> Option<crate::share::policy::DropReason> {
+        self.index.load().lapsed(indicator, kind, provenances)
+    }
 }
 
 /// What the configuration says to load.
@@ -129,6 +138,13 @@ pub fn publish_index(metrics: &Metrics, index: &Index, counts: &IndicatorCounts)
             .indicators_refused
             .with_label_values(&[r.reason, source])
             .inc();
+    }
+    metrics.intel_expired.reset();
+    for ((source, reason), n) in index.lapsed_counts() {
+        metrics
+            .intel_expired
+            .with_label_values(&[source.as_str(), reason])
+            .set(n as i64);
     }
     metrics.index_build_seconds.set(index.stats.build_secs);
     metrics
@@ -353,6 +369,8 @@ evil.example
             no_default_warninglists: true,
             warninglist_mode: Default::default(),
             match_options: Default::default(),
+            expiry: Default::default(),
+            drop_lapsed: true,
         };
         let built = build(&plan).expect("builds");
         let metrics = Metrics::new();
