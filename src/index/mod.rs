@@ -572,18 +572,18 @@ impl Index {
     }
 
     /// Lapsed or withdrawn provenances by (source name, reason), for the
-    /// `tripline_intel_expired` gauge.
+    /// `tripline_intel_expired` gauge (the files of one named directory are one
+    /// source).
     pub fn lapsed_counts(&self) -> Vec<((String, &'static str), u64)> {
-        self.lapsed_by_source
-            .iter()
-            .map(|(&(s, r), &n)| {
-                let name = self
-                    .sources
-                    .get(s as usize)
-                    .map_or_else(|| "?".to_string(), |x| x.name.clone());
-                ((name, r), n)
-            })
-            .collect()
+        let mut out: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+        for (&(s, r), &n) in &self.lapsed_by_source {
+            let name = self
+                .sources
+                .get(s as usize)
+                .map_or_else(|| "?".to_string(), |x| x.name.clone());
+            *out.entry((name, r)).or_default() += n;
+        }
+        out.into_iter().collect()
     }
 
     /// Number of matchable indicators.
