@@ -31,8 +31,11 @@
 //! matches what is valid now, and tests drive the clock through the lines' times. The
 //! sidecar also drops what has lapsed at each index build (`BuildOptions::now`).
 //!
-//! Costs: per meta, 4 bytes (`Meta::decay_input`); per MISP attribute that carries a
-//! positive sighting or a decay score, one 16-byte [`DecayInput`]. The decay model of
+//! Costs: per meta, 8 bytes (`Meta::decay_input`, 4 and alignment: a meta is 144
+//! bytes; list entries share one meta, a MISP attribute has its own); per MISP
+//! attribute that carries a positive sighting or a decay score, one 16-byte
+//! [`DecayInput`]. Nothing per indicator otherwise: lifetimes and decay are computed
+//! from the times a meta already holds. The decay model of
 //! a meta is found through a table by interned type id (a few bytes per distinct
 //! MISP type). Judging is a few float operations per matched meta, only on lines that
 //! matched.

@@ -6,6 +6,13 @@
 //! attributes (`domain|ip`, `filename|sha256`, `ip-dst|port`, `regkey|value`), and the
 //! provenance kept per attribute ([`Meta`]) and per event ([`EventInfo`]).
 //!
+//! Withdrawn intel: a `deleted` attribute, an attribute of a `deleted` object and
+//! every attribute of a soft-deleted event (`deleted` on the event) are excluded
+//! (counted as `deleted`). What decay needs is kept: the latest positive sighting
+//! (`Sighting[]` type 0) and an exported `decay_score[].base_score`
+//! ([`super::expiry::DecayInput`]); an expiration sighting (type 2) is a
+//! `valid_until`.
+//!
 //! Invariants: only a file that cannot be read or parsed as JSON at all, or JSON that
 //! is not MISP, is an [`IntelError`]; every attribute read is counted in
 //! `records_by_source` and is either added, excluded by policy (counted by
@@ -1039,6 +1046,39 @@ mod tests {
             "hash is not hexadecimal",
         );
         assert_eq!(last, Some(want));
+    }
+
+    #[test]
+    fn deleted_events_sightings_and_decay_scores() {
+        let mut sighted = attr("domain", "sighted.example");
+        sighted["timestamp"] = json!("1533306058");
+        sighted["Sighting"] = json!([
+            {"type": "0", "date_sighting": "1551253950"},
+            {"type": "0", "date_sighting": "1541253950"},
+            {"type": "1", "date_sighting": "1561253950"},
+            {"type": "2", "date_sighting": "1571253950"},
+        ]);
+        sighted["decay_score"] = json!([
+            {"score": 12.5, "base_score": 66.5, "decayed": true,
+             "DecayingModel": {"id": "1", "name": "NIDS Simple Decaying Model"}},
+        ]);
+        let store = load(json!([
+            {"Event": {"uuid": "e1", "Attribute": [sighted, attr("domain", "plain.example")]}},
+            {"Event": {"uuid": "e2", "deleted": true, "Attribute": [attr("domain", "gone.example")],
+                       "Object": [{"name": "domain-ip", "Attribute": [attr("domain", "gone2.example")]}]}},
+        ]));
+        assert_eq!(added(&store), ["domain sighted.example", "domain plain.example"]);
+        assert_eq!(excluded(&store, "deleted"), 2);
+        assert_eq!(store.withdrawn_by_source.get(&(0, "deleted")), Some(&2));
+        let m = metas(&store, Kind::Domain, "sighted.example")[0];
+        // The latest positive sighting; the expiration sighting is a valid_until.
+        let input = store.decay_input_of(m);
+        assert_eq!(input.last_sighting, Some(1_551_253_950));
+        assert_eq!(input.base_score, Some(66.5));
+        assert_eq!(m.valid_until, Some(1_571_253_950));
+        let plain = metas(&store, Kind::Domain, "plain.example")[0];
+        assert_eq!(plain.decay_input, 0, "nothing to record: no side-table entry");
+        assert_eq!(store.decay_inputs.len(), 2);
     }
 
     #[test]
