@@ -292,7 +292,12 @@ impl IntelConfig {
             let mut models: std::collections::BTreeMap<String, DecayModel> = d
                 .types
                 .iter()
-                .map(|t| (t.clone(), model(d.lifetime_days, d.decay_speed, d.threshold)))
+                .map(|t| {
+                    (
+                        t.clone(),
+                        model(d.lifetime_days, d.decay_speed, d.threshold),
+                    )
+                })
                 .collect();
             for (t, o) in &d.overrides {
                 models.insert(
@@ -733,7 +738,8 @@ mod tests {
     #[test]
     fn decay_and_lifetimes_from_config() {
         use crate::intel::Kind;
-        let text = "[intel]\npaths = [\"x\"]\n[intel.decay]\nthreshold = 50.0\ntypes = [\"ip-dst\"]\n\
+        let text =
+            "[intel]\npaths = [\"x\"]\n[intel.decay]\nthreshold = 50.0\ntypes = [\"ip-dst\"]\n\
                     [intel.decay.overrides.url]\nlifetime_days = 3\ndecay_speed = 2.5\n\
                     [intel.lifetimes]\nip_days = 0\nhash_days = 7\n";
         let c = Config::parse(text, Path::new("t.toml")).expect("valid");
@@ -742,7 +748,10 @@ mod tests {
         assert_eq!((ip.threshold, ip.lifetime_secs), (50.0, 120.0 * 86_400.0));
         let url = p.model("url").expect("an override adds its type");
         assert_eq!((url.lifetime_secs, url.decay_speed), (3.0 * 86_400.0, 2.5));
-        assert!(p.model("domain").is_none(), "types replaces the default list");
+        assert!(
+            p.model("domain").is_none(),
+            "types replaces the default list"
+        );
         assert_eq!(p.lifetimes[Kind::Ipv4 as usize], None);
         assert_eq!(p.lifetimes[Kind::Md5 as usize], Some(7 * 86_400));
         assert_eq!(p.lifetimes[Kind::Domain as usize], Some(180 * 86_400));
@@ -756,7 +765,11 @@ mod tests {
         assert!(c.intel.expiry_policy().decay.is_none());
         let bad = "[intel]\npaths = [\"x\"]\n[intel.decay.overrides.url]\nthreshold = 101.0\n";
         let err = Config::parse(bad, Path::new("t.toml")).expect_err("out of range");
-        assert!(err.to_string().contains("intel.decay.overrides.\"url\".threshold"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("intel.decay.overrides.\"url\".threshold"),
+            "{err}"
+        );
     }
 
     #[test]

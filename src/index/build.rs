@@ -64,9 +64,7 @@ pub fn build_index(plan: &IntelPlan) -> Result<Built, IntelError> {
         BuildOptions {
             warninglist_mode: plan.warninglist_mode,
             expiry: plan.expiry.clone(),
-            now: plan
-                .drop_lapsed
-                .then(|| chrono::Utc::now().timestamp()),
+            now: plan.drop_lapsed.then(|| chrono::Utc::now().timestamp()),
         },
     );
     index.set_match_options(plan.match_options);

@@ -497,7 +497,12 @@ impl Index {
             .collect();
         let mut type_models = std::collections::HashMap::new();
         for m in &self.metas {
-            if !self.source_decays.get(m.source as usize).copied().unwrap_or(false) {
+            if !self
+                .source_decays
+                .get(m.source as usize)
+                .copied()
+                .unwrap_or(false)
+            {
                 continue;
             }
             if let Some(model) = self.expiry.model(self.strings.get(m.misp_type)) {

@@ -274,10 +274,15 @@ pub fn decay_reference(meta: &Meta, input: DecayInput) -> Option<i64> {
 
 /// The most recent time the intel gives for a meta: what a lifetime counts from.
 pub fn own_time(meta: &Meta) -> Option<i64> {
-    [meta.last_seen, meta.modified, meta.valid_from, meta.first_seen]
-        .into_iter()
-        .flatten()
-        .max()
+    [
+        meta.last_seen,
+        meta.modified,
+        meta.valid_from,
+        meta.first_seen,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
 }
 
 #[cfg(test)]
@@ -285,7 +290,9 @@ mod tests {
     use super::*;
 
     fn nids() -> DecayModel {
-        *ExpiryPolicy::default().model("ip-dst").expect("a NIDS type")
+        *ExpiryPolicy::default()
+            .model("ip-dst")
+            .expect("a NIDS type")
     }
 
     #[test]
@@ -293,7 +300,7 @@ mod tests {
         let m = nids();
         assert_eq!(m.score(80.0, 0), 80.0);
         // Half the lifetime, speed 2: 80 · (1 − 0.5^0.5).
-        let half = (60 * DAY_SECS) as i64;
+        let half = 60 * DAY_SECS;
         assert!((m.score(80.0, half) - 80.0 * (1.0 - 0.5f64.sqrt())).abs() < 1e-9);
         assert_eq!(m.score(80.0, 121 * DAY_SECS), 0.0);
         // 120 d · (1 − 30/80)² = 46.875 d.
@@ -311,15 +318,7 @@ mod tests {
         };
         let m = nids();
         let cross = 1_000_000 + m.crossing_secs(80.0) as i64;
-        let at = |t| {
-            policy.judge(
-                Kind::Ipv4,
-                &meta,
-                Some(&m),
-                DecayInput::default(),
-                t,
-            )
-        };
+        let at = |t| policy.judge(Kind::Ipv4, &meta, Some(&m), DecayInput::default(), t);
         assert_eq!(at(cross - 1).lapse, None);
         assert_eq!(at(cross + 1).lapse, Some(Lapse::Decayed));
         assert!(at(cross - 1).score.is_some_and(|s| s >= 30.0));
@@ -363,11 +362,23 @@ mod tests {
             last_sighting: s,
             base_score: None,
         };
-        assert_eq!(decay_reference(&meta(Some(5), None), sighting(Some(9))), Some(9));
+        assert_eq!(
+            decay_reference(&meta(Some(5), None), sighting(Some(9))),
+            Some(9)
+        );
         // Changed after the sighting: last_seen, else the timestamp.
-        assert_eq!(decay_reference(&meta(Some(9), Some(7)), sighting(Some(5))), Some(7));
-        assert_eq!(decay_reference(&meta(Some(9), None), sighting(Some(5))), Some(9));
-        assert_eq!(decay_reference(&meta(Some(9), Some(3)), sighting(None)), Some(3));
+        assert_eq!(
+            decay_reference(&meta(Some(9), Some(7)), sighting(Some(5))),
+            Some(7)
+        );
+        assert_eq!(
+            decay_reference(&meta(Some(9), None), sighting(Some(5))),
+            Some(9)
+        );
+        assert_eq!(
+            decay_reference(&meta(Some(9), Some(3)), sighting(None)),
+            Some(3)
+        );
         assert_eq!(decay_reference(&meta(None, None), sighting(None)), None);
     }
 }

@@ -1067,7 +1067,10 @@ mod tests {
             {"Event": {"uuid": "e2", "deleted": true, "Attribute": [attr("domain", "gone.example")],
                        "Object": [{"name": "domain-ip", "Attribute": [attr("domain", "gone2.example")]}]}},
         ]));
-        assert_eq!(added(&store), ["domain sighted.example", "domain plain.example"]);
+        assert_eq!(
+            added(&store),
+            ["domain sighted.example", "domain plain.example"]
+        );
         assert_eq!(excluded(&store, "deleted"), 2);
         assert_eq!(store.withdrawn_by_source.get(&(0, "deleted")), Some(&2));
         let m = metas(&store, Kind::Domain, "sighted.example")[0];
@@ -1077,7 +1080,10 @@ mod tests {
         assert_eq!(input.base_score, Some(66.5));
         assert_eq!(m.valid_until, Some(1_571_253_950));
         let plain = metas(&store, Kind::Domain, "plain.example")[0];
-        assert_eq!(plain.decay_input, 0, "nothing to record: no side-table entry");
+        assert_eq!(
+            plain.decay_input, 0,
+            "nothing to record: no side-table entry"
+        );
         assert_eq!(store.decay_inputs.len(), 2);
     }
 

@@ -367,7 +367,11 @@ mod tests {
     /// (136 bytes before decay inputs, 144 with them).
     #[test]
     fn meta_stays_small() {
-        assert!(std::mem::size_of::<Meta>() <= 144, "{}", std::mem::size_of::<Meta>());
+        assert!(
+            std::mem::size_of::<Meta>() <= 144,
+            "{}",
+            std::mem::size_of::<Meta>()
+        );
     }
 
     #[test]

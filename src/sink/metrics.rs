@@ -337,7 +337,7 @@ pub const SIGHTINGS_DROPPED: MetricDef = def(
     "Indicator provenances the sharing policy left out of sightings (when queued) and \
      sightings it withheld (asked again before delivery), by reason (no_destination, \
      tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn, \
-     suppressed).",
+     suppressed, decayed, warninglisted).",
 );
 pub const SIGHTING_LATE_OBSERVATIONS: MetricDef = def(
     "tripline_sighting_late_observations_total",

@@ -204,11 +204,7 @@ fn misp_decay_crosses_the_threshold_at_the_computed_time_and_alerts_carry_the_sc
 
 /// The index as the sidecar builds it (`now` given: lapsed intel leaves it) or as a
 /// hunt does.
-fn build(
-    specs: &[&str],
-    drop_lapsed: bool,
-    warninglist: Option<&Path>,
-) -> tripline::index::Index {
+fn build(specs: &[&str], drop_lapsed: bool, warninglist: Option<&Path>) -> tripline::index::Index {
     let plan = IntelPlan {
         specs: specs
             .iter()
@@ -242,7 +238,11 @@ fn lapsed_intel_leaves_the_index_at_build_and_is_counted() {
         .into_iter()
         .find(|((s, r), _)| s == "pymisp" && *r == "decayed")
         .map(|(_, n)| n);
-    assert!(decayed.is_some_and(|n| n >= 3), "{:?}", live_index.lapsed_counts());
+    assert!(
+        decayed.is_some_and(|n| n >= 3),
+        "{:?}",
+        live_index.lapsed_counts()
+    );
     drop(dir);
 }
 
@@ -287,10 +287,19 @@ fn hit(value: &str) -> tripline::correlate::Confirmation {
 fn no_positive_sighting_of_decayed_or_warninglisted_intel() {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = Utc::now().timestamp();
-    let fresh = build(&[&misp_event(dir.path(), "fresh", "fresh.example", now)], false, None);
+    let fresh = build(
+        &[&misp_event(dir.path(), "fresh", "fresh.example", now)],
+        false,
+        None,
+    );
     // Changed 60 days ago: below the threshold after 46.875 days.
     let stale = build(
-        &[&misp_event(dir.path(), "stale", "fresh.example", now - 60 * 86_400)],
+        &[&misp_event(
+            dir.path(),
+            "stale",
+            "fresh.example",
+            now - 60 * 86_400,
+        )],
         false,
         None,
     );
@@ -308,7 +317,12 @@ fn no_positive_sighting_of_decayed_or_warninglisted_intel() {
     outbox.set_intel(std::sync::Arc::new(fresh));
     outbox.record(&hit("fresh.example")).expect("record");
     let stale = build(
-        &[&misp_event(dir.path(), "stale", "fresh.example", now - 60 * 86_400)],
+        &[&misp_event(
+            dir.path(),
+            "stale",
+            "fresh.example",
+            now - 60 * 86_400,
+        )],
         false,
         None,
     );
@@ -349,7 +363,11 @@ fn no_positive_sighting_of_decayed_or_warninglisted_intel() {
     assert_eq!(outcome.dropped, [(None, DropReason::Warninglisted)]);
 
     // And fresh, not listed: it leaves.
-    let fresh = build(&[&misp_event(dir.path(), "fresh", "fresh.example", now)], false, None);
+    let fresh = build(
+        &[&misp_event(dir.path(), "fresh", "fresh.example", now)],
+        false,
+        None,
+    );
     let outbox = Outbox::in_memory(&cfg).expect("outbox");
     outbox.set_intel(std::sync::Arc::new(fresh));
     outbox.record(&hit("fresh.example")).expect("record");

@@ -40,7 +40,12 @@ pub trait IntelView: Send + Sync {
     /// none may: it is warninglisted, or every one of those provenances the intel
     /// holds has expired or decayed below its threshold by now
     /// ([`DropReason::Decayed`]). `None` when this view cannot tell.
-    fn lapsed(&self, indicator: &str, kind: Kind, provenances: &[Provenance]) -> Option<DropReason> {
+    fn lapsed(
+        &self,
+        indicator: &str,
+        kind: Kind,
+        provenances: &[Provenance],
+    ) -> Option<DropReason> {
         let _ = (indicator, kind, provenances);
         None
     }
@@ -63,7 +68,12 @@ impl IntelView for crate::index::Index {
 
     /// Judged now (the sidecar's index drops what has lapsed at each build, and
     /// judges what lapsed since here).
-    fn lapsed(&self, indicator: &str, kind: Kind, provenances: &[Provenance]) -> Option<DropReason> {
+    fn lapsed(
+        &self,
+        indicator: &str,
+        kind: Kind,
+        provenances: &[Provenance],
+    ) -> Option<DropReason> {
         let id = self.find_exact(kind, indicator)?;
         if self.warninglist_of(id).is_some() {
             return Some(DropReason::Warninglisted);

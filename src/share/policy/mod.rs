@@ -186,9 +186,7 @@ impl fmt::Display for DropReason {
             DropReason::Suppressed => {
                 "it was reported as a false positive (tripline feedback list)"
             }
-            DropReason::Decayed => {
-                "its intel has expired or decayed below its threshold by now"
-            }
+            DropReason::Decayed => "its intel has expired or decayed below its threshold by now",
             DropReason::Warninglisted => "it is on a warninglist",
         })
     }
