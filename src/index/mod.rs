@@ -196,6 +196,11 @@ pub struct Index {
     /// build (`valid_until`, `lifetime`, `decayed`, when built with a time), by
     /// (source index, reason).
     pub lapsed_by_source: BTreeMap<(u32, &'static str), u64>,
+    /// The (indicator, meta) links dropped as lapsed at build, sorted: never matched,
+    /// but the sharing policy still finds them (a false positive of lapsed intel may
+    /// still go back; a positive sighting is withheld as `decayed`, not `withdrawn`).
+    /// 8 bytes each.
+    lapsed_links: Vec<(IndicatorId, u32)>,
     pub stats: BuildStats,
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub excluded_by_reason: BTreeMap<String, u64>,
@@ -329,6 +334,7 @@ impl Index {
             type_models: std::collections::HashMap::new(),
             source_decays: Vec::new(),
             lapsed_by_source: withdrawn_by_source,
+            lapsed_links: Vec::new(),
             stats: BuildStats::default(),
             skipped_by_reason,
             excluded_by_reason,
@@ -531,6 +537,8 @@ impl Index {
                 for &m in old.of(local as u32) {
                     match self.judge(kind, m, now).lapse {
                         Some(lapse) => {
+                            self.lapsed_links
+                                .push((IndicatorId::new(kind, local as u32), m));
                             let source = self.meta(m).source;
                             *self
                                 .lapsed_by_source
@@ -562,6 +570,16 @@ impl Index {
             .copied()
             .unwrap_or_default();
         self.expiry.judge(kind, m, model, input, t)
+    }
+
+    /// The metas of an indicator dropped as lapsed at build (see
+    /// [`BuildOptions::now`]): for the sharing policy, never for matching.
+    pub fn lapsed_metas_of(&self, id: IndicatorId) -> impl Iterator<Item = u32> + '_ {
+        let start = self.lapsed_links.partition_point(|&(i, _)| i < id);
+        self.lapsed_links[start..]
+            .iter()
+            .take_while(move |&&(i, _)| i == id)
+            .map(|&(_, m)| m)
     }
 
     /// The highest decay score at `t` among some metas of an indicator of `kind`
@@ -638,6 +656,7 @@ impl Index {
             + self.literal_ids.capacity() * 4
             + self.warn_hits.capacity() * std::mem::size_of::<WarninglistHit>()
             + self.decay_inputs.capacity() * std::mem::size_of::<DecayInput>()
+            + self.lapsed_links.capacity() * 8
     }
 
     /// The string set of a kind.

@@ -345,6 +345,38 @@ fn no_positive_sighting_of_decayed_or_warninglisted_intel() {
         stats.dropped
     );
 
+    // The sidecar's index dropped the stale intel at build: still `decayed`, and a
+    // false positive of it still goes back to its community.
+    let stale_spec = misp_event(dir.path(), "stale", "fresh.example", now - 60 * 86_400);
+    let dropped = build(&[&stale_spec], true, None);
+    let id = dropped
+        .find_exact(Kind::Domain, "fresh.example")
+        .expect("indexed");
+    assert!(dropped.metas_of(id).is_empty(), "never matched");
+    let outbox = Outbox::in_memory(&cfg).expect("outbox");
+    outbox.record(&hit("fresh.example")).expect("record");
+    outbox
+        .queue_false_positive(
+            "fresh.example",
+            Kind::Domain,
+            None,
+            &[prov("circl", Some(E1), Some(A1))],
+        )
+        .expect("false positive queued");
+    outbox.set_intel(std::sync::Arc::new(dropped));
+    let report = outbox.send_now().expect("send");
+    assert_eq!((report.delivered, report.withheld), (1, 1), "{report:?}");
+    let row = &outbox.list(Some(State::Withheld)).expect("list")[0];
+    assert_eq!(
+        row.sighting.sighting_type,
+        tripline::share::SightingType::Sighting
+    );
+    assert!(
+        row.last_error.as_deref().unwrap_or("").contains("decayed"),
+        "{:?}",
+        row.last_error
+    );
+
     // Warninglisted (kept and marked under flag mode): never sighted.
     let list = dir.path().join("warn.json");
     std::fs::write(

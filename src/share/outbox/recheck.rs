@@ -11,8 +11,9 @@
 //!
 //! A positive sighting whose indicator is warninglisted, or whose intel has expired or
 //! decayed below its threshold by now ([`IntelView::lapsed`]), is withheld as
-//! `warninglisted` or `decayed`. Where a rebuild already dropped the lapsed intel,
-//! the row reads `withdrawn`, as for intel the source removed.
+//! `warninglisted` or `decayed` (also when a rebuild already dropped the lapsed intel
+//! from matching: the index keeps those links for this check). False positives and
+//! expirations of lapsed intel may still go back.
 //!
 //! Rows written before provenances were kept (`provenance` NULL) cannot be asked
 //! again about TLP, distribution or victim data; they get the current source name and
@@ -57,11 +58,15 @@ impl IntelView for crate::index::Index {
         let Some(id) = self.find_exact(kind, indicator) else {
             return Some(Vec::new());
         };
+        // Lapsed intel the build dropped is still the source's: a false positive or
+        // an expiration may go back (positive sightings are stopped by `lapsed`).
         Some(
             self.metas_of(id)
                 .iter()
-                .filter(|&&m| self.meta_exclusion(m).is_none())
-                .map(|&m| crate::correlate::observe::provenance(self, m))
+                .copied()
+                .chain(self.lapsed_metas_of(id))
+                .filter(|&m| self.meta_exclusion(m).is_none())
+                .map(|m| crate::correlate::observe::provenance(self, m))
                 .collect(),
         )
     }
@@ -80,7 +85,7 @@ impl IntelView for crate::index::Index {
         }
         let now = Utc::now().timestamp();
         let (mut alive, mut lapsed) = (false, false);
-        for &m in self.metas_of(id) {
+        for m in self.metas_of(id).iter().copied().chain(self.lapsed_metas_of(id)) {
             if self.meta_exclusion(m).is_some() {
                 continue;
             }
