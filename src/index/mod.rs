@@ -907,6 +907,71 @@ mod tests {
         Index::build(store, &lists, BuildOptions::default())
     }
 
+    /// Figures for the module docs: 1M MISP-like attributes (one meta each, half of
+    /// them decayed at `now`), built without and with dropping what lapsed, and the
+    /// cost of judging one meta. `cargo test --release --lib decay_cost -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn decay_cost() {
+        let now = 1_800_000_000i64;
+        let store = || {
+            let mut store = IntelStore::new(StoreOptions::default());
+            let source = store.add_source(Source {
+                name: "misp".into(),
+                format: "misp",
+                location: "test".into(),
+                provider: None,
+            });
+            let ip_dst = store.intern("ip-dst");
+            for i in 0..1_000_000u32 {
+                let meta = store
+                    .meta_id(Meta {
+                        source,
+                        attr_uuid: Some(format!("{i:08x}-0000-4000-8000-000000000000").into()),
+                        misp_type: ip_dst,
+                        to_ids: true,
+                        modified: Some(now - i64::from(i % 100) * 86_400),
+                        ..Meta::default()
+                    })
+                    .expect("a meta");
+                let c = canon::detect(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string())
+                    .expect("an address");
+                store.add_canonical(&c, meta);
+            }
+            store
+        };
+        for drop in [false, true] {
+            let s = store();
+            let t = Instant::now();
+            let opts = BuildOptions {
+                now: drop.then_some(now),
+                ..BuildOptions::default()
+            };
+            let index = Index::build(s, &Warninglists::new(), opts);
+            eprintln!(
+                "drop_lapsed={drop}: build {:.3} s, {} matchable, lapsed {:?}, {} bytes",
+                t.elapsed().as_secs_f64(),
+                index.len(),
+                index.lapsed_by_source,
+                index.stats.memory_bytes
+            );
+            if !drop {
+                let ids: Vec<IndicatorId> = index.all_ids(Kind::Ipv4).collect();
+                let t = Instant::now();
+                let mut n = 0usize;
+                for &id in &ids {
+                    n += index.metas_valid_at(id, now).len();
+                }
+                eprintln!(
+                    "metas_valid_at: {:.1} ns per indicator ({n} valid)",
+                    t.elapsed().as_nanos() as f64 / ids.len() as f64
+                );
+            }
+        }
+        eprintln!("size_of::<Meta>() = {}", std::mem::size_of::<Meta>());
+    }
+
     /// A warninglist lookup of a CIDR indicator finds list ranges covering all of it
     /// (a prefix no longer than the indicator's), not ranges inside it. A dropped
     /// indicator keeps no metas, so nothing can match it (`tests/integration`'s

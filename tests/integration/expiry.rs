@@ -243,6 +243,15 @@ fn lapsed_intel_leaves_the_index_at_build_and_is_counted() {
         "{:?}",
         live_index.lapsed_counts()
     );
+    // As the sidecar publishes it.
+    let metrics = tripline::sink::metrics::Metrics::new();
+    tripline::run::intel::publish_index(&metrics, &live_index, &Vec::new());
+    let body = metrics.render();
+    let want = format!(
+        "tripline_intel_expired{{intel_source=\"pymisp\",reason=\"decayed\"}} {}",
+        decayed.unwrap_or(0)
+    );
+    assert!(body.lines().any(|l| l == want), "{want} not in\n{body}");
     drop(dir);
 }
 

@@ -85,7 +85,12 @@ impl IntelView for crate::index::Index {
         }
         let now = Utc::now().timestamp();
         let (mut alive, mut lapsed) = (false, false);
-        for m in self.metas_of(id).iter().copied().chain(self.lapsed_metas_of(id)) {
+        for m in self
+            .metas_of(id)
+            .iter()
+            .copied()
+            .chain(self.lapsed_metas_of(id))
+        {
             if self.meta_exclusion(m).is_some() {
                 continue;
             }
