@@ -39,6 +39,7 @@ use crate::decode::DecodeOptions;
 use crate::emit::{AlertSink, Clock, Emitted, Emitter, SourceInfo};
 use crate::index::Index;
 use crate::scan::{Scanned, Scanner};
+use crate::share::suppress::{SuppressedAlerts, SuppressionList};
 use crate::source::batch::{self, ByteCounter, ChunkReader, Input, Piece};
 use crate::source::Origin;
 
@@ -62,6 +63,9 @@ pub struct HuntOptions {
     pub ahead_bytes: usize,
     /// How lines are decoded (the zone of zoneless times).
     pub decode: DecodeOptions,
+    /// Reported false positives (`tripline feedback`): their alerts are marked or
+    /// dropped as the sidecar does.
+    pub suppressions: Option<(Arc<SuppressionList>, SuppressedAlerts)>,
 }
 
 impl Default for HuntOptions {
@@ -75,6 +79,7 @@ impl Default for HuntOptions {
             chunk_bytes: batch::CHUNK_BYTES,
             ahead_bytes: AHEAD_BYTES,
             decode: DecodeOptions::default(),
+            suppressions: None,
         }
     }
 }
@@ -365,7 +370,12 @@ pub fn hunt<W: Write>(
         names: inputs.iter().map(|i| Arc::from(i.display())).collect(),
         mtimes,
         now,
-        emitter: Emitter::new(sources, opts.observe),
+        emitter: match &opts.suppressions {
+            Some((list, mode)) => {
+                Emitter::new(sources, opts.observe).with_suppressions(Some(list.clone()), *mode)
+            }
+            None => Emitter::new(sources, opts.observe),
+        },
         sink: HuntSink {
             out,
             count_only: opts.count_only,

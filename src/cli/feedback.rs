@@ -98,8 +98,13 @@ pub(super) fn feedback(args: FeedbackArgs) -> Result<ExitCode> {
 /// false positive may be reported for any indicator an alert showed).
 fn index_of(config: &Config, path: &Path) -> Result<Index> {
     let plan = config.plan(path)?;
+    let mut specs = plan.intel.clone();
+    specs.extend(crate::intel::sync::spec::cache_specs(
+        &config.state.dir,
+        &plan.intel_sources,
+    ));
     let intel = IntelArgs {
-        intel: plan.intel,
+        intel: specs,
         warninglists: config.intel.warninglists.clone(),
         no_default_warninglists: config.intel.no_default_warninglists,
         warninglist_mode: config.intel.warninglist_mode.into(),

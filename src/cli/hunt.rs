@@ -7,6 +7,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -19,7 +20,7 @@ use crate::correlate::rule::Rule;
 use crate::hunt::{self, HuntOptions, HuntStats};
 use crate::index::Index;
 use crate::share::preview::{Preview, Seen};
-use crate::share::{ExportFormat, ShareConfig};
+use crate::share::{ExportFormat, ShareConfig, SuppressedAlerts, SuppressionList};
 use crate::sink::summary;
 use crate::source::batch;
 
@@ -72,7 +73,9 @@ pub struct HuntArgs {
     #[arg(long, value_name = "misp|stix", requires = "sightings_out")]
     pub sightings_format: Option<String>,
     /// A `tripline run` configuration whose `[share]` section gives the sharing policy
-    /// (default: one destination per intel source with the default policy).
+    /// (default: one destination per intel source with the default policy), and,
+    /// without --intel, the intel: `[intel] paths` and the `[[intel.sources]]` (files,
+    /// and what `tripline intel sync` or `run` cached).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Follow symlinks met in directories (a symlink loop is reported once and not
@@ -90,7 +93,16 @@ pub struct HuntArgs {
 }
 
 pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
-    let (index, _, intel_problems) = build_index(&args.intel, false)?;
+    // With --config and no --intel: the configuration's intel (files and synced cache).
+    let intel = match (&args.config, args.intel.intel.is_empty()) {
+        (Some(p), true) => {
+            let c = Config::load(p)?;
+            let plan = c.plan(p)?;
+            super::intel_args_from_config(&c, &plan, &args.intel)
+        }
+        _ => args.intel.clone(),
+    };
+    let (index, _, intel_problems) = build_index(&intel, false)?;
     // What each intel source lost at load: warnings, shown even with --quiet.
     for line in crate::sink::report::intel_loss_lines(&index) {
         eprintln!("tripline: warning: {line}");
@@ -115,6 +127,10 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let rules = hunt_rules(&args)?;
+    let suppressions = match &args.config {
+        Some(path) => hunt_suppressions(path)?,
+        None => None,
+    };
     let opts = HuntOptions {
         threads,
         max_line_bytes: args.max_line_bytes,
@@ -125,6 +141,7 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
             zone: args.timezone,
             ..Default::default()
         },
+        suppressions: suppressions.clone(),
         ..HuntOptions::default()
     };
     let mut out: Box<dyn Write> = match &args.output {
@@ -148,7 +165,7 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
     stats.skipped_links = walked.skipped_links;
     let mut rules_summary = String::new();
     if let Some(rules) = rules {
-        match confirm_hunt(&args, &index, rules, &mut stats, &mut out) {
+        match confirm_hunt(&args, &index, rules, &mut stats, &mut out, suppressions) {
             Err(e) if broken_pipe(&e) => return Ok(ExitCode::SUCCESS),
             r => rules_summary = r?,
         }
@@ -312,6 +329,24 @@ fn preview_lines(preview: &Preview) -> String {
     s
 }
 
+/// The false positives reported to the sidecar whose configuration is `path` (its
+/// state directory's suppression list, if it has one: a hunt never creates state),
+/// with the configured handling of their alerts.
+fn hunt_suppressions(path: &Path) -> Result<Option<(Arc<SuppressionList>, SuppressedAlerts)>> {
+    let config = Config::load(path)?;
+    if !config
+        .state
+        .dir
+        .join(crate::share::suppress::FILE_NAME)
+        .exists()
+    {
+        return Ok(None);
+    }
+    let list = SuppressionList::open(&config.state.dir)
+        .with_context(|| format!("opening the suppression list of {}", path.display()))?;
+    Ok(Some((Arc::new(list), config.feedback.suppressed_alerts)))
+}
+
 /// Runs the rules over a hunt's observations, writes confirmation alerts, and the
 /// sightings preview when asked.
 pub(super) fn confirm_hunt(
@@ -320,6 +355,7 @@ pub(super) fn confirm_hunt(
     rules: Vec<Rule>,
     stats: &mut HuntStats,
     out: &mut dyn Write,
+    suppressions: Option<(Arc<SuppressionList>, SuppressedAlerts)>,
 ) -> Result<String> {
     let mut summary = String::new();
     let mut engine = Engine::with_options(rules, EngineOptions::default());
@@ -350,8 +386,13 @@ pub(super) fn confirm_hunt(
     }
     if sharing {
         let (policy, policy_note) = preview_policy(args.config.as_deref(), index)?;
-        let preview =
-            crate::share::preview::from_confirmations(&policy, &confirmations, seen, &policy_note)?;
+        let preview = crate::share::preview::from_confirmations(
+            &policy,
+            &confirmations,
+            seen,
+            &policy_note,
+            suppressions.map(|(list, _)| list),
+        )?;
         if let Some(dir) = &args.preview_sharing {
             preview
                 .write(dir)

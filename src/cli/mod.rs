@@ -123,12 +123,53 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => rules::rules_check(&dir),
         Command::Sightings(args) => sightings::sightings(args),
         Command::Feedback(args) => feedback::feedback(args),
-        Command::Intel(cmd) => match cmd.action {
-            None => intel::run_intel(&cmd.intel, cmd.json),
-            Some(intel::IntelAction::Lookup { value }) => {
-                intel::run_lookup(&cmd.intel, &value, cmd.json)
+        Command::Intel(cmd) => {
+            let args = intel::with_config(&cmd)?;
+            match cmd.action {
+                None => intel::run_intel(&args, cmd.json),
+                Some(intel::IntelAction::Lookup { value }) => {
+                    intel::run_lookup(&args, &value, cmd.json)
+                }
+                Some(intel::IntelAction::Sync { source }) => {
+                    intel::run_sync(cmd.config.as_deref(), source.as_deref())
+                }
+                Some(intel::IntelAction::Status) => {
+                    intel::run_status(cmd.config.as_deref(), cmd.json)
+                }
             }
-        },
+        }
+    }
+}
+
+/// The intel a configuration names, for a command given `--config` and no `--intel`:
+/// `[intel] paths` and every `[[intel.sources]]` (a `file` source's path, the synced
+/// cache of the others where it holds data, each named by its source), with the
+/// configuration's intel and match settings; `base` gives the rest (`--strict`,
+/// `--csv-column`).
+pub(crate) fn intel_args_from_config(
+    config: &crate::config::Config,
+    plan: &crate::config::Plan,
+    base: &IntelArgs,
+) -> IntelArgs {
+    let i = &config.intel;
+    let mut specs = plan.intel.clone();
+    specs.extend(crate::intel::sync::spec::cache_specs(
+        &config.state.dir,
+        &plan.intel_sources,
+    ));
+    IntelArgs {
+        intel: specs,
+        warninglists: i.warninglists.clone(),
+        no_default_warninglists: i.no_default_warninglists,
+        warninglist_mode: i.warninglist_mode.into(),
+        include_non_ids: i.include_non_ids,
+        strict: base.strict,
+        allow_broad: i.allow_broad,
+        min_prefix_v4: u8::try_from(i.min_prefix_v4).unwrap_or(32),
+        min_prefix_v6: u8::try_from(i.min_prefix_v6).unwrap_or(128),
+        csv_column: base.csv_column.clone(),
+        no_query_hosts: !config.matching.query_hosts,
+        ip_port: config.matching.ip_port,
     }
 }
 

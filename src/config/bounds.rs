@@ -31,6 +31,10 @@ pub const DECAY_SPEED: RangeInclusive<f64> = 1.0..=10.0;
 pub const DECAY_SCORE: RangeInclusive<f64> = 0.0..=100.0;
 /// `intel.lifetimes.*_days`: 0 (never) to 100 years.
 pub const LIFETIME_DAYS: RangeInclusive<u64> = 0..=36_500;
+/// `intel.sources[].interval_secs`: 10 seconds to 1 week between sync passes.
+pub const INTEL_INTERVAL_SECS: RangeInclusive<u64> = 10..=604_800;
+/// `intel.sources[].timeout_secs`: 1 second to 10 minutes per request.
+pub const INTEL_TIMEOUT_SECS: RangeInclusive<u64> = 1..=600;
 /// `sources[].max_line_bytes` (file): up to 64 MiB.
 pub const MAX_LINE_BYTES: RangeInclusive<u64> = 1..=64 << 20;
 /// `sources[].rescan_interval_ms` (file): 10 ms to 10 minutes.
@@ -96,7 +100,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 42] = [
+pub const ALL: [Bound; 44] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -133,6 +137,8 @@ pub const ALL: [Bound; 42] = [
         LIFETIME_DAYS,
         "days, 0: never",
     ),
+    int("intel.sources[].interval_secs", INTEL_INTERVAL_SECS, "s"),
+    int("intel.sources[].timeout_secs", INTEL_TIMEOUT_SECS, "s"),
     int("sources[].max_line_bytes", MAX_LINE_BYTES, "bytes"),
     int("sources[].rescan_interval_ms", RESCAN_INTERVAL_MS, "ms"),
     int("sources[].fingerprint_bytes", FINGERPRINT_BYTES, "bytes"),

@@ -153,6 +153,49 @@ impl Checker<'_> {
                 self.on(format!("intel.warninglists[{n}]"), readable(w));
             }
         }
+        self.intel_sources(config);
+    }
+
+    /// `[[intel.sources]]`: each key or password is there (read, never shown), CA
+    /// files and file sources can be read.
+    fn intel_sources(&mut self, config: &Config) {
+        use crate::intel::sync::SourceKind;
+        for (i, s) in config.intel.sources.iter().enumerate() {
+            let key = |k: &str| format!("intel.sources[{i}].{k}");
+            for (k, var) in [
+                ("api_key_env", &s.api_key_env),
+                ("password_env", &s.password_env),
+            ] {
+                if let Some(var) = var.as_ref().filter(|v| !v.trim().is_empty()) {
+                    if let Err(e) = Secret::from_env(var) {
+                        self.push(key(k), e.to_string());
+                    }
+                }
+            }
+            for (k, file) in [
+                ("api_key_file", &s.api_key_file),
+                ("password_file", &s.password_file),
+            ] {
+                if let Some(f) = file.as_ref().filter(|f| !f.as_os_str().is_empty()) {
+                    match readable_file(f) {
+                        Err(m) => self.push(key(k), m),
+                        Ok(()) => {
+                            if let Err(e) = Secret::from_file(f) {
+                                self.push(key(k), e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(ca) = s.ca_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+                self.on(key("ca_file"), readable_file(ca));
+            }
+            if s.kind == SourceKind::File {
+                if let Some(u) = s.url.as_ref().filter(|u| !u.trim().is_empty()) {
+                    self.on(key("url"), readable(Path::new(u)));
+                }
+            }
+        }
     }
 
     fn sources(&mut self, config: &Config) {
@@ -378,6 +421,22 @@ fn summary(plan: &super::Plan, rules: &str, sharing: &[String]) -> Vec<String> {
             ""
         }
     ));
+    if !plan.intel_sources.is_empty() {
+        let synced: Vec<String> = plan
+            .intel_sources
+            .iter()
+            .map(|s| {
+                format!(
+                    "\"{}\" {} {} every {} s",
+                    s.name(),
+                    s.kind().as_str(),
+                    crate::net::http::redact_url(&s.config.url),
+                    s.config.interval_secs
+                )
+            })
+            .collect();
+        out.push(format!("intel sources: {}", synced.join(", ")));
+    }
     out.push(if c.intel.allow_broad {
         "broad intel: public suffixes and short prefixes kept (allow_broad; a /0 never)".to_string()
     } else {

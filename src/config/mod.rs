@@ -192,6 +192,8 @@ pub struct IntelConfig {
     /// IPv6 prefixes shorter than this are refused. Range 1 ..= 128
     /// ([`bounds::MIN_PREFIX_V6`]).
     pub min_prefix_v6: u64,
+    /// Remote intel kept in sync into the state directory (`[[intel.sources]]`).
+    pub sources: Vec<IntelSourceToml>,
     /// MISP decay (`[intel.decay]`, see [`crate::intel::expiry`]).
     pub decay: DecayConfig,
     /// Default lifetimes of intel with no expiry of its own (`[intel.lifetimes]`).
@@ -330,6 +332,61 @@ impl IntelConfig {
     }
 }
 
+/// One `[[intel.sources]]` table: a MISP server, a feed, a TAXII collection or a
+/// local file, kept in sync (see [`crate::intel::sync`]). Keys not named here are the
+/// kind's own settings (`column` for CSV): they go to `options` and the kind's fetcher
+/// checks them, so a misspelt key is still an error naming it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct IntelSourceToml {
+    /// Unique among the intel sources and the names of `[intel] paths`.
+    pub name: String,
+    /// `misp`, `misp-feed`, `csv`, `freetext`, `taxii` or `file`.
+    pub kind: crate::intel::sync::SourceKind,
+    /// MISP base URL, feed URL, TAXII API root URL, or (kind `file`) a path.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// TAXII collection id.
+    #[serde(default)]
+    pub collection: Option<String>,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Seconds between passes in `tripline run`. Default 3600; range 10 ..= 604800
+    /// ([`bounds::INTEL_INTERVAL_SECS`]).
+    #[serde(default = "default_intel_interval_secs")]
+    pub interval_secs: u64,
+    /// Request timeout (seconds). Default 30; range 1 ..= 600
+    /// ([`bounds::INTEL_TIMEOUT_SECS`]).
+    #[serde(default = "default_intel_timeout_secs")]
+    pub timeout_secs: u64,
+    /// PEM file of the CAs to trust instead of the public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `http://host:port` proxy for this source.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// The sharing destination (`[[share.destinations]]` name) this source pairs with.
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// Every other key: the kind's own settings.
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+fn default_intel_interval_secs() -> u64 {
+    3600
+}
+fn default_intel_timeout_secs() -> u64 {
+    30
+}
+
 impl Default for IntelConfig {
     fn default() -> Self {
         IntelConfig {
@@ -344,6 +401,7 @@ impl Default for IntelConfig {
             allow_broad: false,
             min_prefix_v4: crate::intel::broad::DEFAULT_MIN_PREFIX_V4.into(),
             min_prefix_v6: crate::intel::broad::DEFAULT_MIN_PREFIX_V6.into(),
+            sources: Vec::new(),
             decay: DecayConfig::default(),
             lifetimes: LifetimesConfig::default(),
         }

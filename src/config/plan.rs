@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use super::{bounds, Config, ConfigError, SourceConfig, StartAtConfig, SyslogModeConfig};
 use crate::intel::load::IntelSpec;
+use crate::intel::sync::spec::{CredentialsAt, SecretAt, SourceSpec};
 use crate::source::file::{FileSourceConfig, StartAt};
 use crate::source::relp::RelpConfig;
 use crate::source::syslog::{SyslogConfig, SyslogMode};
@@ -35,6 +36,8 @@ pub struct Plan {
     pub config: Config,
     /// `intel.paths`, parsed (`NAME=PATH` names a source).
     pub intel: Vec<IntelSpec>,
+    /// `[[intel.sources]]`, validated (credentials by reference).
+    pub intel_sources: Vec<SourceSpec>,
     /// `sources`, in order, each with its unique name and built settings.
     pub sources: Vec<SourcePlan>,
     /// `alerts.path`: stdout and/or files, no duplicates.
@@ -172,6 +175,7 @@ impl Config {
             list: Vec::new(),
         };
         let intel = self.plan_intel(&mut p);
+        let intel_sources = self.plan_intel_sources(&intel, &mut p);
         let sources = plan_sources(&self.sources, &mut p);
         let alerts = self.plan_alerts(&mut p);
         let metrics_addr = if self.metrics.enabled {
@@ -224,6 +228,7 @@ impl Config {
         Ok(Plan {
             config: self.clone(),
             intel,
+            intel_sources,
             sources,
             alerts,
             metrics_addr,
@@ -236,8 +241,11 @@ impl Config {
 
     fn plan_intel(&self, p: &mut Problems) -> Vec<IntelSpec> {
         let i = &self.intel;
-        if i.paths.is_empty() {
-            p.push("intel.paths", "at least one intel path is needed");
+        if i.paths.is_empty() && i.sources.is_empty() {
+            p.push(
+                "intel.paths",
+                "at least one intel path (or one [[intel.sources]] table) is needed",
+            );
         }
         let mut specs = Vec::new();
         for (n, s) in i.paths.iter().enumerate() {
@@ -343,6 +351,225 @@ impl Config {
         ] {
             p.range(format!("intel.lifetimes.{key}"), &bounds::LIFETIME_DAYS, v);
         }
+    }
+
+    /// `[[intel.sources]]`: names unique among the sources and the names of
+    /// `intel.paths`, URLs checked ([`crate::net::http::parse_destination_url`]: https,
+    /// or http to loopback, never userinfo), credentials from one place, numbers in
+    /// range, and the kind's own keys checked by its fetcher.
+    fn plan_intel_sources(&self, paths: &[IntelSpec], p: &mut Problems) -> Vec<SourceSpec> {
+        use crate::intel::sync::{registry, Credentials, SourceConfig, SourceKind, SyncError};
+        let mut names: HashMap<String, String> = HashMap::new();
+        for (n, spec) in paths.iter().enumerate() {
+            if let Some(name) = &spec.name {
+                names
+                    .entry(name.clone())
+                    .or_insert(format!("intel.paths[{n}]"));
+            }
+        }
+        let destinations: Vec<&str> = self
+            .share
+            .destinations
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        let mut out = Vec::new();
+        for (i, s) in self.intel.sources.iter().enumerate() {
+            let before = p.list.len();
+            let key = |k: &str| format!("intel.sources[{i}].{k}");
+            if let Err(m) = check_name(&s.name) {
+                p.push(key("name"), m);
+            } else if let Some(other) = names.get(&s.name) {
+                p.push(
+                    key("name"),
+                    format!(
+                        "duplicate intel source name \"{}\": {other} has it too",
+                        s.name
+                    ),
+                );
+            } else {
+                names.insert(s.name.clone(), format!("intel.sources[{i}]"));
+            }
+            let url = s.url.clone().unwrap_or_default();
+            if url.trim().is_empty() {
+                p.push(
+                    key("url"),
+                    if s.kind == SourceKind::File {
+                        "a file source needs url = the path of its file or directory"
+                    } else {
+                        "needed: the server's or feed's https:// URL"
+                    },
+                );
+            } else if s.kind != SourceKind::File {
+                if let Err(m) = crate::net::http::parse_destination_url(&url) {
+                    p.push(key("url"), m);
+                }
+            }
+            if s.collection.is_some() && s.kind != SourceKind::Taxii {
+                p.push(key("collection"), "only used with kind = \"taxii\"");
+            }
+            let api_key = match (&s.api_key_env, &s.api_key_file) {
+                (Some(_), Some(_)) => {
+                    p.push(
+                        key("api_key_file"),
+                        "give api_key_env or api_key_file, not both",
+                    );
+                    None
+                }
+                (Some(v), None) => Some(SecretAt::Env(v.clone())),
+                (None, Some(f)) => Some(SecretAt::File(f.clone())),
+                (None, None) => None,
+            };
+            let password = match (&s.password_env, &s.password_file) {
+                (Some(_), Some(_)) => {
+                    p.push(
+                        key("password_file"),
+                        "give password_env or password_file, not both",
+                    );
+                    None
+                }
+                (Some(v), None) => Some(SecretAt::Env(v.clone())),
+                (None, Some(f)) => Some(SecretAt::File(f.clone())),
+                (None, None) => None,
+            };
+            for (k, empty) in [
+                (
+                    "api_key_env",
+                    s.api_key_env.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+                (
+                    "password_env",
+                    s.password_env.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+                (
+                    "api_key_file",
+                    s.api_key_file
+                        .as_ref()
+                        .is_some_and(|v| v.as_os_str().is_empty()),
+                ),
+                (
+                    "password_file",
+                    s.password_file
+                        .as_ref()
+                        .is_some_and(|v| v.as_os_str().is_empty()),
+                ),
+                (
+                    "username",
+                    s.username.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+                (
+                    "ca_file",
+                    s.ca_file.as_ref().is_some_and(|v| v.as_os_str().is_empty()),
+                ),
+                (
+                    "destination",
+                    s.destination.as_ref().is_some_and(|v| v.trim().is_empty()),
+                ),
+            ] {
+                if empty {
+                    p.push(key(k), "must not be empty");
+                }
+            }
+            let credentials = match (api_key, &s.username, password) {
+                (Some(_), Some(_), _) => {
+                    p.push(
+                        key("username"),
+                        "give an API key (api_key_env / api_key_file) or a user name and password, not both",
+                    );
+                    CredentialsAt::None
+                }
+                (Some(k), None, None) => CredentialsAt::ApiKey(k),
+                (Some(_), None, Some(_)) | (None, None, Some(_)) => {
+                    p.push(key("password_env"), "a password needs username");
+                    CredentialsAt::None
+                }
+                (None, Some(_), None) => {
+                    p.push(
+                        key("password_env"),
+                        "username needs password_env or password_file",
+                    );
+                    CredentialsAt::None
+                }
+                (None, Some(u), Some(pw)) => CredentialsAt::Basic {
+                    username: u.clone(),
+                    password: pw,
+                },
+                (None, None, None) => CredentialsAt::None,
+            };
+            if s.kind == SourceKind::File && credentials != CredentialsAt::None {
+                p.push(key("api_key_env"), "a file source takes no credentials");
+            }
+            p.range(
+                key("interval_secs"),
+                &bounds::INTEL_INTERVAL_SECS,
+                s.interval_secs,
+            );
+            p.range(
+                key("timeout_secs"),
+                &bounds::INTEL_TIMEOUT_SECS,
+                s.timeout_secs,
+            );
+            if let Some(proxy) = &s.proxy {
+                match url::Url::parse(proxy.trim()) {
+                    Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
+                    _ => p.push(
+                        key("proxy"),
+                        format!(
+                            "expected http://HOST:PORT, got {:?}",
+                            crate::net::http::redact_url(proxy)
+                        ),
+                    ),
+                }
+            }
+            if let Some(d) = s.destination.as_ref().filter(|d| !d.trim().is_empty()) {
+                if !destinations.contains(&d.as_str()) {
+                    p.push(
+                        key("destination"),
+                        format!("no [[share.destinations]] is named \"{d}\""),
+                    );
+                }
+            }
+            let config = SourceConfig {
+                name: s.name.clone(),
+                kind: s.kind,
+                url,
+                collection: s.collection.clone(),
+                // The shape of the credentials, never their value (the plan holds no
+                // secret; a pass reads it): enough for a fetcher to check it has the
+                // kind it needs.
+                credentials: if s.api_key_env.is_some() || s.api_key_file.is_some() {
+                    Credentials::ApiKey(crate::net::Secret::new(String::new()))
+                } else if let Some(user) = &s.username {
+                    Credentials::Basic {
+                        username: user.clone(),
+                        password: crate::net::Secret::new(String::new()),
+                    }
+                } else {
+                    Credentials::None
+                },
+                interval_secs: s.interval_secs,
+                timeout_secs: s.timeout_secs,
+                ca_file: s.ca_file.clone(),
+                proxy: s.proxy.clone(),
+                options: s.options.clone(),
+            };
+            if let Err(e) = registry::fetcher(s.kind).check_options(&config) {
+                match e {
+                    SyncError::Config {
+                        key: k, message, ..
+                    } => p.push(key(&k), message),
+                    other => p.push(format!("intel.sources[{i}]"), other.to_string()),
+                }
+            }
+            if p.list.len() == before {
+                out.push(SourceSpec {
+                    config,
+                    credentials,
+                    destination: s.destination.clone(),
+                });
+            }
+        }
+        out
     }
 
     fn plan_alerts(&self, p: &mut Problems) -> Vec<AlertTarget> {

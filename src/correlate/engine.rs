@@ -272,6 +272,11 @@ impl Engine {
         self.counters.unkeyed
     }
 
+    /// Groups evicted at the `max_groups` cap so far.
+    pub fn evictions(&self) -> u64 {
+        self.counters.evictions
+    }
+
     pub fn stats(&self) -> EngineStats {
         let c = &self.counters;
         EngineStats {

@@ -419,6 +419,7 @@ impl Correlation {
             return;
         };
         set_counter(&metrics.rule_observations_unkeyed, self.engine.unkeyed());
+        set_counter(&metrics.rule_groups_evicted, self.engine.evictions());
         for c in confirmed {
             metrics
                 .confirmations

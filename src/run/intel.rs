@@ -50,11 +50,18 @@ impl crate::share::outbox::IntelView for Live {
     }
 }
 
-/// What the configuration says to load.
+/// What the configuration says to load: `[intel] paths`, then each
+/// `[[intel.sources]]` (a file source's path; the cache of the others where it holds
+/// data). Looks at the cache directories, so a reload computes it again.
 pub fn intel_plan(plan: &Plan) -> IntelPlan {
     let intel = &plan.config.intel;
+    let mut specs = plan.intel.clone();
+    specs.extend(crate::intel::sync::spec::cache_specs(
+        &plan.config.state.dir,
+        &plan.intel_sources,
+    ));
     IntelPlan {
-        specs: plan.intel.clone(),
+        specs,
         load: LoadOptions {
             store: StoreOptions {
                 include_non_ids: intel.include_non_ids,

@@ -30,6 +30,7 @@ pub mod intel;
 mod journal;
 pub mod pipeline;
 mod sources;
+mod sync;
 
 use crate::config::Plan;
 use crate::emit::SourceInfo;
@@ -283,19 +284,24 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             .collect()
     });
 
-    // Reload on SIGHUP and on changes to the intel.
+    // Reload on SIGHUP, on changes to the intel, and after a sync pass changed a
+    // source's cache (the plan is computed again: a cache may hold data now).
     let reload_task = {
         let live = live.clone();
         let debounce = plan.reload_debounce;
         let max_shrink = config.intel.max_shrink_ratio;
+        let plan = plan.clone();
         tokio::spawn(async move {
             while let Some(why) = reload_rx.recv().await {
                 settle(&mut reload_rx, debounce).await;
                 tracing::info!(trigger = why, "Reloading intel.");
+                let intel_plan = intel::intel_plan(&plan);
                 let _ = intel::reload(&live, &intel_plan, max_shrink).await;
             }
         })
     };
+    // Intel sources are synced in the background, from the cache loaded above.
+    let syncing = sync::start(&plan, metrics.clone(), reload_tx.clone());
 
     health.set("intel", None);
     metrics.ready.set(1);
@@ -334,6 +340,10 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let _ = shutdown_tx.send(true);
     signals.abort();
     reload_task.abort();
+    if let Some(s) = syncing {
+        // A pass in flight finishes (bounded by the source's request timeout).
+        let _ = tokio::task::spawn_blocking(move || s.stop()).await;
+    }
     if let Some(p) = poller {
         p.abort();
     }

@@ -43,6 +43,7 @@ use super::policy::{
 };
 use super::render::{misp, stix};
 use super::sighting::{Outgoing, Sighting, SightingType, Target};
+use super::SuppressionList;
 use crate::correlate::{Confirmation, Observation, Provenance};
 use crate::intel::{Kind, Tlp};
 
@@ -166,15 +167,39 @@ pub fn from_confirmations(
     confirmations: &[Confirmation],
     mut seen: Seen,
     policy: &str,
+    suppressions: Option<Arc<SuppressionList>>,
 ) -> Result<Preview, OutboxError> {
-    let outbox = Outbox::in_memory(config)?;
-    let router = Router::new(config)?;
+    let mut outbox = Outbox::in_memory(config)?;
+    let mut router = Router::new(config)?;
+    if let Some(list) = suppressions {
+        outbox = outbox.with_suppressions(list.clone());
+        router = router.with_suppressions(list);
+    }
     let mut route_drops: BTreeMap<(Option<String>, Kind, String, DropReason), u64> =
         BTreeMap::new();
     let mut unrouted: BTreeMap<(Kind, String, String), u64> = BTreeMap::new();
     for c in confirmations {
         outbox.record(c)?;
         for (i, o) in c.observations.iter().enumerate() {
+            if router.suppressed(&o.indicator, o.kind) {
+                // A reported false positive: withheld from every community that
+                // supplied it (no positive sighting leaves, as in delivery).
+                for d in config
+                    .destinations
+                    .iter()
+                    .filter(|d| o.provenance.iter().any(|p| d.serves(&p.source)))
+                {
+                    *route_drops
+                        .entry((
+                            Some(d.name.clone()),
+                            o.kind,
+                            o.indicator.clone(),
+                            DropReason::Suppressed,
+                        ))
+                        .or_default() += 1;
+                }
+                continue;
+            }
             let mut routing = Routing::default();
             router.route_provenances(
                 i,

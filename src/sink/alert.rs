@@ -182,9 +182,12 @@ pub fn enrichment(index: &Index, hit: &Hit, metas: &[u32], occurred: &str) -> En
         .iter()
         .filter_map(|&m| index.tlp_of(index.meta(m)))
         .max();
+    // The source's name (as configured, or its file name): the community the
+    // indicator came from and its sightings go back to. The organisation that wrote
+    // it (MISP `Orgc`, a STIX identity) is in `tripline.enrichments[].sources[]`.
     let provider = first
         .and_then(|m| index.sources.get(m.source as usize))
-        .map(|s| s.provider.clone().unwrap_or_else(|| s.name.clone()));
+        .map(|s| s.name.clone());
     let sources: Vec<Value> = metas.iter().map(|&m| source_entry(index, m)).collect();
     let all: Vec<&crate::intel::Meta> = metas.iter().map(|&m| index.meta(m)).collect();
     let event = all

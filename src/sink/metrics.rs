@@ -294,6 +294,12 @@ pub const RULE_OBSERVATIONS_UNKEYED: MetricDef = def(
     &[],
     "Observations a rule selected but could not group or count because a field it needs is missing (a line that names no host, for a rule by host; no source address...).",
 );
+pub const RULE_GROUPS_EVICTED: MetricDef = def(
+    "tripline_rule_groups_evicted_total",
+    Counter,
+    &[],
+    "Correlation groups dropped because `rules.max_groups` was reached (the least recently touched first): their partial counts are lost.",
+);
 pub const RULE_OBSERVATIONS_LATE: MetricDef = def(
     "tripline_rule_observations_late_total",
     Counter,
@@ -410,6 +416,43 @@ pub const SIGHTING_BATCHED_ROWS: MetricDef = def(
     "Outbox rows carried by those attempts; divided by the batches, the mean batch size.",
 );
 
+pub const INTEL_SOURCE_INDICATORS: MetricDef = def(
+    "tripline_intel_source_indicators",
+    GaugeKind,
+    &["source"],
+    "Indicators in each synced intel source's cache after its last pass that changed it.",
+);
+pub const INTEL_SYNC_DURATION: MetricDef = def(
+    "tripline_intel_sync_duration_seconds",
+    GaugeKind,
+    &["source"],
+    "How long the last sync pass of each intel source took.",
+);
+pub const INTEL_SYNCS: MetricDef = def(
+    "tripline_intel_syncs_total",
+    Counter,
+    &["source", "result"],
+    "Sync passes of each intel source, by result (ok, error).",
+);
+pub const INTEL_SYNC_LAST_SUCCESS: MetricDef = def(
+    "tripline_intel_sync_last_success_timestamp_seconds",
+    GaugeKind,
+    &["source"],
+    "Unix time of each intel source's last successful sync pass.",
+);
+pub const INTEL_SYNC_BYTES: MetricDef = def(
+    "tripline_intel_sync_bytes_total",
+    Counter,
+    &["source"],
+    "Body bytes fetched by sync passes, per intel source.",
+);
+pub const INTEL_SYNC_DELETED: MetricDef = def(
+    "tripline_intel_sync_deleted_total",
+    Counter,
+    &["source"],
+    "Records removed from an intel source's cache (deleted at the source, dropped from a feed).",
+);
+
 /// Every metric tripline exports, in the order of the documentation.
 pub const METRICS: &[MetricDef] = &[
     LINES_RECEIVED,
@@ -424,6 +467,12 @@ pub const METRICS: &[MetricDef] = &[
     INDEX_MEMORY_BYTES,
     RELOADS,
     LAST_RELOAD_TIMESTAMP,
+    INTEL_SOURCE_INDICATORS,
+    INTEL_SYNC_DURATION,
+    INTEL_SYNCS,
+    INTEL_SYNC_LAST_SUCCESS,
+    INTEL_SYNC_BYTES,
+    INTEL_SYNC_DELETED,
     MATCH_DURATION,
     OPEN_FILES,
     FILE_LAG_BYTES,
@@ -447,6 +496,7 @@ pub const METRICS: &[MetricDef] = &[
     READY,
     CONFIRMATIONS,
     RULE_OBSERVATIONS_UNKEYED,
+    RULE_GROUPS_EVICTED,
     RULE_OBSERVATIONS_LATE,
     RULE_OBSERVATIONS_REPLAYED,
     OBSERVATIONS_SUPPRESSED,
@@ -515,6 +565,12 @@ pub struct Metrics {
     pub index_memory_bytes: IntGauge,
     pub reloads: IntCounterVec,
     pub last_reload_timestamp: Gauge,
+    pub intel_source_indicators: IntGaugeVec,
+    pub intel_sync_duration: GaugeVec,
+    pub intel_syncs: IntCounterVec,
+    pub intel_sync_last_success: GaugeVec,
+    pub intel_sync_bytes: IntCounterVec,
+    pub intel_sync_deleted: IntCounterVec,
     pub match_duration: Histogram,
     pub open_files: IntGaugeVec,
     pub file_lag_bytes: IntGaugeVec,
@@ -540,6 +596,7 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub confirmations: IntCounterVec,
     pub rule_observations_unkeyed: IntCounter,
+    pub rule_groups_evicted: IntCounter,
     pub rule_observations_late: IntCounter,
     pub rule_observations_replayed: IntCounter,
     pub observations_suppressed: IntCounter,
@@ -649,6 +706,12 @@ impl Metrics {
             index_memory_bytes: r.gauge(&INDEX_MEMORY_BYTES),
             reloads: r.counter_vec(&RELOADS),
             last_reload_timestamp: r.float_gauge(&LAST_RELOAD_TIMESTAMP),
+            intel_source_indicators: r.gauge_vec(&INTEL_SOURCE_INDICATORS),
+            intel_sync_duration: r.float_gauge_vec(&INTEL_SYNC_DURATION),
+            intel_syncs: r.counter_vec(&INTEL_SYNCS),
+            intel_sync_last_success: r.float_gauge_vec(&INTEL_SYNC_LAST_SUCCESS),
+            intel_sync_bytes: r.counter_vec(&INTEL_SYNC_BYTES),
+            intel_sync_deleted: r.counter_vec(&INTEL_SYNC_DELETED),
             match_duration: r.histogram(&MATCH_DURATION, match_buckets),
             open_files: r.gauge_vec(&OPEN_FILES),
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
@@ -672,6 +735,7 @@ impl Metrics {
             ready: r.gauge(&READY),
             confirmations: r.counter_vec(&CONFIRMATIONS),
             rule_observations_unkeyed: r.counter(&RULE_OBSERVATIONS_UNKEYED),
+            rule_groups_evicted: r.counter(&RULE_GROUPS_EVICTED),
             rule_observations_late: r.counter(&RULE_OBSERVATIONS_LATE),
             rule_observations_replayed: r.counter(&RULE_OBSERVATIONS_REPLAYED),
             observations_suppressed: r.counter(&OBSERVATIONS_SUPPRESSED),
@@ -845,6 +909,12 @@ mod tests {
             .set(1);
         m.intel_expired.with_label_values(&["x", "decayed"]).set(1);
         m.reloads.with_label_values(&["ok"]).inc();
+        m.intel_source_indicators.with_label_values(&["s"]).set(1);
+        m.intel_sync_duration.with_label_values(&["s"]).set(0.5);
+        m.intel_syncs.with_label_values(&["s", "ok"]).inc();
+        m.intel_sync_last_success.with_label_values(&["s"]).set(1.0);
+        m.intel_sync_bytes.with_label_values(&["s"]).inc();
+        m.intel_sync_deleted.with_label_values(&["s"]).inc();
         m.open_files.with_label_values(&["s"]).set(1);
         m.file_lag_bytes.with_label_values(&["s"]).set(1);
         m.checkpoint_writes.with_label_values(&["s"]).inc();

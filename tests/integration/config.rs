@@ -73,6 +73,13 @@ fn assert_no_debug(what: &str, out: &str) {
 /// with its index as the error must name it.
 fn toml_setting(key: &str, value: &str) -> (String, String) {
     let intel = "[intel]\npaths = [\"x\"]\n";
+    if let Some(k) = key.strip_prefix("intel.sources[].") {
+        let source = "name = \"s\"\nkind = \"freetext\"\nurl = \"https://feeds.example/x.txt\"\n";
+        return (
+            format!("{intel}[[intel.sources]]\n{source}[[intel.sources]]\nname = \"t\"\nkind = \"csv\"\nurl = \"https://feeds.example/x.csv\"\n{k} = {value}\n"),
+            format!("intel.sources[1].{k}"),
+        );
+    }
     if let Some(k) = key.strip_prefix("intel.") {
         return (format!("{intel}{k} = {value}\n"), key.to_string());
     }

@@ -490,3 +490,81 @@ fn running_sidecar_picks_up_a_false_positive_from_another_process() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A hunt given the sidecar's configuration knows its reported false positives: their
+/// alerts carry the mark, and the sharing preview withholds their positive sightings
+/// with the reason (was: the hunt ignored the suppression list and previewed them as
+/// sent).
+#[test]
+fn hunt_with_the_config_honours_reported_false_positives() {
+    let s = Setup::new("");
+    s.false_positive("a.b.atlas-upd.com", "our updater");
+    let log = s.path("dns.log");
+    std::fs::write(
+        &log,
+        "2024-05-02T10:00:00Z fw01 dns query c.atlas-upd.com\n\
+         2024-05-02T10:01:00Z fw01 dns query other-bad.example\n",
+    )
+    .expect("log");
+    let preview = s.path("preview");
+    let alerts_file = s.path("alerts.jsonl");
+    let rules = s.path("rules");
+    let out = s.run(&[
+        "hunt",
+        "-q",
+        "--no-default-warninglists",
+        "--intel",
+        &format!("atlas={}", s.path("atlas.txt").display()),
+        "--intel",
+        &format!("other={}", s.path("other.txt").display()),
+        "--rules",
+        rules.to_str().expect("utf-8"),
+        "-o",
+        alerts_file.to_str().expect("utf-8"),
+        "--preview-sharing",
+        preview.to_str().expect("utf-8"),
+        log.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let alerts: Vec<Value> = std::fs::read_to_string(&alerts_file)
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert json"))
+        .collect();
+    let lines = line_alerts(&alerts);
+    assert_eq!(lines.len(), 2, "{alerts:?}");
+    let atlas = lines
+        .iter()
+        .find(|a| a["threat"]["enrichments"][0]["indicator"]["name"] == "atlas-upd.com")
+        .expect("the atlas alert");
+    assert_eq!(atlas["tripline"]["suppressed"], true, "{atlas}");
+    let other = lines
+        .iter()
+        .find(|a| a["threat"]["enrichments"][0]["indicator"]["name"] == "other-bad.example")
+        .expect("the other alert");
+    assert!(other["tripline"].get("suppressed").is_none(), "{other}");
+    // The preview: nothing for atlas-upd.com, withheld as suppressed; other-bad.example
+    // would be sent to its community.
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(preview.join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary json");
+    let text_summary = std::fs::read_to_string(preview.join("summary.txt")).expect("summary");
+    let dests = summary["destinations"].as_array().expect("destinations");
+    let atlas = dests
+        .iter()
+        .find(|d| d["name"] == "atlas")
+        .expect("atlas destination");
+    assert_eq!(atlas["bodies"].as_array().map(Vec::len), Some(0), "{atlas}");
+    assert!(
+        atlas["withheld"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["reason"] == "suppressed")),
+        "{atlas}\n{text_summary}"
+    );
+    let other = dests
+        .iter()
+        .find(|d| d["name"] == "other")
+        .expect("other destination");
+    assert_eq!(other["bodies"].as_array().map(Vec::len), Some(1), "{other}");
+}

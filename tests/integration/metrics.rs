@@ -94,6 +94,16 @@ fn every_metric_with_a_value() -> Metrics {
         .set(0);
     m.sighting_batches.with_label_values(&["circl"]).inc();
     m.sighting_batched_rows.with_label_values(&["circl"]).inc();
+    m.intel_source_indicators
+        .with_label_values(&["circl"])
+        .set(10);
+    m.intel_sync_duration.with_label_values(&["circl"]).set(0.5);
+    m.intel_syncs.with_label_values(&["circl", "ok"]).inc();
+    m.intel_sync_last_success
+        .with_label_values(&["circl"])
+        .set(1.7e9);
+    m.intel_sync_bytes.with_label_values(&["circl"]).inc_by(100);
+    m.intel_sync_deleted.with_label_values(&["circl"]).inc();
     m
 }
 

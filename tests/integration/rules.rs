@@ -966,6 +966,8 @@ fn restore_drops_groups_of_changed_or_removed_rules() {
         (capped.stats().live_groups, capped.stats().evictions),
         (1, 1)
     );
+    // What `tripline_rule_groups_evicted_total` exports.
+    assert_eq!(capped.evictions(), 1);
 }
 
 #[test]

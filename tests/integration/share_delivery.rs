@@ -551,3 +551,169 @@ fn child_send_now() {
     let outbox = Outbox::open(Path::new(&state), &config(&text)).expect("outbox");
     let _ = outbox.send_now();
 }
+
+/// Point 4 on the delivery side (issue 10): whatever the `kill -9` points during
+/// delivery, the destination ends with the same sightings as an uninterrupted run —
+/// per attribute, one MISP sighting per event of its rows, none lost, none doubled.
+/// Each run records the same rows (counts 1 to 4, so a row can be several requests),
+/// then delivers them in child processes, each killed at a request picked by a seeded
+/// generator: while the fake MISP holds the answer after applying it (`hang`) or
+/// before applying it (`hang_before_record`). Every child runs on a clock an hour
+/// after the previous one (past the dead one's lease, as a restart after it would).
+/// The ingest side is `exactly_once_ingest::kill_9_at_any_point_gives_the_same_sightings`.
+#[test]
+fn kill_9_at_any_delivery_point_gives_the_same_sightings_at_the_destination() {
+    use std::collections::BTreeMap;
+    // (attribute, value, event, events in its rows)
+    let rows: [(&str, &str, &str, i64); 4] = [
+        (A1, "evil.example", E1, 3),
+        (A2, "evil.example", E2, 1),
+        (A3, "bad.example", E1, 4),
+        (A4, "bad.example", E2, 2),
+    ];
+    let killed = std::cell::Cell::new(0);
+    let run = |kills: &[(u64, &str)]| -> BTreeMap<String, usize> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let misp = FakeMisp::start(&dir.path().join("misp"), &attributes(), 0);
+        let cfg_text = misp_config(&misp.url(), &misp.key_file(), 120);
+        let cfg_file = dir.path().join("share.toml");
+        std::fs::write(&cfg_file, &cfg_text).expect("config");
+        let state = dir.path().join("state");
+        {
+            let outbox = Outbox::open(&state, &config(&cfg_text)).expect("outbox");
+            for (attr, value, event, n) in rows {
+                let hits = (0..n)
+                    .map(|i| hit(T0 + i * 60, value, event, Some(attr)))
+                    .collect();
+                outbox.record(&confirmation("r", hits)).expect("record");
+            }
+        }
+        let mut hours = 1;
+        for (at, mode) in kills {
+            // The request `at` (counted from this child's first) hangs, and the
+            // child is killed while it does.
+            let arrived = misp.state()["arrived"].as_u64().unwrap_or(0);
+            misp.control("ok", None, 0.0);
+            let mut child = Command::new(std::env::current_exe().expect("test binary"))
+                .args([
+                    "share_delivery::child_deliver_due",
+                    "--exact",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
+                .env("TRIPLINE_SHARE_CHILD_STATE", &state)
+                .env("TRIPLINE_SHARE_CHILD_CONFIG", &cfg_file)
+                .env("TRIPLINE_SHARE_CHILD_HOURS", hours.to_string())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn child");
+            hours += 1;
+            // Let `at - 1` requests through, then make the next one hang.
+            misp.wait_for("the requests before the kill point", |s| {
+                s["arrived"].as_u64().unwrap_or(0) >= arrived + at - 1
+            });
+            let hanging = misp.state()["hanging"].as_u64().unwrap_or(0);
+            misp.control(mode, Some(1), 120.0);
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                let st = misp.state();
+                let ready = if *mode == "hang" {
+                    // Applied and held: the kill lands after the sighting did.
+                    st["hanging"].as_u64().unwrap_or(0) > hanging
+                } else {
+                    st["arrived"].as_u64().unwrap_or(0) >= arrived + at
+                };
+                if ready {
+                    child.kill().expect("kill child");
+                    killed.set(killed.get() + 1);
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "neither the kill point nor the child's end came: {st}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+        // A last, uninterrupted pass on a later clock.
+        misp.control("ok", None, 0.0);
+        let outbox = Outbox::open(&state, &config(&cfg_text)).expect("reopen");
+        let mut now = in_hours(hours);
+        for _ in 0..5 {
+            outbox.deliver_due(now).expect("deliver");
+            now += chrono::Duration::hours(1);
+        }
+        let left: Vec<_> = outbox
+            .list(None)
+            .expect("list")
+            .into_iter()
+            .filter(|r| r.state != State::Sent)
+            .collect();
+        assert!(
+            left.is_empty(),
+            "rows not delivered after {kills:?}: {left:?}"
+        );
+        let mut got: BTreeMap<String, usize> = BTreeMap::new();
+        for s in misp.sightings() {
+            *got.entry(s["attribute_uuid"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
+        }
+        got
+    };
+    let want = run(&[]);
+    let expected: BTreeMap<String, usize> = rows
+        .iter()
+        .map(|(a, _, _, n)| (a.to_string(), *n as usize))
+        .collect();
+    assert_eq!(want, expected, "one MISP sighting per event");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for round in 0..3 {
+        let kills: Vec<(u64, &str)> = (0..2)
+            .map(|i| {
+                let mode = if (round + i) % 2 == 0 {
+                    "hang"
+                } else {
+                    "hang_before_record"
+                };
+                (1 + next(5), mode)
+            })
+            .collect();
+        let got = run(&kills);
+        assert_eq!(
+            got, want,
+            "kill -9 at requests {kills:?} changed the sightings"
+        );
+    }
+    assert!(
+        killed.get() >= 3,
+        "only {} children were killed",
+        killed.get()
+    );
+}
+
+/// The child side of the delivery property test: delivers what is due on a clock
+/// `TRIPLINE_SHARE_CHILD_HOURS` hours ahead. Does nothing unless run by it.
+#[test]
+#[ignore = "run as a child process by kill_9_at_any_delivery_point_gives_the_same_sightings_at_the_destination"]
+fn child_deliver_due() {
+    let (Ok(state), Ok(cfg_file), Ok(hours)) = (
+        std::env::var("TRIPLINE_SHARE_CHILD_STATE"),
+        std::env::var("TRIPLINE_SHARE_CHILD_CONFIG"),
+        std::env::var("TRIPLINE_SHARE_CHILD_HOURS"),
+    ) else {
+        return;
+    };
+    let text = std::fs::read_to_string(cfg_file).expect("config");
+    let outbox = Outbox::open(Path::new(&state), &config(&text)).expect("outbox");
+    let _ = outbox.deliver_due(in_hours(hours.parse().unwrap_or(1)));
+}

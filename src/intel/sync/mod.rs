@@ -26,7 +26,15 @@
 //! - Credentials come from an environment variable or a file ([`crate::net::Secret`]),
 //!   never from the config text, and never appear in errors, status or metrics.
 
+pub mod misp_rest;
+pub mod taxii;
+
 use std::path::{Path, PathBuf};
+
+pub mod feed;
+pub mod registry;
+pub mod runner;
+pub mod spec;
 
 use chrono::{DateTime, Utc};
 

@@ -329,6 +329,12 @@ impl Outbox {
         Outbox::init(conn, ":memory:".into(), config)
     }
 
+    /// Sightings of indicators on `list` (reported false positives) are not queued.
+    pub fn with_suppressions(mut self, list: Arc<super::SuppressionList>) -> Outbox {
+        self.router = self.router.with_suppressions(list);
+        self
+    }
+
     fn init(conn: Connection, path: String, config: &ShareConfig) -> Result<Outbox, OutboxError> {
         let router = Router::new(config)?;
         let db = |source| OutboxError::Db {

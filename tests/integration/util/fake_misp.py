@@ -27,7 +27,8 @@ Control (no auth): POST /_control {"mode": M, "times": N, "hang_secs": S,
      attributes' numeric ids (their position in ATTRS.json, from 1).
   N: how many /sightings/add (or restSearch) requests the mode applies to (default:
      until changed). GET /_state: {"sightings": [...], "requests": [...], "arrived": n}
-     (requests list answered ones; arrived counts /sightings/add requests as they come).
+     (requests list answered ones; arrived counts /sightings/add requests as they come;
+     hanging counts requests applied and held by `hang`).
 """
 
 import argparse
@@ -58,6 +59,7 @@ class State:
         self.sightings = []
         self.requests = []
         self.arrived = 0
+        self.hanging = 0
         self.mode = "ok"
         self.times = None
         self.hang_secs = 30.0
@@ -139,7 +141,8 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 return self.reply(200, {"sightings": self.state.sightings,
                                         "requests": self.state.requests,
-                                        "arrived": self.state.arrived})
+                                        "arrived": self.state.arrived,
+                                        "hanging": self.state.hanging})
         self.reply(404, {"message": "not found"})
 
     def do_POST(self):
@@ -265,6 +268,8 @@ class Handler(BaseHTTPRequestHandler):
             self.note("/sightings/add", 500, raw)
             return self.reply(500, {"name": "An Internal Error Has Occurred.", "url": "/sightings/add"})
         if mode == "hang":
+            with st.lock:
+                st.hanging += 1
             time.sleep(st.hang_secs)
         self.note("/sightings/add", 200, raw)
         self.reply(200, {"Sighting": last})

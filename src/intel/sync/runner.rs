@@ -1,0 +1,457 @@
+//! Running passes: one source's pass with its cursor and status ([`run_pass`]), the
+//! per-source state on disk, the retry backoff, and the scheduler of `tripline run`
+//! ([`Scheduler`]: one thread per source, so a slow or failing source never delays
+//! another).
+//!
+//! On disk, per source, under `<state>/intel/<name>/`:
+//! - `data/`: the last good data (written by the fetcher, see [`super`]);
+//! - `cursor.json`: the fetcher's cursor, saved only after a successful pass;
+//! - `status.json`: the last attempt, last success, last error (redacted: never a
+//!   credential), indicator count, figures of the last pass, and the next run;
+//! - `lock`: held (`flock`) during a pass, so two processes never write one source.
+//!
+//! A pass whose process is killed leaves the data directory as the fetcher left it
+//! (whole files only) and the older cursor: the next pass fetches again what it may
+//! have applied. Temporary files of a killed pass (`.NAME.tmp-PID`) are removed at
+//! the start of the next one.
+//!
+//! Costs: after a pass that changed data, the source's data directory is loaded once
+//! with the intel loaders to count its indicators (about the cost of loading it for
+//! the index); a pass that changed nothing keeps the last count.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::spec::{data_dir, source_dir, SourceSpec};
+use super::{registry, write_atomic, Credentials, PassContext, PassReport, SourceKind, SyncError};
+use crate::intel::load::{load_intel, IntelSpec, LoadOptions};
+use crate::net::HttpClient;
+
+/// The first retry after a failure; each further failure doubles it, up to the
+/// source's interval.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(30);
+
+/// What `status.json` holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Status {
+    /// RFC 3339.
+    pub last_attempt: Option<String>,
+    /// RFC 3339, of the last pass that succeeded.
+    pub last_success: Option<String>,
+    /// The error of the last pass when it failed (redacted), else none.
+    pub last_error: Option<String>,
+    /// Indicators in the data directory after the last pass that changed it.
+    pub indicators: Option<u64>,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// Figures of the last pass.
+    pub duration_secs: f64,
+    pub bytes_fetched: u64,
+    pub requests: u64,
+    pub upserted: u64,
+    pub deleted: u64,
+    pub changed: bool,
+    /// RFC 3339: when `tripline run` passes next (interval, or backoff after a
+    /// failure).
+    pub next_run: Option<String>,
+}
+
+impl Status {
+    /// The status of `name` (default when there is none or it cannot be read).
+    pub fn load(state_dir: &Path, name: &str) -> Status {
+        let p = source_dir(state_dir, name).join("status.json");
+        std::fs::read(&p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, state_dir: &Path, name: &str) -> std::io::Result<()> {
+        let p = source_dir(state_dir, name).join("status.json");
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomic(&p, &text)
+    }
+}
+
+/// The cursor of `name` (`Null` when there is none; a cursor that cannot be read is
+/// dropped with a warning: the next pass starts over, which fetchers do idempotently).
+pub fn load_cursor(state_dir: &Path, name: &str) -> Value {
+    let p = source_dir(state_dir, name).join("cursor.json");
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!(source = %name, error = %e, "Intel sync cursor unreadable; starting over.");
+            Value::Null
+        }),
+        Err(_) => Value::Null,
+    }
+}
+
+/// The result of one pass.
+#[derive(Debug)]
+pub struct PassOutcome {
+    pub name: String,
+    pub result: Result<PassReport, String>,
+    pub status: Status,
+    pub duration: Duration,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// How long to wait after `failures` failures in a row (≥ 1): 30 s doubling, at most
+/// `interval`, spread by `jitter` (a fraction in `-0.1 ..= 0.1`).
+pub fn retry_delay(failures: u32, interval: Duration, jitter: f64) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    let base = RETRY_INITIAL.saturating_mul(1u32 << exp).min(interval);
+    base.mul_f64(1.0 + jitter.clamp(-0.1, 0.1))
+}
+
+/// A jitter fraction in `-0.1 ..= 0.1`.
+fn jitter() -> f64 {
+    let r = uuid::Uuid::new_v4().as_u128() % 2001;
+    (r as f64 - 1000.0) / 10_000.0
+}
+
+/// Holds `flock` on a file while alive.
+struct Lock(std::fs::File);
+
+impl Lock {
+    fn take(path: &Path) -> std::io::Result<Option<Lock>> {
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // SAFETY: flock on a descriptor this function owns; no memory is involved.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        Ok((r == 0).then_some(Lock(f)))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: as in `take`.
+        unsafe {
+            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
+        }
+    }
+}
+
+/// Removes temporary files a killed pass left (`.NAME.tmp-PID`).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with('.') && n.contains(".tmp-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Counts the indicators the loaders find in `path` (as source `name`).
+pub fn count_indicators(name: &str, path: &Path) -> Option<u64> {
+    let spec = IntelSpec {
+        name: Some(name.to_string()),
+        path: path.to_path_buf(),
+    };
+    load_intel(&[spec], &LoadOptions::default())
+        .ok()
+        .map(|(store, _)| store.len() as u64)
+}
+
+/// `message` with the source's credentials, if any slipped in, replaced by `***`, and
+/// URL userinfo redacted.
+fn redact(message: &str, source: Option<&super::SourceConfig>) -> String {
+    let mut m = crate::net::http::redact_text(message);
+    if let Some(s) = source {
+        let secret = match &s.credentials {
+            Credentials::None => None,
+            Credentials::ApiKey(k) => Some(k.expose()),
+            Credentials::Basic { password, .. } => Some(password.expose()),
+        };
+        if let Some(v) = secret.filter(|v| !v.is_empty()) {
+            m = m.replace(v, "***");
+        }
+    }
+    m
+}
+
+/// One pass of `spec` now: see the module doc. Never panics on outside data; every
+/// failure is in the outcome (and in `status.json`).
+pub fn run_pass(spec: &SourceSpec, state_dir: &Path, now: DateTime<Utc>) -> PassOutcome {
+    let t0 = Instant::now();
+    let name = spec.name().to_string();
+    let mut status = Status::load(state_dir, &name);
+    status.last_attempt = Some(rfc3339(now));
+    let mut resolved = None;
+    let result = (|| -> Result<PassReport, SyncError> {
+        let io = |path: &Path, e: std::io::Error| SyncError::Io {
+            source_name: name.clone(),
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let dir = source_dir(state_dir, &name);
+        let data = data_dir(state_dir, &name);
+        std::fs::create_dir_all(&data).map_err(|e| io(&data, e))?;
+        let lock_path = dir.join("lock");
+        let Some(_lock) = Lock::take(&lock_path).map_err(|e| io(&lock_path, e))? else {
+            return Err(SyncError::Config {
+                source_name: name.clone(),
+                key: "name".into(),
+                message: "another pass of this source is running (its lock is held)".into(),
+            });
+        };
+        remove_stale_temporaries(&data);
+        let source = spec.resolve()?;
+        let client = HttpClient::builder()
+            .timeout(Duration::from_secs(source.timeout_secs))
+            .ca_file(source.ca_file.as_deref())
+            .proxy(source.proxy.as_deref())
+            .build()
+            .map_err(|e| SyncError::Http {
+                source_name: name.clone(),
+                source: e,
+            })?;
+        resolved = Some(source.clone());
+        let mut cursor = load_cursor(state_dir, &name);
+        let before = cursor.clone();
+        let mut fetcher = registry::fetcher(source.kind);
+        fetcher.check_options(&source)?;
+        let report = fetcher.pass(&mut PassContext {
+            source: &source,
+            client: &client,
+            data_dir: &data,
+            cursor: &mut cursor,
+            now,
+        })?;
+        if cursor != before {
+            let p = dir.join("cursor.json");
+            let text = serde_json::to_vec(&cursor).map_err(|e| io(&p, std::io::Error::other(e)))?;
+            write_atomic(&p, &text).map_err(|e| io(&p, e))?;
+        }
+        Ok(report)
+    })();
+    let duration = t0.elapsed();
+    status.duration_secs = duration.as_secs_f64();
+    let interval = Duration::from_secs(spec.config.interval_secs);
+    let result = match result {
+        Ok(report) => {
+            if report.changed || status.indicators.is_none() {
+                status.indicators = count_indicators(&name, &data_dir(state_dir, &name));
+            }
+            status.last_success = Some(rfc3339(now));
+            status.last_error = None;
+            status.consecutive_failures = 0;
+            status.bytes_fetched = report.bytes_fetched;
+            status.requests = report.requests;
+            status.upserted = report.upserted;
+            status.deleted = report.deleted;
+            status.changed = report.changed;
+            status.next_run = Some(rfc3339(now + interval));
+            Ok(report)
+        }
+        Err(e) => {
+            let message = redact(&e.to_string(), resolved.as_ref());
+            status.last_error = Some(message.clone());
+            status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+            status.bytes_fetched = 0;
+            status.requests = 0;
+            status.upserted = 0;
+            status.deleted = 0;
+            status.changed = false;
+            let wait = retry_delay(status.consecutive_failures, interval, jitter());
+            status.next_run = Some(rfc3339(now + wait));
+            Err(message)
+        }
+    };
+    if let Err(e) = status.save(state_dir, &name) {
+        tracing::error!(source = %name, error = %e, "Cannot write the intel source's status.");
+    }
+    PassOutcome {
+        name,
+        result,
+        status,
+        duration,
+    }
+}
+
+/// When the next pass of a source is due, from its saved status (now when unknown or
+/// past).
+pub fn next_due(status: &Status, now: DateTime<Utc>) -> Duration {
+    status
+        .next_run
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| (t.with_timezone(&Utc) - now).to_std().ok())
+        .unwrap_or(Duration::ZERO)
+}
+
+/// What the scheduler tells its owner after each pass.
+pub type OnPass = Arc<dyn Fn(&SourceSpec, &PassOutcome) + Send + Sync>;
+
+/// The scheduler of `tripline run`: one thread per remote source, each passing when
+/// due (at start when its cache is older than its interval), then every interval, or
+/// after the backoff when the pass failed. [`Scheduler::stop`] wakes them and joins.
+pub struct Scheduler {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Scheduler {
+    pub fn start(sources: &[SourceSpec], state_dir: &Path, on_pass: OnPass) -> Scheduler {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let mut threads = Vec::new();
+        for spec in sources.iter().filter(|s| s.kind() != SourceKind::File) {
+            let spec = spec.clone();
+            let state: PathBuf = state_dir.to_path_buf();
+            let stop = stop.clone();
+            let on_pass = on_pass.clone();
+            let name = format!("intel-sync-{}", spec.name());
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                let mut wait = next_due(&Status::load(&state, spec.name()), Utc::now());
+                loop {
+                    {
+                        let (lock, cv) = &*stop;
+                        let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        let deadline = Instant::now() + wait;
+                        while !*stopped {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                break;
+                            }
+                            stopped = cv
+                                .wait_timeout(stopped, left)
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0;
+                        }
+                        if *stopped {
+                            return;
+                        }
+                    }
+                    let outcome = run_pass(&spec, &state, Utc::now());
+                    on_pass(&spec, &outcome);
+                    wait = next_due(&outcome.status, Utc::now());
+                }
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!(error = %e, "Cannot start an intel sync thread."),
+            }
+        }
+        Scheduler { stop, threads }
+    }
+
+    /// Stops the threads (a pass in flight finishes first) and waits for them.
+    pub fn stop(self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A cursor as `intel status` shows it: fields whose JSON is longer than 256 bytes
+/// (a feed's per-event map) replaced by their number of entries.
+pub fn cursor_summary(cursor: &Value) -> Value {
+    match cursor {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let big = v.to_string().len() > 256;
+                    let shown = match v {
+                        Value::Object(o) if big => serde_json::json!(o.len()),
+                        Value::Array(a) if big => serde_json::json!(a.len()),
+                        v => v.clone(),
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        v => v.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_30s_to_the_interval() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(retry_delay(1, hour, 0.0), Duration::from_secs(30));
+        assert_eq!(retry_delay(2, hour, 0.0), Duration::from_secs(60));
+        assert_eq!(retry_delay(5, hour, 0.0), Duration::from_secs(480));
+        assert_eq!(retry_delay(8, hour, 0.0), hour);
+        assert_eq!(retry_delay(u32::MAX, hour, 0.0), hour);
+        assert_eq!(
+            retry_delay(1, Duration::from_secs(10), 0.0),
+            Duration::from_secs(10)
+        );
+        assert_eq!(retry_delay(1, hour, 0.1), Duration::from_secs(33));
+        for _ in 0..100 {
+            assert!((-0.1..=0.1).contains(&jitter()));
+        }
+    }
+
+    #[test]
+    fn next_due_reads_the_status() {
+        let now = Utc::now();
+        let mut s = Status::default();
+        assert_eq!(next_due(&s, now), Duration::ZERO);
+        s.next_run = Some(rfc3339(now + Duration::from_secs(100)));
+        let d = next_due(&s, now);
+        assert!(
+            d <= Duration::from_secs(100) && d >= Duration::from_secs(98),
+            "{d:?}"
+        );
+        s.next_run = Some(rfc3339(now - Duration::from_secs(100)));
+        assert_eq!(next_due(&s, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_errors() {
+        let mut c = super::super::SourceConfig {
+            name: "s".into(),
+            kind: SourceKind::Csv,
+            url: "https://x.example/".into(),
+            collection: None,
+            credentials: Credentials::ApiKey(crate::net::Secret::new("hunter2")),
+            interval_secs: 3600,
+            timeout_secs: 30,
+            ca_file: None,
+            proxy: None,
+            options: toml::Table::new(),
+        };
+        assert_eq!(
+            redact("got hunter2 back from http://u:p@h/x", Some(&c)),
+            "got *** back from http://***@h/x"
+        );
+        c.credentials = Credentials::None;
+        assert_eq!(redact("plain", Some(&c)), "plain");
+    }
+
+    #[test]
+    fn big_cursor_fields_are_summarised() {
+        let events: serde_json::Map<String, Value> = (0..100)
+            .map(|i| (format!("uuid-{i}"), serde_json::json!("1700000000")))
+            .collect();
+        let c = serde_json::json!({"etag": "\"abc\"", "events": events});
+        assert_eq!(
+            cursor_summary(&c),
+            serde_json::json!({"etag": "\"abc\"", "events": 100})
+        );
+    }
+}
