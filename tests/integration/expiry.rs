@@ -414,3 +414,57 @@ fn no_positive_sighting_of_decayed_or_warninglisted_intel() {
     outbox.record(&hit("fresh.example")).expect("record");
     assert_eq!(outbox.send_now().expect("send").delivered, 1);
 }
+
+/// `hunt --config` judges with the configuration's `[intel.decay]` and
+/// `[intel.lifetimes]`: both off, the decayed domain matches again; a shorter decay
+/// lifetime ends it sooner.
+#[test]
+fn hunt_with_config_uses_its_decay_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sighted = crossing(1_551_253_950, DEFAULT_BASE);
+    let lines = [
+        line(sighted + 1, "query=ooiasjdnqjwbeasdasd.com after"),
+        line(
+            1_551_253_950 + 86_400,
+            "query=ooiasjdnqjwbeasdasd.com next-day",
+        ),
+    ];
+    let log = dir.path().join("events.log");
+    std::fs::write(&log, lines.join("\n") + "\n").expect("log written");
+    let run = |decay: &str| {
+        let config = dir.path().join("tripline.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[intel]\npaths = [\"{SIGHTED_EVENT}\"]\n{decay}\n[state]\ndir = {:?}\n",
+                dir.path().join("state").display().to_string()
+            ),
+        )
+        .expect("config written");
+        let out = tripline(&[
+            "hunt",
+            "-q",
+            "--config",
+            config.to_str().expect("utf-8"),
+            log.to_str().expect("utf-8"),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        lines
+            .iter()
+            .map(|l| text.contains(l.as_str()))
+            .collect::<Vec<bool>>()
+    };
+    assert_eq!(run(""), [false, true]);
+    // Decay off: the domain lifetime (180 days from the 2018 timestamp) would still
+    // end it; with that off too, it matches.
+    assert_eq!(run("[intel.decay]\nenabled = false"), [false, false]);
+    assert_eq!(
+        run("[intel.decay]\nenabled = false\n[intel.lifetimes]\ndomain_days = 0"),
+        [true, true]
+    );
+    // One day's lifetime: gone the next day.
+    assert_eq!(
+        run("[intel.decay.overrides.domain]\nlifetime_days = 1"),
+        [false, false]
+    );
+}
