@@ -7,8 +7,10 @@
 //!    after replaying the header lines that came before it;
 //! 2. picks the event time: the line's own time as its format defines it, else the
 //!    time of reading ([`TimeSource`] says which) — never text inside a message;
-//! 3. judges each hit's intel valid at that time (STIX `valid_from`/`valid_until`),
-//!    dropping hits whose intel was not valid then;
+//! 3. judges each hit's intel valid at that time (STIX `valid_from`/`valid_until`,
+//!    MISP decay below its threshold, per-kind lifetimes: [`crate::intel::expiry`]),
+//!    dropping hits whose intel was not valid then, and gives each its decay score
+//!    then (`tripline.enrichments[i].score`);
 //! 4. builds the typed [`Alert`] from the line's origin and the decoded context, and
 //!    the rules' [`Observation`]s through `correlate::observe`;
 //! 5. marks (or drops) what the local suppression list says was reported as a
@@ -32,6 +34,7 @@ use chrono::{DateTime, Utc};
 use crate::correlate::Observation;
 use crate::decode::{DecodeOptions, Decoder, Event};
 use crate::index::Index;
+use crate::intel::Kind;
 use crate::matcher::Hit;
 use crate::scan::Scanned;
 use crate::share::suppress::{SuppressedAlerts, SuppressionList};
@@ -249,6 +252,7 @@ impl Emitter {
             .map(|(hit, metas)| {
                 let mut e = alert::enrichment(index, hit, metas, &occurred);
                 alert::add_field(&mut e, &event, hit.span, hit.id.kind());
+                add_scores(&mut e, index, hit.id.kind(), metas, time.timestamp());
                 e
             })
             .collect();
@@ -268,6 +272,33 @@ impl Emitter {
             time,
         })
     }
+}
+
+/// The MISP decay score of the indicator at the line's time, when its intel decays:
+/// `tripline.enrichments[i].score` (the highest of its sources') and each source's own
+/// `sources[j].score`, 0 to 100 with two decimals. ECS has no numeric indicator score
+/// (`threat.indicator.confidence` is a None/Low/Medium/High keyword), so it stays in
+/// tripline's record.
+fn add_scores(e: &mut alert::Enrichment, index: &Index, kind: Kind, metas: &[u32], t: i64) {
+    let round = |s: f64| (s * 100.0).round() / 100.0;
+    let scores: Vec<Option<f64>> = metas
+        .iter()
+        .map(|&m| index.judge(kind, m, t).score.map(round))
+        .collect();
+    let Some(best) = scores.iter().flatten().copied().reduce(f64::max) else {
+        return;
+    };
+    let Some(o) = e.tripline.as_object_mut() else {
+        return;
+    };
+    if let Some(sources) = o.get_mut("sources").and_then(|v| v.as_array_mut()) {
+        for (source, score) in sources.iter_mut().zip(&scores) {
+            if let (Some(src), Some(score)) = (source.as_object_mut(), score) {
+                src.insert("score".into(), serde_json::json!(score));
+            }
+        }
+    }
+    o.insert("score".into(), serde_json::json!(best));
 }
 
 #[allow(clippy::too_many_arguments)]

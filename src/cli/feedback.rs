@@ -116,6 +116,7 @@ fn index_of(config: &Config, path: &Path) -> Result<Index> {
         allow_broad: config.intel.allow_broad,
         min_prefix_v4: u8::try_from(config.intel.min_prefix_v4).unwrap_or(32),
         min_prefix_v6: u8::try_from(config.intel.min_prefix_v6).unwrap_or(128),
+        expiry: Some(config.intel.expiry_policy()),
     };
     // Without the indicators a warninglist excludes: they match nothing, as in the
     // sidecar.

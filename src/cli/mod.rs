@@ -112,6 +112,10 @@ pub struct IntelArgs {
     /// the address in the line (`exact`: `1.2.3.4:443`, `1.2.3.4.443`, `(443)`).
     #[arg(long, value_enum, default_value = "any", global = true)]
     pub ip_port: IpPortMatch,
+    /// How intel ages: a configuration's `[intel.decay]`/`[intel.lifetimes]` (with
+    /// `--config`), else their defaults.
+    #[arg(skip)]
+    pub expiry: Option<crate::intel::expiry::ExpiryPolicy>,
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -171,6 +175,7 @@ pub(crate) fn intel_args_from_config(
         csv_column: base.csv_column.clone(),
         no_query_hosts: !config.matching.query_hosts,
         ip_port: config.matching.ip_port,
+        expiry: Some(i.expiry_policy()),
     }
 }
 
@@ -210,6 +215,10 @@ pub fn build_index(
             query_hosts: !args.no_query_hosts,
             ip_port: args.ip_port,
         },
+        // The configuration's `[intel.decay]`/`[intel.lifetimes]`, else their
+        // defaults, judged at each line's time.
+        expiry: args.expiry.clone().unwrap_or_default(),
+        drop_lapsed: false,
     };
     let built = build(&plan).context("loading intel")?;
     for e in &built.problems {

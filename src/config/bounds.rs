@@ -23,6 +23,14 @@ pub const RELOAD_DEBOUNCE_MS: RangeInclusive<u64> = 0..=600_000;
 pub const MIN_PREFIX_V4: RangeInclusive<u64> = 1..=32;
 /// `intel.min_prefix_v6`: the shortest IPv6 prefix kept as an indicator, /1 to /128.
 pub const MIN_PREFIX_V6: RangeInclusive<u64> = 1..=128;
+/// `intel.decay.lifetime_days` (and per-type overrides): 1 day to 100 years.
+pub const DECAY_LIFETIME_DAYS: RangeInclusive<u64> = 1..=36_500;
+/// `intel.decay.decay_speed`: MISP's `decay_speed` (delta), 1 to 10.
+pub const DECAY_SPEED: RangeInclusive<f64> = 1.0..=10.0;
+/// `intel.decay.threshold` and `intel.decay.default_base_score`: a score, 0 to 100.
+pub const DECAY_SCORE: RangeInclusive<f64> = 0.0..=100.0;
+/// `intel.lifetimes.*_days`: 0 (never) to 100 years.
+pub const LIFETIME_DAYS: RangeInclusive<u64> = 0..=36_500;
 /// `intel.sources[].interval_secs`: 10 seconds to 1 week between sync passes.
 pub const INTEL_INTERVAL_SECS: RangeInclusive<u64> = 10..=604_800;
 /// `intel.sources[].timeout_secs`: 1 second to 10 minutes per request.
@@ -72,6 +80,15 @@ pub struct Bound {
     pub unit: &'static str,
 }
 
+const fn float(key: &'static str, range: RangeInclusive<f64>, unit: &'static str) -> Bound {
+    Bound {
+        key,
+        min: *range.start(),
+        max: *range.end(),
+        unit,
+    }
+}
+
 const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) -> Bound {
     Bound {
         key,
@@ -83,7 +100,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 34] = [
+pub const ALL: [Bound; 45] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -93,6 +110,33 @@ pub const ALL: [Bound; 34] = [
     int("intel.reload_debounce_ms", RELOAD_DEBOUNCE_MS, "ms"),
     int("intel.min_prefix_v4", MIN_PREFIX_V4, "prefix length"),
     int("intel.min_prefix_v6", MIN_PREFIX_V6, "prefix length"),
+    int("intel.decay.lifetime_days", DECAY_LIFETIME_DAYS, "days"),
+    float("intel.decay.decay_speed", DECAY_SPEED, "MISP decay_speed"),
+    float("intel.decay.threshold", DECAY_SCORE, "score"),
+    float("intel.decay.default_base_score", DECAY_SCORE, "score"),
+    int("intel.lifetimes.ip_days", LIFETIME_DAYS, "days, 0: never"),
+    int("intel.lifetimes.url_days", LIFETIME_DAYS, "days, 0: never"),
+    int(
+        "intel.lifetimes.domain_days",
+        LIFETIME_DAYS,
+        "days, 0: never",
+    ),
+    int(
+        "intel.lifetimes.email_days",
+        LIFETIME_DAYS,
+        "days, 0: never",
+    ),
+    int("intel.lifetimes.hash_days", LIFETIME_DAYS, "days, 0: never"),
+    int(
+        "intel.lifetimes.filename_days",
+        LIFETIME_DAYS,
+        "days, 0: never",
+    ),
+    int(
+        "intel.lifetimes.other_days",
+        LIFETIME_DAYS,
+        "days, 0: never",
+    ),
     int("intel.sources[].interval_secs", INTEL_INTERVAL_SECS, "s"),
     int("intel.sources[].timeout_secs", INTEL_TIMEOUT_SECS, "s"),
     Bound {

@@ -194,6 +194,142 @@ pub struct IntelConfig {
     pub min_prefix_v6: u64,
     /// Remote intel kept in sync into the state directory (`[[intel.sources]]`).
     pub sources: Vec<IntelSourceToml>,
+    /// MISP decay (`[intel.decay]`, see [`crate::intel::expiry`]).
+    pub decay: DecayConfig,
+    /// Default lifetimes of intel with no expiry of its own (`[intel.lifetimes]`).
+    pub lifetimes: LifetimesConfig,
+}
+
+/// `[intel.decay]`: MISP's polynomial decay for MISP intel, with MISP's "NIDS Simple
+/// Decaying Model" as the default model.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecayConfig {
+    pub enabled: bool,
+    /// MISP `lifetime` in days. Range [`bounds::DECAY_LIFETIME_DAYS`].
+    pub lifetime_days: u64,
+    /// MISP `decay_speed`. Range [`bounds::DECAY_SPEED`].
+    pub decay_speed: f64,
+    /// Below this score (0 to 100) an indicator stops matching.
+    pub threshold: f64,
+    /// The base score of intel whose export carries no `decay_score` (0 to 100).
+    pub default_base_score: f64,
+    /// The MISP types the model applies to.
+    pub types: Vec<String>,
+    /// Per MISP type: other parameters (a type named here decays even when not in
+    /// `types`).
+    pub overrides: std::collections::BTreeMap<String, DecayOverride>,
+}
+
+impl Default for DecayConfig {
+    fn default() -> Self {
+        use crate::intel::expiry as e;
+        DecayConfig {
+            enabled: true,
+            lifetime_days: e::NIDS_LIFETIME_DAYS as u64,
+            decay_speed: e::NIDS_DECAY_SPEED,
+            threshold: e::NIDS_THRESHOLD,
+            default_base_score: e::NIDS_DEFAULT_BASE_SCORE,
+            types: e::NIDS_TYPES.iter().map(|t| t.to_string()).collect(),
+            overrides: Default::default(),
+        }
+    }
+}
+
+/// `[intel.decay.overrides.<MISP type>]`: what differs from the default model.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecayOverride {
+    pub lifetime_days: Option<u64>,
+    pub decay_speed: Option<f64>,
+    pub threshold: Option<f64>,
+}
+
+/// `[intel.lifetimes]`: days from the intel's latest time after which an indicator
+/// with no `valid_until` and no decay model stops matching; 0 = never. Intel with no
+/// time at all (a plain list) never expires.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifetimesConfig {
+    pub ip_days: u64,
+    pub url_days: u64,
+    /// Domains and host names.
+    pub domain_days: u64,
+    pub email_days: u64,
+    pub hash_days: u64,
+    pub filename_days: u64,
+    /// Other literals (user agents, mutexes, registry keys).
+    pub other_days: u64,
+}
+
+impl Default for LifetimesConfig {
+    fn default() -> Self {
+        use crate::intel::expiry::default_lifetime_days as d;
+        use crate::intel::Kind;
+        LifetimesConfig {
+            ip_days: d(Kind::Ipv4),
+            url_days: d(Kind::Url),
+            domain_days: d(Kind::Domain),
+            email_days: d(Kind::Email),
+            hash_days: d(Kind::Sha256),
+            filename_days: d(Kind::Filename),
+            other_days: d(Kind::Literal),
+        }
+    }
+}
+
+impl IntelConfig {
+    /// The expiry policy this configuration describes (validated values assumed;
+    /// see `plan`).
+    pub fn expiry_policy(&self) -> crate::intel::expiry::ExpiryPolicy {
+        use crate::intel::expiry::{self as e, DecayModel, DecaySettings, ExpiryPolicy};
+        use crate::intel::Kind;
+        let d = &self.decay;
+        let model = |life: u64, speed: f64, threshold: f64| DecayModel {
+            lifetime_secs: life as f64 * e::DAY_SECS as f64,
+            decay_speed: speed,
+            threshold,
+        };
+        let decay = d.enabled.then(|| {
+            let mut models: std::collections::BTreeMap<String, DecayModel> = d
+                .types
+                .iter()
+                .map(|t| {
+                    (
+                        t.clone(),
+                        model(d.lifetime_days, d.decay_speed, d.threshold),
+                    )
+                })
+                .collect();
+            for (t, o) in &d.overrides {
+                models.insert(
+                    t.clone(),
+                    model(
+                        o.lifetime_days.unwrap_or(d.lifetime_days),
+                        o.decay_speed.unwrap_or(d.decay_speed),
+                        o.threshold.unwrap_or(d.threshold),
+                    ),
+                );
+            }
+            DecaySettings {
+                default_base_score: d.default_base_score,
+                models,
+            }
+        });
+        let l = &self.lifetimes;
+        let lifetimes = Kind::ALL.map(|k| {
+            e::lifetime_secs(match k {
+                Kind::Ipv4 | Kind::Ipv6 => l.ip_days,
+                Kind::Url => l.url_days,
+                Kind::Domain | Kind::Hostname => l.domain_days,
+                Kind::Email => l.email_days,
+                k if k.is_hash() => l.hash_days,
+                Kind::Filename => l.filename_days,
+                _ => l.other_days,
+            })
+        });
+        ExpiryPolicy { decay, lifetimes }
+    }
 }
 
 /// One `[[intel.sources]]` table: a MISP server, a feed, a TAXII collection or a
@@ -270,6 +406,8 @@ impl Default for IntelConfig {
             min_prefix_v4: crate::intel::broad::DEFAULT_MIN_PREFIX_V4.into(),
             min_prefix_v6: crate::intel::broad::DEFAULT_MIN_PREFIX_V6.into(),
             sources: Vec::new(),
+            decay: DecayConfig::default(),
+            lifetimes: LifetimesConfig::default(),
         }
     }
 }
@@ -656,6 +794,43 @@ mod tests {
         assert_eq!(c, Config::embedded_default());
         assert_eq!(c.metrics.address, "127.0.0.1:9469");
         assert!(!c.sources.is_empty());
+    }
+
+    #[test]
+    fn decay_and_lifetimes_from_config() {
+        use crate::intel::Kind;
+        let text =
+            "[intel]\npaths = [\"x\"]\n[intel.decay]\nthreshold = 50.0\ntypes = [\"ip-dst\"]\n\
+                    [intel.decay.overrides.url]\nlifetime_days = 3\ndecay_speed = 2.5\n\
+                    [intel.lifetimes]\nip_days = 0\nhash_days = 7\n";
+        let c = Config::parse(text, Path::new("t.toml")).expect("valid");
+        let p = c.intel.expiry_policy();
+        let ip = p.model("ip-dst").expect("ip-dst decays");
+        assert_eq!((ip.threshold, ip.lifetime_secs), (50.0, 120.0 * 86_400.0));
+        let url = p.model("url").expect("an override adds its type");
+        assert_eq!((url.lifetime_secs, url.decay_speed), (3.0 * 86_400.0, 2.5));
+        assert!(
+            p.model("domain").is_none(),
+            "types replaces the default list"
+        );
+        assert_eq!(p.lifetimes[Kind::Ipv4 as usize], None);
+        assert_eq!(p.lifetimes[Kind::Md5 as usize], Some(7 * 86_400));
+        assert_eq!(p.lifetimes[Kind::Domain as usize], Some(180 * 86_400));
+        // The defaults are the NIDS model and the documented lifetimes.
+        assert_eq!(
+            IntelConfig::default().expiry_policy(),
+            crate::intel::expiry::ExpiryPolicy::default()
+        );
+        let off = "[intel]\npaths = [\"x\"]\n[intel.decay]\nenabled = false\n";
+        let c = Config::parse(off, Path::new("t.toml")).expect("valid");
+        assert!(c.intel.expiry_policy().decay.is_none());
+        let bad = "[intel]\npaths = [\"x\"]\n[intel.decay.overrides.url]\nthreshold = 101.0\n";
+        let err = Config::parse(bad, Path::new("t.toml")).expect_err("out of range");
+        assert!(
+            err.to_string()
+                .contains("intel.decay.overrides.\"url\".threshold"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -290,6 +290,7 @@ impl Config {
             &bounds::MIN_PREFIX_V6,
             i.min_prefix_v6,
         );
+        self.check_expiry(p);
         specs
     }
 
@@ -323,6 +324,67 @@ impl Config {
             if !d.paired_intel_sources.contains(&name) {
                 d.paired_intel_sources.push(name);
             }
+        }
+    }
+
+    /// `[intel.decay]` and `[intel.lifetimes]` (NaN is in no range).
+    fn check_expiry(&self, p: &mut Problems) {
+        let d = &self.intel.decay;
+        let mut models = vec![(
+            "intel.decay".to_string(),
+            Some(d.lifetime_days),
+            Some(d.decay_speed),
+            Some(d.threshold),
+        )];
+        models.extend(d.overrides.iter().map(|(t, o)| {
+            (
+                format!("intel.decay.overrides.{t:?}"),
+                o.lifetime_days,
+                o.decay_speed,
+                o.threshold,
+            )
+        }));
+        for (at, life, speed, threshold) in models {
+            if let Some(v) = life {
+                p.range(
+                    format!("{at}.lifetime_days"),
+                    &bounds::DECAY_LIFETIME_DAYS,
+                    v,
+                );
+            }
+            for (key, v, range) in [
+                ("decay_speed", speed, &bounds::DECAY_SPEED),
+                ("threshold", threshold, &bounds::DECAY_SCORE),
+            ] {
+                if let Some(v) = v.filter(|v| !range.contains(v)) {
+                    p.push(
+                        format!("{at}.{key}"),
+                        format!(
+                            "must be between {} and {}, got {v}",
+                            range.start(),
+                            range.end()
+                        ),
+                    );
+                }
+            }
+        }
+        if !bounds::DECAY_SCORE.contains(&d.default_base_score) {
+            p.push(
+                "intel.decay.default_base_score",
+                format!("must be between 0 and 100, got {}", d.default_base_score),
+            );
+        }
+        let l = &self.intel.lifetimes;
+        for (key, v) in [
+            ("ip_days", l.ip_days),
+            ("url_days", l.url_days),
+            ("domain_days", l.domain_days),
+            ("email_days", l.email_days),
+            ("hash_days", l.hash_days),
+            ("filename_days", l.filename_days),
+            ("other_days", l.other_days),
+        ] {
+            p.range(format!("intel.lifetimes.{key}"), &bounds::LIFETIME_DAYS, v);
         }
     }
 

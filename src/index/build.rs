@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use crate::intel::expiry::ExpiryPolicy;
 use crate::intel::load::{self, IntelSpec, LoadOptions};
 use crate::intel::warninglist::Warninglists;
 use crate::intel::IntelError;
@@ -27,6 +28,11 @@ pub struct IntelPlan {
     pub warninglist_mode: WarninglistMode,
     /// The switchable match semantics (`[match]`, `--no-query-hosts`, `--ip-port`).
     pub match_options: MatchOptions,
+    /// How intel ages (`[intel.decay]`, `[intel.lifetimes]`).
+    pub expiry: ExpiryPolicy,
+    /// Drop what has lapsed by the time of the build (the sidecar: its lines are
+    /// now); a hunt keeps it and judges every line at its own time.
+    pub drop_lapsed: bool,
 }
 
 /// An index and what went into it.
@@ -57,6 +63,8 @@ pub fn build_index(plan: &IntelPlan) -> Result<Built, IntelError> {
         &warninglists,
         BuildOptions {
             warninglist_mode: plan.warninglist_mode,
+            expiry: plan.expiry.clone(),
+            now: plan.drop_lapsed.then(|| chrono::Utc::now().timestamp()),
         },
     );
     index.set_match_options(plan.match_options);

@@ -15,7 +15,13 @@
 //! of URL hosts rejects URL candidates before their path is copied.
 //!
 //! Memory: the store's string sets (value bytes + ~10 bytes each), 8 bytes of links per
-//! (indicator, source) pair, ~10 bytes per IP entry, interned metas, sources and events.
+//! (indicator, source) pair, ~10 bytes per IP entry, interned metas, sources and events,
+//! and 16 bytes per MISP attribute that carries decay inputs.
+//!
+//! Expiry and decay ([`crate::intel::expiry`]) are judged per matched meta at the
+//! line's time ([`Index::metas_valid_at`]); a build given a time
+//! ([`BuildOptions::now`], the sidecar) also drops what has lapsed by then and counts
+//! it by source and reason ([`Index::lapsed_by_source`]).
 //! [`Index::memory_bytes`] adds these up and `tripline intel` prints them.
 
 pub mod build;
@@ -30,6 +36,7 @@ use std::time::Instant;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::intel::canon;
+use crate::intel::expiry::{self, DecayInput, DecayModel, ExpiryPolicy, Judged};
 use crate::intel::store::Interner;
 use crate::intel::warninglist::Warninglists;
 use crate::intel::{EventInfo, Exclusion, IndicatorId, IntelStore, Kind, Meta, Source, Tlp};
@@ -46,9 +53,16 @@ pub enum WarninglistMode {
     Flag,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
     pub warninglist_mode: WarninglistMode,
+    /// How intel ages (decay models, default lifetimes): judged at match time against
+    /// each line's time.
+    pub expiry: ExpiryPolicy,
+    /// Drop what has lapsed at this time (seconds) from the index and count it by
+    /// source and reason: the sidecar passes now at every build; a hunt passes `None`
+    /// and judges each line at its own time only.
+    pub now: Option<i64>,
 }
 
 /// Is a (canonical, lower-case) file name one the matcher's word scan finds: word
@@ -167,6 +181,26 @@ pub struct Index {
     pub(crate) literal_ids: Vec<IndicatorId>,
     /// Does any meta carry a validity window (STIX `valid_from`/`valid_until`)?
     pub has_validity: bool,
+    /// Could any meta lapse (a validity window, a decay model or a lifetime that
+    /// applies)? When not, matching skips the judgement.
+    pub has_aging: bool,
+    /// How intel ages (see [`crate::intel::expiry`]).
+    expiry: ExpiryPolicy,
+    /// Decay inputs by [`Meta::decay_input`].
+    decay_inputs: Vec<DecayInput>,
+    /// Decay models by interned MISP type id (types that decay only).
+    type_models: std::collections::HashMap<u32, DecayModel>,
+    /// Per source: is it MISP intel (decay applies)?
+    source_decays: Vec<bool>,
+    /// Indicators' provenances withdrawn at load (`deleted`, `revoked`) or lapsed at
+    /// build (`valid_until`, `lifetime`, `decayed`, when built with a time), by
+    /// (source index, reason).
+    pub lapsed_by_source: BTreeMap<(u32, &'static str), u64>,
+    /// The (indicator, meta) links dropped as lapsed at build, sorted: never matched,
+    /// but the sharing policy still finds them (a false positive of lapsed intel may
+    /// still go back; a positive sighting is withheld as `decayed`, not `withdrawn`).
+    /// 8 bytes each.
+    lapsed_links: Vec<(IndicatorId, u32)>,
     pub stats: BuildStats,
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub excluded_by_reason: BTreeMap<String, u64>,
@@ -209,6 +243,8 @@ impl Index {
             meta_exclusion,
             mut sets,
             links: raw_links,
+            withdrawn_by_source,
+            decay_inputs,
             skipped,
             skipped_by_reason,
             excluded_by_reason,
@@ -292,6 +328,13 @@ impl Index {
             literals: None,
             literal_ids: Vec::new(),
             has_validity: false,
+            has_aging: false,
+            expiry: opts.expiry.clone(),
+            decay_inputs,
+            type_models: std::collections::HashMap::new(),
+            source_decays: Vec::new(),
+            lapsed_by_source: withdrawn_by_source,
+            lapsed_links: Vec::new(),
             stats: BuildStats::default(),
             skipped_by_reason,
             excluded_by_reason,
@@ -302,6 +345,11 @@ impl Index {
             refused_by_reason,
             losses_by_source,
         };
+
+        index.prepare_aging();
+        if let Some(now) = opts.now.filter(|_| index.has_aging) {
+            index.drop_lapsed(now);
+        }
 
         // Warninglists, per indicator, with the MISP type of its first meta.
         for kind in Kind::ALL {
@@ -421,11 +469,6 @@ impl Index {
                 }
             }
         }
-        index.has_validity = index
-            .metas
-            .iter()
-            .any(|m| m.valid_from.is_some() || m.valid_until.is_some());
-
         for s in &mut sets {
             s.shrink();
         }
@@ -445,6 +488,125 @@ impl Index {
             "Built index."
         );
         index
+    }
+
+    /// Finds each meta's decay model and whether anything can lapse at all.
+    fn prepare_aging(&mut self) {
+        self.has_validity = self
+            .metas
+            .iter()
+            .any(|m| m.valid_from.is_some() || m.valid_until.is_some());
+        self.source_decays = self
+            .sources
+            .iter()
+            .map(|s| expiry::is_misp_format(s.format))
+            .collect();
+        let mut type_models = std::collections::HashMap::new();
+        for m in &self.metas {
+            if !self
+                .source_decays
+                .get(m.source as usize)
+                .copied()
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            if let Some(model) = self.expiry.model(self.strings.get(m.misp_type)) {
+                type_models.insert(m.misp_type, *model);
+            }
+        }
+        self.type_models = type_models;
+        let lifetimes = self.expiry.lifetimes.iter().any(Option::is_some);
+        self.has_aging = self.has_validity
+            || !self.type_models.is_empty()
+            || (lifetimes && self.metas.iter().any(|m| expiry::own_time(m).is_some()));
+    }
+
+    /// Drops the metas that have lapsed at `now` from every indicator's links,
+    /// counting each (indicator, meta) dropped by source and reason.
+    fn drop_lapsed(&mut self, now: i64) {
+        for kind in Kind::ALL {
+            let k = kind as usize;
+            let old = std::mem::take(&mut self.links[k]);
+            let mut out = Links {
+                starts: Vec::with_capacity(old.starts.len()),
+                metas: Vec::with_capacity(old.metas.len()),
+            };
+            out.starts.push(0);
+            for local in 0..old.starts.len().saturating_sub(1) {
+                for &m in old.of(local as u32) {
+                    match self.judge(kind, m, now).lapse {
+                        Some(lapse) => {
+                            self.lapsed_links
+                                .push((IndicatorId::new(kind, local as u32), m));
+                            let source = self.meta(m).source;
+                            *self
+                                .lapsed_by_source
+                                .entry((source, lapse.name()))
+                                .or_default() += 1;
+                        }
+                        None => out.metas.push(m),
+                    }
+                }
+                out.starts.push(out.metas.len() as u32);
+            }
+            self.links[k] = out;
+        }
+    }
+
+    /// Judges one meta of an indicator of `kind` at `t` (see
+    /// [`crate::intel::expiry`]): whether it lapsed then, and its decay score.
+    pub fn judge(&self, kind: Kind, meta: u32, t: i64) -> Judged {
+        let m = self.meta(meta);
+        let model = self.type_models.get(&m.misp_type).filter(|_| {
+            self.source_decays
+                .get(m.source as usize)
+                .copied()
+                .unwrap_or(false)
+        });
+        let input = self
+            .decay_inputs
+            .get(m.decay_input as usize)
+            .copied()
+            .unwrap_or_default();
+        self.expiry.judge(kind, m, model, input, t)
+    }
+
+    /// The metas of an indicator dropped as lapsed at build (see
+    /// [`BuildOptions::now`]): for the sharing policy, never for matching.
+    pub fn lapsed_metas_of(&self, id: IndicatorId) -> impl Iterator<Item = u32> + '_ {
+        let start = self.lapsed_links.partition_point(|&(i, _)| i < id);
+        self.lapsed_links[start..]
+            .iter()
+            .take_while(move |&&(i, _)| i == id)
+            .map(|&(_, m)| m)
+    }
+
+    /// The highest decay score at `t` among some metas of an indicator of `kind`
+    /// (`None` when none of them decays).
+    pub fn score_at(&self, kind: Kind, metas: &[u32], t: i64) -> Option<f64> {
+        if self.type_models.is_empty() {
+            return None;
+        }
+        metas
+            .iter()
+            .filter_map(|&m| self.judge(kind, m, t).score)
+            .reduce(f64::max)
+    }
+
+    /// Lapsed or withdrawn provenances by (source name, reason), for the
+    /// `tripline_intel_expired` gauge (the files of one named directory are one
+    /// source).
+    pub fn lapsed_counts(&self) -> Vec<((String, &'static str), u64)> {
+        let mut out: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+        for (&(s, r), &n) in &self.lapsed_by_source {
+            let name = self
+                .sources
+                .get(s as usize)
+                .map_or_else(|| "?".to_string(), |x| x.name.clone());
+            *out.entry((name, r)).or_default() += n;
+        }
+        out.into_iter().collect()
     }
 
     /// Number of matchable indicators.
@@ -493,6 +655,8 @@ impl Index {
             + self.literals.as_ref().map_or(0, |a| a.memory_usage())
             + self.literal_ids.capacity() * 4
             + self.warn_hits.capacity() * std::mem::size_of::<WarninglistHit>()
+            + self.decay_inputs.capacity() * std::mem::size_of::<DecayInput>()
+            + self.lapsed_links.capacity() * 8
     }
 
     /// The string set of a kind.
@@ -557,13 +721,18 @@ impl Index {
         meta.effective_tlp(&self.events)
     }
 
-    /// The metas of an indicator that are valid at `t` (STIX validity windows; every
-    /// meta when no source gave one).
+    /// The metas of an indicator that match at `t`: inside their STIX validity
+    /// window, not decayed below their threshold, within their lifetime (every meta
+    /// when nothing can lapse).
     pub fn metas_valid_at(&self, id: IndicatorId, t: i64) -> Vec<u32> {
+        let kind = id.kind();
         self.metas_of(id)
             .iter()
             .copied()
-            .filter(|&m| !self.has_validity || self.meta(m).valid_at(t))
+            .filter(|&m| {
+                !self.has_aging
+                    || (self.meta(m).valid_at(t) && self.judge(kind, m, t).lapse.is_none())
+            })
             .collect()
     }
 
@@ -736,6 +905,71 @@ mod tests {
             .load_json(Path::new("ranges.json"), json.to_string().as_bytes())
             .expect("a valid list");
         Index::build(store, &lists, BuildOptions::default())
+    }
+
+    /// Figures for the module docs: 1M MISP-like attributes (one meta each, half of
+    /// them decayed at `now`), built without and with dropping what lapsed, and the
+    /// cost of judging one meta. `cargo test --release --lib decay_cost -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore]
+    fn decay_cost() {
+        let now = 1_800_000_000i64;
+        let store = || {
+            let mut store = IntelStore::new(StoreOptions::default());
+            let source = store.add_source(Source {
+                name: "misp".into(),
+                format: "misp",
+                location: "test".into(),
+                provider: None,
+            });
+            let ip_dst = store.intern("ip-dst");
+            for i in 0..1_000_000u32 {
+                let meta = store
+                    .meta_id(Meta {
+                        source,
+                        attr_uuid: Some(format!("{i:08x}-0000-4000-8000-000000000000").into()),
+                        misp_type: ip_dst,
+                        to_ids: true,
+                        modified: Some(now - i64::from(i % 100) * 86_400),
+                        ..Meta::default()
+                    })
+                    .expect("a meta");
+                let c = canon::detect(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string())
+                    .expect("an address");
+                store.add_canonical(&c, meta);
+            }
+            store
+        };
+        for drop in [false, true] {
+            let s = store();
+            let t = Instant::now();
+            let opts = BuildOptions {
+                now: drop.then_some(now),
+                ..BuildOptions::default()
+            };
+            let index = Index::build(s, &Warninglists::new(), opts);
+            eprintln!(
+                "drop_lapsed={drop}: build {:.3} s, {} matchable, lapsed {:?}, {} bytes",
+                t.elapsed().as_secs_f64(),
+                index.len(),
+                index.lapsed_by_source,
+                index.stats.memory_bytes
+            );
+            if !drop {
+                let ids: Vec<IndicatorId> = index.all_ids(Kind::Ipv4).collect();
+                let t = Instant::now();
+                let mut n = 0usize;
+                for &id in &ids {
+                    n += index.metas_valid_at(id, now).len();
+                }
+                eprintln!(
+                    "metas_valid_at: {:.1} ns per indicator ({n} valid)",
+                    t.elapsed().as_nanos() as f64 / ids.len() as f64
+                );
+            }
+        }
+        eprintln!("size_of::<Meta>() = {}", std::mem::size_of::<Meta>());
     }
 
     /// A warninglist lookup of a CIDR indicator finds list ranges covering all of it

@@ -6,6 +6,13 @@
 //! attributes (`domain|ip`, `filename|sha256`, `ip-dst|port`, `regkey|value`), and the
 //! provenance kept per attribute ([`Meta`]) and per event ([`EventInfo`]).
 //!
+//! Withdrawn intel: a `deleted` attribute, an attribute of a `deleted` object and
+//! every attribute of a soft-deleted event (`deleted` on the event) are excluded
+//! (counted as `deleted`). What decay needs is kept: the latest positive sighting
+//! (`Sighting[]` type 0) and an exported `decay_score[].base_score`
+//! ([`super::expiry::DecayInput`]); an expiration sighting (type 2) is a
+//! `valid_until`.
+//!
 //! Invariants: only a file that cannot be read or parsed as JSON at all, or JSON that
 //! is not MISP, is an [`IntelError`]; every attribute read is counted in
 //! `records_by_source` and is either added, excluded by policy (counted by
@@ -23,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::expiry::DecayInput;
 use super::model::{EventInfo, Kind, Meta, Source, Tlp};
 use super::store::IntelStore;
 use super::IntelError;
@@ -312,6 +320,9 @@ impl Loader<'_, '_> {
             self.fill_provider(org);
         }
         let event = self.store.add_event(info);
+        // A soft-deleted event (`deleted` on the event, as newer MISP exports carry)
+        // withdraws every attribute in it.
+        let event_deleted = ev.get("deleted").and_then(flag).unwrap_or(false);
         let base = Loc {
             path: self.path,
             event: Some(&label),
@@ -327,11 +338,11 @@ impl Loader<'_, '_> {
                     attribute: i,
                     ..base
                 },
-                false,
+                event_deleted,
             );
         }
         for (oi, obj) in array(ev, "Object").iter().enumerate() {
-            let deleted = obj.get("deleted").and_then(flag).unwrap_or(false);
+            let deleted = event_deleted || obj.get("deleted").and_then(flag).unwrap_or(false);
             for (ai, attr) in array_of(obj, "Attribute").iter().enumerate() {
                 let loc = Loc {
                     object: Some(oi),
@@ -419,7 +430,11 @@ impl Loader<'_, '_> {
                 attribute: i,
                 attr_uuid: None,
             };
-            self.attribute(attr, event, loc, false);
+            let event_deleted = ev
+                .and_then(|e| e.get("deleted"))
+                .and_then(flag)
+                .unwrap_or(false);
+            self.attribute(attr, event, loc, event_deleted);
         }
     }
 
@@ -462,6 +477,11 @@ impl Loader<'_, '_> {
         };
 
         let tag_list: Vec<&str> = tag_names(a).collect();
+        let sightings = sightings(a);
+        let decay_input = self.store.decay_input(DecayInput {
+            last_sighting: sightings.last_positive,
+            base_score: base_score(a),
+        });
         let base = Meta {
             source: self.source,
             event,
@@ -478,9 +498,11 @@ impl Loader<'_, '_> {
             last_seen: a.get("last_seen").and_then(timestamp),
             modified: a.get("timestamp").and_then(timestamp),
             valid_from: None,
-            valid_until: None,
+            // MISP's expiration sighting (type 2): the indicator expired then.
+            valid_until: sightings.expired,
             port: plan.port,
             composite_part: None,
+            decay_input,
         };
         for part in &plan.parts {
             let meta = Meta {
@@ -497,6 +519,50 @@ impl Loader<'_, '_> {
                 .add_typed(part.kind, part.value, meta, || loc.format(part.index));
         }
     }
+}
+
+/// What an attribute's embedded `Sighting` list says about its age.
+#[derive(Debug, Default, PartialEq)]
+struct Sightings {
+    /// The latest positive sighting (type 0), seconds.
+    last_positive: Option<i64>,
+    /// The earliest expiration sighting (type 2), seconds.
+    expired: Option<i64>,
+}
+
+/// `Sighting[]` of an attribute (MISP exports them with `includeSightings`): the
+/// latest positive one and the earliest expiration. False positives (type 1) do not
+/// age an indicator here; they are the suppression list's business.
+fn sightings(a: &Map<String, Value>) -> Sightings {
+    let mut out = Sightings::default();
+    for s in array(a, "Sighting") {
+        let Some(date) = s.get("date_sighting").and_then(timestamp) else {
+            continue;
+        };
+        let ty = s.get("type").and_then(small_u8).unwrap_or(0);
+        match ty {
+            0 => out.last_positive = out.last_positive.max(Some(date)),
+            2 => out.expired = Some(out.expired.map_or(date, |e| e.min(date))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// MISP's exported base score (`decay_score[].base_score`, with
+/// `includeDecayScore`): the highest of the models that scored the attribute.
+fn base_score(a: &Map<String, Value>) -> Option<f32> {
+    array(a, "decay_score")
+        .iter()
+        .filter_map(|d| d.get("base_score"))
+        .filter_map(|v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|b| b.is_finite())
+        .map(|b| b.clamp(0.0, 100.0) as f32)
+        .reduce(f32::max)
 }
 
 /// The type and the value (a string, or a number as text) of an attribute.
@@ -980,6 +1046,45 @@ mod tests {
             "hash is not hexadecimal",
         );
         assert_eq!(last, Some(want));
+    }
+
+    #[test]
+    fn deleted_events_sightings_and_decay_scores() {
+        let mut sighted = attr("domain", "sighted.example");
+        sighted["timestamp"] = json!("1533306058");
+        sighted["Sighting"] = json!([
+            {"type": "0", "date_sighting": "1551253950"},
+            {"type": "0", "date_sighting": "1541253950"},
+            {"type": "1", "date_sighting": "1561253950"},
+            {"type": "2", "date_sighting": "1571253950"},
+        ]);
+        sighted["decay_score"] = json!([
+            {"score": 12.5, "base_score": 66.5, "decayed": true,
+             "DecayingModel": {"id": "1", "name": "NIDS Simple Decaying Model"}},
+        ]);
+        let store = load(json!([
+            {"Event": {"uuid": "e1", "Attribute": [sighted, attr("domain", "plain.example")]}},
+            {"Event": {"uuid": "e2", "deleted": true, "Attribute": [attr("domain", "gone.example")],
+                       "Object": [{"name": "domain-ip", "Attribute": [attr("domain", "gone2.example")]}]}},
+        ]));
+        assert_eq!(
+            added(&store),
+            ["domain sighted.example", "domain plain.example"]
+        );
+        assert_eq!(excluded(&store, "deleted"), 2);
+        assert_eq!(store.withdrawn_by_source.get(&(0, "deleted")), Some(&2));
+        let m = metas(&store, Kind::Domain, "sighted.example")[0];
+        // The latest positive sighting; the expiration sighting is a valid_until.
+        let input = store.decay_input_of(m);
+        assert_eq!(input.last_sighting, Some(1_551_253_950));
+        assert_eq!(input.base_score, Some(66.5));
+        assert_eq!(m.valid_until, Some(1_571_253_950));
+        let plain = metas(&store, Kind::Domain, "plain.example")[0];
+        assert_eq!(
+            plain.decay_input, 0,
+            "nothing to record: no side-table entry"
+        );
+        assert_eq!(store.decay_inputs.len(), 2);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod broad;
 pub mod canon;
+pub mod expiry;
 pub mod list;
 pub mod load;
 pub mod misp;

@@ -284,6 +284,11 @@ pub struct Meta {
     pub port: Option<u16>,
     /// The part of a composite attribute this indicator is (`domain` of `domain|ip`).
     pub composite_part: Option<u8>,
+    /// What MISP decay needs beyond the times above (the last positive sighting, the
+    /// exported base score): an index into the store's side table
+    /// ([`super::expiry::DecayInput`]), 0 when the intel carries neither. Kept out of
+    /// line so that a meta grows by 8 bytes (4 and alignment), not by 24.
+    pub decay_input: u32,
 }
 
 /// Why an indicator (or one source's view of it) is not matched.
@@ -357,6 +362,17 @@ pub struct Skipped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A MISP attribute is one meta: its size is part of the per-indicator cost
+    /// (136 bytes before decay inputs, 144 with them).
+    #[test]
+    fn meta_stays_small() {
+        assert!(
+            std::mem::size_of::<Meta>() <= 144,
+            "{}",
+            std::mem::size_of::<Meta>()
+        );
+    }
 
     #[test]
     fn event_tlp_red_wins_over_attribute_clear() {

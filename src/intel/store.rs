@@ -9,7 +9,9 @@
 //!
 //! Cost per indicator: its canonical bytes plus about 10 bytes in its kind's
 //! [`StrSet`] and 8 bytes for its link; metas are interned, so the entries of one list
-//! file share one.
+//! file share one. Decay inputs (a MISP attribute's last positive sighting and
+//! exported base score) live in a side table, 16 bytes for each attribute that
+//! carries one (see [`super::expiry`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,6 +19,7 @@ use crate::lookup::StrSet;
 
 use super::broad::BroadPolicy;
 use super::canon::{self, Canonical};
+use super::expiry::DecayInput;
 use super::model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};
 
 /// How many skipped records are kept with their location; the rest are only counted.
@@ -121,6 +124,11 @@ pub struct IntelStore {
     pub skipped: Vec<Skipped>,
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub excluded_by_reason: BTreeMap<String, u64>,
+    /// Metas never loaded because their intel withdrew them, by (source, reason):
+    /// `deleted` (MISP) and `revoked` (STIX).
+    pub withdrawn_by_source: BTreeMap<(u32, &'static str), u64>,
+    /// Decay inputs, by [`Meta::decay_input`]; entry 0 is "none".
+    pub decay_inputs: Vec<DecayInput>,
     /// Records read per source (accepted or not).
     pub records_by_source: Vec<u64>,
     /// The indicator as the first source that holds it wrote it (`http://evil.com/x`
@@ -146,8 +154,9 @@ impl IntelStore {
             sets: (0..Kind::ALL.len()).map(|_| StrSet::new()).collect(),
             ..IntelStore::default()
         };
-        // Tag set 0 is the empty set.
+        // Tag set 0 is the empty set; decay input 0 is none.
         s.intern_tags::<&str>(&[]);
+        s.decay_inputs.push(DecayInput::default());
         s
     }
 
@@ -205,6 +214,17 @@ impl IntelStore {
         let exclusion = meta.exclusion(self.options.include_non_ids);
         if let Some(ex) = &exclusion {
             *self.excluded_by_reason.entry(ex.to_string()).or_default() += 1;
+            let withdrawn = match ex {
+                Exclusion::Deleted => Some("deleted"),
+                Exclusion::Revoked => Some("revoked"),
+                _ => None,
+            };
+            if let Some(reason) = withdrawn {
+                *self
+                    .withdrawn_by_source
+                    .entry((meta.source, reason))
+                    .or_default() += 1;
+            }
             if !self.options.keep_excluded {
                 return None;
             }
@@ -217,6 +237,24 @@ impl IntelStore {
         self.meta_exclusion.push(exclusion);
         self.meta_ids.insert(meta, id);
         Some(id)
+    }
+
+    /// Records decay inputs for a meta about to be interned: the value for
+    /// [`Meta::decay_input`] (0 when there is nothing to record).
+    pub fn decay_input(&mut self, input: DecayInput) -> u32 {
+        if input == DecayInput::default() {
+            return 0;
+        }
+        self.decay_inputs.push(input);
+        (self.decay_inputs.len() - 1) as u32
+    }
+
+    /// The decay inputs of a meta.
+    pub fn decay_input_of(&self, meta: &Meta) -> DecayInput {
+        self.decay_inputs
+            .get(meta.decay_input as usize)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Adds one canonical value under a meta id.

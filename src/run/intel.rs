@@ -39,6 +39,15 @@ impl crate::share::outbox::IntelView for Live {
     ) -> Option<Vec<crate::correlate::Provenance>> {
         self.index.load().provenances(indicator, kind)
     }
+
+    fn lapsed(
+        &self,
+        indicator: &str,
+        kind: crate::intel::Kind,
+        provenances: &[crate::correlate::Provenance],
+    ) -> Option<crate::share::policy::DropReason> {
+        self.index.load().lapsed(indicator, kind, provenances)
+    }
 }
 
 /// What the configuration says to load: `[intel] paths`, then each
@@ -71,6 +80,8 @@ pub fn intel_plan(plan: &Plan) -> IntelPlan {
         no_default_warninglists: intel.no_default_warninglists,
         warninglist_mode: intel.warninglist_mode.into(),
         match_options: plan.config.matching.options(),
+        expiry: intel.expiry_policy(),
+        drop_lapsed: true,
     }
 }
 
@@ -134,6 +145,13 @@ pub fn publish_index(metrics: &Metrics, index: &Index, counts: &IndicatorCounts)
             .indicators_refused
             .with_label_values(&[r.reason, source])
             .inc();
+    }
+    metrics.intel_expired.reset();
+    for ((source, reason), n) in index.lapsed_counts() {
+        metrics
+            .intel_expired
+            .with_label_values(&[source.as_str(), reason])
+            .set(n as i64);
     }
     metrics.index_build_seconds.set(index.stats.build_secs);
     metrics
@@ -358,6 +376,8 @@ evil.example
             no_default_warninglists: true,
             warninglist_mode: Default::default(),
             match_options: Default::default(),
+            expiry: Default::default(),
+            drop_lapsed: true,
         };
         let built = build(&plan).expect("builds");
         let metrics = Metrics::new();

@@ -124,6 +124,12 @@ pub const INDICATORS_REFUSED: MetricDef = def(
     &["reason", "intel_source"],
     "Indicators refused at the last load as too broad (public_suffix, short_prefix, zero_prefix); allow_broad keeps them.",
 );
+pub const INTEL_EXPIRED: MetricDef = def(
+    "tripline_intel_expired",
+    GaugeKind,
+    &["intel_source", "reason"],
+    "Indicator provenances left out of the index at the last build, by intel source and reason: deleted (MISP), revoked (STIX), valid_until, lifetime, decayed (MISP decay below its threshold).",
+);
 pub const INDEX_BUILD_SECONDS: MetricDef = def(
     "tripline_index_build_seconds",
     GaugeKind,
@@ -337,7 +343,7 @@ pub const SIGHTINGS_DROPPED: MetricDef = def(
     "Indicator provenances the sharing policy left out of sightings (when queued) and \
      sightings it withheld (asked again before delivery), by reason (no_destination, \
      tlp, unknown_tlp, distribution, sharing_group, victim_data, no_target, withdrawn, \
-     suppressed).",
+     suppressed, decayed, warninglisted).",
 );
 pub const SIGHTING_LATE_OBSERVATIONS: MetricDef = def(
     "tripline_sighting_late_observations_total",
@@ -462,6 +468,7 @@ pub const METRICS: &[MetricDef] = &[
     MATCHED_LINES,
     INDICATORS_LOADED,
     INDICATORS_REFUSED,
+    INTEL_EXPIRED,
     INDEX_BUILD_SECONDS,
     INDEX_MEMORY_BYTES,
     RELOADS,
@@ -560,6 +567,7 @@ pub struct Metrics {
     pub matched_lines: IntCounterVec,
     pub indicators_loaded: IntGaugeVec,
     pub indicators_refused: IntGaugeVec,
+    pub intel_expired: IntGaugeVec,
     pub index_build_seconds: Gauge,
     pub index_memory_bytes: IntGauge,
     pub reloads: IntCounterVec,
@@ -701,6 +709,7 @@ impl Metrics {
             matched_lines: r.counter_vec(&MATCHED_LINES),
             indicators_loaded: r.gauge_vec(&INDICATORS_LOADED),
             indicators_refused: r.gauge_vec(&INDICATORS_REFUSED),
+            intel_expired: r.gauge_vec(&INTEL_EXPIRED),
             index_build_seconds: r.float_gauge(&INDEX_BUILD_SECONDS),
             index_memory_bytes: r.gauge(&INDEX_MEMORY_BYTES),
             reloads: r.counter_vec(&RELOADS),
@@ -907,6 +916,7 @@ mod tests {
         m.indicators_refused
             .with_label_values(&["public_suffix", "x"])
             .set(1);
+        m.intel_expired.with_label_values(&["x", "decayed"]).set(1);
         m.reloads.with_label_values(&["ok"]).inc();
         m.intel_source_indicators.with_label_values(&["s"]).set(1);
         m.intel_sync_duration.with_label_values(&["s"]).set(0.5);

@@ -710,7 +710,8 @@ fn lookup_explains_policy_exclusions() {
     let log = dir.path().join("p.log");
     std::fs::write(
         &log,
-        "2024-01-01T00:00:00Z GET http://fake.website.com/malware/is/here 200\n",
+        // A day after the (2016) event: its URL decays within weeks.
+        "2016-06-12T00:00:00Z GET http://fake.website.com/malware/is/here 200\n",
     )
     .unwrap();
     let intel = "fixtures/intel/misp/pymisp-tests/misp_event.json";

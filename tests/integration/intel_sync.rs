@@ -150,15 +150,19 @@ fn write_feeds(served: &Path) {
 }
 
 /// A configuration with the given `[[intel.sources]]` text and state under `dir`.
+/// Intel does not age here: the feeds are real 2024 data and most lines are timed
+/// when read (expiry and decay: `tests/integration/expiry.rs`).
 pub(crate) fn write_config(dir: &Path, sources: &str) -> PathBuf {
     let path = dir.join("tripline.toml");
     let text = format!(
-        "[intel]\npaths = []\nreload_debounce_ms = 50\n{sources}\n[metrics]\naddress = \"127.0.0.1:0\"\n[state]\ndir = {:?}\n",
+        "[intel]\npaths = []\nreload_debounce_ms = 50\n{NO_AGING}{sources}\n[metrics]\naddress = \"127.0.0.1:0\"\n[state]\ndir = {:?}\n",
         dir.join("state").display().to_string()
     );
     std::fs::write(&path, text).unwrap();
     path
 }
+
+const NO_AGING: &str = "[intel.decay]\nenabled = false\n[intel.lifetimes]\nip_days = 0\nurl_days = 0\ndomain_days = 0\nemail_days = 0\nhash_days = 0\n";
 
 fn three_sources(server: &FeedServer) -> String {
     format!(

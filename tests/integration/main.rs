@@ -16,6 +16,7 @@ mod decode;
 mod durability;
 mod ecs;
 mod exactly_once_ingest;
+mod expiry;
 mod feedback;
 mod file_tail;
 mod intel_sanity;

@@ -46,6 +46,7 @@ fn index_of(indicators: &[Ind], warninglists: &Warninglists) -> Index {
         warninglists,
         BuildOptions {
             warninglist_mode: WarninglistMode::Drop,
+            ..BuildOptions::default()
         },
     )
 }

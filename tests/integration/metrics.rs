@@ -23,6 +23,9 @@ fn every_metric_with_a_value() -> Metrics {
     m.indicators_loaded
         .with_label_values(&["domain", "circl"])
         .set(2);
+    m.intel_expired
+        .with_label_values(&["circl", "decayed"])
+        .set(1);
     m.indicators_refused
         .with_label_values(&["public_suffix", "circl"])
         .set(1);

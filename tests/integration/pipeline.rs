@@ -291,6 +291,23 @@ fn hunt_and_run_confirm_the_same() {
 /// indicator valid from 2024-03-01 and carries an older decoy time where an attacker
 /// can write. Before the fix, each was dated at the decoy and its hit silently
 /// dropped. Both drivers, same result.
+/// `harbor-campaign.json` with a far `valid_until` on each indicator that has none:
+/// these tests match lines timed when they are read (now), which the default lifetime
+/// of the 2024 intel (README "Expiry and decay") would otherwise have ended.
+fn harbor_valid_now(dir: &Path) -> String {
+    let text = std::fs::read_to_string(root().join("fixtures/intel/stix/harbor-campaign.json"))
+        .expect("fixture");
+    let mut bundle: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    for o in bundle["objects"].as_array_mut().expect("objects") {
+        if o["type"] == "indicator" && o.get("valid_until").is_none() {
+            o["valid_until"] = serde_json::json!("2100-01-01T00:00:00Z");
+        }
+    }
+    let path = dir.join("harbor-campaign.json");
+    std::fs::write(&path, bundle.to_string()).expect("bundle written");
+    path.display().to_string()
+}
+
 #[test]
 fn time_from_message_text_is_ignored() {
     let lines = concat!(
@@ -300,17 +317,18 @@ fn time_from_message_text_is_ignored() {
         "May  1 10:00:03 fw01 app: seen 2019-01-01T00:00:00Z update-check.example.net\n",
     );
     let dir = tempfile::tempdir().unwrap();
+    let intel = harbor_valid_now(dir.path());
     let config = dir.path().join("tripline.toml");
     std::fs::write(
         &config,
         format!(
-            "[intel]\npaths = [\"fixtures/intel/stix/harbor-campaign.json\"]\nwatch = false\n\
+            "[intel]\npaths = [{intel:?}]\nwatch = false\n\
              [metrics]\nenabled = false\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
             dir.path().join("state").display().to_string(),
         ),
     )
     .unwrap();
-    let intel = "fixtures/intel/stix/harbor-campaign.json";
+    let intel = intel.as_str();
     let (_, hunt) = with_stdin(&["hunt", "-q", "--intel", intel, "-"], lines.as_bytes());
     let (_, run) = with_stdin(
         &["run", "--stdin", "--config", config.to_str().unwrap()],
@@ -352,18 +370,19 @@ fn time_from_message_text_is_ignored() {
 fn zoneless_times_use_the_configured_zone() {
     let line = b"May  1 12:00:03 fw01 app: seen update-check.example.net\n";
     let dir = tempfile::tempdir().unwrap();
+    let intel = harbor_valid_now(dir.path());
     let config = dir.path().join("tripline.toml");
     std::fs::write(
         &config,
         format!(
-            "[intel]\npaths = [\"fixtures/intel/stix/harbor-campaign.json\"]\nwatch = false\n\
+            "[intel]\npaths = [{intel:?}]\nwatch = false\n\
              [[sources]]\ntype = \"stdin\"\ntimezone = \"Europe/Berlin\"\n\
              [metrics]\nenabled = false\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
             dir.path().join("state").display().to_string(),
         ),
     )
     .unwrap();
-    let intel = "fixtures/intel/stix/harbor-campaign.json";
+    let intel = intel.as_str();
     let (_, hunt) = with_stdin(
         &[
             "hunt",

@@ -173,7 +173,8 @@ fn sightings_in(preview: &str) -> Vec<Value> {
 fn inherited_distribution_zero_is_not_shared() {
     require_python_module("pymisp", "pymisp");
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = format!("2024-05-01T10:00:00Z proxy01 GET {ORG_ONLY_URL} 200\n");
+    // A day after the (2016) event: its URL decays (MISP NIDS model) within weeks.
+    let log = format!("2016-06-12T10:00:00Z proxy01 GET {ORG_ONLY_URL} 200\n");
     let org_only = hunt_preview(
         dir.path(),
         &[format!("acme={ORG_ONLY_EVENT}")],

@@ -487,7 +487,7 @@ fn defect_17_preview_lists_withheld_with_reasons() {
                2024-05-01T10:02:00Z dns01 query red.evil.example A\n\
                2024-05-01T10:03:00Z dns01 query chr.evil.example A\n\
                2024-05-01T10:04:00Z dns01 query orphan.evil.example A\n\
-               2024-05-01T10:05:00Z proxy01 GET http://fake.website.com/malware/is/here 200\n";
+               2016-06-12T10:05:00Z proxy01 GET http://fake.website.com/malware/is/here 200\n";
     let preview = dir.path().join("preview");
     hunt_preview(
         dir.path(),

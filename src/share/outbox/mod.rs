@@ -411,7 +411,12 @@ impl Outbox {
 
     /// Routes a confirmation and adds its observations to their rows.
     pub fn record(&self, confirmation: &Confirmation) -> Result<RecordOutcome, OutboxError> {
-        let routing = self.router.route(confirmation);
+        let view = self.intel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let routing = self
+            .router
+            .route_checked(confirmation, |indicator, kind, provs| {
+                view.as_ref().and_then(|v| v.lapsed(indicator, kind, provs))
+            });
         let fps: Vec<i64> = confirmation
             .observations
             .iter()

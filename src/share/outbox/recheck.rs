@@ -9,6 +9,12 @@
 //! sightings send` loads the intel its configuration names before sending, and sends
 //! nothing when that intel does not load cleanly.
 //!
+//! A positive sighting whose indicator is warninglisted, or whose intel has expired or
+//! decayed below its threshold by now ([`IntelView::lapsed`]), is withheld as
+//! `warninglisted` or `decayed` (also when a rebuild already dropped the lapsed intel
+//! from matching: the index keeps those links for this check). False positives and
+//! expirations of lapsed intel may still go back.
+//!
 //! Rows written before provenances were kept (`provenance` NULL) cannot be asked
 //! again about TLP, distribution or victim data; they get the current source name and
 //! anonymisation only.
@@ -30,6 +36,20 @@ pub trait IntelView: Send + Sync {
     /// kind), empty when it holds none; `None` when this view cannot tell (then the
     /// provenances stored with the row are used as they are).
     fn provenances(&self, indicator: &str, kind: Kind) -> Option<Vec<Provenance>>;
+
+    /// Why no positive sighting of `indicator` may leave now for `provenances`, if
+    /// none may: it is warninglisted, or every one of those provenances the intel
+    /// holds has expired or decayed below its threshold by now
+    /// ([`DropReason::Decayed`]). `None` when this view cannot tell.
+    fn lapsed(
+        &self,
+        indicator: &str,
+        kind: Kind,
+        provenances: &[Provenance],
+    ) -> Option<DropReason> {
+        let _ = (indicator, kind, provenances);
+        None
+    }
 }
 
 /// An index as it stands: the provenances of its (not excluded) metas for the value.
@@ -38,13 +58,58 @@ impl IntelView for crate::index::Index {
         let Some(id) = self.find_exact(kind, indicator) else {
             return Some(Vec::new());
         };
+        // Lapsed intel the build dropped is still the source's: a false positive or
+        // an expiration may go back (positive sightings are stopped by `lapsed`).
         Some(
             self.metas_of(id)
                 .iter()
-                .filter(|&&m| self.meta_exclusion(m).is_none())
-                .map(|&m| crate::correlate::observe::provenance(self, m))
+                .copied()
+                .chain(self.lapsed_metas_of(id))
+                .filter(|&m| self.meta_exclusion(m).is_none())
+                .map(|m| crate::correlate::observe::provenance(self, m))
                 .collect(),
         )
+    }
+
+    /// Judged now (the sidecar's index drops what has lapsed at each build, and
+    /// judges what lapsed since here).
+    fn lapsed(
+        &self,
+        indicator: &str,
+        kind: Kind,
+        provenances: &[Provenance],
+    ) -> Option<DropReason> {
+        let id = self.find_exact(kind, indicator)?;
+        if self.warninglist_of(id).is_some() {
+            return Some(DropReason::Warninglisted);
+        }
+        let now = Utc::now().timestamp();
+        let (mut alive, mut lapsed) = (false, false);
+        for m in self
+            .metas_of(id)
+            .iter()
+            .copied()
+            .chain(self.lapsed_metas_of(id))
+        {
+            if self.meta_exclusion(m).is_some() {
+                continue;
+            }
+            let p = crate::correlate::observe::provenance(self, m);
+            let wanted = provenances.iter().any(|q| {
+                q.source == p.source
+                    && q.attribute_uuid == p.attribute_uuid
+                    && q.event_uuid == p.event_uuid
+            });
+            if !wanted {
+                continue;
+            }
+            if self.meta(m).valid_at(now) && self.judge(kind, m, now).lapse.is_none() {
+                alive = true;
+            } else {
+                lapsed = true;
+            }
+        }
+        (lapsed && !alive).then_some(DropReason::Decayed)
     }
 }
 
@@ -66,12 +131,21 @@ impl Outbox {
         {
             return Err(DropReason::Suppressed);
         }
+        let view = self.intel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if s.sighting_type == SightingType::Sighting {
+            let stored = entry.provenance.as_deref().unwrap_or_default();
+            if let Some(reason) = view
+                .as_ref()
+                .and_then(|v| v.lapsed(&s.indicator, s.kind, stored))
+            {
+                return Err(reason);
+            }
+        }
         let Some(stored) = &entry.provenance else {
             return Ok(self
                 .router
                 .outgoing(dest, s, s.target.clone(), entry.created));
         };
-        let view = self.intel.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let current: Vec<Provenance> = match view.and_then(|v| v.provenances(&s.indicator, s.kind))
         {
             Some(fresh) => stored

@@ -53,6 +53,9 @@
 //!   `share_organisation_only`, 4 unless `share_sharing_group`, an unresolved 5 always;
 //! - all of this is asked again just before delivery, with the configuration and
 //!   intel of that moment ([`Router::recheck`], [`Router::outgoing`]);
+//! - no positive sighting of an indicator whose intel has expired or decayed below
+//!   its MISP decay threshold by now, or that is warninglisted (flag mode), when it
+//!   is queued ([`Router::route_checked`]) nor when it is sent (`outbox::recheck`);
 //! - a MISP destination gets a sighting by attribute UUID, or by value restricted to
 //!   the supplying events' UUIDs; intel with neither (a plain or CSV list) by value
 //!   restricted to the destination's `list_event_uuids`; with none of these known,
@@ -111,10 +114,17 @@ pub enum DropReason {
     /// The indicator was reported as a false positive (the local suppression list,
     /// [`super::suppress`]): no positive sighting of it leaves.
     Suppressed,
+    /// The intel it was queued for has expired or decayed below its MISP decay
+    /// threshold by now ([`crate::intel::expiry`]): a positive sighting would revive
+    /// stale intel at its community.
+    Decayed,
+    /// The indicator is on a warninglist (kept and marked under
+    /// `warninglist_mode = "flag"`): no positive sighting of it leaves.
+    Warninglisted,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::NoDestination,
         DropReason::Tlp,
         DropReason::UnknownTlp,
@@ -124,6 +134,8 @@ impl DropReason {
         DropReason::NoTarget,
         DropReason::Withdrawn,
         DropReason::Suppressed,
+        DropReason::Decayed,
+        DropReason::Warninglisted,
     ];
 
     /// Metrics label.
@@ -138,6 +150,8 @@ impl DropReason {
             DropReason::NoTarget => "no_target",
             DropReason::Withdrawn => "withdrawn",
             DropReason::Suppressed => "suppressed",
+            DropReason::Decayed => "decayed",
+            DropReason::Warninglisted => "warninglisted",
         }
     }
 }
@@ -172,6 +186,8 @@ impl fmt::Display for DropReason {
             DropReason::Suppressed => {
                 "it was reported as a false positive (tripline feedback list)"
             }
+            DropReason::Decayed => "its intel has expired or decayed below its threshold by now",
+            DropReason::Warninglisted => "it is on a warninglist",
         })
     }
 }
@@ -249,10 +265,26 @@ impl Router {
     /// Sightings of every observation of `confirmation`, one per (observation,
     /// destination, target) that policy allows.
     pub fn route(&self, confirmation: &Confirmation) -> Routing {
+        self.route_checked(confirmation, |_, _, _| None)
+    }
+
+    /// [`Router::route`], asking `lapsed` first whether an observed indicator's intel
+    /// has expired or decayed by now, or is warninglisted (the sidecar's live index:
+    /// [`crate::share::outbox::IntelView::lapsed`]); such an observation gives no
+    /// positive sighting ([`DropReason::Decayed`], [`DropReason::Warninglisted`]).
+    pub fn route_checked(
+        &self,
+        confirmation: &Confirmation,
+        lapsed: impl Fn(&str, Kind, &[Provenance]) -> Option<DropReason>,
+    ) -> Routing {
         let mut out = Routing::default();
         for (i, obs) in confirmation.observations.iter().enumerate() {
             if self.suppressed(&obs.indicator, obs.kind) {
                 out.dropped.push((None, DropReason::Suppressed));
+                continue;
+            }
+            if let Some(reason) = lapsed(&obs.indicator, obs.kind, &obs.provenance) {
+                out.dropped.push((None, reason));
                 continue;
             }
             self.route_provenances(
