@@ -155,7 +155,7 @@ fn write_feeds(served: &Path) {
 pub(crate) fn write_config(dir: &Path, sources: &str) -> PathBuf {
     let path = dir.join("tripline.toml");
     let text = format!(
-        "[intel]\npaths = []\nreload_debounce_ms = 50\n{NO_AGING}{sources}\n[metrics]\naddress = \"127.0.0.1:0\"\n[state]\ndir = {:?}\n",
+        "[intel]\npaths = []\nreload_debounce_ms = 50\n{sources}\n{NO_AGING}[metrics]\naddress = \"127.0.0.1:0\"\n[state]\ndir = {:?}\n",
         dir.join("state").display().to_string()
     );
     std::fs::write(&path, text).unwrap();
