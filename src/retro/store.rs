@@ -1,0 +1,770 @@
+//! The observation store on disk: `<dir>/<YYYY-MM-DD>/<n>.seg`, one directory per UTC
+//! day (the slice), several sealed [`Segment`]s per day (merged when probed).
+//!
+//! - [`Writer`] keeps the open slices in memory (a hash map per slice) and seals them
+//!   — every slice at once, each into a new segment — when [`Writer::seal`] is called
+//!   (the driver's flush interval and shutdown), and by itself past
+//!   [`WriterOptions::max_open_entries`]. A restart loses at most what came after the
+//!   last seal.
+//! - [`Store::enforce_retention`] drops whole days: those older than `retention_days`
+//!   before the newest day (the caller's "today"), then the oldest while the store is
+//!   over `max_bytes`.
+//! - [`Store::open`] reads every segment; the probes ([`Store::probe`],
+//!   [`Store::probe_cidr`], [`Store::probe_domain`]) answer per slice, merged over the
+//!   slice's segments: first/last time, count, capped hosts and sources, and the
+//!   observed value (the canonical value for an exact probe, the address for a CIDR,
+//!   each host name seen below a domain).
+//!
+//! Memory of the writer: about 90 bytes per open entry (hash-map slot and aggregate).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ipnet::IpNet;
+
+use super::segment::{self, IdSet, Segment};
+use super::{key, slice_of, v4_key, v4_of_key, v6_key, Batch, SLICE_SECS};
+use crate::intel::Kind;
+
+/// Hosts and sources kept per observable and slice.
+pub const SET_CAP: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("observation store {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("observation store segment {path}: {reason}")]
+    Corrupt { path: String, reason: &'static str },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The store's figures (for metrics and reports).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub bytes: u64,
+    pub slices: u64,
+    pub segments: u64,
+    /// Entries over all segments (an observable seen on two days counts twice).
+    pub entries: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Agg {
+    first: i64,
+    last: i64,
+    count: u64,
+    hosts: IdSet,
+    sources: IdSet,
+}
+
+fn add_id(set: &mut IdSet, id: u16) {
+    if set.ids.contains(&id) {
+        return;
+    }
+    if set.ids.len() < SET_CAP {
+        set.ids.push(id);
+    } else {
+        set.more = true;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+impl Interner {
+    fn id(&mut self, s: &str) -> u16 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        if self.names.len() >= usize::from(u16::MAX) {
+            return u16::MAX;
+        }
+        let id = self.names.len() as u16;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpenSlice {
+    entries: HashMap<u64, Agg>,
+    v6: HashSet<u128>,
+    names: HashSet<String>,
+    hosts: Interner,
+    sources: Interner,
+}
+
+impl OpenSlice {
+    fn segment(self, slice: i64) -> Segment {
+        let mut entries: Vec<(u64, Agg)> = self.entries.into_iter().collect();
+        entries.sort_unstable_by_key(|e| e.0);
+        let mut host_sets: Vec<IdSet> = Vec::new();
+        let mut source_sets: Vec<IdSet> = Vec::new();
+        let mut hs_ids: HashMap<IdSet, u16> = HashMap::new();
+        let mut ss_ids: HashMap<IdSet, u16> = HashMap::new();
+        let set_id = |set: IdSet, sets: &mut Vec<IdSet>, ids: &mut HashMap<IdSet, u16>| {
+            if let Some(&i) = ids.get(&set) {
+                return i;
+            }
+            if sets.len() >= usize::from(u16::MAX) {
+                // Past 65535 distinct sets: the "many" set.
+                return u16::MAX;
+            }
+            let i = sets.len() as u16;
+            sets.push(set.clone());
+            ids.insert(set, i);
+            i
+        };
+        let mut keys = Vec::with_capacity(entries.len());
+        let mut packed = Vec::with_capacity(entries.len());
+        let mut sets = Vec::with_capacity(entries.len());
+        for (k, a) in entries {
+            keys.push(k);
+            let first = (a.first - slice).clamp(0, i64::from(segment::MAX_OFFSET)) as u32;
+            let last = (a.last - slice).clamp(0, i64::from(segment::MAX_OFFSET)) as u32;
+            packed.push(segment::pack(first, last, a.count));
+            let h = set_id(a.hosts, &mut host_sets, &mut hs_ids);
+            let s = set_id(a.sources, &mut source_sets, &mut ss_ids);
+            sets.push(u32::from(h) | (u32::from(s) << 16));
+        }
+        let mut v6: Vec<u128> = self.v6.into_iter().collect();
+        v6.sort_unstable();
+        let mut names: Vec<String> = self.names.into_iter().collect();
+        segment::sort_names(&mut names);
+        Segment {
+            slice,
+            filter: segment::build_filter(&keys),
+            keys,
+            packed,
+            sets,
+            v6,
+            names,
+            hosts: self.hosts.names,
+            sources: self.sources.names,
+            host_sets,
+            source_sets,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Seal every open slice once they hold this many entries together.
+    pub max_open_entries: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            max_open_entries: 2_000_000,
+        }
+    }
+}
+
+/// Records batches into open slices and seals them into segments.
+#[derive(Debug)]
+pub struct Writer {
+    dir: PathBuf,
+    opts: WriterOptions,
+    open: BTreeMap<i64, OpenSlice>,
+    open_entries: usize,
+    /// Observations recorded (per line, distinct tokens).
+    pub observations: u64,
+    /// Segments sealed and their bytes.
+    pub sealed: u64,
+    pub sealed_bytes: u64,
+}
+
+/// The directory of the slice starting at `slice`.
+pub fn day_dir(dir: &Path, slice: i64) -> PathBuf {
+    let day = DateTime::<Utc>::from_timestamp(slice, 0)
+        .map_or_else(|| format!("{slice}"), |t| t.format("%Y-%m-%d").to_string());
+    dir.join(day)
+}
+
+fn parse_day(name: &str) -> Option<i64> {
+    let d = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+}
+
+impl Writer {
+    pub fn new(dir: &Path, opts: WriterOptions) -> Result<Writer, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            opts,
+            open: BTreeMap::new(),
+            open_entries: 0,
+            observations: 0,
+            sealed: 0,
+            sealed_bytes: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Entries held in memory.
+    pub fn open_entries(&self) -> usize {
+        self.open_entries
+    }
+
+    /// The newest slice written or open.
+    pub fn newest_slice(&self) -> Option<i64> {
+        self.open.keys().next_back().copied()
+    }
+
+    /// Merges a batch recorded on a worker; seals when over the size threshold.
+    pub fn merge(&mut self, batch: Batch) -> Result<(), StoreError> {
+        self.observations += batch.observations;
+        let mut host_map: HashMap<(i64, u16), u16> = HashMap::new();
+        let mut source_ids: HashMap<i64, u16> = HashMap::new();
+        for ((slice, k), a) in batch.entries {
+            let open = self.open.entry(slice).or_default();
+            let src = *source_ids
+                .entry(slice)
+                .or_insert_with(|| open.sources.id(&batch.source));
+            let e = open.entries.entry(k).or_insert_with(|| {
+                self.open_entries += 1;
+                Agg {
+                    first: a.first,
+                    last: a.last,
+                    count: 0,
+                    hosts: IdSet::default(),
+                    sources: IdSet::default(),
+                }
+            });
+            e.first = e.first.min(a.first);
+            e.last = e.last.max(a.last);
+            e.count += u64::from(a.count);
+            for &h in &a.hosts[..usize::from(a.n_hosts)] {
+                let id = *host_map.entry((slice, h)).or_insert_with(|| {
+                    open.hosts
+                        .id(batch.hosts.get(usize::from(h)).map_or("", String::as_str))
+                });
+                add_id(&mut e.hosts, id);
+            }
+            e.hosts.more |= a.more_hosts;
+            add_id(&mut e.sources, src);
+        }
+        for (slice, a) in batch.v6 {
+            self.open.entry(slice).or_default().v6.insert(a);
+        }
+        for (slice, n) in batch.names {
+            self.open.entry(slice).or_default().names.insert(n);
+        }
+        if self.open_entries >= self.opts.max_open_entries {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Seals every open slice into a new segment of its day. Returns the bytes written.
+    pub fn seal(&mut self) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for (slice, open) in std::mem::take(&mut self.open) {
+            if open.entries.is_empty() {
+                continue;
+            }
+            let seg = open.segment(slice);
+            let dir = day_dir(&self.dir, slice);
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let n = next_segment_number(&dir).map_err(io_err(&dir))?;
+            let path = dir.join(format!("{n:06}.seg"));
+            let bytes = seg.write_to(&path).map_err(io_err(&path))?;
+            tracing::debug!(path = %path.display(), entries = seg.keys.len(), bytes, "Sealed observation segment.");
+            written += bytes;
+            self.sealed += 1;
+        }
+        self.sealed_bytes += written;
+        self.open_entries = 0;
+        Ok(written)
+    }
+}
+
+fn next_segment_number(dir: &Path) -> std::io::Result<u64> {
+    let mut max = 0;
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+            max = max.max(n + 1);
+        }
+    }
+    Ok(max)
+}
+
+/// One observable as the store saw it in one slice (merged over its segments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The kind of the entry: `Hostname` for a name found by a domain probe.
+    pub kind: Kind,
+    /// The observed value: the probed value, the address in a CIDR, the host name
+    /// below a domain; `None` when only a suffix entry is known.
+    pub value: Option<String>,
+    /// Start of the slice (unix seconds).
+    pub slice: i64,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub count: u64,
+    pub hosts: Vec<String>,
+    pub more_hosts: bool,
+    pub sources: Vec<String>,
+    pub more_sources: bool,
+}
+
+/// Every segment of a store, read into memory, newest slice last.
+#[derive(Debug, Default)]
+pub struct Store {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    bytes: u64,
+}
+
+impl Store {
+    /// Reads every segment under `dir` (none when it does not exist). A segment that
+    /// does not read is an error: it was written whole or not at all.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            ..Store::default()
+        };
+        for (_, day) in days(dir)? {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&day)
+                .map_err(io_err(&day))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+                .collect();
+            files.sort();
+            for f in files {
+                let data = std::fs::read(&f).map_err(io_err(&f))?;
+                store.bytes += data.len() as u64;
+                let seg = Segment::decode(&data).map_err(|reason| StoreError::Corrupt {
+                    path: f.display().to_string(),
+                    reason,
+                })?;
+                store.segments.push(seg);
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let slices: HashSet<i64> = self.segments.iter().map(|s| s.slice).collect();
+        StoreStats {
+            bytes: self.bytes,
+            slices: slices.len() as u64,
+            segments: self.segments.len() as u64,
+            entries: self.segments.iter().map(|s| s.keys.len() as u64).sum(),
+        }
+    }
+
+    /// Drops whole days: those before `newest - (retention_days - 1)` days, then the
+    /// oldest while over `max_bytes` (the newest day is never dropped for size).
+    /// Returns the days dropped. Works on the directory; reopen to probe.
+    pub fn enforce_retention(
+        dir: &Path,
+        newest: i64,
+        retention_days: u32,
+        max_bytes: u64,
+    ) -> Result<u64, StoreError> {
+        let keep_from = slice_of(newest) - i64::from(retention_days.max(1) - 1) * SLICE_SECS;
+        let mut dropped = 0;
+        let mut sized = Vec::new();
+        for (slice, day) in days(dir)? {
+            if slice < keep_from {
+                std::fs::remove_dir_all(&day).map_err(io_err(&day))?;
+                tracing::info!(day = %day.display(), "Observation store: day past retention dropped.");
+                dropped += 1;
+            } else {
+                sized.push((slice, dir_bytes(&day).map_err(io_err(&day))?, day));
+            }
+        }
+        let mut total: u64 = sized.iter().map(|s| s.1).sum();
+        for (_, bytes, day) in sized.iter().take(sized.len().saturating_sub(1)) {
+            if total <= max_bytes {
+                break;
+            }
+            std::fs::remove_dir_all(day).map_err(io_err(day))?;
+            tracing::info!(day = %day.display(), "Observation store over its size: oldest day dropped.");
+            total -= bytes;
+            dropped += 1;
+        }
+        Ok(dropped)
+    }
+
+    fn observed(&self, seg: &Segment, i: usize, kind: Kind, value: Option<String>) -> Observed {
+        let (first, last, count) = segment::unpack(seg.packed[i]);
+        let set = seg.sets[i];
+        let names = |sets: &[IdSet], id: u16, names: &[String]| -> (Vec<String>, bool) {
+            match sets.get(usize::from(id)) {
+                Some(s) => (
+                    s.ids
+                        .iter()
+                        .filter_map(|&h| names.get(usize::from(h)).cloned())
+                        .collect(),
+                    s.more,
+                ),
+                None => (Vec::new(), true),
+            }
+        };
+        let (hosts, more_hosts) = names(&seg.host_sets, set as u16, &seg.hosts);
+        let (sources, more_sources) = names(&seg.source_sets, (set >> 16) as u16, &seg.sources);
+        let time = |off: u32| {
+            DateTime::<Utc>::from_timestamp(seg.slice + i64::from(off), 0).unwrap_or_default()
+        };
+        Observed {
+            kind,
+            value,
+            slice: seg.slice,
+            first: time(first),
+            last: time(last),
+            count,
+            hosts,
+            more_hosts,
+            sources,
+            more_sources,
+        }
+    }
+
+    fn live<'a>(&'a self, since: Option<DateTime<Utc>>) -> impl Iterator<Item = &'a Segment> {
+        let since = since.map_or(i64::MIN, |t| t.timestamp());
+        self.segments
+            .iter()
+            .filter(move |s| s.slice + SLICE_SECS > since)
+    }
+
+    /// Probes one key in every segment, merged per slice.
+    fn probe_key(
+        &self,
+        k: u64,
+        kind: Kind,
+        value: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Vec<Observed> {
+        let mut out = Vec::new();
+        for seg in self.live(since) {
+            if let Some(i) = seg.find(k) {
+                out.push(self.observed(seg, i, kind, value.map(str::to_string)));
+            }
+        }
+        merge_per_slice(out, since)
+    }
+
+    /// Where `kind` `canonical` (the form the index keys it) was seen, per slice. A
+    /// [`Kind::Domain`] is probed as by [`Store::probe_domain`].
+    pub fn probe(
+        &self,
+        kind: Kind,
+        canonical: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Vec<Observed> {
+        match kind {
+            Kind::Ipv4 => match canonical.parse::<std::net::Ipv4Addr>() {
+                Ok(a) => self.probe_key(v4_key(u32::from(a)), kind, Some(canonical), since),
+                Err(_) => Vec::new(),
+            },
+            Kind::Ipv6 => match canonical.parse::<std::net::Ipv6Addr>() {
+                Ok(a) => self.probe_key(v6_key(u128::from(a)), kind, Some(canonical), since),
+                Err(_) => Vec::new(),
+            },
+            Kind::Domain => self.probe_domain(canonical, since),
+            _ => self.probe_key(key(kind, canonical.as_bytes()), kind, Some(canonical), since),
+        }
+    }
+
+    /// Every address in `net` seen, per address and slice.
+    pub fn probe_cidr(&self, net: IpNet, since: Option<DateTime<Utc>>) -> Vec<Observed> {
+        let mut out = Vec::new();
+        match net {
+            IpNet::V4(n) => {
+                let lo = v4_key(u32::from(n.network()));
+                let hi = v4_key(u32::from(n.broadcast()));
+                for seg in self.live(since) {
+                    for i in seg.range(lo, hi) {
+                        let addr = v4_of_key(seg.keys[i]).map(std::net::Ipv4Addr::from);
+                        out.push(self.observed(seg, i, Kind::Ipv4, addr.map(|a| a.to_string())));
+                    }
+                }
+            }
+            IpNet::V6(n) => {
+                let (lo, hi) = (u128::from(n.network()), u128::from(n.broadcast()));
+                for seg in self.live(since) {
+                    for &a in seg.v6_range(lo, hi) {
+                        if let Some(i) = seg.find(v6_key(a)) {
+                            let text = std::net::Ipv6Addr::from(a).to_string();
+                            out.push(self.observed(seg, i, Kind::Ipv6, Some(text)));
+                        }
+                    }
+                }
+            }
+        }
+        merge_per_slice(out, since)
+    }
+
+    /// Every host name seen that is `domain` or below it (on label boundaries), per
+    /// name and slice. The suffix entries answer "no" in one filter probe per segment;
+    /// the names dictionary gives the names.
+    pub fn probe_domain(&self, domain: &str, since: Option<DateTime<Utc>>) -> Vec<Observed> {
+        let suffix = key(Kind::Domain, domain.as_bytes());
+        let whole = key(Kind::Hostname, domain.as_bytes());
+        let mut out = Vec::new();
+        for seg in self.live(since) {
+            let below = seg.find(suffix).is_some();
+            let exact = seg.find(whole);
+            if !below && exact.is_none() {
+                continue;
+            }
+            if let Some(i) = exact {
+                out.push(self.observed(seg, i, Kind::Hostname, Some(domain.to_string())));
+            }
+            if below {
+                let mut found = false;
+                for name in seg.names_under(domain) {
+                    if name.len() == domain.len() {
+                        continue;
+                    }
+                    if let Some(i) = seg.find(key(Kind::Hostname, name.as_bytes())) {
+                        out.push(self.observed(seg, i, Kind::Hostname, Some(name.to_string())));
+                        found = true;
+                    }
+                }
+                if !found {
+                    if let Some(i) = seg.find(suffix) {
+                        out.push(self.observed(seg, i, Kind::Domain, None));
+                    }
+                }
+            }
+        }
+        merge_per_slice(out, since)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Merges observations of one value in one slice (several segments per day), drops
+/// those last seen before `since`, and orders by slice then value.
+fn merge_per_slice(list: Vec<Observed>, since: Option<DateTime<Utc>>) -> Vec<Observed> {
+    let mut by: BTreeMap<(i64, Option<String>, u8), Observed> = BTreeMap::new();
+    for o in list {
+        if since.is_some_and(|s| o.last < s) {
+            continue;
+        }
+        match by.entry((o.slice, o.value.clone(), o.kind as u8)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(o);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let m = e.get_mut();
+                m.first = m.first.min(o.first);
+                m.last = m.last.max(o.last);
+                m.count += o.count;
+                for (list, more, add, add_more) in [
+                    (&mut m.hosts, &mut m.more_hosts, o.hosts, o.more_hosts),
+                    (&mut m.sources, &mut m.more_sources, o.sources, o.more_sources),
+                ] {
+                    *more |= add_more;
+                    for h in add {
+                        if !list.contains(&h) {
+                            if list.len() < SET_CAP {
+                                list.push(h);
+                            } else {
+                                *more = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    by.into_values().collect()
+}
+
+/// The day directories of a store, oldest first.
+fn days(dir: &Path) -> Result<Vec<(i64, PathBuf)>, StoreError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut out: Vec<(i64, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let slice = parse_day(&e.file_name().to_string_lossy())?;
+            e.path().is_dir().then(|| (slice, e.path()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        total += e?.metadata()?.len();
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retro::{BatchContext, BatchRecorder, LineTokens};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Records `lines` (time, host, tokens) as one batch of `source`.
+    fn batch(source: &str, lines: &[(&str, &str, &dyn Fn(&mut LineTokens))]) -> Batch {
+        let mut r = BatchRecorder::new(Default::default());
+        r.begin(BatchContext {
+            source: source.into(),
+            default_host: "dflt".into(),
+            reference: t("2030-01-01T00:00:00Z"),
+            read: t("2030-01-01T00:00:00Z"),
+        });
+        let mut toks = LineTokens::default();
+        for (time, host, fill) in lines {
+            toks.clear();
+            fill(&mut toks);
+            let line = format!("{{\"@timestamp\":\"{time}\",\"host\":\"{host}\"}}");
+            r.line(line.as_bytes(), &toks);
+        }
+        r.finish()
+    }
+
+    #[test]
+    fn label_suffixes_stop_at_the_registrable_domain() {
+        let mut l = LineTokens::default();
+        l.push_host(b"a.b.evil.co.uk");
+        let kinds: Vec<(Kind, u64)> = l.tokens.iter().map(|t| (t.kind, t.key)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Kind::Hostname, key(Kind::Hostname, b"a.b.evil.co.uk")),
+                (Kind::Domain, key(Kind::Domain, b"b.evil.co.uk")),
+                (Kind::Domain, key(Kind::Domain, b"evil.co.uk")),
+            ]
+        );
+        l.clear();
+        l.push_host(b"co.uk");
+        l.push_host(b"invoice.exe");
+        l.push_host(b"nodot");
+        assert!(l.tokens.is_empty(), "{:?}", l.tokens);
+    }
+
+    #[test]
+    fn writer_seals_and_probes_merge_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), WriterOptions::default()).unwrap();
+        let b1 = batch(
+            "fw.log",
+            &[
+                ("2026-12-01T10:00:00Z", "h1", &|l| {
+                    l.push_v4(0x0a00_0005);
+                    l.push_host(b"www.evil.com");
+                }),
+                ("2026-12-01T11:00:00Z", "h2", &|l| l.push_v4(0x0a00_0005)),
+                ("2026-12-02T09:00:00Z", "h1", &|l| {
+                    l.push_v6(0x2001_0db8 << 96 | 7);
+                    l.push(Kind::Md5, b"d41d8cd98f00b204e9800998ecf8427e");
+                }),
+            ],
+        );
+        w.merge(b1).unwrap();
+        w.seal().unwrap();
+        // A second segment of the same day, from another source.
+        let b2 = batch(
+            "proxy.log",
+            &[("2026-12-01T23:00:00Z", "h3", &|l| {
+                l.push_v4(0x0a00_0005);
+                l.push_host(b"mail.evil.com");
+            })],
+        );
+        w.merge(b2).unwrap();
+        w.seal().unwrap();
+        assert_eq!(w.observations, 6 + 3);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.stats().slices, 2);
+        assert_eq!(s.stats().segments, 3);
+
+        let o = s.probe(Kind::Ipv4, "10.0.0.5", None);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].first, t("2026-12-01T10:00:00Z"));
+        assert_eq!(o[0].last, t("2026-12-01T23:00:00Z"));
+        assert_eq!(o[0].count, 3);
+        assert_eq!(o[0].hosts, vec!["h1", "h2", "h3"]);
+        assert_eq!(o[0].sources, vec!["fw.log", "proxy.log"]);
+        assert!(s.probe(Kind::Ipv4, "10.0.0.6", None).is_empty());
+
+        let c = s.probe_cidr("10.0.0.0/24".parse().unwrap(), None);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].value.as_deref(), Some("10.0.0.5"));
+        assert!(s.probe_cidr("10.0.1.0/24".parse().unwrap(), None).is_empty());
+        let c6 = s.probe_cidr("2001:db8::/32".parse().unwrap(), None);
+        assert_eq!(c6.len(), 1);
+        assert_eq!(c6[0].value.as_deref(), Some("2001:db8::7"));
+
+        let d = s.probe_domain("evil.com", None);
+        let names: Vec<_> = d.iter().map(|o| o.value.clone().unwrap()).collect();
+        assert_eq!(names, vec!["mail.evil.com", "www.evil.com"]);
+        assert!(s.probe_domain("notevil.com", None).is_empty());
+        assert!(s.probe_domain("vil.com", None).is_empty());
+        assert_eq!(s.probe(Kind::Hostname, "www.evil.com", None).len(), 1);
+        assert!(s.probe(Kind::Hostname, "evil.com", None).is_empty());
+
+        let h = s.probe(Kind::Md5, "d41d8cd98f00b204e9800998ecf8427e", None);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].slice, t("2026-12-02T00:00:00Z").timestamp());
+        // `since` leaves out what was last seen before it.
+        assert!(s
+            .probe(Kind::Ipv4, "10.0.0.5", Some(t("2026-12-02T00:00:00Z")))
+            .is_empty());
+    }
+
+    #[test]
+    fn retention_drops_oldest_days_by_age_then_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), WriterOptions::default()).unwrap();
+        for day in 1..=9 {
+            let time = format!("2026-11-{day:02}T12:00:00Z");
+            w.merge(batch("s", &[(&time, "h", &|l| l.push_v4(day))])).unwrap();
+        }
+        w.seal().unwrap();
+        let newest = t("2026-11-09T00:00:00Z").timestamp();
+        let dropped = Store::enforce_retention(dir.path(), newest, 7, u64::MAX).unwrap();
+        assert_eq!(dropped, 2);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.stats().slices, 7);
+        assert!(s.probe(Kind::Ipv4, "0.0.0.2", None).is_empty());
+        assert_eq!(s.probe(Kind::Ipv4, "0.0.0.3", None).len(), 1);
+        // By size: keep about three days' worth; the oldest go first.
+        let per_day = s.stats().bytes / 7;
+        let dropped = Store::enforce_retention(dir.path(), newest, 7, per_day * 3).unwrap();
+        assert_eq!(dropped, 4);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.stats().slices, 3);
+        assert!(s.probe(Kind::Ipv4, "0.0.0.6", None).is_empty());
+        assert_eq!(s.probe(Kind::Ipv4, "0.0.0.7", None).len(), 1);
+    }
+}
