@@ -86,6 +86,12 @@ pub struct HuntArgs {
     /// as ripgrep does; named operands are always read).
     #[arg(long)]
     pub hidden: bool,
+    /// Also record every line's observables (IPs, host names, URLs, hashes, e-mails,
+    /// with first/last time, count, hosts, sources) into the retro observation store
+    /// at DIR (the format of `<state>/retro/`); with --config, its `[retro]`
+    /// retention applies, counted back from the newest day recorded.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
     /// Log files, directories (recursive), archives (gzip, zstd, bzip2, xz, lz4); `-`
     /// for stdin.
     #[arg(value_name = "LOG", required = true)]
@@ -131,7 +137,22 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(path) => hunt_suppressions(path)?,
         None => None,
     };
+    let record = match &args.record {
+        Some(dir) => {
+            let retro = match &args.config {
+                Some(p) => Config::load(p)?.retro,
+                None => crate::config::RetroConfig::default(),
+            };
+            Some(hunt::RecordOptions {
+                dir: dir.clone(),
+                retention_days: retro.retention_days.clamp(1, u64::from(u32::MAX)) as u32,
+                max_bytes: retro.max_bytes,
+            })
+        }
+        None => None,
+    };
     let opts = HuntOptions {
+        record,
         threads,
         max_line_bytes: args.max_line_bytes,
         count_only: args.count,

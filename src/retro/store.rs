@@ -183,6 +183,7 @@ pub struct Writer {
     opts: WriterOptions,
     open: BTreeMap<i64, OpenSlice>,
     open_entries: usize,
+    newest: Option<i64>,
     /// Observations recorded (per line, distinct tokens).
     pub observations: u64,
     /// Segments sealed and their bytes.
@@ -210,6 +211,7 @@ impl Writer {
             opts,
             open: BTreeMap::new(),
             open_entries: 0,
+            newest: None,
             observations: 0,
             sealed: 0,
             sealed_bytes: 0,
@@ -225,9 +227,9 @@ impl Writer {
         self.open_entries
     }
 
-    /// The newest slice written or open.
+    /// The newest slice recorded by this writer.
     pub fn newest_slice(&self) -> Option<i64> {
-        self.open.keys().next_back().copied()
+        self.newest
     }
 
     /// Merges a batch recorded on a worker; seals when over the size threshold.
@@ -236,6 +238,7 @@ impl Writer {
         let mut host_map: HashMap<(i64, u16), u16> = HashMap::new();
         let mut source_ids: HashMap<i64, u16> = HashMap::new();
         for ((slice, k), a) in batch.entries {
+            self.newest = self.newest.max(Some(slice));
             let open = self.open.entry(slice).or_default();
             let src = *source_ids
                 .entry(slice)
