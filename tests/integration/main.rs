@@ -24,6 +24,7 @@ mod match_semantics;
 mod metrics;
 mod pipeline;
 mod relp;
+mod retro_store;
 mod rules;
 mod run;
 mod share;
