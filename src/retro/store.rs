@@ -620,6 +620,16 @@ fn days(dir: &Path) -> Result<Vec<(i64, PathBuf)>, StoreError> {
     Ok(out)
 }
 
+/// Days and bytes of the store at `dir`, from the directory alone (no segment read).
+pub fn disk_usage(dir: &Path) -> Result<(u64, u64), StoreError> {
+    let mut bytes = 0;
+    let all = days(dir)?;
+    for (_, day) in &all {
+        bytes += dir_bytes(day).map_err(io_err(day))?;
+    }
+    Ok((all.len() as u64, bytes))
+}
+
 fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
     let mut total = 0;
     for e in std::fs::read_dir(dir)? {

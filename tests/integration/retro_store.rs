@@ -313,3 +313,81 @@ proptest! {
         prop_assert!(store.probe_domain("evil-gen.org", None).is_empty());
     }
 }
+
+/// Runs `tripline run --stdin` over `logs` with `[retro]` set as `retro`; returns the
+/// state directory.
+fn run_stdin(dir: &Path, logs: &[u8], retro: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    let intel = dir.join("intel.txt");
+    std::fs::write(&intel, "203.0.113.9\n").unwrap();
+    let state = dir.join("state");
+    let config = dir.join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [{:?}]\n[metrics]\nenabled = false\n[state]\ndir = {:?}\n[retro]\n{retro}\n",
+            intel.display().to_string(),
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args(["run", "--stdin", "--config", config.to_str().unwrap()])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(logs).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    state
+}
+
+/// `tripline run` records what `hunt --record` records from the same lines (the
+/// store is sealed when the input ends), under `<state>/retro/`; `enabled = false`
+/// records nothing.
+#[test]
+fn run_records_what_hunt_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = std::fs::read(root().join("fixtures/logs/zeek_ssl.log")).unwrap();
+    let state = run_stdin(tmp.path(), &logs, "retention_days = 3650");
+    let live = Store::open(&state.join("retro")).unwrap();
+    let hunted_dir = tmp.path().join("hunted");
+    let opts = HuntOptions {
+        count_only: true,
+        record: Some(RecordOptions {
+            dir: hunted_dir.clone(),
+            retention_days: 3650,
+            max_bytes: 1 << 30,
+        }),
+        ..HuntOptions::default()
+    };
+    let log = root().join("fixtures/logs/zeek_ssl.log");
+    hunt(&empty_index(), &[Input::Path(log)], &opts, std::io::sink()).unwrap();
+    let hunted = Store::open(&hunted_dir).unwrap();
+    assert_eq!(live.stats().entries, hunted.stats().entries);
+    assert!(live.stats().entries > 100, "{:?}", live.stats());
+    let text = String::from_utf8_lossy(&logs);
+    let mut probed = 0;
+    for l in text.lines().filter(|l| !l.starts_with('#')).step_by(50) {
+        let c: Vec<&str> = l.split('\t').collect();
+        for ip in [c[2], c[4]] {
+            let kind = if ip.contains(':') { Kind::Ipv6 } else { Kind::Ipv4 };
+            let a = got(&live.probe(kind, ip, None));
+            assert!(!a.is_empty(), "{ip}");
+            assert_eq!(a, got(&hunted.probe(kind, ip, None)), "{ip}");
+            probed += 1;
+        }
+    }
+    assert!(probed > 50);
+
+    let off = tempfile::tempdir().unwrap();
+    let state = run_stdin(off.path(), &logs, "enabled = false");
+    assert!(!state.join("retro").exists());
+}
