@@ -182,6 +182,21 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         r => r.context("writing alerts")?,
     };
+    if let Some(dir) = &args.record {
+        if !args.quiet {
+            let s = crate::retro::store::summary(dir)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            eprintln!(
+                "retro store {}: {} entries in {} segment(s) over {} day(s), {} bytes ({:.1} bytes per entry)",
+                dir.display(),
+                s.entries,
+                s.segments,
+                s.slices,
+                s.bytes,
+                s.bytes as f64 / s.entries.max(1) as f64
+            );
+        }
+    }
     stats.skipped_hidden = walked.skipped_hidden;
     stats.skipped_links = walked.skipped_links;
     let mut rules_summary = String::new();
