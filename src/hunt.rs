@@ -116,7 +116,9 @@ impl Outcome {
                 BASE + s.matched.iter().map(|m| m.line.len() + 32).sum::<usize>()
                     + s.headers.iter().map(|(_, h)| h.len()).sum::<usize>()
                     + s.recorded.as_ref().map_or(0, |b| {
-                        b.entries.len() * 64 + b.names.len() * 48 + b.v6.len() * 24
+                        b.slices.iter().map(|s| s.1.len() * 64).sum::<usize>()
+                            + b.names.len() * 48
+                            + b.v6.len() * 24
                     })
             }
             Outcome::Error(e) => BASE + e.len(),

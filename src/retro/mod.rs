@@ -24,6 +24,26 @@
 //! batch. The driver merges each batch into a [`store::Writer`], which keeps the open
 //! slices in memory and seals them into immutable segments ([`segment`]).
 //!
+//! # Probing (for retro matching)
+//! [`Store::open`] reads the segments; then, per indicator in its canonical form:
+//! - [`Store::probe`]`(kind, canonical, since)` for IPv4/IPv6 addresses, host names,
+//!   URLs (`host[:port]/path[?query]`), hashes and e-mails: one [`Observed`] per
+//!   slice (UTC day), merged over the slice's segments, `value` = the canonical value
+//!   probed (which, for an exact match, is what the line held, canonicalised);
+//! - [`Store::probe_cidr`]`(net, since)`: one per address seen in the network and
+//!   per slice, `value` = the address (IPv4 keys are addresses: a range scan; IPv6 by
+//!   the slice's sorted address array);
+//! - [`Store::probe_domain`]`(domain, since)` (also `probe(Kind::Domain, …)`): one per
+//!   host name seen at or below the domain and per slice, `value` = that name.
+//!
+//! `value` is what a retro alert's `matched.atomic` should carry. Only hashes are
+//! stored, so the observed host name below a domain comes from a per-slice names
+//! dictionary (host names only, sorted by reversed name: the subdomains of a domain
+//! are one range), costing the name's length + 4 bytes per distinct host name and
+//! slice; addresses are recovered from the keys and the IPv6 array. Each probe costs
+//! one bloom-filter look per segment for a value never seen (one cache line), plus a
+//! binary search in the segments whose filter says maybe.
+//!
 //! # Keys
 //! An observable is keyed by a 64-bit [`key`] of its kind and canonical bytes. An
 //! IPv4 address is its own key (`4 << 32 | addr`, top bit clear), so the segment's
@@ -42,6 +62,10 @@ use crate::decode::{DecodeOptions, Decoder};
 use crate::intel::Kind;
 
 pub use store::{Observed, Store, StoreError, StoreStats, Writer};
+
+/// Hash maps keyed by keys that are already hashes (or addresses): a fast hasher.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// One slice of time: a UTC day, in seconds.
 pub const SLICE_SECS: i64 = 86_400;
@@ -238,8 +262,8 @@ pub struct Batch {
     /// The log source's name (one per batch).
     pub source: String,
     pub hosts: Vec<String>,
-    /// (slice start, key) → aggregate.
-    pub entries: HashMap<(i64, u64), BatchAgg>,
+    /// Per slice start (a batch spans one or a few): key → aggregate.
+    pub slices: Vec<(i64, FastMap<u64, BatchAgg>)>,
     /// IPv6 addresses per slice, once each.
     pub v6: Vec<(i64, u128)>,
     /// Host names per slice, once each.
@@ -275,8 +299,10 @@ pub struct BatchRecorder {
     ctx: Option<BatchContext>,
     batch: Batch,
     host_ids: HashMap<String, u16>,
-    seen_v6: std::collections::HashSet<(i64, u128)>,
-    seen_names: std::collections::HashSet<(i64, u64)>,
+    /// The last line's host and its id (most lines of a batch name the same host).
+    last_host: Option<(String, u16)>,
+    seen_v6: FastSet<(i64, u128)>,
+    seen_names: FastSet<(i64, u64)>,
 }
 
 impl BatchRecorder {
@@ -286,6 +312,7 @@ impl BatchRecorder {
             ctx: None,
             batch: Batch::default(),
             host_ids: HashMap::new(),
+            last_host: None,
             seen_v6: Default::default(),
             seen_names: Default::default(),
         }
@@ -298,6 +325,7 @@ impl BatchRecorder {
             ..Batch::default()
         };
         self.host_ids.clear();
+        self.last_host = None;
         self.seen_v6.clear();
         self.seen_names.clear();
         self.ctx = Some(ctx);
@@ -335,19 +363,30 @@ impl BatchRecorder {
         let read = ctx.read;
         let event = self.decoder.decode(line, reference);
         let t = event.time.unwrap_or(read).timestamp();
-        let host = match &event.host {
-            Some(h) => h.clone(),
-            None => ctx.default_host.clone(),
+        let host = event.host.as_deref().unwrap_or(&ctx.default_host);
+        let hid = match &self.last_host {
+            Some((h, id)) if h == host => *id,
+            _ => {
+                let host = host.to_string();
+                let id = self.host_id(&host);
+                self.last_host = Some((host, id));
+                id
+            }
         };
-        let hid = self.host_id(&host);
         let slice = slice_of(t);
         self.batch.lines += 1;
+        let si = match self.batch.slices.iter().position(|s| s.0 == slice) {
+            Some(i) => i,
+            None => {
+                self.batch.slices.push((slice, FastMap::default()));
+                self.batch.slices.len() - 1
+            }
+        };
         for tok in &tokens.tokens {
             self.batch.observations += 1;
-            let e = self
-                .batch
-                .entries
-                .entry((slice, tok.key))
+            let e = self.batch.slices[si]
+                .1
+                .entry(tok.key)
                 .or_insert(BatchAgg {
                     first: t,
                     last: t,

@@ -24,7 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ipnet::IpNet;
 
 use super::segment::{self, IdSet, Segment};
-use super::{key, slice_of, v4_key, v4_of_key, v6_key, Batch, SLICE_SECS};
+use super::{key, slice_of, v4_key, v4_of_key, v6_key, Batch, FastMap, FastSet, SLICE_SECS};
 use crate::intel::Kind;
 
 /// Hosts and sources kept per observable and slice.
@@ -64,16 +64,35 @@ struct Agg {
     first: i64,
     last: i64,
     count: u64,
-    hosts: IdSet,
-    sources: IdSet,
+    hosts: SmallSet,
+    sources: SmallSet,
 }
 
-fn add_id(set: &mut IdSet, id: u16) {
-    if set.ids.contains(&id) {
+/// A capped id set held inline (no allocation per open entry).
+#[derive(Clone, Copy, Debug, Default)]
+struct SmallSet {
+    ids: [u16; SET_CAP],
+    n: u8,
+    more: bool,
+}
+
+impl SmallSet {
+    fn to_set(self) -> IdSet {
+        IdSet {
+            ids: self.ids[..usize::from(self.n)].to_vec(),
+            more: self.more,
+        }
+    }
+}
+
+fn add_id(set: &mut SmallSet, id: u16) {
+    let n = usize::from(set.n);
+    if set.ids[..n].contains(&id) {
         return;
     }
-    if set.ids.len() < SET_CAP {
-        set.ids.push(id);
+    if n < SET_CAP {
+        set.ids[n] = id;
+        set.n += 1;
     } else {
         set.more = true;
     }
@@ -102,8 +121,8 @@ impl Interner {
 
 #[derive(Debug, Default)]
 struct OpenSlice {
-    entries: HashMap<u64, Agg>,
-    v6: HashSet<u128>,
+    entries: FastMap<u64, Agg>,
+    v6: FastSet<u128>,
     names: HashSet<String>,
     hosts: Interner,
     sources: Interner,
@@ -138,8 +157,8 @@ impl OpenSlice {
             let first = (a.first - slice).clamp(0, i64::from(segment::MAX_OFFSET)) as u32;
             let last = (a.last - slice).clamp(0, i64::from(segment::MAX_OFFSET)) as u32;
             packed.push(segment::pack(first, last, a.count));
-            let h = set_id(a.hosts, &mut host_sets, &mut hs_ids);
-            let s = set_id(a.sources, &mut source_sets, &mut ss_ids);
+            let h = set_id(a.hosts.to_set(), &mut host_sets, &mut hs_ids);
+            let s = set_id(a.sources.to_set(), &mut source_sets, &mut ss_ids);
             sets.push(u32::from(h) | (u32::from(s) << 16));
         }
         let mut v6: Vec<u128> = self.v6.into_iter().collect();
@@ -235,36 +254,44 @@ impl Writer {
     /// Merges a batch recorded on a worker; seals when over the size threshold.
     pub fn merge(&mut self, batch: Batch) -> Result<(), StoreError> {
         self.observations += batch.observations;
-        let mut host_map: HashMap<(i64, u16), u16> = HashMap::new();
-        let mut source_ids: HashMap<i64, u16> = HashMap::new();
-        for ((slice, k), a) in batch.entries {
+        for (slice, entries) in batch.slices {
             self.newest = self.newest.max(Some(slice));
             let open = self.open.entry(slice).or_default();
-            let src = *source_ids
-                .entry(slice)
-                .or_insert_with(|| open.sources.id(&batch.source));
-            let e = open.entries.entry(k).or_insert_with(|| {
-                self.open_entries += 1;
-                Agg {
-                    first: a.first,
-                    last: a.last,
-                    count: 0,
-                    hosts: IdSet::default(),
-                    sources: IdSet::default(),
-                }
-            });
-            e.first = e.first.min(a.first);
-            e.last = e.last.max(a.last);
-            e.count += u64::from(a.count);
-            for &h in &a.hosts[..usize::from(a.n_hosts)] {
-                let id = *host_map.entry((slice, h)).or_insert_with(|| {
-                    open.hosts
-                        .id(batch.hosts.get(usize::from(h)).map_or("", String::as_str))
+            let src = open.sources.id(&batch.source);
+            // Batch host id → slice host id, looked up once per host.
+            let mut host_map: Vec<Option<u16>> = vec![None; batch.hosts.len()];
+            open.entries.reserve(entries.len());
+            for (k, a) in entries {
+                let e = open.entries.entry(k).or_insert_with(|| {
+                    self.open_entries += 1;
+                    Agg {
+                        first: a.first,
+                        last: a.last,
+                        count: 0,
+                        hosts: SmallSet::default(),
+                        sources: SmallSet::default(),
+                    }
                 });
-                add_id(&mut e.hosts, id);
+                e.first = e.first.min(a.first);
+                e.last = e.last.max(a.last);
+                e.count += u64::from(a.count);
+                for &h in &a.hosts[..usize::from(a.n_hosts)] {
+                    let id = match host_map.get(usize::from(h)).copied().flatten() {
+                        Some(id) => id,
+                        None => {
+                            let name = batch.hosts.get(usize::from(h)).map_or("", String::as_str);
+                            let id = open.hosts.id(name);
+                            if let Some(slot) = host_map.get_mut(usize::from(h)) {
+                                *slot = Some(id);
+                            }
+                            id
+                        }
+                    };
+                    add_id(&mut e.hosts, id);
+                }
+                e.hosts.more |= a.more_hosts;
+                add_id(&mut e.sources, src);
             }
-            e.hosts.more |= a.more_hosts;
-            add_id(&mut e.sources, src);
         }
         for (slice, a) in batch.v6 {
             self.open.entry(slice).or_default().v6.insert(a);

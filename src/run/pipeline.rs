@@ -99,11 +99,12 @@ impl RetroState {
             tracing::error!(error = %e, "Cannot seal the observation store.");
             return;
         }
+        // Age counts back from today (a line stamped in the future does not push
+        // today's days out).
         let today = Utc::now().timestamp();
-        let newest = self.writer.newest_slice().map_or(today, |n| n.max(today));
         let p = &self.parts;
         if let Err(e) =
-            crate::retro::Store::enforce_retention(&p.dir, newest, p.retention_days, p.max_bytes)
+            crate::retro::Store::enforce_retention(&p.dir, today, p.retention_days, p.max_bytes)
         {
             tracing::error!(error = %e, "Cannot apply the observation store's retention.");
         }
