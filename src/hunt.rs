@@ -550,13 +550,10 @@ pub fn hunt<W: Write>(
         let newest = w.newest_slice();
         w.seal().map_err(io::Error::other)?;
         let dropped = match newest {
-            Some(n) => crate::retro::Store::enforce_retention(
-                &r.dir,
-                n,
-                r.retention_days,
-                r.max_bytes,
-            )
-            .map_err(io::Error::other)?,
+            Some(n) => {
+                crate::retro::Store::enforce_retention(&r.dir, n, r.retention_days, r.max_bytes)
+                    .map_err(io::Error::other)?
+            }
             None => 0,
         };
         tracing::info!(

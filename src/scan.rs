@@ -16,8 +16,8 @@
 //! the driver's `max_line_bytes`) and its hits; per header line (`#` first, at most
 //! [`HEADER_MAX_BYTES`]) one copy. Lines that match nothing allocate nothing.
 
-use crate::index::Index;
 use crate::decode::DecodeOptions;
+use crate::index::Index;
 use crate::matcher::{Hit, Matcher};
 use crate::retro::{Batch, BatchContext, BatchRecorder};
 use crate::source::Line;

@@ -187,13 +187,16 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
             let s = crate::retro::store::summary(dir)
                 .with_context(|| format!("reading {}", dir.display()))?;
             eprintln!(
-                "retro store {}: {} entries in {} segment(s) over {} day(s), {} bytes ({:.1} bytes per entry)",
+                "retro store {}: {} entries in {} segment(s) over {} day(s), {} bytes ({:.1} bytes per entry; of which {} host names, {} bytes, {:.1} per entry)",
                 dir.display(),
                 s.entries,
                 s.segments,
                 s.slices,
                 s.bytes,
-                s.bytes as f64 / s.entries.max(1) as f64
+                s.bytes as f64 / s.entries.max(1) as f64,
+                s.names,
+                s.names_bytes,
+                s.names_bytes as f64 / s.entries.max(1) as f64,
             );
         }
     }

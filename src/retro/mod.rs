@@ -384,17 +384,14 @@ impl BatchRecorder {
         };
         for tok in &tokens.tokens {
             self.batch.observations += 1;
-            let e = self.batch.slices[si]
-                .1
-                .entry(tok.key)
-                .or_insert(BatchAgg {
-                    first: t,
-                    last: t,
-                    count: 0,
-                    hosts: [0; store::SET_CAP],
-                    n_hosts: 0,
-                    more_hosts: false,
-                });
+            let e = self.batch.slices[si].1.entry(tok.key).or_insert(BatchAgg {
+                first: t,
+                last: t,
+                count: 0,
+                hosts: [0; store::SET_CAP],
+                n_hosts: 0,
+                more_hosts: false,
+            });
             e.first = e.first.min(t);
             e.last = e.last.max(t);
             e.count = e.count.saturating_add(1);

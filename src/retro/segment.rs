@@ -374,7 +374,9 @@ mod tests {
         Segment {
             slice: 1_700_000_000 / 86_400 * 86_400,
             filter: build_filter(&keys),
-            packed: (0..n as u64).map(|i| pack(i as u32, i as u32 + 5, i)).collect(),
+            packed: (0..n as u64)
+                .map(|i| pack(i as u32, i as u32 + 5, i))
+                .collect(),
             sets: vec![0; n],
             keys,
             v6: vec![1, 5, 1 << 100],
@@ -449,7 +451,10 @@ mod tests {
     fn ranges() {
         let s = sample();
         let v4 = super::super::v4_key(0x0a00_0001);
-        let r = s.range(super::super::v4_key(0x0a00_0000), super::super::v4_key(0x0aff_ffff));
+        let r = s.range(
+            super::super::v4_key(0x0a00_0000),
+            super::super::v4_key(0x0aff_ffff),
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(s.keys[r.start], v4);
         assert_eq!(s.v6_range(2, 10), &[5]);

@@ -57,6 +57,10 @@ pub struct StoreStats {
     pub segments: u64,
     /// Entries over all segments (an observable seen on two days counts twice).
     pub entries: u64,
+    /// Host names in the segments' names dictionaries, and the bytes they take
+    /// (names and offsets): the cost of reporting which subdomain was seen.
+    pub names: u64,
+    pub names_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -333,7 +337,10 @@ fn next_segment_number(dir: &Path) -> std::io::Result<u64> {
     for e in std::fs::read_dir(dir)? {
         let name = e?.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(n) = name
+            .strip_suffix(".seg")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             max = max.max(n + 1);
         }
     }
@@ -403,6 +410,13 @@ impl Store {
             slices: slices.len() as u64,
             segments: self.segments.len() as u64,
             entries: self.segments.iter().map(|s| s.keys.len() as u64).sum(),
+            names: self.segments.iter().map(|s| s.names.len() as u64).sum(),
+            names_bytes: self
+                .segments
+                .iter()
+                .flat_map(|s| &s.names)
+                .map(|n| n.len() as u64 + 4)
+                .sum(),
         }
     }
 
@@ -474,7 +488,7 @@ impl Store {
         }
     }
 
-    fn live<'a>(&'a self, since: Option<DateTime<Utc>>) -> impl Iterator<Item = &'a Segment> {
+    fn live(&self, since: Option<DateTime<Utc>>) -> impl Iterator<Item = &Segment> {
         let since = since.map_or(i64::MIN, |t| t.timestamp());
         self.segments
             .iter()
@@ -516,7 +530,12 @@ impl Store {
                 Err(_) => Vec::new(),
             },
             Kind::Domain => self.probe_domain(canonical, since),
-            _ => self.probe_key(key(kind, canonical.as_bytes()), kind, Some(canonical), since),
+            _ => self.probe_key(
+                key(kind, canonical.as_bytes()),
+                kind,
+                Some(canonical),
+                since,
+            ),
         }
     }
 
@@ -610,7 +629,12 @@ fn merge_per_slice(list: Vec<Observed>, since: Option<DateTime<Utc>>) -> Vec<Obs
                 m.count += o.count;
                 for (list, more, add, add_more) in [
                     (&mut m.hosts, &mut m.more_hosts, o.hosts, o.more_hosts),
-                    (&mut m.sources, &mut m.more_sources, o.sources, o.more_sources),
+                    (
+                        &mut m.sources,
+                        &mut m.more_sources,
+                        o.sources,
+                        o.more_sources,
+                    ),
                 ] {
                     *more |= add_more;
                     for h in add {
@@ -659,7 +683,8 @@ pub fn summary(dir: &Path) -> Result<StoreStats, StoreError> {
             if path.extension().is_none_or(|x| x != "seg") {
                 continue;
             }
-            let mut head = [0u8; 24];
+            use std::io::{Seek, SeekFrom};
+            let mut head = [0u8; 48];
             let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
             s.bytes += f.metadata().map_err(io_err(&path))?.len();
             f.read_exact(&mut head).map_err(io_err(&path))?;
@@ -669,10 +694,23 @@ pub fn summary(dir: &Path) -> Result<StoreStats, StoreError> {
                     reason: "not a segment (bad magic)",
                 });
             }
-            let mut n = [0u8; 4];
-            n.copy_from_slice(&head[16..20]);
-            s.entries += u64::from(u32::from_le_bytes(n));
+            let count = |i: usize| {
+                let mut n = [0u8; 4];
+                n.copy_from_slice(&head[16 + 4 * i..20 + 4 * i]);
+                u64::from(u32::from_le_bytes(n))
+            };
+            let (n, nf, n6, nn) = (count(0), count(1), count(2), count(3));
+            s.entries += n;
+            s.names += nn;
             s.segments += 1;
+            if nn > 0 {
+                // The last name's end offset: the dictionary's text bytes.
+                let at = 64 + n * 20 + nf * 8 + n6 * 16 + (nn - 1) * 4;
+                let mut end = [0u8; 4];
+                f.seek(SeekFrom::Start(at)).map_err(io_err(&path))?;
+                f.read_exact(&mut end).map_err(io_err(&path))?;
+                s.names_bytes += nn * 4 + u64::from(u32::from_le_bytes(end));
+            }
         }
     }
     Ok(s)
@@ -705,8 +743,11 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    /// Records `lines` (time, host, tokens) as one batch of `source`.
-    fn batch(source: &str, lines: &[(&str, &str, &dyn Fn(&mut LineTokens))]) -> Batch {
+    /// A test line: time, host, and what the matcher would push.
+    type TestLine<'a> = (&'a str, &'a str, &'a dyn Fn(&mut LineTokens));
+
+    /// Records `lines` as one batch of `source`.
+    fn batch(source: &str, lines: &[TestLine]) -> Batch {
         let mut r = BatchRecorder::new(Default::default());
         r.begin(BatchContext {
             source: source.into(),
@@ -791,7 +832,9 @@ mod tests {
         let c = s.probe_cidr("10.0.0.0/24".parse().unwrap(), None);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].value.as_deref(), Some("10.0.0.5"));
-        assert!(s.probe_cidr("10.0.1.0/24".parse().unwrap(), None).is_empty());
+        assert!(s
+            .probe_cidr("10.0.1.0/24".parse().unwrap(), None)
+            .is_empty());
         let c6 = s.probe_cidr("2001:db8::/32".parse().unwrap(), None);
         assert_eq!(c6.len(), 1);
         assert_eq!(c6[0].value.as_deref(), Some("2001:db8::7"));
@@ -819,7 +862,8 @@ mod tests {
         let mut w = Writer::new(dir.path(), WriterOptions::default()).unwrap();
         for day in 1..=9 {
             let time = format!("2026-11-{day:02}T12:00:00Z");
-            w.merge(batch("s", &[(&time, "h", &|l| l.push_v4(day))])).unwrap();
+            w.merge(batch("s", &[(&time, "h", &|l| l.push_v4(day))]))
+                .unwrap();
         }
         w.seal().unwrap();
         let newest = t("2026-11-09T00:00:00Z").timestamp();

@@ -32,12 +32,7 @@ fn add(per: &mut PerDay, t: i64) {
 
 fn got(obs: &[Observed]) -> PerDay {
     obs.iter()
-        .map(|o| {
-            (
-                o.slice,
-                (o.first.timestamp(), o.last.timestamp(), o.count),
-            )
-        })
+        .map(|o| (o.slice, (o.first.timestamp(), o.last.timestamp(), o.count)))
         .collect()
 }
 
@@ -47,9 +42,10 @@ fn has_ip(line: &str, ip: &str) -> bool {
         let before = line[..i].chars().next_back();
         let after = line[i + ip.len()..].chars().next();
         let after2 = line[i + ip.len()..].chars().nth(1);
-        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.')
-            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
-            && !(after == Some('.') && after2.is_some_and(|c| c.is_ascii_digit()))
+        let glued_before = before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.');
+        let glued_after = after.is_some_and(|c| c.is_ascii_alphanumeric())
+            || (after == Some('.') && after2.is_some_and(|c| c.is_ascii_digit()));
+        !glued_before && !glued_after
     })
 }
 
@@ -177,13 +173,21 @@ fn hunt_record_over_real_logs_then_probe() {
         // Any case in, the canonical (lower-case) value probed.
         assert!(store.probe(Kind::Sha1, &h[..40], None).is_empty());
     }
-    for name in ["ise.wrccdc.org", "wiki.dovecot.org", "accounts-static.cdn.mozilla.net"] {
+    for name in [
+        "ise.wrccdc.org",
+        "wiki.dovecot.org",
+        "accounts-static.cdn.mozilla.net",
+    ] {
         let ssl_only: PerDay = got(&store.probe(Kind::Hostname, name, None));
         // The name is also in zeek_dns.log on the same day: at least the ssl lines.
         let want = &names[name];
         for (day, (f, l, n)) in want {
             let (gf, gl, gn) = ssl_only[day];
-            assert!(gf <= *f && gl >= *l && gn >= *n, "{name}: {:?} vs {want:?}", ssl_only);
+            assert!(
+                gf <= *f && gl >= *l && gn >= *n,
+                "{name}: {:?} vs {want:?}",
+                ssl_only
+            );
         }
     }
     // A domain finds every subdomain seen, on label boundaries.
@@ -193,7 +197,9 @@ fn hunt_record_over_real_logs_then_probe() {
         .filter_map(|o| o.value)
         .collect();
     assert!(under.contains(&"ise.wrccdc.org".to_string()), "{under:?}");
-    assert!(under.iter().all(|n| n.ends_with(".wrccdc.org") || n == "wrccdc.org"));
+    assert!(under
+        .iter()
+        .all(|n| n.ends_with(".wrccdc.org") || n == "wrccdc.org"));
     let mozilla: Vec<String> = store
         .probe_domain("mozilla.net", None)
         .into_iter()
@@ -209,12 +215,8 @@ fn hunt_record_over_real_logs_then_probe() {
         assert!(!has_ip(&all, ip), "{ip} is in the logs");
         assert!(store.probe(Kind::Ipv4, ip, None).is_empty(), "{ip}");
     }
-    assert!(store
-        .probe(Kind::Sha256, &"ab".repeat(32), None)
-        .is_empty());
-    assert!(store
-        .probe_domain("not-in-these-logs.com", None)
-        .is_empty());
+    assert!(store.probe(Kind::Sha256, &"ab".repeat(32), None).is_empty());
+    assert!(store.probe_domain("not-in-these-logs.com", None).is_empty());
     assert!(store
         .probe_cidr("198.51.100.0/24".parse().unwrap(), None)
         .is_empty());
@@ -378,7 +380,11 @@ fn run_records_what_hunt_records() {
     for l in text.lines().filter(|l| !l.starts_with('#')).step_by(50) {
         let c: Vec<&str> = l.split('\t').collect();
         for ip in [c[2], c[4]] {
-            let kind = if ip.contains(':') { Kind::Ipv6 } else { Kind::Ipv4 };
+            let kind = if ip.contains(':') {
+                Kind::Ipv6
+            } else {
+                Kind::Ipv4
+            };
             let a = got(&live.probe(kind, ip, None));
             assert!(!a.is_empty(), "{ip}");
             assert_eq!(a, got(&hunted.probe(kind, ip, None)), "{ip}");
