@@ -88,8 +88,9 @@ pub struct HuntArgs {
     pub hidden: bool,
     /// Also record every line's observables (IPs, host names, URLs, hashes, e-mails,
     /// with first/last time, count, hosts, sources) into the retro observation store
-    /// at DIR (the format of `<state>/retro/`); with --config, its `[retro]`
-    /// retention applies, counted back from the newest day recorded.
+    /// at DIR (the format of `<state>/retro/`). With --config, its `[retro]`
+    /// retention applies, counted back from the newest day recorded; without, only
+    /// the default size bound (1 GiB): history is what an archive store is for.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
     /// Log files, directories (recursive), archives (gzip, zstd, bzip2, xz, lz4); `-`
@@ -141,7 +142,10 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(dir) => {
             let retro = match &args.config {
                 Some(p) => Config::load(p)?.retro,
-                None => crate::config::RetroConfig::default(),
+                None => crate::config::RetroConfig {
+                    retention_days: *crate::config::bounds::RETRO_RETENTION_DAYS.end(),
+                    ..Default::default()
+                },
             };
             Some(hunt::RecordOptions {
                 dir: dir.clone(),
