@@ -292,10 +292,22 @@ proptest! {
             record: Some(RecordOptions { dir: dir.clone(), retention_days: 30, max_bytes: 1 << 30 }),
             ..HuntOptions::default()
         };
-        hunt(&empty_index(), &[Input::Path(log)], &opts, std::io::sink()).unwrap();
+        hunt(&empty_index(), &[Input::Path(log.clone())], &opts, std::io::sink()).unwrap();
+        // The same over three workers and tiny chunks: batches merged in any order.
+        let split = tmp.path().join("retro-split");
+        let opts_split = HuntOptions {
+            threads: 3,
+            chunk_bytes: 300,
+            record: Some(RecordOptions { dir: split.clone(), retention_days: 30, max_bytes: 1 << 30 }),
+            ..opts.clone()
+        };
+        hunt(&empty_index(), &[Input::Path(log)], &opts_split, std::io::sink()).unwrap();
         let store = Store::open(&dir).unwrap();
+        let store_split = Store::open(&split).unwrap();
+        prop_assert_eq!(store.stats().entries, store_split.stats().entries);
         for ((kind, value), per) in &want {
             prop_assert_eq!(&got(&store.probe(*kind, value, None)), per, "{:?} {}", kind, value);
+            prop_assert_eq!(&got(&store_split.probe(*kind, value, None)), per, "{:?} {}", kind, value);
         }
         // Every host is under its domain.
         let under = store.probe_domain("evil-gen.com", None);
