@@ -549,6 +549,9 @@ pub fn hunt<W: Write>(
     if let (Some(mut w), Some(r)) = (c.writer.take(), &opts.record) {
         let newest = w.newest_slice();
         w.seal().map_err(io::Error::other)?;
+        // One segment per day (several when the writer sealed on its size bound, or
+        // when the store already held the day).
+        crate::retro::Store::compact(&r.dir, 1).map_err(io::Error::other)?;
         let dropped = match newest {
             Some(n) => {
                 crate::retro::Store::enforce_retention(&r.dir, n, r.retention_days, r.max_bytes)

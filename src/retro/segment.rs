@@ -3,7 +3,7 @@
 //!
 //! # Layout (little-endian), and cost per distinct observable
 //! ```text
-//! header   64 B   magic "TRRETRO1", slice start (i64), section counts
+//! header   64 B   magic "TRRETRO1", slice start (i64), section counts, `covers`
 //! keys     8 B    u64 key per entry, ascending (IPv4 keys sort by address)
 //! packed   8 B    first (17 bits, seconds into the slice) | last (17 bits) << 17
 //!                 | count (30 bits, saturating) << 34
@@ -79,6 +79,10 @@ pub struct Segment {
     pub sources: Vec<String>,
     pub host_sets: Vec<IdSet>,
     pub source_sets: Vec<IdSet>,
+    /// A merged segment replaces every segment of its day numbered below this
+    /// (0: none); readers skip those, so a crash between writing the merged segment
+    /// and deleting the old ones counts nothing twice.
+    pub covers: u32,
 }
 
 /// The filter's block and bit pattern for `key`.
@@ -191,6 +195,7 @@ impl Segment {
         ] {
             out.extend_from_slice(&(n as u32).to_le_bytes());
         }
+        out.extend_from_slice(&self.covers.to_le_bytes());
         out.resize(HEADER, 0);
         for k in &self.keys {
             out.extend_from_slice(&k.to_le_bytes());
@@ -239,6 +244,7 @@ impl Segment {
         for c in &mut counts {
             *c = u32::from_le_bytes(r.array()?) as usize;
         }
+        let covers = u32::from_le_bytes(r.array()?);
         r.at = HEADER;
         let [n, nf, n6, nn, nh, ns, nhs, nss] = counts;
         // Bound every count by what the file can hold before allocating.
@@ -307,6 +313,7 @@ impl Segment {
             sources,
             host_sets,
             source_sets,
+            covers,
         })
     }
 
@@ -391,6 +398,7 @@ mod tests {
                 ids: vec![0],
                 more: false,
             }],
+            covers: 3,
         }
     }
 
@@ -408,6 +416,7 @@ mod tests {
         assert_eq!(d.hosts, s.hosts);
         assert_eq!(d.host_sets, s.host_sets);
         assert_eq!(d.source_sets, s.source_sets);
+        assert_eq!(d.covers, 3);
         for (i, k) in s.keys.iter().enumerate() {
             assert_eq!(d.find(*k), Some(i));
         }

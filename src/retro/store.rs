@@ -6,6 +6,9 @@
 //!   (the driver's flush interval and shutdown), and by itself past
 //!   [`WriterOptions::max_open_entries`]. A restart loses at most what came after the
 //!   last seal.
+//! - [`Store::compact`] merges the segments of a day into one once it holds too many
+//!   (the sidecar seals every minute); the merged segment names the ones it replaces
+//!   ([`Segment::covers`]), so a crash before they are deleted counts nothing twice.
 //! - [`Store::enforce_retention`] drops whole days: those older than `retention_days`
 //!   before the newest day (the caller's "today"), then the oldest while the store is
 //!   over `max_bytes`.
@@ -181,6 +184,7 @@ impl OpenSlice {
             sources: self.sources.names,
             host_sets,
             source_sets,
+            covers: 0,
         }
     }
 }
@@ -383,24 +387,96 @@ impl Store {
             ..Store::default()
         };
         for (_, day) in days(dir)? {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&day)
-                .map_err(io_err(&day))?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-                .collect();
-            files.sort();
-            for f in files {
-                let data = std::fs::read(&f).map_err(io_err(&f))?;
-                store.bytes += data.len() as u64;
-                let seg = Segment::decode(&data).map_err(|reason| StoreError::Corrupt {
-                    path: f.display().to_string(),
-                    reason,
-                })?;
+            for (_, path, seg, bytes) in load_day(&day)? {
+                let _ = path;
+                store.bytes += bytes;
                 store.segments.push(seg);
             }
         }
         Ok(store)
+    }
+
+    /// Merges the segments of the day at `day_dir` into one (the writer seals a
+    /// segment per flush: a probe looks at each). Writes the merged segment, which
+    /// covers the old ones ([`Segment::covers`]), then deletes them. Returns whether
+    /// anything was merged.
+    pub fn compact_day(day_dir: &Path) -> Result<bool, StoreError> {
+        let segs = load_day(day_dir)?;
+        if segs.len() < 2 {
+            return Ok(false);
+        }
+        let next = segs.iter().map(|s| s.0).max().unwrap_or(0) + 1;
+        let slice = segs[0].2.slice;
+        let mut open = OpenSlice::default();
+        for (_, _, seg, _) in &segs {
+            for (i, &k) in seg.keys.iter().enumerate() {
+                let (first, last, count) = segment::unpack(seg.packed[i]);
+                let set = seg.sets[i];
+                let e = open.entries.entry(k).or_insert(Agg {
+                    first: seg.slice + i64::from(first),
+                    last: seg.slice + i64::from(last),
+                    count: 0,
+                    hosts: SmallSet::default(),
+                    sources: SmallSet::default(),
+                });
+                e.first = e.first.min(seg.slice + i64::from(first));
+                e.last = e.last.max(seg.slice + i64::from(last));
+                e.count += count;
+                for (id, sets, names, interner, small) in [
+                    (
+                        set as u16,
+                        &seg.host_sets,
+                        &seg.hosts,
+                        &mut open.hosts,
+                        &mut e.hosts,
+                    ),
+                    (
+                        (set >> 16) as u16,
+                        &seg.source_sets,
+                        &seg.sources,
+                        &mut open.sources,
+                        &mut e.sources,
+                    ),
+                ] {
+                    match sets.get(usize::from(id)) {
+                        Some(s) => {
+                            small.more |= s.more;
+                            for &h in &s.ids {
+                                let name = names.get(usize::from(h)).map_or("", String::as_str);
+                                add_id(small, interner.id(name));
+                            }
+                        }
+                        None => small.more = true,
+                    }
+                }
+            }
+            open.v6.extend(seg.v6.iter().copied());
+            open.names.extend(seg.names.iter().cloned());
+        }
+        let mut merged = open.segment(slice);
+        merged.covers = next as u32;
+        let path = day_dir.join(format!("{next:06}.seg"));
+        merged.write_to(&path).map_err(io_err(&path))?;
+        for (_, old, _, _) in segs {
+            std::fs::remove_file(&old).map_err(io_err(&old))?;
+        }
+        Ok(true)
+    }
+
+    /// Compacts every day of the store holding more than `max_segments` segments.
+    pub fn compact(dir: &Path, max_segments: usize) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for (_, day) in days(dir)? {
+            let count = std::fs::read_dir(&day)
+                .map_err(io_err(&day))?
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .count();
+            if count > max_segments && Store::compact_day(&day)? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -653,6 +729,33 @@ fn merge_per_slice(list: Vec<Observed>, since: Option<DateTime<Utc>>) -> Vec<Obs
     by.into_values().collect()
 }
 
+/// The live segments of one day, by number: (number, path, segment, bytes). Segments
+/// covered by a merged one are left out.
+fn load_day(day: &Path) -> Result<Vec<(u64, PathBuf, Segment, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(day).map_err(io_err(day))? {
+        let path = e.map_err(io_err(day))?.path();
+        let Some(n) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let data = std::fs::read(&path).map_err(io_err(&path))?;
+        let seg = Segment::decode(&data).map_err(|reason| StoreError::Corrupt {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        out.push((n, path, seg, data.len() as u64));
+    }
+    let covers = out.iter().map(|s| u64::from(s.2.covers)).max().unwrap_or(0);
+    out.retain(|s| s.0 >= covers);
+    out.sort_by_key(|s| s.0);
+    Ok(out)
+}
+
 /// The day directories of a store, oldest first.
 fn days(dir: &Path) -> Result<Vec<(i64, PathBuf)>, StoreError> {
     let rd = match std::fs::read_dir(dir) {
@@ -854,6 +957,67 @@ mod tests {
         assert!(s
             .probe(Kind::Ipv4, "10.0.0.5", Some(t("2026-12-02T00:00:00Z")))
             .is_empty());
+    }
+
+    #[test]
+    fn compaction_merges_a_day_and_counts_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), WriterOptions::default()).unwrap();
+        let probe = |d: &Path| {
+            let s = Store::open(d).unwrap();
+            (
+                s.probe(Kind::Ipv4, "0.0.0.9", None),
+                s.probe_domain("evil.com", None),
+                s.stats().segments,
+            )
+        };
+        for (i, host) in ["h1", "h2", "h3"].iter().enumerate() {
+            let time = format!("2026-11-01T1{i}:00:00Z");
+            let name = format!("x{i}.evil.com");
+            w.merge(batch(
+                &format!("src{i}"),
+                &[(&time, host, &|l| {
+                    l.push_v4(9);
+                    l.push_host(name.as_bytes());
+                })],
+            ))
+            .unwrap();
+            w.seal().unwrap();
+        }
+        let (before, names_before, n) = probe(dir.path());
+        assert_eq!(n, 3);
+        assert_eq!(before[0].count, 3);
+        let day = day_dir(dir.path(), t("2026-11-01T00:00:00Z").timestamp());
+        // A crash after writing the merged segment, before deleting the old ones:
+        // keep copies of them and put them back.
+        let saved: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&day)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        assert_eq!(Store::compact(dir.path(), 1).unwrap(), 1);
+        let (after, names_after, n) = probe(dir.path());
+        assert_eq!(n, 1);
+        assert_eq!(after, before);
+        assert_eq!(names_after, names_before);
+        assert_eq!(after[0].hosts, vec!["h1", "h2", "h3"]);
+        assert_eq!(after[0].sources, vec!["src0", "src1", "src2"]);
+        for (p, data) in saved {
+            std::fs::write(p, data).unwrap();
+        }
+        let (again, _, n) = probe(dir.path());
+        assert_eq!(n, 1, "covered segments are skipped");
+        assert_eq!(again, before);
+        // A later segment of the day is read beside the merged one.
+        w.merge(batch(
+            "src9",
+            &[("2026-11-01T23:00:00Z", "h9", &|l| l.push_v4(9))],
+        ))
+        .unwrap();
+        w.seal().unwrap();
+        let (later, _, n) = probe(dir.path());
+        assert_eq!(n, 2);
+        assert_eq!(later[0].count, 4);
     }
 
     #[test]

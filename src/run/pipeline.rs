@@ -61,6 +61,9 @@ pub struct PipelineStats {
 /// How often the observation store's open slices are sealed.
 pub const RETRO_SEAL_EVERY: Duration = Duration::from_secs(60);
 
+/// A day is compacted into one segment once it holds more than this many.
+pub const RETRO_COMPACT_AT: usize = 8;
+
 /// `[retro]` as the pipeline uses it.
 #[derive(Clone, Debug)]
 pub struct RetroParts {
@@ -103,6 +106,11 @@ impl RetroState {
         // today's days out).
         let today = Utc::now().timestamp();
         let p = &self.parts;
+        // A day's segments (one per seal) are merged past a few, so a probe looks at
+        // a handful per day.
+        if let Err(e) = crate::retro::Store::compact(&p.dir, RETRO_COMPACT_AT) {
+            tracing::error!(error = %e, "Cannot compact the observation store.");
+        }
         if let Err(e) =
             crate::retro::Store::enforce_retention(&p.dir, today, p.retention_days, p.max_bytes)
         {
