@@ -1020,6 +1020,61 @@ mod tests {
         assert_eq!(later[0].count, 4);
     }
 
+    /// Probe speed at the scale: 7 days × 5M entries, 100k probes of values
+    /// never seen and 100k of values seen. A figure, not a pass/fail:
+    /// `cargo test --release --lib probe_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn probe_speed() {
+        let n = 5_000_000u64;
+        let mut store = Store::default();
+        for day in 0..7u64 {
+            let mut keys: Vec<u64> = (0..n)
+                .map(|i| crate::retro::mix(day << 40 | i) | 1 << 63)
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let len = keys.len();
+            store.segments.push(Segment {
+                slice: day as i64 * SLICE_SECS,
+                filter: segment::build_filter(&keys),
+                keys,
+                packed: vec![segment::pack(1, 2, 3); len],
+                sets: vec![0; len],
+                host_sets: vec![IdSet::default()],
+                source_sets: vec![IdSet::default()],
+                ..Segment::default()
+            });
+        }
+        let t0 = std::time::Instant::now();
+        let mut hits = 0;
+        for i in 0..100_000u64 {
+            hits += store
+                .probe_key(
+                    crate::retro::mix(99 << 40 | i) | 1 << 63,
+                    Kind::Md5,
+                    None,
+                    None,
+                )
+                .len();
+        }
+        let absent = t0.elapsed();
+        let t0 = std::time::Instant::now();
+        for i in 0..100_000u64 {
+            hits += store
+                .probe_key(
+                    crate::retro::mix(3 << 40 | i * 37) | 1 << 63,
+                    Kind::Md5,
+                    None,
+                    None,
+                )
+                .len();
+        }
+        let present = t0.elapsed();
+        eprintln!("7 days x {n} entries: 100k absent probes {absent:?}, 100k present probes {present:?} ({hits} hits)");
+        assert!(hits >= 100_000);
+    }
+
     #[test]
     fn retention_drops_oldest_days_by_age_then_size() {
         let dir = tempfile::tempdir().unwrap();
