@@ -1030,7 +1030,7 @@ mod tests {
         let mut store = Store::default();
         for day in 0..7u64 {
             let mut keys: Vec<u64> = (0..n)
-                .map(|i| crate::retro::mix(day << 40 | i) | 1 << 63)
+                .map(|i| crate::retro::mix((day << 40) | i) | (1 << 63))
                 .collect();
             keys.sort_unstable();
             keys.dedup();
@@ -1051,7 +1051,7 @@ mod tests {
         for i in 0..100_000u64 {
             hits += store
                 .probe_key(
-                    crate::retro::mix(99 << 40 | i) | 1 << 63,
+                    crate::retro::mix((99 << 40) | i) | (1 << 63),
                     Kind::Md5,
                     None,
                     None,
@@ -1063,7 +1063,7 @@ mod tests {
         for i in 0..100_000u64 {
             hits += store
                 .probe_key(
-                    crate::retro::mix(3 << 40 | i * 37) | 1 << 63,
+                    crate::retro::mix((3 << 40) | (i * 37)) | (1 << 63),
                     Kind::Md5,
                     None,
                     None,
