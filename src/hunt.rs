@@ -66,6 +66,16 @@ pub struct HuntOptions {
     /// Reported false positives (`tripline feedback`): their alerts are marked or
     /// dropped as the sidecar does.
     pub suppressions: Option<(Arc<SuppressionList>, SuppressedAlerts)>,
+    /// Record every line's observables into this retro store (`hunt --record`).
+    pub record: Option<RecordOptions>,
+}
+
+/// `hunt --record`: where the observation store is and how long it keeps.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub dir: std::path::PathBuf,
+    pub retention_days: u32,
+    pub max_bytes: u64,
 }
 
 impl Default for HuntOptions {
@@ -80,6 +90,7 @@ impl Default for HuntOptions {
             ahead_bytes: AHEAD_BYTES,
             decode: DecodeOptions::default(),
             suppressions: None,
+            record: None,
         }
     }
 }
@@ -104,6 +115,11 @@ impl Outcome {
             Outcome::Scanned(s) => {
                 BASE + s.matched.iter().map(|m| m.line.len() + 32).sum::<usize>()
                     + s.headers.iter().map(|(_, h)| h.len()).sum::<usize>()
+                    + s.recorded.as_ref().map_or(0, |b| {
+                        b.slices.iter().map(|s| s.1.len() * 64).sum::<usize>()
+                            + b.names.len() * 48
+                            + b.v6.len() * 24
+                    })
             }
             Outcome::Error(e) => BASE + e.len(),
             _ => BASE,
@@ -250,6 +266,8 @@ struct Collector<'a, W: Write> {
     /// Lines seen so far in each input.
     line_base: Vec<u64>,
     write_error: Option<io::Error>,
+    /// The retro store being filled (`record`).
+    writer: Option<crate::retro::Writer>,
 }
 
 impl<W: Write> Collector<'_, W> {
@@ -295,9 +313,15 @@ impl<W: Write> Collector<'_, W> {
                 self.sink.stats.bytes += len;
                 self.line_base[input] += 1;
             }
-            Outcome::Scanned(scanned) => {
+            Outcome::Scanned(mut scanned) => {
                 if self.write_error.is_some() {
                     return;
+                }
+                if let (Some(w), Some(b)) = (&mut self.writer, scanned.recorded.take()) {
+                    if let Err(e) = w.merge(b) {
+                        self.write_error = Some(io::Error::other(e));
+                        return;
+                    }
                 }
                 let base = self.line_base[input];
                 let lines = scanned.lines;
@@ -388,7 +412,32 @@ pub fn hunt<W: Write>(
         held: 0,
         line_base: vec![0; inputs.len()],
         write_error: None,
+        writer: match &opts.record {
+            Some(r) => Some(
+                crate::retro::Writer::new(&r.dir, Default::default()).map_err(io::Error::other)?,
+            ),
+            None => None,
+        },
     };
+    // The context of each input's batches, for the workers' recorders.
+    let contexts: Option<Arc<[crate::retro::BatchContext]>> = opts.record.as_ref().map(|_| {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| crate::retro::BatchContext {
+                source: c.names[i].to_string(),
+                default_host: match input {
+                    Input::Stdin => "stdin".to_string(),
+                    Input::Path(_) => c.names[i].to_string(),
+                },
+                reference: c.mtimes[i],
+                // A line with no own time is recorded at its file's modification time
+                // (when its last line was written), not at the time of this hunt.
+                read: c.mtimes[i],
+            })
+            .collect()
+    });
+    let record_decode = opts.record.as_ref().map(|_| opts.decode);
     let threads = opts.threads.max(1);
     let (recycle_tx, recycle_rx) = batch::buffer_pool(threads * 4);
     let gate = Arc::new(Gate::new(opts.ahead_bytes));
@@ -417,9 +466,13 @@ pub fn hunt<W: Write>(
         // One matching thread, the caller's; the reader (inflating archives) runs
         // beside it.
         let mut scanner = Scanner::new(index);
+        scanner.set_recording(record_decode);
         for job in job_rx.iter() {
             let outcome = match job.piece {
-                Some(p) => run_piece(&mut scanner, p, opts.max_line_bytes, &recycle_tx),
+                Some(p) => {
+                    begin(&mut scanner, contexts.as_deref(), job.input);
+                    run_piece(&mut scanner, p, opts.max_line_bytes, &recycle_tx)
+                }
                 None => Outcome::End,
             };
             c.accept(job.input, job.idx, outcome);
@@ -445,11 +498,16 @@ pub fn hunt<W: Write>(
                         let rx = workers_rx.clone();
                         let tx = workers_tx.clone();
                         let recycle = recycle_tx.clone();
+                        let contexts = contexts.clone();
                         ps.spawn(move |_| {
                             let mut scanner = Scanner::new(index);
+                            scanner.set_recording(record_decode);
                             for job in rx.iter() {
                                 let outcome = match job.piece {
-                                    Some(p) => run_piece(&mut scanner, p, max_line, &recycle),
+                                    Some(p) => {
+                                        begin(&mut scanner, contexts.as_deref(), job.input);
+                                        run_piece(&mut scanner, p, max_line, &recycle)
+                                    }
                                     None => Outcome::End,
                                 };
                                 let done = Done {
@@ -487,6 +545,27 @@ pub fn hunt<W: Write>(
     }
     if let Some(e) = c.write_error.take() {
         return Err(e);
+    }
+    if let (Some(mut w), Some(r)) = (c.writer.take(), &opts.record) {
+        let newest = w.newest_slice();
+        w.seal().map_err(io::Error::other)?;
+        // One segment per day (several when the writer sealed on its size bound, or
+        // when the store already held the day).
+        crate::retro::Store::compact(&r.dir, 1).map_err(io::Error::other)?;
+        let dropped = match newest {
+            Some(n) => {
+                crate::retro::Store::enforce_retention(&r.dir, n, r.retention_days, r.max_bytes)
+                    .map_err(io::Error::other)?
+            }
+            None => 0,
+        };
+        tracing::info!(
+            observations = w.observations,
+            segments = w.sealed,
+            bytes = w.sealed_bytes,
+            days_dropped = dropped,
+            "Observation store filled."
+        );
     }
     c.sink.out.flush()?;
     c.sink.stats.secs = t0.elapsed().as_secs_f64();
@@ -566,6 +645,13 @@ fn pieces(
             .chain(r),
         ),
         Err(e) => Box::new(std::iter::once(Piece::Error(format!("cannot open: {e}")))),
+    }
+}
+
+/// Tells a recording scanner where the next piece comes from.
+fn begin(scanner: &mut Scanner<'_>, contexts: Option<&[crate::retro::BatchContext]>, input: usize) {
+    if let Some(ctx) = contexts.and_then(|c| c.get(input)) {
+        scanner.begin_batch(ctx.clone());
     }
 }
 

@@ -41,6 +41,7 @@ pub mod intel;
 pub mod lookup;
 pub mod matcher;
 pub mod net;
+pub mod retro;
 pub mod run;
 pub mod scan;
 pub mod share;

@@ -166,6 +166,11 @@ pub struct Matcher<'i> {
     /// Scratch for e-mail keys.
     key_buf: Vec<u8>,
     cuts: Vec<usize>,
+    /// When recording (retro store): every candidate token of the line, matched or
+    /// not ([`crate::retro`]).
+    rec: Option<Box<crate::retro::LineTokens>>,
+    /// Scratch for recorded URL and e-mail keys.
+    rec_buf: Vec<u8>,
 }
 
 impl<'i> Matcher<'i> {
@@ -187,11 +192,25 @@ impl<'i> Matcher<'i> {
             json_buf: Vec::new(),
             key_buf: Vec::new(),
             cuts: Vec::with_capacity(MAX_URL_CUTS),
+            rec: None,
+            rec_buf: Vec::new(),
         }
     }
 
     pub fn index(&self) -> &'i Index {
         self.index
+    }
+
+    /// Also records every candidate token of each line (IPv4/IPv6 addresses, host
+    /// names and their label suffixes, URLs, hashes, e-mail addresses) into
+    /// [`Matcher::tokens`], whatever the index holds. Costs one more hash per token.
+    pub fn set_recording(&mut self, on: bool) {
+        self.rec = on.then(Box::default);
+    }
+
+    /// The tokens recorded since the caller last cleared them (recording only).
+    pub fn tokens(&mut self) -> Option<&mut crate::retro::LineTokens> {
+        self.rec.as_deref_mut()
     }
 
     /// Finds every indicator in `line`, appending to `hits`. An indicator already in
@@ -266,14 +285,20 @@ impl<'i> Matcher<'i> {
         // Words and IPv6 runs already looked at end before these offsets.
         let mut done = 0usize;
         let mut v6_done = 0usize;
-        if self.want_hosts || self.want_v4 || self.want_url || self.want_v6 || self.want_file_words
+        let rec = self.rec.is_some();
+        if self.want_hosts
+            || self.want_v4
+            || self.want_url
+            || self.want_v6
+            || self.want_file_words
+            || rec
         {
             let mut from = 0usize;
             while let Some(p) = memchr::memchr2(b'.', b':', &line[from..]) {
                 let pos = from + p;
                 from = pos + 1;
                 if line[pos] == b':' {
-                    if self.want_v6 && pos >= v6_done {
+                    if (self.want_v6 || rec) && pos >= v6_done {
                         v6_done = self.v6_at(line, pos, v6_done, hits);
                     }
                     continue;
@@ -331,7 +356,7 @@ impl<'i> Matcher<'i> {
                 from = end;
             }
         }
-        if self.want_hash && n >= 32 {
+        if (self.want_hash || rec) && n >= 32 {
             self.hex_runs(line, hits);
         }
     }
@@ -386,10 +411,10 @@ impl<'i> Matcher<'i> {
                 self.file_word(line, start, end, hits);
             }
             if flags & (HEXA | ALPHA | UNICODE) == 0 {
-                if self.want_v4 || self.want_url {
+                if self.want_v4 || self.want_url || self.rec.is_some() {
                     self.v4_word(line, start, end, hits);
                 }
-            } else if self.want_hosts {
+            } else if self.want_hosts || self.rec.is_some() {
                 self.host_word(line, start, end, flags & UNICODE != 0, hits);
             }
         }
@@ -448,6 +473,9 @@ impl<'i> Matcher<'i> {
         } else {
             word
         };
+        if let Some(r) = self.rec.as_deref_mut() {
+            r.push(kind, key);
+        }
         if let Some(local) = self.index.set(kind).find(key) {
             push(self.index, hits, line, IndicatorId::new(kind, local), word);
         }
@@ -475,6 +503,14 @@ impl<'i> Matcher<'i> {
         };
         if is_version_context(line, start, end) {
             return;
+        }
+        if let Some(r) = self.rec.as_deref_mut() {
+            r.push_v4(addr);
+            if url_follows(line, start, end) {
+                self.buf.clear();
+                self.buf.extend_from_slice(word);
+                self.record_url(line, start, end);
+            }
         }
         if self.want_v4 {
             let exact = self.index.match_options.ip_port == IpPortMatch::Exact;
@@ -568,6 +604,13 @@ impl<'i> Matcher<'i> {
         let Some(addr) = addr else {
             return run_end;
         };
+        if let Some(r) = self.rec.as_deref_mut() {
+            match addr.to_ipv4_mapped() {
+                Some(v4) if !run.contains(&b'.') => r.push_v4(ip::v4_bits(v4)),
+                Some(_) => {}
+                None => r.push_v6(u128::from(addr)),
+            }
+        }
         let exact = self.index.match_options.ip_port == IpPortMatch::Exact;
         let port = if exact {
             port.or_else(|| v6_port_after(line, s, s + run.len()))
@@ -628,15 +671,21 @@ impl<'i> Matcher<'i> {
                 return;
             };
             self.buf.extend_from_slice(ascii.as_bytes());
-            if !self.tld_known(&self.buf) {
+            if self.rec.is_none() && !self.tld_known(&self.buf) {
                 return;
             }
         } else {
             // Reject hosts whose last label no indicator has, before copying the host.
-            if !self.tld_known(host) {
+            if self.rec.is_none() && !self.tld_known(host) {
                 return;
             }
             self.buf.extend(host.iter().map(|b| b.to_ascii_lowercase()));
+        }
+        if self.rec.is_some() {
+            self.record_host(line, start, end);
+            if !self.want_hosts || !self.tld_known(&self.buf) {
+                return;
+            }
         }
         if !self.index.match_options.query_hosts && in_query_string(line, start) {
             return;
@@ -652,6 +701,101 @@ impl<'i> Matcher<'i> {
             } else {
                 self.split_url(line, start, end, hits);
             }
+        }
+    }
+
+    /// Records the host `line[start..end]` (lower case in `self.buf`), and the e-mail
+    /// address and URL it is the domain of, as the lookups below would key them.
+    fn record_host(&mut self, line: &[u8], start: usize, end: usize) {
+        let Some(r) = self.rec.as_deref_mut() else {
+            return;
+        };
+        r.push_host(&self.buf);
+        if start > 1 && line[start - 1] == b'@' {
+            // Both readings the e-mail lookup tries (`from=bad@x`: `bad@x`, and the
+            // whole local part).
+            let at = start - 1;
+            let mut s = at;
+            while s > 0
+                && at - s < MAX_LOCAL
+                && crate::intel::canon::is_email_local_byte(line[s - 1])
+            {
+                s -= 1;
+            }
+            let mut short = s;
+            if let Some(eq) = memchr::memrchr(b'=', &line[s..at]) {
+                short = s + eq + 1;
+            }
+            while short < at && !line[short].is_ascii_alphanumeric() {
+                short += 1;
+            }
+            for from in [s, short] {
+                if from < at && (from == s || short != s) {
+                    self.rec_buf.clear();
+                    self.rec_buf
+                        .extend(line[from..at].iter().map(|b| b.to_ascii_lowercase()));
+                    self.rec_buf.push(b'@');
+                    self.rec_buf.extend_from_slice(&self.buf);
+                    r.push(Kind::Email, &self.rec_buf);
+                }
+            }
+        }
+        if url_follows(line, start, end) {
+            self.record_url(line, start, end);
+        }
+    }
+
+    /// Records the URL whose host (lower case) is in `self.buf`, keyed as the index
+    /// keys URLs (`host[:port]/path?query`, default port dropped): the whole URL less
+    /// trailing punctuation, and the URL cut at its query or fragment. A URL indicator
+    /// holding only some of a query's parameters is not found by a retro probe.
+    fn record_url(&mut self, line: &[u8], start: usize, end: usize) {
+        let Some(r) = self.rec.as_deref_mut() else {
+            return;
+        };
+        let key = &mut self.rec_buf;
+        key.clear();
+        key.extend_from_slice(&self.buf);
+        let mut e = end;
+        if e + 1 < line.len() && line[e] == b'.' && matches!(line[e + 1], b'/' | b':' | b'?') {
+            e += 1;
+        }
+        if e < line.len() && line[e] == b':' {
+            let mut p = e + 1;
+            while p < line.len() && line[p].is_ascii_digit() && p - e <= 5 {
+                p += 1;
+            }
+            if p == e + 1
+                || (p < line.len() && !matches!(line[p], b'/' | b'?') && !ends_url(line[p]))
+            {
+                return;
+            }
+            if !is_default_port(scheme_before(line, start), &line[e + 1..p]) {
+                key.extend_from_slice(&line[e..p]);
+            }
+            e = p;
+        }
+        let limit = line.len().min(e + crate::retro::MAX_URL_BYTES);
+        let mut t = e;
+        while t < limit && !ends_url(line[t]) {
+            t += 1;
+        }
+        if t == limit && limit < line.len() && !ends_url(line[limit]) {
+            return;
+        }
+        while t > e && matches!(line[t - 1], b'.' | b',' | b';' | b')' | b']') {
+            t -= 1;
+        }
+        let tail = &line[e..t];
+        if tail.first() != Some(&b'/') {
+            key.push(b'/');
+        }
+        let host_len = key.len();
+        key.extend_from_slice(tail);
+        r.push(Kind::Url, key);
+        if let Some(q) = key[host_len..].iter().position(|&b| b == b'?' || b == b'#') {
+            key.truncate(host_len + q);
+            r.push(Kind::Url, key);
         }
     }
 

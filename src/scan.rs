@@ -7,12 +7,19 @@
 //! decoder of that input must see in order. Nothing here decodes, reads times or
 //! judges validity: that needs the line's decoder, which lives in the emitter.
 //!
+//! With recording on ([`Scanner::set_recording`]), every line's candidate tokens are
+//! also recorded for the retro store ([`crate::retro`]): the matcher's one pass pushes
+//! them, and a [`BatchRecorder`] reads the time of each line holding one (a decoder
+//! pass on this worker) and aggregates the batch into [`Scanned::recorded`].
+//!
 //! Cost: one matcher pass per line; per matched line one copy of the line (at most
 //! the driver's `max_line_bytes`) and its hits; per header line (`#` first, at most
 //! [`HEADER_MAX_BYTES`]) one copy. Lines that match nothing allocate nothing.
 
+use crate::decode::DecodeOptions;
 use crate::index::Index;
 use crate::matcher::{Hit, Matcher};
+use crate::retro::{Batch, BatchContext, BatchRecorder};
 use crate::source::Line;
 
 /// Header lines longer than this are not kept (a Zeek header is a few hundred bytes).
@@ -40,12 +47,15 @@ pub struct Scanned {
     pub matched: Vec<MatchedLine>,
     /// Lines starting with `#`, with their index, for the decoders.
     pub headers: Vec<(u64, Vec<u8>)>,
+    /// What the batch recorded for the retro store (recording only).
+    pub recorded: Option<Batch>,
 }
 
 /// Scans lines against one index; keep one per worker thread.
 pub struct Scanner<'i> {
     matcher: Matcher<'i>,
     hits: Vec<Hit>,
+    recorder: Option<BatchRecorder>,
 }
 
 impl<'i> Scanner<'i> {
@@ -53,6 +63,28 @@ impl<'i> Scanner<'i> {
         Scanner {
             matcher: Matcher::new(index),
             hits: Vec::new(),
+            recorder: None,
+        }
+    }
+
+    /// Records every line's tokens for the retro store, reading times as `decode`
+    /// says; `None` stops recording.
+    pub fn set_recording(&mut self, decode: Option<DecodeOptions>) {
+        self.matcher.set_recording(decode.is_some());
+        self.recorder = decode.map(BatchRecorder::new);
+    }
+
+    /// Where the next batch's lines come from (recording only; a batch scanned
+    /// without one records nothing).
+    pub fn begin_batch(&mut self, ctx: BatchContext) {
+        if let Some(r) = &mut self.recorder {
+            r.begin(ctx);
+        }
+    }
+
+    fn finish_batch(&mut self, out: &mut Scanned) {
+        if let Some(r) = &mut self.recorder {
+            out.recorded = Some(r.finish());
         }
     }
 
@@ -71,7 +103,15 @@ impl<'i> Scanner<'i> {
             return;
         }
         self.hits.clear();
+        if let Some(t) = self.matcher.tokens() {
+            t.clear();
+        }
         self.matcher.find_with_json(line, &mut self.hits);
+        if let Some(r) = &mut self.recorder {
+            if let Some(t) = self.matcher.tokens() {
+                r.line(line, t);
+            }
+        }
         if !self.hits.is_empty() {
             out.matched.push(MatchedLine {
                 idx,
@@ -99,6 +139,7 @@ impl<'i> Scanner<'i> {
             idx += 1;
             start = end + 1;
         }
+        self.finish_batch(&mut out);
         out
     }
 
@@ -109,6 +150,7 @@ impl<'i> Scanner<'i> {
             out.bytes += l.bytes.len() as u64;
             self.line(idx as u64, 0, &l.bytes, usize::MAX, &mut out);
         }
+        self.finish_batch(&mut out);
         out
     }
 }

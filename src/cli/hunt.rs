@@ -86,6 +86,13 @@ pub struct HuntArgs {
     /// as ripgrep does; named operands are always read).
     #[arg(long)]
     pub hidden: bool,
+    /// Also record every line's observables (IPs, host names, URLs, hashes, e-mails,
+    /// with first/last time, count, hosts, sources) into the retro observation store
+    /// at DIR (the format of `<state>/retro/`). With --config, its `[retro]`
+    /// retention applies, counted back from the newest day recorded; without, only
+    /// the default size bound (1 GiB): history is what an archive store is for.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
     /// Log files, directories (recursive), archives (gzip, zstd, bzip2, xz, lz4); `-`
     /// for stdin.
     #[arg(value_name = "LOG", required = true)]
@@ -131,7 +138,25 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         Some(path) => hunt_suppressions(path)?,
         None => None,
     };
+    let record = match &args.record {
+        Some(dir) => {
+            let retro = match &args.config {
+                Some(p) => Config::load(p)?.retro,
+                None => crate::config::RetroConfig {
+                    retention_days: *crate::config::bounds::RETRO_RETENTION_DAYS.end(),
+                    ..Default::default()
+                },
+            };
+            Some(hunt::RecordOptions {
+                dir: dir.clone(),
+                retention_days: retro.retention_days.clamp(1, u64::from(u32::MAX)) as u32,
+                max_bytes: retro.max_bytes,
+            })
+        }
+        None => None,
+    };
     let opts = HuntOptions {
+        record,
         threads,
         max_line_bytes: args.max_line_bytes,
         count_only: args.count,
@@ -161,6 +186,24 @@ pub(super) fn run_hunt(args: HuntArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         r => r.context("writing alerts")?,
     };
+    if let Some(dir) = &args.record {
+        if !args.quiet {
+            let s = crate::retro::store::summary(dir)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            eprintln!(
+                "retro store {}: {} entries in {} segment(s) over {} day(s), {} bytes ({:.1} bytes per entry; of which {} host names, {} bytes, {:.1} per entry)",
+                dir.display(),
+                s.entries,
+                s.segments,
+                s.slices,
+                s.bytes,
+                s.bytes as f64 / s.entries.max(1) as f64,
+                s.names,
+                s.names_bytes,
+                s.names_bytes as f64 / s.entries.max(1) as f64,
+            );
+        }
+    }
     stats.skipped_hidden = walked.skipped_hidden;
     stats.skipped_links = walked.skipped_links;
     let mut rules_summary = String::new();

@@ -70,6 +70,11 @@ pub const MAX_GROUPS: RangeInclusive<u64> = 1..=10_000_000;
 /// `rules.lateness_secs`: 0 to 1 day.
 pub const LATENESS_SECS: RangeInclusive<u64> = 0..=86_400;
 
+/// `retro.retention_days`: 1 day to 10 years.
+pub const RETRO_RETENTION_DAYS: RangeInclusive<u64> = 1..=3_650;
+/// `retro.max_bytes`: 1 MiB to 64 TiB.
+pub const RETRO_MAX_BYTES: RangeInclusive<u64> = 1 << 20..=1 << 46;
+
 /// One numeric key: its name as written in TOML (`[]` for each element of a list),
 /// its range and its unit.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +105,7 @@ const fn int(key: &'static str, range: RangeInclusive<u64>, unit: &'static str) 
 
 /// Every numeric key of the configuration with its range, in the order of
 /// `contrib/tripline.example.toml`.
-pub const ALL: [Bound; 45] = [
+pub const ALL: [Bound; 47] = [
     Bound {
         key: "intel.max_shrink_ratio",
         min: *MAX_SHRINK_RATIO.start(),
@@ -174,6 +179,8 @@ pub const ALL: [Bound; 45] = [
     int("pipeline.workers", WORKERS, "threads, 0: one per core"),
     int("rules.max_groups", MAX_GROUPS, "groups"),
     int("rules.lateness_secs", LATENESS_SECS, "s"),
+    int("retro.retention_days", RETRO_RETENTION_DAYS, "days"),
+    int("retro.max_bytes", RETRO_MAX_BYTES, "bytes"),
     int("share.destinations[].window_secs", share::WINDOW_SECS, "s"),
     int(
         "share.destinations[].retry_initial_secs",

@@ -106,6 +106,41 @@ pub struct Config {
     /// False-positive reports (`tripline feedback`): what happens to the alerts of
     /// suppressed indicators.
     pub feedback: crate::share::FeedbackConfig,
+    /// The observation store for retro-hunting (`<state>/retro/`).
+    pub retro: RetroConfig,
+}
+
+/// `[retro]`: the observation store (see [`crate::retro`]).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetroConfig {
+    /// Record every line's observables. Default false for now: recording costs several
+    /// times the sidecar's matching (see README, Observation store) and nothing reads
+    /// the store back in `tripline run` yet (retro matching is issue 12's next step);
+    /// the issue asks for true once both are done.
+    pub enabled: bool,
+    /// Days of log time kept (default 7; range [`bounds::RETRO_RETENTION_DAYS`]).
+    pub retention_days: u64,
+    /// Bytes on disk at most; the oldest day goes first (default 1 GiB; range
+    /// [`bounds::RETRO_MAX_BYTES`]).
+    pub max_bytes: u64,
+}
+
+impl Default for RetroConfig {
+    fn default() -> Self {
+        RetroConfig {
+            enabled: false,
+            retention_days: 7,
+            max_bytes: 1 << 30,
+        }
+    }
+}
+
+impl RetroConfig {
+    /// Where the store lives under the state directory.
+    pub fn dir(state: &std::path::Path) -> PathBuf {
+        state.join("retro")
+    }
 }
 
 /// `[match]`: the switchable match semantics; the defaults favour detection.

@@ -206,6 +206,16 @@ impl Config {
             &bounds::LATENESS_SECS,
             self.rules.lateness_secs,
         );
+        p.range(
+            "retro.retention_days",
+            &bounds::RETRO_RETENTION_DAYS,
+            self.retro.retention_days,
+        );
+        p.range(
+            "retro.max_bytes",
+            &bounds::RETRO_MAX_BYTES,
+            self.retro.max_bytes,
+        );
         if self
             .rules
             .dir

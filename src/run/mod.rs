@@ -239,6 +239,11 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             },
             suppressions: Some(suppressions),
             suppressed_alerts: config.feedback.suppressed_alerts,
+            retro: config.retro.enabled.then(|| pipeline::RetroParts {
+                dir: crate::config::RetroConfig::dir(&config.state.dir),
+                retention_days: config.retro.retention_days.clamp(1, 3_650) as u32,
+                max_bytes: config.retro.max_bytes,
+            }),
         },
     );
     // Deliver due sightings every few seconds, off the async threads: one worker per

@@ -21,6 +21,12 @@
 //! (`| head`) or a shutdown while stalled ends the pipeline without acknowledging the
 //! batch, so a restart reads it again; [`PipelineStats::fatal`] says why. Every queue
 //! is bounded (`2 × workers` jobs, `4 × workers` results).
+//!
+//! With `[retro] enabled`, workers also record every line's observables
+//! ([`crate::retro`]) and the output thread merges them into the store's writer, in
+//! order, sealing the open slices every [`RETRO_SEAL_EVERY`] and at the end, then
+//! applying retention; a crash loses what was recorded since the last seal (the lines
+//! themselves are acknowledged as before: recording never holds the input).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -50,6 +56,74 @@ pub struct PipelineStats {
     /// Why the pipeline stopped before its input ended (alerts could not be
     /// written); the unwritten batch was not acknowledged.
     pub fatal: Option<String>,
+}
+
+/// How often the observation store's open slices are sealed.
+pub const RETRO_SEAL_EVERY: Duration = Duration::from_secs(60);
+
+/// A day is compacted into one segment once it holds more than this many.
+pub const RETRO_COMPACT_AT: usize = 8;
+
+/// `[retro]` as the pipeline uses it.
+#[derive(Clone, Debug)]
+pub struct RetroParts {
+    pub dir: std::path::PathBuf,
+    pub retention_days: u32,
+    pub max_bytes: u64,
+}
+
+/// The output thread's observation store writer.
+struct RetroState {
+    writer: crate::retro::Writer,
+    parts: RetroParts,
+    last_seal: Instant,
+}
+
+impl RetroState {
+    fn open(parts: RetroParts) -> Option<RetroState> {
+        match crate::retro::Writer::new(&parts.dir, Default::default()) {
+            Ok(writer) => Some(RetroState {
+                writer,
+                parts,
+                last_seal: Instant::now(),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot open the observation store; not recording.");
+                None
+            }
+        }
+    }
+
+    /// Seals the open slices, applies retention (counted back from today) and
+    /// updates the store's gauges.
+    fn seal(&mut self, metrics: &Metrics) {
+        self.last_seal = Instant::now();
+        if let Err(e) = self.writer.seal() {
+            tracing::error!(error = %e, "Cannot seal the observation store.");
+            return;
+        }
+        // Age counts back from today (a line stamped in the future does not push
+        // today's days out).
+        let today = Utc::now().timestamp();
+        let p = &self.parts;
+        // A day's segments (one per seal) are merged past a few, so a probe looks at
+        // a handful per day.
+        if let Err(e) = crate::retro::Store::compact(&p.dir, RETRO_COMPACT_AT) {
+            tracing::error!(error = %e, "Cannot compact the observation store.");
+        }
+        if let Err(e) =
+            crate::retro::Store::enforce_retention(&p.dir, today, p.retention_days, p.max_bytes)
+        {
+            tracing::error!(error = %e, "Cannot apply the observation store's retention.");
+        }
+        match crate::retro::store::disk_usage(&p.dir) {
+            Ok((slices, bytes)) => {
+                metrics.retro_slices.set(slices as i64);
+                metrics.retro_store_bytes.set(bytes as i64);
+            }
+            Err(e) => tracing::warn!(error = %e, "Cannot size the observation store."),
+        }
+    }
 }
 
 /// Longest wait between two tries at writing alerts.
@@ -232,6 +306,8 @@ pub struct OutputParts {
     /// Reported false positives: their alerts are marked or dropped.
     pub suppressions: Option<Arc<crate::share::SuppressionList>>,
     pub suppressed_alerts: crate::share::SuppressedAlerts,
+    /// Record every line into the observation store (`[retro] enabled`).
+    pub retro: Option<RetroParts>,
 }
 
 /// Starts the dispatcher, `workers` matching threads and the output thread.
@@ -251,7 +327,10 @@ pub fn start(
         on_fatal,
         suppressions,
         suppressed_alerts,
+        retro,
     } = parts;
+    // The workers' recorders read times as each source's decoder does.
+    let record: Option<Arc<Vec<SourceInfo>>> = retro.as_ref().map(|_| Arc::new(sources.clone()));
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
     let observe = correlation.is_some();
     let workers = workers.max(1);
@@ -282,12 +361,13 @@ pub fn start(
         let rx = job_rx.clone();
         let tx = done_tx.clone();
         let live = live.clone();
+        let record = record.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("tripline-match-{i}"))
                 .spawn(move || {
                     for job in rx.iter() {
-                        let done = scan_batch(&live, job);
+                        let done = scan_batch(&live, job, record.as_deref().map(Vec::as_slice));
                         if tx.send(done).is_err() {
                             return;
                         }
@@ -316,6 +396,7 @@ pub fn start(
                 now: Instant::now(),
             };
             sink.metrics.alerts_writable.set(1);
+            let mut retro = retro.and_then(RetroState::open);
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let mut last_tick = Instant::now();
@@ -325,7 +406,7 @@ pub fn start(
                         pending.insert(done.seq, done);
                         while let Some(d) = pending.remove(&next) {
                             next += 1;
-                            if let Err(e) = emit_done(&mut emitter, &mut sink, d) {
+                            if let Err(e) = emit_done(&mut emitter, &mut sink, &mut retro, d) {
                                 sink.stats.fatal = Some(e);
                                 break 'run;
                             }
@@ -343,7 +424,15 @@ pub fn start(
                         sink.stats.fatal = Some(e);
                         break;
                     }
+                    if let Some(r) = retro.as_mut() {
+                        if r.last_seal.elapsed() >= RETRO_SEAL_EVERY {
+                            r.seal(&sink.metrics);
+                        }
+                    }
                 }
+            }
+            if let Some(r) = retro.as_mut() {
+                r.seal(&sink.metrics);
             }
             if let Some(c) = sink.correlation.as_mut() {
                 if finite && sink.stats.fatal.is_none() {
@@ -373,7 +462,18 @@ pub fn start(
 
 /// Emits one scanned batch in order, writes and flushes its alerts, then acknowledges
 /// it. An error leaves it unacknowledged.
-fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) -> Result<(), String> {
+fn emit_done(
+    emitter: &mut Emitter,
+    sink: &mut LiveSink,
+    retro: &mut Option<RetroState>,
+    mut d: Done,
+) -> Result<(), String> {
+    if let (Some(r), Some(b)) = (retro.as_mut(), d.scanned.recorded.take()) {
+        sink.metrics.retro_observations.inc_by(b.observations);
+        if let Err(e) = r.writer.merge(b) {
+            tracing::error!(error = %e, "Cannot record into the observation store.");
+        }
+    }
     let now = Utc::now();
     sink.now = Instant::now();
     let clock = Clock {
@@ -405,10 +505,28 @@ fn emit_done(emitter: &mut Emitter, sink: &mut LiveSink, d: Done) -> Result<(), 
 }
 
 /// Scans one batch against the current index.
-fn scan_batch(live: &Live, job: Job) -> Done {
+fn scan_batch(live: &Live, job: Job, record: Option<&[SourceInfo]>) -> Done {
     let index = live.index.load_full();
     let t0 = Instant::now();
-    let scanned = Scanner::new(&index).lines(&job.batch.lines);
+    let mut scanner = Scanner::new(&index);
+    if let Some(infos) = record {
+        let info = infos.get(job.batch.source);
+        scanner.set_recording(Some(info.map_or_else(Default::default, |i| i.decode)));
+        let now = Utc::now();
+        scanner.begin_batch(crate::retro::BatchContext {
+            source: info.map_or_else(String::new, |i| i.name.clone()),
+            // A batch comes from one source; its first line's origin names the host
+            // of lines that name none (a syslog batch mixing peers credits the first).
+            default_host: job
+                .batch
+                .lines
+                .first()
+                .map_or_else(String::new, |l| crate::emit::default_host(&l.origin)),
+            reference: now,
+            read: now,
+        });
+    }
+    let scanned = scanner.lines(&job.batch.lines);
     live.metrics
         .match_duration
         .observe(t0.elapsed().as_secs_f64());

@@ -459,6 +459,25 @@ pub const INTEL_SYNC_HELD: MetricDef = def(
     "1 while an intel source's last pass is held for review by the shrink guard (intel sync --accept-shrink applies it), else 0.",
 );
 
+pub const RETRO_STORE_BYTES: MetricDef = def(
+    "tripline_retro_store_bytes",
+    GaugeKind,
+    &[],
+    "Bytes of the retro observation store's sealed segments on disk.",
+);
+pub const RETRO_SLICES: MetricDef = def(
+    "tripline_retro_slices",
+    GaugeKind,
+    &[],
+    "Time slices (UTC days) held by the retro observation store.",
+);
+pub const RETRO_OBSERVATIONS: MetricDef = def(
+    "tripline_retro_observations_total",
+    Counter,
+    &[],
+    "Observables recorded into the retro store (distinct per line: one line with two addresses counts two).",
+);
+
 /// Every metric tripline exports, in the order of the documentation.
 pub const METRICS: &[MetricDef] = &[
     LINES_RECEIVED,
@@ -480,6 +499,9 @@ pub const METRICS: &[MetricDef] = &[
     INTEL_SYNC_BYTES,
     INTEL_SYNC_DELETED,
     INTEL_SYNC_HELD,
+    RETRO_STORE_BYTES,
+    RETRO_SLICES,
+    RETRO_OBSERVATIONS,
     MATCH_DURATION,
     OPEN_FILES,
     FILE_LAG_BYTES,
@@ -579,6 +601,9 @@ pub struct Metrics {
     pub intel_sync_bytes: IntCounterVec,
     pub intel_sync_deleted: IntCounterVec,
     pub intel_sync_held: IntGaugeVec,
+    pub retro_store_bytes: IntGauge,
+    pub retro_slices: IntGauge,
+    pub retro_observations: IntCounter,
     pub match_duration: Histogram,
     pub open_files: IntGaugeVec,
     pub file_lag_bytes: IntGaugeVec,
@@ -721,6 +746,9 @@ impl Metrics {
             intel_sync_bytes: r.counter_vec(&INTEL_SYNC_BYTES),
             intel_sync_deleted: r.counter_vec(&INTEL_SYNC_DELETED),
             intel_sync_held: r.gauge_vec(&INTEL_SYNC_HELD),
+            retro_store_bytes: r.gauge(&RETRO_STORE_BYTES),
+            retro_slices: r.gauge(&RETRO_SLICES),
+            retro_observations: r.counter(&RETRO_OBSERVATIONS),
             match_duration: r.histogram(&MATCH_DURATION, match_buckets),
             open_files: r.gauge_vec(&OPEN_FILES),
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),

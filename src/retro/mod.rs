@@ -1,0 +1,424 @@
+//! Retro-hunting's observation store: what typed observables the logs held, when,
+//! where — so that intel arriving later can be checked against the past without
+//! reading the logs again (issue 12, point 1).
+//!
+//! # What is recorded
+//! The typed tokens the [`matcher`](crate::matcher) already extracts from every line
+//! (whether they matched or not), in their canonical form: IPv4 and IPv6 addresses
+//! (an IPv4-mapped IPv6 address as IPv4), host names (lower case, punycode) and each
+//! of their label suffixes down to the registrable domain (`a.b.evil.com` also records
+//! `b.evil.com` and `evil.com`, never `com` nor a public suffix), URLs (`host[:port]/path`
+//! as the matcher keys them, the whole URL and the URL cut at its query or fragment),
+//! hashes (MD5 … SHA-512, lower case) and e-mail addresses. Per observable and time
+//! slice: the first and last event time (the line's own time, else the time of
+//! reading), a count of lines and a capped set of hosts and log sources. Nothing else
+//! of a line is kept. Free-form literals (user agents, mutexes, registry keys, file
+//! names) are **not** recorded: they have no token boundary to extract them by.
+//!
+//! # Where it hooks in
+//! [`Matcher::set_recording`](crate::matcher::Matcher::set_recording) makes the one
+//! tokenizing pass also push every candidate token into a [`LineTokens`] (no second
+//! pass over the line); the [`Scanner`](crate::scan::Scanner) hands each line's tokens
+//! with the line to a [`BatchRecorder`] on the same worker thread, which reads the
+//! line's time (a [`Decoder`] pass, only for lines holding a token) and aggregates the
+//! batch. The driver merges each batch into a [`store::Writer`], which keeps the open
+//! slices in memory and seals them into immutable segments ([`segment`]).
+//!
+//! # Probing (for retro matching)
+//! [`Store::open`] reads the segments; then, per indicator in its canonical form:
+//! - [`Store::probe`]`(kind, canonical, since)` for IPv4/IPv6 addresses, host names,
+//!   URLs (`host[:port]/path[?query]`), hashes and e-mails: one [`Observed`] per
+//!   slice (UTC day), merged over the slice's segments, `value` = the canonical value
+//!   probed (which, for an exact match, is what the line held, canonicalised);
+//! - [`Store::probe_cidr`]`(net, since)`: one per address seen in the network and
+//!   per slice, `value` = the address (IPv4 keys are addresses: a range scan; IPv6 by
+//!   the slice's sorted address array);
+//! - [`Store::probe_domain`]`(domain, since)` (also `probe(Kind::Domain, …)`): one per
+//!   host name seen at or below the domain and per slice, `value` = that name.
+//!
+//! `value` is what a retro alert's `matched.atomic` should carry. Only hashes are
+//! stored, so the observed host name below a domain comes from a per-slice names
+//! dictionary (host names only, sorted by reversed name: the subdomains of a domain
+//! are one range), costing the name's length + 4 bytes per distinct host name and
+//! slice; addresses are recovered from the keys and the IPv6 array. Each probe costs
+//! one bloom-filter look per segment for a value never seen (one cache line), plus a
+//! binary search in the segments whose filter says maybe.
+//!
+//! # Keys
+//! An observable is keyed by a 64-bit [`key`] of its kind and canonical bytes. An
+//! IPv4 address is its own key (`4 << 32 | addr`, top bit clear), so the segment's
+//! sorted keys answer a CIDR by a range scan; every other key has its top bit set.
+//! Host names are keyed as [`Kind::Hostname`], their proper suffixes as
+//! [`Kind::Domain`]: a domain indicator probes both.
+
+pub mod segment;
+pub mod store;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::decode::{DecodeOptions, Decoder};
+use crate::intel::Kind;
+
+pub use store::{Observed, Store, StoreError, StoreStats, Writer};
+
+/// Hash maps keyed by keys that are already hashes (or addresses): a fast hasher.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// One slice of time: a UTC day, in seconds.
+pub const SLICE_SECS: i64 = 86_400;
+/// At most this many tokens are recorded per line (the rest are dropped, counted).
+pub const MAX_TOKENS_PER_LINE: usize = 256;
+/// URLs longer than this (host and path, as keyed) are not recorded.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// A 64-bit avalanche mix (murmur3's finalizer).
+#[inline]
+pub fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// A stable 64-bit hash of `bytes` tagged with `tag` (it is written to disk: never
+/// change it without changing the segment format version).
+#[inline]
+pub fn hash_bytes(tag: u8, bytes: &[u8]) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15 ^ u64::from(tag) ^ ((bytes.len() as u64) << 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = mix(h ^ u64::from_le_bytes(w)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = mix(h ^ u64::from_le_bytes(w));
+    }
+    mix(h)
+}
+
+/// The key of an IPv4 address: the address itself under a tag, top bit clear.
+#[inline]
+pub fn v4_key(addr: u32) -> u64 {
+    (4u64 << 32) | u64::from(addr)
+}
+
+/// The address of an IPv4 key, if it is one.
+#[inline]
+pub fn v4_of_key(key: u64) -> Option<u32> {
+    (key >> 32 == 4).then_some(key as u32)
+}
+
+/// The key of an IPv6 address.
+#[inline]
+pub fn v6_key(addr: u128) -> u64 {
+    hash_bytes(Kind::Ipv6 as u8, &addr.to_be_bytes()) | (1 << 63)
+}
+
+/// The key of any other observable: `canonical` in the form the index keys it
+/// (lower-case host, `host[:port]/path` URL, lower-case hash and e-mail).
+#[inline]
+pub fn key(kind: Kind, canonical: &[u8]) -> u64 {
+    hash_bytes(kind as u8, canonical) | (1 << 63)
+}
+
+/// The registrable part of a host name: where suffix recording stops. `None` when the
+/// name is itself a public suffix or has no known one.
+pub fn registrable_len(name: &[u8]) -> Option<usize> {
+    let d = psl::domain(name)?;
+    d.suffix().typ()?;
+    Some(d.as_bytes().len())
+}
+
+/// One token of a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Kind,
+    pub key: u64,
+    /// The address of an IPv6 token.
+    pub v6: u128,
+    /// The byte range of a host name in [`LineTokens::text`] (full names only).
+    pub name: Option<(u32, u32)>,
+}
+
+/// The tokens of one line, filled by the matcher. Reused across lines.
+#[derive(Debug, Default)]
+pub struct LineTokens {
+    pub tokens: Vec<Token>,
+    /// Host names of the line (lower case, punycode), back to back.
+    pub text: Vec<u8>,
+    /// Tokens dropped past [`MAX_TOKENS_PER_LINE`].
+    pub dropped: u64,
+}
+
+impl LineTokens {
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+        self.text.clear();
+    }
+
+    #[inline]
+    fn add(&mut self, t: Token) -> bool {
+        if self.tokens.iter().any(|o| o.key == t.key) {
+            return false;
+        }
+        if self.tokens.len() >= MAX_TOKENS_PER_LINE {
+            self.dropped += 1;
+            return false;
+        }
+        self.tokens.push(t);
+        true
+    }
+
+    pub fn push_v4(&mut self, addr: u32) {
+        self.add(Token {
+            kind: Kind::Ipv4,
+            key: v4_key(addr),
+            v6: 0,
+            name: None,
+        });
+    }
+
+    pub fn push_v6(&mut self, addr: u128) {
+        self.add(Token {
+            kind: Kind::Ipv6,
+            key: v6_key(addr),
+            v6: addr,
+            name: None,
+        });
+    }
+
+    /// A typed token already canonical (URL key, lower-case hash or e-mail).
+    pub fn push(&mut self, kind: Kind, canonical: &[u8]) {
+        self.add(Token {
+            kind,
+            key: key(kind, canonical),
+            v6: 0,
+            name: None,
+        });
+    }
+
+    /// A host name (lower case, punycode, no trailing dot): the name as a host, and
+    /// each proper label suffix down to its registrable domain as a domain. A name
+    /// with no known public suffix (`foo.internal`, `file.txt`) is not recorded.
+    pub fn push_host(&mut self, name: &[u8]) {
+        if name.len() > 253 || memchr::memchr(b'.', name).is_none() {
+            return;
+        }
+        let Some(reg) = registrable_len(name) else {
+            return;
+        };
+        let s = self.text.len() as u32;
+        let t = Token {
+            kind: Kind::Hostname,
+            key: key(Kind::Hostname, name),
+            v6: 0,
+            name: Some((s, s + name.len() as u32)),
+        };
+        if !self.add(t) {
+            return;
+        }
+        self.text.extend_from_slice(name);
+        let stop = name.len() - reg;
+        let mut p = 0;
+        while p < stop {
+            match memchr::memchr(b'.', &name[p..stop]) {
+                Some(d) => p += d + 1,
+                None => break,
+            }
+            self.add(Token {
+                kind: Kind::Domain,
+                key: key(Kind::Domain, &name[p..]),
+                v6: 0,
+                name: None,
+            });
+        }
+    }
+}
+
+/// A batch's aggregate of one observable in one slice.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchAgg {
+    pub first: i64,
+    pub last: i64,
+    pub count: u32,
+    /// Batch-local host ids ([`Batch::hosts`]), capped at [`store::SET_CAP`].
+    pub hosts: [u16; store::SET_CAP],
+    pub n_hosts: u8,
+    pub more_hosts: bool,
+}
+
+/// What one batch recorded: built on a worker, merged by the driver
+/// ([`store::Writer::merge`]).
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The log source's name (one per batch).
+    pub source: String,
+    pub hosts: Vec<String>,
+    /// Per slice start (a batch spans one or a few): key → aggregate.
+    pub slices: Vec<(i64, FastMap<u64, BatchAgg>)>,
+    /// IPv6 addresses per slice, once each.
+    pub v6: Vec<(i64, u128)>,
+    /// Host names per slice, once each.
+    pub names: Vec<(i64, String)>,
+    /// Lines that held at least one token.
+    pub lines: u64,
+    /// Token occurrences recorded (per line, distinct).
+    pub observations: u64,
+    pub dropped: u64,
+}
+
+/// The start of the slice holding `t` (unix seconds).
+#[inline]
+pub fn slice_of(t: i64) -> i64 {
+    t.div_euclid(SLICE_SECS) * SLICE_SECS
+}
+
+/// Where a batch's lines come from, for [`BatchRecorder::begin`].
+#[derive(Clone, Debug)]
+pub struct BatchContext {
+    pub source: String,
+    /// The host of lines that name none (the file, the syslog peer).
+    pub default_host: String,
+    /// Year-less stamps take the year that puts them before this.
+    pub reference: DateTime<Utc>,
+    /// The time of lines without an own time.
+    pub read: DateTime<Utc>,
+}
+
+/// Turns each line's tokens into a batch aggregate, on the scanning thread.
+pub struct BatchRecorder {
+    decoder: Decoder,
+    ctx: Option<BatchContext>,
+    batch: Batch,
+    host_ids: HashMap<String, u16>,
+    /// The last line's host and its id (most lines of a batch name the same host).
+    last_host: Option<(String, u16)>,
+    seen_v6: FastSet<(i64, u128)>,
+    seen_names: FastSet<(i64, u64)>,
+}
+
+impl BatchRecorder {
+    pub fn new(decode: DecodeOptions) -> BatchRecorder {
+        BatchRecorder {
+            decoder: Decoder::new(decode),
+            ctx: None,
+            batch: Batch::default(),
+            host_ids: HashMap::new(),
+            last_host: None,
+            seen_v6: Default::default(),
+            seen_names: Default::default(),
+        }
+    }
+
+    /// Starts a batch of lines from `ctx`.
+    pub fn begin(&mut self, ctx: BatchContext) {
+        self.batch = Batch {
+            source: ctx.source.clone(),
+            ..Batch::default()
+        };
+        self.host_ids.clear();
+        self.last_host = None;
+        self.seen_v6.clear();
+        self.seen_names.clear();
+        self.ctx = Some(ctx);
+    }
+
+    /// A line that holds no token: shown to the decoder (Zeek headers).
+    pub fn observe(&mut self, line: &[u8]) {
+        self.decoder.observe(line);
+    }
+
+    fn host_id(&mut self, host: &str) -> u16 {
+        if let Some(&id) = self.host_ids.get(host) {
+            return id;
+        }
+        if self.batch.hosts.len() >= usize::from(u16::MAX) {
+            return u16::MAX;
+        }
+        let id = self.batch.hosts.len() as u16;
+        self.batch.hosts.push(host.to_string());
+        self.host_ids.insert(host.to_string(), id);
+        id
+    }
+
+    /// Records one line's tokens.
+    pub fn line(&mut self, line: &[u8], tokens: &LineTokens) {
+        self.batch.dropped += tokens.dropped;
+        if tokens.tokens.is_empty() {
+            self.decoder.observe(line);
+            return;
+        }
+        let Some(ctx) = self.ctx.as_ref() else {
+            return;
+        };
+        let reference = ctx.reference;
+        let read = ctx.read;
+        let event = self.decoder.decode(line, reference);
+        let t = event.time.unwrap_or(read).timestamp();
+        let host = event.host.as_deref().unwrap_or(&ctx.default_host);
+        let hid = match &self.last_host {
+            Some((h, id)) if h == host => *id,
+            _ => {
+                let host = host.to_string();
+                let id = self.host_id(&host);
+                self.last_host = Some((host, id));
+                id
+            }
+        };
+        let slice = slice_of(t);
+        self.batch.lines += 1;
+        let si = match self.batch.slices.iter().position(|s| s.0 == slice) {
+            Some(i) => i,
+            None => {
+                self.batch.slices.push((slice, FastMap::default()));
+                self.batch.slices.len() - 1
+            }
+        };
+        for tok in &tokens.tokens {
+            self.batch.observations += 1;
+            let e = self.batch.slices[si].1.entry(tok.key).or_insert(BatchAgg {
+                first: t,
+                last: t,
+                count: 0,
+                hosts: [0; store::SET_CAP],
+                n_hosts: 0,
+                more_hosts: false,
+            });
+            e.first = e.first.min(t);
+            e.last = e.last.max(t);
+            e.count = e.count.saturating_add(1);
+            let n = usize::from(e.n_hosts);
+            if !e.hosts[..n].contains(&hid) {
+                if n < store::SET_CAP {
+                    e.hosts[n] = hid;
+                    e.n_hosts += 1;
+                } else {
+                    e.more_hosts = true;
+                }
+            }
+            if tok.kind == Kind::Ipv6 && self.seen_v6.insert((slice, tok.v6)) {
+                self.batch.v6.push((slice, tok.v6));
+            }
+            if let Some((s, e)) = tok.name {
+                if self.seen_names.insert((slice, tok.key)) {
+                    let name = String::from_utf8_lossy(&tokens.text[s as usize..e as usize]);
+                    self.batch.names.push((slice, name.into_owned()));
+                }
+            }
+        }
+    }
+
+    /// The batch recorded since [`BatchRecorder::begin`].
+    pub fn finish(&mut self) -> Batch {
+        self.ctx = None;
+        std::mem::take(&mut self.batch)
+    }
+}
