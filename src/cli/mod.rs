@@ -1,6 +1,7 @@
 //! Command-line interface: `main` parses [`Cli`] and calls [`run`], which hands each
 //! subcommand to its own file — `hunt`, `run` (the sidecar), `intel` (what the
-//! intel holds, and `intel lookup VALUE`), `rules check`, `sightings`, `feedback`.
+//! intel holds, and `intel lookup VALUE`), `rules check`, `sightings`, `feedback`,
+//! `retro` (intel probed against the observation store).
 //! Exit status as grep: 0 something matched (lookup: the value matches), 1 nothing
 //! did, 2 an error. Everything printed is a sentence for people (or JSON for
 //! `--json`), never a `Debug` rendering.
@@ -22,6 +23,7 @@ use crate::intel::StoreOptions;
 mod feedback;
 mod hunt;
 mod intel;
+mod retro;
 mod rules;
 mod run;
 mod sightings;
@@ -29,6 +31,7 @@ mod sightings;
 pub use feedback::FeedbackArgs;
 pub use hunt::HuntArgs;
 pub use intel::IntelCmd;
+pub use retro::RetroArgs;
 pub use rules::RulesAction;
 pub use run::RunArgs;
 pub use sightings::SightingsArgs;
@@ -64,6 +67,9 @@ pub enum Command {
     Sightings(SightingsArgs),
     /// Give feedback to the communities that shared an indicator.
     Feedback(FeedbackArgs),
+    /// Retro-hunting: probe all current intel against the observation store (what the
+    /// logs held before the intel arrived) and write retro alerts.
+    Retro(RetroArgs),
 }
 
 /// Where intel comes from and how it is filtered.
@@ -127,6 +133,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => rules::rules_check(&dir),
         Command::Sightings(args) => sightings::sightings(args),
         Command::Feedback(args) => feedback::feedback(args),
+        Command::Retro(args) => retro::run_retro(args),
         Command::Intel(cmd) => {
             let args = intel::with_config(&cmd)?;
             match cmd.action {

@@ -51,6 +51,7 @@
 //! Host names are keyed as [`Kind::Hostname`], their proper suffixes as
 //! [`Kind::Domain`]: a domain indicator probes both.
 
+pub mod matching;
 pub mod segment;
 pub mod store;
 
