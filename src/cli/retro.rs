@@ -83,7 +83,9 @@ pub(super) fn run_retro(args: RetroArgs) -> Result<ExitCode> {
     let store_dir = match (&args.store, &config) {
         (Some(d), _) => d.clone(),
         (None, Some((c, _))) => RetroConfig::dir(&c.state.dir),
-        (None, None) => bail!("no store given: pass --config FILE (its <state>/retro/) or --store DIR"),
+        (None, None) => {
+            bail!("no store given: pass --config FILE (its <state>/retro/) or --store DIR")
+        }
     };
     let (index, _, intel_problems) = build_index(&intel, false)?;
     for line in crate::sink::report::intel_loss_lines(&index) {

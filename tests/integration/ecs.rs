@@ -212,6 +212,11 @@ fn assert_ecs(ecs: &Ecs, docs: &[Value]) {
     assert!(bad.is_empty(), "alerts that break ECS:\n{}", bad.join("\n"));
 }
 
+/// Checks alerts written elsewhere (retro alerts: `retro_match`) against ECS.
+pub(crate) fn assert_alerts_are_ecs(docs: &[Value]) {
+    assert_ecs(&Ecs::load(), docs);
+}
+
 fn formats(docs: &[Value]) -> BTreeSet<String> {
     docs.iter()
         .filter_map(|d| d["tripline"]["format"].as_str().map(str::to_string))

@@ -201,6 +201,8 @@ fn retro_finds_what_the_logs_held_with_their_times() {
     assert!(stdout.is_empty());
     assert!(err.contains("8 indicator(s) probed"), "{err}");
     let alerts = lines(&std::fs::read(&out_file).unwrap());
+    // Shaped like live alerts: every field outside `tripline` is ECS.
+    crate::ecs::assert_alerts_are_ecs(&alerts);
     for a in &alerts {
         assert_eq!(a["tripline"]["retro"], true);
         assert_eq!(a["event"]["kind"], "event");
