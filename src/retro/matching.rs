@@ -276,7 +276,9 @@ fn group_alert(index: &Index, g: &Group) -> Option<Value> {
         "event".into(),
         json!({"category": ["threat"], "kind": "event", "type": ["indicator"]}),
     );
-    if hosts.len() == 1 && !more_hosts {
+    // One host seen: `host.name`, as a live alert of a line that names it (not when
+    // the file's path stood in for a line that names none).
+    if hosts.len() == 1 && !more_hosts && !hosts[0].contains('/') {
         doc.insert("host".into(), json!({"name": hosts[0]}));
     }
     doc.insert("message".into(), json!(message));

@@ -220,6 +220,13 @@ fn retro_finds_what_the_logs_held_with_their_times() {
         );
         assert!(names(a).contains(indicator), "{atomic}: {a:#}");
         assert_eq!(
+            seen["sources"],
+            json!([log.display().to_string()]),
+            "{atomic}"
+        );
+        // The log names no host: the file stands in, and is no `host.name`.
+        assert!(a.get("host").is_none(), "{atomic}: {a:#}");
+        assert_eq!(
             a["threat"]["enrichments"][0]["indicator"]["provider"],
             if atomic == HASH { "event" } else { "new" },
             "{atomic}"
@@ -329,6 +336,13 @@ fn live_old_plus_retro_new_equals_live_all() {
             "--no-default-warninglists",
         ]);
         assert!(code.is_some_and(|c| c <= 1), "{err}");
+        if mask == 0 {
+            // Found by two indicators (its domain and itself): one alert, two
+            // enrichments, the day's record counted once.
+            let a = by_atomic(&alerts, "c2.sub.retro-evil.com");
+            assert_eq!(a["threat"]["enrichments"].as_array().unwrap().len(), 2);
+            assert_eq!(a["tripline"]["retro_seen"]["count"], 1, "{a:#}");
+        }
         got.extend(pairs(&alerts));
         assert_eq!(got, live_all, "split {mask:#b}: old {old:?}, new {new:?}");
     }
