@@ -221,10 +221,13 @@ pub struct Decoder {
     zeek: zeek::Header,
     /// [`Decoder::time_and_host`]'s last stamp value read whole, its reference and
     /// instant.
-    last_value: Option<(Vec<u8>, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    last_value: Option<(Vec<u8>, DateTime<Utc>, Instant)>,
     /// [`Decoder::time_and_host`]'s last stamp as written, its reference and instant.
-    last_written: Option<(Written, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    last_written: Option<(Written, DateTime<Utc>, Instant)>,
 }
+
+/// A stamp's instant, `None` when it does not read.
+type Instant = Option<DateTime<Utc>>;
 
 /// A line's own time and host ([`Decoder::time_and_host`]): what [`Event::time`] and
 /// [`Event::host`] would be.

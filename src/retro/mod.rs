@@ -20,8 +20,9 @@
 //! tokenizing pass also push every candidate token into a [`LineTokens`] (no second
 //! pass over the line); the [`Scanner`](crate::scan::Scanner) hands each line's tokens
 //! with the line to a [`BatchRecorder`] on the same worker thread, which reads the
-//! line's time (a [`Decoder`] pass, only for lines holding a token) and aggregates the
-//! batch. The driver merges each batch into a [`store::Writer`], which keeps the open
+//! line's time and host ([`Decoder::time_and_host`], only for lines holding a token:
+//! no fields, no message decoding for syslog and Apache lines) and aggregates the
+//! batch in maps keyed by the token's key, not hashed again ([`KeyMap`]). The driver merges each batch into a [`store::Writer`], which keeps the open
 //! slices in memory and seals them into immutable segments ([`segment`]).
 //!
 //! # Probing (for retro matching)
