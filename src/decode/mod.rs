@@ -86,6 +86,7 @@ pub mod time;
 mod zeek;
 mod zone;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
@@ -218,6 +219,22 @@ pub fn is_syslog(line: &[u8]) -> bool {
 pub struct Decoder {
     opts: DecodeOptions,
     zeek: zeek::Header,
+    /// [`Decoder::time_and_host`]'s last stamp value read whole, its reference and
+    /// instant.
+    last_value: Option<(Vec<u8>, DateTime<Utc>, Instant)>,
+    /// [`Decoder::time_and_host`]'s last stamp as written, its reference and instant.
+    last_written: Option<(Written, DateTime<Utc>, Instant)>,
+}
+
+/// A stamp's instant, `None` when it does not read.
+type Instant = Option<DateTime<Utc>>;
+
+/// A line's own time and host ([`Decoder::time_and_host`]): what [`Event::time`] and
+/// [`Event::host`] would be.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimeHost<'a> {
+    pub time: Option<DateTime<Utc>>,
+    pub host: Option<Cow<'a, str>>,
 }
 
 impl Default for Decoder {
@@ -259,6 +276,8 @@ impl Decoder {
         Decoder {
             opts,
             zeek: zeek::Header::default(),
+            last_value: None,
+            last_written: None,
         }
     }
 
@@ -281,6 +300,12 @@ impl Decoder {
         if self.zeek.observe(line) {
             return Event::new(Format::ZeekTsv);
         }
+        self.decode_row(line, end, reference)
+    }
+
+    /// [`Decoder::decode`] after the Zeek header check, `end` the line's end without
+    /// its line ending.
+    fn decode_row(&mut self, line: &[u8], end: usize, reference: DateTime<Utc>) -> Event {
         let mut ev = Event::new(Format::Plain);
         let s = skip_ws(line, 0, end);
         if line.get(s) == Some(&b'{') {
@@ -318,6 +343,86 @@ impl Decoder {
         }
         self.finish(line, &mut ev);
         ev
+    }
+
+    /// Only the line's own time and host, exactly as [`Decoder::decode`] gives them
+    /// (`time`, `host`), for recording observables (see [`crate::retro`]). Fast paths,
+    /// in the decoder's order of detection: a Zeek header line; an Apache/nginx line (a
+    /// hand-written scan of the access log's shape for its stamp: no regex, no
+    /// fields); a syslog header that names both a time and a host (the message is not
+    /// decoded: an inner time or host is read only when the header has none). Any
+    /// other line (JSON, a Zeek row, a syslog header missing either, Snare, key=value,
+    /// plain) takes the full [`Decoder::decode`]. The last stamp read and its instant
+    /// are kept: consecutive lines often share the second, and then the stamp is not
+    /// resolved again. Cost on the fast paths: the syslog header parse (or a scan of
+    /// the access log's head), no allocation but a host that is not UTF-8.
+    pub fn time_and_host<'a>(&mut self, line: &'a [u8], reference: DateTime<Utc>) -> TimeHost<'a> {
+        let mut end = line.len();
+        while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        if self.zeek.observe(line) {
+            return TimeHost::default();
+        }
+        let s = skip_ws(line, 0, end);
+        if line.get(s) != Some(&b'{') && !self.zeek.active() {
+            let mut time = None;
+            let mut host = None;
+            let mut known = false;
+            if let Some(stamp) = apache::stamp(line, end) {
+                let value = line.get(stamp.0..stamp.1).unwrap_or_default();
+                time = self.cached_value(value, reference);
+                known = true;
+            } else if let Some(h) = syslog::parse(line, s, end) {
+                time = h.time.and_then(|w| self.cached_resolve(w, reference));
+                host = h
+                    .host
+                    .and_then(|sp| line.get(sp.0..sp.1))
+                    .filter(|v| !v.is_empty())
+                    .map(String::from_utf8_lossy);
+                // The message decides only what the header leaves open.
+                known = time.is_some() && host.is_some();
+            }
+            if known {
+                if time.is_none() {
+                    let leading = time::leading(line.get(s..end).unwrap_or_default());
+                    time = leading.and_then(|w| self.cached_resolve(w, reference));
+                }
+                return TimeHost { time, host };
+            }
+        }
+        let ev = self.decode_row(line, end, reference);
+        TimeHost {
+            time: ev.time,
+            host: ev.host.map(Cow::Owned),
+        }
+    }
+
+    /// [`time::parse_value`] in the source's zone, through the one-entry cache.
+    fn cached_value(&mut self, value: &[u8], reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if let Some((v, r, t)) = &self.last_value {
+            if *r == reference && v.as_slice() == value {
+                return *t;
+            }
+        }
+        let t = time::parse_value(value, &self.opts.zone, reference);
+        let mut v = self.last_value.take().map(|c| c.0).unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(value);
+        self.last_value = Some((v, reference, t));
+        t
+    }
+
+    /// [`Written::resolve`] in the source's zone, through the one-entry cache.
+    fn cached_resolve(&mut self, w: Written, reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.last_written {
+            Some((lw, r, t)) if lw == w && r == reference => t,
+            _ => {
+                let t = w.resolve(&self.opts.zone, reference);
+                self.last_written = Some((w, reference, t));
+                t
+            }
+        }
     }
 
     /// Sets the event's time from `w`, read in the source's zone, unless an outer
@@ -635,6 +740,87 @@ mod tests {
             let decoded = matches!(format, Format::Syslog3164 | Format::Syslog5424);
             assert_eq!(decoded, want, "{}", String::from_utf8_lossy(line));
         }
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn time_and_host_agrees_with_decode_on_every_fixture_line() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut files = Vec::new();
+        files_under(&root.join("logs"), &mut files);
+        files_under(&root.join("corpus"), &mut files);
+        files.sort();
+        assert!(files.len() > 5, "fixtures missing: {files:?}");
+        let extra: &[&[u8]] = &[
+            b"Jan  1 00:16:40 db01 kernel: [87400.01] [UFW BLOCK] SRC=22.24.129.51 DST=1.2.3.4",
+            b"Jan  1 00:16:40 db01 kernel: [87400.01] [UFW BLOCK] SRC=22.24.129.51 DST=1.2.3.4",
+            b"Jan  1 00:16:41 web02 postfix/smtpd[30165]: connect from polar2.de[56.253.198.126]",
+            b"01-Jan-2024 00:00:00.010 queries: info: client @0x7f 10.5.63.163#27660 (a.b.net)",
+            b"1700000000 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1",
+            b"1.2.3.4 - \"a b\" [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1",
+            b"1.2.3.4 - \"a [x] [17/May/2015:10:05:03 +0000] \"GET /\" 200 1",
+            b"1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET \\\" x\" 200 -",
+            b"<13>Nov 24 08:59:37 h app: x",
+            b"<13>1 - h app - - - nil time",
+            b"<13>Nov 24 08:59:37 : no host",
+            b"<13>1 2024-01-01T00:00:00Z - app - - - {\"host\":\"inner\"}",
+            b"<13>1 - h app - - - {\"time\":\"2020-01-01T00:00:00Z\"}",
+            b"<13>1 - - app - - - {\"host\":\"in\",\"time\":\"2020-01-01T00:00:00Z\"}",
+            b"2024-05-01T10:00:00Z evil.com no-host",
+            b"2024-05-01T10:00:03Z fw01 blocked 1.2.3.4",
+            b"<13>Nov 24 08:59:37 h app: {\"host\":\"inner\",\"time\":\"2020-01-01T00:00:00Z\"}",
+        ];
+        let reference = now();
+        let mut lines = 0;
+        let mut timed = 0;
+        let mut hosted = 0;
+        let mut check = |file: &str, data: &[u8]| {
+            let mut full = Decoder::default();
+            let mut fast = Decoder::default();
+            for (n, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
+                let ev = full.decode(line, reference);
+                let th = fast.time_and_host(line, reference);
+                let what = format!("{file}:{}: {}", n + 1, String::from_utf8_lossy(line));
+                assert_eq!(th.time, ev.time, "time of {what}");
+                assert_eq!(th.host.as_deref(), ev.host.as_deref(), "host of {what}");
+                let end = line.len() - line.iter().rev().take_while(|c| **c == b'\n').count();
+                let end = end
+                    - line[..end]
+                        .iter()
+                        .rev()
+                        .take_while(|c| **c == b'\r')
+                        .count();
+                let mut fields = Vec::new();
+                let regex = apache::parse(line, end, 512, &mut fields);
+                assert_eq!(apache::stamp(line, end), regex, "apache stamp of {what}");
+                lines += 1;
+                timed += usize::from(th.time.is_some());
+                hosted += usize::from(th.host.is_some());
+            }
+        };
+        for f in &files {
+            let data = std::fs::read(f).unwrap();
+            check(&f.display().to_string(), &data);
+        }
+        check("extra", &extra.join(&b'\n'));
+        assert!(
+            lines > 1000 && timed > 500 && hosted > 100,
+            "{lines} {timed} {hosted}"
+        );
     }
 
     #[test]

@@ -20,8 +20,9 @@
 //! tokenizing pass also push every candidate token into a [`LineTokens`] (no second
 //! pass over the line); the [`Scanner`](crate::scan::Scanner) hands each line's tokens
 //! with the line to a [`BatchRecorder`] on the same worker thread, which reads the
-//! line's time (a [`Decoder`] pass, only for lines holding a token) and aggregates the
-//! batch. The driver merges each batch into a [`store::Writer`], which keeps the open
+//! line's time and host ([`Decoder::time_and_host`], only for lines holding a token:
+//! no fields, no message decoding for syslog and Apache lines) and aggregates the
+//! batch in maps keyed by the token's key, not hashed again ([`KeyMap`]). The driver merges each batch into a [`store::Writer`], which keeps the open
 //! slices in memory and seals them into immutable segments ([`segment`]).
 //!
 //! # Probing (for retro matching)
@@ -67,6 +68,47 @@ pub use store::{Observed, Store, StoreError, StoreStats, Writer};
 /// Hash maps keyed by keys that are already hashes (or addresses): a fast hasher.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// Hash maps keyed by a [`key`] (already a hash, or an IPv4 address under a tag): the
+/// key is not hashed again, only spread by one multiply (the high bits of the product
+/// folded into the low ones, so that an address's low bits pick the bucket).
+pub type KeyMap<V> = HashMap<u64, V, BuildKeyHasher>;
+
+/// The [`KeyMap`] hasher: `u64` keys only.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildKeyHasher;
+
+/// See [`KeyMap`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::BuildHasher for BuildKeyHasher {
+    type Hasher = KeyHasher;
+    #[inline]
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write_u64(&mut self, k: u64) {
+        let h = (self.0 ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; correct (if slower) for anything else.
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+}
 
 /// One slice of time: a UTC day, in seconds.
 pub const SLICE_SECS: i64 = 86_400;
@@ -266,7 +308,7 @@ pub struct Batch {
     pub source: String,
     pub hosts: Vec<String>,
     /// Per slice start (a batch spans one or a few): key → aggregate.
-    pub slices: Vec<(i64, FastMap<u64, BatchAgg>)>,
+    pub slices: Vec<(i64, KeyMap<BatchAgg>)>,
     /// IPv6 addresses per slice, once each.
     pub v6: Vec<(i64, u128)>,
     /// Host names per slice, once each.
@@ -364,9 +406,11 @@ impl BatchRecorder {
         };
         let reference = ctx.reference;
         let read = ctx.read;
-        let event = self.decoder.decode(line, reference);
-        let t = event.time.unwrap_or(read).timestamp();
-        let host = event.host.as_deref().unwrap_or(&ctx.default_host);
+        // Only the time and host: no fields, no message decoding (the decoder's fast
+        // paths), the stamp resolved once per distinct stamp.
+        let th = self.decoder.time_and_host(line, reference);
+        let t = th.time.unwrap_or(read).timestamp();
+        let host = th.host.as_deref().unwrap_or(&ctx.default_host);
         let hid = match &self.last_host {
             Some((h, id)) if h == host => *id,
             _ => {
@@ -381,7 +425,7 @@ impl BatchRecorder {
         let si = match self.batch.slices.iter().position(|s| s.0 == slice) {
             Some(i) => i,
             None => {
-                self.batch.slices.push((slice, FastMap::default()));
+                self.batch.slices.push((slice, KeyMap::default()));
                 self.batch.slices.len() - 1
             }
         };

@@ -27,7 +27,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ipnet::IpNet;
 
 use super::segment::{self, IdSet, Segment};
-use super::{key, slice_of, v4_key, v4_of_key, v6_key, Batch, FastMap, FastSet, SLICE_SECS};
+use super::{key, slice_of, v4_key, v4_of_key, v6_key, Batch, FastSet, KeyMap, SLICE_SECS};
 use crate::intel::Kind;
 
 /// Hosts and sources kept per observable and slice.
@@ -128,7 +128,7 @@ impl Interner {
 
 #[derive(Debug, Default)]
 struct OpenSlice {
-    entries: FastMap<u64, Agg>,
+    entries: KeyMap<Agg>,
     v6: FastSet<u128>,
     names: HashSet<String>,
     hosts: Interner,
