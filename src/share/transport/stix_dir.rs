@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{DeliveryError, Exchange, Outgoing, Transport};
-use crate::share::render::stix::{bundle, object_id, objects};
+use crate::share::render::stix::{dir_file, object_id};
 
 /// One bundle file per sighting, `<dir>/<sighting id>.json`, written atomically
 /// (temporary file, fsync, rename): a file that exists is complete.
@@ -45,17 +45,14 @@ impl StixDirTransport {
 
 impl Transport for StixDirTransport {
     fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
-        let objs = objects(out).ok_or_else(|| DeliveryError::Unsupported {
+        // Name and bytes as the preview renders them (one function for both).
+        let (name, body) = dir_file(out).ok_or_else(|| DeliveryError::Unsupported {
             destination: self.name.clone(),
             detail: "an expiration sighting has no STIX 2.1 form".into(),
         })?;
         fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir, e))?;
-        let path = self.path_for(out);
-        let tmp = self
-            .dir
-            .join(format!(".{}.tmp", object_id(out.sighting, out.key)));
-        let body = serde_json::to_vec_pretty(&bundle(objs, out.key))
-            .map_err(|e| self.io(&tmp, std::io::Error::other(e)))?;
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut f = fs::File::create(&tmp).map_err(|e| self.io(&tmp, e))?;
         f.write_all(&body).map_err(|e| self.io(&tmp, e))?;
         f.sync_all().map_err(|e| self.io(&tmp, e))?;

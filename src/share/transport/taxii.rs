@@ -230,13 +230,13 @@ impl Transport for TaxiiTransport {
     }
 
     fn deliver(&self, out: &Outgoing<'_>) -> Result<(), DeliveryError> {
-        let objects = stix::objects(out).ok_or_else(|| DeliveryError::Unsupported {
+        // The body as the preview renders it (one function for both).
+        let body = stix::envelope(out).ok_or_else(|| DeliveryError::Unsupported {
             destination: self.name.clone(),
             detail: "an expiration sighting has no STIX 2.1 form".into(),
         })?;
         let ours = stix::object_id(out.sighting, out.key);
         tracing::debug!(destination = %self.name, url = %self.objects_url, id = %ours, "Pushing to TAXII.");
-        let body = json!({ "objects": objects }).to_string();
         let answer = self
             .http
             .post(&self.objects_url, &self.headers(true), &body)?;
