@@ -324,13 +324,13 @@ fn sightings_out_json(preview: &Preview, format: Option<ExportFormat>) -> serde_
         } else {
             ExportFormat::Stix
         };
-        if format.is_some_and(|f| f != family) || d.bodies.is_empty() {
+        if format.is_some_and(|f| f != family) || d.files.is_empty() {
             continue;
         }
         let bodies: Vec<serde_json::Value> = d
-            .bodies
+            .files
             .iter()
-            .filter_map(|b| serde_json::from_slice(&b.bytes).ok())
+            .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
             .collect();
         out.insert(
             d.name.clone(),

@@ -9,8 +9,11 @@
 //!   (compact JSON, [`misp::add_payload`]);
 //! - `stix_dir`: the files the directory transport writes, same names, same bytes
 //!   ([`stix::dir_file`]);
-//! - `taxii`: one `NNNN.json` per row, the envelope posted to the collection
-//!   ([`stix::envelope`]);
+//! - `taxii`: one `NNNN.json` per request, the envelope posted to the collection:
+//!   up to `batch_size` rows in one envelope, batched as delivery batches them (rows
+//!   in outbox order; a row whose earlier outcome is unknown goes alone, its check
+//!   first; at most [`PASS_ROWS`] rows a delivery pass) by the one function delivery
+//!   uses ([`stix::batch_envelope`]);
 //!
 //! and `summary.txt` (for people) and `summary.json` (the same, for programs): per
 //! destination what would be sent, what was withheld and why (TLP, distribution,
@@ -35,9 +38,10 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::outbox::{IntelView, Outbox, OutboxEntry, OutboxError, State};
+use super::outbox::{IntelView, Outbox, OutboxEntry, OutboxError, State, PASS_ROWS};
 use super::policy::{
     resolve_tlp, DestinationConfig, DropReason, Router, Routing, ShareConfig, TransportConfig,
 };
@@ -90,10 +94,9 @@ impl Seen {
 /// One body file of a destination.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Body {
-    /// File name inside the destination's directory.
+    /// The name of the file holding it inside the destination's directory (several
+    /// rows share one file when the transport sends them in one request).
     pub file: String,
-    /// Exactly what the transport sends (or writes).
-    pub bytes: Vec<u8>,
     pub sighting: Sighting,
     /// The TLP of the intel it is about (most restrictive of its provenances).
     pub tlp: Option<Tlp>,
@@ -133,7 +136,11 @@ pub struct DestinationPreview {
     pub transport: &'static str,
     /// Its subdirectory in the preview.
     pub directory: String,
+    /// Each row that would leave, in delivery order.
     pub bodies: Vec<Body>,
+    /// The files of the preview directory: name, and exactly what the transport
+    /// sends in one request (or writes).
+    pub files: Vec<(String, Vec<u8>)>,
     pub withheld: Vec<Withheld>,
     /// What anonymisation takes out, when it anonymises.
     pub anonymised: Option<String>,
@@ -305,11 +312,15 @@ fn build(outbox: &Outbox, seen: &Seen, policy: &str) -> Result<Preview, OutboxEr
             transport: d.transport.kind(),
             directory: directory_name(&d.name, &mut used),
             bodies: Vec::new(),
+            files: Vec::new(),
             withheld: Vec::new(),
             anonymised: anonymisation(d),
             relation: relation(d, seen),
         });
     }
+    let mut taxii_rows: Vec<Vec<TaxiiRow>> =
+        config.destinations.iter().map(|_| Vec::new()).collect();
+    let mut open_rows: Vec<usize> = vec![0; config.destinations.len()];
     for e in outbox.list(None)? {
         let Some(di) = config
             .destinations
@@ -333,6 +344,8 @@ fn build(outbox: &Outbox, seen: &Seen, policy: &str) -> Result<Preview, OutboxEr
         if !e.state.is_open() {
             continue;
         }
+        let pass = open_rows[di] / PASS_ROWS;
+        open_rows[di] += 1;
         match outbox.prepare(&e, dest) {
             Err(reason) => out.withheld.push(Withheld {
                 indicator: e.sighting.indicator.clone(),
@@ -343,36 +356,95 @@ fn build(outbox: &Outbox, seen: &Seen, policy: &str) -> Result<Preview, OutboxEr
             }),
             Ok((sighting, created)) => {
                 let key = outbox.wire_key(&e.key, dest);
+                let tlp = entry_tlp(&e, dest, config);
+                if let TransportConfig::Taxii { .. } = &dest.transport {
+                    // Batched below, as delivery batches them.
+                    taxii_rows[di].push(TaxiiRow {
+                        sighting,
+                        key,
+                        created,
+                        tlp,
+                        verify: e.verify,
+                        pass,
+                    });
+                    continue;
+                }
                 let o = Outgoing {
                     sighting: &sighting,
                     key: &key,
                     created,
                 };
-                let n = out.bodies.len() + 1;
+                let n = out.files.len() + 1;
                 let rendered = match &dest.transport {
                     TransportConfig::Misp { .. } => Some((
                         format!("{n:04}.json"),
                         misp::add_payload(&sighting).to_string().into_bytes(),
                     )),
-                    TransportConfig::StixDir { .. } => stix::dir_file(&o),
-                    TransportConfig::Taxii { .. } => {
-                        stix::envelope(&o).map(|b| (format!("{n:04}.json"), b.into_bytes()))
+                    TransportConfig::StixDir { .. } | TransportConfig::Taxii { .. } => {
+                        stix::dir_file(&o)
                     }
                 };
                 match rendered {
-                    Some((file, bytes)) => out.bodies.push(Body {
-                        file,
-                        bytes,
-                        tlp: entry_tlp(&e, dest, config),
-                        sighting,
-                    }),
-                    None => out.withheld.push(Withheld {
-                        indicator: e.sighting.indicator.clone(),
-                        kind: e.sighting.kind,
-                        reason: "no_stix_form".into(),
-                        why: format!("a {} has no STIX 2.1 form", sighting.sighting_type),
-                        count: e.sighting.count,
-                    }),
+                    Some((file, bytes)) => {
+                        out.files.push((file.clone(), bytes));
+                        out.bodies.push(Body {
+                            file,
+                            tlp,
+                            sighting,
+                        });
+                    }
+                    None => out.withheld.push(no_stix_form(&sighting)),
+                }
+            }
+        }
+    }
+    for (di, rows) in taxii_rows.into_iter().enumerate() {
+        let batch_size = usize::try_from(config.destinations[di].batch_size)
+            .unwrap_or(1)
+            .max(1);
+        let out = &mut destinations[di];
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            // Claim a batch as delivery does: up to batch_size rows of one pass; a row
+            // to check goes alone.
+            let mut batch: Vec<TaxiiRow> = Vec::new();
+            while let Some(next) = rows.peek() {
+                if batch.len() >= batch_size
+                    || (next.verify && !batch.is_empty())
+                    || batch.first().is_some_and(|b| b.pass != next.pass)
+                {
+                    break;
+                }
+                let Some(row) = rows.next() else { break };
+                let alone = row.verify;
+                batch.push(row);
+                if alone {
+                    break;
+                }
+            }
+            let outs: Vec<Outgoing<'_>> = batch
+                .iter()
+                .map(|r| Outgoing {
+                    sighting: &r.sighting,
+                    key: &r.key,
+                    created: r.created,
+                })
+                .collect();
+            let (body, has_form) = stix::batch_envelope(&outs);
+            drop(outs);
+            let file = format!("{:04}.json", out.files.len() + 1);
+            if let Some(body) = body {
+                out.files.push((file.clone(), body.into_bytes()));
+            }
+            for (row, form) in batch.into_iter().zip(has_form) {
+                if form {
+                    out.bodies.push(Body {
+                        file: file.clone(),
+                        tlp: row.tlp,
+                        sighting: row.sighting,
+                    });
+                } else {
+                    out.withheld.push(no_stix_form(&row.sighting));
                 }
             }
         }
@@ -382,6 +454,28 @@ fn build(outbox: &Outbox, seen: &Seen, policy: &str) -> Result<Preview, OutboxEr
         no_destination: Vec::new(),
         policy: policy.to_string(),
     })
+}
+
+/// A TAXII row that would leave, waiting to be batched.
+struct TaxiiRow {
+    sighting: Sighting,
+    key: String,
+    created: DateTime<Utc>,
+    tlp: Option<Tlp>,
+    verify: bool,
+    /// Which delivery pass takes it (a pass claims at most [`PASS_ROWS`] rows).
+    pass: usize,
+}
+
+/// A row of a STIX destination with no STIX form (an expiration).
+fn no_stix_form(sighting: &Sighting) -> Withheld {
+    Withheld {
+        indicator: sighting.indicator.clone(),
+        kind: sighting.kind,
+        reason: "no_stix_form".into(),
+        why: format!("a {} has no STIX 2.1 form", sighting.sighting_type),
+        count: sighting.count,
+    }
 }
 
 /// A directory name for a destination: its name with anything but ASCII letters,
@@ -500,7 +594,7 @@ fn target_json(s: &Sighting) -> Value {
 impl Preview {
     /// Bodies that would be sent, over every destination.
     pub fn body_count(&self) -> usize {
-        self.destinations.iter().map(|d| d.bodies.len()).sum()
+        self.destinations.iter().map(|d| d.files.len()).sum()
     }
 
     /// Withheld entries, over every destination (and those with no destination).
@@ -554,7 +648,7 @@ impl Preview {
                     "transport": d.transport,
                     "directory": d.directory,
                     "would_send": {
-                        "bodies": d.bodies.len(),
+                        "bodies": d.files.len(),
                         "sightings": by_type(SightingType::Sighting),
                         "false_positives": by_type(SightingType::FalsePositive),
                         "expirations": by_type(SightingType::Expiration),
@@ -597,7 +691,7 @@ impl Preview {
                 "\n== {} ({}): {} body(ies) in {}/\n",
                 d.name,
                 d.transport,
-                d.bodies.len(),
+                d.files.len(),
                 d.directory
             ));
             let r = d.relation;
@@ -687,8 +781,8 @@ impl Preview {
         for d in &self.destinations {
             let sub = dir.join(&d.directory);
             std::fs::create_dir_all(&sub)?;
-            for b in &d.bodies {
-                std::fs::write(sub.join(&b.file), &b.bytes)?;
+            for (file, bytes) in &d.files {
+                std::fs::write(sub.join(file), bytes)?;
             }
         }
         let mut json_text = serde_json::to_string_pretty(&self.summary_json())

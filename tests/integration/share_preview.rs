@@ -631,7 +631,15 @@ fn preview_bodies_are_byte_identical_to_delivery() {
     );
     let attr = attribute_uuids(&event)("c2.circl-evil.example");
     let list = dir.path().join("cert.txt");
-    std::fs::write(&list, "list-evil.example\n").expect("list");
+    std::fs::write(
+        &list,
+        "list-evil.example\nlist-two.example\nlist-three.example\n",
+    )
+    .expect("list");
+    // A real TAXII server taking the list's sightings two rows a request.
+    let taxii = Medallion::start(&dir.path().join("medallion"));
+    let taxii_password = dir.path().join("taxii-password");
+    std::fs::write(&taxii_password, TAXII_PASSWORD).expect("password");
     let misp = FakeMisp::start(
         &dir.path().join("misp"),
         &misp_attributes(&[(&attr, "c2.circl-evil.example", event_uuid)]),
@@ -644,10 +652,17 @@ fn preview_bodies_are_byte_identical_to_delivery() {
          [[destinations]]\nname = \"circl\"\napproval = \"auto\"\n\
          [destinations.transport]\ntype = \"misp\"\nurl = \"{}\"\napi_key_file = \"{}\"\n\
          [[destinations]]\nname = \"cert\"\nintel_sources = [\"cert-list\"]\napproval = \"auto\"\n\
-         [destinations.transport]\ntype = \"stix_dir\"\npath = \"{}\"\n",
+         [destinations.transport]\ntype = \"stix_dir\"\npath = \"{}\"\n\
+         [[destinations]]\nname = \"isac\"\nintel_sources = [\"cert-list\"]\napproval = \"auto\"\n\
+         batch_size = 2\n\
+         [destinations.transport]\ntype = \"taxii\"\napi_root = \"{}\"\ncollection_id = \"{}\"\n\
+         username = \"{TAXII_USER}\"\npassword_file = \"{}\"\n",
         misp.url(),
         misp.key_file().display(),
-        bundles.display()
+        bundles.display(),
+        taxii.api_root,
+        taxii.collection,
+        taxii_password.display()
     );
     let cfg_path = dir.path().join("tripline.toml");
     std::fs::write(
@@ -680,6 +695,18 @@ fn preview_bodies_are_byte_identical_to_delivery() {
                     Kind::Domain,
                     vec![prov("cert-list", None, None)],
                 ),
+                obs(
+                    T0 + 120,
+                    "list-two.example",
+                    Kind::Domain,
+                    vec![prov("cert-list", None, None)],
+                ),
+                obs(
+                    T0 + 180,
+                    "list-three.example",
+                    Kind::Domain,
+                    vec![prov("cert-list", None, None)],
+                ),
             ],
         ))
         .expect("record");
@@ -694,13 +721,14 @@ fn preview_bodies_are_byte_identical_to_delivery() {
         preview.to_str().expect("path"),
     ]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("2 body(ies) for 2 destination(s)"),
+        // MISP 1 + STIX directory 3 + TAXII 2 requests (2 rows, then 1).
+        String::from_utf8_lossy(&out.stdout).contains("6 body(ies) for 3 destination(s)"),
         "{}",
         text(&out)
     );
     let sent = run_ok(&["sightings", "send", "--config", c]);
     assert!(
-        String::from_utf8_lossy(&sent.stdout).contains("2 sighting(s) delivered"),
+        String::from_utf8_lossy(&sent.stdout).contains("7 sighting(s) delivered"),
         "{}",
         text(&sent)
     );
@@ -740,6 +768,38 @@ fn preview_bodies_are_byte_identical_to_delivery() {
         received[0]
     );
     pymisp_check(dir.path(), received[0].as_bytes());
+    // TAXII: the envelopes posted, in order (the audit log keeps each request's body
+    // as sent), are the preview's files, two rows in the first.
+    let audit = run_ok(&["sightings", "audit", "--json", "--config", c]);
+    let posted: Vec<String> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|a| a["destination"] == "isac")
+        .map(|a| a["body"].as_str().unwrap_or("").to_string())
+        .collect();
+    let previewed: Vec<String> = files(&preview.join("isac"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("preview"))
+        .collect();
+    assert_eq!(previewed.len(), 2, "{previewed:?}");
+    assert_eq!(posted, previewed);
+    let first: Value = serde_json::from_str(&previewed[0]).expect("envelope");
+    let sightings = |v: &Value| {
+        v["objects"]
+            .as_array()
+            .map(|o| o.iter().filter(|o| o["type"] == "sighting").count())
+    };
+    assert_eq!(sightings(&first), Some(2), "{first:#}");
+    let held = taxii.objects();
+    assert_eq!(
+        held.iter().filter(|o| o["type"] == "sighting").count(),
+        3,
+        "{held:#?}"
+    );
+    for body in &previewed {
+        let v: Value = serde_json::from_str(body).expect("envelope");
+        stix_validate_objects(dir.path(), &v["objects"]);
+    }
 }
 
 /// How the local data relates to each community's intel is counted, and a

@@ -37,8 +37,9 @@ use crate::share::policy::{DestinationConfig, TransportConfig};
 use crate::share::sighting::Sighting;
 use crate::share::transport::{self, DeliveryError, Exchange, Outgoing, Transport};
 
-/// Rows looked at per destination and delivery pass.
-const BATCH: i64 = 500;
+/// Rows looked at per destination and delivery pass (the preview batches by it too).
+pub const PASS_ROWS: usize = 500;
+const BATCH: i64 = PASS_ROWS as i64;
 
 /// Seconds to wait after `attempts` failed attempts: `initial × 2^(attempts-1)`,
 /// capped at `max`.

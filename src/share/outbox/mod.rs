@@ -46,6 +46,7 @@ mod deliver;
 mod recheck;
 mod row;
 
+pub use deliver::PASS_ROWS;
 pub use recheck::IntelView;
 
 use std::collections::HashMap;

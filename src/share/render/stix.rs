@@ -240,6 +240,41 @@ pub fn envelope(out: &Outgoing<'_>) -> Option<String> {
     Some(json!({ "objects": objects(out)? }).to_string())
 }
 
+/// The body the TAXII transport posts for several rows at once (`batch_size` rows of
+/// one destination, in delivery order): one envelope `{"objects": […]}` holding each
+/// row's [`objects`] in row order, an object shared by rows (our identity, a by-value
+/// indicator) once, by (`id`, `modified`). Also says, per row, whether it has a STIX
+/// form (an expiration has none: it is in the batch but not in the envelope).
+/// `None` for the body when no row has one. For one row, the same bytes as
+/// [`envelope`].
+pub fn batch_envelope(outs: &[Outgoing<'_>]) -> (Option<String>, Vec<bool>) {
+    let mut envelope: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut has_form = Vec::with_capacity(outs.len());
+    for out in outs {
+        match objects(out) {
+            Some(objs) => {
+                for o in objs {
+                    let id = (
+                        o.get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        o.get("modified").map(Value::to_string).unwrap_or_default(),
+                    );
+                    if seen.insert(id) {
+                        envelope.push(o);
+                    }
+                }
+                has_form.push(true);
+            }
+            None => has_form.push(false),
+        }
+    }
+    let body = (!envelope.is_empty()).then(|| json!({ "objects": envelope }).to_string());
+    (body, has_form)
+}
+
 /// A bundle of `objects`, its id derived from `name`. Identities appear once.
 pub fn bundle(objects: Vec<Value>, name: &str) -> Value {
     let mut seen = std::collections::BTreeSet::new();

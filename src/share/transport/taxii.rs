@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{shorten, DeliveryError, Exchange, Http, Outgoing, Secret, Transport};
 use crate::share::render::stix;
@@ -115,37 +115,23 @@ impl Transport for TaxiiTransport {
         if outs.len() == 1 {
             return vec![self.deliver(&outs[0])];
         }
-        let mut results: Vec<Option<Result<(), DeliveryError>>> = Vec::new();
-        let mut envelope: Vec<Value> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for out in outs {
-            match stix::objects(out) {
-                Some(objects) => {
-                    for o in objects {
-                        let id = (
-                            o.get("id")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            o.get("modified").map(Value::to_string).unwrap_or_default(),
-                        );
-                        if seen.insert(id) {
-                            envelope.push(o);
-                        }
-                    }
-                    results.push(None);
-                }
-                None => results.push(Some(Err(DeliveryError::Unsupported {
-                    destination: self.name.clone(),
-                    detail: "an expiration sighting has no STIX 2.1 form".into(),
-                }))),
-            }
-        }
-        if envelope.is_empty() {
+        // The envelope as the preview renders it (one function for both).
+        let (body, has_form) = stix::batch_envelope(outs);
+        let results: Vec<Option<Result<(), DeliveryError>>> = has_form
+            .into_iter()
+            .map(|form| {
+                (!form).then(|| {
+                    Err(DeliveryError::Unsupported {
+                        destination: self.name.clone(),
+                        detail: "an expiration sighting has no STIX 2.1 form".into(),
+                    })
+                })
+            })
+            .collect();
+        let Some(body) = body else {
             return results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect();
-        }
+        };
         tracing::debug!(destination = %self.name, url = %self.objects_url, rows = outs.len(), "Pushing a batch to TAXII.");
-        let body = json!({ "objects": envelope }).to_string();
         let status = self
             .http
             .post(&self.objects_url, &self.headers(true), &body)
