@@ -100,10 +100,10 @@ impl Drop for FeedServer {
 const FEED: &str = "fixtures/intel/misp/infoblox-feed";
 /// Events of the fixture feed: one removed, one re-stamped in the change step.
 const REMOVED_EVENT: &str = "aacc7574-34ba-40fa-b39c-b682cea1387b";
-const RESTAMPED_EVENT: &str = "27dceb7d-92bd-4848-bfbd-8570e86de7de";
+pub(crate) const RESTAMPED_EVENT: &str = "27dceb7d-92bd-4848-bfbd-8570e86de7de";
 /// Only in the removed event; in the re-stamped one; in the list feeds.
 const REMOVED_VALUE: &str = "womanflirting.life";
-const FEED_VALUE: &str = "wordpress.agrupem.com";
+pub(crate) const FEED_VALUE: &str = "wordpress.agrupem.com";
 
 pub(crate) fn trail(file: &str, n: usize) -> Vec<String> {
     std::fs::read_to_string(root().join("fixtures/intel/trails").join(file))
@@ -118,7 +118,7 @@ pub(crate) fn trail(file: &str, n: usize) -> Vec<String> {
 /// Writes the served directory: `list.txt` (freetext, with a defanged value),
 /// `iocs.csv` (values in column `ip`), `misp/` (the fixture feed, manifest reduced to
 /// the events present).
-fn write_feeds(served: &Path) {
+pub(crate) fn write_feeds(served: &Path) {
     let domains = trail("trails-domains.txt", 5);
     let mut list = format!("# freetext feed\n{}\n", domains[0].replace('.', "[.]"));
     for d in &domains[1..4] {
@@ -362,6 +362,8 @@ fn feeds_sync_change_and_answer_304() {
         vec![
             ("/iocs.csv".to_string(), 304),
             ("/list.txt".to_string(), 304),
+            // The feed has no hashes.csv: asked for, absent, nothing else happens.
+            ("/misp/hashes.csv".to_string(), 404),
             ("/misp/manifest.json".to_string(), 304),
         ]
     );
@@ -411,6 +413,7 @@ fn feeds_sync_change_and_answer_304() {
             ("/iocs.csv".to_string(), 200),
             ("/list.txt".to_string(), 200),
             (format!("/misp/{RESTAMPED_EVENT}.json"), 200),
+            ("/misp/hashes.csv".to_string(), 404),
             ("/misp/manifest.json".to_string(), 200),
         ],
         "only the re-stamped event is fetched"

@@ -17,6 +17,7 @@ mod durability;
 mod ecs;
 mod exactly_once_ingest;
 mod expiry;
+mod feed_hashes;
 mod feedback;
 mod file_tail;
 mod intel_sanity;

@@ -22,11 +22,22 @@
 //! answers 404 or is not a MISP event is left out of this pass (logged, tried again
 //! next pass; an older copy stays); any other failure fails the pass.
 //!
-//! Costs: one request per list; a feed pass costs one request for the manifest plus
-//! one per changed event, sequentially. Bodies are held whole in memory (up to the
-//! client's body limit).
+//! `hashes.csv`, when the feed has one (PyMISP's and MISP's feed generators write
+//! `md5(value),event uuid` per attribute value, each part of a composite value apart),
+//! is fetched conditionally on every pass, a 304 or 404 costing one request. When it
+//! changed, it is checked against the cached events: an event the manifest did not
+//! re-stamp but whose values differ from the feed's hashes (an event edited without
+//! a new timestamp, a torn or stale copy) is fetched again, once per change of
+//! `hashes.csv`; one that still differs after that (the feed's files disagree with
+//! each other) is kept, logged and counted in the pass report, never dropped.
+//! `hashes.csv` is advisory: its absence or failure never fails the pass.
+//!
+//! Costs: one request per list; a feed pass costs one request for the manifest, one
+//! for `hashes.csv`, plus one per changed event, sequentially. Bodies are held whole
+//! in memory (up to the client's body limit). Checking `hashes.csv` reads every
+//! cached event of the feed (only when `hashes.csv` changed).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
@@ -386,6 +397,95 @@ fn feed_base(url: &str) -> String {
     }
 }
 
+/// The `hashes.csv` of a MISP-format feed.
+pub const HASHES_FILE: &str = "hashes.csv";
+
+/// The md5 (lower-case hex) of each value of a MISP event, as a feed's `hashes.csv`
+/// lists them: every attribute, those of objects too; a composite value (`a|b`, the
+/// type holding `|`, and `malware-sample`) hashed per part. `None` when `event` is
+/// not a MISP event.
+pub fn event_value_hashes(event: &Value) -> Option<BTreeSet<String>> {
+    use md5::Digest;
+    let e = event.get("Event").filter(|e| e.is_object())?;
+    let mut out = BTreeSet::new();
+    let mut add = |a: &Value| {
+        let ty = a.get("type").and_then(Value::as_str).unwrap_or("");
+        let value = match a.get("value") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => return,
+            Some(v) => v.to_string(),
+        };
+        let parts: Vec<&str> = if ty.contains('|') || ty == "malware-sample" {
+            value.split('|').collect()
+        } else {
+            vec![value.as_str()]
+        };
+        for p in parts {
+            let digest = md5::Md5::digest(p.as_bytes());
+            out.insert(
+                digest
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            );
+        }
+    };
+    for a in e
+        .get("Attribute")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(a);
+    }
+    for o in e
+        .get("Object")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for a in o
+            .get("Attribute")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add(a);
+        }
+    }
+    Some(out)
+}
+
+/// A feed's `hashes.csv`: event uuid (lower case) → md5s of its values. Lines that
+/// are not `<32 hex>,<uuid>` are counted, not kept.
+pub fn parse_hashes(text: &str) -> (BTreeMap<String, BTreeSet<String>>, u64) {
+    let mut by_event: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut bad = 0u64;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((hash, uuid)) = line.split_once(',') else {
+            bad += 1;
+            continue;
+        };
+        let (hash, uuid) = (hash.trim(), uuid.trim());
+        if hash.len() != 32
+            || !hash.bytes().all(|b| b.is_ascii_hexdigit())
+            || !looks_like_uuid(uuid)
+        {
+            bad += 1;
+            continue;
+        }
+        by_event
+            .entry(uuid.to_ascii_lowercase())
+            .or_default()
+            .insert(hash.to_ascii_lowercase());
+    }
+    (by_event, bad)
+}
+
 /// A manifest entry's timestamp as compared between passes.
 fn entry_stamp(entry: &Value) -> String {
     match entry.get("timestamp") {
@@ -421,6 +521,17 @@ impl Fetcher for MispFeedFetcher {
             ..PassReport::default()
         };
         if answer.status == 304 {
+            // The manifest holds still; hashes.csv may still say an event changed.
+            let listed: Vec<String> = ctx
+                .cursor
+                .get("events")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            let hashes = self.check_hashes(ctx, &base, &listed, &HashSet::new(), &mut report)?;
+            if let Value::Object(c) = ctx.cursor {
+                set_hashes_cursor(c, hashes);
+            }
             return Ok(report);
         }
         let manifest: Value = serde_json::from_str(&answer.body)
@@ -444,6 +555,7 @@ impl Fetcher for MispFeedFetcher {
         let mut applied: BTreeMap<String, String> = BTreeMap::new();
         let mut kept = Map::new();
         let mut left_out = 0u64;
+        let mut fetched: HashSet<String> = HashSet::new();
         for (uuid, entry) in &entries {
             if !looks_like_uuid(uuid) {
                 tracing::warn!(source = %name, key = %uuid, "Feed manifest key is not a UUID; left out.");
@@ -491,9 +603,12 @@ impl Fetcher for MispFeedFetcher {
                 .map_err(|e| io_error(ctx.source, &path, e))?;
             report.upserted += 1;
             report.changed = true;
+            fetched.insert(uuid.clone());
             applied.insert(uuid.clone(), stamp);
             kept.insert(uuid, entry.clone());
         }
+        let listed: Vec<String> = kept.keys().cloned().collect();
+        let hashes = self.check_hashes(ctx, &base, &listed, &fetched, &mut report)?;
         // Events gone from the manifest: removed before the manifest is written, so
         // that a crash in between leaves them listed but missing (skipped), never
         // loaded as unlisted extras.
@@ -535,8 +650,125 @@ impl Fetcher for MispFeedFetcher {
             "events".into(),
             Value::Object(applied.into_iter().map(|(k, v)| (k, json!(v))).collect()),
         );
+        set_hashes_cursor(&mut cursor, hashes);
         *ctx.cursor = Value::Object(cursor);
         Ok(report)
+    }
+}
+
+/// What [`MispFeedFetcher::check_hashes`] leaves for the cursor: the validators of
+/// the `hashes.csv` checked (`None`: none to keep; the old ones when unchanged).
+type HashesCursor = Option<Map<String, Value>>;
+
+fn set_hashes_cursor(cursor: &mut Map<String, Value>, hashes: HashesCursor) {
+    match hashes {
+        Some(h) => {
+            cursor.insert("hashes".into(), Value::Object(h));
+        }
+        None => {
+            cursor.remove("hashes");
+        }
+    }
+}
+
+impl MispFeedFetcher {
+    /// Fetches `hashes.csv` (conditionally) and, when it changed, checks the cached
+    /// events of `listed` against it: one not in `fetched` (this pass's downloads)
+    /// whose values differ is fetched again; one that differs after that is kept and
+    /// logged. Never fails the pass for `hashes.csv` itself (absent, unreachable, bad
+    /// lines); fails it only as an event fetch or a write would.
+    fn check_hashes(
+        &self,
+        ctx: &mut PassContext<'_>,
+        base: &str,
+        listed: &[String],
+        fetched: &HashSet<String>,
+        report: &mut PassReport,
+    ) -> Result<HashesCursor, SyncError> {
+        let name = ctx.source.name.clone();
+        let url = format!("{base}{HASHES_FILE}");
+        let old = ctx.cursor.get("hashes").cloned().unwrap_or(Value::Null);
+        let old_map = old.as_object().cloned();
+        let answer = match get(ctx, &url, &conditional(&old, &url)) {
+            Ok(a) => a,
+            Err(SyncError::Http {
+                source: crate::net::HttpError::Status { status: 404, .. },
+                ..
+            }) => {
+                report.requests += 1;
+                return Ok(None);
+            }
+            Err(e) => {
+                report.requests += 1;
+                tracing::warn!(source = %name, error = %e, "Feed hashes.csv not fetched; the events are not checked against it this pass.");
+                return Ok(old_map);
+            }
+        };
+        report.requests += 1;
+        report.bytes_fetched += answer.body.len() as u64;
+        if answer.status == 304 {
+            return Ok(old_map);
+        }
+        let (feed, bad) = parse_hashes(&answer.body);
+        if bad > 0 {
+            tracing::warn!(source = %name, lines = bad, "Feed hashes.csv lines that are not `md5,event uuid`; ignored.");
+        }
+        let mut disagree = 0u64;
+        for uuid in listed {
+            let path = ctx.data_dir.join(format!("{uuid}.json"));
+            let ours = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| event_value_hashes(&v));
+            let Some(ours) = ours else { continue };
+            let empty = BTreeSet::new();
+            let theirs = feed.get(uuid).unwrap_or(&empty);
+            if &ours == theirs {
+                continue;
+            }
+            if fetched.contains(uuid) {
+                disagree += 1;
+                tracing::warn!(source = %name, event = %uuid, "Feed event differs from the feed's hashes.csv (just fetched); kept.");
+                continue;
+            }
+            tracing::info!(source = %name, event = %uuid, "Cached feed event differs from the feed's hashes.csv; fetching it again.");
+            let event_url = format!("{base}{uuid}.json");
+            let body = match get(ctx, &event_url, &[]) {
+                Ok(a) => a.body,
+                Err(SyncError::Http {
+                    source: crate::net::HttpError::Status { status: 404, .. },
+                    ..
+                }) => {
+                    report.requests += 1;
+                    disagree += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            report.requests += 1;
+            report.bytes_fetched += body.len() as u64;
+            let Some(v) = serde_json::from_str::<Value>(&body).ok() else {
+                disagree += 1;
+                continue;
+            };
+            let Some(now) = event_value_hashes(&v) else {
+                disagree += 1;
+                continue;
+            };
+            if now != ours {
+                write_atomic(&path, body.as_bytes()).map_err(|e| io_error(ctx.source, &path, e))?;
+                report.upserted += 1;
+                report.changed = true;
+            }
+            if &now != theirs {
+                disagree += 1;
+                tracing::warn!(source = %name, event = %uuid, "Feed event still differs from the feed's hashes.csv after fetching it again; kept.");
+            }
+        }
+        if disagree > 0 {
+            tracing::warn!(source = %name, events = disagree, "Feed events that disagree with its hashes.csv.");
+        }
+        Ok(Some(validators(&answer, &url)))
     }
 }
 
