@@ -52,6 +52,15 @@ fn sync_ok(config: &Path) {
     );
 }
 
+/// One sync: the requests it made, sorted, as `(path, status)`.
+fn sync_requests(server: &FeedServer, config: &Path) -> Vec<(String, u64)> {
+    let before = server.log().len();
+    sync_ok(config);
+    let mut got = server.requests_since(before);
+    got.sort();
+    got
+}
+
 #[test]
 fn feed_hashes_csv_refetches_an_event_edited_without_a_new_timestamp() {
     require_python_module("pymisp", "pymisp");
@@ -89,24 +98,16 @@ fn feed_hashes_csv_refetches_an_event_edited_without_a_new_timestamp() {
     let mut text = std::fs::read_to_string(misp.join("hashes.csv")).unwrap();
     text.push_str("not-a-hash,not-a-uuid\n");
     std::fs::write(misp.join("hashes.csv"), text).unwrap();
-    let before = server.log().len();
-    sync_ok(&config);
-    let mut got = server.requests_since(before);
-    got.sort();
     assert_eq!(
-        got,
+        sync_requests(&server, &config),
         vec![
             ("/misp/hashes.csv".to_string(), 200),
             ("/misp/manifest.json".to_string(), 304),
         ]
     );
     // Nothing changed: both answered 304.
-    let before = server.log().len();
-    sync_ok(&config);
-    let mut got = server.requests_since(before);
-    got.sort();
     assert_eq!(
-        got,
+        sync_requests(&server, &config),
         vec![
             ("/misp/hashes.csv".to_string(), 304),
             ("/misp/manifest.json".to_string(), 304),
@@ -121,12 +122,8 @@ fn feed_hashes_csv_refetches_an_event_edited_without_a_new_timestamp() {
     assert!(body.contains(FEED_VALUE));
     std::fs::write(&event, body.replace(FEED_VALUE, edited)).unwrap();
     pymisp_hashes(&misp);
-    let before = server.log().len();
-    sync_ok(&config);
-    let mut got = server.requests_since(before);
-    got.sort();
     assert_eq!(
-        got,
+        sync_requests(&server, &config),
         vec![
             (format!("/misp/{RESTAMPED_EVENT}.json"), 200),
             ("/misp/hashes.csv".to_string(), 200),
