@@ -40,6 +40,11 @@ pub enum IntelAction {
     Lookup {
         /// The value as it would appear in a log (host, address, URL, hash, e-mail...).
         value: String,
+        /// Judge expiry and decay as for a log line of this time (RFC 3339, e.g.
+        /// `2024-05-01T10:00:00Z`; default: now). With --config, the configuration's
+        /// `[intel.decay]` and `[intel.lifetimes]` apply, as in `hunt` and `run`.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// One sync pass over the configuration's `[[intel.sources]]` (each into its cache
     /// in the state directory), then exit: 0 when every source succeeded, 2 when any
@@ -292,7 +297,18 @@ pub(super) fn run_intel(args: &IntelArgs, json: bool) -> Result<ExitCode> {
     })
 }
 
-pub(super) fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<ExitCode> {
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}): e.g. 2024-05-01T10:00:00Z"))
+}
+
+pub(super) fn run_lookup(
+    args: &IntelArgs,
+    value: &str,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    json: bool,
+) -> Result<ExitCode> {
     let (index, warninglists, _) = build_index(args, true)?;
     let refanged = canon::refang(value);
     let detected = canon::detect(&refanged).ok();
@@ -317,8 +333,14 @@ pub(super) fn run_lookup(args: &IntelArgs, value: &str, json: bool) -> Result<Ex
     if hits.is_empty() && probe != refanged.as_ref() {
         matcher.find_with_json(probe.as_bytes(), &mut hits);
     }
-    let report =
-        crate::sink::report::lookup_report(&index, &warninglists, value, detected.as_ref(), &hits);
+    let report = crate::sink::report::lookup_report(
+        &index,
+        &warninglists,
+        value,
+        detected.as_ref(),
+        &hits,
+        at.unwrap_or_else(chrono::Utc::now).timestamp(),
+    );
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &report.json)?;

@@ -138,8 +138,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let args = intel::with_config(&cmd)?;
             match cmd.action {
                 None => intel::run_intel(&args, cmd.json),
-                Some(intel::IntelAction::Lookup { value }) => {
-                    intel::run_lookup(&args, &value, cmd.json)
+                Some(intel::IntelAction::Lookup { value, at }) => {
+                    intel::run_lookup(&args, &value, at, cmd.json)
                 }
                 Some(intel::IntelAction::Sync {
                     source,

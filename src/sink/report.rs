@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::index::Index;
 use crate::intel::canon::Canonical;
+use crate::intel::expiry::Lapse;
 use crate::intel::warninglist::Warninglists;
 use crate::intel::Exclusion;
 use crate::matcher::Hit;
@@ -293,15 +294,19 @@ pub fn intel_report(index: &Index, w: &Warninglists, problems: &[String], secs: 
 }
 
 /// Explains `value`: the matches found by matching it as a log line, with each
-/// source's standing (matched, or why not), or why nothing matches.
+/// source's standing at time `at` (Unix seconds: a log line of that time) — matched,
+/// or why not: excluded at load, warninglisted, or lapsed then by the same judgement
+/// matching makes (`valid_until`, the type's lifetime, the decay score under its
+/// threshold) — or why nothing matches.
 pub fn lookup_report(
     index: &Index,
     w: &Warninglists,
     value: &str,
     detected: Option<&Canonical>,
     hits: &[Hit],
+    at: i64,
 ) -> Report {
-    let now = chrono::Utc::now().timestamp();
+    let now = at;
     let mut t = String::new();
     let mut entries = Vec::new();
     let mut matches = false;
@@ -325,13 +330,24 @@ pub fn lookup_report(
                 .get(meta.source as usize)
                 .map_or("?", |s| s.name.as_str());
             let event = meta.event.and_then(|e| index.events.get(e as usize));
-            let mut why: Option<Exclusion> = index.meta_exclusion(m).cloned();
-            if why.is_none() && meta.valid_until.is_some_and(|u| u <= now) {
-                why = Some(Exclusion::Expired);
+            let mut why: Option<String> = index.meta_exclusion(m).map(Exclusion::to_string);
+            let judged = index.judge(id.kind(), m, now);
+            if why.is_none() {
+                why = judged.lapse.map(|l| match l {
+                    Lapse::ValidUntil => Exclusion::Expired.to_string(),
+                    Lapse::Lifetime => format!(
+                        "past the default lifetime of {} intel ([intel.lifetimes])",
+                        id.kind()
+                    ),
+                    Lapse::Decayed => format!(
+                        "decayed: score {:.1} under the threshold ([intel.decay])",
+                        judged.score.unwrap_or(0.0)
+                    ),
+                });
             }
             if why.is_none() {
                 if let Some(l) = warn {
-                    why = Some(Exclusion::Warninglisted(l.to_string()));
+                    why = Some(Exclusion::Warninglisted(l.to_string()).to_string());
                 }
             }
             matches |= why.is_none();
@@ -346,8 +362,11 @@ pub fn lookup_report(
                     .as_ref()
                     .map(|u| format!(", attribute {u}"))
                     .unwrap_or_default(),
-                why.as_ref()
-                    .map_or("matched".to_string(), |w| format!("not matched: {w}"))
+                match (&why, judged.score) {
+                    (Some(w), _) => format!("not matched: {w}"),
+                    (None, Some(score)) => format!("matched (decay score {score:.1})"),
+                    (None, None) => "matched".to_string(),
+                }
             );
             sources.push(json!({
                 "source": src,
@@ -356,7 +375,9 @@ pub fn lookup_report(
                 "attribute": meta.attr_uuid.as_deref(),
                 "type": index.string(meta.misp_type),
                 "matched": why.is_none(),
-                "reason": why.map(|w| w.to_string()),
+                "reason": why,
+                "lapse": judged.lapse.map(Lapse::name),
+                "score": judged.score,
             }));
         }
         entries.push(json!({"atomic": hit.atomic, "indicator": index.value(id), "type": id.kind().name(), "warninglisted": warn, "sources": sources}));

@@ -468,3 +468,68 @@ fn hunt_with_config_uses_its_decay_settings() {
         [false, false]
     );
 }
+
+/// `intel lookup` judges a value as matching would: at a given time (`--at`, the time
+/// of a log line; default now), with the configuration's decay settings, and says
+/// why a source does not match then (decayed with its score, lifetime, valid_until).
+/// Checked on either side of the computed crossing, against what `hunt --config`
+/// does with lines of those times.
+#[test]
+fn intel_lookup_explains_decay_as_hunt_judges_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [\"{SIGHTED_EVENT}\"]\n[state]\ndir = {:?}\n",
+            dir.path().join("state").display().to_string()
+        ),
+    )
+    .expect("config written");
+    let c = config.to_str().expect("utf-8");
+    let sighted = crossing(1_551_253_950, DEFAULT_BASE);
+    let lookup = |at: Option<i64>| {
+        let at = at.map(iso);
+        let mut args = vec!["intel", "--config", c, "--json", "lookup"];
+        if let Some(t) = &at {
+            args.extend(["--at", t.as_str()]);
+        }
+        args.push("ooiasjdnqjwbeasdasd.com");
+        let out = tripline(&args);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        (out.status.code(), v)
+    };
+    let source = |v: &Value| v["hits"][0]["sources"][0].clone();
+    let (code, before) = lookup(Some(sighted - 1));
+    assert_eq!(code, Some(0), "{before:#}");
+    let s = source(&before);
+    assert_eq!(s["matched"], true, "{s}");
+    let score = s["score"].as_f64().expect("a score");
+    assert!((THRESHOLD..THRESHOLD + 0.01).contains(&score), "{s}");
+    let (code, after) = lookup(Some(sighted + 1));
+    assert_eq!(code, Some(1), "{after:#}");
+    let s = source(&after);
+    assert_eq!(s["matched"], false, "{s}");
+    assert_eq!(s["lapse"], "decayed", "{s}");
+    assert!(
+        s["reason"].as_str().is_some_and(|r| r.contains("decayed")),
+        "{s}"
+    );
+    // Now (years later): decayed too, as the sidecar would judge a line of today.
+    let (code, now) = lookup(None);
+    assert_eq!(code, Some(1), "{now:#}");
+    assert_eq!(source(&now)["lapse"], "decayed");
+    // hunt --config agrees on lines of those two times.
+    let lines = [
+        line(sighted - 1, "query=ooiasjdnqjwbeasdasd.com before"),
+        line(sighted + 1, "query=ooiasjdnqjwbeasdasd.com after"),
+    ];
+    let log = dir.path().join("events.log");
+    std::fs::write(&log, lines.join("\n") + "\n").expect("log written");
+    let out = tripline(&["hunt", "-q", "--config", c, log.to_str().expect("utf-8")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(lines[0].as_str()), "{text}");
+    assert!(!text.contains(lines[1].as_str()), "{text}");
+}
