@@ -308,9 +308,12 @@ impl Config {
     /// its sightings back (into [`crate::share::policy::DestinationConfig`]'s
     /// `paired_intel_sources`): the destination its `destination` key names, else,
     /// for a `misp` source, every destination whose MISP transport `url` is the same
-    /// server (scheme, host, port and path compared after parsing; a trailing `/`
-    /// ignored). An explicit `destination` wins: the source is then paired with that
-    /// one only. A destination's own `intel_sources` list still adds to this.
+    /// server, and for a `taxii` source every TAXII destination at the same API root
+    /// (whatever its collection: a community's TAXII server commonly takes sightings
+    /// in another collection than the one it publishes intel in) — URLs compared as
+    /// scheme, host, port and path after parsing, a trailing `/` ignored. An explicit
+    /// `destination` wins: the source is then paired with that one only. A
+    /// destination's own `intel_sources` list still adds to this.
     fn pair_intel_sources(&mut self) {
         use crate::intel::sync::SourceKind;
         use crate::share::policy::TransportConfig;
@@ -319,7 +322,8 @@ impl Config {
             for (i, d) in self.share.destinations.iter().enumerate() {
                 let paired = match (&s.destination, s.kind, &d.transport) {
                     (Some(name), _, _) => *name == d.name,
-                    (None, SourceKind::Misp, TransportConfig::Misp { url, .. }) => {
+                    (None, SourceKind::Misp, TransportConfig::Misp { url, .. })
+                    | (None, SourceKind::Taxii, TransportConfig::Taxii { api_root: url, .. }) => {
                         s.url.as_deref().is_some_and(|u| same_server(u, url))
                     }
                     _ => false,
@@ -1230,5 +1234,39 @@ path = "/tmp/x"
         assert!(!d[0].serves("cert") && !d[0].serves("feed"));
         assert_eq!(d[1].paired_intel_sources, ["cert"]);
         assert!(d[1].serves("other") && !d[1].serves("isac"));
+    }
+
+    #[test]
+    fn taxii_sources_pair_by_api_root_whatever_the_collection() {
+        let text = r#"
+[intel]
+paths = []
+[[intel.sources]]
+name = "cert-intel"
+kind = "taxii"
+url = "https://taxii.cert.example/api1/"
+collection = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+[[intel.sources]]
+name = "other-root"
+kind = "taxii"
+url = "https://taxii.cert.example/api2/"
+collection = "91a7b528-80eb-42ed-a74d-c6fbd5a26116"
+[[intel.sources]]
+name = "misp-same-host"
+kind = "misp"
+url = "https://taxii.cert.example/api1"
+api_key_env = "K"
+[[share.destinations]]
+name = "cert-sightings"
+[share.destinations.transport]
+type = "taxii"
+api_root = "https://taxii.cert.example:443/api1"
+collection_id = "365fed99-08fa-fdcd-a1b3-fb247eb41d01"
+"#;
+        let c = Config::parse(text, Path::new("t.toml")).expect("valid");
+        let d = &c.share.destinations[0];
+        assert_eq!(d.paired_intel_sources, ["cert-intel"]);
+        assert!(d.serves("cert-intel"));
+        assert!(!d.serves("other-root") && !d.serves("misp-same-host"));
     }
 }
