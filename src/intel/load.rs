@@ -194,18 +194,15 @@ fn load_one(
     if meta.is_dir() {
         if path.join("manifest.json").is_file() {
             let result = match snapshot {
-                Some(snap) => misp::load_misp_feed_dir_with(
-                    store,
-                    path,
-                    name,
-                    &mut |store, file, source| {
+                Some(snap) => {
+                    misp::load_misp_feed_dir_with(store, path, name, &mut |store, file, source| {
                         // Never an error: a bad event file is skipped and counted.
                         let _ = snap.file(store, file, Some(source), |store, source| {
                             misp::load_feed_event(store, file, source.unwrap_or(0));
                             Ok(())
                         });
-                    },
-                ),
+                    })
+                }
                 None => misp::load_misp_feed_dir(store, path, name),
             };
             if let Err(e) = result {
@@ -236,7 +233,15 @@ fn load_one(
                 )
             });
             if !hidden && !notes {
-                load_one(store, &p, name, opts, errors, depth + 1, snapshot.as_deref_mut());
+                load_one(
+                    store,
+                    &p,
+                    name,
+                    opts,
+                    errors,
+                    depth + 1,
+                    snapshot.as_deref_mut(),
+                );
             }
         }
         return;

@@ -162,7 +162,6 @@ impl Loader {
                 }
             }
         }
-        self.changed = true;
         self.parsed += 1;
         let source = into_source.and_then(|s| store.sources.get(s as usize).cloned());
         let mut own = IntelStore::for_part(store.options, source);
@@ -173,6 +172,7 @@ impl Loader {
         };
         store.absorb(&part, into_source);
         if let (Ok(()), Some(sig)) = (&result, sig) {
+            self.changed = true;
             self.new.insert(key, (sig, part));
         }
         result
@@ -366,7 +366,13 @@ pub fn encode(
 
 const FORMATS: &[&str] = &["misp", "misp-feed", "stix", "list", "csv"];
 const WITHDRAWN: &[&str] = &["deleted", "revoked"];
-const TLPS: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
+const TLPS: [Tlp; 5] = [
+    Tlp::Clear,
+    Tlp::Green,
+    Tlp::Amber,
+    Tlp::AmberStrict,
+    Tlp::Red,
+];
 
 fn tlp_code(t: Tlp) -> u64 {
     TLPS.iter().position(|&x| x == t).unwrap_or(0) as u64
@@ -925,7 +931,10 @@ mod tests {
         );
         assert_eq!(path_for(Some("other"), d), None);
         assert_eq!(path_for(None, d), None);
-        assert_eq!(path_for(Some("isac"), Path::new("/s/feeds/isac/data")), None);
+        assert_eq!(
+            path_for(Some("isac"), Path::new("/s/feeds/isac/data")),
+            None
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod exactly_once_ingest;
 mod expiry;
 mod feedback;
 mod file_tail;
+mod intel_cache;
 mod intel_sanity;
 mod intel_sync;
 mod intel_sync_guard;
