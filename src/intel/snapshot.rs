@@ -49,6 +49,10 @@ const VERSION: u32 = 1;
 /// The snapshot's file name in a source's directory.
 pub const FILE_NAME: &str = "snapshot.bin";
 
+/// A snapshot's entries: data file (relative to the spec directory) → its signature
+/// and what loading it gave.
+pub type Entries = HashMap<String, (Signature, Part)>;
+
 static CORRUPT: AtomicU64 = AtomicU64::new(0);
 
 /// Snapshots found corrupt (unreadable, bad checksum or encoding) by this process.
@@ -235,11 +239,7 @@ fn checksum(bytes: &[u8]) -> u64 {
 
 /// Reads a snapshot: `Ok(None)` when missing or made for other options or another
 /// version, `Err` when corrupt.
-fn read(
-    path: &Path,
-    options: &StoreOptions,
-    root: &str,
-) -> Result<Option<HashMap<String, (Signature, Part)>>, String> {
+fn read(path: &Path, options: &StoreOptions, root: &str) -> Result<Option<Entries>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -294,7 +294,7 @@ pub fn decode(
     bytes: &[u8],
     options: &StoreOptions,
     current_root: &str,
-) -> Result<Option<HashMap<String, (Signature, Part)>>, String> {
+) -> Result<Option<Entries>, String> {
     if bytes.len() < MAGIC.len() + 4 + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a tripline intel snapshot".into());
     }
@@ -954,6 +954,8 @@ mod tests {
             location: "x".into(),
             provider: None,
         });
+        part.records_by_source.push(1);
+        part.losses_by_source.push(SourceLosses::default());
         part.tagsets.push(Box::new([]));
         part.strings.push("ip-dst".into());
         part.decay_inputs.push(DecayInput::default());

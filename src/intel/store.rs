@@ -406,6 +406,9 @@ impl IntelStore {
     }
 }
 
+/// One link of a [`Part`]: (kind, canonical value, meta, written form when it differs).
+pub type PartLink = (Kind, Box<str>, u32, Option<Box<str>>);
+
 /// What loading one file added to a store, detached from the store's ids: a
 /// [`super::snapshot`] entry. Built from a store that loaded only that file
 /// ([`Part::from_store`]) and replayed into another ([`IntelStore::absorb`]), which
@@ -425,7 +428,7 @@ pub struct Part {
     /// Decay inputs; entry 0 is "none".
     pub decay_inputs: Vec<DecayInput>,
     /// (kind, canonical value, meta, written form when it differs).
-    pub links: Vec<(Kind, Box<str>, u32, Option<Box<str>>)>,
+    pub links: Vec<PartLink>,
     pub skipped: Vec<(Skipped, bool)>,
     pub skipped_by_reason: BTreeMap<String, u64>,
     pub excluded_by_reason: BTreeMap<String, u64>,
