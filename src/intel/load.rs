@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::list::{self, CsvColumn};
+use super::snapshot;
 use super::warninglist::Warninglists;
 use super::{misp, stix, IntelError, IntelStore, Source, StoreOptions};
 
@@ -72,6 +73,11 @@ pub fn load_intel(
     for (n, spec) in specs.iter().enumerate() {
         let before = store.malformed_total();
         let kept_before = store.skipped.len();
+        let snapshot = (!opts.store.keep_excluded)
+            .then(|| snapshot::path_for(spec.name.as_deref(), &spec.path))
+            .flatten()
+            .map(|p| snapshot::Loader::open(p, &spec.path, opts.store));
+        let mut snapshot = snapshot;
         load_one(
             &mut store,
             &spec.path,
@@ -79,7 +85,13 @@ pub fn load_intel(
             opts,
             &mut errors,
             0,
+            snapshot.as_mut(),
         );
+        if let Some(s) = snapshot {
+            tracing::debug!(path = %spec.path.display(), replayed = s.replayed, parsed = s.parsed,
+                "Loaded an intel cache through its snapshot.");
+            s.finish();
+        }
         spec_of.resize(store.sources.len(), n);
         if opts.strict {
             if let Some(e) = errors.drain(..).next() {
@@ -170,6 +182,7 @@ fn load_one(
     opts: &LoadOptions,
     errors: &mut Vec<IntelError>,
     depth: usize,
+    mut snapshot: Option<&mut snapshot::Loader>,
 ) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -180,7 +193,19 @@ fn load_one(
     };
     if meta.is_dir() {
         if path.join("manifest.json").is_file() {
-            if let Err(e) = misp::load_misp_feed_dir(store, path, name) {
+            let result = match snapshot {
+                Some(snap) => {
+                    misp::load_misp_feed_dir_with(store, path, name, &mut |store, file, source| {
+                        // Never an error: a bad event file is skipped and counted.
+                        let _ = snap.file(store, file, Some(source), |store, source| {
+                            misp::load_feed_event(store, file, source.unwrap_or(0));
+                            Ok(())
+                        });
+                    })
+                }
+                None => misp::load_misp_feed_dir(store, path, name),
+            };
+            if let Err(e) = result {
                 errors.push(e);
             }
             return;
@@ -208,12 +233,26 @@ fn load_one(
                 )
             });
             if !hidden && !notes {
-                load_one(store, &p, name, opts, errors, depth + 1);
+                load_one(
+                    store,
+                    &p,
+                    name,
+                    opts,
+                    errors,
+                    depth + 1,
+                    snapshot.as_deref_mut(),
+                );
             }
         }
         return;
     }
-    if let Err(e) = load_file(store, path, name, opts) {
+    let result = match snapshot {
+        Some(snap) => snap.file(store, path, None, |store, _| {
+            load_file(store, path, name, opts)
+        }),
+        None => load_file(store, path, name, opts),
+    };
+    if let Err(e) = result {
         errors.push(e);
     }
 }

@@ -91,6 +91,19 @@ pub fn load_misp_feed_dir(
     dir: &Path,
     source_name: Option<&str>,
 ) -> Result<(), IntelError> {
+    load_misp_feed_dir_with(store, dir, source_name, &mut |store, path, source| {
+        load_feed_event(store, path, source)
+    })
+}
+
+/// [`load_misp_feed_dir`], each event file loaded by `load_event` (the intel cache
+/// snapshot replays the files it holds: [`super::snapshot`]).
+pub fn load_misp_feed_dir_with(
+    store: &mut IntelStore,
+    dir: &Path,
+    source_name: Option<&str>,
+    load_event: &mut dyn FnMut(&mut IntelStore, &Path, u32),
+) -> Result<(), IntelError> {
     let manifest_path = dir.join("manifest.json");
     let manifest = IntelError::read_json(&manifest_path)?;
     let Some(entries) = manifest.as_object() else {
@@ -128,7 +141,7 @@ pub fn load_misp_feed_dir(
         listed.insert(uuid.to_ascii_lowercase());
         let path = dir.join(format!("{uuid}.json"));
         if path.is_file() {
-            load_feed_event(store, &path, source);
+            load_event(store, &path, source);
         } else {
             missing += 1;
             store.skip(location(), MISSING_EVENT_FILE);
@@ -155,13 +168,13 @@ pub fn load_misp_feed_dir(
         .collect();
     extra.sort();
     for path in extra {
-        load_feed_event(store, &path, source);
+        load_event(store, &path, source);
     }
     Ok(())
 }
 
 /// Loads one event file of a feed; a file that fails is skipped, not fatal.
-fn load_feed_event(store: &mut IntelStore, path: &Path, source: u32) {
+pub fn load_feed_event(store: &mut IntelStore, path: &Path, source: u32) {
     if let Err(e) = load_misp_file(store, path, source) {
         let reason = match e {
             IntelError::Io { .. } => "feed event file cannot be read",

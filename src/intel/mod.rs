@@ -11,6 +11,7 @@ pub mod list;
 pub mod load;
 pub mod misp;
 pub mod model;
+pub mod snapshot;
 pub mod stix;
 pub mod store;
 pub mod sync;

@@ -26,7 +26,7 @@ use super::model::{EventInfo, Exclusion, Kind, Meta, Skipped, Source, Tlp};
 pub const MAX_SKIPPED_KEPT: usize = 10_000;
 
 /// What a store keeps.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Keep MISP attributes whose `to_ids` is false as matchable.
     pub include_non_ids: bool,
@@ -403,6 +403,218 @@ impl IntelStore {
     /// The TLP that applies to a meta: its own, else its event's.
     pub fn tlp_of(&self, meta: &Meta) -> Option<Tlp> {
         meta.effective_tlp(&self.events)
+    }
+}
+
+/// One link of a [`Part`]: (kind, canonical value, meta, written form when it differs).
+pub type PartLink = (Kind, Box<str>, u32, Option<Box<str>>);
+
+/// What loading one file added to a store, detached from the store's ids: a
+/// [`super::snapshot`] entry. Built from a store that loaded only that file
+/// ([`Part::from_store`]) and replayed into another ([`IntelStore::absorb`]), which
+/// then holds what loading the file into it directly would have left (same
+/// indicators, metas, events, provenances, skips and counts; pinned by the
+/// `intel_cache` tests).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Part {
+    pub sources: Vec<Source>,
+    pub records_by_source: Vec<u64>,
+    pub losses_by_source: Vec<SourceLosses>,
+    pub events: Vec<EventInfo>,
+    pub strings: Vec<Box<str>>,
+    /// Tag sets as string ids of `strings`; entry 0 is the empty set.
+    pub tagsets: Vec<Box<[u32]>>,
+    pub metas: Vec<Meta>,
+    /// Decay inputs; entry 0 is "none".
+    pub decay_inputs: Vec<DecayInput>,
+    /// (kind, canonical value, meta, written form when it differs).
+    pub links: Vec<PartLink>,
+    pub skipped: Vec<(Skipped, bool)>,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    pub excluded_by_reason: BTreeMap<String, u64>,
+    pub withdrawn_by_source: BTreeMap<(u32, &'static str), u64>,
+    pub unsupported_total: u64,
+}
+
+impl Part {
+    /// The part a store holds, or `None` when it cannot be replayed exactly: it kept
+    /// excluded metas (explain mode) or refused indicators as too broad (their
+    /// reasons are static texts a snapshot does not carry); such files are parsed at
+    /// every load.
+    pub fn from_store(s: &IntelStore) -> Option<Part> {
+        if s.options.keep_excluded || !s.refused_by_reason.is_empty() {
+            return None;
+        }
+        let links = s
+            .links
+            .iter()
+            .map(|&(id, meta)| {
+                let written = s.written.get(&id).cloned();
+                (id.kind(), Box::from(s.value(id)), meta, written)
+            })
+            .collect();
+        Some(Part {
+            sources: s.sources.clone(),
+            records_by_source: s.records_by_source.clone(),
+            losses_by_source: s.losses_by_source.clone(),
+            events: s.events.clone(),
+            strings: s.strings.strings.clone(),
+            tagsets: s.tagsets.clone(),
+            metas: s.metas.clone(),
+            decay_inputs: s.decay_inputs.clone(),
+            links,
+            skipped: s
+                .skipped
+                .iter()
+                .cloned()
+                .zip(s.skipped_unsupported.iter().copied())
+                .collect(),
+            skipped_by_reason: s.skipped_by_reason.clone(),
+            excluded_by_reason: s.excluded_by_reason.clone(),
+            withdrawn_by_source: s.withdrawn_by_source.clone(),
+            unsupported_total: s.unsupported_total,
+        })
+    }
+
+    /// Indicators (links) it adds.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+}
+
+impl IntelStore {
+    /// A store for loading one file on its own, to become a [`Part`]: same options;
+    /// with `source`, that source already added (a feed's event file is loaded under
+    /// its directory's source).
+    pub fn for_part(options: StoreOptions, source: Option<Source>) -> IntelStore {
+        let mut s = IntelStore::new(options);
+        if let Some(src) = source {
+            s.add_source(src);
+        }
+        s
+    }
+
+    /// Replays a part. With `into_source`, the part's sources are that source of this
+    /// store (an event file of a feed directory: its counts add to the directory's
+    /// source); without, they are appended.
+    pub fn absorb(&mut self, part: &Part, into_source: Option<u32>) {
+        let source_map: Vec<u32> = match into_source {
+            Some(s) => {
+                for (i, _) in part.sources.iter().enumerate() {
+                    let n = part.records_by_source.get(i).copied().unwrap_or(0);
+                    if let Some(r) = self.records_by_source.get_mut(s as usize) {
+                        *r += n;
+                    }
+                    if let (Some(l), Some(p)) = (
+                        self.losses_by_source.get_mut(s as usize),
+                        part.losses_by_source.get(i),
+                    ) {
+                        l.skipped += p.skipped;
+                        l.unsupported += p.unsupported;
+                        l.refused += p.refused;
+                        if l.first_skipped.is_none() {
+                            l.first_skipped.clone_from(&p.first_skipped);
+                        }
+                        if l.first_refused.is_none() {
+                            l.first_refused.clone_from(&p.first_refused);
+                        }
+                    }
+                }
+                vec![s; part.sources.len()]
+            }
+            None => part
+                .sources
+                .iter()
+                .enumerate()
+                .map(|(i, src)| {
+                    let id = self.add_source(src.clone());
+                    if let Some(r) = self.records_by_source.last_mut() {
+                        *r = part.records_by_source.get(i).copied().unwrap_or(0);
+                    }
+                    if let (Some(l), Some(p)) = (
+                        self.losses_by_source.last_mut(),
+                        part.losses_by_source.get(i),
+                    ) {
+                        l.clone_from(p);
+                    }
+                    id
+                })
+                .collect(),
+        };
+        let map_source = |s: u32| source_map.get(s as usize).copied().unwrap_or(0);
+        let event_base = self.events.len() as u32;
+        self.events.extend(part.events.iter().cloned());
+        let string_map: Vec<u32> = part.strings.iter().map(|s| self.intern(s)).collect();
+        let map_string = |id: u32| string_map.get(id as usize).copied().unwrap_or(0);
+        let tagset_map: Vec<u32> = part
+            .tagsets
+            .iter()
+            .map(|t| {
+                let names: Vec<&str> = t
+                    .iter()
+                    .map(|&id| part.strings.get(id as usize).map_or("", |s| s))
+                    .collect();
+                self.intern_tags(&names)
+            })
+            .collect();
+        let decay_base = self.decay_inputs.len() as u32;
+        self.decay_inputs
+            .extend(part.decay_inputs.iter().skip(1).copied());
+        let meta_map: Vec<u32> = part
+            .metas
+            .iter()
+            .map(|m| {
+                let mut m = m.clone();
+                m.source = map_source(m.source);
+                m.event = m.event.map(|e| e + event_base);
+                m.misp_type = map_string(m.misp_type);
+                m.category = m.category.map(map_string);
+                m.tags = tagset_map.get(m.tags as usize).copied().unwrap_or(0);
+                if m.decay_input != 0 {
+                    m.decay_input = m.decay_input - 1 + decay_base;
+                }
+                // Metas of another source never equal this store's: appended
+                // without the interning map, which only loading needs.
+                let id = self.metas.len() as u32;
+                self.metas.push(m);
+                self.meta_exclusion.push(None);
+                id
+            })
+            .collect();
+        self.links.reserve(part.links.len());
+        for (kind, value, meta, written) in &part.links {
+            let (local, _) = self.sets[*kind as usize].insert(value.as_bytes());
+            let id = IndicatorId::new(*kind, local);
+            self.links
+                .push((id, meta_map.get(*meta as usize).copied().unwrap_or(0)));
+            if let Some(w) = written {
+                self.written.entry(id).or_insert_with(|| w.clone());
+            }
+        }
+        for (s, unsupported) in &part.skipped {
+            if self.skipped.len() >= MAX_SKIPPED_KEPT {
+                break;
+            }
+            self.skipped.push(s.clone());
+            self.skipped_unsupported.push(*unsupported);
+        }
+        for (k, n) in &part.skipped_by_reason {
+            *self.skipped_by_reason.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &part.excluded_by_reason {
+            *self.excluded_by_reason.entry(k.clone()).or_default() += n;
+        }
+        for ((s, r), n) in &part.withdrawn_by_source {
+            *self
+                .withdrawn_by_source
+                .entry((map_source(*s), *r))
+                .or_default() += n;
+        }
+        self.unsupported_total += part.unsupported_total;
     }
 }
 

@@ -20,6 +20,7 @@ mod expiry;
 mod feed_hashes;
 mod feedback;
 mod file_tail;
+mod intel_cache;
 mod intel_sanity;
 mod intel_sync;
 mod intel_sync_guard;

@@ -222,7 +222,17 @@ fn try_count_indicators(name: &str, path: &Path) -> Result<u64, String> {
         name: Some(name.to_string()),
         path: path.to_path_buf(),
     };
-    load_intel(&[spec], &LoadOptions::default())
+    // Loaded with the options of the source's snapshot, when it has one, so that the
+    // snapshot this load rewrites (a synced source's data: [`crate::intel::snapshot`])
+    // serves the sidecar's next reload; only changed files are parsed.
+    let store = crate::intel::snapshot::path_for(Some(name), path)
+        .and_then(|p| crate::intel::snapshot::options_of(&p))
+        .unwrap_or_default();
+    let opts = LoadOptions {
+        store,
+        ..LoadOptions::default()
+    };
+    load_intel(&[spec], &opts)
         .map(|(store, _)| store.len() as u64)
         .map_err(|e| format!("{e:#}"))
 }
