@@ -797,7 +797,15 @@ impl Metrics {
             retro_store_bytes: r.gauge(&RETRO_STORE_BYTES),
             retro_slices: r.gauge(&RETRO_SLICES),
             retro_observations: r.counter(&RETRO_OBSERVATIONS),
-            retro_runs: r.counter_vec(&RETRO_RUNS),
+            retro_runs: {
+                // Both triggers from the start, at 0 (a rate over a series that
+                // appears at its first run misses that run).
+                let c = r.counter_vec(&RETRO_RUNS);
+                for t in ["sync", "reload"] {
+                    c.with_label_values(&[t]);
+                }
+                c
+            },
             retro_probes: r.counter(&RETRO_PROBES),
             retro_hits: r.counter(&RETRO_HITS),
             retro_intel_lag: r.histogram(&RETRO_INTEL_LAG, RETRO_LAG_BUCKETS.to_vec()),
