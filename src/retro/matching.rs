@@ -325,7 +325,11 @@ fn group_alert(index: &Index, g: &Group, opts: &RunOptions) -> Option<(Value, Ve
     if more_sources {
         seen.insert("more_sources".into(), json!(true));
     }
-    let names: Vec<&str> = g.indicators.iter().map(|(id, _)| index.value(*id)).collect();
+    let names: Vec<&str> = g
+        .indicators
+        .iter()
+        .map(|(id, _)| index.value(*id))
+        .collect();
     let message = format!(
         "retro: {} seen {count} time(s) from {} to {}, matches intel {}",
         g.value,
@@ -493,7 +497,10 @@ pub fn expand(o: &Observed, shape: &RuleShape) -> Vec<(DateTime<Utc>, Option<Str
             let source = if one_source || !dense {
                 source0.clone()
             } else {
-                o.sources.get(i as usize).cloned().unwrap_or_else(|| source0.clone())
+                o.sources
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_else(|| source0.clone())
             };
             (time, host, source)
         })

@@ -237,7 +237,10 @@ pub fn retro_after_reload(
     let t0 = std::time::Instant::now();
     let targets = matching::new_indicators(old, new);
     if targets.is_empty() {
-        tracing::debug!(trigger, "No new indicators to probe the observation store with.");
+        tracing::debug!(
+            trigger,
+            "No new indicators to probe the observation store with."
+        );
         return;
     }
     let (done, sealed) = std::sync::mpsc::channel();
@@ -251,9 +254,9 @@ pub fn retro_after_reload(
     match sealed.recv_timeout(RETRO_SEAL_WAIT) {
         Ok(()) => {}
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
-            "The observation store was not sealed in time; probing what is sealed."
-        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            tracing::warn!("The observation store was not sealed in time; probing what is sealed.")
+        }
     }
     // A periodic seal may be compacting a day meanwhile: try again.
     let mut store = crate::retro::Store::open(&retro.store_dir);

@@ -26,6 +26,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 mod confirm;
+pub use confirm::retro_shape;
 pub mod intel;
 mod journal;
 pub mod pipeline;

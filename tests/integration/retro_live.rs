@@ -66,7 +66,12 @@ impl Sidecar {
     /// `tripline run --stdin` with `[retro] enabled`, the rule above, a destination
     /// paired with the intel source `destination_for` (manual approval: sightings
     /// stay queued), alerts to `alerts.jsonl`. `extra` is more configuration.
-    fn start(dir: tempfile::TempDir, intel_paths: &[&Path], destination_for: &str, extra: &str) -> Sidecar {
+    fn start(
+        dir: tempfile::TempDir,
+        intel_paths: &[&Path],
+        destination_for: &str,
+        extra: &str,
+    ) -> Sidecar {
         let p = dir.path();
         std::fs::create_dir_all(p.join("rules")).unwrap();
         std::fs::write(p.join("rules/repeat.yml"), RULE).unwrap();
@@ -120,7 +125,9 @@ impl Sidecar {
             stdin,
             metrics,
         };
-        wait_for("the sidecar to be ready", 60, || sc.metric("tripline_ready") >= 1.0);
+        wait_for("the sidecar to be ready", 60, || {
+            sc.metric("tripline_ready") >= 1.0
+        });
         sc
     }
 
@@ -133,7 +140,9 @@ impl Sidecar {
     }
 
     fn metrics_text(&self) -> String {
-        get(self.metrics, "/metrics").map(|x| x.1).unwrap_or_default()
+        get(self.metrics, "/metrics")
+            .map(|x| x.1)
+            .unwrap_or_default()
     }
 
     fn log(&self) -> String {
@@ -189,7 +198,13 @@ impl Sidecar {
     }
 
     fn sightings(config: &Path) -> Vec<Value> {
-        let out = tripline(&["sightings", "list", "--json", "--config", config.to_str().unwrap()]);
+        let out = tripline(&[
+            "sightings",
+            "list",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))
@@ -241,12 +256,20 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
         (SPARSE, 60 + 10_800),
     ]);
     sc.feed(&body, 6);
-    assert!(sc.alerts().is_empty(), "no intel names them yet: {:?}", sc.alerts());
+    assert!(
+        sc.alerts().is_empty(),
+        "no intel names them yet: {:?}",
+        sc.alerts()
+    );
 
     // The intel arrives, published an hour ago (atomically: written aside, renamed in).
     let published = Utc::now().timestamp() - 3600;
     let aside = sc.path("late.json");
-    std::fs::write(&aside, misp_event(&[DENSE, SPARSE, "198.51.100.9"], published)).unwrap();
+    std::fs::write(
+        &aside,
+        misp_event(&[DENSE, SPARSE, "198.51.100.9"], published),
+    )
+    .unwrap();
     std::fs::rename(&aside, intel.join("late.json")).unwrap();
 
     let dense = sc.wait_retro_alert(DENSE);
@@ -294,7 +317,10 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
     assert_eq!(c["event"]["end"], text(t0 + 1200), "{c:#}");
     assert_eq!(c["tripline"]["count"], 3, "{c:#}");
     assert_eq!(
-        alerts.iter().filter(|a| a["tripline"]["retro"] == true).count(),
+        alerts
+            .iter()
+            .filter(|a| a["tripline"]["retro"] == true)
+            .count(),
         2,
         "one retro alert per observed value: {alerts:#?}"
     );
@@ -304,7 +330,11 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["indicator"], DENSE);
     assert_eq!(rows[0]["count"], 3, "{rows:#?}");
-    let at = |v: &Value| DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().timestamp();
+    let at = |v: &Value| {
+        DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
     assert_eq!(at(&rows[0]["first_seen"]), t0, "{rows:#?}");
     assert_eq!(at(&rows[0]["last_seen"]), t0 + 1200, "{rows:#?}");
 
@@ -322,8 +352,14 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
     assert_eq!(line("tripline_retro_probes_total"), 3.0);
     assert_eq!(line("tripline_retro_hits_total"), 2.0);
     assert_eq!(line("tripline_retro_intel_lag_seconds_count"), 2.0);
-    assert_eq!(line("tripline_retro_intel_lag_seconds_bucket{le=\"86400\"}"), 0.0);
-    assert_eq!(line("tripline_retro_intel_lag_seconds_bucket{le=\"259200\"}"), 2.0);
+    assert_eq!(
+        line("tripline_retro_intel_lag_seconds_bucket{le=\"86400\"}"),
+        0.0
+    );
+    assert_eq!(
+        line("tripline_retro_intel_lag_seconds_bucket{le=\"259200\"}"),
+        2.0
+    );
 }
 
 /// A synced CSV feed gains a value seen two days ago: the retro alert comes after
@@ -357,7 +393,10 @@ fn a_synced_feed_alerts_retro() {
     assert_eq!(alert["@timestamp"], text(t0), "{alert:#}");
     assert_eq!(alert["tripline"]["retro_trigger"], "sync", "{alert:#}");
     assert_eq!(alert["threat"]["enrichments"][0]["indicator"]["name"], FED);
-    assert_eq!(alert["threat"]["enrichments"][0]["indicator"]["provider"], "feed");
+    assert_eq!(
+        alert["threat"]["enrichments"][0]["indicator"]["provider"],
+        "feed"
+    );
     let lag = alert["tripline"]["intel_lag_secs"].as_i64().unwrap();
     assert!(
         (before - t0..=after - t0).contains(&lag),
@@ -375,4 +414,100 @@ fn a_synced_feed_alerts_retro() {
     assert!(sc.metric("tripline_retro_hits_total") >= 1.0);
     drop(server);
     sc.stop();
+}
+
+/// `tripline retro --rules` (on demand): the hits go through the rules at their
+/// original times, as in the sidecar; `--preview-sharing` writes what would be
+/// shared with the configured destination.
+#[test]
+fn on_demand_retro_confirms_with_rules_and_previews_sharing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let (t0, body) = log_lines(&[
+        (DENSE, 0),
+        (SPARSE, 60),
+        (DENSE, 600),
+        (SPARSE, 60 + 5400),
+        (DENSE, 1200),
+        (SPARSE, 60 + 10_800),
+    ]);
+    std::fs::write(p.join("fw.log"), body).unwrap();
+    std::fs::write(p.join("empty.txt"), "unrelated-base.example\n").unwrap();
+    std::fs::write(
+        p.join("late.json"),
+        misp_event(&[DENSE, SPARSE], Utc::now().timestamp()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("rules")).unwrap();
+    std::fs::write(p.join("rules/repeat.yml"), RULE).unwrap();
+    let config = p.join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [{:?}]\nno_default_warninglists = true\n[state]\ndir = {:?}\n\
+             [[share.destinations]]\nname = \"back\"\nintel_sources = [\"late\"]\napproval = \"auto\"\n\
+             [share.destinations.transport]\ntype = \"stix_dir\"\npath = {:?}\n",
+            p.join("late.json").display().to_string(),
+            p.join("state").display().to_string(),
+            p.join("bundles").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let store = p.join("state/retro");
+    let out = tripline(&[
+        "hunt",
+        "--intel",
+        p.join("empty.txt").to_str().unwrap(),
+        "--no-default-warninglists",
+        "--record",
+        store.to_str().unwrap(),
+        "-q",
+        p.join("fw.log").to_str().unwrap(),
+    ]);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+    let rules = p.join("rules");
+    let preview = p.join("preview");
+    let out = tripline(&[
+        "retro",
+        "--config",
+        c,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--preview-sharing",
+        preview.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let docs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let retro: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["tripline"]["retro"] == true)
+        .collect();
+    let confirmations: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["event"]["kind"] == "alert")
+        .collect();
+    assert_eq!(retro.len(), 2, "{docs:#?}");
+    assert_eq!(confirmations.len(), 1, "{docs:#?}");
+    assert_eq!(confirmations[0]["tripline"]["indicators"], json!([DENSE]));
+    assert_eq!(confirmations[0]["event"]["start"], text(t0));
+    assert_eq!(confirmations[0]["event"]["end"], text(t0 + 1200));
+    assert!(stderr.contains("confirmations: 1"), "{stderr}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(preview.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        summary.to_string().contains("back"),
+        "the destination in the preview: {summary:#}"
+    );
+    let bodies = std::fs::read_dir(preview.join("back"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(bodies >= 1, "a body for the destination: {summary:#}");
+    // Nothing queued: the state holds no outbox rows.
+    assert!(Sidecar::sightings(&config).is_empty());
 }
