@@ -546,3 +546,156 @@ pub fn observations(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::BuildOptions;
+    use crate::intel::warninglist::Warninglists;
+    use crate::intel::{IntelStore, Meta, Source, StoreOptions};
+
+    /// An index of `(source, attribute uuid, ipv4)` entries.
+    fn index_of(entries: &[(&str, Option<&str>, &str)]) -> Index {
+        let mut store = IntelStore::new(StoreOptions::default());
+        let mut sources: Vec<(String, u32)> = Vec::new();
+        for (source, uuid, value) in entries {
+            let s = match sources.iter().find(|s| s.0 == *source) {
+                Some(s) => s.1,
+                None => {
+                    let id = store.add_source(Source {
+                        name: source.to_string(),
+                        format: "list",
+                        location: format!("{source}.txt"),
+                        provider: None,
+                    });
+                    sources.push((source.to_string(), id));
+                    id
+                }
+            };
+            let misp_type = store.intern("ip-dst");
+            let meta = store
+                .meta_id(Meta {
+                    source: s,
+                    misp_type,
+                    to_ids: true,
+                    attr_uuid: uuid.map(Into::into),
+                    ..Default::default()
+                })
+                .expect("an included meta");
+            store.add_typed(Kind::Ipv4, value, meta, String::new);
+        }
+        Index::build(store, &Warninglists::new(), BuildOptions::default())
+    }
+
+    fn names(index: &Index, new: &[(IndicatorId, Vec<u32>)]) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = new
+            .iter()
+            .map(|(id, metas)| {
+                let mut provs: Vec<String> = metas
+                    .iter()
+                    .map(|&m| {
+                        let (s, _, a) = provenance_key(index, m);
+                        format!("{s}/{}", a.unwrap_or("-"))
+                    })
+                    .collect();
+                provs.sort();
+                (index.value(*id).to_string(), provs)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// New values come with every provenance; a known value with the provenances it
+    /// gained only; an unchanged one (or one whose provenances were reordered) not
+    /// at all.
+    #[test]
+    fn new_indicators_are_new_values_and_new_provenances() {
+        let old = index_of(&[
+            ("a", Some("u1"), "192.0.2.1"),
+            ("a", Some("u2"), "192.0.2.2"),
+            ("b", None, "192.0.2.2"),
+        ]);
+        let new = index_of(&[
+            ("b", None, "192.0.2.2"),
+            ("a", Some("u2"), "192.0.2.2"),
+            ("a", Some("u1"), "192.0.2.1"),
+            ("c", None, "192.0.2.1"),
+            ("a", Some("u3"), "192.0.2.3"),
+            ("b", None, "192.0.2.3"),
+        ]);
+        assert_eq!(
+            names(&new, &new_indicators(&old, &new)),
+            vec![
+                ("192.0.2.1".to_string(), vec!["c/-".to_string()]),
+                (
+                    "192.0.2.3".to_string(),
+                    vec!["a/u3".to_string(), "b/-".to_string()]
+                ),
+            ]
+        );
+        assert!(new_indicators(&new, &new).is_empty());
+    }
+
+    fn seen(first: i64, last: i64, count: u64, hosts: &[&str]) -> Observed {
+        let t = |s| DateTime::<Utc>::from_timestamp(s, 0).expect("time");
+        Observed {
+            kind: Kind::Ipv4,
+            value: Some("192.0.2.1".into()),
+            slice: 0,
+            first: t(first),
+            last: t(last),
+            count,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            more_hosts: false,
+            sources: vec!["fw".into()],
+            more_sources: false,
+        }
+    }
+
+    /// A record within the shortest window spreads into its count (capped), one host
+    /// each where several were seen; further apart, only first and last; a file path
+    /// is no host.
+    #[test]
+    fn a_record_expands_into_what_its_times_prove() {
+        let shape = RuleShape {
+            span: Some(chrono::TimeDelta::hours(1)),
+            max_events: 4,
+        };
+        let secs = |e: &[(DateTime<Utc>, Option<String>, String)]| -> Vec<i64> {
+            e.iter().map(|x| x.0.timestamp()).collect()
+        };
+        let hosts = |e: &[(DateTime<Utc>, Option<String>, String)]| -> Vec<Option<String>> {
+            e.iter().map(|x| x.1.clone()).collect()
+        };
+        let e = expand(&seen(100, 100, 1, &["web01"]), &shape);
+        assert_eq!(
+            (secs(&e), hosts(&e)),
+            (vec![100], vec![Some("web01".into())])
+        );
+        let e = expand(&seen(0, 1200, 3, &["web01"]), &shape);
+        assert_eq!(secs(&e), vec![0, 600, 1200]);
+        assert!(hosts(&e).iter().all(|h| h.as_deref() == Some("web01")));
+        // Capped at the largest count a rule needs (plus one).
+        let e = expand(&seen(0, 3000, 1000, &["a", "b"]), &shape);
+        assert_eq!(secs(&e), vec![0, 1000, 2000, 3000]);
+        assert_eq!(
+            hosts(&e),
+            vec![Some("a".into()), Some("b".into()), None, None]
+        );
+        // Further apart than the shortest window: the two known times only.
+        let e = expand(&seen(0, 10_800, 3, &["web01"]), &shape);
+        assert_eq!(secs(&e), vec![0, 10_800]);
+        let e = expand(&seen(0, 10_800, 3, &["a", "b"]), &shape);
+        assert_eq!(hosts(&e), vec![None, None]);
+        // The recorder's stand-ins for lines that name no host.
+        let e = expand(&seen(0, 60, 2, &["/var/log/fw.log"]), &shape);
+        assert_eq!(hosts(&e), vec![None, None]);
+        // No rule with a window: first and last.
+        let none = RuleShape {
+            span: None,
+            max_events: 2,
+        };
+        assert_eq!(secs(&expand(&seen(0, 60, 5, &[]), &none)), vec![0, 60]);
+    }
+}

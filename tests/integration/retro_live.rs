@@ -324,6 +324,7 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
         2,
         "one retro alert per observed value: {alerts:#?}"
     );
+    crate::ecs::assert_alerts_are_ecs(&alerts);
 
     // The sighting: queued for the intel's community, at the original times.
     let rows = Sidecar::sightings(&config);
