@@ -698,4 +698,41 @@ mod tests {
         };
         assert_eq!(secs(&expand(&seen(0, 60, 5, &[]), &none)), vec![0, 60]);
     }
+
+    /// The cost of finding the new indicators of a reload: 1M indicators against
+    /// 900k (`cargo test --release --lib new_indicators_cost -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a measurement"]
+    fn new_indicators_cost() {
+        let build = |n: u32| {
+            let mut store = IntelStore::new(StoreOptions::default());
+            let source = store.add_source(Source {
+                name: "feed".into(),
+                format: "list",
+                location: "feed.txt".into(),
+                provider: None,
+            });
+            let misp_type = store.intern("ip-dst");
+            let meta = store
+                .meta_id(Meta {
+                    source,
+                    misp_type,
+                    to_ids: true,
+                    ..Default::default()
+                })
+                .expect("meta");
+            for i in 0..n {
+                let v = std::net::Ipv4Addr::from(0x0b00_0000 + i * 3).to_string();
+                store.add_typed(Kind::Ipv4, &v, meta, String::new);
+            }
+            Index::build(store, &Warninglists::new(), BuildOptions::default())
+        };
+        let old = build(900_000);
+        let new = build(1_000_000);
+        let t0 = std::time::Instant::now();
+        let found = new_indicators(&old, &new);
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(found.len(), 100_000);
+        println!("new_indicators: 1M against 900k: {secs:.3} s");
+    }
 }
