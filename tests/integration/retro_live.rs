@@ -296,6 +296,16 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
             .collect();
         !confirmations.is_empty()
     });
+    // A reload that brings nothing new (SIGHUP) probes nothing.
+    let reloads = sc.metric("tripline_reloads_total");
+    let hup = Command::new("kill")
+        .args(["-HUP", &sc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("the SIGHUP reload", 60, || {
+        sc.metric("tripline_reloads_total") > reloads
+    });
     let metrics = sc.metrics_text();
     let config = sc.config.clone();
     let log = sc.log();
