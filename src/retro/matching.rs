@@ -1,6 +1,9 @@
-//! Retro matching (issue 12, point 2, on demand): every current indicator probed
-//! against the observation store ([`Store`]), each observed value that an indicator
-//! matches turned into an alert shaped like a live one.
+//! Retro matching (issue 12, point 2): indicators probed against the observation
+//! store ([`Store`]), each observed value that an indicator matches turned into an
+//! alert shaped like a live one — every current indicator on demand (`tripline
+//! retro`, [`retro_alerts`]), or the indicators a reload made new in `tripline run`
+//! ([`new_indicators`], [`probe`]); and the hits turned into observations for the
+//! rules at their original times ([`observations`], [`expand`]).
 //!
 //! # What is probed, how
 //! - IPv4/IPv6 addresses: [`Store::probe`]; prefixes (`10.0.0.0/8`):
