@@ -2,6 +2,13 @@
 //! (`<state>/retro/`, or `--store DIR`) and writes retro alerts as JSON lines (see
 //! [`crate::retro::matching`]); a summary on stderr. Exit status as `hunt`: 0 some
 //! indicator was seen, 1 none was, 2 an error.
+//!
+//! With `--rules DIR` or `--default-rules`, the hits also go through the rules at
+//! their original times, as the sidecar's live retro runs do
+//! ([`matching::observations`], one engine in time order, windows closed at the
+//! end); confirmations follow the retro alerts in the output, and
+//! `--preview-sharing DIR` writes what would be shared (the `[share]` of --config;
+//! nothing is queued nor sent).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,9 +44,42 @@ pub struct RetroArgs {
     /// Write the alerts here (`-`: stdout, the default).
     #[arg(long, short = 'o', value_name = "FILE|-")]
     pub output: Option<PathBuf>,
+    /// Confirm the hits with the correlation rules in DIR (YAML), at their original
+    /// times; confirmation alerts follow the retro alerts.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Confirm with the shipped rules (`rules/`, compiled in).
+    #[arg(long, conflicts_with = "rules")]
+    pub default_rules: bool,
+    /// Write what the confirmations would share with each destination of --config's
+    /// `[share]` into DIR (as `hunt --preview-sharing`); nothing is queued nor sent.
+    /// Needs --rules or --default-rules.
+    #[arg(long, value_name = "DIR")]
+    pub preview_sharing: Option<PathBuf>,
     /// Do not print the summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// The rules the hits are confirmed with, if any.
+fn retro_rules(args: &RetroArgs) -> Result<Option<Vec<crate::correlate::rule::Rule>>> {
+    use crate::correlate::load;
+    if let Some(dir) = &args.rules {
+        return match load::load_rules(dir) {
+            Ok(r) => Ok(Some(r)),
+            Err(errors) => {
+                let msg: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                bail!("rules in {}: {}", dir.display(), msg.join("; "))
+            }
+        };
+    }
+    if args.default_rules {
+        return Ok(Some(load::default_rules()));
+    }
+    if args.preview_sharing.is_some() {
+        bail!("--preview-sharing needs --rules DIR or --default-rules: only confirmed hits are shared");
+    }
+    Ok(None)
 }
 
 /// `<n>` followed by `s`, `m`, `h`, `d` or `w`.
@@ -94,7 +134,81 @@ pub(super) fn run_retro(args: RetroArgs) -> Result<ExitCode> {
     let store =
         Store::open(&store_dir).with_context(|| format!("opening {}", store_dir.display()))?;
     let since: Option<DateTime<Utc>> = args.since.map(|d| Utc::now() - d);
-    let (alerts, stats) = matching::retro_alerts(&index, &store, since);
+    let rules = retro_rules(&args)?;
+    let share = match (&args.preview_sharing, &config) {
+        (None, _) => None,
+        (Some(_), Some((c, _))) if !c.share.destinations.is_empty() => Some(c.share.clone()),
+        (Some(_), _) => bail!("--preview-sharing needs --config FILE with [[share.destinations]]"),
+    };
+    let (mut targets, mut not_probed) = (Vec::new(), 0);
+    for kind in crate::intel::Kind::ALL {
+        for id in index.all_ids(kind) {
+            let metas = index.metas_of(id);
+            if metas.is_empty() {
+                continue;
+            }
+            if matching::PROBED_KINDS.contains(&kind) {
+                targets.push((id, metas.to_vec()));
+            } else {
+                not_probed += 1;
+            }
+        }
+    }
+    let opts = matching::RunOptions {
+        loaded_at: None,
+        trigger: None,
+    };
+    let run = matching::probe(&index, &store, since, targets, &opts);
+    let mut stats = run.stats.clone();
+    stats.not_probed += not_probed;
+    let mut alerts: Vec<serde_json::Value> = run.alerts.iter().map(|a| a.doc.clone()).collect();
+    let mut rules_summary = String::new();
+    if let Some(rules) = rules {
+        let shape = crate::run::retro_shape(&rules);
+        let observations: Vec<crate::correlate::Observation> = run
+            .alerts
+            .iter()
+            .flat_map(|a| matching::observations(&index, a, &shape))
+            .collect();
+        let seen = crate::share::preview::Seen::from_observations(&observations);
+        let mut engine = crate::correlate::engine::Engine::new(rules);
+        let confirmations = engine.observe_batch(observations);
+        alerts.extend(
+            confirmations
+                .iter()
+                .map(crate::sink::alert::confirmation_alert),
+        );
+        rules_summary.push_str(&format!(
+            "  confirmations: {} (the hits at their original times)\n",
+            confirmations.len()
+        ));
+        if let (Some(dir), Some(policy)) = (&args.preview_sharing, &share) {
+            let note = format!(
+                "[share] of {}",
+                args.config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display()
+            );
+            let preview = crate::share::preview::from_confirmations(
+                policy,
+                &confirmations,
+                seen,
+                &note,
+                None,
+            )?;
+            preview
+                .write(dir)
+                .with_context(|| format!("writing the sharing preview to {}", dir.display()))?;
+            rules_summary.push_str(&format!(
+                "  sharing preview: {} body(ies) for {} destination(s), {} withheld, written to {} (nothing sent)\n",
+                preview.body_count(),
+                preview.destinations.len(),
+                preview.withheld_count(),
+                dir.display()
+            ));
+        }
+    }
     let mut out: Box<dyn Write> = match args.output.as_deref() {
         Some(p) if p.as_os_str() != "-" => {
             let f = std::fs::File::create(p)
@@ -138,6 +252,7 @@ pub(super) fn run_retro(args: RetroArgs) -> Result<ExitCode> {
                 stats.not_probed
             );
         }
+        eprint!("{rules_summary}");
     }
     for p in &intel_problems {
         eprintln!("  intel error: {p}");

@@ -128,6 +128,8 @@ pub struct Correlation {
     late_logged: u64,
     late_log_at: Option<Instant>,
     replayed: u64,
+    /// `rules.max_groups`, for the engine of a retro run.
+    retro_max_groups: usize,
 }
 
 impl Correlation {
@@ -170,6 +172,7 @@ impl Correlation {
             late_logged: 0,
             late_log_at: None,
             replayed: 0,
+            retro_max_groups: config.rules.max_groups,
         };
         let generation = c.restore();
         let replay = c.journal.read(generation);
@@ -315,6 +318,45 @@ impl Correlation {
                 self.release_first(out, metrics);
             }
         }
+    }
+
+    /// What [`crate::retro::matching::observations`] needs of the rules: the shortest
+    /// timespan and the largest count any condition names.
+    pub fn retro_shape(&self) -> crate::retro::matching::RuleShape {
+        retro_shape(self.engine.rules())
+    }
+
+    /// Correlates the observations of one retro run (their original times, see
+    /// [`crate::retro::matching::observations`]) and writes the confirmations like
+    /// live ones (alerts into `out`, sightings into the outbox, dated at the
+    /// original times).
+    ///
+    /// They go through a fresh engine of the same rules, in time order, and its
+    /// windows close at the end ([`Engine::observe_batch`]): as a hunt over the
+    /// observed past would correlate them. Not through the live engine and its
+    /// reorder buffer: retro events are days older than the watermark, so they would
+    /// all be "late" there, and a group that live lines keep open would refuse them
+    /// as older than its window. Consequences: a retro run correlates its own events
+    /// among themselves (not with live ones), is not journaled (a crash before its
+    /// alerts are written loses it; `tripline retro` probes again), and does not
+    /// move the live event clock.
+    pub fn observe_retro(
+        &mut self,
+        observations: Vec<Observation>,
+        out: &mut Vec<Vec<u8>>,
+        metrics: &Metrics,
+    ) {
+        if observations.is_empty() {
+            return;
+        }
+        let mut engine = Engine::with_options(
+            self.engine.rules().to_vec(),
+            EngineOptions {
+                max_groups: self.retro_max_groups,
+            },
+        );
+        let confirmed = engine.observe_batch(observations);
+        self.confirmed(confirmed, out, Some(metrics));
     }
 
     fn wait(&mut self, o: Observation) {
@@ -470,6 +512,19 @@ impl Correlation {
             )
         })?;
         Ok(())
+    }
+}
+
+/// The shortest timespan and the largest condition count of `rules`.
+pub fn retro_shape(rules: &[crate::correlate::rule::Rule]) -> crate::retro::matching::RuleShape {
+    let corrs = rules.iter().filter_map(|r| r.correlation.as_ref());
+    crate::retro::matching::RuleShape {
+        span: corrs.clone().map(|c| c.timespan.delta()).min(),
+        max_events: corrs
+            .map(|c| c.condition.max().unwrap_or(c.condition.min()) + 1)
+            .max()
+            .unwrap_or(2)
+            .max(2),
     }
 }
 

@@ -6,6 +6,22 @@
 //!
 //! Cost: a build reads and compiles all intel on a blocking thread (about 0.5 s per
 //! million indicators); matching goes on with the old index meanwhile.
+//!
+//! # Live retro matching (`[retro] enabled`)
+//! After a reload swapped a new index in, [`retro_after_reload`] runs on a blocking
+//! thread (matching never waits for it): it takes the indicators new in the new index
+//! ([`matching::new_indicators`]: new values, and new provenances of known values),
+//! asks the output thread to seal the observation store once every batch scanned
+//! with the old index is recorded (so nothing falls between the old index and the
+//! store; the open in-memory slices are sealed rather than probed), opens the store,
+//! probes the new indicators, and hands the retro alerts (shaped as `tripline
+//! retro`'s, `tripline.retro_trigger` set, the load time standing in for a
+//! publication time the intel lacks) and their observations back to the output
+//! thread, which writes them with the live alerts and correlates them. The first
+//! index at start is not probed (everything would be new: `tripline retro` probes on
+//! demand). Costs: the old index is held until the run ends; the store is read into
+//! memory for the run (its size on disk); one probe per new indicator. A line read
+//! in the moment of a swap may alert both live and retro (never neither).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,12 +37,16 @@ use crate::index::build::{build_index, IntelPlan};
 use crate::index::Index;
 use crate::intel::load::LoadOptions;
 use crate::intel::StoreOptions;
+use crate::retro::matching::{self, RuleShape, RunOptions};
 use crate::sink::metrics::Metrics;
 
 /// The live index and how it was built.
 pub struct Live {
     pub index: ArcSwap<Index>,
     pub metrics: Arc<Metrics>,
+    /// Batches handed to the scan workers so far (the pipeline's dispatcher counts
+    /// each before a worker can load the index for it).
+    pub dispatched: std::sync::atomic::AtomicU64,
 }
 
 /// The live index as the outbox's send-time policy check reads it: the provenances
@@ -178,9 +198,137 @@ fn check_shrink(old: usize, new: usize, max_ratio: f64) -> Result<(), String> {
     Ok(())
 }
 
+/// What a live retro run needs (`[retro] enabled`).
+#[derive(Clone, Debug)]
+pub struct RetroLive {
+    /// The observation store (`<state>/retro/`).
+    pub store_dir: PathBuf,
+    /// To the pipeline's output thread.
+    pub control: crossbeam_channel::Sender<super::pipeline::RetroControl>,
+    /// The rules' shape; `None` without rules (no observations are built).
+    pub shape: Option<RuleShape>,
+}
+
+/// How long a retro run waits for the store to be sealed (the output thread may be
+/// held by an output that cannot be written); past it, it probes what is sealed.
+pub const RETRO_SEAL_WAIT: Duration = Duration::from_secs(600);
+
+/// The `trigger` label of a reload's retro run.
+pub fn retro_trigger(why: &str) -> &'static str {
+    if why == "intel synced" {
+        "sync"
+    } else {
+        "reload"
+    }
+}
+
+/// Probes the indicators of `new` that `old` lacked against the store and hands the
+/// retro alerts and observations to the output thread (see the module docs). `upto`:
+/// the batches dispatched when `new` was swapped in. Runs on a blocking thread.
+pub fn retro_after_reload(
+    old: &Index,
+    new: &Index,
+    retro: &RetroLive,
+    trigger: &'static str,
+    upto: u64,
+    metrics: &Metrics,
+) {
+    use super::pipeline::RetroControl;
+    let t0 = std::time::Instant::now();
+    let targets = matching::new_indicators(old, new);
+    if targets.is_empty() {
+        tracing::debug!(
+            trigger,
+            "No new indicators to probe the observation store with."
+        );
+        return;
+    }
+    let (done, sealed) = std::sync::mpsc::channel();
+    if retro
+        .control
+        .send(RetroControl::Seal { upto, done })
+        .is_err()
+    {
+        return;
+    }
+    match sealed.recv_timeout(RETRO_SEAL_WAIT) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            tracing::warn!("The observation store was not sealed in time; probing what is sealed.")
+        }
+    }
+    // A periodic seal may be compacting a day meanwhile: try again.
+    let mut store = crate::retro::Store::open(&retro.store_dir);
+    for _ in 0..3 {
+        if store.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        store = crate::retro::Store::open(&retro.store_dir);
+    }
+    let store = match store {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot open the observation store; the new intel was not probed.");
+            return;
+        }
+    };
+    let opts = RunOptions {
+        loaded_at: Some(Utc::now().timestamp()),
+        trigger: Some(trigger),
+    };
+    let run = matching::probe(new, &store, None, targets, &opts);
+    metrics.retro_runs.with_label_values(&[trigger]).inc();
+    metrics.retro_probes.inc_by(run.stats.probed);
+    metrics.retro_hits.inc_by(run.stats.hits);
+    let mut lines = Vec::with_capacity(run.alerts.len());
+    let mut observations = Vec::new();
+    for a in &run.alerts {
+        for (_, _, lag) in &a.indicators {
+            if let Some(lag) = lag {
+                metrics.retro_intel_lag.observe((*lag).max(0) as f64);
+            }
+        }
+        match serde_json::to_vec(&a.doc) {
+            Ok(l) => lines.push(l),
+            Err(e) => tracing::error!(error = %e, "Cannot render a retro alert."),
+        }
+        if let Some(shape) = &retro.shape {
+            observations.extend(matching::observations(new, a, shape));
+        }
+    }
+    tracing::info!(
+        trigger,
+        probed = run.stats.probed,
+        hits = run.stats.hits,
+        alerts = run.stats.alerts,
+        secs = format!("{:.3}", t0.elapsed().as_secs_f64()),
+        "Retro: new intel probed against the observation store."
+    );
+    if !lines.is_empty()
+        && retro
+            .control
+            .send(RetroControl::Deliver {
+                lines,
+                observations,
+            })
+            .is_err()
+    {
+        tracing::warn!("Stopped before the retro alerts could be written.");
+    }
+}
+
 /// Rebuilds the index off the hot path and swaps it in, unless the build failed or
-/// would shrink the intel too much. Returns what happened, for logs and tests.
-pub async fn reload(live: &Live, plan: &IntelPlan, max_shrink_ratio: f64) -> Result<usize, String> {
+/// would shrink the intel too much; with `retro`, then probes the new indicators
+/// ([`retro_after_reload`], in the background). Returns what happened, for logs and
+/// tests.
+pub async fn reload(
+    live: &Live,
+    plan: &IntelPlan,
+    max_shrink_ratio: f64,
+    retro: Option<(&RetroLive, &'static str)>,
+) -> Result<usize, String> {
     let p = plan.clone();
     let built = tokio::task::spawn_blocking(move || build(&p))
         .await
@@ -208,8 +356,19 @@ pub async fn reload(live: &Live, plan: &IntelPlan, max_shrink_ratio: f64) -> Res
     }
     let n = built.index.len();
     publish_index(&live.metrics, &built.index, &built.counts);
-    live.index.store(Arc::new(built.index));
+    let new = Arc::new(built.index);
+    let old = live.index.swap(new.clone());
     live.metrics.reloads.with_label_values(&["ok"]).inc();
+    if let Some((r, trigger)) = retro {
+        // Read after the swap: every batch numbered from here on is scanned with `new`.
+        let upto = live.dispatched.load(std::sync::atomic::Ordering::SeqCst);
+        let (r, metrics) = (r.clone(), live.metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            retro_after_reload(&old, &new, &r, trigger, upto, &metrics)
+        });
+    } else {
+        drop(old);
+    }
     tracing::info!(indicators = n, "Reloaded intel.");
     Ok(n)
 }

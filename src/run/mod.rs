@@ -26,6 +26,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 mod confirm;
+pub use confirm::retro_shape;
 pub mod intel;
 mod journal;
 pub mod pipeline;
@@ -139,6 +140,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let live = Arc::new(Live {
         index: ArcSwap::from_pointee(built.index),
         metrics: metrics.clone(),
+        dispatched: Default::default(),
     });
 
     let (tx, rx) = mpsc::channel::<Batch>(plan.queue_batches);
@@ -194,6 +196,13 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let correlation =
         confirm::Correlation::open(config, outbox.clone()).context("loading rules")?;
     let rules = correlation.as_ref().map_or(0, |c| c.rules());
+    // Live retro matching: reloads probe their new indicators against the store.
+    let (retro_tx, retro_rx) = crossbeam_channel::bounded::<pipeline::RetroControl>(16);
+    let retro_live = config.retro.enabled.then(|| intel::RetroLive {
+        store_dir: crate::config::RetroConfig::dir(&config.state.dir),
+        control: retro_tx,
+        shape: correlation.as_ref().map(|c| c.retro_shape()),
+    });
     let infos = plan
         .sources
         .iter()
@@ -243,6 +252,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
                 dir: crate::config::RetroConfig::dir(&config.state.dir),
                 retention_days: config.retro.retention_days.clamp(1, 3_650) as u32,
                 max_bytes: config.retro.max_bytes,
+                control: Some(retro_rx),
             }),
         },
     );
@@ -301,7 +311,8 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
                 settle(&mut reload_rx, debounce).await;
                 tracing::info!(trigger = why, "Reloading intel.");
                 let intel_plan = intel::intel_plan(&plan);
-                let _ = intel::reload(&live, &intel_plan, max_shrink).await;
+                let retro = retro_live.as_ref().map(|r| (r, intel::retro_trigger(why)));
+                let _ = intel::reload(&live, &intel_plan, max_shrink, retro).await;
             }
         })
     };

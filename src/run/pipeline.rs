@@ -27,6 +27,14 @@
 //! order, sealing the open slices every [`RETRO_SEAL_EVERY`] and at the end, then
 //! applying retention; a crash loses what was recorded since the last seal (the lines
 //! themselves are acknowledged as before: recording never holds the input).
+//!
+//! Live retro matching ([`super::intel::retro_after_reload`]) talks to the output
+//! thread through [`RetroControl`]: it asks for a seal once every batch scanned with
+//! the old index is recorded (`Seal { upto }`: the number of batches dispatched when
+//! the new index was swapped in; later ones were scanned with the new index, so live
+//! matching covers them), and hands over the alerts and observations it found
+//! (`Deliver`), which are written with the next commit and correlated as retro
+//! observations ([`confirm::Correlation::observe_retro`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -70,6 +78,24 @@ pub struct RetroParts {
     pub dir: std::path::PathBuf,
     pub retention_days: u32,
     pub max_bytes: u64,
+    /// Requests of live retro runs to the output thread.
+    pub control: Option<crossbeam_channel::Receiver<RetroControl>>,
+}
+
+/// What a live retro run asks of the output thread.
+#[derive(Debug)]
+pub enum RetroControl {
+    /// Seal the open slices once every batch numbered below `upto` has been
+    /// recorded, then answer on `done`.
+    Seal {
+        upto: u64,
+        done: std::sync::mpsc::Sender<()>,
+    },
+    /// Retro alerts (JSON lines) to write, and their observations for the rules.
+    Deliver {
+        lines: Vec<Vec<u8>>,
+        observations: Vec<crate::correlate::Observation>,
+    },
 }
 
 /// The output thread's observation store writer.
@@ -329,6 +355,7 @@ pub fn start(
         suppressed_alerts,
         retro,
     } = parts;
+    let control = retro.as_ref().and_then(|r| r.control.clone());
     // The workers' recorders read times as each source's decoder does.
     let record: Option<Arc<Vec<SourceInfo>>> = retro.as_ref().map(|_| Arc::new(sources.clone()));
     let names: Arc<Vec<String>> = Arc::new(sources.iter().map(|s| s.name.clone()).collect());
@@ -339,6 +366,7 @@ pub fn start(
     let metrics = live.metrics.clone();
     let dispatcher = {
         let metrics = metrics.clone();
+        let live = live.clone();
         std::thread::Builder::new()
             .name("tripline-dispatch".into())
             .spawn(move || {
@@ -347,6 +375,9 @@ pub fn start(
                     metrics
                         .queue_depth
                         .set((rx.max_capacity() - rx.capacity()) as i64);
+                    // Counted before it can be scanned: a retro run reads this
+                    // after swapping the index in (see [`RetroControl::Seal`]).
+                    live.dispatched.store(seq + 1, Ordering::SeqCst);
                     if job_tx.send(Job { seq, batch }).is_err() {
                         break;
                     }
@@ -399,21 +430,56 @@ pub fn start(
             let mut retro = retro.and_then(RetroState::open);
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+            let mut seals: Vec<(u64, std::sync::mpsc::Sender<()>)> = Vec::new();
             let mut last_tick = Instant::now();
+            let never = crossbeam_channel::never();
+            let mut control = control;
             'run: loop {
-                match done_rx.recv_timeout(Duration::from_secs(1)) {
-                    Ok(done) => {
-                        pending.insert(done.seq, done);
-                        while let Some(d) = pending.remove(&next) {
-                            next += 1;
-                            if let Err(e) = emit_done(&mut emitter, &mut sink, &mut retro, d) {
+                let ctl = control.as_ref().unwrap_or(&never);
+                crossbeam_channel::select! {
+                    recv(done_rx) -> got => match got {
+                        Ok(done) => {
+                            pending.insert(done.seq, done);
+                            while let Some(d) = pending.remove(&next) {
+                                next += 1;
+                                if let Err(e) = emit_done(&mut emitter, &mut sink, &mut retro, d) {
+                                    sink.stats.fatal = Some(e);
+                                    break 'run;
+                                }
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    recv(ctl) -> got => match got {
+                        Ok(RetroControl::Seal { upto, done }) => seals.push((upto, done)),
+                        Ok(RetroControl::Deliver { lines, observations }) => {
+                            sink.line_alerts += lines.len() as u64;
+                            sink.lines.extend(lines);
+                            if let Some(c) = sink.correlation.as_mut() {
+                                c.observe_retro(observations, &mut sink.lines, &sink.metrics);
+                            }
+                            if let Err(e) = sink.commit() {
                                 sink.stats.fatal = Some(e);
                                 break 'run;
                             }
                         }
+                        // Every retro run is over (shutdown): stop listening.
+                        Err(_) => control = None,
+                    },
+                    default(Duration::from_secs(1)) => {}
+                }
+                if seals.iter().any(|(upto, _)| *upto <= next) {
+                    if let Some(r) = retro.as_mut() {
+                        r.seal(&sink.metrics);
                     }
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    seals.retain(|(upto, done)| {
+                        if *upto <= next {
+                            let _ = done.send(());
+                            false
+                        } else {
+                            true
+                        }
+                    });
                 }
                 if last_tick.elapsed() >= Duration::from_secs(1) {
                     last_tick = Instant::now();

@@ -477,6 +477,46 @@ pub const RETRO_OBSERVATIONS: MetricDef = def(
     &[],
     "Observables recorded into the retro store (distinct per line: one line with two addresses counts two).",
 );
+pub const RETRO_RUNS: MetricDef = def(
+    "tripline_retro_runs_total",
+    Counter,
+    &["trigger"],
+    "Retro runs of tripline run: indicators new in a reloaded index probed against the observation store, by what reloaded it (sync, reload: SIGHUP or a changed intel file).",
+);
+pub const RETRO_PROBES: MetricDef = def(
+    "tripline_retro_probes_total",
+    Counter,
+    &[],
+    "Indicators probed against the observation store by retro runs.",
+);
+pub const RETRO_HITS: MetricDef = def(
+    "tripline_retro_hits_total",
+    Counter,
+    &[],
+    "(indicator, observed value) pairs retro runs found in the observation store; each observed value becomes one retro alert.",
+);
+pub const RETRO_INTEL_LAG: MetricDef = def(
+    "tripline_retro_intel_lag_seconds",
+    HistogramKind,
+    &[],
+    "Intel lag of retro hits: the intel's publication time (else when it was loaded) minus the first time the value was seen; 0 when the intel was older.",
+);
+
+/// Buckets of [`RETRO_INTEL_LAG`], seconds: 1 and 10 minutes, 1 and 6 hours, 1, 3 and 7
+/// days, 2 weeks, 30, 90 and 180 days.
+pub const RETRO_LAG_BUCKETS: [f64; 11] = [
+    60.0,
+    600.0,
+    3_600.0,
+    21_600.0,
+    86_400.0,
+    259_200.0,
+    604_800.0,
+    1_209_600.0,
+    2_592_000.0,
+    7_776_000.0,
+    15_552_000.0,
+];
 
 /// Every metric tripline exports, in the order of the documentation.
 pub const METRICS: &[MetricDef] = &[
@@ -502,6 +542,10 @@ pub const METRICS: &[MetricDef] = &[
     RETRO_STORE_BYTES,
     RETRO_SLICES,
     RETRO_OBSERVATIONS,
+    RETRO_RUNS,
+    RETRO_PROBES,
+    RETRO_HITS,
+    RETRO_INTEL_LAG,
     MATCH_DURATION,
     OPEN_FILES,
     FILE_LAG_BYTES,
@@ -604,6 +648,10 @@ pub struct Metrics {
     pub retro_store_bytes: IntGauge,
     pub retro_slices: IntGauge,
     pub retro_observations: IntCounter,
+    pub retro_runs: IntCounterVec,
+    pub retro_probes: IntCounter,
+    pub retro_hits: IntCounter,
+    pub retro_intel_lag: Histogram,
     pub match_duration: Histogram,
     pub open_files: IntGaugeVec,
     pub file_lag_bytes: IntGaugeVec,
@@ -749,6 +797,18 @@ impl Metrics {
             retro_store_bytes: r.gauge(&RETRO_STORE_BYTES),
             retro_slices: r.gauge(&RETRO_SLICES),
             retro_observations: r.counter(&RETRO_OBSERVATIONS),
+            retro_runs: {
+                // Both triggers from the start, at 0 (a rate over a series that
+                // appears at its first run misses that run).
+                let c = r.counter_vec(&RETRO_RUNS);
+                for t in ["sync", "reload"] {
+                    c.with_label_values(&[t]);
+                }
+                c
+            },
+            retro_probes: r.counter(&RETRO_PROBES),
+            retro_hits: r.counter(&RETRO_HITS),
+            retro_intel_lag: r.histogram(&RETRO_INTEL_LAG, RETRO_LAG_BUCKETS.to_vec()),
             match_duration: r.histogram(&MATCH_DURATION, match_buckets),
             open_files: r.gauge_vec(&OPEN_FILES),
             file_lag_bytes: r.gauge_vec(&FILE_LAG_BYTES),
@@ -972,6 +1032,8 @@ mod tests {
             .inc();
         m.udp_drops.with_label_values(&["s"]).inc();
         m.match_duration.observe(0.001);
+        m.retro_runs.with_label_values(&["sync"]).inc();
+        m.retro_intel_lag.observe(3600.0);
         m.confirmations.with_label_values(&["r"]).inc();
         m.sightings.with_label_values(&["d", "queued"]).set(1);
         m.sightings_dropped.with_label_values(&["tlp"]).inc();

@@ -29,6 +29,7 @@ mod metrics;
 mod misp_sync;
 mod pipeline;
 mod relp;
+mod retro_live;
 mod retro_match;
 mod retro_store;
 mod rules;
