@@ -375,7 +375,9 @@ fn preview_lines(preview: &Preview) -> String {
 /// The false positives reported to the sidecar whose configuration is `path` (its
 /// state directory's suppression list, if it has one: a hunt never creates state),
 /// with the configured handling of their alerts.
-fn hunt_suppressions(path: &Path) -> Result<Option<(Arc<SuppressionList>, SuppressedAlerts)>> {
+pub(super) fn hunt_suppressions(
+    path: &Path,
+) -> Result<Option<(Arc<SuppressionList>, SuppressedAlerts)>> {
     let config = Config::load(path)?;
     if !config
         .state

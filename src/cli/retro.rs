@@ -158,7 +158,14 @@ pub(super) fn run_retro(args: RetroArgs) -> Result<ExitCode> {
         loaded_at: None,
         trigger: None,
     };
-    let run = matching::probe(&index, &store, since, targets, &opts);
+    let mut run = matching::probe(&index, &store, since, targets, &opts);
+    // False positives reported to the sidecar of --config: marked or dropped as in
+    // its live and retro alerts.
+    if let Some(p) = &args.config {
+        if let Some((list, mode)) = super::hunt::hunt_suppressions(p)? {
+            matching::apply_suppressions(&mut run.alerts, &index, &list, mode);
+        }
+    }
     let mut stats = run.stats.clone();
     stats.not_probed += not_probed;
     let mut alerts: Vec<serde_json::Value> = run.alerts.iter().map(|a| a.doc.clone()).collect();

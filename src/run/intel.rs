@@ -207,6 +207,12 @@ pub struct RetroLive {
     pub control: crossbeam_channel::Sender<super::pipeline::RetroControl>,
     /// The rules' shape; `None` without rules (no observations are built).
     pub shape: Option<RuleShape>,
+    /// False positives reported with `tripline feedback`, applied to retro alerts as
+    /// to live ones.
+    pub suppressions: Option<(
+        Arc<crate::share::SuppressionList>,
+        crate::share::SuppressedAlerts,
+    )>,
 }
 
 /// How long a retro run waits for the store to be sealed (the output thread may be
@@ -278,7 +284,10 @@ pub fn retro_after_reload(
         loaded_at: Some(Utc::now().timestamp()),
         trigger: Some(trigger),
     };
-    let run = matching::probe(new, &store, None, targets, &opts);
+    let mut run = matching::probe(new, &store, None, targets, &opts);
+    if let Some((list, mode)) = &retro.suppressions {
+        matching::apply_suppressions(&mut run.alerts, new, list, *mode);
+    }
     metrics.retro_runs.with_label_values(&[trigger]).inc();
     metrics.retro_probes.inc_by(run.stats.probed);
     metrics.retro_hits.inc_by(run.stats.hits);

@@ -202,6 +202,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         store_dir: crate::config::RetroConfig::dir(&config.state.dir),
         control: retro_tx,
         shape: correlation.as_ref().map(|c| c.retro_shape()),
+        suppressions: Some((suppressions.clone(), config.feedback.suppressed_alerts)),
     });
     let infos = plan
         .sources

@@ -522,3 +522,84 @@ fn on_demand_retro_confirms_with_rules_and_previews_sharing() {
     // Nothing queued: the state holds no outbox rows.
     assert!(Sidecar::sightings(&config).is_empty());
 }
+
+/// A value reported as a false positive (`tripline feedback false-positive`) is
+/// handled in retro alerts as in live ones: marked (`tripline.suppressed`, the
+/// enrichment's `suppressed` mark) by default, left out with `[feedback]
+/// suppressed_alerts = "drop"`; the other value's alert is untouched.
+#[test]
+fn retro_alerts_honour_reported_false_positives() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let (_, body) = log_lines(&[(DENSE, 0), (SPARSE, 60)]);
+    std::fs::write(p.join("fw.log"), body).unwrap();
+    std::fs::write(p.join("empty.txt"), "unrelated-base.example\n").unwrap();
+    std::fs::write(
+        p.join("late.json"),
+        misp_event(&[DENSE, SPARSE], Utc::now().timestamp()),
+    )
+    .unwrap();
+    let store = p.join("state/retro");
+    let out = tripline(&[
+        "hunt",
+        "--intel",
+        p.join("empty.txt").to_str().unwrap(),
+        "--no-default-warninglists",
+        "--record",
+        store.to_str().unwrap(),
+        "-q",
+        p.join("fw.log").to_str().unwrap(),
+    ]);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+    let config = p.join("tripline.toml");
+    let write_config = |feedback: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[intel]\npaths = [{:?}]\nno_default_warninglists = true\n[state]\ndir = {:?}\n{feedback}",
+                p.join("late.json").display().to_string(),
+                p.join("state").display().to_string(),
+            ),
+        )
+        .unwrap();
+    };
+    write_config("");
+    let c = config.to_str().unwrap();
+    let out = tripline(&[
+        "feedback",
+        "false-positive",
+        DENSE,
+        "--reason",
+        "our scanner",
+        "--config",
+        c,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let retro = || -> Vec<Value> {
+        let out = tripline(&["retro", "--config", c]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let by_value = |docs: &[Value], v: &str| -> Option<Value> {
+        docs.iter()
+            .find(|d| d["threat"]["enrichments"][0]["matched"]["atomic"] == v)
+            .cloned()
+    };
+    let marked = retro();
+    assert_eq!(marked.len(), 2, "{marked:#?}");
+    let dense = by_value(&marked, DENSE).expect("the reported value's alert, marked");
+    assert_eq!(dense["tripline"]["suppressed"], true, "{dense:#}");
+    assert_eq!(
+        dense["tripline"]["enrichments"][0]["suppressed"]["reason"], "our scanner",
+        "{dense:#}"
+    );
+    let sparse = by_value(&marked, SPARSE).expect("the other alert");
+    assert!(sparse["tripline"].get("suppressed").is_none(), "{sparse:#}");
+    write_config("[feedback]\nsuppressed_alerts = \"drop\"\n");
+    let dropped = retro();
+    assert_eq!(dropped.len(), 1, "{dropped:#?}");
+    assert!(by_value(&dropped, SPARSE).is_some(), "{dropped:#?}");
+}
