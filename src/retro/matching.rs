@@ -513,6 +513,153 @@ pub fn new_indicators(old: &Index, new: &Index) -> Vec<(IndicatorId, Vec<u32>)> 
     out
 }
 
+/// Every matchable indicator of the kinds the store records, with all its
+/// provenances: what `tripline retro` probes.
+pub fn all_targets(index: &Index) -> Vec<(IndicatorId, Vec<u32>)> {
+    let mut out = Vec::new();
+    for kind in PROBED_KINDS {
+        for id in index.all_ids(kind) {
+            let metas = index.metas_of(id);
+            if !metas.is_empty() {
+                out.push((id, metas.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+/// A 64-bit FNV-1a hash of an indicator's kind, canonical value and one provenance
+/// ([`provenance_key`]), stable across processes and builds: what [`probed_keys`]
+/// keeps so that a restart knows what an earlier run already probed.
+fn probed_key(kind: Kind, value: &str, prov: (&str, Option<&str>, Option<&str>)) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A separator no UTF-8 text holds.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    eat(kind.name().as_bytes());
+    eat(value.as_bytes());
+    eat(prov.0.as_bytes());
+    eat(prov.1.unwrap_or("").as_bytes());
+    eat(prov.2.unwrap_or("").as_bytes());
+    h
+}
+
+/// The sorted keys of every (indicator, provenance) of `index` that retro probes:
+/// after a live retro run has written its alerts, the sidecar keeps these
+/// ([`write_probed`]), and at its next start probes only what is not among them
+/// ([`new_since`]). Cost: one hash per provenance (8 bytes each).
+pub fn probed_keys(index: &Index) -> Vec<u64> {
+    let mut keys = Vec::new();
+    for kind in PROBED_KINDS {
+        for id in index.all_ids(kind) {
+            let value = index.value(id);
+            for &m in index.metas_of(id) {
+                keys.push(probed_key(kind, value, provenance_key(index, m)));
+            }
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The indicators of `index` with the provenances whose keys are not in `probed`
+/// (sorted, from [`probed_keys`] of an earlier index): as [`new_indicators`], against
+/// what an earlier process probed. A hash collision (1 in 2^64 per pair) would leave
+/// a provenance unprobed at start; `tripline retro` probes everything.
+pub fn new_since(probed: &[u64], index: &Index) -> Vec<(IndicatorId, Vec<u32>)> {
+    let mut out = Vec::new();
+    for kind in PROBED_KINDS {
+        for id in index.all_ids(kind) {
+            let value = index.value(id);
+            let fresh: Vec<u32> = index
+                .metas_of(id)
+                .iter()
+                .copied()
+                .filter(|&m| {
+                    probed
+                        .binary_search(&probed_key(kind, value, provenance_key(index, m)))
+                        .is_err()
+                })
+                .collect();
+            if !fresh.is_empty() {
+                out.push((id, fresh));
+            }
+        }
+    }
+    out
+}
+
+const PROBED_MAGIC: &[u8; 8] = b"TRPROBE1";
+
+/// Writes `keys` to `path` atomically (temporary file, fsync, rename): magic, count,
+/// the keys (little-endian), then an FNV-1a checksum of everything before it.
+pub fn write_probed(path: &std::path::Path, keys: &[u64]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut bytes = Vec::with_capacity(24 + keys.len() * 8);
+    bytes.extend_from_slice(PROBED_MAGIC);
+    bytes.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    for k in keys {
+        bytes.extend_from_slice(&k.to_le_bytes());
+    }
+    let sum = fnv(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Reads what [`write_probed`] wrote: `Ok(None)` when there is no file, an error
+/// naming the file when it is torn or not ours.
+pub fn read_probed(path: &std::path::Path) -> Result<Option<Vec<u64>>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let bad = |why: &str| format!("{}: {why}", path.display());
+    if bytes.len() < 24 || &bytes[..8] != PROBED_MAGIC {
+        return Err(bad("not a probed-intel file"));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 8);
+    let sum = u64::from_le_bytes(sum.try_into().map_err(|_| bad("torn"))?);
+    if fnv(body) != sum {
+        return Err(bad("checksum mismatch"));
+    }
+    let n = u64::from_le_bytes(body[8..16].try_into().map_err(|_| bad("torn"))?);
+    let keys = &body[16..];
+    if keys.len() as u64 != n.saturating_mul(8) {
+        return Err(bad("length does not match its count"));
+    }
+    Ok(Some(
+        keys.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect(),
+    ))
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// What the rules need to know to turn the store's per-day records into
 /// observations (see [`observations`]).
 #[derive(Clone, Copy, Debug)]
@@ -718,6 +865,45 @@ mod tests {
             ]
         );
         assert!(new_indicators(&new, &new).is_empty());
+    }
+
+    /// What a restart probes: the keys kept of the old index give the same answer as
+    /// the old index itself; they survive a write and read, and a torn or flipped
+    /// file is an error naming it, never a panic or a wrong answer.
+    #[test]
+    fn probed_keys_kept_on_disk_give_what_the_old_index_gives() {
+        let old = index_of(&[
+            ("a", Some("u1"), "192.0.2.1"),
+            ("a", Some("u2"), "192.0.2.2"),
+            ("b", None, "192.0.2.2"),
+        ]);
+        let new = index_of(&[
+            ("b", None, "192.0.2.2"),
+            ("a", Some("u1"), "192.0.2.1"),
+            ("c", None, "192.0.2.1"),
+            ("a", Some("u3"), "192.0.2.3"),
+        ]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probed.bin");
+        assert_eq!(read_probed(&path), Ok(None));
+        write_probed(&path, &probed_keys(&old)).expect("written");
+        let keys = read_probed(&path).expect("read").expect("present");
+        assert_eq!(keys, probed_keys(&old));
+        assert_eq!(
+            names(&new, &new_since(&keys, &new)),
+            names(&new, &new_indicators(&old, &new))
+        );
+        assert!(new_since(&probed_keys(&new), &new).is_empty());
+        let bytes = std::fs::read(&path).expect("bytes");
+        for cut in [0, 7, 23, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).expect("torn");
+            let e = read_probed(&path).expect_err("torn file");
+            assert!(e.contains("probed.bin"), "{e}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[17] ^= 1;
+        std::fs::write(&path, &flipped).expect("flipped");
+        assert!(read_probed(&path).is_err());
     }
 
     fn seen(first: i64, last: i64, count: u64, hosts: &[&str]) -> Observed {

@@ -17,10 +17,15 @@
 //! probes the new indicators, and hands the retro alerts (shaped as `tripline
 //! retro`'s, `tripline.retro_trigger` set, the load time standing in for a
 //! publication time the intel lacks) and their observations back to the output
-//! thread, which writes them with the live alerts and correlates them. The first
-//! index at start is not probed (everything would be new: `tripline retro` probes on
-//! demand). Costs: the old index is held until the run ends; the store is read into
-//! memory for the run (its size on disk); one probe per new indicator. A line read
+//! thread, which writes them with the live alerts and correlates them. At start,
+//! the indicators new since the last run of an earlier process are probed the same
+//! way (trigger `start`): a run keeps the keys of the index it probed
+//! (`<state>/retro-probed.bin`, [`matching::write_probed`]) once its alerts are
+//! committed, so intel that arrived while the sidecar was down, or during a run that
+//! a kill -9 cut short, is probed at the next start; the first start ever probes all
+//! the intel. Runs go one at a time, in the order of their indexes. Costs: the old
+//! index is held until the run ends; the store is read into memory for the run (its
+//! size on disk); one probe per new indicator; 8 bytes per provenance kept on disk. A line read
 //! in the moment of a swap may alert both live and retro (never neither).
 
 use std::path::{Path, PathBuf};
@@ -213,6 +218,53 @@ pub struct RetroLive {
         Arc<crate::share::SuppressionList>,
         crate::share::SuppressedAlerts,
     )>,
+    /// Where the keys of the intel probed so far are kept
+    /// ([`matching::write_probed`]): written once a run's alerts are committed, read
+    /// at start to probe what is new since.
+    pub probed_file: PathBuf,
+    /// Runs go one at a time, in the order of the indexes they probe: the next
+    /// generation's turn, and the next generation to hand out.
+    pub order: Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
+    pub generations: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RetroLive {
+    /// The next run's place in line.
+    pub fn generation(&self) -> u64 {
+        self.generations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Holds a run's turn; the next generation's run may go when it is dropped.
+struct Turn<'a>(&'a (std::sync::Mutex<u64>, std::sync::Condvar), u64);
+
+impl<'a> Turn<'a> {
+    fn wait(order: &'a (std::sync::Mutex<u64>, std::sync::Condvar), generation: u64) -> Turn<'a> {
+        let (lock, cv) = order;
+        let mut turn = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while *turn < generation {
+            turn = cv.wait(turn).unwrap_or_else(|p| p.into_inner());
+        }
+        Turn(order, generation)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let (lock, cv) = self.0;
+        let mut turn = lock.lock().unwrap_or_else(|p| p.into_inner());
+        *turn = (*turn).max(self.1 + 1);
+        cv.notify_all();
+    }
+}
+
+/// Keeps the keys of what `index` holds as probed (see [`RetroLive::probed_file`]).
+fn persist_probed(retro: &RetroLive, index: &Index) {
+    let keys = matching::probed_keys(index);
+    if let Err(e) = matching::write_probed(&retro.probed_file, &keys) {
+        tracing::warn!(path = %retro.probed_file.display(), error = %e, "Cannot keep what retro probed; the next start probes it again.");
+    }
 }
 
 /// How long a retro run waits for the store to be sealed (the output thread may be
@@ -228,25 +280,46 @@ pub fn retro_trigger(why: &str) -> &'static str {
     }
 }
 
-/// Probes the indicators of `new` that `old` lacked against the store and hands the
-/// retro alerts and observations to the output thread (see the module docs). `upto`:
-/// the batches dispatched when `new` was swapped in. Runs on a blocking thread.
+/// Probes the indicators of `new` that `old` lacked (with `old` `None`, at start: that
+/// the last run of an earlier process did not probe, per [`RetroLive::probed_file`];
+/// everything when there is no such file) against the store and hands the retro
+/// alerts and observations to the output thread (see the module docs); once they are
+/// committed, keeps `new`'s keys as probed, so a kill -9 before that probes them
+/// again at the next start (duplicates are recognised by the outbox; nothing is
+/// lost). `upto`: the batches dispatched when `new` was swapped in; `generation`:
+/// its place in line ([`RetroLive::generation`]). Runs on a blocking thread.
 pub fn retro_after_reload(
-    old: &Index,
+    old: Option<&Index>,
     new: &Index,
     retro: &RetroLive,
     trigger: &'static str,
-    upto: u64,
+    (upto, generation): (u64, u64),
     metrics: &Metrics,
 ) {
     use super::pipeline::RetroControl;
+    let _turn = Turn::wait(&retro.order, generation);
     let t0 = std::time::Instant::now();
-    let targets = matching::new_indicators(old, new);
+    let targets = match old {
+        Some(old) => matching::new_indicators(old, new),
+        None => match matching::read_probed(&retro.probed_file) {
+            Ok(Some(keys)) => matching::new_since(&keys, new),
+            Ok(None) => matching::all_targets(new),
+            Err(e) => {
+                tracing::warn!(error = %e, "What retro probed before cannot be read; probing all the intel.");
+                matching::all_targets(new)
+            }
+        },
+    };
     if targets.is_empty() {
         tracing::debug!(
             trigger,
             "No new indicators to probe the observation store with."
         );
+        if old.is_none() {
+            // A start's run is counted even when nothing is new: it did look.
+            metrics.retro_runs.with_label_values(&[trigger]).inc();
+        }
+        persist_probed(retro, new);
         return;
     }
     let (done, sealed) = std::sync::mpsc::channel();
@@ -315,16 +388,30 @@ pub fn retro_after_reload(
         secs = format!("{:.3}", t0.elapsed().as_secs_f64()),
         "Retro: new intel probed against the observation store."
     );
-    if !lines.is_empty()
-        && retro
-            .control
-            .send(RetroControl::Deliver {
-                lines,
-                observations,
-            })
-            .is_err()
+    if lines.is_empty() {
+        persist_probed(retro, new);
+        return;
+    }
+    let (done, committed) = std::sync::mpsc::channel();
+    if retro
+        .control
+        .send(RetroControl::Deliver {
+            lines,
+            observations,
+            done: Some(done),
+        })
+        .is_err()
     {
-        tracing::warn!("Stopped before the retro alerts could be written.");
+        tracing::warn!(
+            "Stopped before the retro alerts could be written; the next start probes them again."
+        );
+        return;
+    }
+    match committed.recv_timeout(RETRO_SEAL_WAIT) {
+        Ok(()) => persist_probed(retro, new),
+        Err(_) => tracing::warn!(
+            "The retro alerts were not committed in time; the next start probes them again."
+        ),
     }
 }
 
@@ -371,9 +458,10 @@ pub async fn reload(
     if let Some((r, trigger)) = retro {
         // Read after the swap: every batch numbered from here on is scanned with `new`.
         let upto = live.dispatched.load(std::sync::atomic::Ordering::SeqCst);
+        let generation = r.generation();
         let (r, metrics) = (r.clone(), live.metrics.clone());
         tokio::task::spawn_blocking(move || {
-            retro_after_reload(&old, &new, &r, trigger, upto, &metrics)
+            retro_after_reload(Some(&old), &new, &r, trigger, (upto, generation), &metrics)
         });
     } else {
         drop(old);

@@ -203,6 +203,9 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         control: retro_tx,
         shape: correlation.as_ref().map(|c| c.retro_shape()),
         suppressions: Some((suppressions.clone(), config.feedback.suppressed_alerts)),
+        probed_file: config.state.dir.join(RETRO_PROBED_FILE),
+        order: Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new())),
+        generations: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     });
     let infos = plan
         .sources
@@ -257,6 +260,16 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             }),
         },
     );
+    // Intel new since the last live retro run of an earlier process (all of it the
+    // first time, or when that record is lost): probed in the background, first in
+    // line before any reload's run.
+    if let Some(r) = &retro_live {
+        let generation = r.generation();
+        let (r, index, metrics) = (r.clone(), live.index.load_full(), metrics.clone());
+        tokio::task::spawn_blocking(move || {
+            intel::retro_after_reload(None, &index, &r, "start", (0, generation), &metrics)
+        });
+    }
     // Deliver due sightings every few seconds, off the async threads: one worker per
     // destination, so a slow or failing one never delays the others.
     let delivery: Option<Vec<tokio::task::JoinHandle<()>>> = outbox.clone().map(|outbox| {
@@ -391,6 +404,10 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// In the state directory: the keys of the intel live retro has probed
+/// ([`crate::retro::matching::write_probed`]).
+pub const RETRO_PROBED_FILE: &str = "retro-probed.bin";
 
 /// How often the intel files are polled for changes (the fallback for watches).
 pub const INTEL_POLL: Duration = Duration::from_secs(2);

@@ -95,6 +95,8 @@ pub enum RetroControl {
     Deliver {
         lines: Vec<Vec<u8>>,
         observations: Vec<crate::correlate::Observation>,
+        /// Answered once the alerts are committed to the outputs.
+        done: Option<std::sync::mpsc::Sender<()>>,
     },
 }
 
@@ -452,7 +454,7 @@ pub fn start(
                     },
                     recv(ctl) -> got => match got {
                         Ok(RetroControl::Seal { upto, done }) => seals.push((upto, done)),
-                        Ok(RetroControl::Deliver { lines, observations }) => {
+                        Ok(RetroControl::Deliver { lines, observations, done }) => {
                             sink.line_alerts += lines.len() as u64;
                             sink.lines.extend(lines);
                             if let Some(c) = sink.correlation.as_mut() {
@@ -461,6 +463,9 @@ pub fn start(
                             if let Err(e) = sink.commit() {
                                 sink.stats.fatal = Some(e);
                                 break 'run;
+                            }
+                            if let Some(done) = done {
+                                let _ = done.send(());
                             }
                         }
                         // Every retro run is over (shutdown): stop listening.

@@ -481,7 +481,7 @@ pub const RETRO_RUNS: MetricDef = def(
     "tripline_retro_runs_total",
     Counter,
     &["trigger"],
-    "Retro runs of tripline run: indicators new in a reloaded index probed against the observation store, by what reloaded it (sync, reload: SIGHUP or a changed intel file).",
+    "Retro runs of tripline run: indicators new in a reloaded index probed against the observation store, by what reloaded it (sync, reload: SIGHUP or a changed intel file; start: intel new since the last run probed before this process started).",
 );
 pub const RETRO_PROBES: MetricDef = def(
     "tripline_retro_probes_total",
@@ -801,7 +801,7 @@ impl Metrics {
                 // Both triggers from the start, at 0 (a rate over a series that
                 // appears at its first run misses that run).
                 let c = r.counter_vec(&RETRO_RUNS);
-                for t in ["sync", "reload"] {
+                for t in ["start", "sync", "reload"] {
                     c.with_label_values(&[t]);
                 }
                 c

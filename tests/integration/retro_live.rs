@@ -38,9 +38,12 @@ fn text(t: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The log: `<time> <host> ...` lines; returns the first line's time.
+/// The log: `<time> <host> ...` lines; returns the first line's time: two days ago,
+/// five minutes past the hour, so that lines up to 55 minutes apart share one hour and
+/// one UTC day (the outbox aggregates a sighting per window: a run just before
+/// midnight split the dense value's sighting in two).
 fn log_lines(values: &[(&str, i64)]) -> (i64, String) {
-    let t0 = Utc::now().timestamp() - 2 * 86_400;
+    let t0 = (Utc::now().timestamp() - 2 * 86_400) / 3600 * 3600 + 300;
     let body = values
         .iter()
         .enumerate()
@@ -360,7 +363,9 @@ fn a_watched_intel_change_alerts_retro_and_confirms_at_the_original_times() {
             .unwrap_or_else(|| panic!("{name} not in\n{metrics}"))
     };
     assert_eq!(line("tripline_retro_runs_total{trigger=\"reload\"}"), 1.0);
-    assert_eq!(line("tripline_retro_probes_total"), 3.0);
+    // The first start probed its one base value; the reload the three new ones.
+    assert_eq!(line("tripline_retro_runs_total{trigger=\"start\"}"), 1.0);
+    assert_eq!(line("tripline_retro_probes_total"), 1.0 + 3.0);
     assert_eq!(line("tripline_retro_hits_total"), 2.0);
     assert_eq!(line("tripline_retro_intel_lag_seconds_count"), 2.0);
     assert_eq!(
@@ -602,4 +607,54 @@ fn retro_alerts_honour_reported_false_positives() {
     let dropped = retro();
     assert_eq!(dropped.len(), 1, "{dropped:#?}");
     assert!(by_value(&dropped, SPARSE).is_some(), "{dropped:#?}");
+}
+
+/// Intel that arrives while the sidecar is down is probed at its next start
+/// (`trigger: start`): the retro alert carries the lines' time; a further restart
+/// with nothing new probes nothing again (one retro alert in all, no new hit).
+#[test]
+fn intel_changed_while_stopped_is_probed_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let intel = dir.path().join("intel");
+    std::fs::create_dir_all(&intel).unwrap();
+    std::fs::write(intel.join("base.txt"), "unrelated-base.example\n").unwrap();
+    let mut sc = Sidecar::start(dir, &[&intel], "late", "");
+    let (t0, body) = log_lines(&[(DENSE, 0), (SPARSE, 60)]);
+    sc.feed(&body, 2);
+    wait_for("the first start's run", 60, || {
+        sc.metrics_text()
+            .contains("tripline_retro_runs_total{trigger=\"start\"} 1")
+    });
+    let dir = sc.stop();
+
+    // While it is down, intel naming DENSE arrives.
+    std::fs::write(
+        intel.join("late.json"),
+        misp_event(&[DENSE], Utc::now().timestamp() - 600),
+    )
+    .unwrap();
+    let sc = Sidecar::start(dir, &[&intel], "late", "");
+    let alert = sc.wait_retro_alert(DENSE);
+    assert_eq!(alert["tripline"]["retro_trigger"], "start", "{alert:#}");
+    assert_eq!(alert["@timestamp"], text(t0), "{alert:#}");
+    assert!(sc.retro_alert(SPARSE).is_none());
+    wait_for("the start run counted", 60, || {
+        sc.metric("tripline_retro_hits_total") >= 1.0
+    });
+    let dir = sc.stop();
+
+    // Nothing new: the next start looks, finds nothing to probe, alerts nothing.
+    let sc = Sidecar::start(dir, &[&intel], "late", "");
+    wait_for("the start run", 60, || {
+        sc.metrics_text()
+            .contains("tripline_retro_runs_total{trigger=\"start\"} 1")
+    });
+    assert_eq!(sc.metric("tripline_retro_probes_total"), 0.0);
+    assert_eq!(sc.metric("tripline_retro_hits_total"), 0.0);
+    let retro: Vec<Value> = sc
+        .alerts()
+        .into_iter()
+        .filter(|a| a["tripline"]["retro"] == true)
+        .collect();
+    assert_eq!(retro.len(), 1, "{retro:#?}");
 }
