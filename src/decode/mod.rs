@@ -365,7 +365,10 @@ impl Decoder {
             return TimeHost::default();
         }
         let s = skip_ws(line, 0, end);
-        if line.get(s) != Some(&b'{') && !self.zeek.active() {
+        if line.get(s) == Some(&b'{') {
+            return self.json_time_and_host(line, s, end, reference);
+        }
+        if !self.zeek.active() {
             let mut time = None;
             let mut host = None;
             let mut known = false;
@@ -396,6 +399,57 @@ impl Decoder {
             time: ev.time,
             host: ev.host.map(Cow::Owned),
         }
+    }
+
+    /// [`Decoder::time_and_host`] of a JSON line: [`Decoder::json`]'s time and host
+    /// from one scan that keeps only the spans of the host names (no field list), then
+    /// the leading time as [`Decoder::decode_row`] falls back to it.
+    fn json_time_and_host<'a>(
+        &mut self,
+        line: &'a [u8],
+        s: usize,
+        end: usize,
+        reference: DateTime<Utc>,
+    ) -> TimeHost<'a> {
+        let mut top = json::TopLevel::new(&JSON_TIME);
+        let mut names = json::NamesOnly::new(&JSON_HOST, &["uid", "id.orig_h"]);
+        json::scan(line, s, end, self.opts.max_fields, &mut names, &mut top);
+        let mut time = top.found.iter().flatten().find_map(|v| {
+            let raw = line.get(v.span.0..v.span.1)?;
+            if v.quoted && std::str::from_utf8(raw).is_err() {
+                return None;
+            }
+            if v.quoted && memchr::memchr(b'\\', raw).is_some() {
+                let s = json::unescape(raw)?;
+                time::parse_value(s.as_bytes(), &self.opts.zone, reference)
+            } else {
+                self.cached_value(raw, reference)
+            }
+        });
+        // A Zeek JSON record's `host` is a peer address, not the event's host.
+        let zeek = names.flagged;
+        let host = JSON_HOST
+            .iter()
+            .zip(names.found)
+            .filter(|(name, _)| !(zeek && **name == "host"))
+            .find_map(|(_, span)| {
+                let (a, b) = span?;
+                let raw = line.get(a..b)?;
+                let quoted = a > 0 && line[a - 1] == b'"';
+                let s: Cow<'a, str> = if quoted && memchr::memchr(b'\\', raw).is_some() {
+                    Cow::Owned(json::unescape(raw)?)
+                } else if quoted {
+                    Cow::Borrowed(std::str::from_utf8(raw).ok()?)
+                } else {
+                    String::from_utf8_lossy(raw)
+                };
+                (!s.is_empty()).then_some(s)
+            });
+        if time.is_none() {
+            let leading = time::leading(line.get(s..end).unwrap_or_default());
+            time = leading.and_then(|w| self.cached_resolve(w, reference));
+        }
+        TimeHost { time, host }
     }
 
     /// [`time::parse_value`] in the source's zone, through the one-entry cache.
