@@ -123,7 +123,10 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/work/retro-probe")),
+        out: PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/work/retro-probe"
+        )),
         days: 7,
         per_day: 5_000_000,
         ns: Vec::new(),
@@ -229,7 +232,12 @@ fn generate(dir: &Path, days: u64, per_day: usize) -> (u64, u64) {
 }
 
 /// The indicator list of `n`: `hits` ‰ of values the store holds, the rest never seen.
-fn indicators(n: usize, hits_per_mille: u64, days: u64, per_day: usize) -> Vec<(Kind, String, String)> {
+fn indicators(
+    n: usize,
+    hits_per_mille: u64,
+    days: u64,
+    per_day: usize,
+) -> Vec<(Kind, String, String)> {
     let stored_units = (days + 1) * per_day as u64 / 2;
     let mut out = Vec::with_capacity(n);
     for i in 0..n as u64 {
@@ -279,19 +287,18 @@ fn main() {
             t0.elapsed().as_secs_f64()
         );
     }
-    let lists: Vec<(usize, Vec<(Kind, String, String)>)> = a
-        .ns
-        .iter()
-        .map(|&n| {
-            let list = indicators(n, a.hits_per_mille, a.days, a.per_day);
-            let path = a.out.join(format!("iocs-{n}.txt"));
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("list"));
-            for (_, _, text) in &list {
-                writeln!(f, "{text}").expect("list");
-            }
-            (n, list)
-        })
-        .collect();
+    let lists: Vec<(usize, Vec<(Kind, String, String)>)> =
+        a.ns.iter()
+            .map(|&n| {
+                let list = indicators(n, a.hits_per_mille, a.days, a.per_day);
+                let path = a.out.join(format!("iocs-{n}.txt"));
+                let mut f = std::io::BufWriter::new(std::fs::File::create(&path).expect("list"));
+                for (_, _, text) in &list {
+                    writeln!(f, "{text}").expect("list");
+                }
+                (n, list)
+            })
+            .collect();
 
     let t0 = Instant::now();
     let store = Store::open(&store_dir).expect("open store");
@@ -307,7 +314,10 @@ fn main() {
         s.names,
         s.names_bytes as f64 / s.entries.max(1) as f64
     );
-    println!("Store::open (read and decode every segment): {:.3} s", open.as_secs_f64());
+    println!(
+        "Store::open (read and decode every segment): {:.3} s",
+        open.as_secs_f64()
+    );
     for (n, list) in &lists {
         let t0 = Instant::now();
         let mut hit_indicators = 0u64;

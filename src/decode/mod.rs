@@ -811,6 +811,47 @@ mod tests {
         }
     }
 
+    /// JSON lines take [`Decoder::time_and_host`]'s own scan (no field list): the same
+    /// time and host as the full decode, field cap, nesting, Zeek's `host`, escapes
+    /// and a leading stamp included.
+    #[test]
+    fn json_time_and_host_agrees_with_decode() {
+        let lines: &[&str] = &[
+            r#"{"timestamp":"2024-01-01T00:00:00.020000+0000","src_ip":"10.0.0.1","host":"sensor1"}"#,
+            r#"{"@timestamp":"2024-01-01T00:00:01Z","timestamp":"2020-01-01T00:00:00Z","host":{"name":"web01","hostname":"w"}}"#,
+            r#"{"file":{"ts":"2020-01-01T00:00:00Z"},"ts":1700000000.5,"hostname":"h2"}"#,
+            r#"{"ts":[1,2],"time":"2024-02-02T02:02:02Z","host":""}"#,
+            r#"{"ts":"bad","time":"2024-02-02T02:02:02Z","host":"hé"}"#,
+            r#"{"time":"2024-02-02T02:02:02Z","host.name":"flat","host":"x"}"#,
+            r#"{"uid":"C1","ts":1700000000,"host":"1.2.3.4","hostname":"z"}"#,
+            r#"{"id.orig_h":"10.0.0.1","ts":1700000000,"host":"1.2.3.4"}"#,
+            r#"{"a":1,"b":2,"c":3,"host":"past-the-cap","time":"2024-03-03T03:03:03Z"}"#,
+            r#"  {"time":"2024-03-03T03:03:03Z","host":true,"hostname":12}"#,
+            r#"{"time":"2024-03-03T03:03:03Z","host":"cut"#,
+            r#"{"msg":"no time","host":"h"}"#,
+            r#"{}"#,
+        ];
+        let reference = now();
+        for max_fields in [512, 3] {
+            let opts = DecodeOptions {
+                max_fields,
+                ..DecodeOptions::default()
+            };
+            let mut full = Decoder::new(opts.clone());
+            let mut fast = Decoder::new(opts);
+            for l in lines {
+                let ev = full.decode(l.as_bytes(), reference);
+                let th = fast.time_and_host(l.as_bytes(), reference);
+                assert_eq!(th.time, ev.time, "time of {l} (cap {max_fields})");
+                assert_eq!(
+                    th.host.as_deref(),
+                    ev.host.as_deref(),
+                    "host of {l} (cap {max_fields})"
+                );
+            }
+        }
+    }
+
     #[test]
     fn time_and_host_agrees_with_decode_on_every_fixture_line() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");

@@ -284,7 +284,10 @@ impl LineTokens {
                     self.suffix_keys.clear();
                 }
                 let c = match registrable_len(name) {
-                    None => HostSuffixes { at: u32::MAX, len: 0 },
+                    None => HostSuffixes {
+                        at: u32::MAX,
+                        len: 0,
+                    },
                     Some(reg) => {
                         let at = self.suffix_keys.len() as u32;
                         let stop = name.len() - reg;
@@ -525,6 +528,45 @@ impl BatchRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host-name cache gives the tokens the uncached expansion gives: on a name's
+    /// first and later sightings, after the cache was emptied, and for names that are
+    /// not recorded.
+    #[test]
+    fn host_cache_gives_the_same_tokens() {
+        fn uncached(name: &[u8]) -> Vec<(Kind, u64)> {
+            let Some(reg) = registrable_len(name) else {
+                return Vec::new();
+            };
+            let mut out = vec![(Kind::Hostname, key(Kind::Hostname, name))];
+            let stop = name.len() - reg;
+            let mut p = 0;
+            while let Some(d) = memchr::memchr(b'.', &name[p..stop]) {
+                p += d + 1;
+                out.push((Kind::Domain, key(Kind::Domain, &name[p..])));
+            }
+            out
+        }
+        let mut l = LineTokens::default();
+        let names: Vec<String> = (0..HOST_CACHE + 10)
+            .map(|i| format!("a{i}.b.evil{}.co.uk", i % 7))
+            .chain(["x.internal".into(), "file.txt".into(), "co.uk".into()])
+            .collect();
+        for round in 0..2 {
+            for n in names.iter().step_by(997).chain(names.iter().rev().take(5)) {
+                l.clear();
+                l.push_host(n.as_bytes());
+                let got: Vec<(Kind, u64)> = l.tokens.iter().map(|t| (t.kind, t.key)).collect();
+                assert_eq!(got, uncached(n.as_bytes()), "{n} (round {round})");
+            }
+            // Fill the cache past its size: it is emptied and refilled.
+            for n in &names {
+                l.clear();
+                l.push_host(n.as_bytes());
+            }
+            assert!(l.hosts.len() <= HOST_CACHE);
+        }
+    }
 
     /// Keys of different kinds never collide by construction: the kind was XORed into
     /// the word holding the first bytes, so `(Domain, "eu.evil-gen.com")` and

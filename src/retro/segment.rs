@@ -179,7 +179,11 @@ impl Names {
 
     /// The `i`th name ("" past the end).
     pub fn get(&self, i: usize) -> &str {
-        let s = if i == 0 { 0 } else { self.ends.get(i - 1).map_or(0, |&e| e as usize) };
+        let s = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).map_or(0, |&e| e as usize)
+        };
         let e = self.ends.get(i).map_or(s, |&e| e as usize);
         self.text.get(s..e).unwrap_or_default()
     }
@@ -228,7 +232,13 @@ impl Segment {
         let (mut lo, mut hi) = (0, self.names.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.names.get(mid).bytes().rev().lt(d.iter().rev().copied()) {
+            if self
+                .names
+                .get(mid)
+                .bytes()
+                .rev()
+                .lt(d.iter().rev().copied())
+            {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -243,7 +253,11 @@ impl Segment {
 
     /// Bytes the segment takes on disk.
     pub fn encoded_len(&self) -> usize {
-        let strs = |v: &[String]| v.iter().map(|s| 2 + s.len().min(usize::from(u16::MAX))).sum::<usize>();
+        let strs = |v: &[String]| {
+            v.iter()
+                .map(|s| 2 + s.len().min(usize::from(u16::MAX)))
+                .sum::<usize>()
+        };
         let sets = |v: &[IdSet]| v.iter().map(|s| 1 + 2 * s.ids.len()).sum::<usize>();
         let (pairs, pair_over) = self.pairs();
         let count_over = self.count_overflow().count();
@@ -382,7 +396,11 @@ impl Segment {
         if n * ENTRY_BYTES + nf * 8 + np * 4 + (npo + nco) * 8 + n6 * 16 + names_len > data.len() {
             return Err("truncated segment");
         }
-        let keys = r.take(n * 8)?.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect::<Vec<_>>();
+        let keys = r
+            .take(n * 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect::<Vec<_>>();
         let mut packed: Vec<u64> = r
             .take(n * 6)?
             .chunks_exact(6)
@@ -402,8 +420,16 @@ impl Segment {
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .collect();
-        let filter = r.take(nf * 8)?.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect::<Vec<_>>();
-        let pairs = r.take(np * 4)?.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default())).collect::<Vec<_>>();
+        let filter = r
+            .take(nf * 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect::<Vec<_>>();
+        let pairs = r
+            .take(np * 4)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect::<Vec<_>>();
         let mut sets = Vec::with_capacity(n);
         for id in pair_ids {
             // An escaped id is set from the overflow table below.
@@ -412,7 +438,8 @@ impl Segment {
         for _ in 0..npo {
             let i = u32::from_le_bytes(r.array()?) as usize;
             let p = u32::from_le_bytes(r.array()?) as usize;
-            *sets.get_mut(i).ok_or("bad pair overflow")? = *pairs.get(p).ok_or("bad pair overflow")?;
+            *sets.get_mut(i).ok_or("bad pair overflow")? =
+                *pairs.get(p).ok_or("bad pair overflow")?;
         }
         for _ in 0..nco {
             let i = u32::from_le_bytes(r.array()?) as usize;
@@ -421,7 +448,11 @@ impl Segment {
             let (first, last, _) = unpack(*p);
             *p = pack(first, last, u64::from(c));
         }
-        let v6 = r.take(n6 * 16)?.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default())).collect::<Vec<_>>();
+        let v6 = r
+            .take(n6 * 16)?
+            .chunks_exact(16)
+            .map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect::<Vec<_>>();
         let names = decode_names(r.take(names_len)?, nn)?;
         let hosts = r.strs(nh)?;
         let sources = r.strs(ns)?;
@@ -644,7 +675,9 @@ fn decode_names(data: &[u8], count: usize) -> Result<Names, &'static str> {
         if shared > prev.len() {
             return Err("bad shared length in names");
         }
-        let head = data.get(at..at.saturating_add(rest)).ok_or("truncated names")?;
+        let head = data
+            .get(at..at.saturating_add(rest))
+            .ok_or("truncated names")?;
         at += rest;
         let start = text.len();
         text.extend_from_slice(head);
@@ -762,10 +795,18 @@ mod tests {
             slice: 86_400,
             filter: build_filter(&keys),
             packed: (0..n)
-                .map(|i| pack(i as u32 % 1000, 86_399, [1, 16_382, 16_383, 1 << 29, MAX_COUNT][i as usize % 5]))
+                .map(|i| {
+                    pack(
+                        i as u32 % 1000,
+                        86_399,
+                        [1, 16_382, 16_383, 1 << 29, MAX_COUNT][i as usize % 5],
+                    )
+                })
                 .collect(),
             // Distinct pairs for every entry: more than a u16 can number.
-            sets: (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect(),
+            sets: (0..n as u32)
+                .map(|i| i.wrapping_mul(2_654_435_761))
+                .collect(),
             keys,
             names,
             ..Segment::default()
@@ -776,7 +817,9 @@ mod tests {
         assert_eq!(d.packed, s.packed);
         assert_eq!(d.sets, s.sets);
         assert_eq!(d.names, s.names);
-        assert!(names_encoded_len(&s.names) < s.names.iter().map(|n| n.len() + 4).sum::<usize>() / 2);
+        assert!(
+            names_encoded_len(&s.names) < s.names.iter().map(|n| n.len() + 4).sum::<usize>() / 2
+        );
         assert_eq!(d.names.get(0), s.names.get(0));
         assert_eq!(d.names.iter().count(), 502);
         for cut in [70, 1000, bytes.len() - 1] {
@@ -791,22 +834,42 @@ mod tests {
         let mut v1 = Vec::new();
         v1.extend_from_slice(MAGIC_V1);
         v1.extend_from_slice(&s.slice.to_le_bytes());
-        for n in [s.keys.len(), s.filter.len(), s.v6.len(), s.names.len(), 1, 1, 1, 1] {
+        for n in [
+            s.keys.len(),
+            s.filter.len(),
+            s.v6.len(),
+            s.names.len(),
+            1,
+            1,
+            1,
+            1,
+        ] {
             v1.extend_from_slice(&(n as u32).to_le_bytes());
         }
         v1.extend_from_slice(&s.covers.to_le_bytes());
         v1.resize(HEADER_V1, 0);
-        s.keys.iter().for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
-        s.packed.iter().for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
-        s.sets.iter().for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
-        s.filter.iter().for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
-        s.v6.iter().for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
+        s.keys
+            .iter()
+            .for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
+        s.packed
+            .iter()
+            .for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
+        s.sets
+            .iter()
+            .for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
+        s.filter
+            .iter()
+            .for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
+        s.v6.iter()
+            .for_each(|k| v1.extend_from_slice(&k.to_le_bytes()));
         let mut end = 0u32;
         for n in s.names.iter() {
             end += n.len() as u32;
             v1.extend_from_slice(&end.to_le_bytes());
         }
-        s.names.iter().for_each(|n| v1.extend_from_slice(n.as_bytes()));
+        s.names
+            .iter()
+            .for_each(|n| v1.extend_from_slice(n.as_bytes()));
         for h in [&s.hosts[0], &s.sources[0]] {
             v1.extend_from_slice(&(h.len() as u16).to_le_bytes());
             v1.extend_from_slice(h.as_bytes());

@@ -749,11 +749,8 @@ fn load_day(
         };
         // One read buffer for every segment (each is decoded into its own columns).
         buf.clear();
-        std::io::Read::read_to_end(
-            &mut std::fs::File::open(&path).map_err(io_err(&path))?,
-            buf,
-        )
-        .map_err(io_err(&path))?;
+        std::io::Read::read_to_end(&mut std::fs::File::open(&path).map_err(io_err(&path))?, buf)
+            .map_err(io_err(&path))?;
         let seg = Segment::decode(buf).map_err(|reason| StoreError::Corrupt {
             path: path.display().to_string(),
             reason,
