@@ -232,6 +232,9 @@ fn generate(dir: &Path, days: u64, per_day: usize) -> (u64, u64) {
 }
 
 /// The indicator list of `n`: `hits` ‰ of values the store holds, the rest never seen.
+/// An indicator: kind, canonical form (as probed), text (as a feed writes it).
+type Indicator = (Kind, String, String);
+
 fn indicators(
     n: usize,
     hits_per_mille: u64,
@@ -287,7 +290,7 @@ fn main() {
             t0.elapsed().as_secs_f64()
         );
     }
-    let lists: Vec<(usize, Vec<(Kind, String, String)>)> =
+    let lists: Vec<(usize, Vec<Indicator>)> =
         a.ns.iter()
             .map(|&n| {
                 let list = indicators(n, a.hits_per_mille, a.days, a.per_day);
