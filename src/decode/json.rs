@@ -42,6 +42,59 @@ impl<'k, const N: usize> TopLevel<'k, N> {
     }
 }
 
+/// Where a scan's fields go: a list of [`Field`]s, or a [`NamesOnly`] that keeps only
+/// the spans of a few names (for [`super::Decoder::time_and_host`]: no allocation per
+/// field).
+pub(crate) trait Sink {
+    /// Fields taken so far (the scan stops adding past its cap).
+    fn taken(&self) -> usize;
+    fn add(&mut self, path: &str, span: (usize, usize));
+}
+
+impl Sink for Vec<Field> {
+    fn taken(&self) -> usize {
+        self.len()
+    }
+    fn add(&mut self, path: &str, span: (usize, usize)) {
+        self.push(Field::new(path, span));
+    }
+}
+
+/// Counts the fields a scan would take and keeps the span of the first field of each
+/// of `names` among them, and whether any was named one of `flags`.
+pub(crate) struct NamesOnly<'k, const N: usize, const F: usize> {
+    pub names: &'k [&'k str; N],
+    pub found: [Option<(usize, usize)>; N],
+    pub flags: &'k [&'k str; F],
+    pub flagged: bool,
+    pub taken: usize,
+}
+
+impl<'k, const N: usize, const F: usize> NamesOnly<'k, N, F> {
+    pub(crate) fn new(names: &'k [&'k str; N], flags: &'k [&'k str; F]) -> Self {
+        NamesOnly {
+            names,
+            found: [None; N],
+            flags,
+            flagged: false,
+            taken: 0,
+        }
+    }
+}
+
+impl<const N: usize, const F: usize> Sink for NamesOnly<'_, N, F> {
+    fn taken(&self) -> usize {
+        self.taken
+    }
+    fn add(&mut self, path: &str, span: (usize, usize)) {
+        self.taken += 1;
+        if let Some(i) = self.names.iter().position(|n| *n == path) {
+            self.found[i].get_or_insert(span);
+        }
+        self.flagged |= self.flags.contains(&path);
+    }
+}
+
 /// Scans the JSON value starting at `line[start]` (a `{`), up to `end`, appending at
 /// most `max` fields in total to `out` and filling `top`. Returns whether the document
 /// was complete.
@@ -50,7 +103,7 @@ pub(crate) fn scan<const N: usize>(
     start: usize,
     end: usize,
     max: usize,
-    out: &mut Vec<Field>,
+    out: &mut impl Sink,
     top: &mut TopLevel<'_, N>,
 ) -> bool {
     let b = line.get(..end.min(line.len())).unwrap_or_default();
@@ -110,7 +163,7 @@ impl Scanner<'_> {
         &self,
         span: (usize, usize),
         quoted: bool,
-        out: &mut Vec<Field>,
+        out: &mut impl Sink,
         top: &mut TopLevel<'_, N>,
     ) {
         if self.path.is_empty() {
@@ -123,14 +176,14 @@ impl Scanner<'_> {
                 top.found[i].get_or_insert(Scalar { span, quoted });
             }
         }
-        if out.len() < self.max {
-            out.push(Field::new(self.path.as_str(), span));
+        if out.taken() < self.max {
+            out.add(self.path.as_str(), span);
         }
     }
 
     fn run<const N: usize>(
         &mut self,
-        out: &mut Vec<Field>,
+        out: &mut impl Sink,
         top: &mut TopLevel<'_, N>,
     ) -> Option<()> {
         let mut next = Next::Value;
@@ -191,11 +244,12 @@ impl Scanner<'_> {
                     }
                     let e = self.string_end(self.i + 1)?;
                     let raw = &self.b[self.i..=e];
-                    let key = if memchr::memchr(b'\\', raw).is_some() {
+                    let key: std::borrow::Cow<str> = if memchr::memchr(b'\\', raw).is_some() {
                         serde_json::from_slice::<String>(raw)
                             .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+                            .into()
                     } else {
-                        String::from_utf8_lossy(&raw[1..raw.len() - 1]).into_owned()
+                        String::from_utf8_lossy(&raw[1..raw.len() - 1])
                     };
                     if !self.path.is_empty() {
                         self.path.push('.');

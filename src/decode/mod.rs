@@ -350,9 +350,10 @@ impl Decoder {
     /// in the decoder's order of detection: a Zeek header line; an Apache/nginx line (a
     /// hand-written scan of the access log's shape for its stamp: no regex, no
     /// fields); a syslog header that names both a time and a host (the message is not
-    /// decoded: an inner time or host is read only when the header has none). Any
-    /// other line (JSON, a Zeek row, a syslog header missing either, Snare, key=value,
-    /// plain) takes the full [`Decoder::decode`]. The last stamp read and its instant
+    /// decoded: an inner time or host is read only when the header has none); a JSON
+    /// line (one scan keeping only the spans of the time and host names: no field
+    /// list, no allocation per field). Any other line (a Zeek row, a syslog header
+    /// missing either, Snare, key=value, plain) takes the full [`Decoder::decode`]. The last stamp read and its instant
     /// are kept: consecutive lines often share the second, and then the stamp is not
     /// resolved again. Cost on the fast paths: the syslog header parse (or a scan of
     /// the access log's head), no allocation but a host that is not UTF-8.
@@ -365,7 +366,10 @@ impl Decoder {
             return TimeHost::default();
         }
         let s = skip_ws(line, 0, end);
-        if line.get(s) != Some(&b'{') && !self.zeek.active() {
+        if line.get(s) == Some(&b'{') {
+            return self.json_time_and_host(line, s, end, reference);
+        }
+        if !self.zeek.active() {
             let mut time = None;
             let mut host = None;
             let mut known = false;
@@ -396,6 +400,57 @@ impl Decoder {
             time: ev.time,
             host: ev.host.map(Cow::Owned),
         }
+    }
+
+    /// [`Decoder::time_and_host`] of a JSON line: [`Decoder::json`]'s time and host
+    /// from one scan that keeps only the spans of the host names (no field list), then
+    /// the leading time as [`Decoder::decode_row`] falls back to it.
+    fn json_time_and_host<'a>(
+        &mut self,
+        line: &'a [u8],
+        s: usize,
+        end: usize,
+        reference: DateTime<Utc>,
+    ) -> TimeHost<'a> {
+        let mut top = json::TopLevel::new(&JSON_TIME);
+        let mut names = json::NamesOnly::new(&JSON_HOST, &["uid", "id.orig_h"]);
+        json::scan(line, s, end, self.opts.max_fields, &mut names, &mut top);
+        let mut time = top.found.iter().flatten().find_map(|v| {
+            let raw = line.get(v.span.0..v.span.1)?;
+            if v.quoted && std::str::from_utf8(raw).is_err() {
+                return None;
+            }
+            if v.quoted && memchr::memchr(b'\\', raw).is_some() {
+                let s = json::unescape(raw)?;
+                time::parse_value(s.as_bytes(), &self.opts.zone, reference)
+            } else {
+                self.cached_value(raw, reference)
+            }
+        });
+        // A Zeek JSON record's `host` is a peer address, not the event's host.
+        let zeek = names.flagged;
+        let host = JSON_HOST
+            .iter()
+            .zip(names.found)
+            .filter(|(name, _)| !(zeek && **name == "host"))
+            .find_map(|(_, span)| {
+                let (a, b) = span?;
+                let raw = line.get(a..b)?;
+                let quoted = a > 0 && line[a - 1] == b'"';
+                let s: Cow<'a, str> = if quoted && memchr::memchr(b'\\', raw).is_some() {
+                    Cow::Owned(json::unescape(raw)?)
+                } else if quoted {
+                    Cow::Borrowed(std::str::from_utf8(raw).ok()?)
+                } else {
+                    String::from_utf8_lossy(raw)
+                };
+                (!s.is_empty()).then_some(s)
+            });
+        if time.is_none() {
+            let leading = time::leading(line.get(s..end).unwrap_or_default());
+            time = leading.and_then(|w| self.cached_resolve(w, reference));
+        }
+        TimeHost { time, host }
     }
 
     /// [`time::parse_value`] in the source's zone, through the one-entry cache.
@@ -753,6 +808,47 @@ mod tests {
                 files_under(&p, out);
             } else {
                 out.push(p);
+            }
+        }
+    }
+
+    /// JSON lines take [`Decoder::time_and_host`]'s own scan (no field list): the same
+    /// time and host as the full decode, field cap, nesting, Zeek's `host`, escapes
+    /// and a leading stamp included.
+    #[test]
+    fn json_time_and_host_agrees_with_decode() {
+        let lines: &[&str] = &[
+            r#"{"timestamp":"2024-01-01T00:00:00.020000+0000","src_ip":"10.0.0.1","host":"sensor1"}"#,
+            r#"{"@timestamp":"2024-01-01T00:00:01Z","timestamp":"2020-01-01T00:00:00Z","host":{"name":"web01","hostname":"w"}}"#,
+            r#"{"file":{"ts":"2020-01-01T00:00:00Z"},"ts":1700000000.5,"hostname":"h2"}"#,
+            r#"{"ts":[1,2],"time":"2024-02-02T02:02:02Z","host":""}"#,
+            r#"{"ts":"bad","time":"2024-02-02T02:02:02Z","host":"hé"}"#,
+            r#"{"time":"2024-02-02T02:02:02Z","host.name":"flat","host":"x"}"#,
+            r#"{"uid":"C1","ts":1700000000,"host":"1.2.3.4","hostname":"z"}"#,
+            r#"{"id.orig_h":"10.0.0.1","ts":1700000000,"host":"1.2.3.4"}"#,
+            r#"{"a":1,"b":2,"c":3,"host":"past-the-cap","time":"2024-03-03T03:03:03Z"}"#,
+            r#"  {"time":"2024-03-03T03:03:03Z","host":true,"hostname":12}"#,
+            r#"{"time":"2024-03-03T03:03:03Z","host":"cut"#,
+            r#"{"msg":"no time","host":"h"}"#,
+            r#"{}"#,
+        ];
+        let reference = now();
+        for max_fields in [512, 3] {
+            let opts = DecodeOptions {
+                max_fields,
+                ..DecodeOptions::default()
+            };
+            let mut full = Decoder::new(opts);
+            let mut fast = Decoder::new(opts);
+            for l in lines {
+                let ev = full.decode(l.as_bytes(), reference);
+                let th = fast.time_and_host(l.as_bytes(), reference);
+                assert_eq!(th.time, ev.time, "time of {l} (cap {max_fields})");
+                assert_eq!(
+                    th.host.as_deref(),
+                    ev.host.as_deref(),
+                    "host of {l} (cap {max_fields})"
+                );
             }
         }
     }

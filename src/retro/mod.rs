@@ -21,8 +21,16 @@
 //! pass over the line); the [`Scanner`](crate::scan::Scanner) hands each line's tokens
 //! with the line to a [`BatchRecorder`] on the same worker thread, which reads the
 //! line's time and host ([`Decoder::time_and_host`], only for lines holding a token:
-//! no fields, no message decoding for syslog and Apache lines) and aggregates the
-//! batch in maps keyed by the token's key, not hashed again ([`KeyMap`]). The driver merges each batch into a [`store::Writer`], which keeps the open
+//! no fields, no message decoding for syslog and Apache lines, no field list for JSON)
+//! and aggregates the batch in maps keyed by the token's key, not hashed again
+//! ([`KeyMap`]): one map look per token and line; a key's IPv6 address or host name is
+//! copied once per batch, on its first line. A host name's public suffix lookup and
+//! suffix hashes are cached per matcher ([`LineTokens::push_host`]).
+//!
+//! Cost (100 MiB benchmark log, 1M indicators): about 0.65 s of CPU per 100 MiB on top
+//! of a 0.45 s scan; the matcher's recording of every token, syslog_loose's header
+//! parse (for the host) and the aggregation are most of it
+//! (`benches/results/2026-12-06-retro-cost2-2cpu.md`). The driver merges each batch into a [`store::Writer`], which keeps the open
 //! slices in memory and seals them into immutable segments ([`segment`]).
 //!
 //! # Probing (for retro matching)
@@ -201,7 +209,23 @@ pub struct LineTokens {
     pub text: Vec<u8>,
     /// Tokens dropped past [`MAX_TOKENS_PER_LINE`].
     pub dropped: u64,
+    /// Host names seen lately (by key) and their label-suffix keys: a name's public
+    /// suffix lookup and suffix hashes are done once, not on every line naming it.
+    hosts: KeyMap<HostSuffixes>,
+    /// The suffix keys of [`LineTokens::hosts`], back to back.
+    suffix_keys: Vec<u64>,
 }
+
+/// A cached host name: where its suffix keys are, or that it is not recorded.
+#[derive(Clone, Copy, Debug)]
+struct HostSuffixes {
+    /// `u32::MAX`: a name with no known public suffix (not recorded).
+    at: u32,
+    len: u8,
+}
+
+/// Names cached before the cache is emptied (about 40 bytes each with their keys).
+const HOST_CACHE: usize = 1 << 16;
 
 impl LineTokens {
     pub fn clear(&mut self) {
@@ -253,17 +277,53 @@ impl LineTokens {
     /// A host name (lower case, punycode, no trailing dot): the name as a host, and
     /// each proper label suffix down to its registrable domain as a domain. A name
     /// with no known public suffix (`foo.internal`, `file.txt`) is not recorded.
+    /// Cost: one hash of the name and a cache look; the public suffix lookup and the
+    /// suffixes' hashes only the first time a name is seen (of the last 65536).
     pub fn push_host(&mut self, name: &[u8]) {
         if name.len() > 253 || memchr::memchr(b'.', name).is_none() {
             return;
         }
-        let Some(reg) = registrable_len(name) else {
-            return;
+        let k = key(Kind::Hostname, name);
+        let cached = match self.hosts.get(&k) {
+            Some(c) => *c,
+            None => {
+                if self.hosts.len() >= HOST_CACHE {
+                    self.hosts.clear();
+                    self.suffix_keys.clear();
+                }
+                let c = match registrable_len(name) {
+                    None => HostSuffixes {
+                        at: u32::MAX,
+                        len: 0,
+                    },
+                    Some(reg) => {
+                        let at = self.suffix_keys.len() as u32;
+                        let stop = name.len() - reg;
+                        let mut p = 0;
+                        while p < stop {
+                            match memchr::memchr(b'.', &name[p..stop]) {
+                                Some(d) => p += d + 1,
+                                None => break,
+                            }
+                            self.suffix_keys.push(key(Kind::Domain, &name[p..]));
+                        }
+                        HostSuffixes {
+                            at,
+                            len: (self.suffix_keys.len() as u32 - at) as u8,
+                        }
+                    }
+                };
+                self.hosts.insert(k, c);
+                c
+            }
         };
+        if cached.at == u32::MAX {
+            return;
+        }
         let s = self.text.len() as u32;
         let t = Token {
             kind: Kind::Hostname,
-            key: key(Kind::Hostname, name),
+            key: k,
             v6: 0,
             name: Some((s, s + name.len() as u32)),
         };
@@ -271,16 +331,12 @@ impl LineTokens {
             return;
         }
         self.text.extend_from_slice(name);
-        let stop = name.len() - reg;
-        let mut p = 0;
-        while p < stop {
-            match memchr::memchr(b'.', &name[p..stop]) {
-                Some(d) => p += d + 1,
-                None => break,
-            }
+        let at = cached.at as usize;
+        for i in at..at + usize::from(cached.len) {
+            let key = self.suffix_keys[i];
             self.add(Token {
                 kind: Kind::Domain,
-                key: key(Kind::Domain, &name[p..]),
+                key,
                 v6: 0,
                 name: None,
             });
@@ -346,8 +402,6 @@ pub struct BatchRecorder {
     host_ids: HashMap<String, u16>,
     /// The last line's host and its id (most lines of a batch name the same host).
     last_host: Option<(String, u16)>,
-    seen_v6: FastSet<(i64, u128)>,
-    seen_names: FastSet<(i64, u64)>,
 }
 
 impl BatchRecorder {
@@ -358,8 +412,6 @@ impl BatchRecorder {
             batch: Batch::default(),
             host_ids: HashMap::new(),
             last_host: None,
-            seen_v6: Default::default(),
-            seen_names: Default::default(),
         }
     }
 
@@ -371,8 +423,6 @@ impl BatchRecorder {
         };
         self.host_ids.clear();
         self.last_host = None;
-        self.seen_v6.clear();
-        self.seen_names.clear();
         self.ctx = Some(ctx);
     }
 
@@ -429,35 +479,48 @@ impl BatchRecorder {
                 self.batch.slices.len() - 1
             }
         };
+        self.batch.observations += tokens.tokens.len() as u64;
+        let map = &mut self.batch.slices[si].1;
         for tok in &tokens.tokens {
-            self.batch.observations += 1;
-            let e = self.batch.slices[si].1.entry(tok.key).or_insert(BatchAgg {
-                first: t,
-                last: t,
-                count: 0,
-                hosts: [0; store::SET_CAP],
-                n_hosts: 0,
-                more_hosts: false,
-            });
-            e.first = e.first.min(t);
-            e.last = e.last.max(t);
-            e.count = e.count.saturating_add(1);
-            let n = usize::from(e.n_hosts);
-            if !e.hosts[..n].contains(&hid) {
-                if n < store::SET_CAP {
-                    e.hosts[n] = hid;
-                    e.n_hosts += 1;
-                } else {
-                    e.more_hosts = true;
+            match map.entry(tok.key) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let e = o.get_mut();
+                    e.first = e.first.min(t);
+                    e.last = e.last.max(t);
+                    e.count = e.count.saturating_add(1);
+                    if e.hosts[0] == hid {
+                        continue;
+                    }
+                    let n = usize::from(e.n_hosts);
+                    if !e.hosts[..n].contains(&hid) {
+                        if n < store::SET_CAP {
+                            e.hosts[n] = hid;
+                            e.n_hosts += 1;
+                        } else {
+                            e.more_hosts = true;
+                        }
+                    }
                 }
-            }
-            if tok.kind == Kind::Ipv6 && self.seen_v6.insert((slice, tok.v6)) {
-                self.batch.v6.push((slice, tok.v6));
-            }
-            if let Some((s, e)) = tok.name {
-                if self.seen_names.insert((slice, tok.key)) {
-                    let name = String::from_utf8_lossy(&tokens.text[s as usize..e as usize]);
-                    self.batch.names.push((slice, name.into_owned()));
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let mut hosts = [0; store::SET_CAP];
+                    hosts[0] = hid;
+                    v.insert(BatchAgg {
+                        first: t,
+                        last: t,
+                        count: 1,
+                        hosts,
+                        n_hosts: 1,
+                        more_hosts: false,
+                    });
+                    // The key's first line in this batch and slice: its address or
+                    // name, once.
+                    if tok.kind == Kind::Ipv6 {
+                        self.batch.v6.push((slice, tok.v6));
+                    }
+                    if let Some((s, e)) = tok.name {
+                        let name = String::from_utf8_lossy(&tokens.text[s as usize..e as usize]);
+                        self.batch.names.push((slice, name.into_owned()));
+                    }
                 }
             }
         }
@@ -473,6 +536,45 @@ impl BatchRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host-name cache gives the tokens the uncached expansion gives: on a name's
+    /// first and later sightings, after the cache was emptied, and for names that are
+    /// not recorded.
+    #[test]
+    fn host_cache_gives_the_same_tokens() {
+        fn uncached(name: &[u8]) -> Vec<(Kind, u64)> {
+            let Some(reg) = registrable_len(name) else {
+                return Vec::new();
+            };
+            let mut out = vec![(Kind::Hostname, key(Kind::Hostname, name))];
+            let stop = name.len() - reg;
+            let mut p = 0;
+            while let Some(d) = memchr::memchr(b'.', &name[p..stop]) {
+                p += d + 1;
+                out.push((Kind::Domain, key(Kind::Domain, &name[p..])));
+            }
+            out
+        }
+        let mut l = LineTokens::default();
+        let names: Vec<String> = (0..HOST_CACHE + 10)
+            .map(|i| format!("a{i}.b.evil{}.co.uk", i % 7))
+            .chain(["x.internal".into(), "file.txt".into(), "co.uk".into()])
+            .collect();
+        for round in 0..2 {
+            for n in names.iter().step_by(997).chain(names.iter().rev().take(5)) {
+                l.clear();
+                l.push_host(n.as_bytes());
+                let got: Vec<(Kind, u64)> = l.tokens.iter().map(|t| (t.kind, t.key)).collect();
+                assert_eq!(got, uncached(n.as_bytes()), "{n} (round {round})");
+            }
+            // Fill the cache past its size: it is emptied and refilled.
+            for n in &names {
+                l.clear();
+                l.push_host(n.as_bytes());
+            }
+            assert!(l.hosts.len() <= HOST_CACHE);
+        }
+    }
 
     /// Keys of different kinds never collide by construction: the kind was XORed into
     /// the word holding the first bytes, so `(Domain, "eu.evil-gen.com")` and

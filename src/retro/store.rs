@@ -130,7 +130,7 @@ impl Interner {
 struct OpenSlice {
     entries: KeyMap<Agg>,
     v6: FastSet<u128>,
-    names: HashSet<String>,
+    names: FastSet<String>,
     hosts: Interner,
     sources: Interner,
 }
@@ -172,6 +172,7 @@ impl OpenSlice {
         v6.sort_unstable();
         let mut names: Vec<String> = self.names.into_iter().collect();
         segment::sort_names(&mut names);
+        let names = segment::Names::from_sorted(&names);
         Segment {
             slice,
             filter: segment::build_filter(&keys),
@@ -386,8 +387,9 @@ impl Store {
             dir: dir.to_path_buf(),
             ..Store::default()
         };
+        let mut buf = Vec::new();
         for (_, day) in days(dir)? {
-            for (_, path, seg, bytes) in load_day(&day)? {
+            for (_, path, seg, bytes) in load_day(&day, &mut buf)? {
                 let _ = path;
                 store.bytes += bytes;
                 store.segments.push(seg);
@@ -401,7 +403,7 @@ impl Store {
     /// covers the old ones ([`Segment::covers`]), then deletes them. Returns whether
     /// anything was merged.
     pub fn compact_day(day_dir: &Path) -> Result<bool, StoreError> {
-        let segs = load_day(day_dir)?;
+        let segs = load_day(day_dir, &mut Vec::new())?;
         if segs.len() < 2 {
             return Ok(false);
         }
@@ -451,7 +453,7 @@ impl Store {
                 }
             }
             open.v6.extend(seg.v6.iter().copied());
-            open.names.extend(seg.names.iter().cloned());
+            open.names.extend(seg.names.iter().map(str::to_string));
         }
         let mut merged = open.segment(slice);
         merged.covers = next as u32;
@@ -490,8 +492,7 @@ impl Store {
             names_bytes: self
                 .segments
                 .iter()
-                .flat_map(|s| &s.names)
-                .map(|n| n.len() as u64 + 4)
+                .map(|s| s.names.encoded_len() as u64)
                 .sum(),
         }
     }
@@ -731,7 +732,10 @@ fn merge_per_slice(list: Vec<Observed>, since: Option<DateTime<Utc>>) -> Vec<Obs
 
 /// The live segments of one day, by number: (number, path, segment, bytes). Segments
 /// covered by a merged one are left out.
-fn load_day(day: &Path) -> Result<Vec<(u64, PathBuf, Segment, u64)>, StoreError> {
+fn load_day(
+    day: &Path,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<(u64, PathBuf, Segment, u64)>, StoreError> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(day).map_err(io_err(day))? {
         let path = e.map_err(io_err(day))?.path();
@@ -743,12 +747,15 @@ fn load_day(day: &Path) -> Result<Vec<(u64, PathBuf, Segment, u64)>, StoreError>
         else {
             continue;
         };
-        let data = std::fs::read(&path).map_err(io_err(&path))?;
-        let seg = Segment::decode(&data).map_err(|reason| StoreError::Corrupt {
+        // One read buffer for every segment (each is decoded into its own columns).
+        buf.clear();
+        std::io::Read::read_to_end(&mut std::fs::File::open(&path).map_err(io_err(&path))?, buf)
+            .map_err(io_err(&path))?;
+        let seg = Segment::decode(buf).map_err(|reason| StoreError::Corrupt {
             path: path.display().to_string(),
             reason,
         })?;
-        out.push((n, path, seg, data.len() as u64));
+        out.push((n, path, seg, buf.len() as u64));
     }
     let covers = out.iter().map(|s| u64::from(s.2.covers)).max().unwrap_or(0);
     out.retain(|s| s.0 >= covers);
@@ -787,26 +794,39 @@ pub fn summary(dir: &Path) -> Result<StoreStats, StoreError> {
                 continue;
             }
             use std::io::{Seek, SeekFrom};
-            let mut head = [0u8; 48];
+            let mut head = [0u8; 72];
             let mut f = std::fs::File::open(&path).map_err(io_err(&path))?;
             s.bytes += f.metadata().map_err(io_err(&path))?.len();
-            f.read_exact(&mut head).map_err(io_err(&path))?;
-            if &head[..8] != segment::MAGIC {
-                return Err(StoreError::Corrupt {
-                    path: path.display().to_string(),
-                    reason: "not a segment (bad magic)",
-                });
+            let corrupt = |reason| StoreError::Corrupt {
+                path: path.display().to_string(),
+                reason,
+            };
+            f.read_exact(&mut head[..64])
+                .map_err(|_| corrupt("truncated segment"))?;
+            let v1 = &head[..8] == segment::MAGIC_V1;
+            if !v1 && &head[..8] != segment::MAGIC {
+                return Err(corrupt("not a segment (bad magic)"));
             }
-            let count = |i: usize| {
+            let count = |head: &[u8; 72], at: usize| {
                 let mut n = [0u8; 4];
-                n.copy_from_slice(&head[16 + 4 * i..20 + 4 * i]);
+                n.copy_from_slice(&head[at..at + 4]);
                 u64::from(u32::from_le_bytes(n))
             };
-            let (n, nf, n6, nn) = (count(0), count(1), count(2), count(3));
+            let (n, nf, n6, nn) = (
+                count(&head, 16),
+                count(&head, 20),
+                count(&head, 24),
+                count(&head, 28),
+            );
             s.entries += n;
             s.names += nn;
             s.segments += 1;
-            if nn > 0 {
+            if !v1 {
+                // The names section's length is in the header.
+                f.read_exact(&mut head[64..])
+                    .map_err(|_| corrupt("truncated segment"))?;
+                s.names_bytes += count(&head, 64);
+            } else if nn > 0 {
                 // The last name's end offset: the dictionary's text bytes.
                 let at = 64 + n * 20 + nf * 8 + n6 * 16 + (nn - 1) * 4;
                 let mut end = [0u8; 4];
