@@ -557,13 +557,14 @@ pub fn hunt<W: Write>(
                 crate::retro::Store::enforce_retention(&r.dir, n, r.retention_days, r.max_bytes)
                     .map_err(io::Error::other)?
             }
-            None => 0,
+            None => Default::default(),
         };
         tracing::info!(
             observations = w.observations,
             segments = w.sealed,
             bytes = w.sealed_bytes,
-            days_dropped = dropped,
+            days_dropped_for_age = dropped.age,
+            days_dropped_for_size = dropped.size,
             "Observation store filled."
         );
     }

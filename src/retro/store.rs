@@ -379,6 +379,14 @@ pub struct Store {
     bytes: u64,
 }
 
+/// Days [`Store::enforce_retention`] dropped: past `retention_days`, and oldest first
+/// while the store was over `max_bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub age: u64,
+    pub size: u64,
+}
+
 impl Store {
     /// Reads every segment under `dir` (none when it does not exist). A segment that
     /// does not read is an error: it was written whole or not at all.
@@ -499,21 +507,22 @@ impl Store {
 
     /// Drops whole days: those before `newest - (retention_days - 1)` days, then the
     /// oldest while over `max_bytes` (the newest day is never dropped for size).
-    /// Returns the days dropped. Works on the directory; reopen to probe.
+    /// Returns the days dropped, for age and for size. Works on the directory; reopen
+    /// to probe.
     pub fn enforce_retention(
         dir: &Path,
         newest: i64,
         retention_days: u32,
         max_bytes: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Dropped, StoreError> {
         let keep_from = slice_of(newest) - i64::from(retention_days.max(1) - 1) * SLICE_SECS;
-        let mut dropped = 0;
+        let mut dropped = Dropped::default();
         let mut sized = Vec::new();
         for (slice, day) in days(dir)? {
             if slice < keep_from {
                 std::fs::remove_dir_all(&day).map_err(io_err(&day))?;
                 tracing::info!(day = %day.display(), "Observation store: day past retention dropped.");
-                dropped += 1;
+                dropped.age += 1;
             } else {
                 sized.push((slice, dir_bytes(&day).map_err(io_err(&day))?, day));
             }
@@ -526,7 +535,7 @@ impl Store {
             std::fs::remove_dir_all(day).map_err(io_err(day))?;
             tracing::info!(day = %day.display(), "Observation store over its size: oldest day dropped.");
             total -= bytes;
-            dropped += 1;
+            dropped.size += 1;
         }
         Ok(dropped)
     }
@@ -1107,7 +1116,7 @@ mod tests {
         w.seal().unwrap();
         let newest = t("2026-11-09T00:00:00Z").timestamp();
         let dropped = Store::enforce_retention(dir.path(), newest, 7, u64::MAX).unwrap();
-        assert_eq!(dropped, 2);
+        assert_eq!(dropped, Dropped { age: 2, size: 0 });
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.stats().slices, 7);
         assert!(s.probe(Kind::Ipv4, "0.0.0.2", None).is_empty());
@@ -1115,7 +1124,7 @@ mod tests {
         // By size: keep about three days' worth; the oldest go first.
         let per_day = s.stats().bytes / 7;
         let dropped = Store::enforce_retention(dir.path(), newest, 7, per_day * 3).unwrap();
-        assert_eq!(dropped, 4);
+        assert_eq!(dropped, Dropped { age: 0, size: 4 });
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.stats().slices, 3);
         assert!(s.probe(Kind::Ipv4, "0.0.0.6", None).is_empty());

@@ -139,10 +139,20 @@ impl RetroState {
         if let Err(e) = crate::retro::Store::compact(&p.dir, RETRO_COMPACT_AT) {
             tracing::error!(error = %e, "Cannot compact the observation store.");
         }
-        if let Err(e) =
-            crate::retro::Store::enforce_retention(&p.dir, today, p.retention_days, p.max_bytes)
-        {
-            tracing::error!(error = %e, "Cannot apply the observation store's retention.");
+        match crate::retro::Store::enforce_retention(&p.dir, today, p.retention_days, p.max_bytes) {
+            Ok(d) => {
+                metrics
+                    .retro_slices_dropped
+                    .with_label_values(&["age"])
+                    .inc_by(d.age);
+                metrics
+                    .retro_slices_dropped
+                    .with_label_values(&["size"])
+                    .inc_by(d.size);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot apply the observation store's retention.")
+            }
         }
         match crate::retro::store::disk_usage(&p.dir) {
             Ok((slices, bytes)) => {

@@ -477,6 +477,12 @@ pub const RETRO_OBSERVATIONS: MetricDef = def(
     &[],
     "Observables recorded into the retro store (distinct per line: one line with two addresses counts two).",
 );
+pub const RETRO_SLICES_DROPPED: MetricDef = def(
+    "tripline_retro_slices_dropped_total",
+    Counter,
+    &["reason"],
+    "Days (slices) dropped from the observation store by its retention: age (past [retro] retention_days) or size (oldest first while over [retro] max_bytes).",
+);
 pub const RETRO_RUNS: MetricDef = def(
     "tripline_retro_runs_total",
     Counter,
@@ -542,6 +548,7 @@ pub const METRICS: &[MetricDef] = &[
     RETRO_STORE_BYTES,
     RETRO_SLICES,
     RETRO_OBSERVATIONS,
+    RETRO_SLICES_DROPPED,
     RETRO_RUNS,
     RETRO_PROBES,
     RETRO_HITS,
@@ -648,6 +655,7 @@ pub struct Metrics {
     pub retro_store_bytes: IntGauge,
     pub retro_slices: IntGauge,
     pub retro_observations: IntCounter,
+    pub retro_slices_dropped: IntCounterVec,
     pub retro_runs: IntCounterVec,
     pub retro_probes: IntCounter,
     pub retro_hits: IntCounter,
@@ -797,6 +805,13 @@ impl Metrics {
             retro_store_bytes: r.gauge(&RETRO_STORE_BYTES),
             retro_slices: r.gauge(&RETRO_SLICES),
             retro_observations: r.counter(&RETRO_OBSERVATIONS),
+            retro_slices_dropped: {
+                let c = r.counter_vec(&RETRO_SLICES_DROPPED);
+                for reason in ["age", "size"] {
+                    c.with_label_values(&[reason]);
+                }
+                c
+            },
             retro_runs: {
                 // Both triggers from the start, at 0 (a rate over a series that
                 // appears at its first run misses that run).
