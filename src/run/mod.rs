@@ -99,7 +99,15 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
             INTEL_POLL,
         ))
     });
-    let signals = tokio::spawn(signal_loop(shutdown_tx.clone(), reload_tx.clone()));
+    // SIGHUP also makes every remote intel source pass now, once the sync scheduler
+    // runs (set below).
+    let sync_waker: Arc<std::sync::OnceLock<crate::intel::sync::runner::SyncWaker>> =
+        Arc::new(std::sync::OnceLock::new());
+    let signals = tokio::spawn(signal_loop(
+        shutdown_tx.clone(),
+        reload_tx.clone(),
+        sync_waker.clone(),
+    ));
 
     // No reading without intel: the sources start once every configured intel path
     // has loaded. Until then nothing is read (files keep their place, syslog is not
@@ -332,6 +340,9 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     };
     // Intel sources are synced in the background, from the cache loaded above.
     let syncing = sync::start(&plan, metrics.clone(), reload_tx.clone());
+    if let Some(s) = &syncing {
+        let _ = sync_waker.set(s.waker());
+    }
 
     health.set("intel", None);
     metrics.ready.set(1);
@@ -423,7 +434,11 @@ async fn settle(rx: &mut mpsc::Receiver<&'static str>, quiet: Duration) {
     }
 }
 
-async fn signal_loop(shutdown: Arc<watch::Sender<bool>>, reload: mpsc::Sender<&'static str>) {
+async fn signal_loop(
+    shutdown: Arc<watch::Sender<bool>>,
+    reload: mpsc::Sender<&'static str>,
+    sync: Arc<std::sync::OnceLock<crate::intel::sync::runner::SyncWaker>>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
@@ -437,7 +452,13 @@ async fn signal_loop(shutdown: Arc<watch::Sender<bool>>, reload: mpsc::Sender<&'
         tokio::select! {
             _ = int.recv() => { tracing::info!("SIGINT: shutting down."); let _ = shutdown.send(true); }
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down."); let _ = shutdown.send(true); }
-            _ = hup.recv() => { let _ = reload.try_send("SIGHUP"); }
+            _ = hup.recv() => {
+                let _ = reload.try_send("SIGHUP");
+                if let Some(w) = sync.get() {
+                    tracing::info!("SIGHUP: syncing every intel source now.");
+                    w.wake();
+                }
+            }
         }
     }
 }

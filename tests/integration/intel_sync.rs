@@ -914,3 +914,95 @@ fn every_intel_source_key_is_documented() {
         );
     }
 }
+
+/// SIGHUP makes `tripline run` sync every remote source at once (besides reloading
+/// the intel), not at the end of its interval: the feed gains a value, the sidecar
+/// (cache fresh, interval an hour) has made no pass; after SIGHUP one pass runs and
+/// the new value matches.
+#[test]
+fn sighup_syncs_every_source_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    write_feeds(&served);
+    let server = FeedServer::start(&served, None);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[intel.sources]]\nname = \"ft\"\nkind = \"freetext\"\nurl = \"{}\"\ninterval_secs = 3600\n",
+            server.url("list.txt")
+        ),
+    );
+    assert_eq!(sync(&config).status.code(), Some(0));
+    let domains = trail("trails-domains.txt", 5);
+    let metrics = crate::util::sidecar::free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args([
+            "run",
+            "--stdin",
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-addr",
+            &metrics.to_string(),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    // Ready, and matching from the cache.
+    writeln!(stdin, "cached {}", domains[1]).unwrap();
+    let alert = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("an alert from the cache");
+    assert!(alert.contains(&domains[1]), "{alert}");
+    let passes = || -> f64 {
+        crate::util::sidecar::get(metrics, "/metrics")
+            .and_then(|(_, body)| {
+                body.lines()
+                    .find(|l| {
+                        l.starts_with("tripline_intel_syncs_total{")
+                            && l.contains("result=\"ok\"")
+                            && l.contains("source=\"ft\"")
+                    })
+                    .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    assert_eq!(
+        passes(),
+        0.0,
+        "the cache is fresh: no pass before its interval"
+    );
+    let mut list = std::fs::read_to_string(served.join("list.txt")).unwrap();
+    list.push_str(&format!("{}\n", domains[4]));
+    std::fs::write(served.join("list.txt"), list).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("a pass after SIGHUP", || passes() >= 1.0);
+    let mut seen = false;
+    let t0 = Instant::now();
+    while !seen && t0.elapsed() < Duration::from_secs(60) {
+        writeln!(stdin, "fresh {}", domains[4]).unwrap();
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            seen = l.contains(&domains[4]);
+        }
+    }
+    assert!(seen, "the value synced after SIGHUP never matched");
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+}

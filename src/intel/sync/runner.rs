@@ -437,15 +437,36 @@ pub type OnPass = Arc<dyn Fn(&SourceSpec, &PassOutcome) + Send + Sync>;
 
 /// The scheduler of `tripline run`: one thread per remote source, each passing when
 /// due (at start when its cache is older than its interval), then every interval, or
-/// after the backoff when the pass failed. [`Scheduler::stop`] wakes them and joins.
+/// after the backoff when the pass failed, or at once when woken ([`SyncWaker::wake`]:
+/// SIGHUP). [`Scheduler::stop`] wakes them and joins.
 pub struct Scheduler {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    stop: Arc<(Mutex<Wakes>, Condvar)>,
     threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What the scheduler's threads wait on: stop, or pass now (a count of wake-ups).
+#[derive(Default)]
+struct Wakes {
+    stopped: bool,
+    wakes: u64,
+}
+
+/// Makes every source of a [`Scheduler`] pass now (a pass in flight is not
+/// interrupted; its source passes again right after it).
+#[derive(Clone)]
+pub struct SyncWaker(Arc<(Mutex<Wakes>, Condvar)>);
+
+impl SyncWaker {
+    pub fn wake(&self) {
+        let (lock, cv) = &*self.0;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).wakes += 1;
+        cv.notify_all();
+    }
 }
 
 impl Scheduler {
     pub fn start(sources: &[SourceSpec], state_dir: &Path, on_pass: OnPass) -> Scheduler {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop = Arc::new((Mutex::new(Wakes::default()), Condvar::new()));
         let mut threads = Vec::new();
         for spec in sources.iter().filter(|s| s.kind() != SourceKind::File) {
             let spec = spec.clone();
@@ -455,24 +476,26 @@ impl Scheduler {
             let name = format!("intel-sync-{}", spec.name());
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
                 let mut wait = next_due(&Status::load(&state, spec.name()), Utc::now());
+                let mut seen = 0u64;
                 loop {
                     {
                         let (lock, cv) = &*stop;
-                        let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
                         let deadline = Instant::now() + wait;
-                        while !*stopped {
+                        while !st.stopped && st.wakes == seen {
                             let left = deadline.saturating_duration_since(Instant::now());
                             if left.is_zero() {
                                 break;
                             }
-                            stopped = cv
-                                .wait_timeout(stopped, left)
+                            st = cv
+                                .wait_timeout(st, left)
                                 .unwrap_or_else(|p| p.into_inner())
                                 .0;
                         }
-                        if *stopped {
+                        if st.stopped {
                             return;
                         }
+                        seen = st.wakes;
                     }
                     let outcome = run_pass(&spec, &state, Utc::now());
                     on_pass(&spec, &outcome);
@@ -487,10 +510,15 @@ impl Scheduler {
         Scheduler { stop, threads }
     }
 
+    /// A handle that makes every source pass now.
+    pub fn waker(&self) -> SyncWaker {
+        SyncWaker(self.stop.clone())
+    }
+
     /// Stops the threads (a pass in flight finishes first) and waits for them.
     pub fn stop(self) {
         let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).stopped = true;
         cv.notify_all();
         for t in self.threads {
             let _ = t.join();
