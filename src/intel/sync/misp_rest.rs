@@ -51,9 +51,12 @@
 //! of each event changed since the last reconcile. Events untouched by a pass are not
 //! read.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{Credentials, Fetcher, PassContext, PassReport, SourceConfig, SyncError};
@@ -343,88 +346,297 @@ pub struct RestAttribute {
     pub deleted: bool,
     pub event_uuid: String,
     /// The part of its event the answer carried (`Event` less `uuid`, plus `Tag`
-    /// from the inherited tags).
-    pub event: Map<String, Value>,
+    /// from the inherited tags); shared by the attributes of a page that carry the
+    /// same (the same `Event` text and inherited tags).
+    pub event: Arc<Map<String, Value>>,
     /// The attribute as stored: compact JSON, without `Event`, `event_uuid` and
     /// inherited tags.
     pub json: String,
 }
 
+/// A JSON object key, borrowed from the page text unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object as its members in order, each value left as its text.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawObject<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k.0, v));
+                }
+                Ok(RawObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> RawObject<'a> {
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// `{"response": ...}` of a restSearch page.
+#[derive(serde::Deserialize)]
+struct PageDoc<'a> {
+    #[serde(borrow)]
+    response: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct AttributeList<'a> {
+    #[serde(borrow, rename = "Attribute")]
+    attribute: Option<Vec<&'a RawValue>>,
+}
+
+/// A scalar's value (strings, numbers, booleans and null are cheap to parse).
+fn scalar(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+/// A string member's text.
+fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let t = raw.get();
+    if !t.starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<&str>(t)
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(t).map(Cow::Owned))
+        .ok()
+}
+
+/// Appends `raw` (valid JSON text) without the whitespace outside strings.
+fn push_compact(out: &mut String, raw: &str) {
+    let bytes = raw.as_bytes();
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        out.push_str(raw);
+        return;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push_str(&raw[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push_str(&raw[start..]);
+}
+
+/// Appends `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    }
+}
+
 /// Parses one `attributes/restSearch` page (`{"response":{"Attribute":[...]}}`);
-/// `what` names the request in errors (URL and page).
+/// `what` names the request in errors (URL and page). Typed and borrowing from
+/// `body`: each attribute's members are copied (compacted) into its stored text once;
+/// only `Event` and the inherited tags are built as values, once per distinct text.
 pub fn parse_page(body: &str, what: &dyn Fn() -> String) -> Result<Vec<RestAttribute>, String> {
-    let value: Value =
-        serde_json::from_str(body).map_err(|e| format!("{}: invalid JSON: {e}", what()))?;
-    let list = match value {
-        Value::Object(mut o) => match o.remove("response") {
-            Some(Value::Object(mut r)) => match r.remove("Attribute") {
-                Some(Value::Array(list)) => list,
-                _ => return Err(format!("{}: no \"response\".\"Attribute\" list", what())),
-            },
-            // MISP answers an empty search with an empty list in some versions.
-            Some(Value::Array(l)) if l.is_empty() => Vec::new(),
-            _ => return Err(format!("{}: no \"response\" object", what())),
-        },
-        _ => return Err(format!("{}: the answer is not a JSON object", what())),
+    let doc: PageDoc = if body.trim_start().starts_with('{') {
+        serde_json::from_str(body).map_err(|e| format!("{}: invalid JSON: {e}", what()))?
+    } else {
+        return Err(match serde_json::from_str::<&RawValue>(body) {
+            Ok(_) => format!("{}: the answer is not a JSON object", what()),
+            Err(e) => format!("{}: invalid JSON: {e}", what()),
+        });
     };
+    let Some(response) = doc.response else {
+        return Err(format!("{}: no \"response\" object", what()));
+    };
+    let text = response.get().trim_start();
+    if text.starts_with('[') {
+        // MISP answers an empty search with an empty list in some versions.
+        return match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(l) if l.is_empty() => Ok(Vec::new()),
+            _ => Err(format!("{}: no \"response\" object", what())),
+        };
+    }
+    let list = match serde_json::from_str::<AttributeList>(response.get()) {
+        Ok(AttributeList {
+            attribute: Some(list),
+        }) => list,
+        Ok(_) => return Err(format!("{}: no \"response\".\"Attribute\" list", what())),
+        Err(_) if !text.starts_with('{') => {
+            return Err(format!("{}: no \"response\" object", what()))
+        }
+        Err(_) => return Err(format!("{}: no \"response\".\"Attribute\" list", what())),
+    };
+    let mut events: HashMap<String, Arc<Map<String, Value>>> = HashMap::new();
     list.into_iter()
         .enumerate()
-        .map(|(i, a)| rest_attribute(a).map_err(|m| format!("{}: Attribute[{i}]: {m}", what())))
+        .map(|(i, a)| {
+            rest_attribute(a, &mut events)
+                .map_err(|m| format!("{}: Attribute[{i}]: {m}", what()))
+        })
         .collect()
 }
 
-fn rest_attribute(value: Value) -> Result<RestAttribute, String> {
-    let Value::Object(mut a) = value else {
-        return Err("not a JSON object".into());
-    };
+fn rest_attribute(
+    raw: &RawValue,
+    events: &mut HashMap<String, Arc<Map<String, Value>>>,
+) -> Result<RestAttribute, String> {
+    let a: RawObject = serde_json::from_str(raw.get()).map_err(|_| "not a JSON object")?;
     let uuid = a
         .get("uuid")
-        .and_then(Value::as_str)
+        .and_then(raw_str)
         .filter(|s| looks_like_uuid(s))
         .ok_or("no attribute uuid")?
         .to_ascii_lowercase();
     let timestamp = a
         .get("timestamp")
-        .and_then(int_of)
+        .and_then(|v| int_of(&scalar(v)))
         .ok_or_else(|| format!("attribute {uuid}: no timestamp"))?;
-    let deleted = a.get("deleted").and_then(flag).unwrap_or(false);
-    let mut event = match a.remove("Event") {
-        Some(Value::Object(e)) => e,
-        _ => Map::new(),
-    };
+    let deleted = a.get("deleted").and_then(|v| flag(&scalar(v))).unwrap_or(false);
+    let event_raw = a
+        .get("Event")
+        .filter(|v| v.get().trim_start().starts_with('{'));
     let event_uuid = a
-        .remove("event_uuid")
-        .and_then(|v| v.as_str().map(str::to_string))
+        .get("event_uuid")
+        .and_then(raw_str)
+        .map(Cow::into_owned)
         .or_else(|| {
-            event
-                .get("uuid")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            let e: RawObject = serde_json::from_str(event_raw?.get()).ok()?;
+            e.get("uuid").and_then(raw_str).map(Cow::into_owned)
         })
         .filter(|s| looks_like_uuid(s))
         .ok_or_else(|| format!("attribute {uuid}: no event uuid (event_uuid or Event.uuid)"))?
         .to_ascii_lowercase();
-    event.remove("uuid");
-    let (inherited, own): (Vec<Value>, Vec<Value>) = match a.remove("Tag") {
-        Some(Value::Array(tags)) => tags
-            .into_iter()
-            .partition(|t| t.get("inherited").and_then(flag).unwrap_or(false)),
-        _ => (Vec::new(), Vec::new()),
-    };
-    if !own.is_empty() {
-        a.insert("Tag".into(), Value::Array(own));
-    }
-    let event_tags: Vec<Value> = inherited
-        .into_iter()
-        .map(|mut t| {
-            if let Some(o) = t.as_object_mut() {
-                o.remove("inherited");
+    // Tags: own ones stay with the attribute, inherited ones are the event's.
+    let mut own: Vec<&RawValue> = Vec::new();
+    let mut inherited: Vec<&RawValue> = Vec::new();
+    if let Some(tags) = a.get("Tag") {
+        if let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(tags.get()) {
+            for t in list {
+                let is_inherited = serde_json::from_str::<RawObject>(t.get())
+                    .ok()
+                    .and_then(|o| o.get("inherited").map(|v| flag(&scalar(v))))
+                    .flatten()
+                    .unwrap_or(false);
+                if is_inherited {
+                    inherited.push(t);
+                } else {
+                    own.push(t);
+                }
             }
-            t
-        })
-        .collect();
-    event.insert("Tag".into(), Value::Array(event_tags));
-    let json = serde_json::to_string(&a).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut key = String::new();
+    key.push_str(event_raw.map_or("", |e| e.get()));
+    for t in &inherited {
+        key.push('\u{0}');
+        key.push_str(t.get());
+    }
+    let event = match events.get(&key) {
+        Some(e) => Arc::clone(e),
+        None => {
+            let mut event = match event_raw.map(|e| serde_json::from_str::<Value>(e.get())) {
+                Some(Ok(Value::Object(e))) => e,
+                _ => Map::new(),
+            };
+            event.remove("uuid");
+            let event_tags: Vec<Value> = inherited
+                .iter()
+                .map(|t| {
+                    let mut t = scalar(t);
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("inherited");
+                    }
+                    t
+                })
+                .collect();
+            event.insert("Tag".into(), Value::Array(event_tags));
+            let event = Arc::new(event);
+            events.insert(key, Arc::clone(&event));
+            event
+        }
+    };
+    let mut json = String::with_capacity(raw.get().len());
+    json.push('{');
+    let mut first = true;
+    for (k, v) in &a.0 {
+        if matches!(k.as_ref(), "Event" | "event_uuid" | "Tag") {
+            continue;
+        }
+        if !first {
+            json.push(',');
+        }
+        first = false;
+        push_json_str(&mut json, k);
+        json.push(':');
+        push_compact(&mut json, v.get());
+    }
+    if !own.is_empty() {
+        if !first {
+            json.push(',');
+        }
+        json.push_str("\"Tag\":[");
+        for (i, t) in own.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            push_compact(&mut json, t.get());
+        }
+        json.push(']');
+    }
+    json.push('}');
     Ok(RestAttribute {
         uuid,
         timestamp,
@@ -582,6 +794,9 @@ struct CachedEvent {
     /// Event fields except `Attribute` (`uuid`, `info`, `distribution`, `Tag`, ...).
     fields: Map<String, Value>,
     attributes: BTreeMap<String, Stored>,
+    /// The page's event part applied last (the next attribute sharing it is a no-op
+    /// for the fields).
+    applied: Option<Arc<Map<String, Value>>>,
 }
 
 /// The data directory, loaded lazily event by event, changed in memory, written by
@@ -672,6 +887,7 @@ impl<'a> Cache<'a> {
                 CachedEvent {
                     fields,
                     attributes: BTreeMap::new(),
+                    applied: None,
                 }
             };
             self.loaded.insert(uuid.to_string(), ev);
@@ -688,15 +904,22 @@ impl<'a> Cache<'a> {
     /// (logged): it is ours, and the server has its content.
     fn read_event(&self, uuid: &str) -> Result<CachedEvent, SyncError> {
         let path = self.dir.join(format!("{uuid}.json"));
-        let bytes = std::fs::read(&path).map_err(|e| self.io(&path, e))?;
-        let fields = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(mut o)) => match o.remove("Event") {
-                Some(Value::Object(e)) => Some(e),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some(mut fields) = fields else {
+        let text = std::fs::read_to_string(&path).map_err(|e| self.io(&path, e))?;
+        // Typed: the event's fields as values, each attribute kept as its text.
+        let parsed = serde_json::from_str::<RawObject>(&text).ok().and_then(|f| {
+            let event: RawObject = serde_json::from_str(f.get("Event")?.get()).ok()?;
+            let mut fields = Map::new();
+            let mut list: Vec<&RawValue> = Vec::new();
+            for (k, v) in event.0 {
+                if k == "Attribute" {
+                    list = serde_json::from_str(v.get()).ok()?;
+                } else {
+                    fields.insert(k.into_owned(), serde_json::from_str(v.get()).ok()?);
+                }
+            }
+            Some((fields, list))
+        });
+        let Some((fields, list)) = parsed else {
             tracing::warn!(source = %self.source_name, path = %path.display(),
                 "Cached event file unreadable; starting it afresh.");
             let mut fields = Map::new();
@@ -704,31 +927,45 @@ impl<'a> Cache<'a> {
             return Ok(CachedEvent {
                 fields,
                 attributes: BTreeMap::new(),
+                applied: None,
             });
         };
         let mut attributes = BTreeMap::new();
-        if let Some(Value::Array(list)) = fields.remove("Attribute") {
-            for a in list {
-                let uuid = a.get("uuid").and_then(Value::as_str).map(str::to_string);
-                let ts = a.get("timestamp").and_then(int_of);
-                if let (Some(u), Some(t)) = (uuid, ts) {
-                    let json = serde_json::to_string(&a).unwrap_or_default();
-                    attributes.insert(u.to_ascii_lowercase(), Stored { timestamp: t, json });
-                }
+        for a in list {
+            let Ok(o) = serde_json::from_str::<RawObject>(a.get()) else {
+                continue;
+            };
+            let uuid = o.get("uuid").and_then(raw_str);
+            let ts = o.get("timestamp").and_then(|v| int_of(&scalar(v)));
+            if let (Some(u), Some(t)) = (uuid, ts) {
+                let mut json = String::with_capacity(a.get().len());
+                push_compact(&mut json, a.get());
+                attributes.insert(u.to_ascii_lowercase(), Stored { timestamp: t, json });
             }
         }
-        Ok(CachedEvent { fields, attributes })
+        Ok(CachedEvent {
+            fields,
+            attributes,
+            applied: None,
+        })
     }
 
     /// Applies one attribute (see the module doc for the rule).
     fn upsert(&mut self, a: RestAttribute) -> Result<UpsertResult, SyncError> {
         let ev = self.event(&a.event_uuid)?;
         let mut changed = false;
-        for (k, v) in a.event {
-            if ev.fields.get(&k) != Some(&v) {
-                ev.fields.insert(k, v);
-                changed = true;
+        if !ev
+            .applied
+            .as_ref()
+            .is_some_and(|e| Arc::ptr_eq(e, &a.event))
+        {
+            for (k, v) in a.event.iter() {
+                if ev.fields.get(k) != Some(v) {
+                    ev.fields.insert(k.clone(), v.clone());
+                    changed = true;
+                }
             }
+            ev.applied = Some(Arc::clone(&a.event));
         }
         let current = ev.attributes.get(&a.uuid).map(|s| s.timestamp);
         let result = match current {
