@@ -294,7 +294,16 @@ fn corrupt_or_stale_snapshots_fall_back_to_parsing() {
     let corrupt = tripline::intel::snapshot::corrupt_total();
     let cache = load(&s.cache, opts);
     assert_same(&cache, &s, &load(&s.plain, opts));
-    assert!(tripline::intel::snapshot::corrupt_total() > corrupt);
+    let now = tripline::intel::snapshot::corrupt_total();
+    assert!(now > corrupt);
+    // Exported as a metric (the sidecar's /metrics).
+    let text = tripline::sink::metrics::Metrics::new().render();
+    let exported = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tripline_intel_snapshot_corrupt_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("tripline_intel_snapshot_corrupt_total exported");
+    assert!(exported >= now, "{exported} < {now}");
     assert_ne!(std::fs::read(&snap).expect("read"), bytes, "rewritten");
 
     let other = StoreOptions {

@@ -412,17 +412,152 @@ impl<'a> RawObject<'a> {
     }
 }
 
-/// `{"response": ...}` of a restSearch page.
-#[derive(serde::Deserialize)]
-struct PageDoc<'a> {
-    #[serde(borrow)]
-    response: Option<&'a RawValue>,
+/// What a restSearch page's `response` holds.
+enum Response<'a> {
+    /// `{"Attribute": [...]}`.
+    Attributes(Vec<RawObject<'a>>),
+    /// An object without an `Attribute` list.
+    NoList,
+    /// `[]` (MISP answers an empty search so in some versions).
+    EmptyList,
+    /// Anything else.
+    Other,
 }
 
-#[derive(serde::Deserialize)]
-struct AttributeList<'a> {
-    #[serde(borrow, rename = "Attribute")]
-    attribute: Option<Vec<&'a RawValue>>,
+/// Visits any JSON value; what is not handled is `Self::Value::default()`-like.
+macro_rules! other_scalars {
+    ($other:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
+}
+
+/// The `Attribute` member: a list of objects, or `None` for anything but a list.
+struct AttributeList<'a>(Option<Vec<RawObject<'a>>>);
+
+impl<'de> serde::Deserialize<'de> for AttributeList<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AttributeList<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of attributes")
+            }
+            other_scalars!(AttributeList(None));
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AttributeList<'de>, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AttributeList(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AttributeList<'de>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(100_000));
+                while let Some(a) = seq.next_element::<RawObject<'de>>()? {
+                    out.push(a);
+                }
+                Ok(AttributeList(Some(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Response<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Response<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a restSearch response")
+            }
+            other_scalars!(Response::Other);
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Response<'de>, A::Error> {
+                let mut out = Response::NoList;
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    if k.0 == "Attribute" {
+                        out = match map.next_value::<AttributeList<'de>>()?.0 {
+                            Some(list) => Response::Attributes(list),
+                            None => Response::NoList,
+                        };
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Response<'de>, A::Error> {
+                let mut n = 0usize;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(if n == 0 {
+                    Response::EmptyList
+                } else {
+                    Response::Other
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A restSearch page: its `response` member, parsed in the same scan.
+struct Page<'a>(Option<Response<'a>>);
+
+impl<'de> serde::Deserialize<'de> for Page<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Page<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Page<'de>, A::Error> {
+                let mut out = None;
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    if k.0 == "response" {
+                        out = Some(map.next_value::<Response<'de>>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Page(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A scalar's value (strings, numbers, booleans and null are cheap to parse).
@@ -490,37 +625,26 @@ fn push_json_str(out: &mut String, s: &str) {
 /// `body`: each attribute's members are copied (compacted) into its stored text once;
 /// only `Event` and the inherited tags are built as values, once per distinct text.
 pub fn parse_page(body: &str, what: &dyn Fn() -> String) -> Result<Vec<RestAttribute>, String> {
-    let doc: PageDoc = if body.trim_start().starts_with('{') {
-        serde_json::from_str(body).map_err(|e| format!("{}: invalid JSON: {e}", what()))?
-    } else {
-        return Err(match serde_json::from_str::<&RawValue>(body) {
+    if !body.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(body) {
             Ok(_) => format!("{}: the answer is not a JSON object", what()),
             Err(e) => format!("{}: invalid JSON: {e}", what()),
         });
-    };
-    let Some(response) = doc.response else {
-        return Err(format!("{}: no \"response\" object", what()));
-    };
-    let text = response.get().trim_start();
-    if text.starts_with('[') {
-        // MISP answers an empty search with an empty list in some versions.
-        return match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(l) if l.is_empty() => Ok(Vec::new()),
-            _ => Err(format!("{}: no \"response\" object", what())),
-        };
     }
-    let list = match serde_json::from_str::<AttributeList>(response.get()) {
-        Ok(AttributeList {
-            attribute: Some(list),
-        }) => list,
-        Ok(_) => return Err(format!("{}: no \"response\".\"Attribute\" list", what())),
-        Err(_) if !text.starts_with('{') => {
+    let page: Page =
+        serde_json::from_str(body).map_err(|e| format!("{}: invalid JSON: {e}", what()))?;
+    let list = match page.0 {
+        Some(Response::Attributes(list)) => list,
+        Some(Response::EmptyList) => return Ok(Vec::new()),
+        Some(Response::NoList) => {
+            return Err(format!("{}: no \"response\".\"Attribute\" list", what()))
+        }
+        Some(Response::Other) | None => {
             return Err(format!("{}: no \"response\" object", what()))
         }
-        Err(_) => return Err(format!("{}: no \"response\".\"Attribute\" list", what())),
     };
-    let mut events: HashMap<String, Arc<Map<String, Value>>> = HashMap::new();
-    list.into_iter()
+    let mut events: PageEvents = Vec::new();
+    list.iter()
         .enumerate()
         .map(|(i, a)| {
             rest_attribute(a, &mut events)
@@ -529,11 +653,13 @@ pub fn parse_page(body: &str, what: &dyn Fn() -> String) -> Result<Vec<RestAttri
         .collect()
 }
 
-fn rest_attribute(
-    raw: &RawValue,
-    events: &mut HashMap<String, Arc<Map<String, Value>>>,
+/// The event parts of a page so far: `Event` text, inherited tags' texts, the part.
+type PageEvents<'p> = Vec<(&'p str, Vec<&'p str>, Arc<Map<String, Value>>)>;
+
+fn rest_attribute<'p>(
+    a: &RawObject<'p>,
+    events: &mut PageEvents<'p>,
 ) -> Result<RestAttribute, String> {
-    let a: RawObject = serde_json::from_str(raw.get()).map_err(|_| "not a JSON object")?;
     let uuid = a
         .get("uuid")
         .and_then(raw_str)
@@ -578,14 +704,14 @@ fn rest_attribute(
             }
         }
     }
-    let mut key = String::new();
-    key.push_str(event_raw.map_or("", |e| e.get()));
-    for t in &inherited {
-        key.push('\u{0}');
-        key.push_str(t.get());
-    }
-    let event = match events.get(&key) {
-        Some(e) => Arc::clone(e),
+    let event_text = event_raw.map_or("", |e| e.get());
+    let known = events.iter().rev().find(|(e, tags, _)| {
+        *e == event_text
+            && tags.len() == inherited.len()
+            && tags.iter().zip(&inherited).all(|(a, b)| *a == b.get())
+    });
+    let event = match known {
+        Some((_, _, e)) => Arc::clone(e),
         None => {
             let mut event = match event_raw.map(|e| serde_json::from_str::<Value>(e.get())) {
                 Some(Ok(Value::Object(e))) => e,
@@ -604,11 +730,16 @@ fn rest_attribute(
                 .collect();
             event.insert("Tag".into(), Value::Array(event_tags));
             let event = Arc::new(event);
-            events.insert(key, Arc::clone(&event));
+            events.push((
+                event_text,
+                inherited.iter().map(|t| t.get()).collect(),
+                Arc::clone(&event),
+            ));
             event
         }
     };
-    let mut json = String::with_capacity(raw.get().len());
+    let size: usize = a.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let mut json = String::with_capacity(size);
     json.push('{');
     let mut first = true;
     for (k, v) in &a.0 {

@@ -43,7 +43,7 @@ use serde_json::Value;
 use super::spec::{data_dir, source_dir, SourceSpec};
 use super::stage::{self, Dirs};
 use super::{registry, write_atomic, Credentials, PassContext, PassReport, SourceKind, SyncError};
-use crate::intel::load::{load_intel, IntelSpec, LoadOptions};
+use crate::intel::load::{count_intel, IntelSpec, LoadOptions};
 use crate::net::HttpClient;
 
 /// The first retry after a failure; each further failure doubles it, up to the
@@ -232,9 +232,7 @@ fn try_count_indicators(name: &str, path: &Path) -> Result<u64, String> {
         store,
         ..LoadOptions::default()
     };
-    load_intel(&[spec], &opts)
-        .map(|(store, _)| store.len() as u64)
-        .map_err(|e| format!("{e:#}"))
+    count_intel(&[spec], &opts).map_err(|e| format!("{e:#}"))
 }
 
 /// What a pass that did not fail did.
