@@ -1298,3 +1298,66 @@ fn flag(v: &Value) -> Option<bool> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(attrs: &str) -> String {
+        format!("{{\"response\": {{\"Attribute\": [{attrs}]}}}}")
+    }
+
+    const A: &str = r#"{"id": "1", "type": "ip-dst", "to_ids": true,
+        "uuid": "0000000A-1111-4000-8000-000000000001", "timestamp": "1700000001",
+        "deleted": false, "comment": "say \"hi\"\n", "value": "10.0.0.1",
+        "Event": {"org_id": "1", "id": "7", "info": "ev", "uuid": "00000001-0000-4000-8000-000000000001"},
+        "event_uuid": "00000001-0000-4000-8000-000000000001",
+        "Tag": [{"id": "1", "name": "own tag", "local": 0},
+                {"id": "2", "name": "tlp:green", "inherited": 1}]}"#;
+
+    #[test]
+    fn typed_page_parse_keeps_the_attribute_and_splits_the_event() {
+        let b = A.replace("000000000001\", \"timestamp\": \"1700000001\"", "000000000002\", \"timestamp\": 1700000002");
+        let b = b.replace("\"deleted\": false", "\"deleted\": \"1\"");
+        let attrs = parse_page(&page(&format!("{A}, {b}")), &|| "p".into()).expect("parses");
+        assert_eq!(attrs.len(), 2);
+        let a = &attrs[0];
+        assert_eq!(a.uuid, "0000000a-1111-4000-8000-000000000001");
+        assert_eq!(a.timestamp, 1_700_000_001);
+        assert!(!a.deleted);
+        assert!(attrs[1].deleted);
+        assert_eq!(attrs[1].timestamp, 1_700_000_002);
+        assert_eq!(a.event_uuid, "00000001-0000-4000-8000-000000000001");
+        // Stored: compact, every member but Event, event_uuid and inherited tags.
+        let stored: Value = serde_json::from_str(&a.json).expect("stored JSON");
+        assert!(!a.json.contains(": ") && !a.json.contains('\n'), "{}", a.json);
+        assert_eq!(stored["comment"], "say \"hi\"\n");
+        assert_eq!(stored["value"], "10.0.0.1");
+        assert!(stored.get("Event").is_none() && stored.get("event_uuid").is_none());
+        assert_eq!(stored["Tag"], json!([{"id": "1", "name": "own tag", "local": 0}]));
+        // The event part: Event less uuid, with the inherited tags (less `inherited`).
+        assert_eq!(
+            Value::Object((*a.event).clone()),
+            json!({"org_id": "1", "id": "7", "info": "ev",
+                   "Tag": [{"id": "2", "name": "tlp:green"}]})
+        );
+        assert!(Arc::ptr_eq(&a.event, &attrs[1].event), "shared per page");
+    }
+
+    #[test]
+    fn typed_page_parse_errors_and_empty_answers() {
+        let what = || "p".to_string();
+        assert!(parse_page("{\"response\": []}", &what).expect("empty").is_empty());
+        assert!(parse_page(&page(""), &what).expect("empty").is_empty());
+        let err = |body: &str| parse_page(body, &what).expect_err(body);
+        assert!(err("{\"response\": ").contains("invalid JSON"));
+        assert!(err("[1]").contains("not a JSON object"));
+        assert!(err("{\"other\": 1}").contains("no \"response\" object"));
+        assert!(err("{\"response\": [1]}").contains("no \"response\" object"));
+        assert!(err("{\"response\": {\"Attribute\": 3}}").contains("\"Attribute\" list"));
+        assert!(err(&page("{\"type\": \"ip-dst\"}")).contains("Attribute[0]: no attribute uuid"));
+        let no_event = A.replace("\"event_uuid\": \"00000001-0000-4000-8000-000000000001\",", "");
+        let no_event = no_event.replace("\"uuid\": \"00000001-0000-4000-8000-000000000001\"", "\"x\": 1");
+        assert!(err(&page(&no_event)).contains("no event uuid"));
+    }
+}
