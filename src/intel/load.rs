@@ -95,6 +95,10 @@ fn load_intel_into(
             .flatten()
             .map(|p| snapshot::Loader::open(p, &spec.path, opts.store));
         let mut snapshot = snapshot;
+        if let Some(s) = &snapshot {
+            let (kinds, metas) = s.sizes();
+            store.reserve(&kinds, metas);
+        }
         load_one(
             &mut store,
             &spec.path,

@@ -136,6 +136,23 @@ impl Loader {
         }
     }
 
+    /// What replaying every entry would add at most: links and value bytes per
+    /// [`Kind`] (indexed by `Kind as usize`), and metas.
+    pub fn sizes(&self) -> (Vec<(usize, usize)>, usize) {
+        let mut kinds = vec![(0usize, 0usize); Kind::ALL.len()];
+        let mut metas = 0;
+        for (_, part) in self.old.values() {
+            metas += part.metas.len();
+            for (kind, value, _, _) in &part.links {
+                if let Some(k) = kinds.get_mut(*kind as usize) {
+                    k.0 += 1;
+                    k.1 += value.len();
+                }
+            }
+        }
+        (kinds, metas)
+    }
+
     fn key(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)
             .unwrap_or(path)

@@ -502,6 +502,21 @@ impl IntelStore {
         s
     }
 
+    /// Makes room for what a snapshot replay adds ([`super::snapshot::Loader::sizes`]):
+    /// per kind, links and value bytes (an upper bound on new values), and metas.
+    pub fn reserve(&mut self, kinds: &[(usize, usize)], metas: usize) {
+        let mut links = 0;
+        for (set, &(n, bytes)) in self.sets.iter_mut().zip(kinds) {
+            set.reserve(n, bytes);
+            links += n;
+        }
+        if !self.count_only {
+            self.links.reserve(links);
+            self.metas.reserve(metas);
+            self.meta_exclusion.reserve(metas);
+        }
+    }
+
     /// Replays a part. With `into_source`, the part's sources are that source of this
     /// store (an event file of a feed directory: its counts add to the directory's
     /// source); without, they are appended.
