@@ -1055,16 +1055,24 @@ mod tests {
                     s.skipped,
                     s.decay_inputs,
                     s.records_by_source,
-                    (0..s.sets.len()).map(|k| s.sets[k].len()).collect::<Vec<_>>()
+                    (0..s.sets.len())
+                        .map(|k| s.sets[k].len())
+                        .collect::<Vec<_>>()
                 )
             };
             assert_eq!(dump(&a), dump(&b), "{}", path.display());
         }
         assert!(
-            serde_json::from_slice::<pruned::EventFile>(&std::fs::read(&files[files.len() - 1]).expect("read")).is_ok(),
+            serde_json::from_slice::<pruned::EventFile>(
+                &std::fs::read(&files[files.len() - 1]).expect("read")
+            )
+            .is_ok(),
             "the pruned parse reads the decay event"
         );
-        assert!(pruned_used >= 3, "the pruned parse was used for {pruned_used} files");
+        assert!(
+            pruned_used >= 3,
+            "the pruned parse was used for {pruned_used} files"
+        );
     }
 
     fn load_fixture(rel: &str) -> IntelStore {

@@ -45,9 +45,12 @@
 //! the next pass (from the old cursor) applies the same changes again, to the same
 //! result. The API key goes only into the `Authorization` header.
 //!
-//! Costs: the pass holds every attribute it received, as compact JSON text (about the
-//! size MISP sent), plus every event it touched, loaded from its file; a first pull of
-//! N attributes holds all N until it writes. One request per page, one more per page
+//! Costs: pages are parsed typed, borrowing from the page text ([`parse_page`]): each
+//! attribute's members are copied once, compacted, into its stored text, and only
+//! `Event` and the inherited tags are built as JSON values, once per distinct text in
+//! a page. The pass holds every attribute it received, as compact JSON text (about the
+//! size MISP sent), plus every event it touched, loaded from its file (typed too: the
+//! attributes stay text); a first pull of N attributes holds all N until it writes. One request per page, one more per page
 //! of each event changed since the last reconcile. Events untouched by a pass are not
 //! read.
 
@@ -639,16 +642,13 @@ pub fn parse_page(body: &str, what: &dyn Fn() -> String) -> Result<Vec<RestAttri
         Some(Response::NoList) => {
             return Err(format!("{}: no \"response\".\"Attribute\" list", what()))
         }
-        Some(Response::Other) | None => {
-            return Err(format!("{}: no \"response\" object", what()))
-        }
+        Some(Response::Other) | None => return Err(format!("{}: no \"response\" object", what())),
     };
     let mut events: PageEvents = Vec::new();
     list.iter()
         .enumerate()
         .map(|(i, a)| {
-            rest_attribute(a, &mut events)
-                .map_err(|m| format!("{}: Attribute[{i}]: {m}", what()))
+            rest_attribute(a, &mut events).map_err(|m| format!("{}: Attribute[{i}]: {m}", what()))
         })
         .collect()
 }
@@ -670,7 +670,10 @@ fn rest_attribute<'p>(
         .get("timestamp")
         .and_then(|v| int_of(&scalar(v)))
         .ok_or_else(|| format!("attribute {uuid}: no timestamp"))?;
-    let deleted = a.get("deleted").and_then(|v| flag(&scalar(v))).unwrap_or(false);
+    let deleted = a
+        .get("deleted")
+        .and_then(|v| flag(&scalar(v)))
+        .unwrap_or(false);
     let event_raw = a
         .get("Event")
         .filter(|v| v.get().trim_start().starts_with('{'));
@@ -1317,7 +1320,10 @@ mod tests {
 
     #[test]
     fn typed_page_parse_keeps_the_attribute_and_splits_the_event() {
-        let b = A.replace("000000000001\", \"timestamp\": \"1700000001\"", "000000000002\", \"timestamp\": 1700000002");
+        let b = A.replace(
+            "000000000001\", \"timestamp\": \"1700000001\"",
+            "000000000002\", \"timestamp\": 1700000002",
+        );
         let b = b.replace("\"deleted\": false", "\"deleted\": \"1\"");
         let attrs = parse_page(&page(&format!("{A}, {b}")), &|| "p".into()).expect("parses");
         assert_eq!(attrs.len(), 2);
@@ -1330,11 +1336,18 @@ mod tests {
         assert_eq!(a.event_uuid, "00000001-0000-4000-8000-000000000001");
         // Stored: compact, every member but Event, event_uuid and inherited tags.
         let stored: Value = serde_json::from_str(&a.json).expect("stored JSON");
-        assert!(!a.json.contains(": ") && !a.json.contains('\n'), "{}", a.json);
+        assert!(
+            !a.json.contains(": ") && !a.json.contains('\n'),
+            "{}",
+            a.json
+        );
         assert_eq!(stored["comment"], "say \"hi\"\n");
         assert_eq!(stored["value"], "10.0.0.1");
         assert!(stored.get("Event").is_none() && stored.get("event_uuid").is_none());
-        assert_eq!(stored["Tag"], json!([{"id": "1", "name": "own tag", "local": 0}]));
+        assert_eq!(
+            stored["Tag"],
+            json!([{"id": "1", "name": "own tag", "local": 0}])
+        );
         // The event part: Event less uuid, with the inherited tags (less `inherited`).
         assert_eq!(
             Value::Object((*a.event).clone()),
@@ -1347,7 +1360,9 @@ mod tests {
     #[test]
     fn typed_page_parse_errors_and_empty_answers() {
         let what = || "p".to_string();
-        assert!(parse_page("{\"response\": []}", &what).expect("empty").is_empty());
+        assert!(parse_page("{\"response\": []}", &what)
+            .expect("empty")
+            .is_empty());
         assert!(parse_page(&page(""), &what).expect("empty").is_empty());
         let err = |body: &str| parse_page(body, &what).expect_err(body);
         assert!(err("{\"response\": ").contains("invalid JSON"));
@@ -1356,8 +1371,14 @@ mod tests {
         assert!(err("{\"response\": [1]}").contains("no \"response\" object"));
         assert!(err("{\"response\": {\"Attribute\": 3}}").contains("\"Attribute\" list"));
         assert!(err(&page("{\"type\": \"ip-dst\"}")).contains("Attribute[0]: no attribute uuid"));
-        let no_event = A.replace("\"event_uuid\": \"00000001-0000-4000-8000-000000000001\",", "");
-        let no_event = no_event.replace("\"uuid\": \"00000001-0000-4000-8000-000000000001\"", "\"x\": 1");
+        let no_event = A.replace(
+            "\"event_uuid\": \"00000001-0000-4000-8000-000000000001\",",
+            "",
+        );
+        let no_event = no_event.replace(
+            "\"uuid\": \"00000001-0000-4000-8000-000000000001\"",
+            "\"x\": 1",
+        );
         assert!(err(&page(&no_event)).contains("no event uuid"));
     }
 }

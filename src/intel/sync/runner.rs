@@ -28,9 +28,11 @@
 //! files of a killed pass (`.NAME.tmp-PID`) are removed at the start of the next one.
 //!
 //! Costs: one hard link per cached file per pass; after a pass that changed data, the
-//! staged directory is loaded once with the intel loaders to count its indicators
-//! (about the cost of loading it for the index); a pass that changed nothing keeps
-//! the last count.
+//! staged directory is counted through the source's snapshot
+//! ([`crate::intel::load::count_intel`]): changed files are parsed, unchanged ones'
+//! entries replayed into a counting store (values only: no metas, events or links),
+//! and the snapshot rewritten, so the sidecar's next load replays everything; a pass
+//! that changed nothing keeps the last count.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
