@@ -26,7 +26,8 @@
 //!   [`Part`] carries neither.
 //! - Written whole to a unique temporary name, fsynced, renamed; read with a checksum.
 //!   A missing, stale or corrupt snapshot costs a full parse and is rewritten; a
-//!   corrupt one is logged and counted ([`corrupt_total`]), never an error.
+//!   corrupt one is logged and counted ([`corrupt_total`], exported as the metric
+//!   `tripline_intel_snapshot_corrupt_total`), never an error.
 //!
 //! Costs: about 60 bytes per MISP indicator on disk (the attribute UUID is 16 bytes,
 //! integers are varints); reading and replaying a million is about a third of the
