@@ -66,7 +66,24 @@ pub fn load_intel(
     specs: &[IntelSpec],
     opts: &LoadOptions,
 ) -> Result<(IntelStore, Vec<IntelError>), IntelError> {
+    load_intel_into(IntelStore::new(opts.store), specs, opts)
+}
+
+/// The number of distinct indicators [`load_intel`] would hold, through the same
+/// loaders and snapshots (so a synced source's snapshot is brought up to date), but
+/// replaying snapshot entries into a counting store ([`IntelStore::count_only`]):
+/// no metas, events or links are built for unchanged files.
+pub fn count_intel(specs: &[IntelSpec], opts: &LoadOptions) -> Result<u64, IntelError> {
     let mut store = IntelStore::new(opts.store);
+    store.count_only = true;
+    load_intel_into(store, specs, opts).map(|(store, _)| store.len() as u64)
+}
+
+fn load_intel_into(
+    mut store: IntelStore,
+    specs: &[IntelSpec],
+    opts: &LoadOptions,
+) -> Result<(IntelStore, Vec<IntelError>), IntelError> {
     let mut errors = Vec::new();
     // Per source: the spec it came from.
     let mut spec_of: Vec<usize> = Vec::new();
@@ -78,6 +95,10 @@ pub fn load_intel(
             .flatten()
             .map(|p| snapshot::Loader::open(p, &spec.path, opts.store));
         let mut snapshot = snapshot;
+        if let Some(s) = &snapshot {
+            let (kinds, metas) = s.sizes();
+            store.reserve(&kinds, metas);
+        }
         load_one(
             &mut store,
             &spec.path,

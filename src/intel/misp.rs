@@ -22,7 +22,8 @@
 //! as 5, the event's own distribution being on its [`EventInfo`].
 //!
 //! Cost: one pass over the parsed JSON; the file is held in memory once as bytes and
-//! once as a `serde_json::Value`.
+//! once as a `serde_json::Value` (for `{"Event": ...}` files, with the attributes
+//! pruned to the members the loader reads: [`ATTRIBUTE_KEYS`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -39,9 +40,156 @@ use super::IntelError;
 pub const MISSING_EVENT_FILE: &str = "feed manifest lists an event whose file is missing";
 
 /// Loads one MISP JSON file (any shape [`load_misp_value`] accepts) under `source`.
+/// A `{"Event": {...}}` file (a feed's event file, the intel cache's) is parsed with
+/// its event's attributes pruned to the members the loader reads
+/// ([`ATTRIBUTE_KEYS`]); anything else, or anything that does not parse so, is parsed
+/// whole (same result, same errors).
 pub fn load_misp_file(store: &mut IntelStore, path: &Path, source: u32) -> Result<(), IntelError> {
-    let value = IntelError::read_json(path)?;
+    let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
+    let value = match serde_json::from_slice::<pruned::EventFile>(&bytes) {
+        Ok(v) => v.0,
+        Err(_) => serde_json::from_slice(&bytes).map_err(|e| IntelError::json(path, &e))?,
+    };
     load_misp_value(store, &value, source, &path.display().to_string())
+}
+
+/// The members of an event's attribute that [`Loader::attribute`] reads (keep in
+/// step with it): an event file's attributes are parsed with only these.
+pub const ATTRIBUTE_KEYS: &[&str] = &[
+    "uuid",
+    "type",
+    "value",
+    "Tag",
+    "Sighting",
+    "decay_score",
+    "category",
+    "to_ids",
+    "deleted",
+    "distribution",
+    "first_seen",
+    "last_seen",
+    "timestamp",
+];
+
+/// Parsing `{"Event": {..., "Attribute": [...]}}` with each attribute pruned to
+/// [`ATTRIBUTE_KEYS`] (the other members are skipped, not built as values).
+mod pruned {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    use super::ATTRIBUTE_KEYS;
+
+    /// An object key, borrowed when it has no escapes.
+    struct Key<'a>(Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v.to_string())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// An attribute object with only [`ATTRIBUTE_KEYS`].
+    struct Attribute(Value);
+
+    impl<'de> Deserialize<'de> for Attribute {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Attribute;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an attribute object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attribute, A::Error> {
+                    let mut out = Map::new();
+                    while let Some(k) = map.next_key::<Key<'de>>()? {
+                        if ATTRIBUTE_KEYS.contains(&k.0.as_ref()) {
+                            out.insert(k.0.into_owned(), map.next_value::<Value>()?);
+                        } else {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(Attribute(Value::Object(out)))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    /// An event object whose `Attribute` list is pruned.
+    struct Event(Value);
+
+    impl<'de> Deserialize<'de> for Event {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Event;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an event object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+                    let mut out = Map::new();
+                    while let Some(k) = map.next_key::<Key<'de>>()? {
+                        let v = if k.0 == "Attribute" {
+                            let list = map.next_value::<Vec<Attribute>>()?;
+                            Value::Array(list.into_iter().map(|a| a.0).collect())
+                        } else {
+                            map.next_value::<Value>()?
+                        };
+                        out.insert(k.0.into_owned(), v);
+                    }
+                    Ok(Event(Value::Object(out)))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    /// A file `{"Event": {...}}` (other members kept whole).
+    pub struct EventFile(pub Value);
+
+    impl<'de> Deserialize<'de> for EventFile {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = EventFile;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object with an Event object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EventFile, A::Error> {
+                    let mut out = Map::new();
+                    while let Some(k) = map.next_key::<Key<'de>>()? {
+                        let v = if k.0 == "Event" {
+                            map.next_value::<Event>()?.0
+                        } else {
+                            map.next_value::<Value>()?
+                        };
+                        out.insert(k.0.into_owned(), v);
+                    }
+                    if !matches!(out.get("Event"), Some(Value::Object(_))) {
+                        return Err(serde::de::Error::custom("no Event object"));
+                    }
+                    Ok(EventFile(Value::Object(out)))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
 }
 
 /// Loads parsed MISP JSON: `{"Event":{..}}` or a bare event, a list of events (wrapped
@@ -844,6 +992,87 @@ mod tests {
         let (mut store, source) = new_store(StoreOptions::default());
         load_misp_value(&mut store, &value, source, "test.json").expect("test JSON is MISP");
         store
+    }
+
+    /// The pruned parse of `{"Event": ...}` files gives the store the whole parse
+    /// gives, on every MISP fixture (events with objects, sightings, tags, deleted
+    /// attributes, feed events) and on one that carries decay scores and sightings.
+    #[test]
+    fn pruned_event_file_parse_equals_the_whole_parse() {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for dir in ["misp/pymisp-tests", "misp/infoblox-feed"] {
+            for e in std::fs::read_dir(Path::new(FIXTURES).join(dir)).expect("fixtures") {
+                let p = e.expect("entry").path();
+                if p.extension().is_some_and(|x| x == "json") {
+                    files.push(p);
+                }
+            }
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let extra = tmp.path().join("decay.json");
+        std::fs::write(
+            &extra,
+            json!({"Event": {"uuid": "5e8f0a3e-0000-4000-8000-000000000001", "info": "x",
+                "Tag": [{"name": "tlp:amber"}],
+                "Attribute": [
+                    {"type": "domain", "value": "evil.example", "uuid": "5e8f0a3e-0000-4000-8000-00000000000a",
+                     "comment": "skipped member", "to_ids": "1", "timestamp": "1700000000",
+                     "first_seen": "2023-01-01T00:00:00Z", "last_seen": 1700000000000u64,
+                     "Tag": [{"name": "tlp:red"}], "category": "Network activity", "distribution": "3",
+                     "Sighting": [{"type": "0", "date_sighting": "1700000100"},
+                                  {"type": "2", "date_sighting": "1800000000"}],
+                     "decay_score": [{"base_score": 80.5}], "object_id": "0"},
+                    {"type": "ip-dst|port", "value": "198.51.100.7|443", "deleted": true},
+                    {"type": "link", "value": "https://x.example/"},
+                    {"type": "domain", "value": ""}
+                ],
+                "Object": [{"Attribute": [{"type": "md5", "value": "d41d8cd98f00b204e9800998ecf8427e"}]}]}})
+            .to_string(),
+        )
+        .expect("write");
+        files.push(extra);
+        let mut pruned_used = 0;
+        for path in &files {
+            let bytes = std::fs::read(path).expect("read");
+            let Ok(whole) = serde_json::from_slice::<Value>(&bytes) else {
+                continue;
+            };
+            if serde_json::from_slice::<pruned::EventFile>(&bytes).is_ok() {
+                pruned_used += 1;
+            }
+            let (mut a, sa) = new_store(StoreOptions::default());
+            let ra = load_misp_file(&mut a, path, sa).map_err(|e| e.to_string());
+            let (mut b, sb) = new_store(StoreOptions::default());
+            let rb = load_misp_value(&mut b, &whole, sb, &path.display().to_string())
+                .map_err(|e| e.to_string());
+            assert_eq!(ra, rb, "{}", path.display());
+            let dump = |s: &IntelStore| {
+                format!(
+                    "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+                    s.links,
+                    s.metas,
+                    s.events,
+                    s.skipped,
+                    s.decay_inputs,
+                    s.records_by_source,
+                    (0..s.sets.len())
+                        .map(|k| s.sets[k].len())
+                        .collect::<Vec<_>>()
+                )
+            };
+            assert_eq!(dump(&a), dump(&b), "{}", path.display());
+        }
+        assert!(
+            serde_json::from_slice::<pruned::EventFile>(
+                &std::fs::read(&files[files.len() - 1]).expect("read")
+            )
+            .is_ok(),
+            "the pruned parse reads the decay event"
+        );
+        assert!(
+            pruned_used >= 3,
+            "the pruned parse was used for {pruned_used} files"
+        );
     }
 
     fn load_fixture(rel: &str) -> IntelStore {

@@ -84,7 +84,7 @@ impl IndicatorId {
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
     strings: Vec<Box<str>>,
-    ids: HashMap<Box<str>, u32>,
+    ids: foldhash::HashMap<Box<str>, u32>,
 }
 
 impl Interner {
@@ -112,9 +112,9 @@ pub struct IntelStore {
     pub events: Vec<EventInfo>,
     pub strings: Interner,
     pub tagsets: Vec<Box<[u32]>>,
-    tagset_ids: HashMap<Box<[u32]>, u32>,
+    tagset_ids: foldhash::HashMap<Box<[u32]>, u32>,
     pub metas: Vec<Meta>,
-    meta_ids: HashMap<Meta, u32>,
+    meta_ids: foldhash::HashMap<Meta, u32>,
     /// Per meta: the policy exclusion that applies to it (kept only in explain mode).
     pub meta_exclusion: Vec<Option<Exclusion>>,
     /// One set per kind, indexed by `Kind as usize`.
@@ -145,6 +145,10 @@ pub struct IntelStore {
     pub refused_by_reason: BTreeMap<&'static str, u64>,
     /// Per source: what it lost at load.
     pub losses_by_source: Vec<SourceLosses>,
+    /// Only counting (the sync runner's count of a pass's data): [`IntelStore::absorb`]
+    /// adds a part's values and counts, not its metas, events or links, so the store
+    /// answers [`IntelStore::len`] and the per-source counts, not lookups.
+    pub count_only: bool,
 }
 
 impl IntelStore {
@@ -498,6 +502,21 @@ impl IntelStore {
         s
     }
 
+    /// Makes room for what a snapshot replay adds ([`super::snapshot::Loader::sizes`]):
+    /// per kind, links and value bytes (an upper bound on new values), and metas.
+    pub fn reserve(&mut self, kinds: &[(usize, usize)], metas: usize) {
+        let mut links = 0;
+        for (set, &(n, bytes)) in self.sets.iter_mut().zip(kinds) {
+            set.reserve(n, bytes);
+            links += n;
+        }
+        if !self.count_only {
+            self.links.reserve(links);
+            self.metas.reserve(metas);
+            self.meta_exclusion.reserve(metas);
+        }
+    }
+
     /// Replays a part. With `into_source`, the part's sources are that source of this
     /// store (an event file of a feed directory: its counts add to the directory's
     /// source); without, they are appended.
@@ -546,6 +565,13 @@ impl IntelStore {
                 .collect(),
         };
         let map_source = |s: u32| source_map.get(s as usize).copied().unwrap_or(0);
+        if self.count_only {
+            for (kind, value, _, _) in &part.links {
+                self.sets[*kind as usize].insert(value.as_bytes());
+            }
+            self.absorb_counts(part, &map_source);
+            return;
+        }
         let event_base = self.events.len() as u32;
         self.events.extend(part.events.iter().cloned());
         let string_map: Vec<u32> = part.strings.iter().map(|s| self.intern(s)).collect();
@@ -595,6 +621,11 @@ impl IntelStore {
                 self.written.entry(id).or_insert_with(|| w.clone());
             }
         }
+        self.absorb_counts(part, &map_source);
+    }
+
+    /// [`IntelStore::absorb`]'s skips and counts.
+    fn absorb_counts(&mut self, part: &Part, map_source: &dyn Fn(u32) -> u32) {
         for (s, unsupported) in &part.skipped {
             if self.skipped.len() >= MAX_SKIPPED_KEPT {
                 break;

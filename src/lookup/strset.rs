@@ -103,6 +103,21 @@ impl StrSet {
         (id, true)
     }
 
+    /// Makes room for `additional` more strings of `bytes` bytes in all, so that a
+    /// bulk load (a snapshot replay) does not grow and rehash the table as it goes.
+    pub fn reserve(&mut self, additional: usize, bytes: usize) {
+        self.arena.reserve(bytes);
+        self.ends.reserve(additional);
+        let Self {
+            arena, ends, table, ..
+        } = self;
+        table.reserve(additional, |&other| {
+            let i = other as usize;
+            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+            Hasher.hash(&arena[start..ends[i] as usize])
+        });
+    }
+
     /// Heap bytes held.
     pub fn memory_bytes(&self) -> usize {
         self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * (4 + 1)
@@ -155,5 +170,16 @@ mod tests {
             assert_eq!(s.find(format!("host{i}.example").as_bytes()), Some(i));
         }
         assert_eq!(s.find(b"host10000.example"), None);
+    }
+
+    #[test]
+    fn reserve_keeps_what_is_there() {
+        let mut s = StrSet::new();
+        s.insert(b"a");
+        s.reserve(1000, 10_000);
+        assert!(s.memory_bytes() >= 10_000);
+        assert_eq!(s.insert(b"a"), (0, false));
+        assert_eq!(s.insert(b"b"), (1, true));
+        assert_eq!(s.find(b"a"), Some(0));
     }
 }

@@ -458,6 +458,12 @@ pub const INTEL_SYNC_HELD: MetricDef = def(
     &["source"],
     "1 while an intel source's last pass is held for review by the shrink guard (intel sync --accept-shrink applies it), else 0.",
 );
+pub const INTEL_SNAPSHOT_CORRUPT: MetricDef = def(
+    "tripline_intel_snapshot_corrupt_total",
+    Counter,
+    &[],
+    "Intel cache snapshots found corrupt (unreadable, bad checksum or encoding) and rebuilt by parsing the data.",
+);
 
 pub const RETRO_STORE_BYTES: MetricDef = def(
     "tripline_retro_store_bytes",
@@ -545,6 +551,7 @@ pub const METRICS: &[MetricDef] = &[
     INTEL_SYNC_BYTES,
     INTEL_SYNC_DELETED,
     INTEL_SYNC_HELD,
+    INTEL_SNAPSHOT_CORRUPT,
     RETRO_STORE_BYTES,
     RETRO_SLICES,
     RETRO_OBSERVATIONS,
@@ -652,6 +659,7 @@ pub struct Metrics {
     pub intel_sync_bytes: IntCounterVec,
     pub intel_sync_deleted: IntCounterVec,
     pub intel_sync_held: IntGaugeVec,
+    pub intel_snapshot_corrupt: IntCounter,
     pub retro_store_bytes: IntGauge,
     pub retro_slices: IntGauge,
     pub retro_observations: IntCounter,
@@ -802,6 +810,7 @@ impl Metrics {
             intel_sync_bytes: r.counter_vec(&INTEL_SYNC_BYTES),
             intel_sync_deleted: r.counter_vec(&INTEL_SYNC_DELETED),
             intel_sync_held: r.gauge_vec(&INTEL_SYNC_HELD),
+            intel_snapshot_corrupt: r.counter(&INTEL_SNAPSHOT_CORRUPT),
             retro_store_bytes: r.gauge(&RETRO_STORE_BYTES),
             retro_slices: r.gauge(&RETRO_SLICES),
             retro_observations: r.counter(&RETRO_OBSERVATIONS),
@@ -886,6 +895,12 @@ impl Metrics {
 
     /// Runs the scrape hooks.
     pub fn refresh(&self) {
+        // Counted where a snapshot is found corrupt ([`crate::intel::snapshot`]), by
+        // whichever load of this process found it.
+        set_counter(
+            &self.intel_snapshot_corrupt,
+            crate::intel::snapshot::corrupt_total(),
+        );
         if let Ok(v) = self.refreshers.lock() {
             for f in v.iter() {
                 f(self);

@@ -294,7 +294,16 @@ fn corrupt_or_stale_snapshots_fall_back_to_parsing() {
     let corrupt = tripline::intel::snapshot::corrupt_total();
     let cache = load(&s.cache, opts);
     assert_same(&cache, &s, &load(&s.plain, opts));
-    assert!(tripline::intel::snapshot::corrupt_total() > corrupt);
+    let now = tripline::intel::snapshot::corrupt_total();
+    assert!(now > corrupt);
+    // Exported as a metric (the sidecar's /metrics).
+    let text = tripline::sink::metrics::Metrics::new().render();
+    let exported = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tripline_intel_snapshot_corrupt_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("tripline_intel_snapshot_corrupt_total exported");
+    assert!(exported >= now, "{exported} < {now}");
     assert_ne!(std::fs::read(&snap).expect("read"), bytes, "rewritten");
 
     let other = StoreOptions {
@@ -310,4 +319,50 @@ fn corrupt_or_stale_snapshots_fall_back_to_parsing() {
     );
     let cache = load(&s.cache, opts);
     assert_same(&cache, &s, &load(&s.plain, opts));
+}
+
+/// The sync runner's count of a pass's data (`count_intel`: snapshot entries replayed
+/// into a counting store) equals the indicators a full load holds, with no snapshot
+/// (and it writes one), with a fresh one, and after a file changed; the snapshot it
+/// leaves serves a full load that equals parsing.
+#[test]
+fn counting_through_the_snapshot_equals_loading() {
+    let s = setup();
+    let opts = StoreOptions::default();
+    let lo = LoadOptions {
+        store: opts,
+        ..LoadOptions::default()
+    };
+    let expected = load(&s.plain, opts).len() as u64;
+    assert!(expected > 100, "{expected}");
+    let snap = snapshot_of(&s.cache[0]);
+    assert!(!snap.exists());
+    let count = tripline::intel::load::count_intel(&s.cache, &lo).expect("count");
+    assert_eq!(count, expected, "no snapshot");
+    assert!(snap.exists(), "the count wrote the snapshot");
+    let count = tripline::intel::load::count_intel(&s.cache, &lo).expect("count");
+    assert_eq!(count, expected, "fresh snapshot");
+    assert_same(&load(&s.cache, opts), &s, &load(&s.plain, opts));
+
+    // One event file of the MISP feed loses its attributes, in both copies.
+    let event = std::fs::read_dir(&s.plain[0].path)
+        .expect("read_dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.len() == 41 && n.ends_with(".json"))
+        .expect("an event file");
+    for spec in [&s.plain[0], &s.cache[0]] {
+        let p = spec.path.join(&event);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).expect("read")).expect("json");
+        v["Event"]["Attribute"] = serde_json::json!([]);
+        let tmp = spec.path.join(".tmp-edit");
+        std::fs::write(&tmp, v.to_string()).expect("write");
+        std::fs::rename(&tmp, &p).expect("rename");
+    }
+    let expected_after = load(&s.plain, opts).len() as u64;
+    assert!(expected_after < expected, "{expected_after} < {expected}");
+    let count = tripline::intel::load::count_intel(&s.cache, &lo).expect("count");
+    assert_eq!(count, expected_after, "after a file changed");
+    assert_same(&load(&s.cache, opts), &s, &load(&s.plain, opts));
 }

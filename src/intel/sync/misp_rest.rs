@@ -45,15 +45,21 @@
 //! the next pass (from the old cursor) applies the same changes again, to the same
 //! result. The API key goes only into the `Authorization` header.
 //!
-//! Costs: the pass holds every attribute it received, as compact JSON text (about the
-//! size MISP sent), plus every event it touched, loaded from its file; a first pull of
-//! N attributes holds all N until it writes. One request per page, one more per page
+//! Costs: pages are parsed typed, borrowing from the page text ([`parse_page`]): each
+//! attribute's members are copied once, compacted, into its stored text, and only
+//! `Event` and the inherited tags are built as JSON values, once per distinct text in
+//! a page. The pass holds every attribute it received, as compact JSON text (about the
+//! size MISP sent), plus every event it touched, loaded from its file (typed too: the
+//! attributes stay text); a first pull of N attributes holds all N until it writes. One request per page, one more per page
 //! of each event changed since the last reconcile. Events untouched by a pass are not
 //! read.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::{Credentials, Fetcher, PassContext, PassReport, SourceConfig, SyncError};
@@ -343,88 +349,428 @@ pub struct RestAttribute {
     pub deleted: bool,
     pub event_uuid: String,
     /// The part of its event the answer carried (`Event` less `uuid`, plus `Tag`
-    /// from the inherited tags).
-    pub event: Map<String, Value>,
+    /// from the inherited tags); shared by the attributes of a page that carry the
+    /// same (the same `Event` text and inherited tags).
+    pub event: Arc<Map<String, Value>>,
     /// The attribute as stored: compact JSON, without `Event`, `event_uuid` and
     /// inherited tags.
     pub json: String,
 }
 
-/// Parses one `attributes/restSearch` page (`{"response":{"Attribute":[...]}}`);
-/// `what` names the request in errors (URL and page).
-pub fn parse_page(body: &str, what: &dyn Fn() -> String) -> Result<Vec<RestAttribute>, String> {
-    let value: Value =
-        serde_json::from_str(body).map_err(|e| format!("{}: invalid JSON: {e}", what()))?;
-    let list = match value {
-        Value::Object(mut o) => match o.remove("response") {
-            Some(Value::Object(mut r)) => match r.remove("Attribute") {
-                Some(Value::Array(list)) => list,
-                _ => return Err(format!("{}: no \"response\".\"Attribute\" list", what())),
-            },
-            // MISP answers an empty search with an empty list in some versions.
-            Some(Value::Array(l)) if l.is_empty() => Vec::new(),
-            _ => return Err(format!("{}: no \"response\" object", what())),
-        },
-        _ => return Err(format!("{}: the answer is not a JSON object", what())),
+/// A JSON object key, borrowed from the page text unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object as its members in order, each value left as its text.
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawObject<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k.0, v));
+                }
+                Ok(RawObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> RawObject<'a> {
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// What a restSearch page's `response` holds.
+enum Response<'a> {
+    /// `{"Attribute": [...]}`.
+    Attributes(Vec<RawObject<'a>>),
+    /// An object without an `Attribute` list.
+    NoList,
+    /// `[]` (MISP answers an empty search so in some versions).
+    EmptyList,
+    /// Anything else.
+    Other,
+}
+
+/// Visits any JSON value; what is not handled is `Self::Value::default()`-like.
+macro_rules! other_scalars {
+    ($other:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
     };
-    list.into_iter()
+}
+
+/// The `Attribute` member: a list of objects, or `None` for anything but a list.
+struct AttributeList<'a>(Option<Vec<RawObject<'a>>>);
+
+impl<'de> serde::Deserialize<'de> for AttributeList<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AttributeList<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of attributes")
+            }
+            other_scalars!(AttributeList(None));
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AttributeList<'de>, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AttributeList(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AttributeList<'de>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(100_000));
+                while let Some(a) = seq.next_element::<RawObject<'de>>()? {
+                    out.push(a);
+                }
+                Ok(AttributeList(Some(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Response<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Response<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a restSearch response")
+            }
+            other_scalars!(Response::Other);
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Response<'de>, A::Error> {
+                let mut out = Response::NoList;
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    if k.0 == "Attribute" {
+                        out = match map.next_value::<AttributeList<'de>>()?.0 {
+                            Some(list) => Response::Attributes(list),
+                            None => Response::NoList,
+                        };
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Response<'de>, A::Error> {
+                let mut n = 0usize;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(if n == 0 {
+                    Response::EmptyList
+                } else {
+                    Response::Other
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A restSearch page: its `response` member, parsed in the same scan.
+struct Page<'a>(Option<Response<'a>>);
+
+impl<'de> serde::Deserialize<'de> for Page<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Page<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Page<'de>, A::Error> {
+                let mut out = None;
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    if k.0 == "response" {
+                        out = Some(map.next_value::<Response<'de>>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Page(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A scalar's value (strings, numbers, booleans and null are cheap to parse).
+fn scalar(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+/// A string member's text.
+fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let t = raw.get();
+    if !t.starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<&str>(t)
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(t).map(Cow::Owned))
+        .ok()
+}
+
+/// Appends `raw` (valid JSON text) without the whitespace outside strings.
+fn push_compact(out: &mut String, raw: &str) {
+    let bytes = raw.as_bytes();
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        out.push_str(raw);
+        return;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push_str(&raw[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push_str(&raw[start..]);
+}
+
+/// Appends `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    }
+}
+
+/// Parses one `attributes/restSearch` page (`{"response":{"Attribute":[...]}}`);
+/// `what` names the request in errors (URL and page). Typed and borrowing from
+/// `body`: each attribute's members are copied (compacted) into its stored text once;
+/// only `Event` and the inherited tags are built as values, once per distinct text.
+pub fn parse_page(body: &str, what: &dyn Fn() -> String) -> Result<Vec<RestAttribute>, String> {
+    if !body.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+            Ok(_) => format!("{}: the answer is not a JSON object", what()),
+            Err(e) => format!("{}: invalid JSON: {e}", what()),
+        });
+    }
+    let page: Page =
+        serde_json::from_str(body).map_err(|e| format!("{}: invalid JSON: {e}", what()))?;
+    let list = match page.0 {
+        Some(Response::Attributes(list)) => list,
+        Some(Response::EmptyList) => return Ok(Vec::new()),
+        Some(Response::NoList) => {
+            return Err(format!("{}: no \"response\".\"Attribute\" list", what()))
+        }
+        Some(Response::Other) | None => return Err(format!("{}: no \"response\" object", what())),
+    };
+    let mut events: PageEvents = Vec::new();
+    list.iter()
         .enumerate()
-        .map(|(i, a)| rest_attribute(a).map_err(|m| format!("{}: Attribute[{i}]: {m}", what())))
+        .map(|(i, a)| {
+            rest_attribute(a, &mut events).map_err(|m| format!("{}: Attribute[{i}]: {m}", what()))
+        })
         .collect()
 }
 
-fn rest_attribute(value: Value) -> Result<RestAttribute, String> {
-    let Value::Object(mut a) = value else {
-        return Err("not a JSON object".into());
-    };
+/// The event parts of a page so far: `Event` text, inherited tags' texts, the part.
+type PageEvents<'p> = Vec<(&'p str, Vec<&'p str>, Arc<Map<String, Value>>)>;
+
+fn rest_attribute<'p>(
+    a: &RawObject<'p>,
+    events: &mut PageEvents<'p>,
+) -> Result<RestAttribute, String> {
     let uuid = a
         .get("uuid")
-        .and_then(Value::as_str)
+        .and_then(raw_str)
         .filter(|s| looks_like_uuid(s))
         .ok_or("no attribute uuid")?
         .to_ascii_lowercase();
     let timestamp = a
         .get("timestamp")
-        .and_then(int_of)
+        .and_then(|v| int_of(&scalar(v)))
         .ok_or_else(|| format!("attribute {uuid}: no timestamp"))?;
-    let deleted = a.get("deleted").and_then(flag).unwrap_or(false);
-    let mut event = match a.remove("Event") {
-        Some(Value::Object(e)) => e,
-        _ => Map::new(),
-    };
+    let deleted = a
+        .get("deleted")
+        .and_then(|v| flag(&scalar(v)))
+        .unwrap_or(false);
+    let event_raw = a
+        .get("Event")
+        .filter(|v| v.get().trim_start().starts_with('{'));
     let event_uuid = a
-        .remove("event_uuid")
-        .and_then(|v| v.as_str().map(str::to_string))
+        .get("event_uuid")
+        .and_then(raw_str)
+        .map(Cow::into_owned)
         .or_else(|| {
-            event
-                .get("uuid")
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            let e: RawObject = serde_json::from_str(event_raw?.get()).ok()?;
+            e.get("uuid").and_then(raw_str).map(Cow::into_owned)
         })
         .filter(|s| looks_like_uuid(s))
         .ok_or_else(|| format!("attribute {uuid}: no event uuid (event_uuid or Event.uuid)"))?
         .to_ascii_lowercase();
-    event.remove("uuid");
-    let (inherited, own): (Vec<Value>, Vec<Value>) = match a.remove("Tag") {
-        Some(Value::Array(tags)) => tags
-            .into_iter()
-            .partition(|t| t.get("inherited").and_then(flag).unwrap_or(false)),
-        _ => (Vec::new(), Vec::new()),
-    };
-    if !own.is_empty() {
-        a.insert("Tag".into(), Value::Array(own));
-    }
-    let event_tags: Vec<Value> = inherited
-        .into_iter()
-        .map(|mut t| {
-            if let Some(o) = t.as_object_mut() {
-                o.remove("inherited");
+    // Tags: own ones stay with the attribute, inherited ones are the event's.
+    let mut own: Vec<&RawValue> = Vec::new();
+    let mut inherited: Vec<&RawValue> = Vec::new();
+    if let Some(tags) = a.get("Tag") {
+        if let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(tags.get()) {
+            for t in list {
+                let is_inherited = serde_json::from_str::<RawObject>(t.get())
+                    .ok()
+                    .and_then(|o| o.get("inherited").map(|v| flag(&scalar(v))))
+                    .flatten()
+                    .unwrap_or(false);
+                if is_inherited {
+                    inherited.push(t);
+                } else {
+                    own.push(t);
+                }
             }
-            t
-        })
-        .collect();
-    event.insert("Tag".into(), Value::Array(event_tags));
-    let json = serde_json::to_string(&a).map_err(|e| e.to_string())?;
+        }
+    }
+    let event_text = event_raw.map_or("", |e| e.get());
+    let known = events.iter().rev().find(|(e, tags, _)| {
+        *e == event_text
+            && tags.len() == inherited.len()
+            && tags.iter().zip(&inherited).all(|(a, b)| *a == b.get())
+    });
+    let event = match known {
+        Some((_, _, e)) => Arc::clone(e),
+        None => {
+            let mut event = match event_raw.map(|e| serde_json::from_str::<Value>(e.get())) {
+                Some(Ok(Value::Object(e))) => e,
+                _ => Map::new(),
+            };
+            event.remove("uuid");
+            let event_tags: Vec<Value> = inherited
+                .iter()
+                .map(|t| {
+                    let mut t = scalar(t);
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("inherited");
+                    }
+                    t
+                })
+                .collect();
+            event.insert("Tag".into(), Value::Array(event_tags));
+            let event = Arc::new(event);
+            events.push((
+                event_text,
+                inherited.iter().map(|t| t.get()).collect(),
+                Arc::clone(&event),
+            ));
+            event
+        }
+    };
+    let size: usize = a.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let mut json = String::with_capacity(size);
+    json.push('{');
+    let mut first = true;
+    for (k, v) in &a.0 {
+        if matches!(k.as_ref(), "Event" | "event_uuid" | "Tag") {
+            continue;
+        }
+        if !first {
+            json.push(',');
+        }
+        first = false;
+        push_json_str(&mut json, k);
+        json.push(':');
+        push_compact(&mut json, v.get());
+    }
+    if !own.is_empty() {
+        if !first {
+            json.push(',');
+        }
+        json.push_str("\"Tag\":[");
+        for (i, t) in own.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            push_compact(&mut json, t.get());
+        }
+        json.push(']');
+    }
+    json.push('}');
     Ok(RestAttribute {
         uuid,
         timestamp,
@@ -582,6 +928,9 @@ struct CachedEvent {
     /// Event fields except `Attribute` (`uuid`, `info`, `distribution`, `Tag`, ...).
     fields: Map<String, Value>,
     attributes: BTreeMap<String, Stored>,
+    /// The page's event part applied last (the next attribute sharing it is a no-op
+    /// for the fields).
+    applied: Option<Arc<Map<String, Value>>>,
 }
 
 /// The data directory, loaded lazily event by event, changed in memory, written by
@@ -672,6 +1021,7 @@ impl<'a> Cache<'a> {
                 CachedEvent {
                     fields,
                     attributes: BTreeMap::new(),
+                    applied: None,
                 }
             };
             self.loaded.insert(uuid.to_string(), ev);
@@ -688,15 +1038,22 @@ impl<'a> Cache<'a> {
     /// (logged): it is ours, and the server has its content.
     fn read_event(&self, uuid: &str) -> Result<CachedEvent, SyncError> {
         let path = self.dir.join(format!("{uuid}.json"));
-        let bytes = std::fs::read(&path).map_err(|e| self.io(&path, e))?;
-        let fields = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(mut o)) => match o.remove("Event") {
-                Some(Value::Object(e)) => Some(e),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some(mut fields) = fields else {
+        let text = std::fs::read_to_string(&path).map_err(|e| self.io(&path, e))?;
+        // Typed: the event's fields as values, each attribute kept as its text.
+        let parsed = serde_json::from_str::<RawObject>(&text).ok().and_then(|f| {
+            let event: RawObject = serde_json::from_str(f.get("Event")?.get()).ok()?;
+            let mut fields = Map::new();
+            let mut list: Vec<&RawValue> = Vec::new();
+            for (k, v) in event.0 {
+                if k == "Attribute" {
+                    list = serde_json::from_str(v.get()).ok()?;
+                } else {
+                    fields.insert(k.into_owned(), serde_json::from_str(v.get()).ok()?);
+                }
+            }
+            Some((fields, list))
+        });
+        let Some((fields, list)) = parsed else {
             tracing::warn!(source = %self.source_name, path = %path.display(),
                 "Cached event file unreadable; starting it afresh.");
             let mut fields = Map::new();
@@ -704,31 +1061,45 @@ impl<'a> Cache<'a> {
             return Ok(CachedEvent {
                 fields,
                 attributes: BTreeMap::new(),
+                applied: None,
             });
         };
         let mut attributes = BTreeMap::new();
-        if let Some(Value::Array(list)) = fields.remove("Attribute") {
-            for a in list {
-                let uuid = a.get("uuid").and_then(Value::as_str).map(str::to_string);
-                let ts = a.get("timestamp").and_then(int_of);
-                if let (Some(u), Some(t)) = (uuid, ts) {
-                    let json = serde_json::to_string(&a).unwrap_or_default();
-                    attributes.insert(u.to_ascii_lowercase(), Stored { timestamp: t, json });
-                }
+        for a in list {
+            let Ok(o) = serde_json::from_str::<RawObject>(a.get()) else {
+                continue;
+            };
+            let uuid = o.get("uuid").and_then(raw_str);
+            let ts = o.get("timestamp").and_then(|v| int_of(&scalar(v)));
+            if let (Some(u), Some(t)) = (uuid, ts) {
+                let mut json = String::with_capacity(a.get().len());
+                push_compact(&mut json, a.get());
+                attributes.insert(u.to_ascii_lowercase(), Stored { timestamp: t, json });
             }
         }
-        Ok(CachedEvent { fields, attributes })
+        Ok(CachedEvent {
+            fields,
+            attributes,
+            applied: None,
+        })
     }
 
     /// Applies one attribute (see the module doc for the rule).
     fn upsert(&mut self, a: RestAttribute) -> Result<UpsertResult, SyncError> {
         let ev = self.event(&a.event_uuid)?;
         let mut changed = false;
-        for (k, v) in a.event {
-            if ev.fields.get(&k) != Some(&v) {
-                ev.fields.insert(k, v);
-                changed = true;
+        if !ev
+            .applied
+            .as_ref()
+            .is_some_and(|e| Arc::ptr_eq(e, &a.event))
+        {
+            for (k, v) in a.event.iter() {
+                if ev.fields.get(k) != Some(v) {
+                    ev.fields.insert(k.clone(), v.clone());
+                    changed = true;
+                }
             }
+            ev.applied = Some(Arc::clone(&a.event));
         }
         let current = ev.attributes.get(&a.uuid).map(|s| s.timestamp);
         let result = match current {
@@ -928,5 +1299,86 @@ fn flag(v: &Value) -> Option<bool> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(attrs: &str) -> String {
+        format!("{{\"response\": {{\"Attribute\": [{attrs}]}}}}")
+    }
+
+    const A: &str = r#"{"id": "1", "type": "ip-dst", "to_ids": true,
+        "uuid": "0000000A-1111-4000-8000-000000000001", "timestamp": "1700000001",
+        "deleted": false, "comment": "say \"hi\"\n", "value": "10.0.0.1",
+        "Event": {"org_id": "1", "id": "7", "info": "ev", "uuid": "00000001-0000-4000-8000-000000000001"},
+        "event_uuid": "00000001-0000-4000-8000-000000000001",
+        "Tag": [{"id": "1", "name": "own tag", "local": 0},
+                {"id": "2", "name": "tlp:green", "inherited": 1}]}"#;
+
+    #[test]
+    fn typed_page_parse_keeps_the_attribute_and_splits_the_event() {
+        let b = A.replace(
+            "000000000001\", \"timestamp\": \"1700000001\"",
+            "000000000002\", \"timestamp\": 1700000002",
+        );
+        let b = b.replace("\"deleted\": false", "\"deleted\": \"1\"");
+        let attrs = parse_page(&page(&format!("{A}, {b}")), &|| "p".into()).expect("parses");
+        assert_eq!(attrs.len(), 2);
+        let a = &attrs[0];
+        assert_eq!(a.uuid, "0000000a-1111-4000-8000-000000000001");
+        assert_eq!(a.timestamp, 1_700_000_001);
+        assert!(!a.deleted);
+        assert!(attrs[1].deleted);
+        assert_eq!(attrs[1].timestamp, 1_700_000_002);
+        assert_eq!(a.event_uuid, "00000001-0000-4000-8000-000000000001");
+        // Stored: compact, every member but Event, event_uuid and inherited tags.
+        let stored: Value = serde_json::from_str(&a.json).expect("stored JSON");
+        assert!(
+            !a.json.contains(": ") && !a.json.contains('\n'),
+            "{}",
+            a.json
+        );
+        assert_eq!(stored["comment"], "say \"hi\"\n");
+        assert_eq!(stored["value"], "10.0.0.1");
+        assert!(stored.get("Event").is_none() && stored.get("event_uuid").is_none());
+        assert_eq!(
+            stored["Tag"],
+            json!([{"id": "1", "name": "own tag", "local": 0}])
+        );
+        // The event part: Event less uuid, with the inherited tags (less `inherited`).
+        assert_eq!(
+            Value::Object((*a.event).clone()),
+            json!({"org_id": "1", "id": "7", "info": "ev",
+                   "Tag": [{"id": "2", "name": "tlp:green"}]})
+        );
+        assert!(Arc::ptr_eq(&a.event, &attrs[1].event), "shared per page");
+    }
+
+    #[test]
+    fn typed_page_parse_errors_and_empty_answers() {
+        let what = || "p".to_string();
+        assert!(parse_page("{\"response\": []}", &what)
+            .expect("empty")
+            .is_empty());
+        assert!(parse_page(&page(""), &what).expect("empty").is_empty());
+        let err = |body: &str| parse_page(body, &what).expect_err(body);
+        assert!(err("{\"response\": ").contains("invalid JSON"));
+        assert!(err("[1]").contains("not a JSON object"));
+        assert!(err("{\"other\": 1}").contains("no \"response\" object"));
+        assert!(err("{\"response\": [1]}").contains("no \"response\" object"));
+        assert!(err("{\"response\": {\"Attribute\": 3}}").contains("\"Attribute\" list"));
+        assert!(err(&page("{\"type\": \"ip-dst\"}")).contains("Attribute[0]: no attribute uuid"));
+        let no_event = A.replace(
+            "\"event_uuid\": \"00000001-0000-4000-8000-000000000001\",",
+            "",
+        );
+        let no_event = no_event.replace(
+            "\"uuid\": \"00000001-0000-4000-8000-000000000001\"",
+            "\"x\": 1",
+        );
+        assert!(err(&page(&no_event)).contains("no event uuid"));
     }
 }

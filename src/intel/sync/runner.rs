@@ -28,9 +28,11 @@
 //! files of a killed pass (`.NAME.tmp-PID`) are removed at the start of the next one.
 //!
 //! Costs: one hard link per cached file per pass; after a pass that changed data, the
-//! staged directory is loaded once with the intel loaders to count its indicators
-//! (about the cost of loading it for the index); a pass that changed nothing keeps
-//! the last count.
+//! staged directory is counted through the source's snapshot
+//! ([`crate::intel::load::count_intel`]): changed files are parsed, unchanged ones'
+//! entries replayed into a counting store (values only: no metas, events or links),
+//! and the snapshot rewritten, so the sidecar's next load replays everything; a pass
+//! that changed nothing keeps the last count.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -43,7 +45,7 @@ use serde_json::Value;
 use super::spec::{data_dir, source_dir, SourceSpec};
 use super::stage::{self, Dirs};
 use super::{registry, write_atomic, Credentials, PassContext, PassReport, SourceKind, SyncError};
-use crate::intel::load::{load_intel, IntelSpec, LoadOptions};
+use crate::intel::load::{count_intel, IntelSpec, LoadOptions};
 use crate::net::HttpClient;
 
 /// The first retry after a failure; each further failure doubles it, up to the
@@ -232,9 +234,7 @@ fn try_count_indicators(name: &str, path: &Path) -> Result<u64, String> {
         store,
         ..LoadOptions::default()
     };
-    load_intel(&[spec], &opts)
-        .map(|(store, _)| store.len() as u64)
-        .map_err(|e| format!("{e:#}"))
+    count_intel(&[spec], &opts).map_err(|e| format!("{e:#}"))
 }
 
 /// What a pass that did not fail did.
