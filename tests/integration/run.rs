@@ -815,3 +815,27 @@ fn sidecar_logs_ready_and_stopped_without_colour() {
     // Nothing per line: a handful of lines whatever the input size.
     assert!(err.lines().count() < 10, "{err}");
 }
+
+/// Grafana keys panels by id and lays them out by `gridPos`: ids are unique and no
+/// two panels overlap (merged dashboards held two ids twice and three overlaps).
+#[test]
+fn grafana_dashboard_panels_have_unique_ids_and_do_not_overlap() {
+    let dash = std::fs::read_to_string(root().join("contrib/grafana-dashboard.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&dash).unwrap();
+    let panels = v["panels"].as_array().expect("panels");
+    let mut ids = std::collections::BTreeSet::new();
+    let mut rects = Vec::new();
+    for p in panels {
+        let id = p["id"].as_i64().expect("a panel id");
+        assert!(ids.insert(id), "panel id {id} twice");
+        let g = &p["gridPos"];
+        let n = |k: &str| g[k].as_i64().expect("gridPos");
+        let r = (n("x"), n("y"), n("x") + n("w"), n("y") + n("h"));
+        for (other, q) in &rects {
+            let q: &(i64, i64, i64, i64) = q;
+            let overlap = r.0 < q.2 && q.0 < r.2 && r.1 < q.3 && q.1 < r.3;
+            assert!(!overlap, "panel {id} overlaps panel {other}");
+        }
+        rects.push((id, r));
+    }
+}
