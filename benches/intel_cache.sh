@@ -73,6 +73,8 @@ ratio() { python3 -c "print('%.1f' % ($1/max($2,0.001)))"; }
 ready() { # time to Ready. of `tripline run --stdin` on an empty stdin (then it stops)
   timed run "$BIN" run --stdin --config "$CONF" </dev/null
   grep -q 'Ready' "$STATE/out.txt" || { cat "$STATE/out.txt" >&2; exit 1; }
+  # The index load and build inside it (what a reload costs), from its Ready line.
+  INDEX=$(grep -o 'index_secs="\?[0-9.]*' "$STATE/out.txt" | tail -1 | grep -o '[0-9.]*$' || echo "?")
 }
 
 cat "$PAGES"/page*.json >/dev/null  # warm the page cache
@@ -83,14 +85,14 @@ DATA=$STATE/state/intel/isac/data
 DATA_MB=$(du -sm "$DATA" | cut -f1)
 CAT_DATA=$(cat_time "$DATA"/*)
 N=$("$BIN" intel status --config "$CONF" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sources"][0]["indicators"])')
-ready; READY=$WALL; READY_RSS=$RSS
+ready; READY=$WALL; READY_RSS=$RSS; READY_INDEX=$INDEX
 SNAP=$(ls -l "$STATE/state/intel/isac/" | awk '/snapshot/ {printf "%.0f", $5/1048576}')
 rm -f "$STATE"/state/intel/isac/snapshot*
 ready; COLD=$WALL; COLD_RSS=$RSS
-ready; READY2=$WALL
+ready; READY2=$WALL; READY2_INDEX=$INDEX
 curl -s -X POST -d "{\"count\": 1000, \"events\": $EVENTS_CHANGED}" "http://127.0.0.1:$PORT/_change" >/dev/null
 timed change "$BIN" intel sync --config "$CONF"; CHANGE=$WALL; CHANGE_RSS=$RSS
-ready; AFTER=$WALL
+ready; AFTER=$WALL; AFTER_INDEX=$INDEX
 
 REV=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
 OUT=$(cat <<EOF
@@ -103,11 +105,11 @@ $TOTAL generated MISP attributes (ip-dst, 1000 per event), pages of 10k; \`bench
 | \`cat\` of the restSearch pages ($PAGE_MB MB) | $CAT_PAGES | 1.0 | |
 | initial pull, \`tripline intel sync\` (HTTP from the stand-in, parse, write, count) | $PULL | $(ratio "$PULL" "$CAT_PAGES") | $PULL_RSS |
 | \`cat\` of the cache data directory ($DATA_MB MB, $N indicators) | $CAT_DATA | 1.0 | |
-| \`tripline run\` to Ready and stop, from the snapshot (${SNAP:-?} MB) | $READY | $(ratio "$READY" "$CAT_DATA") | $READY_RSS |
+| \`tripline run\` to Ready and stop, from the snapshot (${SNAP:-?} MB; index load + build inside: $READY_INDEX s) | $READY | $(ratio "$READY" "$CAT_DATA") | $READY_RSS |
 | same, snapshot removed (parses the data, writes the snapshot) | $COLD | $(ratio "$COLD" "$CAT_DATA") | $COLD_RSS |
-| same, from the rewritten snapshot | $READY2 | $(ratio "$READY2" "$CAT_DATA") | |
+| same, from the rewritten snapshot (index load + build: $READY2_INDEX s) | $READY2 | $(ratio "$READY2" "$CAT_DATA") | |
 | sync of 1k changed attributes over $EVENTS_CHANGED events (\`intel sync\`) | $CHANGE | | $CHANGE_RSS |
-| \`tripline run\` to Ready after it | $AFTER | $(ratio "$AFTER" "$CAT_DATA") | |
+| \`tripline run\` to Ready after it (index load + build: $AFTER_INDEX s) | $AFTER | $(ratio "$AFTER" "$CAT_DATA") | |
 EOF
 )
 echo "$OUT"
