@@ -132,6 +132,16 @@ fn args() -> Args {
         ns: Vec::new(),
         hits_per_mille: 10,
     };
+    // `cargo bench` passes `--bench`; `cargo test --benches` (CI) does not: then a
+    // small store in a directory of its own, so the test run stays short and never
+    // replaces a generated benchmark store.
+    let test_mode = !std::env::args().any(|a| a == "--bench");
+    if test_mode {
+        a.out = a.out.with_file_name("retro-probe-test");
+        a.days = 2;
+        a.per_day = 20_000;
+        a.ns = vec![1_000];
+    }
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().unwrap_or_default();
