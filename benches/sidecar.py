@@ -82,8 +82,9 @@ def rss_mib(pid):
     return 0.0
 
 
-def config(tmp, iocs, log, port, start_at="beginning"):
+def config(tmp, iocs, log, port, start_at="beginning", retro=False):
     path = os.path.join(tmp, "tripline.toml")
+    extra = "[retro]\nenabled = true\n" if retro else ""
     with open(path, "w") as f:
         f.write(f"""[intel]
 paths = ["{iocs}"]
@@ -100,7 +101,7 @@ path = "-"
 address = "127.0.0.1:{port}"
 [state]
 dir = "{tmp}/state"
-""")
+{extra}""")
     return path
 
 
@@ -132,14 +133,27 @@ def source_lines(path, n):
     return out
 
 
+def write_lines(src, dst, n):
+    """Writes the first `n` lines of `src` to `dst`, starting over at its end as often as
+    needed (streamed: a big `n` does not sit in memory). Returns the count written."""
+    written = 0
+    with open(dst, "wb") as out:
+        while written < n:
+            with open(src, "rb") as f:
+                for line in f:
+                    out.write(line)
+                    written += 1
+                    if written >= n:
+                        break
+    return written
+
+
 def throughput(a):
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "app.log")
-        lines = source_lines(a.log, a.lines)
-        with open(log, "wb") as f:
-            f.writelines(lines)
+        lines = range(write_lines(a.log, log, a.lines))
         port = free_port()
-        proc = start(config(tmp, a.iocs, log, port))
+        proc = start(config(tmp, a.iocs, log, port, retro=a.retro))
         ready = wait_ready(port, proc)
         threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
         cpu0, t0 = cpu_seconds(proc.pid), time.time()
@@ -151,7 +165,7 @@ def throughput(a):
         n = metric(scrape(port), "tripline_lines_received_total")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        print(json.dumps({"bench": "throughput", "lines": n, "index_ready_s": round(ready, 2),
+        print(json.dumps({"bench": "throughput", "retro": a.retro, "lines": n, "index_ready_s": round(ready, 2),
                           "seconds": round(dt, 3), "lines_per_s": round(n / dt),
                           "cpu_seconds": round(cpu, 2), "lines_per_cpu_second": round(n / max(cpu, 1e-9)),
                           "loadavg": os.getloadavg()}))
@@ -162,7 +176,7 @@ def paced(a, seconds, rss_every=None):
         log = os.path.join(tmp, "app.log")
         open(log, "wb").close()
         port = free_port()
-        proc = start(config(tmp, a.iocs + "," if False else a.iocs, log, port, "end"))
+        proc = start(config(tmp, a.iocs + "," if False else a.iocs, log, port, "end", retro=a.retro))
         # The probe domain is added to the intel as its own list.
         wait_ready(port, proc)
         lat = []
@@ -209,6 +223,8 @@ def main():
     p.add_argument("mode", choices=["throughput", "latency", "soak"])
     p.add_argument("--lines", type=int, default=2_000_000)
     p.add_argument("--bin", default=BIN, help="the tripline binary to run (default: target/release/tripline)")
+    p.add_argument("--retro", action="store_true",
+                   help="record into the observation store ([retro] enabled = true)")
     p.add_argument("--rate", type=int, default=50_000)
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--iocs", default=os.path.join(ROOT, "benches/work/seed-42/iocs-1000000.txt"))
