@@ -418,6 +418,9 @@ impl Decoder {
         end: usize,
         reference: DateTime<Utc>,
     ) -> TimeHost<'a> {
+        if let Some(th) = self.json_quick(line, s, end, reference) {
+            return th;
+        }
         let mut top = json::TopLevel::new(&JSON_TIME);
         let mut names = json::NamesOnly::new(&JSON_HOST, &["uid", "id.orig_h"]);
         json::scan(line, s, end, self.opts.max_fields, &mut names, &mut top);
@@ -457,6 +460,37 @@ impl Decoder {
             time = leading.and_then(|w| self.cached_resolve(w, reference));
         }
         TimeHost { time, host }
+    }
+
+    /// The common JSON shape read without a scan: a line that starts with
+    /// `{"timestamp":"…"` (Suricata's EVE, many shippers) and holds no backslash, no
+    /// `"@timestamp"` (preferred to it) and no `"host` (no host name of
+    /// [`JSON_HOST`]): the time is that first value (the first scalar of the key, as
+    /// [`json::TopLevel`] keeps it), no host. `None` when the line is not that shape
+    /// or the value does not read (then the scan decides). Cost: three vectorised
+    /// searches of the line instead of a byte-by-byte scan.
+    fn json_quick<'a>(
+        &mut self,
+        line: &'a [u8],
+        s: usize,
+        end: usize,
+        reference: DateTime<Utc>,
+    ) -> Option<TimeHost<'a>> {
+        let b = line.get(s..end)?;
+        let rest = b.strip_prefix(br#"{"timestamp":""#)?;
+        let raw = &rest[..memchr::memchr(b'"', rest)?];
+        if memchr::memchr(b'\\', b).is_some()
+            || memchr::memmem::find(b, b"\"host").is_some()
+            || memchr::memmem::find(b, b"\"@timestamp\"").is_some()
+            || std::str::from_utf8(raw).is_err()
+        {
+            return None;
+        }
+        let time = self.cached_value(raw, reference)?;
+        Some(TimeHost {
+            time: Some(time),
+            host: None,
+        })
     }
 
     /// [`time::parse_value`] in the source's zone, through the one-entry cache.
@@ -837,8 +871,29 @@ mod tests {
             r#"{"time":"2024-03-03T03:03:03Z","host":"cut"#,
             r#"{"msg":"no time","host":"h"}"#,
             r#"{}"#,
+            // `json_quick`'s shape and its edges.
+            r#"{"timestamp":"2024-01-01T00:00:00.020000+0000","src_ip":"10.0.0.1","event_type":"dns"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","@timestamp":"2020-01-01T00:00:00Z"}"#,
+            r#"{"timestamp":"bad","time":"2024-02-02T02:02:02Z"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":"x"host":"h""}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":{"hostname":"h"}}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","src_ip":"1.2"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","timestamp":"2020-01-01T00:00:00Z"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","ts":1700000000,"host_ip":"1.2.3.4"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":1,"b":2,"c":3,"d":4}"#,
+            r#"{"timestamp":1700000000,"time":"2024-02-02T02:02:02Z"}"#,
         ];
         let reference = now();
+        let quick = lines
+            .iter()
+            .filter(|l| {
+                let l = l.as_bytes();
+                Decoder::default()
+                    .json_quick(l, 0, l.len(), reference)
+                    .is_some()
+            })
+            .count();
+        assert_eq!(quick, 4, "lines read by json_quick");
         for max_fields in [512, 3] {
             let opts = DecodeOptions {
                 max_fields,
