@@ -8,7 +8,10 @@
 throughput: writes N log lines (from the seeded workload's log) to a file, starts
   `tripline run` following it from the beginning, and times how long until
   tripline_lines_received_total reaches N (polling /metrics); reports lines/s, and
-  CPU seconds (utime+stime from /proc) per line, i.e. lines/s per core.
+  CPU seconds (utime+stime from /proc) per line, i.e. lines/s per core. The log
+  is the source log's lines repeated until there are N (streamed to disk).
+  --retro (any mode) adds `[retro] enabled = true`: the same run while recording
+  into the observation store; compare with a run without it on the same machine.
 latency: a writer appends lines at --rate lines/s to a followed file; one line in a
   hundred carries an indicator and the wall-clock time it was written; alerts are read
   from tripline's stdout and the latency (alert read - line written) is summarised

@@ -349,10 +349,13 @@ impl Decoder {
     /// (`time`, `host`), for recording observables (see [`crate::retro`]). Fast paths,
     /// in the decoder's order of detection: a Zeek header line; an Apache/nginx line (a
     /// hand-written scan of the access log's shape for its stamp: no regex, no
-    /// fields); a syslog header that names both a time and a host (the message is not
+    /// fields); the common RFC 3164 / rsyslog header `[<PRI>]Mmm dd hh:mm:ss host
+    /// tag[pid]: ` read by hand ([`syslog::quick`]: no syslog_loose parse); any other
+    /// syslog header that names both a time and a host (the message is not
     /// decoded: an inner time or host is read only when the header has none); a JSON
-    /// line (one scan keeping only the spans of the time and host names: no field
-    /// list, no allocation per field). Any other line (a Zeek row, a syslog header
+    /// line starting `{"timestamp":"…"` with no host name in it (three vectorised
+    /// searches, no scan: [`Decoder::json_quick`]), else one scan keeping only the
+    /// spans of the time and host names (no field list, no allocation per field). Any other line (a Zeek row, a syslog header
     /// missing either, Snare, key=value, plain) takes the full [`Decoder::decode`]. The last stamp read and its instant
     /// are kept: consecutive lines often share the second, and then the stamp is not
     /// resolved again. Cost on the fast paths: the syslog header parse (or a scan of

@@ -28,7 +28,10 @@
 //! domain or address the line talks about is never taken for the host.
 //!
 //! Cost: a byte check on the line's start, then one syslog_loose parse (no allocation
-//! but the structured data list; a NILVALUE time costs one copy of the line).
+//! but the structured data list; a NILVALUE time costs one copy of the line). For the
+//! recorder's time and host only, [`quick`] reads the commonest RFC 3164 and rsyslog
+//! shape by hand (one pass over the header, no syslog_loose) and gives what
+//! [`parse`] gives.
 
 use chrono::Utc;
 use syslog_loose::{parse_message_with_year_exact_tz, Message, Protocol, Variant};
