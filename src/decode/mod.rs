@@ -1039,12 +1039,13 @@ mod tests {
             let sp: Vec<usize> = text.match_indices(' ').map(|(i, _)| i).collect();
             if let Some(w) = sp.windows(2).find(|w| {
                 let host = &text[w[0] + 1..w[1]];
-                !host.is_empty() && !host.contains(':') && host.bytes().any(|b| b.is_ascii_alphabetic())
+                !host.is_empty()
+                    && !host.contains(':')
+                    && host.bytes().any(|b| b.is_ascii_alphabetic())
             }) {
                 for host in ["%ASA-6", "a=b", "12345", "1.2.3.4", "x.evil.com", "mx_1"] {
-                    variants.push(
-                        format!("{}{host}{}", &text[..w[0] + 1], &text[w[1]..]).into_bytes(),
-                    );
+                    variants
+                        .push(format!("{}{host}{}", &text[..w[0] + 1], &text[w[1]..]).into_bytes());
                 }
             }
         }
@@ -1055,7 +1056,8 @@ mod tests {
             let s = skip_ws(l, 0, l.len());
             if let Some((w, host)) = syslog::quick(l, s, l.len()) {
                 quick += 1;
-                let h = syslog::parse(l, s, l.len()).unwrap_or_else(|| panic!("not syslog: {what}"));
+                let h =
+                    syslog::parse(l, s, l.len()).unwrap_or_else(|| panic!("not syslog: {what}"));
                 assert_eq!(h.time, Some(w), "time of {what}");
                 assert_eq!(h.host, Some(host), "host of {what}");
             }

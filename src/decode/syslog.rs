@@ -174,7 +174,11 @@ pub(crate) fn quick(line: &[u8], start: usize, end: usize) -> Option<(Written, (
     let mut i = 0;
     if !iso {
         if b.first() == Some(&b'<') {
-            let d = b[1..].iter().take(4).take_while(|c| c.is_ascii_digit()).count();
+            let d = b[1..]
+                .iter()
+                .take(4)
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if !(1..=3).contains(&d) || b.get(1 + d) != Some(&b'>') {
                 return None;
             }

@@ -27,11 +27,13 @@
 //! copied once per batch, on its first line. A host name's public suffix lookup and
 //! suffix hashes are cached per matcher ([`LineTokens::push_host`]).
 //!
-//! Cost (100 MiB benchmark log, 1M indicators): about 0.65 s of CPU per 100 MiB on top
-//! of a 0.45 s scan; the matcher's recording of every token, syslog_loose's header
-//! parse (for the host) and the aggregation are most of it
-//! (`benches/results/2026-12-06-retro-cost2-2cpu.md`). The driver merges each batch into a [`store::Writer`], which keeps the open
-//! slices in memory and seals them into immutable segments ([`segment`]).
+//! Cost (benchmark log, 1M indicators, `tripline run`): about 1.06 µs of CPU per line
+//! on top of the sidecar's 1.03 µs (half its throughput); the matcher's recording of
+//! every token, the remaining time reads (JSON lines naming a host, lines no fast path
+//! reads) and the aggregation and merge are most of it
+//! (`benches/results/2026-12-07-retro-sidecar-2cpu.md`). The driver merges each batch
+//! into a [`store::Writer`], which keeps the open slices in memory and seals them into
+//! immutable segments ([`segment`]).
 //!
 //! # Probing (for retro matching)
 //! [`Store::open`] reads the segments; then, per indicator in its canonical form:
