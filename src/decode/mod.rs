@@ -878,7 +878,7 @@ mod tests {
             r#"{"timestamp":"2024-01-01T00:00:00.020000+0000","src_ip":"10.0.0.1","event_type":"dns"}"#,
             r#"{"timestamp":"2024-01-01T00:00:00Z","@timestamp":"2020-01-01T00:00:00Z"}"#,
             r#"{"timestamp":"bad","time":"2024-02-02T02:02:02Z"}"#,
-            r#"{"timestamp":"2024-01-01T00:00:00Z","a":"x"host":"h""}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":"x\"host\":\"h\""}"#,
             r#"{"timestamp":"2024-01-01T00:00:00Z","a":{"hostname":"h"}}"#,
             r#"{"timestamp":"2024-01-01T00:00:00Z","src_ip":"1.2"#,
             r#"{"timestamp":"2024-01-01T00:00:00Z","timestamp":"2020-01-01T00:00:00Z"}"#,
