@@ -8,7 +8,10 @@
 throughput: writes N log lines (from the seeded workload's log) to a file, starts
   `tripline run` following it from the beginning, and times how long until
   tripline_lines_received_total reaches N (polling /metrics); reports lines/s, and
-  CPU seconds (utime+stime from /proc) per line, i.e. lines/s per core.
+  CPU seconds (utime+stime from /proc) per line, i.e. lines/s per core. The log
+  is the source log's lines repeated until there are N (streamed to disk).
+  --retro (any mode) adds `[retro] enabled = true`: the same run while recording
+  into the observation store; compare with a run without it on the same machine.
 latency: a writer appends lines at --rate lines/s to a followed file; one line in a
   hundred carries an indicator and the wall-clock time it was written; alerts are read
   from tripline's stdout and the latency (alert read - line written) is summarised
@@ -82,8 +85,9 @@ def rss_mib(pid):
     return 0.0
 
 
-def config(tmp, iocs, log, port, start_at="beginning"):
+def config(tmp, iocs, log, port, start_at="beginning", retro=False):
     path = os.path.join(tmp, "tripline.toml")
+    extra = "[retro]\nenabled = true\n" if retro else ""
     with open(path, "w") as f:
         f.write(f"""[intel]
 paths = ["{iocs}"]
@@ -100,7 +104,7 @@ path = "-"
 address = "127.0.0.1:{port}"
 [state]
 dir = "{tmp}/state"
-""")
+{extra}""")
     return path
 
 
@@ -132,14 +136,27 @@ def source_lines(path, n):
     return out
 
 
+def write_lines(src, dst, n):
+    """Writes the first `n` lines of `src` to `dst`, starting over at its end as often as
+    needed (streamed: a big `n` does not sit in memory). Returns the count written."""
+    written = 0
+    with open(dst, "wb") as out:
+        while written < n:
+            with open(src, "rb") as f:
+                for line in f:
+                    out.write(line)
+                    written += 1
+                    if written >= n:
+                        break
+    return written
+
+
 def throughput(a):
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "app.log")
-        lines = source_lines(a.log, a.lines)
-        with open(log, "wb") as f:
-            f.writelines(lines)
+        lines = range(write_lines(a.log, log, a.lines))
         port = free_port()
-        proc = start(config(tmp, a.iocs, log, port))
+        proc = start(config(tmp, a.iocs, log, port, retro=a.retro))
         ready = wait_ready(port, proc)
         threading.Thread(target=lambda: proc.stdout.read(), daemon=True).start()
         cpu0, t0 = cpu_seconds(proc.pid), time.time()
@@ -151,7 +168,7 @@ def throughput(a):
         n = metric(scrape(port), "tripline_lines_received_total")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        print(json.dumps({"bench": "throughput", "lines": n, "index_ready_s": round(ready, 2),
+        print(json.dumps({"bench": "throughput", "retro": a.retro, "lines": n, "index_ready_s": round(ready, 2),
                           "seconds": round(dt, 3), "lines_per_s": round(n / dt),
                           "cpu_seconds": round(cpu, 2), "lines_per_cpu_second": round(n / max(cpu, 1e-9)),
                           "loadavg": os.getloadavg()}))
@@ -162,7 +179,7 @@ def paced(a, seconds, rss_every=None):
         log = os.path.join(tmp, "app.log")
         open(log, "wb").close()
         port = free_port()
-        proc = start(config(tmp, a.iocs + "," if False else a.iocs, log, port, "end"))
+        proc = start(config(tmp, a.iocs + "," if False else a.iocs, log, port, "end", retro=a.retro))
         # The probe domain is added to the intel as its own list.
         wait_ready(port, proc)
         lat = []
@@ -209,6 +226,8 @@ def main():
     p.add_argument("mode", choices=["throughput", "latency", "soak"])
     p.add_argument("--lines", type=int, default=2_000_000)
     p.add_argument("--bin", default=BIN, help="the tripline binary to run (default: target/release/tripline)")
+    p.add_argument("--retro", action="store_true",
+                   help="record into the observation store ([retro] enabled = true)")
     p.add_argument("--rate", type=int, default=50_000)
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--iocs", default=os.path.join(ROOT, "benches/work/seed-42/iocs-1000000.txt"))

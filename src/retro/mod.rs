@@ -27,11 +27,13 @@
 //! copied once per batch, on its first line. A host name's public suffix lookup and
 //! suffix hashes are cached per matcher ([`LineTokens::push_host`]).
 //!
-//! Cost (100 MiB benchmark log, 1M indicators): about 0.65 s of CPU per 100 MiB on top
-//! of a 0.45 s scan; the matcher's recording of every token, syslog_loose's header
-//! parse (for the host) and the aggregation are most of it
-//! (`benches/results/2026-12-06-retro-cost2-2cpu.md`). The driver merges each batch into a [`store::Writer`], which keeps the open
-//! slices in memory and seals them into immutable segments ([`segment`]).
+//! Cost (benchmark log, 1M indicators, `tripline run`): about 1.06 µs of CPU per line
+//! on top of the sidecar's 1.03 µs (half its throughput); the matcher's recording of
+//! every token, the remaining time reads (JSON lines naming a host, lines no fast path
+//! reads) and the aggregation and merge are most of it
+//! (`benches/results/2026-12-07-retro-sidecar-2cpu.md`). The driver merges each batch
+//! into a [`store::Writer`], which keeps the open slices in memory and seals them into
+//! immutable segments ([`segment`]).
 //!
 //! # Probing (for retro matching)
 //! [`Store::open`] reads the segments; then, per indicator in its canonical form:
@@ -399,9 +401,12 @@ pub struct BatchRecorder {
     decoder: Decoder,
     ctx: Option<BatchContext>,
     batch: Batch,
-    host_ids: HashMap<String, u16>,
+    host_ids: FastMap<String, u16>,
     /// The last line's host and its id (most lines of a batch name the same host).
     last_host: Option<(String, u16)>,
+    /// Keys of the last batch's largest slice: a new slice's map starts that big, so
+    /// that it is not grown (rehashed) step by step.
+    size_hint: usize,
 }
 
 impl BatchRecorder {
@@ -410,8 +415,9 @@ impl BatchRecorder {
             decoder: Decoder::new(decode),
             ctx: None,
             batch: Batch::default(),
-            host_ids: HashMap::new(),
+            host_ids: FastMap::default(),
             last_host: None,
+            size_hint: 0,
         }
     }
 
@@ -431,16 +437,33 @@ impl BatchRecorder {
         self.decoder.observe(line);
     }
 
-    fn host_id(&mut self, host: &str) -> u16 {
-        if let Some(&id) = self.host_ids.get(host) {
-            return id;
+    /// The batch-local id of `host`; the last line's when it names the same one (no
+    /// look-up, no copy).
+    fn host_id(
+        batch: &mut Batch,
+        host_ids: &mut FastMap<String, u16>,
+        last: &mut Option<(String, u16)>,
+        host: &str,
+    ) -> u16 {
+        if let Some((h, id)) = last {
+            if h == host {
+                return *id;
+            }
         }
-        if self.batch.hosts.len() >= usize::from(u16::MAX) {
-            return u16::MAX;
-        }
-        let id = self.batch.hosts.len() as u16;
-        self.batch.hosts.push(host.to_string());
-        self.host_ids.insert(host.to_string(), id);
+        let id = match host_ids.get(host) {
+            Some(&id) => id,
+            None if batch.hosts.len() >= usize::from(u16::MAX) => u16::MAX,
+            None => {
+                let id = batch.hosts.len() as u16;
+                batch.hosts.push(host.to_string());
+                host_ids.insert(host.to_string(), id);
+                id
+            }
+        };
+        let mut s = last.take().map(|l| l.0).unwrap_or_default();
+        s.clear();
+        s.push_str(host);
+        *last = Some((s, id));
         id
     }
 
@@ -451,36 +474,35 @@ impl BatchRecorder {
             self.decoder.observe(line);
             return;
         }
-        let Some(ctx) = self.ctx.as_ref() else {
+        let BatchRecorder {
+            decoder,
+            ctx,
+            batch,
+            host_ids,
+            last_host,
+            size_hint,
+        } = self;
+        let Some(ctx) = ctx.as_ref() else {
             return;
         };
-        let reference = ctx.reference;
-        let read = ctx.read;
         // Only the time and host: no fields, no message decoding (the decoder's fast
         // paths), the stamp resolved once per distinct stamp.
-        let th = self.decoder.time_and_host(line, reference);
-        let t = th.time.unwrap_or(read).timestamp();
+        let th = decoder.time_and_host(line, ctx.reference);
+        let t = th.time.unwrap_or(ctx.read).timestamp();
         let host = th.host.as_deref().unwrap_or(&ctx.default_host);
-        let hid = match &self.last_host {
-            Some((h, id)) if h == host => *id,
-            _ => {
-                let host = host.to_string();
-                let id = self.host_id(&host);
-                self.last_host = Some((host, id));
-                id
-            }
-        };
+        let hid = Self::host_id(batch, host_ids, last_host, host);
         let slice = slice_of(t);
-        self.batch.lines += 1;
-        let si = match self.batch.slices.iter().position(|s| s.0 == slice) {
+        batch.lines += 1;
+        let si = match batch.slices.iter().position(|s| s.0 == slice) {
             Some(i) => i,
             None => {
-                self.batch.slices.push((slice, KeyMap::default()));
-                self.batch.slices.len() - 1
+                let map = KeyMap::with_capacity_and_hasher(*size_hint, BuildKeyHasher);
+                batch.slices.push((slice, map));
+                batch.slices.len() - 1
             }
         };
-        self.batch.observations += tokens.tokens.len() as u64;
-        let map = &mut self.batch.slices[si].1;
+        batch.observations += tokens.tokens.len() as u64;
+        let map = &mut batch.slices[si].1;
         for tok in &tokens.tokens {
             match map.entry(tok.key) {
                 std::collections::hash_map::Entry::Occupied(mut o) => {
@@ -515,11 +537,11 @@ impl BatchRecorder {
                     // The key's first line in this batch and slice: its address or
                     // name, once.
                     if tok.kind == Kind::Ipv6 {
-                        self.batch.v6.push((slice, tok.v6));
+                        batch.v6.push((slice, tok.v6));
                     }
                     if let Some((s, e)) = tok.name {
                         let name = String::from_utf8_lossy(&tokens.text[s as usize..e as usize]);
-                        self.batch.names.push((slice, name.into_owned()));
+                        batch.names.push((slice, name.into_owned()));
                     }
                 }
             }
@@ -529,6 +551,15 @@ impl BatchRecorder {
     /// The batch recorded since [`BatchRecorder::begin`].
     pub fn finish(&mut self) -> Batch {
         self.ctx = None;
+        // Capped: one odd batch does not make every later map huge.
+        self.size_hint = self
+            .batch
+            .slices
+            .iter()
+            .map(|s| s.1.len())
+            .max()
+            .unwrap_or(0)
+            .min(1 << 16);
         std::mem::take(&mut self.batch)
     }
 }
