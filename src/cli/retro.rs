@@ -140,20 +140,14 @@ pub(super) fn run_retro(args: RetroArgs) -> Result<ExitCode> {
         (Some(_), Some((c, _))) if !c.share.destinations.is_empty() => Some(c.share.clone()),
         (Some(_), _) => bail!("--preview-sharing needs --config FILE with [[share.destinations]]"),
     };
-    let (mut targets, mut not_probed) = (Vec::new(), 0);
-    for kind in crate::intel::Kind::ALL {
-        for id in index.all_ids(kind) {
-            let metas = index.metas_of(id);
-            if metas.is_empty() {
-                continue;
-            }
-            if matching::PROBED_KINDS.contains(&kind) {
-                targets.push((id, metas.to_vec()));
-            } else {
-                not_probed += 1;
-            }
-        }
-    }
+    let targets = matching::all_targets(&index);
+    // Matchable indicators of kinds the store does not record.
+    let not_probed = crate::intel::Kind::ALL
+        .into_iter()
+        .filter(|k| !matching::PROBED_KINDS.contains(k))
+        .flat_map(|k| index.all_ids(k))
+        .filter(|&id| !index.metas_of(id).is_empty())
+        .count();
     let opts = matching::RunOptions {
         loaded_at: None,
         trigger: None,
@@ -167,7 +161,7 @@ pub(super) fn run_retro(args: RetroArgs) -> Result<ExitCode> {
         }
     }
     let mut stats = run.stats.clone();
-    stats.not_probed += not_probed;
+    stats.not_probed += not_probed as u64;
     let mut alerts: Vec<serde_json::Value> = run.alerts.iter().map(|a| a.doc.clone()).collect();
     let mut rules_summary = String::new();
     if let Some(rules) = rules {

@@ -457,30 +457,22 @@ impl Config {
             if s.collection.is_some() && s.kind != SourceKind::Taxii {
                 p.push(key("collection"), "only used with kind = \"taxii\"");
             }
-            let api_key = match (&s.api_key_env, &s.api_key_file) {
-                (Some(_), Some(_)) => {
-                    p.push(
-                        key("api_key_file"),
-                        "give api_key_env or api_key_file, not both",
-                    );
-                    None
-                }
-                (Some(v), None) => Some(SecretAt::Env(v.clone())),
-                (None, Some(f)) => Some(SecretAt::File(f.clone())),
-                (None, None) => None,
-            };
-            let password = match (&s.password_env, &s.password_file) {
-                (Some(_), Some(_)) => {
-                    p.push(
-                        key("password_file"),
-                        "give password_env or password_file, not both",
-                    );
-                    None
-                }
-                (Some(v), None) => Some(SecretAt::Env(v.clone())),
-                (None, Some(f)) => Some(SecretAt::File(f.clone())),
-                (None, None) => None,
-            };
+            // One secret from an `<name>_env` / `<name>_file` pair.
+            let mut secret =
+                |name: &str, env: &Option<String>, file: &Option<PathBuf>| match (env, file) {
+                    (Some(_), Some(_)) => {
+                        p.push(
+                            key(&format!("{name}_file")),
+                            format!("give {name}_env or {name}_file, not both"),
+                        );
+                        None
+                    }
+                    (Some(v), None) => Some(SecretAt::Env(v.clone())),
+                    (None, Some(f)) => Some(SecretAt::File(f.clone())),
+                    (None, None) => None,
+                };
+            let api_key = secret("api_key", &s.api_key_env, &s.api_key_file);
+            let password = secret("password", &s.password_env, &s.password_file);
             for (k, empty) in [
                 (
                     "api_key_env",

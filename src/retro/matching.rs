@@ -199,29 +199,23 @@ pub fn apply_suppressions(
     list: &crate::share::SuppressionList,
     mode: crate::share::SuppressedAlerts,
 ) {
+    use crate::share::suppress::retain_kept;
     use crate::share::SuppressedAlerts;
-    if list.is_empty() {
-        return;
-    }
     alerts.retain_mut(|a| {
-        let found: Vec<Option<_>> = a
-            .indicators
-            .iter()
-            .map(|(id, _, _)| list.get(index.value(*id), id.kind()))
-            .collect();
-        let n = found.iter().flatten().count();
-        if n == 0 {
+        let Some((found, all)) = list.find_all(
+            a.indicators
+                .iter()
+                .map(|(id, _, _)| (index.value(*id), id.kind())),
+        ) else {
             return true;
-        }
-        list.count_observed(n as u64);
-        let all = n == found.len();
-        let mine = a
-            .doc
-            .pointer_mut("/tripline/enrichments")
-            .and_then(Value::as_array_mut);
+        };
         match mode {
             SuppressedAlerts::Mark => {
-                if let Some(mine) = mine {
+                if let Some(mine) = a
+                    .doc
+                    .pointer_mut("/tripline/enrichments")
+                    .and_then(Value::as_array_mut)
+                {
                     for (e, s) in mine.iter_mut().zip(&found) {
                         if let (Some(o), Some(s)) = (e.as_object_mut(), s) {
                             o.insert("suppressed".into(), s.mark());
@@ -235,31 +229,15 @@ pub fn apply_suppressions(
                 }
                 true
             }
+            SuppressedAlerts::Drop if all => false,
             SuppressedAlerts::Drop => {
-                if all {
-                    return false;
-                }
                 let keep: Vec<bool> = found.iter().map(Option::is_none).collect();
-                let retain = |v: Option<&mut Vec<Value>>| {
-                    if let Some(v) = v {
-                        let mut i = 0;
-                        v.retain(|_| {
-                            i += 1;
-                            keep.get(i - 1).copied().unwrap_or(true)
-                        });
+                for path in ["/tripline/enrichments", "/threat/enrichments"] {
+                    if let Some(v) = a.doc.pointer_mut(path).and_then(Value::as_array_mut) {
+                        retain_kept(v, &keep);
                     }
-                };
-                retain(mine);
-                retain(
-                    a.doc
-                        .pointer_mut("/threat/enrichments")
-                        .and_then(Value::as_array_mut),
-                );
-                let mut i = 0;
-                a.indicators.retain(|_| {
-                    i += 1;
-                    keep.get(i - 1).copied().unwrap_or(true)
-                });
+                }
+                retain_kept(&mut a.indicators, &keep);
                 true
             }
         }
@@ -532,22 +510,17 @@ pub fn all_targets(index: &Index) -> Vec<(IndicatorId, Vec<u32>)> {
 /// ([`provenance_key`]), stable across processes and builds: what [`probed_keys`]
 /// keeps so that a restart knows what an earlier run already probed.
 fn probed_key(kind: Kind, value: &str, prov: (&str, Option<&str>, Option<&str>)) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // A separator no UTF-8 text holds.
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    eat(kind.name().as_bytes());
-    eat(value.as_bytes());
-    eat(prov.0.as_bytes());
-    eat(prov.1.unwrap_or("").as_bytes());
-    eat(prov.2.unwrap_or("").as_bytes());
-    h
+    let parts = [
+        kind.name(),
+        value,
+        prov.0,
+        prov.1.unwrap_or(""),
+        prov.2.unwrap_or(""),
+    ];
+    // Each part followed by 0xff, a byte no UTF-8 text holds.
+    parts.iter().fold(FNV_OFFSET, |h, p| {
+        fnv_from(fnv_from(h, p.as_bytes()), &[0xff])
+    })
 }
 
 /// The sorted keys of every (indicator, provenance) of `index` that retro probes:
@@ -654,10 +627,17 @@ pub fn read_probed(path: &std::path::Path) -> Result<Option<Vec<u64>>, String> {
     ))
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a of `bytes`, continued from `h`.
+fn fnv_from(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    fnv_from(FNV_OFFSET, bytes)
 }
 
 /// What the rules need to know to turn the store's per-day records into

@@ -357,31 +357,28 @@ fn build(outbox: &Outbox, seen: &Seen, policy: &str) -> Result<Preview, OutboxEr
             Ok((sighting, created)) => {
                 let key = outbox.wire_key(&e.key, dest);
                 let tlp = entry_tlp(&e, dest, config);
-                if let TransportConfig::Taxii { .. } = &dest.transport {
-                    // Batched below, as delivery batches them.
-                    taxii_rows[di].push(TaxiiRow {
-                        sighting,
-                        key,
-                        created,
-                        tlp,
-                        verify: e.verify,
-                        pass,
-                    });
-                    continue;
-                }
-                let o = Outgoing {
-                    sighting: &sighting,
-                    key: &key,
-                    created,
-                };
                 let n = out.files.len() + 1;
                 let rendered = match &dest.transport {
                     TransportConfig::Misp { .. } => Some((
                         format!("{n:04}.json"),
                         misp::add_payload(&sighting).to_string().into_bytes(),
                     )),
-                    TransportConfig::StixDir { .. } | TransportConfig::Taxii { .. } => {
-                        stix::dir_file(&o)
+                    TransportConfig::StixDir { .. } => stix::dir_file(&Outgoing {
+                        sighting: &sighting,
+                        key: &key,
+                        created,
+                    }),
+                    TransportConfig::Taxii { .. } => {
+                        // Batched below, as delivery batches them.
+                        taxii_rows[di].push(TaxiiRow {
+                            sighting,
+                            key,
+                            created,
+                            tlp,
+                            verify: e.verify,
+                            pass,
+                        });
+                        continue;
                     }
                 };
                 match rendered {

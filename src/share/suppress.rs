@@ -387,7 +387,38 @@ impl SuppressionList {
     }
 }
 
+/// Keeps the items `i` of `v` with `keep[i]` (those past `keep`'s end too).
+pub fn retain_kept<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep.get(i - 1).copied().unwrap_or(true)
+    });
+}
+
 impl SuppressionList {
+    /// The suppression of each of an alert's indicators (`(canonical value, kind)`,
+    /// in enrichment order), and whether all are suppressed; `None` when none is.
+    /// Counts the suppressed ones as observed. What [`SuppressionList::apply`] and
+    /// retro matching decide by.
+    pub fn find_all<'a>(
+        &self,
+        indicators: impl Iterator<Item = (&'a str, Kind)>,
+    ) -> Option<(Vec<Option<Arc<Suppression>>>, bool)> {
+        if self.is_empty() {
+            return None;
+        }
+        let found: Vec<Option<Arc<Suppression>>> =
+            indicators.map(|(v, k)| self.get(v, k)).collect();
+        let n = found.iter().flatten().count();
+        if n == 0 {
+            return None;
+        }
+        self.count_observed(n as u64);
+        let all = n == found.len();
+        Some((found, all))
+    }
+
     /// Applies the list to one emitted line: marks the enrichments of suppressed
     /// indicators (`Mark`), or removes them with their matches and observations
     /// (`Drop`). Returns `false` when the alert is not to be written (`Drop`, and
@@ -401,19 +432,13 @@ impl SuppressionList {
         matches: &mut Vec<(Hit, Vec<u32>)>,
         observations: &mut Vec<Observation>,
     ) -> bool {
-        if self.is_empty() {
+        let Some((found, all)) = self.find_all(
+            matches
+                .iter()
+                .map(|(hit, _)| (index.value(hit.id), hit.id.kind())),
+        ) else {
             return true;
-        }
-        let found: Vec<Option<Arc<Suppression>>> = matches
-            .iter()
-            .map(|(hit, _)| self.get(index.value(hit.id), hit.id.kind()))
-            .collect();
-        let n = found.iter().flatten().count();
-        if n == 0 {
-            return true;
-        }
-        self.count_observed(n as u64);
-        let all = n == found.len();
+        };
         match mode {
             SuppressedAlerts::Mark => {
                 for (i, s) in found.iter().enumerate() {
@@ -433,11 +458,7 @@ impl SuppressionList {
                 }
                 let keep: Vec<bool> = found.iter().map(Option::is_none).collect();
                 alert.retain_enrichments(&keep);
-                let mut i = 0;
-                matches.retain(|_| {
-                    i += 1;
-                    keep.get(i - 1).copied().unwrap_or(true)
-                });
+                retain_kept(matches, &keep);
                 true
             }
         }

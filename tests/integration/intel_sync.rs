@@ -537,6 +537,79 @@ fn a_failing_source_leaves_the_others_current() {
 /// `tripline run` starts from it at once; with the server back, the sidecar syncs in
 /// the background and a value added to the feed starts matching (a reload after the
 /// pass), with the sync metrics per source.
+/// `tripline run --stdin` with `config` and a free metrics address: the child, its
+/// stdin, its stdout lines (alerts) on a channel, the metrics address.
+fn run_stdin(
+    config: &Path,
+) -> (
+    Child,
+    std::process::ChildStdin,
+    std::sync::mpsc::Receiver<String>,
+    std::net::SocketAddr,
+) {
+    let metrics = crate::util::sidecar::free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))
+        .args([
+            "run",
+            "--stdin",
+            "--config",
+            config.to_str().unwrap(),
+            "--metrics-addr",
+            &metrics.to_string(),
+        ])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    (child, stdin, rx, metrics)
+}
+
+/// Successful sync passes of `source` so far (`tripline_intel_syncs_total`).
+fn ok_passes(metrics: std::net::SocketAddr, source: &str) -> f64 {
+    crate::util::sidecar::get(metrics, "/metrics")
+        .and_then(|(_, body)| {
+            body.lines()
+                .find(|l| {
+                    l.starts_with("tripline_intel_syncs_total{")
+                        && l.contains("result=\"ok\"")
+                        && l.contains(&format!("source=\"{source}\""))
+                })
+                .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Writes `<word> <value>` lines until an alert names `value` (up to 60 s).
+fn matches_soon(
+    stdin: &mut std::process::ChildStdin,
+    rx: &std::sync::mpsc::Receiver<String>,
+    word: &str,
+    value: &str,
+) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        writeln!(stdin, "{word} {value}").unwrap();
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            if l.contains(value) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 #[test]
 fn restart_offline_from_cache_and_run_picks_up_a_sync() {
     let dir = tempfile::tempdir().unwrap();
@@ -560,32 +633,7 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
 
     // The sidecar, offline, from the cache. Its state says every source is due now
     // (the failed pass's backoff is short), so it will pass as soon as it can.
-    let metrics = crate::util::sidecar::free_addr();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args([
-            "run",
-            "--stdin",
-            "--config",
-            config.to_str().unwrap(),
-            "--metrics-addr",
-            &metrics.to_string(),
-        ])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run");
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, mut stdin, rx, metrics) = run_stdin(&config);
     writeln!(stdin, "offline {}", domains[1]).unwrap();
     let alert = rx
         .recv_timeout(Duration::from_secs(60))
@@ -611,19 +659,8 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
         .unwrap();
     assert!(line.starts_with("PORT"), "{line}");
     // The sidecar retries after its backoff (30 s ± 10%); wait on the metric.
-    let ok_passes = || {
-        crate::util::sidecar::get(metrics, "/metrics")
-            .map(|(_, body)| {
-                body.lines().any(|l| {
-                    l.starts_with("tripline_intel_syncs_total{")
-                        && l.contains("result=\"ok\"")
-                        && l.contains("source=\"ft\"")
-                })
-            })
-            .unwrap_or(false)
-    };
     let t0 = Instant::now();
-    while !ok_passes() {
+    while ok_passes(metrics, "ft") < 1.0 {
         assert!(
             t0.elapsed() < Duration::from_secs(120),
             "no successful pass of ft"
@@ -631,15 +668,10 @@ fn restart_offline_from_cache_and_run_picks_up_a_sync() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The reload after the pass makes the new value match.
-    let mut seen = false;
-    let t0 = Instant::now();
-    while !seen && t0.elapsed() < Duration::from_secs(60) {
-        writeln!(stdin, "online {}", domains[4]).unwrap();
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-            seen = l.contains(&domains[4]);
-        }
-    }
-    assert!(seen, "the synced value never matched");
+    assert!(
+        matches_soon(&mut stdin, &rx, "online", &domains[4]),
+        "the synced value never matched"
+    );
     let (_, body) = crate::util::sidecar::get(metrics, "/metrics").expect("metrics");
     for m in [
         "tripline_intel_source_indicators{source=\"ft\"} 5",
@@ -934,51 +966,14 @@ fn sighup_syncs_every_source_now() {
     );
     assert_eq!(sync(&config).status.code(), Some(0));
     let domains = trail("trails-domains.txt", 5);
-    let metrics = crate::util::sidecar::free_addr();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tripline"))
-        .args([
-            "run",
-            "--stdin",
-            "--config",
-            config.to_str().unwrap(),
-            "--metrics-addr",
-            &metrics.to_string(),
-        ])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run");
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, mut stdin, rx, metrics) = run_stdin(&config);
     // Ready, and matching from the cache.
     writeln!(stdin, "cached {}", domains[1]).unwrap();
     let alert = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("an alert from the cache");
     assert!(alert.contains(&domains[1]), "{alert}");
-    let passes = || -> f64 {
-        crate::util::sidecar::get(metrics, "/metrics")
-            .and_then(|(_, body)| {
-                body.lines()
-                    .find(|l| {
-                        l.starts_with("tripline_intel_syncs_total{")
-                            && l.contains("result=\"ok\"")
-                            && l.contains("source=\"ft\"")
-                    })
-                    .and_then(|l| l.split_whitespace().last()?.parse().ok())
-            })
-            .unwrap_or(0.0)
-    };
+    let passes = || ok_passes(metrics, "ft");
     assert_eq!(
         passes(),
         0.0,
@@ -993,15 +988,10 @@ fn sighup_syncs_every_source_now() {
         .unwrap();
     assert!(hup.success());
     wait_for("a pass after SIGHUP", || passes() >= 1.0);
-    let mut seen = false;
-    let t0 = Instant::now();
-    while !seen && t0.elapsed() < Duration::from_secs(60) {
-        writeln!(stdin, "fresh {}", domains[4]).unwrap();
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-            seen = l.contains(&domains[4]);
-        }
-    }
-    assert!(seen, "the value synced after SIGHUP never matched");
+    assert!(
+        matches_soon(&mut stdin, &rx, "fresh", &domains[4]),
+        "the value synced after SIGHUP never matched"
+    );
     drop(stdin);
     let _ = child.kill();
     let _ = child.wait();

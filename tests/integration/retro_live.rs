@@ -432,6 +432,30 @@ fn a_synced_feed_alerts_retro() {
     sc.stop();
 }
 
+/// History for on-demand retro: `body` as `fw.log`, recorded by `hunt --record` into
+/// `<p>/state/retro` against intel that names none of it; `late.json` a MISP event
+/// naming DENSE and SPARSE, published now.
+fn record_history(p: &Path, body: &str) {
+    std::fs::write(p.join("fw.log"), body).unwrap();
+    std::fs::write(p.join("empty.txt"), "unrelated-base.example\n").unwrap();
+    std::fs::write(
+        p.join("late.json"),
+        misp_event(&[DENSE, SPARSE], Utc::now().timestamp()),
+    )
+    .unwrap();
+    let out = tripline(&[
+        "hunt",
+        "--intel",
+        p.join("empty.txt").to_str().unwrap(),
+        "--no-default-warninglists",
+        "--record",
+        p.join("state/retro").to_str().unwrap(),
+        "-q",
+        p.join("fw.log").to_str().unwrap(),
+    ]);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+}
+
 /// `tripline retro --rules` (on demand): the hits go through the rules at their
 /// original times, as in the sidecar; `--preview-sharing` writes what would be
 /// shared with the configured destination.
@@ -447,13 +471,7 @@ fn on_demand_retro_confirms_with_rules_and_previews_sharing() {
         (DENSE, 1200),
         (SPARSE, 60 + 10_800),
     ]);
-    std::fs::write(p.join("fw.log"), body).unwrap();
-    std::fs::write(p.join("empty.txt"), "unrelated-base.example\n").unwrap();
-    std::fs::write(
-        p.join("late.json"),
-        misp_event(&[DENSE, SPARSE], Utc::now().timestamp()),
-    )
-    .unwrap();
+    record_history(p, &body);
     std::fs::create_dir_all(p.join("rules")).unwrap();
     std::fs::write(p.join("rules/repeat.yml"), RULE).unwrap();
     let config = p.join("tripline.toml");
@@ -470,18 +488,6 @@ fn on_demand_retro_confirms_with_rules_and_previews_sharing() {
     )
     .unwrap();
     let c = config.to_str().unwrap();
-    let store = p.join("state/retro");
-    let out = tripline(&[
-        "hunt",
-        "--intel",
-        p.join("empty.txt").to_str().unwrap(),
-        "--no-default-warninglists",
-        "--record",
-        store.to_str().unwrap(),
-        "-q",
-        p.join("fw.log").to_str().unwrap(),
-    ]);
-    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
     let rules = p.join("rules");
     let preview = p.join("preview");
     let out = tripline(&[
@@ -537,25 +543,7 @@ fn retro_alerts_honour_reported_false_positives() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     let (_, body) = log_lines(&[(DENSE, 0), (SPARSE, 60)]);
-    std::fs::write(p.join("fw.log"), body).unwrap();
-    std::fs::write(p.join("empty.txt"), "unrelated-base.example\n").unwrap();
-    std::fs::write(
-        p.join("late.json"),
-        misp_event(&[DENSE, SPARSE], Utc::now().timestamp()),
-    )
-    .unwrap();
-    let store = p.join("state/retro");
-    let out = tripline(&[
-        "hunt",
-        "--intel",
-        p.join("empty.txt").to_str().unwrap(),
-        "--no-default-warninglists",
-        "--record",
-        store.to_str().unwrap(),
-        "-q",
-        p.join("fw.log").to_str().unwrap(),
-    ]);
-    assert!(out.status.code().is_some_and(|c| c <= 1), "{out:?}");
+    record_history(p, &body);
     let config = p.join("tripline.toml");
     let write_config = |feedback: &str| {
         std::fs::write(
