@@ -204,13 +204,23 @@ fn generate(dir: &Path, days: u64, per_day: usize) -> (u64, u64) {
                 let t = slice + (h % 86_400) as i64;
                 let host = (h >> 20) as u16 % 3;
                 for tok in &toks.tokens {
-                    let e = map.entry(tok.key).or_insert(BatchAgg {
-                        first: t,
-                        last: t,
-                        count: 0,
-                        hosts: [0; tripline::retro::store::SET_CAP],
-                        n_hosts: 0,
-                        more_hosts: false,
+                    let e = map.entry(tok.key).or_insert_with(|| {
+                        // A host name: its bytes once, for the writer's names.
+                        let mut name = (0, 0);
+                        if let Some((s, e)) = tok.name {
+                            let at = batch.text.len() as u32;
+                            batch.text.extend_from_slice(&toks.text[s as usize..e as usize]);
+                            name = (at, batch.text.len() as u32);
+                        }
+                        BatchAgg {
+                            first: t,
+                            last: t,
+                            count: 0,
+                            hosts: [0; tripline::retro::store::SET_CAP],
+                            n_hosts: 0,
+                            more_hosts: false,
+                            name,
+                        }
                     });
                     e.first = e.first.min(t);
                     e.last = e.last.max(t);
@@ -221,12 +231,6 @@ fn generate(dir: &Path, days: u64, per_day: usize) -> (u64, u64) {
                     }
                     if tok.kind == Kind::Ipv6 {
                         batch.v6.push((slice, tok.v6));
-                    }
-                    if let Some((s, e)) = tok.name {
-                        let name = &toks.text[s as usize..e as usize];
-                        batch
-                            .names
-                            .push((slice, String::from_utf8_lossy(name).into_owned()));
                     }
                 }
                 g += 1;

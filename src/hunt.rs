@@ -117,7 +117,7 @@ impl Outcome {
                     + s.headers.iter().map(|(_, h)| h.len()).sum::<usize>()
                     + s.recorded.as_ref().map_or(0, |b| {
                         b.slices.iter().map(|s| s.1.len() * 64).sum::<usize>()
-                            + b.names.len() * 48
+                            + b.text.len()
                             + b.v6.len() * 24
                     })
             }
@@ -425,6 +425,10 @@ pub fn hunt<W: Write>(
             .iter()
             .enumerate()
             .map(|(i, input)| crate::retro::BatchContext {
+                decode: opts.decode,
+                // A thread's pieces of one file come in order; its decoder keeps what
+                // it learnt of the file (a Zeek header) from one to the next.
+                new_input: false,
                 source: c.names[i].to_string(),
                 default_host: match input {
                     Input::Stdin => "stdin".to_string(),

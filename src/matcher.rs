@@ -208,6 +208,17 @@ impl<'i> Matcher<'i> {
         self.rec = on.then(Box::default);
     }
 
+    /// Records into `tokens` (a worker's, kept across batches with its host-name
+    /// cache); `None` stops recording.
+    pub fn set_tokens(&mut self, tokens: Option<Box<crate::retro::LineTokens>>) {
+        self.rec = tokens;
+    }
+
+    /// Stops recording and hands back the tokens buffer.
+    pub fn take_tokens(&mut self) -> Option<Box<crate::retro::LineTokens>> {
+        self.rec.take()
+    }
+
     /// The tokens recorded since the caller last cleared them (recording only).
     pub fn tokens(&mut self) -> Option<&mut crate::retro::LineTokens> {
         self.rec.as_deref_mut()

@@ -19,7 +19,7 @@
 use crate::decode::DecodeOptions;
 use crate::index::Index;
 use crate::matcher::{Hit, Matcher};
-use crate::retro::{Batch, BatchContext, BatchRecorder};
+use crate::retro::{Batch, BatchContext, BatchRecorder, Recording};
 use crate::source::Line;
 
 /// Header lines longer than this are not kept (a Zeek header is a few hundred bytes).
@@ -72,6 +72,20 @@ impl<'i> Scanner<'i> {
     pub fn set_recording(&mut self, decode: Option<DecodeOptions>) {
         self.matcher.set_recording(decode.is_some());
         self.recorder = decode.map(BatchRecorder::new);
+    }
+
+    /// Records with `state`, a worker's recording state kept across batches (and
+    /// scanners: one is made per batch, with the index current then).
+    pub fn resume_recording(&mut self, state: Recording) {
+        self.matcher.set_tokens(Some(state.tokens));
+        self.recorder = Some(state.recorder);
+    }
+
+    /// Stops recording and hands the state back for the next batch's scanner.
+    pub fn pause_recording(&mut self) -> Option<Recording> {
+        let tokens = self.matcher.take_tokens()?;
+        let recorder = self.recorder.take()?;
+        Some(Recording { tokens, recorder })
     }
 
     /// Where the next batch's lines come from (recording only; a batch scanned

@@ -88,6 +88,7 @@ mod zone;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
@@ -183,7 +184,7 @@ impl Event {
 }
 
 /// How a [`Decoder`] reads what lines leave unsaid.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeOptions {
     /// The zone of times that carry none (RFC 3164, Cisco ASA, Snare, FortiGate
     /// without `tz`, zoneless ISO): the source's. UTC by default.
@@ -219,22 +220,70 @@ pub fn is_syslog(line: &[u8]) -> bool {
 pub struct Decoder {
     opts: DecodeOptions,
     zeek: zeek::Header,
-    /// [`Decoder::time_and_host`]'s last stamp value read whole, its reference and
-    /// instant.
-    last_value: Option<(Vec<u8>, DateTime<Utc>, Instant)>,
-    /// [`Decoder::time_and_host`]'s last stamp as written, its reference and instant.
-    last_written: Option<(Written, DateTime<Utc>, Instant)>,
+    /// [`Decoder::time_and_host`]'s last stamp per layout (see [`Site`]): logs that
+    /// interleave layouts (several programs in one file) do not evict each other's.
+    stamps: [StampCache; Site::COUNT],
+    /// [`Decoder::cached_value`]'s key being built.
+    scratch: Vec<u8>,
 }
 
-/// A stamp's instant, `None` when it does not read.
-type Instant = Option<DateTime<Utc>>;
+/// Where [`Decoder::time_and_host`] read a stamp: one cache entry each.
+#[derive(Clone, Copy, Debug)]
+enum Site {
+    Apache,
+    Json,
+    Syslog,
+    Leading,
+}
 
-/// A line's own time and host ([`Decoder::time_and_host`]): what [`Event::time`] and
-/// [`Event::host`] would be.
+impl Site {
+    const COUNT: usize = 4;
+}
+
+/// One layout's last stamp, to the second: its bytes without the fraction of a second
+/// (or the stamp as written, nanoseconds zeroed), the reference, and its second.
+#[derive(Clone, Debug, Default)]
+struct StampCache {
+    bytes: Vec<u8>,
+    written: Option<Written>,
+    reference: Option<DateTime<Utc>>,
+    secs: Option<i64>,
+}
+
+/// A line's own time and host ([`Decoder::time_and_host`]): what [`Event::time`] (to the
+/// second: `timestamp()`) and [`Event::host`] would be.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TimeHost<'a> {
-    pub time: Option<DateTime<Utc>>,
+    /// Unix seconds (the fraction dropped, as `DateTime::timestamp` drops it).
+    pub time: Option<i64>,
     pub host: Option<Cow<'a, str>>,
+}
+
+/// `value` without the fraction of its seconds (`…:05.250+02:00` → `…:05+02:00`):
+/// the digits after a `.` or `,` that follows `:SS`. Parsing the result gives the
+/// same second (every layout reads the fraction as an addition below one second).
+fn without_fraction(value: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut i = 3;
+    while i < value.len() {
+        if matches!(value[i], b'.' | b',')
+            && value[i - 3] == b':'
+            && value[i - 2].is_ascii_digit()
+            && value[i - 1].is_ascii_digit()
+        {
+            let mut j = i + 1;
+            while j < value.len() && value[j].is_ascii_digit() {
+                j += 1;
+            }
+            if (1..=9).contains(&(j - i - 1)) {
+                out.extend_from_slice(&value[..i]);
+                out.extend_from_slice(&value[j..]);
+                return;
+            }
+        }
+        i += 1;
+    }
+    out.extend_from_slice(value);
 }
 
 impl Default for Decoder {
@@ -276,8 +325,8 @@ impl Decoder {
         Decoder {
             opts,
             zeek: zeek::Header::default(),
-            last_value: None,
-            last_written: None,
+            stamps: Default::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -286,6 +335,17 @@ impl Decoder {
     /// a Zeek header line. Cost: one byte comparison for lines not starting with `#`.
     pub fn observe(&mut self, line: &[u8]) -> bool {
         self.zeek.observe(line)
+    }
+
+    /// The options it decodes with.
+    pub fn options(&self) -> DecodeOptions {
+        self.opts
+    }
+
+    /// Forgets what it learnt of its input (a Zeek header) before lines of another
+    /// input; keeps its stamp caches.
+    pub fn forget_input(&mut self) {
+        self.zeek = zeek::Header::default();
     }
 
     /// Decodes one line (with or without its line ending). `reference` is the time the
@@ -378,16 +438,18 @@ impl Decoder {
             let mut known = false;
             if let Some(stamp) = apache::stamp(line, end) {
                 let value = line.get(stamp.0..stamp.1).unwrap_or_default();
-                time = self.cached_value(value, reference);
+                time = self.cached_value(Site::Apache, value, reference);
                 known = true;
             } else if let Some((w, (a, b))) = syslog::quick(line, s, end) {
                 // The common RFC 3164 shape, without syslog_loose: the same time and
                 // host (`syslog::quick`).
-                time = self.cached_resolve(w, reference);
+                time = self.cached_resolve(Site::Syslog, w, reference);
                 host = line.get(a..b).map(String::from_utf8_lossy);
                 known = time.is_some();
             } else if let Some(h) = syslog::parse(line, s, end) {
-                time = h.time.and_then(|w| self.cached_resolve(w, reference));
+                time = h
+                    .time
+                    .and_then(|w| self.cached_resolve(Site::Syslog, w, reference));
                 host = h
                     .host
                     .and_then(|sp| line.get(sp.0..sp.1))
@@ -395,20 +457,36 @@ impl Decoder {
                     .map(String::from_utf8_lossy);
                 // The message decides only what the header leaves open.
                 known = time.is_some() && host.is_some();
+            } else if let Some(w) = self.bind_quick(line, s, end) {
+                time = self.cached_resolve(Site::Leading, w, reference);
+                known = true;
             }
             if known {
                 if time.is_none() {
                     let leading = time::leading(line.get(s..end).unwrap_or_default());
-                    time = leading.and_then(|w| self.cached_resolve(w, reference));
+                    time = leading.and_then(|w| self.cached_resolve(Site::Leading, w, reference));
                 }
                 return TimeHost { time, host };
             }
         }
         let ev = self.decode_row(line, end, reference);
         TimeHost {
-            time: ev.time,
+            time: ev.time.map(|t| t.timestamp()),
             host: ev.host.map(Cow::Owned),
         }
+    }
+
+    /// A BIND 9 log line (`01-Jan-2024 10:00:01.123 queries: info: client …`): its
+    /// stamp, when [`Decoder::decode_row`] would give that time and no host: no `=`
+    /// (no key=value pair, no CEF) and no tab (no Snare record) in the line, which is
+    /// neither an access log nor syslog (tried before). `None` for any other line.
+    fn bind_quick(&self, line: &[u8], s: usize, end: usize) -> Option<Written> {
+        let b = line.get(s..end)?;
+        let (w, n) = time::bind_at(b)?;
+        if b.get(n) != Some(&b' ') || memchr::memchr2(b'=', b'\t', b).is_some() {
+            return None;
+        }
+        Some(w)
     }
 
     /// [`Decoder::time_and_host`] of a JSON line: [`Decoder::json`]'s time and host
@@ -434,9 +512,9 @@ impl Decoder {
             }
             if v.quoted && memchr::memchr(b'\\', raw).is_some() {
                 let s = json::unescape(raw)?;
-                time::parse_value(s.as_bytes(), &self.opts.zone, reference)
+                time::parse_value(s.as_bytes(), &self.opts.zone, reference).map(|t| t.timestamp())
             } else {
-                self.cached_value(raw, reference)
+                self.cached_value(Site::Json, raw, reference)
             }
         });
         // A Zeek JSON record's `host` is a peer address, not the event's host.
@@ -460,7 +538,7 @@ impl Decoder {
             });
         if time.is_none() {
             let leading = time::leading(line.get(s..end).unwrap_or_default());
-            time = leading.and_then(|w| self.cached_resolve(w, reference));
+            time = leading.and_then(|w| self.cached_resolve(Site::Leading, w, reference));
         }
         TimeHost { time, host }
     }
@@ -471,7 +549,7 @@ impl Decoder {
     /// [`JSON_HOST`]): the time is that first value (the first scalar of the key, as
     /// [`json::TopLevel`] keeps it), no host. `None` when the line is not that shape
     /// or the value does not read (then the scan decides). Cost: three vectorised
-    /// searches of the line instead of a byte-by-byte scan.
+    /// searches of the line (searchers built once) instead of a byte-by-byte scan.
     fn json_quick<'a>(
         &mut self,
         line: &'a [u8],
@@ -479,48 +557,58 @@ impl Decoder {
         end: usize,
         reference: DateTime<Utc>,
     ) -> Option<TimeHost<'a>> {
+        static HOST: LazyLock<memchr::memmem::Finder<'static>> =
+            LazyLock::new(|| memchr::memmem::Finder::new(b"\"host"));
+        static AT_TIMESTAMP: LazyLock<memchr::memmem::Finder<'static>> =
+            LazyLock::new(|| memchr::memmem::Finder::new(b"\"@timestamp\""));
         let b = line.get(s..end)?;
         let rest = b.strip_prefix(br#"{"timestamp":""#)?;
         let raw = &rest[..memchr::memchr(b'"', rest)?];
         if memchr::memchr(b'\\', b).is_some()
-            || memchr::memmem::find(b, b"\"host").is_some()
-            || memchr::memmem::find(b, b"\"@timestamp\"").is_some()
+            || HOST.find(b).is_some()
+            || AT_TIMESTAMP.find(b).is_some()
             || std::str::from_utf8(raw).is_err()
         {
             return None;
         }
-        let time = self.cached_value(raw, reference)?;
+        let time = self.cached_value(Site::Json, raw, reference)?;
         Some(TimeHost {
             time: Some(time),
             host: None,
         })
     }
 
-    /// [`time::parse_value`] in the source's zone, through the one-entry cache.
-    fn cached_value(&mut self, value: &[u8], reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if let Some((v, r, t)) = &self.last_value {
-            if *r == reference && v.as_slice() == value {
-                return *t;
-            }
+    /// [`time::parse_value`] in the source's zone, to the second, through `site`'s
+    /// cache: the fraction of a second is not part of the key, so lines of one second
+    /// hit it whatever their milliseconds.
+    fn cached_value(&mut self, site: Site, value: &[u8], reference: DateTime<Utc>) -> Option<i64> {
+        without_fraction(value, &mut self.scratch);
+        let c = &mut self.stamps[site as usize];
+        if c.written.is_none() && c.reference == Some(reference) && c.bytes == self.scratch {
+            return c.secs;
         }
-        let t = time::parse_value(value, &self.opts.zone, reference);
-        let mut v = self.last_value.take().map(|c| c.0).unwrap_or_default();
-        v.clear();
-        v.extend_from_slice(value);
-        self.last_value = Some((v, reference, t));
-        t
+        let secs =
+            time::parse_value(&self.scratch, &self.opts.zone, reference).map(|t| t.timestamp());
+        std::mem::swap(&mut c.bytes, &mut self.scratch);
+        c.written = None;
+        c.reference = Some(reference);
+        c.secs = secs;
+        secs
     }
 
-    /// [`Written::resolve`] in the source's zone, through the one-entry cache.
-    fn cached_resolve(&mut self, w: Written, reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self.last_written {
-            Some((lw, r, t)) if lw == w && r == reference => t,
-            _ => {
-                let t = w.resolve(&self.opts.zone, reference);
-                self.last_written = Some((w, reference, t));
-                t
-            }
+    /// [`Written::resolve`] in the source's zone, to the second, through `site`'s
+    /// cache (the stamp's nanoseconds zeroed: they do not change the second).
+    fn cached_resolve(&mut self, site: Site, w: Written, reference: DateTime<Utc>) -> Option<i64> {
+        let w = w.whole_seconds();
+        let c = &mut self.stamps[site as usize];
+        if c.written == Some(w) && c.reference == Some(reference) {
+            return c.secs;
         }
+        let secs = w.resolve(&self.opts.zone, reference).map(|t| t.timestamp());
+        c.written = Some(w);
+        c.reference = Some(reference);
+        c.secs = secs;
+        secs
     }
 
     /// Sets the event's time from `w`, read in the source's zone, unless an outer
@@ -907,7 +995,11 @@ mod tests {
             for l in lines {
                 let ev = full.decode(l.as_bytes(), reference);
                 let th = fast.time_and_host(l.as_bytes(), reference);
-                assert_eq!(th.time, ev.time, "time of {l} (cap {max_fields})");
+                assert_eq!(
+                    th.time,
+                    ev.time.map(|t| t.timestamp()),
+                    "time of {l} (cap {max_fields})"
+                );
                 assert_eq!(
                     th.host.as_deref(),
                     ev.host.as_deref(),
@@ -943,6 +1035,27 @@ mod tests {
             b"2024-05-01T10:00:00Z evil.com no-host",
             b"2024-05-01T10:00:03Z fw01 blocked 1.2.3.4",
             b"<13>Nov 24 08:59:37 h app: {\"host\":\"inner\",\"time\":\"2020-01-01T00:00:00Z\"}",
+            // BIND's layout, its quick path and lines it must leave to the full decode;
+            // layouts interleaved, fractions that change and seconds that do not.
+            b"01-Jan-2024 00:00:00.999 queries: info: client x (a.b.net): query: a.b.net IN A",
+            b"{\"timestamp\":\"2024-01-01T00:00:00.020000+0000\",\"event_type\":\"dns\"}",
+            b"01-Jan-2024 00:00:01.001 queries: info: client x (a.b.net): query: a.b.net IN A",
+            b"{\"timestamp\":\"2024-01-01T00:00:00.999999+0000\",\"event_type\":\"dns\"}",
+            b"01-Jan-2024 00:00:01.001 fw date=2024-02-02 time=10:00:00 host=kvhost",
+            b"01-Jan-2024 00:00:01.001\tMSWinEventLog\t1\tSecurity",
+            b"01-Jan-2024 00:00:01.001 CEF:0|V|P|1|2|n|5|rt=Feb 02 2024 10:00:00 dhost=x",
+            b"01-Jan-2024 00:00:01.001:x not a stamp",
+            b"31-Feb-2024 00:00:01.001 no such day",
+            b"{\"timestamp\":\"2024-01-01T00:00:01.000001+0000\",\"event_type\":\"dns\"}",
+            b"{\"timestamp\":\"2024-01-01T00:00:01.1234567891Z\",\"event_type\":\"dns\"}",
+            b"{\"timestamp\":\"2024-01-01T00:00:01,5Z\",\"event_type\":\"dns\"}",
+            b"{\"timestamp\":\"2024-01-01T00:00:01.Z\",\"event_type\":\"dns\"}",
+            b"{\"timestamp\":1704067201.75,\"event_type\":\"dns\"}",
+            b"Jan  1 00:00:01.250 h app: fraction in the header",
+            b"Jan  1 00:00:01.750 h app: fraction in the header",
+            b"Jan  1 00:00:02 h app: no fraction",
+            b"1.2.3.4 - - [17/May/2015:10:05:04 +0000] \"GET / HTTP/1.1\" 200 1",
+            b"1.2.3.4 - - [17/May/2015:10:05:04 +0100] \"GET / HTTP/1.1\" 200 1",
         ];
         let reference = now();
         let mut lines = 0;
@@ -955,7 +1068,7 @@ mod tests {
                 let ev = full.decode(line, reference);
                 let th = fast.time_and_host(line, reference);
                 let what = format!("{file}:{}: {}", n + 1, String::from_utf8_lossy(line));
-                assert_eq!(th.time, ev.time, "time of {what}");
+                assert_eq!(th.time, ev.time.map(|t| t.timestamp()), "time of {what}");
                 assert_eq!(th.host.as_deref(), ev.host.as_deref(), "host of {what}");
                 let end = line.len() - line.iter().rev().take_while(|c| **c == b'\n').count();
                 let end = end
@@ -1065,7 +1178,7 @@ mod tests {
             let mut fast = Decoder::default();
             let ev = full.decode(l, reference);
             let th = fast.time_and_host(l, reference);
-            assert_eq!(th.time, ev.time, "time of {what}");
+            assert_eq!(th.time, ev.time.map(|t| t.timestamp()), "time of {what}");
             assert_eq!(th.host.as_deref(), ev.host.as_deref(), "host of {what}");
         }
         assert!(quick > 200, "the quick header read only {quick} line(s)");

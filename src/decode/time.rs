@@ -13,6 +13,9 @@
 //!   optional fraction, and as a value an optional zone word after a space (`UTC`,
 //!   `+0200`, `Europe/Berlin`, or one of `EST EDT CST CDT MST MDT PST PDT` (RFC 5322,
 //!   US) and `WET WEST CET CEST EET EEST` (Europe), read as their fixed offsets);
+//! - BIND 9 (`named` logging channels with `print-time yes`, the query log's default):
+//!   `01-Jan-2024 10:00:01.123` (day, English month name, year; milliseconds), zoneless;
+//!   read at the start of a line as [`leading`] does;
 //! - ctime, as Snare writes it: `Mon Mar 04 10:00:01 2024` (the weekday is checked to
 //!   be a weekday name, not against the date);
 //! - epoch numbers, as a value: seconds with an optional fraction (`1521911720.865716`),
@@ -38,7 +41,8 @@
 //! regex.
 
 use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone,
+    Timelike, Utc,
 };
 
 use super::zone::Zone;
@@ -64,6 +68,20 @@ pub(crate) enum Written {
 impl Written {
     /// The instant: a zoneless time in `zone`, a year-less one in the latest year that
     /// puts it no later than `reference` + [`YEAR_TOLERANCE`].
+    /// The same stamp with its fraction of a second dropped: it resolves to the same
+    /// second (`timestamp()`), and stamps of one second compare equal.
+    pub(crate) fn whole_seconds(self) -> Written {
+        match self {
+            Written::At(t) => Written::At(t.with_nanosecond(0).unwrap_or(t)),
+            Written::Local(l) => Written::Local(l.with_nanosecond(0).unwrap_or(l)),
+            Written::NoYear { month, day, time } => Written::NoYear {
+                month,
+                day,
+                time: time.with_nanosecond(0).unwrap_or(time),
+            },
+        }
+    }
+
     pub(crate) fn resolve(self, zone: &Zone, reference: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Written::At(t) => Some(t),
@@ -109,11 +127,11 @@ fn written_value(b: &[u8]) -> Option<(Written, Option<Zone>)> {
 }
 
 /// The stamp starting a line, the format's own header when the layout has none: ISO
-/// 8601 or an epoch in seconds (10 digits, as Zeek TSV rows), each followed by a space,
-/// a tab or the end of the line.
+/// 8601, BIND's `01-Jan-2024 10:00:01.123` or an epoch in seconds (10 digits, as Zeek
+/// TSV rows), each followed by a space, a tab or the end of the line.
 pub(crate) fn leading(line: &[u8]) -> Option<Written> {
     let ends_field = |n: usize| matches!(line.get(n), None | Some(b' ' | b'\t'));
-    if let Some((w, n)) = iso_at(line) {
+    if let Some((w, n)) = iso_at(line).or_else(|| bind_at(line)) {
         return ends_field(n).then_some(w);
     }
     let digits = count_digits(line, 0);
@@ -150,6 +168,7 @@ pub(crate) fn stamp_at(b: &[u8]) -> Option<(Written, usize)> {
     iso_at(b)
         .or_else(|| bsd_at(b))
         .or_else(|| apache_at(b))
+        .or_else(|| bind_at(b))
         .or_else(|| ctime_at(b))
 }
 
@@ -302,6 +321,16 @@ fn apache_at(b: &[u8]) -> Option<(Written, usize)> {
     Some((Written::Local(local), end))
 }
 
+/// `01-Jan-2024 10:00:01.123` (BIND 9's log time) at the start of `b`: zoneless.
+pub(crate) fn bind_at(b: &[u8]) -> Option<(Written, usize)> {
+    if b.get(2) != Some(&b'-') || b.get(6) != Some(&b'-') || b.get(11) != Some(&b' ') {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(b, 7, 4)? as i32, month_at(b, 3)?, num(b, 0, 2)?)?;
+    let (time, end) = hms_at(b, 12)?;
+    Some((Written::Local(date.and_time(time)), end))
+}
+
 /// A whole value in ctime layout (`Mon Mar 04 10:00:01 2024`), as Snare's date
 /// column holds it.
 pub(crate) fn ctime(b: &[u8]) -> Option<Written> {
@@ -445,6 +474,14 @@ mod tests {
                 &berlin,
                 Some("2024-05-01T08:00:01Z"),
             ),
+            // BIND 9.
+            (
+                "01-May-2024 10:00:01.250",
+                &berlin,
+                Some("2024-05-01T08:00:01.250Z"),
+            ),
+            ("01-May-2024 10:00:01", &utc, Some("2024-05-01T10:00:01Z")),
+            ("01-May-2024 10:00:01 x", &utc, None),
             // BSD / CEF, with and without year and zone.
             ("Mar 04 2024 10:00:00", &utc, Some("2024-03-04T10:00:00Z")),
             (
@@ -640,6 +677,16 @@ mod tests {
                 Some("2018-03-24T17:15:20.865716Z"),
             ),
             ("1521911720 x", Some("2018-03-24T17:15:20Z")),
+            // BIND 9's query log (its default `print-time yes` layout).
+            (
+                "07-Dec-2026 01:02:03.456 queries: info: client @0x7f1 10.0.0.1#5353 (a.example): query: a.example IN A +E(0) (10.0.0.53)",
+                Some("2026-12-07T01:02:03.456Z"),
+            ),
+            ("29-Feb-2024 23:59:59.000 client x", Some("2024-02-29T23:59:59Z")),
+            ("30-Feb-2024 10:00:00.000 x", None),
+            ("07-Dec-2026 01:02:03.456x", None),
+            ("07-Xyz-2026 01:02:03 x", None),
+            ("7-Dec-2026 01:02:03 x", None),
             ("2024-05-01T10:00:03Z: x", None),
             ("2024-05-01T10:00:03-x", None),
             ("x 2024-05-01 10:00:03", None),

@@ -24,8 +24,11 @@
 //! no fields, no message decoding for syslog and Apache lines, no field list for JSON)
 //! and aggregates the batch in maps keyed by the token's key, not hashed again
 //! ([`KeyMap`]): one map look per token and line; a key's IPv6 address or host name is
-//! copied once per batch, on its first line. A host name's public suffix lookup and
-//! suffix hashes are cached per matcher ([`LineTokens::push_host`]).
+//! copied once per batch, on its first line, and reaches the slice's names only when
+//! the key is new to the slice. Whether a host name is recorded (its public suffix
+//! lookup) is cached per worker ([`LineTokens::push_host`], kept across batches in a
+//! [`Recording`]); its label suffixes are derived when the slice is sealed, once per
+//! name, not per line.
 //!
 //! Cost (benchmark log, 1M indicators, `tripline run`): about 1.06 µs of CPU per line
 //! on top of the sidecar's 1.03 µs (half its throughput); the matcher's recording of
@@ -211,22 +214,13 @@ pub struct LineTokens {
     pub text: Vec<u8>,
     /// Tokens dropped past [`MAX_TOKENS_PER_LINE`].
     pub dropped: u64,
-    /// Host names seen lately (by key) and their label-suffix keys: a name's public
-    /// suffix lookup and suffix hashes are done once, not on every line naming it.
-    hosts: KeyMap<HostSuffixes>,
-    /// The suffix keys of [`LineTokens::hosts`], back to back.
-    suffix_keys: Vec<u64>,
+    /// Host names seen lately (by key): whether each is recorded (it has a
+    /// registrable domain), so that a name's public suffix lookup is done once, not
+    /// on every line naming it.
+    hosts: KeyMap<bool>,
 }
 
-/// A cached host name: where its suffix keys are, or that it is not recorded.
-#[derive(Clone, Copy, Debug)]
-struct HostSuffixes {
-    /// `u32::MAX`: a name with no known public suffix (not recorded).
-    at: u32,
-    len: u8,
-}
-
-/// Names cached before the cache is emptied (about 40 bytes each with their keys).
+/// Names cached before the cache is emptied (about 16 bytes each).
 const HOST_CACHE: usize = 1 << 16;
 
 impl LineTokens {
@@ -276,50 +270,31 @@ impl LineTokens {
         });
     }
 
-    /// A host name (lower case, punycode, no trailing dot): the name as a host, and
-    /// each proper label suffix down to its registrable domain as a domain. A name
-    /// with no known public suffix (`foo.internal`, `file.txt`) is not recorded.
-    /// Cost: one hash of the name and a cache look; the public suffix lookup and the
-    /// suffixes' hashes only the first time a name is seen (of the last 65536).
+    /// A host name (lower case, punycode, no trailing dot), as a host. A name with
+    /// no registrable domain (no known public suffix: `foo.internal`, `file.txt`; or
+    /// itself a public suffix: `co.uk`) is not recorded. Its label suffixes (each
+    /// proper suffix down to the registrable domain, as [`Kind::Domain`] entries) are
+    /// not tokens of the line: the writer derives them from the slice's host names
+    /// when it seals ([`store::Writer::seal`]), once per name and slice instead of
+    /// once per line. Cost: one hash of the name and a cache look; the public suffix
+    /// lookup only the first time a name is seen (of the last 65536).
     pub fn push_host(&mut self, name: &[u8]) {
         if name.len() > 253 || memchr::memchr(b'.', name).is_none() {
             return;
         }
         let k = key(Kind::Hostname, name);
-        let cached = match self.hosts.get(&k) {
-            Some(c) => *c,
+        let recorded = match self.hosts.get(&k) {
+            Some(&r) => r,
             None => {
                 if self.hosts.len() >= HOST_CACHE {
                     self.hosts.clear();
-                    self.suffix_keys.clear();
                 }
-                let c = match registrable_len(name) {
-                    None => HostSuffixes {
-                        at: u32::MAX,
-                        len: 0,
-                    },
-                    Some(reg) => {
-                        let at = self.suffix_keys.len() as u32;
-                        let stop = name.len() - reg;
-                        let mut p = 0;
-                        while p < stop {
-                            match memchr::memchr(b'.', &name[p..stop]) {
-                                Some(d) => p += d + 1,
-                                None => break,
-                            }
-                            self.suffix_keys.push(key(Kind::Domain, &name[p..]));
-                        }
-                        HostSuffixes {
-                            at,
-                            len: (self.suffix_keys.len() as u32 - at) as u8,
-                        }
-                    }
-                };
-                self.hosts.insert(k, c);
-                c
+                let r = registrable_len(name).is_some();
+                self.hosts.insert(k, r);
+                r
             }
         };
-        if cached.at == u32::MAX {
+        if !recorded {
             return;
         }
         let s = self.text.len() as u32;
@@ -329,20 +304,24 @@ impl LineTokens {
             v6: 0,
             name: Some((s, s + name.len() as u32)),
         };
-        if !self.add(t) {
-            return;
+        if self.add(t) {
+            self.text.extend_from_slice(name);
         }
-        self.text.extend_from_slice(name);
-        let at = cached.at as usize;
-        for i in at..at + usize::from(cached.len) {
-            let key = self.suffix_keys[i];
-            self.add(Token {
-                kind: Kind::Domain,
-                key,
-                v6: 0,
-                name: None,
-            });
-        }
+    }
+}
+
+/// The [`Kind::Domain`] keys of `name`'s proper label suffixes down to its
+/// registrable domain (`a.b.evil.co.uk`: `b.evil.co.uk`, `evil.co.uk`); none for a
+/// name without one.
+pub fn suffix_keys(name: &[u8], mut each: impl FnMut(u64)) {
+    let Some(reg) = registrable_len(name) else {
+        return;
+    };
+    let stop = name.len() - reg;
+    let mut p = 0;
+    while let Some(d) = memchr::memchr(b'.', &name[p..stop]) {
+        p += d + 1;
+        each(key(Kind::Domain, &name[p..]));
     }
 }
 
@@ -356,6 +335,9 @@ pub struct BatchAgg {
     pub hosts: [u16; store::SET_CAP],
     pub n_hosts: u8,
     pub more_hosts: bool,
+    /// A host name's bytes in [`Batch::text`] (empty for other kinds): the writer
+    /// adds it to the slice's names once, when the key is new to the slice.
+    pub name: (u32, u32),
 }
 
 /// What one batch recorded: built on a worker, merged by the driver
@@ -369,8 +351,8 @@ pub struct Batch {
     pub slices: Vec<(i64, KeyMap<BatchAgg>)>,
     /// IPv6 addresses per slice, once each.
     pub v6: Vec<(i64, u128)>,
-    /// Host names per slice, once each.
-    pub names: Vec<(i64, String)>,
+    /// The host names of [`BatchAgg::name`], back to back.
+    pub text: Vec<u8>,
     /// Lines that held at least one token.
     pub lines: u64,
     /// Token occurrences recorded (per line, distinct).
@@ -384,9 +366,34 @@ pub fn slice_of(t: i64) -> i64 {
     t.div_euclid(SLICE_SECS) * SLICE_SECS
 }
 
+/// A worker's recording state, kept from one batch to the next (the sidecar makes a
+/// [`Scanner`](crate::scan::Scanner) per batch): the line-token buffers with their
+/// host-name cache, and the recorder with its decoder's stamp caches and its map size.
+/// Made afresh per batch, every batch paid the public suffix lookup of each host
+/// name it held again.
+pub struct Recording {
+    pub tokens: Box<LineTokens>,
+    pub recorder: BatchRecorder,
+}
+
+impl Recording {
+    pub fn new(decode: DecodeOptions) -> Recording {
+        Recording {
+            tokens: Box::default(),
+            recorder: BatchRecorder::new(decode),
+        }
+    }
+}
+
 /// Where a batch's lines come from, for [`BatchRecorder::begin`].
 #[derive(Clone, Debug)]
 pub struct BatchContext {
+    /// The source's decoding options, and whether the batch is an input of its own
+    /// (the sidecar's batches: what the decoder learnt of the last batch's input, a
+    /// Zeek header, is forgotten) or continues the last one (a hunt's pieces of one
+    /// file).
+    pub decode: DecodeOptions,
+    pub new_input: bool,
     pub source: String,
     /// The host of lines that name none (the file, the syslog peer).
     pub default_host: String,
@@ -423,6 +430,11 @@ impl BatchRecorder {
 
     /// Starts a batch of lines from `ctx`.
     pub fn begin(&mut self, ctx: BatchContext) {
+        if ctx.decode != self.decoder.options() {
+            self.decoder = Decoder::new(ctx.decode);
+        } else if ctx.new_input {
+            self.decoder.forget_input();
+        }
         self.batch = Batch {
             source: ctx.source.clone(),
             ..Batch::default()
@@ -488,7 +500,7 @@ impl BatchRecorder {
         // Only the time and host: no fields, no message decoding (the decoder's fast
         // paths), the stamp resolved once per distinct stamp.
         let th = decoder.time_and_host(line, ctx.reference);
-        let t = th.time.unwrap_or(ctx.read).timestamp();
+        let t = th.time.unwrap_or_else(|| ctx.read.timestamp());
         let host = th.host.as_deref().unwrap_or(&ctx.default_host);
         let hid = Self::host_id(batch, host_ids, last_host, host);
         let slice = slice_of(t);
@@ -526,6 +538,15 @@ impl BatchRecorder {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let mut hosts = [0; store::SET_CAP];
                     hosts[0] = hid;
+                    // The key's first line in this batch and slice: its address or
+                    // name, once.
+                    let mut name = (0, 0);
+                    if let Some((s, e)) = tok.name {
+                        let at = batch.text.len() as u32;
+                        let bytes = tokens.text.get(s as usize..e as usize).unwrap_or_default();
+                        batch.text.extend_from_slice(bytes);
+                        name = (at, batch.text.len() as u32);
+                    }
                     v.insert(BatchAgg {
                         first: t,
                         last: t,
@@ -533,15 +554,10 @@ impl BatchRecorder {
                         hosts,
                         n_hosts: 1,
                         more_hosts: false,
+                        name,
                     });
-                    // The key's first line in this batch and slice: its address or
-                    // name, once.
                     if tok.kind == Kind::Ipv6 {
                         batch.v6.push((slice, tok.v6));
-                    }
-                    if let Some((s, e)) = tok.name {
-                        let name = String::from_utf8_lossy(&tokens.text[s as usize..e as usize]);
-                        batch.names.push((slice, name.into_owned()));
                     }
                 }
             }
@@ -568,23 +584,16 @@ impl BatchRecorder {
 mod tests {
     use super::*;
 
-    /// The host-name cache gives the tokens the uncached expansion gives: on a name's
-    /// first and later sightings, after the cache was emptied, and for names that are
-    /// not recorded.
+    /// The host-name cache decides as the uncached check does: on a name's first and
+    /// later sightings, after the cache was emptied, and for names that are not
+    /// recorded; a recorded name is one token with its bytes.
     #[test]
     fn host_cache_gives_the_same_tokens() {
         fn uncached(name: &[u8]) -> Vec<(Kind, u64)> {
-            let Some(reg) = registrable_len(name) else {
-                return Vec::new();
-            };
-            let mut out = vec![(Kind::Hostname, key(Kind::Hostname, name))];
-            let stop = name.len() - reg;
-            let mut p = 0;
-            while let Some(d) = memchr::memchr(b'.', &name[p..stop]) {
-                p += d + 1;
-                out.push((Kind::Domain, key(Kind::Domain, &name[p..])));
+            match registrable_len(name) {
+                Some(_) => vec![(Kind::Hostname, key(Kind::Hostname, name))],
+                None => Vec::new(),
             }
-            out
         }
         let mut l = LineTokens::default();
         let names: Vec<String> = (0..HOST_CACHE + 10)
@@ -597,6 +606,10 @@ mod tests {
                 l.push_host(n.as_bytes());
                 let got: Vec<(Kind, u64)> = l.tokens.iter().map(|t| (t.kind, t.key)).collect();
                 assert_eq!(got, uncached(n.as_bytes()), "{n} (round {round})");
+                if let Some(t) = l.tokens.first() {
+                    let (s, e) = t.name.unwrap();
+                    assert_eq!(&l.text[s as usize..e as usize], n.as_bytes());
+                }
             }
             // Fill the cache past its size: it is emptied and refilled.
             for n in &names {
@@ -605,6 +618,31 @@ mod tests {
             }
             assert!(l.hosts.len() <= HOST_CACHE);
         }
+    }
+
+    /// Label suffixes stop at the registrable domain; none for a name without one.
+    #[test]
+    fn label_suffixes_stop_at_the_registrable_domain() {
+        let keys = |n: &[u8]| {
+            let mut v = Vec::new();
+            suffix_keys(n, |k| v.push(k));
+            v
+        };
+        assert_eq!(
+            keys(b"a.b.evil.co.uk"),
+            vec![
+                key(Kind::Domain, b"b.evil.co.uk"),
+                key(Kind::Domain, b"evil.co.uk")
+            ]
+        );
+        assert!(keys(b"evil.co.uk").is_empty());
+        assert!(keys(b"co.uk").is_empty());
+        assert!(keys(b"invoice.exe").is_empty());
+        let mut l = LineTokens::default();
+        l.push_host(b"co.uk");
+        l.push_host(b"invoice.exe");
+        l.push_host(b"nodot");
+        assert!(l.tokens.is_empty(), "{:?}", l.tokens);
     }
 
     /// Keys of different kinds never collide by construction: the kind was XORed into

@@ -75,6 +75,21 @@ struct Agg {
     sources: SmallSet,
 }
 
+impl Agg {
+    /// Adds `a`'s sightings (of the same slice and interners).
+    fn absorb(&mut self, a: &Agg) {
+        self.first = self.first.min(a.first);
+        self.last = self.last.max(a.last);
+        self.count += a.count;
+        for (set, from) in [(&mut self.hosts, &a.hosts), (&mut self.sources, &a.sources)] {
+            for &id in &from.ids[..usize::from(from.n)] {
+                add_id(set, id);
+            }
+            set.more |= from.more;
+        }
+    }
+}
+
 /// A capped id set held inline (no allocation per open entry).
 #[derive(Clone, Copy, Debug, Default)]
 struct SmallSet {
@@ -136,6 +151,29 @@ struct OpenSlice {
 }
 
 impl OpenSlice {
+    /// Adds each recorded host name's label suffixes (down to its registrable
+    /// domain) as [`Kind::Domain`] entries, merged over the names below them: first
+    /// and last the earliest and latest of those names, hosts and sources their
+    /// union, the count their sum (a line naming two hosts below one domain counts
+    /// twice there). Once per name and seal: lines record only the name.
+    fn derive_suffixes(&mut self) {
+        let mut derived: Vec<(u64, Agg)> = Vec::new();
+        for name in &self.names {
+            let Some(a) = self.entries.get(&key(Kind::Hostname, name.as_bytes())) else {
+                continue;
+            };
+            super::suffix_keys(name.as_bytes(), |k| derived.push((k, a.clone())));
+        }
+        for (k, a) in derived {
+            match self.entries.get_mut(&k) {
+                Some(e) => e.absorb(&a),
+                None => {
+                    self.entries.insert(k, a);
+                }
+            }
+        }
+    }
+
     fn segment(self, slice: i64) -> Segment {
         let mut entries: Vec<(u64, Agg)> = self.entries.into_iter().collect();
         entries.sort_unstable_by_key(|e| e.0);
@@ -271,16 +309,28 @@ impl Writer {
             let mut host_map: Vec<Option<u16>> = vec![None; batch.hosts.len()];
             open.entries.reserve(entries.len());
             for (k, a) in entries {
-                let e = open.entries.entry(k).or_insert_with(|| {
-                    self.open_entries += 1;
-                    Agg {
-                        first: a.first,
-                        last: a.last,
-                        count: 0,
-                        hosts: SmallSet::default(),
-                        sources: SmallSet::default(),
+                let e = match open.entries.entry(k) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        self.open_entries += 1;
+                        // A host name new to the slice: its name, once.
+                        if a.name.1 > a.name.0 {
+                            let bytes = batch
+                                .text
+                                .get(a.name.0 as usize..a.name.1 as usize)
+                                .unwrap_or_default();
+                            open.names
+                                .insert(String::from_utf8_lossy(bytes).into_owned());
+                        }
+                        v.insert(Agg {
+                            first: a.first,
+                            last: a.last,
+                            count: 0,
+                            hosts: SmallSet::default(),
+                            sources: SmallSet::default(),
+                        })
                     }
-                });
+                };
                 e.first = e.first.min(a.first);
                 e.last = e.last.max(a.last);
                 e.count += u64::from(a.count);
@@ -305,9 +355,6 @@ impl Writer {
         for (slice, a) in batch.v6 {
             self.open.entry(slice).or_default().v6.insert(a);
         }
-        for (slice, n) in batch.names {
-            self.open.entry(slice).or_default().names.insert(n);
-        }
         if self.open_entries >= self.opts.max_open_entries {
             self.seal()?;
         }
@@ -317,10 +364,11 @@ impl Writer {
     /// Seals every open slice into a new segment of its day. Returns the bytes written.
     pub fn seal(&mut self) -> Result<u64, StoreError> {
         let mut written = 0;
-        for (slice, open) in std::mem::take(&mut self.open) {
+        for (slice, mut open) in std::mem::take(&mut self.open) {
             if open.entries.is_empty() {
                 continue;
             }
+            open.derive_suffixes();
             let seg = open.segment(slice);
             let dir = day_dir(&self.dir, slice);
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
@@ -882,6 +930,8 @@ mod tests {
     fn batch(source: &str, lines: &[TestLine]) -> Batch {
         let mut r = BatchRecorder::new(Default::default());
         r.begin(BatchContext {
+            decode: Default::default(),
+            new_input: true,
             source: source.into(),
             default_host: "dflt".into(),
             reference: t("2030-01-01T00:00:00Z"),
@@ -895,26 +945,6 @@ mod tests {
             r.line(line.as_bytes(), &toks);
         }
         r.finish()
-    }
-
-    #[test]
-    fn label_suffixes_stop_at_the_registrable_domain() {
-        let mut l = LineTokens::default();
-        l.push_host(b"a.b.evil.co.uk");
-        let kinds: Vec<(Kind, u64)> = l.tokens.iter().map(|t| (t.kind, t.key)).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (Kind::Hostname, key(Kind::Hostname, b"a.b.evil.co.uk")),
-                (Kind::Domain, key(Kind::Domain, b"b.evil.co.uk")),
-                (Kind::Domain, key(Kind::Domain, b"evil.co.uk")),
-            ]
-        );
-        l.clear();
-        l.push_host(b"co.uk");
-        l.push_host(b"invoice.exe");
-        l.push_host(b"nodot");
-        assert!(l.tokens.is_empty(), "{:?}", l.tokens);
     }
 
     #[test]
@@ -947,7 +977,8 @@ mod tests {
         );
         w.merge(b2).unwrap();
         w.seal().unwrap();
-        assert_eq!(w.observations, 6 + 3);
+        // Per line, its distinct tokens; label suffixes are derived when sealing.
+        assert_eq!(w.observations, 5 + 2);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.stats().slices, 2);
         assert_eq!(s.stats().segments, 3);

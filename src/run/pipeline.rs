@@ -409,8 +409,10 @@ pub fn start(
             std::thread::Builder::new()
                 .name(format!("tripline-match-{i}"))
                 .spawn(move || {
+                    let mut recording = None;
                     for job in rx.iter() {
-                        let done = scan_batch(&live, job, record.as_deref().map(Vec::as_slice));
+                        let infos = record.as_deref().map(Vec::as_slice);
+                        let done = scan_batch(&live, job, infos, &mut recording);
                         if tx.send(done).is_err() {
                             return;
                         }
@@ -586,15 +588,28 @@ fn emit_done(
 }
 
 /// Scans one batch against the current index.
-fn scan_batch(live: &Live, job: Job, record: Option<&[SourceInfo]>) -> Done {
+fn scan_batch(
+    live: &Live,
+    job: Job,
+    record: Option<&[SourceInfo]>,
+    recording: &mut Option<crate::retro::Recording>,
+) -> Done {
     let index = live.index.load_full();
     let t0 = Instant::now();
     let mut scanner = Scanner::new(&index);
     if let Some(infos) = record {
         let info = infos.get(job.batch.source);
-        scanner.set_recording(Some(info.map_or_else(Default::default, |i| i.decode)));
+        let decode = info.map_or_else(Default::default, |i| i.decode);
+        // The worker's state from its last batch: host-name cache, stamp caches.
+        scanner.resume_recording(
+            recording
+                .take()
+                .unwrap_or_else(|| crate::retro::Recording::new(decode)),
+        );
         let now = Utc::now();
         scanner.begin_batch(crate::retro::BatchContext {
+            decode,
+            new_input: true,
             source: info.map_or_else(String::new, |i| i.name.clone()),
             // A batch comes from one source; its first line's origin names the host
             // of lines that name none (a syslog batch mixing peers credits the first).
@@ -608,6 +623,9 @@ fn scan_batch(live: &Live, job: Job, record: Option<&[SourceInfo]>) -> Done {
         });
     }
     let scanned = scanner.lines(&job.batch.lines);
+    if record.is_some() {
+        *recording = scanner.pause_recording();
+    }
     live.metrics
         .match_duration
         .observe(t0.elapsed().as_secs_f64());

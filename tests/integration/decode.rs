@@ -406,6 +406,29 @@ fn cef_over_rfc3164_syslog() {
     assert_eq!(ev.destination_ip, ip("198.51.100.99"));
 }
 
+/// BIND 9's query log (`print-time yes`, its default layout, as ARM's logging
+/// chapter documents it): the line's own time, not the time of reading. Before, no
+/// layout read `07-Dec-2026 01:02:03.456` and BIND lines were dated when read, in
+/// `hunt` and the sidecar alike (and the retro store recorded that time).
+#[test]
+fn bind_query_log_alerts_carry_the_line_time() {
+    let line = b"07-Dec-2026 01:02:03.456 queries: info: client @0x7f55f98a587 10.185.159.184#43052 (mint67.de): query: mint67.de IN A +E(0)K (10.0.0.53)";
+    let ev = Decoder::default().decode(line, now());
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2026-12-07T01:02:03.456Z"));
+    assert_eq!(ev.host, None);
+    let mut fast = Decoder::default();
+    let th = fast.time_and_host(line, now());
+    assert_eq!(th.time, ev.time.map(|t| t.timestamp()));
+    assert_eq!(th.host, None);
+    // In a zone: the stamp is local time.
+    let opts = DecodeOptions {
+        zone: Zone::parse("Europe/Berlin").unwrap(),
+        ..DecodeOptions::default()
+    };
+    let ev = Decoder::new(opts).decode(line, now());
+    assert_eq!(rfc3339(&ev).as_deref(), Some("2026-12-07T00:02:03.456Z"));
+}
+
 #[test]
 fn ufw_kernel_line_rfc3164() {
     let line = b"Mar  4 08:59:37 gw kernel: [1234567.890123] [UFW BLOCK] IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=185.220.101.4 DST=192.0.2.10 LEN=44 TOS=0x00 PREC=0x00 TTL=242 ID=54321 PROTO=TCP SPT=40000 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0";
