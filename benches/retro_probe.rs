@@ -209,7 +209,9 @@ fn generate(dir: &Path, days: u64, per_day: usize) -> (u64, u64) {
                         let mut name = (0, 0);
                         if let Some((s, e)) = tok.name {
                             let at = batch.text.len() as u32;
-                            batch.text.extend_from_slice(&toks.text[s as usize..e as usize]);
+                            batch
+                                .text
+                                .extend_from_slice(&toks.text[s as usize..e as usize]);
                             name = (at, batch.text.len() as u32);
                         }
                         BatchAgg {

@@ -130,16 +130,15 @@ fn after_user(b: &[u8], i: usize) -> Option<(usize, usize)> {
     }
     k += 2;
     loop {
-        match b.get(k)? {
-            b'"' => break,
-            b'\\' => {
-                if matches!(b.get(k + 1), None | Some(b'\n')) {
-                    return None;
-                }
-                k += 2;
-            }
-            _ => k += 1,
+        // Vectorised to the next quote or backslash.
+        k += memchr::memchr2(b'"', b'\\', b.get(k..)?)?;
+        if b[k] == b'"' {
+            break;
         }
+        if matches!(b.get(k + 1), None | Some(b'\n')) {
+            return None;
+        }
+        k += 2;
     }
     k += 1;
     if b.get(k) != Some(&b' ') {

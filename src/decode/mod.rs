@@ -248,6 +248,9 @@ struct StampCache {
     written: Option<Written>,
     reference: Option<DateTime<Utc>>,
     secs: Option<i64>,
+    /// Whether the stamp read at all (a [`syslog::quick`] stamp that does not is no
+    /// such header).
+    reads: bool,
 }
 
 /// A line's own time and host ([`Decoder::time_and_host`]): what [`Event::time`] (to the
@@ -296,6 +299,33 @@ impl Default for Decoder {
 const JSON_TIME: [&str; 4] = ["@timestamp", "timestamp", "ts", "time"];
 /// JSON names of the event host, in order of preference.
 const JSON_HOST: [&str; 4] = ["host.name", "host.hostname", "hostname", "host"];
+
+/// Whether every `"host…` string in `b` (a JSON object holding no escape but `\/`) lies
+/// inside a nested object, where no name of [`JSON_HOST`] is read (EVE's
+/// `"http":{"hostname":…}`): braces are counted outside strings up to each one. A
+/// `"host…` at the top level, or one that is not where a string starts, is `false`
+/// (the scan decides). Cost: one look at each byte before the last `"host`.
+fn host_keys_all_nested(host: &memchr::memmem::Finder<'_>, b: &[u8]) -> bool {
+    let mut depth = 0i32;
+    let mut in_string = false;
+    let mut i = 0;
+    for p in host.find_iter(b) {
+        // Quotes come every few bytes: a plain loop beats a search per quote.
+        for &c in &b[i..p] {
+            match c {
+                b'"' => in_string = !in_string,
+                b'{' if !in_string => depth += 1,
+                b'}' if !in_string => depth -= 1,
+                _ => {}
+            }
+        }
+        if in_string || depth <= 1 {
+            return false;
+        }
+        i = p;
+    }
+    true
+}
 
 fn skip_ws(line: &[u8], mut i: usize, end: usize) -> usize {
     while i < end && matches!(line[i], b' ' | b'\t') {
@@ -440,10 +470,10 @@ impl Decoder {
                 let value = line.get(stamp.0..stamp.1).unwrap_or_default();
                 time = self.cached_value(Site::Apache, value, reference);
                 known = true;
-            } else if let Some((w, (a, b))) = syslog::quick(line, s, end) {
+            } else if let Some((t, (a, b))) = self.quick_syslog(line, s, end, reference) {
                 // The common RFC 3164 shape, without syslog_loose: the same time and
                 // host (`syslog::quick`).
-                time = self.cached_resolve(Site::Syslog, w, reference);
+                time = t;
                 host = line.get(a..b).map(String::from_utf8_lossy);
                 known = time.is_some();
             } else if let Some(h) = syslog::parse(line, s, end) {
@@ -474,6 +504,32 @@ impl Decoder {
             time: ev.time.map(|t| t.timestamp()),
             host: ev.host.map(Cow::Owned),
         }
+    }
+
+    /// [`syslog::quick`]'s time (to the second) and host span, the stamp read through
+    /// the syslog site's cache by its bytes (a stamp that does not read is cached
+    /// too): `None` when the line is not that shape.
+    fn quick_syslog(
+        &mut self,
+        line: &[u8],
+        s: usize,
+        end: usize,
+        reference: DateTime<Utc>,
+    ) -> Option<(Option<i64>, (usize, usize))> {
+        let h = syslog::quick_spans(line, s, end)?;
+        let stamp = line.get(h.stamp.0..h.stamp.1)?;
+        without_fraction(stamp, &mut self.scratch);
+        let c = &mut self.stamps[Site::Syslog as usize];
+        if !(c.written.is_none() && c.reference == Some(reference) && c.bytes == self.scratch) {
+            let w = syslog::quick_stamp(&self.scratch);
+            let secs = w.and_then(|w| w.resolve(&self.opts.zone, reference));
+            std::mem::swap(&mut c.bytes, &mut self.scratch);
+            c.written = None;
+            c.reference = Some(reference);
+            c.secs = secs.map(|t| t.timestamp());
+            c.reads = w.is_some();
+        }
+        c.reads.then_some((c.secs, h.host))
     }
 
     /// A BIND 9 log line (`01-Jan-2024 10:00:01.123 queries: info: client …`): its
@@ -544,9 +600,10 @@ impl Decoder {
     }
 
     /// The common JSON shape read without a scan: a line that starts with
-    /// `{"timestamp":"…"` (Suricata's EVE, many shippers) and holds no backslash, no
-    /// `"@timestamp"` (preferred to it) and no `"host` (no host name of
-    /// [`JSON_HOST`]): the time is that first value (the first scalar of the key, as
+    /// `{"timestamp":"…"` (Suricata's EVE, many shippers) and holds no backslash but
+    /// in `\/`, no `"@timestamp"` (preferred to it) and no `"host…` at the top level
+    /// (no host name of [`JSON_HOST`]; EVE's nested `http.hostname` is no host):
+    /// the time is that first value (the first scalar of the key, as
     /// [`json::TopLevel`] keeps it), no host. `None` when the line is not that shape
     /// or the value does not read (then the scan decides). Cost: three vectorised
     /// searches of the line (searchers built once) instead of a byte-by-byte scan.
@@ -564,8 +621,11 @@ impl Decoder {
         let b = line.get(s..end)?;
         let rest = b.strip_prefix(br#"{"timestamp":""#)?;
         let raw = &rest[..memchr::memchr(b'"', rest)?];
-        if memchr::memchr(b'\\', b).is_some()
-            || HOST.find(b).is_some()
+        // Escaped slashes (`\/`, as Suricata writes every `/`) change no name and no
+        // string's end; any other escape leaves the line to the scan.
+        if memchr::memchr_iter(b'\\', b).any(|i| b.get(i + 1) != Some(&b'/'))
+            || memchr::memchr(b'\\', raw).is_some()
+            || !host_keys_all_nested(&HOST, b)
             || AT_TIMESTAMP.find(b).is_some()
             || std::str::from_utf8(raw).is_err()
         {
@@ -973,6 +1033,19 @@ mod tests {
             r#"{"timestamp":"2024-01-01T00:00:00Z","ts":1700000000,"host_ip":"1.2.3.4"}"#,
             r#"{"timestamp":"2024-01-01T00:00:00Z","a":1,"b":2,"c":3,"d":4}"#,
             r#"{"timestamp":1700000000,"time":"2024-02-02T02:02:02Z"}"#,
+            // `"host…` names in nested objects only (EVE's http), or also at the top.
+            r#"{"timestamp":"2024-01-01T00:00:00.130000+0000","event_type":"http","http":{"hostname":"a.example","url":"/"}}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":"}}{","b":{"hostname":"n"}}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","list":[{"host":"x"}]}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":{"b":{"host":"x"}},"host":"top"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":"{","host":"top"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":{"x":1},"hostname":"top"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":{"hostname":"n"},"host":{"name":"top"}}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","http":{"hostname":"n","url":"\/a\/b"}}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","http":{"hostname":"n"},"ho\/st":"x"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","http":{"hostname":"n"},"\u0068ost":"x"}"#,
+            r#"{"timestamp":"2024-01-01T00:00:00Z","a":"\"{","host":"top"}"#,
+            r#"{"timestamp":"2024\/01","time":"2024-02-02T02:02:02Z"}"#,
         ];
         let reference = now();
         let quick = lines
@@ -984,7 +1057,7 @@ mod tests {
                     .is_some()
             })
             .count();
-        assert_eq!(quick, 4, "lines read by json_quick");
+        assert_eq!(quick, 10, "lines read by json_quick");
         for max_fields in [512, 3] {
             let opts = DecodeOptions {
                 max_fields,

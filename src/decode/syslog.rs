@@ -162,17 +162,56 @@ fn stamp(b: &[u8], rfc5424: bool) -> Option<Written> {
 /// [`parse`] gives the same time and host (pinned by
 /// `decode::tests::quick_header_agrees_with_parse_on_every_fixture_line`); `None` for
 /// any other line (then [`parse`] decides). Cost: one pass over the header's bytes.
+/// (The decoder reads the two parts apart, to cache stamps: [`quick_spans`].)
+#[cfg(test)]
 pub(crate) fn quick(line: &[u8], start: usize, end: usize) -> Option<(Written, (usize, usize))> {
+    let h = quick_spans(line, start, end)?;
+    let w = quick_stamp(line.get(h.stamp.0..h.stamp.1)?)?;
+    Some((w, h.host))
+}
+
+/// [`quick`]'s header before its stamp is read: where the stamp and the host are.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QuickHeader {
+    pub stamp: (usize, usize),
+    pub host: (usize, usize),
+}
+
+/// Bytes of a host name (`[A-Za-z0-9._-]`) and of a tag (those and `/`).
+const HOST_BYTE: [bool; 256] = byte_class(b"._-");
+const TAG_BYTE: [bool; 256] = byte_class(b"._-/");
+
+const fn byte_class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// [`quick`]'s shape checks, all but the stamp's own layout ([`quick_stamp`]): the
+/// stamp is the 15 bytes after the month's place, or the ISO date's word; the line is
+/// [`quick`]'s exactly when its stamp reads. For a caller that caches stamps.
+pub(crate) fn quick_spans(line: &[u8], start: usize, end: usize) -> Option<QuickHeader> {
     let b = line.get(start..end)?;
-    let word = |b: &[u8], mut i: usize, extra: &[u8]| {
-        while i < b.len() && (b[i].is_ascii_alphanumeric() || extra.contains(&b[i])) {
+    let word = |b: &[u8], mut i: usize, class: &[bool; 256]| {
+        while i < b.len() && class[usize::from(b[i])] {
             i += 1;
         }
         i
     };
     let iso = is_iso_date(b);
     let mut i = 0;
-    if !iso {
+    let n = if iso {
+        memchr::memchr(b' ', b)?
+    } else {
         if b.first() == Some(&b'<') {
             let d = b[1..]
                 .iter()
@@ -189,18 +228,13 @@ pub(crate) fn quick(line: &[u8], start: usize, end: usize) -> Option<(Written, (
         if !capital || !is_month(&m[..3]) || m[3] != b' ' {
             return None;
         }
-    }
-    let (w, n) = time::stamp_at(&b[i..])?;
-    let whole = if iso {
-        memchr::memchr(b' ', &b[..n]).is_none()
-    } else {
-        n == 15
+        15
     };
-    if !whole || b.get(i + n) != Some(&b' ') {
+    if b.get(i + n) != Some(&b' ') {
         return None;
     }
     let h0 = i + n + 1;
-    let h1 = word(b, h0, b".-_");
+    let h1 = word(b, h0, &HOST_BYTE);
     if h1 == h0 || h1 - h0 > 255 || b.get(h1) != Some(&b' ') {
         return None;
     }
@@ -208,13 +242,13 @@ pub(crate) fn quick(line: &[u8], start: usize, end: usize) -> Option<(Written, (
         return None;
     }
     let t0 = h1 + 1;
-    let mut k = word(b, t0, b".-_/");
+    let mut k = word(b, t0, &TAG_BYTE);
     if k == t0 || !b[t0].is_ascii_alphabetic() || &b[t0..k] == b"CEF" {
         return None;
     }
     if b.get(k) == Some(&b'[') {
-        let p = word(b, k + 1, b"");
-        if p == k + 1 || !b[k + 1..p].iter().all(u8::is_ascii_digit) || b.get(p) != Some(&b']') {
+        let p = k + 1 + b[k + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if p == k + 1 || b.get(p) != Some(&b']') {
             return None;
         }
         k = p + 1;
@@ -222,7 +256,16 @@ pub(crate) fn quick(line: &[u8], start: usize, end: usize) -> Option<(Written, (
     if b.get(k) != Some(&b':') || !matches!(b.get(k + 1), None | Some(b' ')) {
         return None;
     }
-    Some((w, (start + h0, start + h1)))
+    Some(QuickHeader {
+        stamp: (start + i, start + i + n),
+        host: (start + h0, start + h1),
+    })
+}
+
+/// The stamp of a [`quick_spans`] header: it must read whole.
+pub(crate) fn quick_stamp(stamp: &[u8]) -> Option<Written> {
+    let (w, n) = time::stamp_at(stamp)?;
+    (n == stamp.len()).then_some(w)
 }
 
 /// Parses the syslog header of `line[start..end]`. `None` when it is not syslog.

@@ -462,8 +462,16 @@ impl BatchRecorder {
                 return *id;
             }
         }
-        let id = match host_ids.get(host) {
-            Some(&id) => id,
+        // A batch names a few hosts (a file's, a syslog relay's peers): compared in
+        // turn before they are hashed.
+        let few = batch.hosts.len() <= 8;
+        let found = if few {
+            batch.hosts.iter().position(|h| h == host).map(|i| i as u16)
+        } else {
+            host_ids.get(host).copied()
+        };
+        let id = match found {
+            Some(id) => id,
             None if batch.hosts.len() >= usize::from(u16::MAX) => u16::MAX,
             None => {
                 let id = batch.hosts.len() as u16;
