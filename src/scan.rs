@@ -88,6 +88,13 @@ impl<'i> Scanner<'i> {
         Some(Recording { tokens, recorder })
     }
 
+    /// [`Scanner::begin_batch`] adding to `held` (see [`BatchRecorder::begin_held`]).
+    pub fn begin_held_batch(&mut self, ctx: BatchContext, held: Option<Batch>) {
+        if let Some(r) = &mut self.recorder {
+            r.begin_held(ctx, held);
+        }
+    }
+
     /// Where the next batch's lines come from (recording only; a batch scanned
     /// without one records nothing).
     pub fn begin_batch(&mut self, ctx: BatchContext) {

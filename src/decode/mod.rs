@@ -244,6 +244,8 @@ impl Site {
 /// (or the stamp as written, nanoseconds zeroed), the reference, and its second.
 #[derive(Clone, Debug, Default)]
 struct StampCache {
+    /// The last value as read, and without its fraction (the key).
+    raw: Vec<u8>,
     bytes: Vec<u8>,
     written: Option<Written>,
     reference: Option<DateTime<Utc>>,
@@ -518,9 +520,16 @@ impl Decoder {
     ) -> Option<(Option<i64>, (usize, usize))> {
         let h = syslog::quick_spans(line, s, end)?;
         let stamp = line.get(h.stamp.0..h.stamp.1)?;
+        let c = &mut self.stamps[Site::Syslog as usize];
+        let fresh = c.written.is_none() && c.reference == Some(reference);
+        if fresh && c.raw == stamp {
+            return c.reads.then_some((c.secs, h.host));
+        }
+        c.raw.clear();
+        c.raw.extend_from_slice(stamp);
         without_fraction(stamp, &mut self.scratch);
         let c = &mut self.stamps[Site::Syslog as usize];
-        if !(c.written.is_none() && c.reference == Some(reference) && c.bytes == self.scratch) {
+        if !(fresh && c.bytes == self.scratch) {
             let w = syslog::quick_stamp(&self.scratch);
             let secs = w.and_then(|w| w.resolve(&self.opts.zone, reference));
             std::mem::swap(&mut c.bytes, &mut self.scratch);
@@ -642,9 +651,16 @@ impl Decoder {
     /// cache: the fraction of a second is not part of the key, so lines of one second
     /// hit it whatever their milliseconds.
     fn cached_value(&mut self, site: Site, value: &[u8], reference: DateTime<Utc>) -> Option<i64> {
-        without_fraction(value, &mut self.scratch);
         let c = &mut self.stamps[site as usize];
-        if c.written.is_none() && c.reference == Some(reference) && c.bytes == self.scratch {
+        let fresh = c.written.is_none() && c.reference == Some(reference);
+        // The same bytes as the last value (a stamp without a fraction): no key to build.
+        if fresh && c.raw == value {
+            return c.secs;
+        }
+        c.raw.clear();
+        c.raw.extend_from_slice(value);
+        without_fraction(value, &mut self.scratch);
+        if fresh && c.bytes == self.scratch {
             return c.secs;
         }
         let secs =
@@ -665,6 +681,8 @@ impl Decoder {
             return c.secs;
         }
         let secs = w.resolve(&self.opts.zone, reference).map(|t| t.timestamp());
+        c.raw.clear();
+        c.bytes.clear();
         c.written = Some(w);
         c.reference = Some(reference);
         c.secs = secs;

@@ -409,6 +409,8 @@ pub struct BatchRecorder {
     ctx: Option<BatchContext>,
     batch: Batch,
     host_ids: FastMap<String, u16>,
+    /// The source whose batch [`BatchRecorder::host_ids`] numbers.
+    ids_of: String,
     /// The last line's host and its id (most lines of a batch name the same host).
     last_host: Option<(String, u16)>,
     /// Keys of the last batch's largest slice: a new slice's map starts that big, so
@@ -423,6 +425,7 @@ impl BatchRecorder {
             ctx: None,
             batch: Batch::default(),
             host_ids: FastMap::default(),
+            ids_of: String::new(),
             last_host: None,
             size_hint: 0,
         }
@@ -430,17 +433,41 @@ impl BatchRecorder {
 
     /// Starts a batch of lines from `ctx`.
     pub fn begin(&mut self, ctx: BatchContext) {
+        self.begin_held(ctx, None);
+    }
+
+    /// Starts a batch that adds to `held`, what earlier batches of the same source
+    /// recorded and [`BatchRecorder::finish`] gave back (the sidecar's workers keep
+    /// one per source between seals: no map per batch, and no merge per batch into the
+    /// writer). `None`: a batch of its own.
+    pub fn begin_held(&mut self, ctx: BatchContext, held: Option<Batch>) {
         if ctx.decode != self.decoder.options() {
             self.decoder = Decoder::new(ctx.decode);
         } else if ctx.new_input {
             self.decoder.forget_input();
         }
-        self.batch = Batch {
-            source: ctx.source.clone(),
-            ..Batch::default()
-        };
-        self.host_ids.clear();
         self.last_host = None;
+        self.batch = match held {
+            Some(b) => {
+                // The host ids are the held batch's: kept when it is the batch the
+                // recorder finished last (a source's batches in a row), else rebuilt.
+                if b.source != self.ids_of || self.host_ids.len() != b.hosts.len() {
+                    self.host_ids.clear();
+                    for (i, h) in b.hosts.iter().enumerate() {
+                        self.host_ids.insert(h.clone(), i as u16);
+                    }
+                }
+                b
+            }
+            None => {
+                self.host_ids.clear();
+                Batch {
+                    source: ctx.source.clone(),
+                    ..Batch::default()
+                }
+            }
+        };
+        self.ids_of.clone_from(&self.batch.source);
         self.ctx = Some(ctx);
     }
 
@@ -501,6 +528,7 @@ impl BatchRecorder {
             host_ids,
             last_host,
             size_hint,
+            ..
         } = self;
         let Some(ctx) = ctx.as_ref() else {
             return;

@@ -100,11 +100,27 @@ pub enum RetroControl {
     },
 }
 
+/// What one worker recorded since the last seal, one batch per source, kept across
+/// its batches (locked while it scans one); the output thread takes it when it
+/// seals. A held batch past [`RETRO_HELD_ENTRIES`] goes to the writer at once, with
+/// the scanned batch.
+type Held = Arc<std::sync::Mutex<Vec<crate::retro::Batch>>>;
+
+/// A worker hands its held batch of a source to the writer past this many entries.
+pub const RETRO_HELD_ENTRIES: usize = 1 << 18;
+
+fn lock_held(h: &Held) -> std::sync::MutexGuard<'_, Vec<crate::retro::Batch>> {
+    // A worker that panicked left whole batches (each is moved in or out whole).
+    h.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The output thread's observation store writer.
 struct RetroState {
     writer: crate::retro::Writer,
     parts: RetroParts,
     last_seal: Instant,
+    /// The workers' held batches.
+    held: Vec<Held>,
 }
 
 impl RetroState {
@@ -114,6 +130,7 @@ impl RetroState {
                 writer,
                 parts,
                 last_seal: Instant::now(),
+                held: Vec::new(),
             }),
             Err(e) => {
                 tracing::error!(error = %e, "Cannot open the observation store; not recording.");
@@ -126,6 +143,16 @@ impl RetroState {
     /// updates the store's gauges.
     fn seal(&mut self, metrics: &Metrics) {
         self.last_seal = Instant::now();
+        // What the workers hold: every batch they finished scanning (a worker in the
+        // middle of one is waited for).
+        for h in &self.held {
+            let batches = std::mem::take(&mut *lock_held(h));
+            for b in batches {
+                if let Err(e) = self.writer.merge(b) {
+                    tracing::error!(error = %e, "Cannot record into the observation store.");
+                }
+            }
+        }
         if let Err(e) = self.writer.seal() {
             tracing::error!(error = %e, "Cannot seal the observation store.");
             return;
@@ -200,6 +227,8 @@ struct Done {
     /// The index the batch was scanned with: emitted against the same one.
     index: Arc<Index>,
     ack: Option<Ack>,
+    /// Observables the batch recorded (per line, distinct tokens).
+    observations: u64,
 }
 
 /// The sidecar's [`AlertSink`]: metrics, the rules, the throttle, alert outputs.
@@ -400,7 +429,8 @@ pub fn start(
             .expect("spawn dispatcher thread")
     };
     let mut handles = Vec::new();
-    for i in 0..workers {
+    let held_all: Vec<Held> = (0..workers).map(|_| Held::default()).collect();
+    for (i, held) in held_all.iter().cloned().enumerate() {
         let rx = job_rx.clone();
         let tx = done_tx.clone();
         let live = live.clone();
@@ -412,7 +442,9 @@ pub fn start(
                     let mut recording = None;
                     for job in rx.iter() {
                         let infos = record.as_deref().map(Vec::as_slice);
-                        let done = scan_batch(&live, job, infos, &mut recording);
+                        let mut held = lock_held(&held);
+                        let done = scan_batch(&live, job, infos, &mut recording, &mut held);
+                        drop(held);
                         if tx.send(done).is_err() {
                             return;
                         }
@@ -442,6 +474,9 @@ pub fn start(
             };
             sink.metrics.alerts_writable.set(1);
             let mut retro = retro.and_then(RetroState::open);
+            if let Some(r) = retro.as_mut() {
+                r.held = held_all;
+            }
             let mut next = 0u64;
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let mut seals: Vec<(u64, std::sync::mpsc::Sender<()>)> = Vec::new();
@@ -551,8 +586,8 @@ fn emit_done(
     retro: &mut Option<RetroState>,
     mut d: Done,
 ) -> Result<(), String> {
+    sink.metrics.retro_observations.inc_by(d.observations);
     if let (Some(r), Some(b)) = (retro.as_mut(), d.scanned.recorded.take()) {
-        sink.metrics.retro_observations.inc_by(b.observations);
         if let Err(e) = r.writer.merge(b) {
             tracing::error!(error = %e, "Cannot record into the observation store.");
         }
@@ -593,10 +628,12 @@ fn scan_batch(
     job: Job,
     record: Option<&[SourceInfo]>,
     recording: &mut Option<crate::retro::Recording>,
+    held: &mut Vec<crate::retro::Batch>,
 ) -> Done {
     let index = live.index.load_full();
     let t0 = Instant::now();
     let mut scanner = Scanner::new(&index);
+    let mut before = 0;
     if let Some(infos) = record {
         let info = infos.get(job.batch.source);
         let decode = info.map_or_else(Default::default, |i| i.decode);
@@ -607,24 +644,47 @@ fn scan_batch(
                 .unwrap_or_else(|| crate::retro::Recording::new(decode)),
         );
         let now = Utc::now();
-        scanner.begin_batch(crate::retro::BatchContext {
-            decode,
-            new_input: true,
-            source: info.map_or_else(String::new, |i| i.name.clone()),
-            // A batch comes from one source; its first line's origin names the host
-            // of lines that name none (a syslog batch mixing peers credits the first).
-            default_host: job
-                .batch
-                .lines
-                .first()
-                .map_or_else(String::new, |l| crate::emit::default_host(&l.origin)),
-            reference: now,
-            read: now,
-        });
+        // Year-less stamps are placed before the reference; whole seconds, so that
+        // the batches of one second share the decoder's stamp caches.
+        let reference = chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::seconds(1))
+            .unwrap_or(now);
+        let name = info.map_or("", |i| i.name.as_str());
+        let prev = held
+            .iter()
+            .position(|b| b.source == name)
+            .map(|i| held.swap_remove(i));
+        before = prev.as_ref().map_or(0, |b| b.observations);
+        scanner.begin_held_batch(
+            crate::retro::BatchContext {
+                decode,
+                new_input: true,
+                source: name.to_string(),
+                // A batch comes from one source; its first line's origin names the host
+                // of lines that name none (a syslog batch mixing peers credits the first).
+                default_host: job
+                    .batch
+                    .lines
+                    .first()
+                    .map_or_else(String::new, |l| crate::emit::default_host(&l.origin)),
+                reference,
+                read: now,
+            },
+            prev,
+        );
     }
-    let scanned = scanner.lines(&job.batch.lines);
+    let mut scanned = scanner.lines(&job.batch.lines);
+    let mut observations = 0;
     if record.is_some() {
         *recording = scanner.pause_recording();
+        if let Some(b) = scanned.recorded.take() {
+            observations = b.observations - before;
+            let entries: usize = b.slices.iter().map(|s| s.1.len()).sum();
+            if entries < RETRO_HELD_ENTRIES {
+                held.push(b);
+            } else {
+                scanned.recorded = Some(b);
+            }
+        }
     }
     live.metrics
         .match_duration
@@ -636,5 +696,6 @@ fn scan_batch(
         origins: job.batch.lines.into_iter().map(|l| l.origin).collect(),
         index,
         ack: job.batch.ack,
+        observations,
     }
 }
