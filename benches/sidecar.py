@@ -10,8 +10,9 @@ throughput: writes N log lines (from the seeded workload's log) to a file, start
   tripline_lines_received_total reaches N (polling /metrics); reports lines/s, and
   CPU seconds (utime+stime from /proc) per line, i.e. lines/s per core. The log
   is the source log's lines repeated until there are N (streamed to disk).
-  --retro (any mode) adds `[retro] enabled = true`: the same run while recording
-  into the observation store; compare with a run without it on the same machine.
+  --retro (any mode) runs with `[retro] enabled = true` (the default) instead of
+  `false`: the same run while recording into the observation store; compare with a
+  run without it on the same machine.
 latency: a writer appends lines at --rate lines/s to a followed file; one line in a
   hundred carries an indicator and the wall-clock time it was written; alerts are read
   from tripline's stdout and the latency (alert read - line written) is summarised
@@ -87,7 +88,8 @@ def rss_mib(pid):
 
 def config(tmp, iocs, log, port, start_at="beginning", retro=False):
     path = os.path.join(tmp, "tripline.toml")
-    extra = "[retro]\nenabled = true\n" if retro else ""
+    # Explicit either way: recording is on by default.
+    extra = f"[retro]\nenabled = {'true' if retro else 'false'}\n"
     with open(path, "w") as f:
         f.write(f"""[intel]
 paths = ["{iocs}"]

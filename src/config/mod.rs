@@ -114,10 +114,9 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetroConfig {
-    /// Record every line's observables. Default false for now: recording costs several
-    /// times the sidecar's matching (see README, Observation store) and nothing reads
-    /// the store back in `tripline run` yet (retro matching is issue 12's next step);
-    /// the issue asks for true once both are done.
+    /// Record every line's observables, and probe new intel against them (retro
+    /// alerts). Default true in `tripline run` (README, Observation store, gives the
+    /// cost); `false` records nothing and runs no retro matching.
     pub enabled: bool,
     /// Days of log time kept (default 7; range [`bounds::RETRO_RETENTION_DAYS`]).
     pub retention_days: u64,
@@ -129,7 +128,7 @@ pub struct RetroConfig {
 impl Default for RetroConfig {
     fn default() -> Self {
         RetroConfig {
-            enabled: false,
+            enabled: true,
             retention_days: 7,
             max_bytes: 1 << 30,
         }
