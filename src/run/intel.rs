@@ -226,6 +226,30 @@ pub struct RetroLive {
     /// generation's turn, and the next generation to hand out.
     pub order: Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
     pub generations: Arc<std::sync::atomic::AtomicU64>,
+    /// Set by the output thread when it stops: a request it had not taken is never
+    /// answered (a finite input can end while a run waits).
+    pub output_gone: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Waits for the output thread's answer on `rx`, at most [`RETRO_SEAL_WAIT`]; `None`
+/// when it stopped (or dropped the request) without answering.
+fn answer(retro: &RetroLive, rx: &std::sync::mpsc::Receiver<()>) -> Option<bool> {
+    let deadline = std::time::Instant::now() + RETRO_SEAL_WAIT;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(()) => return Some(true),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if retro.output_gone.load(std::sync::atomic::Ordering::Acquire) {
+                    // It may have answered just before it went.
+                    return rx.try_recv().is_ok().then_some(true);
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Some(false);
+                }
+            }
+        }
+    }
 }
 
 impl RetroLive {
@@ -330,10 +354,10 @@ pub fn retro_after_reload(
     {
         return;
     }
-    match sealed.recv_timeout(RETRO_SEAL_WAIT) {
-        Ok(()) => {}
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+    match answer(retro, &sealed) {
+        Some(true) => {}
+        None => return,
+        Some(false) => {
             tracing::warn!("The observation store was not sealed in time; probing what is sealed.")
         }
     }
@@ -407,9 +431,9 @@ pub fn retro_after_reload(
         );
         return;
     }
-    match committed.recv_timeout(RETRO_SEAL_WAIT) {
-        Ok(()) => persist_probed(retro, new),
-        Err(_) => tracing::warn!(
+    match answer(retro, &committed) {
+        Some(true) => persist_probed(retro, new),
+        _ => tracing::warn!(
             "The retro alerts were not committed in time; the next start probes them again."
         ),
     }

@@ -206,6 +206,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
     let rules = correlation.as_ref().map_or(0, |c| c.rules());
     // Live retro matching: reloads probe their new indicators against the store.
     let (retro_tx, retro_rx) = crossbeam_channel::bounded::<pipeline::RetroControl>(16);
+    let output_gone = Arc::new(AtomicBool::new(false));
     let retro_live = config.retro.enabled.then(|| intel::RetroLive {
         store_dir: crate::config::RetroConfig::dir(&config.state.dir),
         control: retro_tx,
@@ -214,6 +215,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         probed_file: config.state.dir.join(RETRO_PROBED_FILE),
         order: Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new())),
         generations: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        output_gone: output_gone.clone(),
     });
     let infos = plan
         .sources
@@ -265,6 +267,7 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
                 retention_days: config.retro.retention_days.clamp(1, 3_650) as u32,
                 max_bytes: config.retro.max_bytes,
                 control: Some(retro_rx),
+                output_gone,
             }),
         },
     );

@@ -80,6 +80,8 @@ pub struct RetroParts {
     pub max_bytes: u64,
     /// Requests of live retro runs to the output thread.
     pub control: Option<crossbeam_channel::Receiver<RetroControl>>,
+    /// Set when the output thread stops (see [`super::intel::RetroLive::output_gone`]).
+    pub output_gone: Arc<AtomicBool>,
 }
 
 /// What a live retro run asks of the output thread.
@@ -396,6 +398,7 @@ pub fn start(
         suppressed_alerts,
         retro,
     } = parts;
+    let output_gone = retro.as_ref().map(|r| r.output_gone.clone());
     let control = retro.as_ref().and_then(|r| r.control.clone());
     // The workers' recorders read times as each source's decoder does.
     let record: Option<Arc<Vec<SourceInfo>>> = retro.as_ref().map(|_| Arc::new(sources.clone()));
@@ -551,6 +554,10 @@ pub fn start(
             }
             if let Some(r) = retro.as_mut() {
                 r.seal(&sink.metrics);
+            }
+            // Requests still queued are not taken: their runs stop waiting.
+            if let Some(g) = &output_gone {
+                g.store(true, Ordering::Release);
             }
             if let Some(c) = sink.correlation.as_mut() {
                 if finite && sink.stats.fatal.is_none() {
