@@ -22,11 +22,14 @@
 //! batch, so a restart reads it again; [`PipelineStats::fatal`] says why. Every queue
 //! is bounded (`2 × workers` jobs, `4 × workers` results).
 //!
-//! With `[retro] enabled`, workers also record every line's observables
-//! ([`crate::retro`]) and the output thread merges them into the store's writer, in
-//! order, sealing the open slices every [`RETRO_SEAL_EVERY`] and at the end, then
-//! applying retention; a crash loses what was recorded since the last seal (the lines
-//! themselves are acknowledged as before: recording never holds the input).
+//! With `[retro] enabled` (the default), workers also record every line's observables
+//! ([`crate::retro`]) and hold them, one batch per source that each of their batches
+//! adds to (no map and no merge per batch); the output thread takes what every worker
+//! holds and merges it into the store's writer when it seals the open slices, every
+//! [`RETRO_SEAL_EVERY`], on a live retro run's request and at the end, then applies
+//! retention. A worker hands its batches over early past [`RETRO_HELD_ENTRIES`]. A
+//! crash loses what was recorded since the last seal (the lines themselves are
+//! acknowledged as before: recording never holds the input).
 //!
 //! Live retro matching ([`super::intel::retro_after_reload`]) talks to the output
 //! thread through [`RetroControl`]: it asks for a seal once every batch scanned with
@@ -104,11 +107,12 @@ pub enum RetroControl {
 
 /// What one worker recorded since the last seal, one batch per source, kept across
 /// its batches (locked while it scans one); the output thread takes it when it
-/// seals. A held batch past [`RETRO_HELD_ENTRIES`] goes to the writer at once, with
-/// the scanned batch.
+/// seals. Past [`RETRO_HELD_ENTRIES`] entries together, they go to the writer at once,
+/// with the scanned batch.
 type Held = Arc<std::sync::Mutex<Vec<crate::retro::Batch>>>;
 
-/// A worker hands its held batch of a source to the writer past this many entries.
+/// A worker hands its held batches to the writer past this many entries (about 48
+/// bytes each in memory).
 pub const RETRO_HELD_ENTRIES: usize = 1 << 18;
 
 fn lock_held(h: &Held) -> std::sync::MutexGuard<'_, Vec<crate::retro::Batch>> {
@@ -231,6 +235,9 @@ struct Done {
     ack: Option<Ack>,
     /// Observables the batch recorded (per line, distinct tokens).
     observations: u64,
+    /// The worker's held batches, handed to the writer when they grew past
+    /// [`RETRO_HELD_ENTRIES`] together.
+    handed: Vec<crate::retro::Batch>,
 }
 
 /// The sidecar's [`AlertSink`]: metrics, the rules, the throttle, alert outputs.
@@ -594,9 +601,11 @@ fn emit_done(
     mut d: Done,
 ) -> Result<(), String> {
     sink.metrics.retro_observations.inc_by(d.observations);
-    if let (Some(r), Some(b)) = (retro.as_mut(), d.scanned.recorded.take()) {
-        if let Err(e) = r.writer.merge(b) {
-            tracing::error!(error = %e, "Cannot record into the observation store.");
+    if let Some(r) = retro.as_mut() {
+        for b in std::mem::take(&mut d.handed) {
+            if let Err(e) = r.writer.merge(b) {
+                tracing::error!(error = %e, "Cannot record into the observation store.");
+            }
         }
     }
     let now = Utc::now();
@@ -681,15 +690,21 @@ fn scan_batch(
     }
     let mut scanned = scanner.lines(&job.batch.lines);
     let mut observations = 0;
+    let mut handed = Vec::new();
     if record.is_some() {
         *recording = scanner.pause_recording();
         if let Some(b) = scanned.recorded.take() {
             observations = b.observations - before;
-            let entries: usize = b.slices.iter().map(|s| s.1.len()).sum();
-            if entries < RETRO_HELD_ENTRIES {
-                held.push(b);
-            } else {
-                scanned.recorded = Some(b);
+            held.push(b);
+            // Bounded memory whatever the number of sources: past the cap, all of
+            // it goes to the writer (which seals past its own).
+            let entries: usize = held
+                .iter()
+                .flat_map(|b| b.slices.iter())
+                .map(|s| s.1.len())
+                .sum();
+            if entries >= RETRO_HELD_ENTRIES {
+                handed = std::mem::take(held);
             }
         }
     }
@@ -704,5 +719,6 @@ fn scan_batch(
         index,
         ack: job.batch.ack,
         observations,
+        handed,
     }
 }
