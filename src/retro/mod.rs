@@ -484,20 +484,18 @@ impl BatchRecorder {
         last: &mut Option<(String, u16)>,
         host: &str,
     ) -> u16 {
-        if let Some((h, id)) = last {
+        // A batch names a few hosts (a file's, a syslog relay's peers): compared in
+        // turn (most differ in length), no hash and no copy.
+        if batch.hosts.len() <= 8 {
+            if let Some(i) = batch.hosts.iter().position(|h| h == host) {
+                return i as u16;
+            }
+        } else if let Some((h, id)) = last {
             if h == host {
                 return *id;
             }
         }
-        // A batch names a few hosts (a file's, a syslog relay's peers): compared in
-        // turn before they are hashed.
-        let few = batch.hosts.len() <= 8;
-        let found = if few {
-            batch.hosts.iter().position(|h| h == host).map(|i| i as u16)
-        } else {
-            host_ids.get(host).copied()
-        };
-        let id = match found {
+        let id = match host_ids.get(host).copied() {
             Some(id) => id,
             None if batch.hosts.len() >= usize::from(u16::MAX) => u16::MAX,
             None => {
