@@ -442,16 +442,20 @@ impl Decoder {
     /// in the decoder's order of detection: a Zeek header line; an Apache/nginx line (a
     /// hand-written scan of the access log's shape for its stamp: no regex, no
     /// fields); the common RFC 3164 / rsyslog header `[<PRI>]Mmm dd hh:mm:ss host
-    /// tag[pid]: ` read by hand ([`syslog::quick`]: no syslog_loose parse); any other
+    /// tag[pid]: ` read by hand (`syslog::quick`: no syslog_loose parse); any other
     /// syslog header that names both a time and a host (the message is not
     /// decoded: an inner time or host is read only when the header has none); a JSON
-    /// line starting `{"timestamp":"…"` with no host name in it (three vectorised
-    /// searches, no scan: [`Decoder::json_quick`]), else one scan keeping only the
-    /// spans of the time and host names (no field list, no allocation per field). Any other line (a Zeek row, a syslog header
-    /// missing either, Snare, key=value, plain) takes the full [`Decoder::decode`]. The last stamp read and its instant
-    /// are kept: consecutive lines often share the second, and then the stamp is not
-    /// resolved again. Cost on the fast paths: the syslog header parse (or a scan of
-    /// the access log's head), no allocation but a host that is not UTF-8.
+    /// line starting `{"timestamp":"…"` with no host name at its top level (a few
+    /// vectorised searches, no scan: `Decoder::json_quick`), else one scan keeping only the
+    /// spans of the time and host names (no field list, no allocation per field); a
+    /// BIND 9 log line (`01-Jan-2024 10:00:01.123 …` holding no `=` nor tab) by its
+    /// stamp. Any other line (a Zeek row, a syslog header missing either, Snare,
+    /// key=value, plain) takes the full [`Decoder::decode`]. The time is in whole
+    /// seconds. The last stamp of each layout and its second are kept (per layout, so
+    /// that interleaved layouts do not evict each other; compared by their bytes, the
+    /// fraction of a second left out): lines of one second do not resolve it again.
+    /// Cost on the fast paths: the syslog header's shape check (or a scan of the access
+    /// log's head), no allocation but a host that is not UTF-8.
     pub fn time_and_host<'a>(&mut self, line: &'a [u8], reference: DateTime<Utc>) -> TimeHost<'a> {
         let mut end = line.len();
         while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {

@@ -15,7 +15,7 @@
 //!   US) and `WET WEST CET CEST EET EEST` (Europe), read as their fixed offsets);
 //! - BIND 9 (`named` logging channels with `print-time yes`, the query log's default):
 //!   `01-Jan-2024 10:00:01.123` (day, English month name, year; milliseconds), zoneless;
-//!   read at the start of a line as [`leading`] does;
+//!   read at the start of a line (`leading`);
 //! - ctime, as Snare writes it: `Mon Mar 04 10:00:01 2024` (the weekday is checked to
 //!   be a weekday name, not against the date);
 //! - epoch numbers, as a value: seconds with an optional fraction (`1521911720.865716`),

@@ -30,13 +30,14 @@
 //! [`Recording`]); its label suffixes are derived when the slice is sealed, once per
 //! name, not per line.
 //!
-//! Cost (benchmark log, 1M indicators, `tripline run`): about 1.06 µs of CPU per line
-//! on top of the sidecar's 1.03 µs (half its throughput); the matcher's recording of
-//! every token, the remaining time reads (JSON lines naming a host, lines no fast path
-//! reads) and the aggregation and merge are most of it
-//! (`benches/results/2026-12-07-retro-sidecar-2cpu.md`). The driver merges each batch
-//! into a [`store::Writer`], which keeps the open slices in memory and seals them into
-//! immutable segments ([`segment`]).
+//! Cost (benchmark log, 1M indicators, `tripline run`): about 0.44 µs of CPU per line
+//! on top of the sidecar's 0.97 µs, -22% of its throughput (was 1.06 µs, -41%): the
+//! time and host read, the per-token map update and the host names' hashing are most
+//! of it (`benches/results/2026-12-07-retro-sidecar-after-2cpu.md`). The sidecar's
+//! workers hold what they record across batches and the output thread merges it into
+//! a [`store::Writer`] when it seals (`hunt --record`: each piece as it is written);
+//! the writer keeps the open slices in memory and seals them into immutable segments
+//! ([`segment`]), deriving the host names' label suffixes then.
 //!
 //! # Probing (for retro matching)
 //! [`Store::open`] reads the segments; then, per indicator in its canonical form:
