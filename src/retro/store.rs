@@ -439,6 +439,35 @@ impl Store {
     /// Reads every segment under `dir` (none when it does not exist). A segment that
     /// does not read is an error: it was written whole or not at all.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_filtered(dir, |_| true)
+    }
+
+    /// The segment files of the store now (for [`Store::open_only`]).
+    pub fn segment_paths(dir: &Path) -> Result<std::collections::HashSet<PathBuf>, StoreError> {
+        let mut out = std::collections::HashSet::new();
+        for (_, day) in days(dir)? {
+            for e in std::fs::read_dir(&day).map_err(io_err(&day))? {
+                let path = e.map_err(io_err(&day))?.path();
+                if path.extension().is_some_and(|x| x == "seg") {
+                    out.insert(path);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The store as it was when `paths` were listed ([`Store::segment_paths`]):
+    /// segments sealed since are left out (a sidecar's start run probes what earlier
+    /// runs recorded, not the lines it has just matched live). A day compacted since
+    /// then (its segments replaced by a new one) is left out too.
+    pub fn open_only(
+        dir: &Path,
+        paths: &std::collections::HashSet<PathBuf>,
+    ) -> Result<Store, StoreError> {
+        Store::open_filtered(dir, |p| paths.contains(p))
+    }
+
+    fn open_filtered(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Store, StoreError> {
         let mut store = Store {
             dir: dir.to_path_buf(),
             ..Store::default()
@@ -446,7 +475,9 @@ impl Store {
         let mut buf = Vec::new();
         for (_, day) in days(dir)? {
             for (_, path, seg, bytes) in load_day(&day, &mut buf)? {
-                let _ = path;
+                if !keep(&path) {
+                    continue;
+                }
                 store.bytes += bytes;
                 store.segments.push(seg);
             }
@@ -945,6 +976,39 @@ mod tests {
             r.line(line.as_bytes(), &toks);
         }
         r.finish()
+    }
+
+    /// A store opened as of a listing of its segments leaves out what was sealed
+    /// since (a sidecar's start run probes only what earlier runs recorded).
+    #[test]
+    fn open_only_leaves_out_segments_sealed_since_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::new(dir.path(), WriterOptions::default()).unwrap();
+        let earlier = batch(
+            "fw.log",
+            &[("2026-12-01T10:00:00Z", "h1", &|l| l.push_v4(0x0a00_0005))],
+        );
+        w.merge(earlier).unwrap();
+        w.seal().unwrap();
+        let listed = Store::segment_paths(dir.path()).unwrap();
+        assert_eq!(listed.len(), 1);
+        let this_run = batch(
+            "fw.log",
+            &[("2026-12-01T11:00:00Z", "h2", &|l| {
+                l.push_v4(0x0a00_0005);
+                l.push_v4(0x0a00_0006);
+            })],
+        );
+        w.merge(this_run).unwrap();
+        w.seal().unwrap();
+        let then = Store::open_only(dir.path(), &listed).unwrap();
+        let o = then.probe(Kind::Ipv4, "10.0.0.5", None);
+        assert_eq!(o.len(), 1);
+        assert_eq!((o[0].count, o[0].last), (1, t("2026-12-01T10:00:00Z")));
+        assert!(then.probe(Kind::Ipv4, "10.0.0.6", None).is_empty());
+        let now = Store::open(dir.path()).unwrap();
+        assert_eq!(now.probe(Kind::Ipv4, "10.0.0.5", None)[0].count, 2);
+        assert_eq!(now.probe(Kind::Ipv4, "10.0.0.6", None).len(), 1);
     }
 
     #[test]

@@ -229,6 +229,9 @@ pub struct RetroLive {
     /// Set by the output thread when it stops: a request it had not taken is never
     /// answered (a finite input can end while a run waits).
     pub output_gone: Arc<std::sync::atomic::AtomicBool>,
+    /// The store's segments when this process started: the start run probes those
+    /// only (what earlier runs recorded), never what this run has already matched.
+    pub start_segments: Arc<std::collections::HashSet<PathBuf>>,
 }
 
 /// Waits for the output thread's answer on `rx`, at most [`RETRO_SEAL_WAIT`]; `None`
@@ -346,29 +349,40 @@ pub fn retro_after_reload(
         persist_probed(retro, new);
         return;
     }
-    let (done, sealed) = std::sync::mpsc::channel();
-    if retro
-        .control
-        .send(RetroControl::Seal { upto, done })
-        .is_err()
-    {
-        return;
-    }
-    match answer(retro, &sealed) {
-        Some(true) => {}
-        None => return,
-        Some(false) => {
-            tracing::warn!("The observation store was not sealed in time; probing what is sealed.")
+    // A reload's run: what the old index scanned must be in the store first. The
+    // start run probes what earlier processes sealed, as it was at start: this
+    // process's lines were matched live with this very intel.
+    let open = || match old {
+        Some(_) => crate::retro::Store::open(&retro.store_dir),
+        None => crate::retro::Store::open_only(&retro.store_dir, &retro.start_segments),
+    };
+    if old.is_some() {
+        let (done, sealed) = std::sync::mpsc::channel();
+        if retro
+            .control
+            .send(RetroControl::Seal { upto, done })
+            .is_err()
+        {
+            return;
+        }
+        match answer(retro, &sealed) {
+            Some(true) => {}
+            None => return,
+            Some(false) => {
+                tracing::warn!(
+                    "The observation store was not sealed in time; probing what is sealed."
+                )
+            }
         }
     }
     // A periodic seal may be compacting a day meanwhile: try again.
-    let mut store = crate::retro::Store::open(&retro.store_dir);
+    let mut store = open();
     for _ in 0..3 {
         if store.is_ok() {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
-        store = crate::retro::Store::open(&retro.store_dir);
+        store = open();
     }
     let store = match store {
         Ok(s) => s,

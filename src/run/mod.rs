@@ -216,6 +216,11 @@ async fn run_async(opts: RunOptions) -> Result<ExitCode> {
         order: Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new())),
         generations: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         output_gone: output_gone.clone(),
+        // Listed before any line is read (and so before this run seals anything).
+        start_segments: Arc::new(
+            crate::retro::Store::segment_paths(&crate::config::RetroConfig::dir(&config.state.dir))
+                .unwrap_or_default(),
+        ),
     });
     let infos = plan
         .sources

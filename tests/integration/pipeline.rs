@@ -308,6 +308,23 @@ fn harbor_valid_now(dir: &Path) -> String {
     path.display().to_string()
 }
 
+/// The harbor intel (valid now) and a `run` config reading it, state in `dir`, no
+/// metrics, no rules.
+fn harbor_stdin_config(dir: &Path) -> (String, std::path::PathBuf) {
+    let intel = harbor_valid_now(dir);
+    let config = dir.join("tripline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[intel]\npaths = [{intel:?}]\nwatch = false\n\
+             [metrics]\nenabled = false\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
+            dir.join("state").display().to_string(),
+        ),
+    )
+    .unwrap();
+    (intel, config)
+}
+
 #[test]
 fn time_from_message_text_is_ignored() {
     let lines = concat!(
@@ -317,17 +334,7 @@ fn time_from_message_text_is_ignored() {
         "May  1 10:00:03 fw01 app: seen 2019-01-01T00:00:00Z update-check.example.net\n",
     );
     let dir = tempfile::tempdir().unwrap();
-    let intel = harbor_valid_now(dir.path());
-    let config = dir.path().join("tripline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[intel]\npaths = [{intel:?}]\nwatch = false\n\
-             [metrics]\nenabled = false\n[rules]\nenabled = false\n[state]\ndir = {:?}\n",
-            dir.path().join("state").display().to_string(),
-        ),
-    )
-    .unwrap();
+    let (intel, config) = harbor_stdin_config(dir.path());
     let intel = intel.as_str();
     let (_, hunt) = with_stdin(&["hunt", "-q", "--intel", intel, "-"], lines.as_bytes());
     let (_, run) = with_stdin(
@@ -362,6 +369,34 @@ fn time_from_message_text_is_ignored() {
         for g in [&got[0], &got[1], &got[3]] {
             assert_eq!(g.2, "event", "{driver}: {g:?}");
         }
+    }
+}
+
+/// With recording on (the default), a run's start retro probes what earlier runs
+/// recorded, never the lines this run has just matched live: once a short `run --stdin`
+/// had sealed its own lines before its start run opened the store, that run alerted
+/// them a second time as retro alerts (no `line_number`). Several short runs, each
+/// with a fresh state, so that the timing that showed it comes up.
+#[test]
+fn start_retro_does_not_alert_the_runs_own_lines_again() {
+    let lines = "May  1 10:00:03 fw01 app: seen update-check.example.net\n\
+                 May  1 10:00:04 fw01 app: seen update-check.example.net again\n";
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, config) = harbor_stdin_config(dir.path());
+        let (code, out) = with_stdin(
+            &["run", "--stdin", "--config", config.to_str().unwrap()],
+            lines.as_bytes(),
+        );
+        assert_eq!(code, Some(0), "round {round}: {out}");
+        let alerts = parse(&out);
+        assert_eq!(alerts.len(), 2, "round {round}: {out}");
+        for a in &alerts {
+            assert!(a["tripline"]["line_number"].is_u64(), "round {round}: {a}");
+            assert!(a["tripline"].get("retro").is_none(), "round {round}: {a}");
+        }
+        // What it recorded is there for the next start.
+        assert!(dir.path().join("state/retro").is_dir(), "round {round}");
     }
 }
 
