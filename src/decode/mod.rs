@@ -250,8 +250,8 @@ struct StampCache {
     written: Option<Written>,
     reference: Option<DateTime<Utc>>,
     secs: Option<i64>,
-    /// Whether the stamp read at all (a [`syslog::quick`] stamp that does not is no
-    /// such header).
+    /// Whether the value read as a stamp of the layout at all (a syslog header whose
+    /// stamp does not is no such header).
     reads: bool,
 }
 
@@ -524,25 +524,10 @@ impl Decoder {
     ) -> Option<(Option<i64>, (usize, usize))> {
         let h = syslog::quick_spans(line, s, end)?;
         let stamp = line.get(h.stamp.0..h.stamp.1)?;
-        let c = &mut self.stamps[Site::Syslog as usize];
-        let fresh = c.written.is_none() && c.reference == Some(reference);
-        if fresh && c.raw == stamp {
-            return c.reads.then_some((c.secs, h.host));
-        }
-        c.raw.clear();
-        c.raw.extend_from_slice(stamp);
-        without_fraction(stamp, &mut self.scratch);
-        let c = &mut self.stamps[Site::Syslog as usize];
-        if !(fresh && c.bytes == self.scratch) {
-            let w = syslog::quick_stamp(&self.scratch);
-            let secs = w.and_then(|w| w.resolve(&self.opts.zone, reference));
-            std::mem::swap(&mut c.bytes, &mut self.scratch);
-            c.written = None;
-            c.reference = Some(reference);
-            c.secs = secs.map(|t| t.timestamp());
-            c.reads = w.is_some();
-        }
-        c.reads.then_some((c.secs, h.host))
+        let secs = self.cached_stamp(Site::Syslog, stamp, reference, |v, zone, reference| {
+            syslog::quick_stamp(v).map(|w| w.resolve(zone, reference).map(|t| t.timestamp()))
+        })?;
+        Some((secs, h.host))
     }
 
     /// A BIND 9 log line (`01-Jan-2024 10:00:01.123 queries: info: client …`): its
@@ -655,25 +640,40 @@ impl Decoder {
     /// cache: the fraction of a second is not part of the key, so lines of one second
     /// hit it whatever their milliseconds.
     fn cached_value(&mut self, site: Site, value: &[u8], reference: DateTime<Utc>) -> Option<i64> {
+        self.cached_stamp(site, value, reference, |v, zone, reference| {
+            Some(time::parse_value(v, zone, reference).map(|t| t.timestamp()))
+        })
+        .flatten()
+    }
+
+    /// `read(value)` through `site`'s cache: `None` when the value is no stamp of
+    /// the layout, else its second (`None` when it does not resolve). Compared first
+    /// by its bytes (a stamp without a fraction: no key to build), then without its
+    /// fraction of a second (`read` is given that key: it reads the same second).
+    fn cached_stamp(
+        &mut self,
+        site: Site,
+        value: &[u8],
+        reference: DateTime<Utc>,
+        read: impl FnOnce(&[u8], &Zone, DateTime<Utc>) -> Option<Option<i64>>,
+    ) -> Option<Option<i64>> {
         let c = &mut self.stamps[site as usize];
         let fresh = c.written.is_none() && c.reference == Some(reference);
-        // The same bytes as the last value (a stamp without a fraction): no key to build.
         if fresh && c.raw == value {
-            return c.secs;
+            return c.reads.then_some(c.secs);
         }
         c.raw.clear();
         c.raw.extend_from_slice(value);
         without_fraction(value, &mut self.scratch);
-        if fresh && c.bytes == self.scratch {
-            return c.secs;
+        if !(fresh && c.bytes == self.scratch) {
+            let got = read(&self.scratch, &self.opts.zone, reference);
+            std::mem::swap(&mut c.bytes, &mut self.scratch);
+            c.written = None;
+            c.reference = Some(reference);
+            c.reads = got.is_some();
+            c.secs = got.flatten();
         }
-        let secs =
-            time::parse_value(&self.scratch, &self.opts.zone, reference).map(|t| t.timestamp());
-        std::mem::swap(&mut c.bytes, &mut self.scratch);
-        c.written = None;
-        c.reference = Some(reference);
-        c.secs = secs;
-        secs
+        c.reads.then_some(c.secs)
     }
 
     /// [`Written::resolve`] in the source's zone, to the second, through `site`'s
@@ -685,8 +685,6 @@ impl Decoder {
             return c.secs;
         }
         let secs = w.resolve(&self.opts.zone, reference).map(|t| t.timestamp());
-        c.raw.clear();
-        c.bytes.clear();
         c.written = Some(w);
         c.reference = Some(reference);
         c.secs = secs;

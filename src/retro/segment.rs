@@ -454,14 +454,7 @@ impl Segment {
             .map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default()))
             .collect::<Vec<_>>();
         let names = decode_names(r.take(names_len)?, nn)?;
-        let hosts = r.strs(nh)?;
-        let sources = r.strs(ns)?;
-        let host_sets = r.sets(nhs)?;
-        let source_sets = r.sets(nss)?;
-        if keys.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("keys not sorted");
-        }
-        Ok(Segment {
+        let head = Segment {
             slice,
             keys,
             packed,
@@ -469,12 +462,28 @@ impl Segment {
             filter,
             v6,
             names,
-            hosts,
-            sources,
-            host_sets,
-            source_sets,
             covers,
-        })
+            ..Segment::default()
+        };
+        head.with_tail(&mut r, [nh, ns, nhs, nss])
+    }
+
+    /// The sections both formats end with (the host and source names and their
+    /// sets), read into `self`, and the check that the keys are sorted.
+    fn with_tail(
+        mut self,
+        r: &mut Cursor<'_>,
+        counts: [usize; 4],
+    ) -> Result<Segment, &'static str> {
+        let [nh, ns, nhs, nss] = counts;
+        self.hosts = r.strs(nh)?;
+        self.sources = r.strs(ns)?;
+        self.host_sets = r.sets(nhs)?;
+        self.source_sets = r.sets(nss)?;
+        if self.keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("keys not sorted");
+        }
+        Ok(self)
     }
 
     /// Format 1 (`TRRETRO1`: 8-byte times and count, 4-byte set ids, names as offsets
@@ -515,14 +524,7 @@ impl Segment {
             s = e;
         }
         let names = Names::from_sorted(&list);
-        let hosts = r.strs(nh)?;
-        let sources = r.strs(ns)?;
-        let host_sets = r.sets(nhs)?;
-        let source_sets = r.sets(nss)?;
-        if keys.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("keys not sorted");
-        }
-        Ok(Segment {
+        let head = Segment {
             slice,
             keys,
             packed,
@@ -530,12 +532,10 @@ impl Segment {
             filter,
             v6,
             names,
-            hosts,
-            sources,
-            host_sets,
-            source_sets,
             covers,
-        })
+            ..Segment::default()
+        };
+        head.with_tail(&mut r, [nh, ns, nhs, nss])
     }
 
     /// Writes the segment to `path` atomically (temporary file, fsync, rename, fsync
